@@ -1,0 +1,347 @@
+"""The canonical tables.
+
+Records pulled from a CRM are keyed by ``(crm, object, crm_id)`` (``object`` is the CRM's
+own object name: ``Account``, ``Lead``, ``companies``...), soft deletes are a flag, and
+fields the model has no column for are kept in ``extra`` rather than dropped, so a later
+version can use them without a full resync.
+
+``changed_at`` moves only when a field we read for scoring or matching changes, not when
+the CRM's modification stamp moves because abm-sync itself wrote a score.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from store.types import JSONType, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+CRMS = ("salesforce", "hubspot")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+class CrmRecord:
+    """Columns every record pulled from a CRM has."""
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    crm: Mapped[str] = mapped_column(String(16))
+    object: Mapped[str] = mapped_column(String(64))
+    crm_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime | None]
+    modified_at: Mapped[datetime | None]
+    is_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    merged_into: Mapped[str | None] = mapped_column(String(64))
+    extra: Mapped[dict[str, Any] | None]
+    synced_at: Mapped[datetime | None]
+    changed_at: Mapped[datetime | None]
+
+
+class Account(CrmRecord, Base):
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("crm", "object", "crm_id", name="uq_accounts_key"),)
+
+    name: Mapped[str | None] = mapped_column(Text)
+    website: Mapped[str | None] = mapped_column(Text)
+    domain: Mapped[str | None] = mapped_column(String(255), index=True)
+    industry: Mapped[str | None] = mapped_column(String(255))
+    employees: Mapped[int | None] = mapped_column(Integer)
+    annual_revenue: Mapped[float | None] = mapped_column(Float)
+    country: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str | None] = mapped_column(String(128))
+    city: Mapped[str | None] = mapped_column(String(255))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    parent_crm_id: Mapped[str | None] = mapped_column(String(64))
+    type: Mapped[str | None] = mapped_column(String(128))
+    owner_crm_id: Mapped[str | None] = mapped_column(String(64))
+    linked_salesforce_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class Person(CrmRecord, Base):
+    """A lead or a contact: both are people whose engagement rolls up to an account."""
+
+    __tablename__ = "people"
+    __table_args__ = (
+        UniqueConstraint("crm", "object", "crm_id", name="uq_people_key"),
+        Index("ix_people_email", "email"),
+    )
+
+    kind: Mapped[str] = mapped_column(String(16))  # "lead" or "contact"
+    first_name: Mapped[str | None] = mapped_column(Text)
+    last_name: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(String(320))
+    title: Mapped[str | None] = mapped_column(Text)
+    company: Mapped[str | None] = mapped_column(Text)
+    website: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str | None] = mapped_column(String(128))
+    city: Mapped[str | None] = mapped_column(String(255))
+    industry: Mapped[str | None] = mapped_column(String(255))
+    employees: Mapped[int | None] = mapped_column(Integer)
+    account_crm_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    status: Mapped[str | None] = mapped_column(String(128))
+    is_converted: Mapped[bool] = mapped_column(Boolean, default=False)
+    converted_at: Mapped[datetime | None]
+    converted_account_crm_id: Mapped[str | None] = mapped_column(String(64))
+    converted_contact_crm_id: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str | None] = mapped_column(String(255))
+    owner_crm_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class Opportunity(CrmRecord, Base):
+    __tablename__ = "opportunities"
+    __table_args__ = (UniqueConstraint("crm", "object", "crm_id", name="uq_opportunities_key"),)
+
+    name: Mapped[str | None] = mapped_column(Text)
+    account_crm_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    stage: Mapped[str | None] = mapped_column(String(255))
+    is_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_won: Mapped[bool] = mapped_column(Boolean, default=False)
+    amount: Mapped[float | None] = mapped_column(Float)
+    close_date: Mapped[date | None] = mapped_column(Date)
+    closed_at: Mapped[datetime | None]
+
+
+class Campaign(CrmRecord, Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (UniqueConstraint("crm", "object", "crm_id", name="uq_campaigns_key"),)
+
+    name: Mapped[str | None] = mapped_column(Text)
+    type: Mapped[str | None] = mapped_column(String(255))
+
+
+class CrmUser(CrmRecord, Base):
+    __tablename__ = "crm_users"
+    __table_args__ = (UniqueConstraint("crm", "object", "crm_id", name="uq_crm_users_key"),)
+
+    name: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(String(320))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Activity(CrmRecord, Base):
+    """One touchpoint: a task, call, email, meeting, campaign response or marketing event."""
+
+    __tablename__ = "activities"
+    __table_args__ = (
+        UniqueConstraint("crm", "object", "crm_id", name="uq_activities_key"),
+        Index("ix_activities_occurred_at", "occurred_at"),
+    )
+
+    activity_type: Mapped[str] = mapped_column(String(64))  # canonical, see scoring's catalogue
+    crm_type: Mapped[str | None] = mapped_column(String(255))
+    team: Mapped[str | None] = mapped_column(String(32))
+    subject: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime | None]
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    person_crm_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    account_crm_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    campaign_crm_id: Mapped[str | None] = mapped_column(String(64))
+    campaign_type: Mapped[str | None] = mapped_column(String(255))
+
+
+class Match(Base):
+    """Which account a person belongs to, how sure we are, and why."""
+
+    __tablename__ = "matches"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    decision: Mapped[str] = mapped_column(String(16))  # auto, review, none, pinned, crm
+    method: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str | None] = mapped_column(Text)
+    reasons: Mapped[dict[str, Any] | None]
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    pinned_by: Mapped[str | None] = mapped_column(String(255))
+    matched_at: Mapped[datetime | None]
+
+
+class AccountLink(Base):
+    """Cross-CRM identity: a HubSpot company that is the same business as a Salesforce account."""
+
+    __tablename__ = "account_links"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    canonical_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    linked_at: Mapped[datetime | None]
+
+
+class ScoreColumns:
+    engagement: Mapped[float | None] = mapped_column(Float)
+    sales_activity: Mapped[float | None] = mapped_column(Float)
+    marketing: Mapped[float | None] = mapped_column(Float)
+    fit: Mapped[float | None] = mapped_column(Float)
+    grade: Mapped[int | None] = mapped_column(Integer)
+    predictive: Mapped[float | None] = mapped_column(Float)
+    breadth: Mapped[float | None] = mapped_column(Float)
+    velocity: Mapped[float | None] = mapped_column(Float)
+    trend: Mapped[str | None] = mapped_column(String(32))
+    alignment: Mapped[str | None] = mapped_column(String(32))
+
+
+class Score(ScoreColumns, Base):
+    """The current scores of one account or person, with the reasons behind them."""
+
+    __tablename__ = "scores"
+    __table_args__ = (UniqueConstraint("entity_kind", "entity_id", name="uq_scores_entity"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    entity_kind: Mapped[str] = mapped_column(String(16))  # "account" or "person"
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    reasons_text: Mapped[str | None] = mapped_column(Text)
+    breakdown: Mapped[dict[str, Any] | None]
+    model_version: Mapped[int | None] = mapped_column(Integer)
+    scored_at: Mapped[datetime | None]
+
+
+class ScoreHistory(ScoreColumns, Base):
+    """A daily snapshot, for trends and the history chart."""
+
+    __tablename__ = "score_history"
+    __table_args__ = (UniqueConstraint("entity_kind", "entity_id", "day", name="uq_score_history_day"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    entity_kind: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    day: Mapped[date] = mapped_column(Date)
+
+
+class PredictiveModel(Base):
+    """A trained predictive model, kept so a previous version can be restored."""
+
+    __tablename__ = "predictive_models"
+    __table_args__ = (UniqueConstraint("target", "version", name="uq_predictive_models_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target: Mapped[str] = mapped_column(String(64))  # e.g. "account_won", "lead_converts"
+    version: Mapped[int] = mapped_column(Integer)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    trained_at: Mapped[datetime]
+    metrics: Mapped[dict[str, Any] | None]
+    params: Mapped[dict[str, Any] | None]
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class WritebackState(Base):
+    """The last value successfully written to one CRM field of one record.
+
+    The writer diffs against this, not against what it computed last time, so a write
+    that failed is retried rather than forgotten.
+    """
+
+    __tablename__ = "writeback_state"
+    __table_args__ = (UniqueConstraint("crm", "object", "crm_id", "field", name="uq_writeback_state_key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    crm: Mapped[str] = mapped_column(String(16))
+    object: Mapped[str] = mapped_column(String(64))
+    crm_id: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str | None] = mapped_column(Text)
+    written_at: Mapped[datetime]
+    run_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class WritebackError(Base):
+    __tablename__ = "writeback_errors"
+    __table_args__ = (UniqueConstraint("crm", "object", "crm_id", name="uq_writeback_errors_key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    crm: Mapped[str] = mapped_column(String(16))
+    object: Mapped[str] = mapped_column(String(64))
+    crm_id: Mapped[str] = mapped_column(String(64))
+    fields: Mapped[list[Any] | None]
+    code: Mapped[str | None] = mapped_column(String(128))
+    message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    first_failed_at: Mapped[datetime]
+    last_failed_at: Mapped[datetime]
+    next_retry_at: Mapped[datetime | None]
+    run_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class SyncCursor(Base):
+    """Where the last committed pull of one object stopped: (timestamp, id), never past a run's start."""
+
+    __tablename__ = "sync_cursors"
+    __table_args__ = (UniqueConstraint("crm", "object", name="uq_sync_cursors_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    crm: Mapped[str] = mapped_column(String(16))
+    object: Mapped[str] = mapped_column(String(64))
+    cursor_ts: Mapped[datetime | None]
+    cursor_id: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[dict[str, Any] | None]
+    updated_at: Mapped[datetime]
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_state", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # incremental, full, resync, sync, writeback...
+    trigger: Mapped[str] = mapped_column(String(32))  # schedule, cli, api
+    state: Mapped[str] = mapped_column(String(32))  # queued, running, paused, succeeded, failed, cancelled
+    options: Mapped[dict[str, Any] | None]
+    counts: Mapped[dict[str, Any] | None]
+    api_calls: Mapped[dict[str, Any] | None]
+    stages: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+
+
+class Lock(Base):
+    """A lease-based lock, so two workers on one database never run at once."""
+
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    run_id: Mapped[int | None] = mapped_column(Integer)
+
+
+CRM_RECORD_TABLES = {
+    "accounts": Account.__table__,
+    "people": Person.__table__,
+    "opportunities": Opportunity.__table__,
+    "campaigns": Campaign.__table__,
+    "crm_users": CrmUser.__table__,
+    "activities": Activity.__table__,
+}

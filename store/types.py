@@ -1,0 +1,66 @@
+"""Column types that keep the store honest about time and free-form data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+
+class NaiveDatetimeError(ValueError):
+    """A datetime without a timezone reached the store.
+
+    Naive datetimes are ambiguous (local time of which machine?), so the store refuses
+    them; call :func:`ensure_utc` with an explicit zone at the edge that produced them.
+    """
+
+
+def ensure_utc(value: datetime, assume: Any = None) -> datetime:
+    """Convert ``value`` to UTC; a naive value needs ``assume`` (a tzinfo) to be converted."""
+    if value.tzinfo is None:
+        if assume is None:
+            raise NaiveDatetimeError(
+                f"naive datetime {value.isoformat()} has no timezone; "
+                "pass assume=<tzinfo> to say which zone it is in"
+            )
+        value = value.replace(tzinfo=assume)
+    return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    SQLite has no timezone type: values are stored as naive UTC and handed back aware.
+    PostgreSQL gets ``timestamptz``.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+        value = ensure_utc(value)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+"""JSON on SQLite, JSONB on PostgreSQL (indexable, compact)."""

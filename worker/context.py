@@ -1,0 +1,55 @@
+"""What every CLI command needs: the loaded configuration and an up-to-date store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+
+from config import AbmConfig, ConfigError, load_config
+from store.migrate import SchemaOutOfDate
+from store.session import open_store
+
+EXIT_CONFIG = 2
+EXIT_SCHEMA = 3
+
+err_console = Console(stderr=True)
+
+
+@dataclass
+class CliContext:
+    config_path: Path | None = None
+    _config: AbmConfig | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> AbmConfig:
+        if self._config is None:
+            try:
+                self._config = load_config(self.config_path)
+            except ConfigError as exc:
+                report_config_error(exc)
+                raise typer.Exit(EXIT_CONFIG) from None
+        return self._config
+
+    def engine(self, *, check_schema: bool = True) -> Engine:
+        try:
+            return open_store(self.config.database.url, check_schema=check_schema)
+        except SchemaOutOfDate as exc:
+            err_console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(EXIT_SCHEMA) from None
+
+
+def report_config_error(exc: ConfigError) -> None:
+    where = f" in {exc.source}" if exc.source else ""
+    err_console.print(f"[red]{len(exc.problems)} configuration problem(s){where}:[/red]")
+    for problem in exc.problems:
+        err_console.print(f"  {problem}", markup=False, highlight=False)
+
+
+def get_context(ctx: typer.Context) -> CliContext:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, CliContext)
+    return obj
