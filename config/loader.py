@@ -13,8 +13,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config.errors import ConfigError, ConfigProblem, problems_from_validation
 from config.connections import DatabaseConfig
+from config.errors import ConfigError, ConfigProblem, problems_from_validation
 from config.model import AbmConfig
 from config.secrets import SecretsSection
 

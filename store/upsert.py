@@ -76,16 +76,18 @@ def upsert(
         update_columns = [c for c in columns if c not in key and c != "id"]
         content = [c for c in update_columns if c not in NOT_CONTENT]
         set_: dict[str, Any] = {c: excluded[c] for c in update_columns}
-        changed_any = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in update_columns if c != "synced_at"))
+        compared = [c for c in update_columns if c not in ("synced_at", "changed_at")]
+        changed_any = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in compared))
         if has_sync_columns and content:
             content_changed = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in content))
             set_["changed_at"] = case((content_changed, excluded["changed_at"]), else_=table.c.changed_at)
-        if not set_:
+        if not compared:
             stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
         else:
             stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=set_, where=changed_any)
-        result = conn.execute(stmt)
-        count = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(pending)
+        result = conn.execute(stmt.execution_options(preserve_rowcount=True))
+        count = result.rowcount
+        assert count >= 0, f"{dialect} did not report how many rows the upsert wrote"
         pending.clear()
         return count
 

@@ -1,0 +1,238 @@
+"""The canonical store on SQLite and PostgreSQL: round trips, upserts, ids, text, time."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Engine, func, insert, select
+
+from store import schema
+from store.ids import InvalidSalesforceId, to_18
+from store.types import NaiveDatetimeError, ensure_utc
+from store.upsert import upsert
+
+T0 = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+
+
+def account_row(crm_id: str = "001D000000IRFmaIAH", **overrides) -> dict:
+    row = {
+        "crm": "salesforce",
+        "object": "Account",
+        "crm_id": crm_id,
+        "name": "Acme Corporation",
+        "website": "https://www.acme.com",
+        "domain": "acme.com",
+        "industry": "Manufacturing",
+        "employees": 420,
+        "annual_revenue": 12_500_000.0,
+        "country": "US",
+        "state": "CA",
+        "city": "San Francisco",
+        "phone": "+14155550100",
+        "parent_crm_id": None,
+        "type": "Customer",
+        "owner_crm_id": "005000000000001AAA",
+        "created_at": T0,
+        "modified_at": T0,
+        "is_deleted": False,
+        "extra": {"Rating": "Hot", "Custom__c": [1, 2]},
+    }
+    row.update(overrides)
+    return row
+
+
+def read_all(engine: Engine, table) -> list[dict]:
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(table).order_by(table.c[next(iter(table.c.keys()))]))]
+
+
+# A full row for every table, so each column type makes the trip on both backends.
+FULL_ROWS = {
+    "accounts": account_row(),
+    "people": {
+        "crm": "hubspot", "object": "contacts", "crm_id": "151", "kind": "contact", "first_name": "Jennifer",
+        "last_name": "Ng", "email": "jen@acme.com", "title": "VP Finance", "company": "Acme", "website": "acme.com",
+        "phone": "+1 415 555 0101", "country": "US", "state": "CA", "city": "SF", "industry": "Manufacturing",
+        "employees": 400, "account_crm_id": "99", "status": "Open", "is_converted": True, "converted_at": T0,
+        "converted_account_crm_id": "99", "converted_contact_crm_id": "151", "source": "Webinar",
+        "owner_crm_id": "7", "created_at": T0, "modified_at": T0, "is_deleted": False, "merged_into": None,
+        "extra": {"hs_persona": "persona_1"},
+    },
+    "opportunities": {
+        "crm": "salesforce", "object": "Opportunity", "crm_id": "006000000000001AAA", "name": "Acme renewal",
+        "account_crm_id": "001D000000IRFmaIAH", "stage": "Closed Won", "is_closed": True, "is_won": True,
+        "amount": 48_000.5, "close_date": date(2026, 2, 28), "closed_at": T0, "created_at": T0 - timedelta(days=60),
+        "modified_at": T0, "is_deleted": False, "extra": None,
+    },
+    "campaigns": {
+        "crm": "salesforce", "object": "Campaign", "crm_id": "701000000000001AAA", "name": "Pricing webinar",
+        "type": "Webinar", "created_at": T0, "modified_at": T0, "is_deleted": False, "extra": None,
+    },
+    "crm_users": {
+        "crm": "salesforce", "object": "User", "crm_id": "005000000000001AAA", "name": "Sam Rep",
+        "email": "sam@example.org", "is_active": True, "created_at": T0, "modified_at": T0, "is_deleted": False,
+        "extra": None,
+    },
+    "activities": {
+        "crm": "salesforce", "object": "Task", "crm_id": "00T000000000001AAA", "activity_type": "call_connected",
+        "crm_type": "Call", "team": "sales", "subject": "Pricing discussion", "occurred_at": T0,
+        "duration_seconds": 640, "person_crm_id": "003000000000001AAA", "account_crm_id": "001D000000IRFmaIAH",
+        "campaign_crm_id": None, "campaign_type": None, "created_at": T0, "modified_at": T0, "is_deleted": False,
+        "extra": {"Status": "Completed"},
+    },
+}
+
+
+def test_round_trip_of_every_crm_entity(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table_name, row in FULL_ROWS.items():
+            assert upsert(conn, schema.CRM_RECORD_TABLES[table_name], [row]) == 1
+    for table_name, row in FULL_ROWS.items():
+        (stored,) = read_all(engine, schema.CRM_RECORD_TABLES[table_name])
+        for column, value in row.items():
+            assert stored[column] == value, (table_name, column)
+        assert stored["synced_at"].tzinfo is not None
+        assert stored["changed_at"] == stored["synced_at"]
+
+
+def test_round_trip_of_derived_entities(engine: Engine) -> None:
+    with engine.begin() as conn:
+        upsert(conn, schema.Account.__table__, [account_row(), account_row("001000000000002AAA", crm="salesforce")])
+        upsert(conn, schema.Person.__table__, [FULL_ROWS["people"]])
+        account_id, other_id = conn.execute(select(schema.Account.id).order_by(schema.Account.id)).scalars()
+        person_id = conn.execute(select(schema.Person.id)).scalar_one()
+        rows = {
+            schema.Match: {"person_id": person_id, "account_id": account_id, "decision": "auto", "method": "domain",
+                           "confidence": 0.97, "reason": "domain acme.com = acme.com; name 0.94; country US",
+                           "reasons": {"domain": 4.1, "name": 2.2}, "pinned": False, "matched_at": T0},
+            schema.AccountLink: {"account_id": other_id, "canonical_account_id": account_id, "method": "domain",
+                                 "confidence": 0.9, "linked_at": T0},
+            schema.Score: {"entity_kind": "account", "entity_id": account_id, "engagement": 81.5, "grade": 4,
+                           "sales_activity": 40.0, "marketing": 55.0, "fit": 77.0, "predictive": 0.42,
+                           "breadth": 3.0, "velocity": 1.8, "trend": "surging", "alignment": "aligned_high",
+                           "reasons_text": "3 people attended the pricing webinar", "breakdown": {"webinar": 30},
+                           "model_version": 2, "scored_at": T0},
+            schema.ScoreHistory: {"entity_kind": "account", "entity_id": account_id, "day": date(2026, 3, 1),
+                                  "engagement": 81.5, "grade": 4, "trend": "surging"},
+            schema.PredictiveModel: {"target": "account_won", "version": 1, "is_active": True, "trained_at": T0,
+                                     "metrics": {"auc": 0.86}, "params": {"horizon_days": 90}, "blob": b"\x00\x01"},
+            schema.WritebackState: {"crm": "salesforce", "object": "Account", "crm_id": "001D000000IRFmaIAH",
+                                    "field": "ABM_Grade__c", "value": "4", "written_at": T0, "run_id": 1},
+            schema.WritebackError: {"crm": "hubspot", "object": "companies", "crm_id": "99", "fields": ["abm_grade"],
+                                    "code": "VALIDATION_ERROR", "message": "Property values were not valid",
+                                    "attempts": 2, "first_failed_at": T0, "last_failed_at": T0,
+                                    "next_retry_at": T0 + timedelta(hours=1), "run_id": 1},
+            schema.SyncCursor: {"crm": "salesforce", "object": "Lead", "cursor_ts": T0,
+                                "cursor_id": "00Q000000000001AAA", "state": {"mode": "bulk"}, "updated_at": T0},
+            schema.Run: {"kind": "incremental", "trigger": "schedule", "state": "succeeded", "options": {},
+                         "counts": {"read": 10}, "api_calls": {"salesforce": 3}, "stages": {"pull": {"s": 1.5}},
+                         "error": None, "created_at": T0, "started_at": T0, "finished_at": T0, "heartbeat_at": T0},
+            schema.Lock: {"name": "pipeline", "holder": "host:123", "acquired_at": T0,
+                          "expires_at": T0 + timedelta(minutes=2), "run_id": 1},
+        }
+        for model, row in rows.items():
+            conn.execute(insert(model.__table__), [row])
+    for model, row in rows.items():
+        (stored,) = read_all(engine, model.__table__)
+        for column, value in row.items():
+            assert stored[column] == value, (model.__tablename__, column)
+
+
+def test_reupsert_is_idempotent_and_writes_nothing(engine: Engine) -> None:
+    rows = [account_row(to_18(f"001000000000{i:03d}")) for i in range(50)]
+    with engine.begin() as conn:
+        assert upsert(conn, schema.Account.__table__, rows) == 50
+    before = read_all(engine, schema.Account.__table__)
+    with engine.begin() as conn:
+        assert upsert(conn, schema.Account.__table__, rows, now=T0 + timedelta(days=1)) == 0
+    assert read_all(engine, schema.Account.__table__) == before
+
+
+def test_upsert_updates_only_changed_rows_and_tracks_content_changes(engine: Engine) -> None:
+    rows = [account_row(to_18(f"001000000000{i:03d}")) for i in range(10)]
+    with engine.begin() as conn:
+        upsert(conn, schema.Account.__table__, rows, now=T0)
+    later = T0 + timedelta(hours=1)
+    changed = [dict(r) for r in rows]
+    changed[3]["industry"] = "Retail"  # content change
+    changed[7]["modified_at"] = later  # our own writeback bumped the CRM stamp: not content
+    with engine.begin() as conn:
+        assert upsert(conn, schema.Account.__table__, changed, now=later) == 2
+    stored = {r["crm_id"]: r for r in read_all(engine, schema.Account.__table__)}
+    assert stored[rows[3]["crm_id"]]["industry"] == "Retail"
+    assert stored[rows[3]["crm_id"]]["changed_at"] == later
+    assert stored[rows[7]["crm_id"]]["modified_at"] == later
+    assert stored[rows[7]["crm_id"]]["changed_at"] == T0
+    untouched = [r for crm_id, r in stored.items() if crm_id not in (rows[3]["crm_id"], rows[7]["crm_id"])]
+    assert all(r["synced_at"] == T0 and r["changed_at"] == T0 for r in untouched)
+
+
+def test_salesforce_ids_are_stored_in_18_character_form(engine: Engine) -> None:
+    with engine.begin() as conn:
+        upsert(conn, schema.Account.__table__,
+               [account_row("001D000000IRFma", parent_crm_id="001A0000006Vm9r", owner_crm_id="005000000000001")])
+        # the same record under its 18-character id is the same row, not a second one
+        upsert(conn, schema.Account.__table__, [account_row("001D000000IRFmaIAH", name="Acme Corp")])
+    (stored,) = read_all(engine, schema.Account.__table__)
+    assert stored["crm_id"] == "001D000000IRFmaIAH"
+    assert stored["name"] == "Acme Corp"
+    assert stored["owner_crm_id"] == "005000000000001AAA"
+
+
+@pytest.mark.parametrize(
+    ("id15", "id18"),
+    [("001D000000IRFma", "001D000000IRFmaIAH"), ("a0D30000001n7Pi", "a0D30000001n7PiEAI"),
+     ("003000000000001", "003000000000001AAA")],
+)
+def test_to_18(id15: str, id18: str) -> None:
+    assert to_18(id15) == id18
+    assert to_18(id18) == id18
+    assert to_18(id18[:15] + id18[15:].lower()) == id18  # the suffix is case-insensitive
+
+
+@pytest.mark.parametrize("bad", ["", "001", "001D000000IRFma!", "001D000000IRFmaXXX", "001d000000irfmaIAH"])
+def test_invalid_salesforce_ids_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidSalesforceId):
+        to_18(bad)
+
+
+def test_unicode_and_large_text_survive(engine: Engine) -> None:
+    names = ["株式会社トヨタ自動車", "שטראוס גרופ בע״מ", "شركة أرامكو السعودية", "ООО «Ромашка»", "Crème Brûlée SàRL 🍮🚀",
+             "Zürich Versicherungs-Gesellschaft AG", "삼성전자 주식회사"]
+    big = ("Ünïcødé 測試 🚀 " * 8000)[:100_000]
+    rows = [account_row(to_18(f"001000000000{i:03d}"), name=name) for i, name in enumerate(names)]
+    rows.append(account_row(to_18("001000000000999"), name="Big", extra={"Description": big}))
+    with engine.begin() as conn:
+        upsert(conn, schema.Account.__table__, rows)
+        conn.execute(insert(schema.Score.__table__), [{"entity_kind": "account", "entity_id": 1, "reasons_text": big}])
+    stored = {r["name"]: r for r in read_all(engine, schema.Account.__table__)}
+    for name in names:
+        assert name in stored
+    assert stored["Big"]["extra"]["Description"] == big
+    with engine.connect() as conn:
+        assert conn.execute(select(schema.Score.reasons_text)).scalar_one() == big
+
+
+def test_naive_datetimes_are_refused(engine: Engine) -> None:
+    with pytest.raises(Exception) as excinfo, engine.begin() as conn:
+        upsert(conn, schema.Account.__table__, [account_row(created_at=datetime(2026, 3, 1, 12, 0))])
+    assert isinstance(excinfo.value, NaiveDatetimeError) or isinstance(
+        getattr(excinfo.value, "orig", None), NaiveDatetimeError
+    ) or "naive datetime" in str(excinfo.value)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.Account.__table__)).scalar_one() == 0
+
+
+def test_ensure_utc_converts_explicitly() -> None:
+    cet = timezone(timedelta(hours=1))
+    assert ensure_utc(datetime(2026, 3, 1, 13, 0), assume=cet) == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    assert ensure_utc(datetime(2026, 3, 1, 13, 0, tzinfo=cet)).tzinfo == UTC
+    with pytest.raises(NaiveDatetimeError, match="assume"):
+        ensure_utc(datetime(2026, 3, 1, 13, 0))
+
+
+def test_rows_with_different_columns_are_refused(engine: Engine) -> None:
+    rows = [account_row(to_18("001000000000001")), {**account_row(to_18("001000000000002")), "oops": 1}]
+    with pytest.raises(ValueError, match="same columns"), engine.begin() as conn:
+        upsert(conn, schema.Account.__table__, rows)
