@@ -198,8 +198,8 @@ def test_invalid_salesforce_ids_are_refused(bad: str) -> None:
 
 
 def test_unicode_and_large_text_survive(engine: Engine) -> None:
-    names = ["株式会社トヨタ自動車", "שטראוס גרופ בע״מ", "شركة أرامكو السعودية", "ООО «Ромашка»", "Crème Brûlée SàRL 🍮🚀",
-             "Zürich Versicherungs-Gesellschaft AG", "삼성전자 주식회사"]
+    names = ["株式会社トヨタ自動車", "שטראוס גרופ בע״מ", "شركة أرامكو السعودية", "ООО «Ромашка»",
+             "Crème Brûlée SàRL 🍮🚀", "Zürich Versicherungs-Gesellschaft AG", "삼성전자 주식회사"]
     big = ("Ünïcødé 測試 🚀 " * 8000)[:100_000]
     rows = [account_row(to_18(f"001000000000{i:03d}"), name=name) for i, name in enumerate(names)]
     rows.append(account_row(to_18("001000000000999"), name="Big", extra={"Description": big}))
