@@ -1,0 +1,53 @@
+"""Client helpers for code that talks to a running sandbox (tests, benchmarks, demos).
+
+simple-salesforce honours a custom ``requests.Session`` for REST and Bulk 2.0, but its
+Metadata API client (zeep) builds its own session; trusting the sandbox CA there must not
+mean ``verify=False`` nor a process-wide ``REQUESTS_CA_BUNDLE``, so the CA is set on zeep's
+transport session only. Sessions here ignore the environment (``trust_env = False``): requests
+lets ``REQUESTS_CA_BUNDLE`` override ``session.verify``, which would reject the sandbox CA.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import requests
+from simple_salesforce import Salesforce
+
+from sandbox.runner import SandboxHandle
+
+DEFAULT_VERSION = "59.0"
+
+
+def sandbox_requests_session(ca_path: Path | str) -> requests.Session:
+    """A requests session that verifies against the sandbox CA.
+
+    ``trust_env`` is off because requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``
+    override ``session.verify``; a session for a local server needs no proxy settings either.
+    """
+    session = requests.Session()
+    session.verify = str(ca_path)
+    session.trust_env = False
+    return session
+
+
+def trust_ca_for_mdapi(sf: Salesforce, ca_path: Path | str) -> None:
+    """Make ``sf.mdapi`` verify TLS against ``ca_path`` (zeep ignores ``sf.session``)."""
+    zeep_session = sf.mdapi._client.transport.session
+    zeep_session.verify = str(ca_path)
+    zeep_session.trust_env = False
+
+
+def simple_salesforce(
+    handle: SandboxHandle, session_id: str | None = None, version: str = DEFAULT_VERSION
+) -> Salesforce:
+    """A simple-salesforce client on the sandbox: REST, bulk2 and mdapi all verify its CA."""
+    session = sandbox_requests_session(handle.ca_path)
+    sf = Salesforce(
+        instance_url=handle.base_url,
+        session_id=session_id or handle.salesforce_session(),
+        session=session,
+        version=version,
+    )
+    trust_ca_for_mdapi(sf, handle.ca_path)
+    return sf

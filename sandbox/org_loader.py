@@ -1,0 +1,46 @@
+"""Load the synthetic org from the generator (``sandbox.seed``) into the Salesforce surface.
+
+Objects load parents first so references in the data point at rows that already exist.
+An org kept with ``--state`` is not seeded twice: restarting on the same file keeps its data
+(and whatever tests or demos wrote since).
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import UTC, datetime
+
+from sandbox.salesforce.org import SalesforceOrg
+from sandbox.storage import quote_ident
+
+LOAD_ORDER = ("User", "Account", "Campaign", "Lead", "Contact", "Opportunity", "Task", "Event", "CampaignMember")
+SIZES = ("S", "M", "L")
+
+
+def org_is_seeded(org: SalesforceOrg) -> bool:
+    table = org.object("Account").table
+    return org.storage.fetchone(f"SELECT 1 FROM {quote_ident(table)} LIMIT 1") is not None
+
+
+def load_generated_org(
+    org: SalesforceOrg, seed: int, size: str = "S", as_of: datetime | None = None
+) -> dict[str, int]:
+    """Generate the org for (``seed``, ``size``) and load it; returns rows loaded per object
+    (empty when the storage already holds an org)."""
+    size = size.upper()
+    if size not in SIZES:
+        raise ValueError(f"unknown org size {size!r}; expected one of {', '.join(SIZES)}")
+    if org_is_seeded(org):
+        return {}
+    try:
+        seed_module = importlib.import_module("sandbox.seed")
+    except ModuleNotFoundError as exc:
+        if exc.name != "sandbox.seed":
+            raise
+        raise RuntimeError("the org generator (sandbox/seed.py) is not installed in this checkout; "
+                           "start the sandbox without --seed for an empty org") from None
+    generated = seed_module.generate(seed=seed, size=size, as_of=as_of or datetime.now(UTC))
+    counts: dict[str, int] = {}
+    for object_name in LOAD_ORDER:
+        counts[object_name] = org.load(object_name, generated.salesforce.records(object_name))
+    return counts

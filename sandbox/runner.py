@@ -1,0 +1,145 @@
+"""Run a sandbox over HTTPS in a background thread (tests, benchmarks, the CLI, demos).
+
+``run_sandbox()`` makes TLS files, optionally seeds an org from the generator, binds a free
+port on 127.0.0.1 and serves with uvicorn until the ``with`` block ends. The handle it
+yields is the Python API other code uses: URLs, CA file, sandbox-only credentials, fault
+injection, the request log and counters, daily limits.
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import uvicorn
+
+from sandbox.app import Sandbox
+from sandbox.faults import FaultInjector
+from sandbox.limits import DailyLimits
+from sandbox.org_loader import load_generated_org
+from sandbox.requestlog import RequestLog
+from sandbox.salesforce.auth import SalesforceCredentials
+from sandbox.salesforce.context import API_LIMIT
+from sandbox.tls import make_tls_files
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 30.0
+
+
+@dataclass
+class SandboxHandle:
+    """A running sandbox. ``base_url`` is also Salesforce's ``instance_url`` and login URL."""
+
+    base_url: str
+    port: int
+    ca_path: Path
+    sandbox: Sandbox
+    seeded: dict[str, int]
+
+    @property
+    def faults(self) -> FaultInjector:
+        return self.sandbox.faults
+
+    @property
+    def request_log(self) -> RequestLog:
+        return self.sandbox.request_log
+
+    @property
+    def limits(self) -> DailyLimits:
+        return self.sandbox.limits
+
+    @property
+    def salesforce_credentials(self) -> SalesforceCredentials:
+        return self.sandbox.salesforce.credentials
+
+    @property
+    def salesforce_token_url(self) -> str:
+        return f"{self.base_url}/services/oauth2/token"
+
+    def salesforce_session(self) -> str:
+        """A fresh access token, as if the client-credentials flow had just run."""
+        return self.sandbox.salesforce.issue_session()
+
+    def expire_sessions(self) -> None:
+        self.sandbox.expire_sessions()
+
+    def exhaust_daily_limit(self) -> None:
+        """Spend today's Salesforce API budget: the next API call answers 403 REQUEST_LIMIT_EXCEEDED."""
+        self.sandbox.limits.exhaust(API_LIMIT)
+
+    def reset(self) -> None:
+        self.sandbox.reset()
+
+
+def _free_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((HOST, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {HOST}:{port}: {exc.strerror}; choose another --port or 0 for any") from exc
+    sock.listen(128)
+    return sock
+
+
+@contextmanager
+def run_sandbox(
+    seed: int | None = None,
+    size: str = "S",
+    state_path: Path | None = None,
+    port: int = 0,
+    directory: Path | None = None,
+    as_of: datetime | None = None,
+    daily_api_requests: int | None = None,
+) -> Iterator[SandboxHandle]:
+    """Serve a sandbox until the block exits. ``seed`` loads the generator's org of ``size``
+    (S, M or L) unless ``state_path`` already holds an org; ``directory`` keeps the TLS and
+    JWT files (a temporary directory by default)."""
+    with tempfile.TemporaryDirectory(prefix="abm-sandbox-") as tmp:
+        workdir = directory or Path(tmp)
+        tls = make_tls_files(workdir)
+        sandbox = Sandbox(workdir, state_path, daily_api_requests=daily_api_requests)
+        try:
+            seeded: dict[str, int] = {}
+            if seed is not None:
+                seeded = load_generated_org(sandbox.salesforce.org, seed, size, as_of)
+            sock = _free_socket(port)
+            bound_port = sock.getsockname()[1]
+            config = uvicorn.Config(
+                sandbox.asgi_app(),
+                ssl_certfile=str(tls.cert_path),
+                ssl_keyfile=str(tls.key_path),
+                http="h11",
+                loop="asyncio",
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+                proxy_headers=False,
+                timeout_graceful_shutdown=1,
+            )
+            server = uvicorn.Server(config)
+            thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="abm-sandbox",
+                                      daemon=True)
+            thread.start()
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while not server.started:
+                if not thread.is_alive() or time.monotonic() > deadline:
+                    server.should_exit = True
+                    raise RuntimeError("the sandbox server did not start (see the log above)")
+                time.sleep(0.01)
+            try:
+                yield SandboxHandle(f"https://{HOST}:{bound_port}", bound_port, tls.ca_path, sandbox, seeded)
+            finally:
+                server.should_exit = True
+                thread.join(timeout=10)
+                sock.close()
+        finally:
+            sandbox.close()

@@ -1,0 +1,337 @@
+"""The emulated Salesforce org: records, writes with Salesforce's validation, deletes.
+
+REST, sObject Collections, Bulk API 2.0 ingest and the org loader all write through here,
+so every path validates fields the same way, maintains LastModifiedDate / SystemModstamp /
+LastModifiedById, derives read-only fields (Name, IsClosed, IsWon) and honours the
+"reject writes to these records" fault.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import string
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sandbox.faults import FaultInjector
+from sandbox.salesforce.errors import SalesforceError
+from sandbox.salesforce.inference import infer_field
+from sandbox.salesforce.schema import HIDDEN_DELETED_AT, SalesforceSchema, SfField, SfObject
+from sandbox.salesforce.values import (
+    FieldValueError,
+    now_stamp,
+    python_to_storage,
+    storage_to_json,
+    wire_to_storage,
+)
+from sandbox.storage import Storage, quote_ident
+from store.ids import to_18
+
+_BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+INTEGRATION_USERNAME = "integration@abm-sync.sandbox"
+
+# Defaults Salesforce fills in for required picklists when a record is created without them.
+_CREATE_DEFAULTS = {
+    "Lead": {"Status": "Open - Not Contacted"},
+    "Task": {"Status": "Not Started", "Priority": "Normal"},
+    "CampaignMember": {"Status": "Sent"},
+}
+_DERIVED_NAME = ("Lead", "Contact", "User")
+
+
+class RecordError(SalesforceError):
+    """A per-record failure: answers 400 on single-record calls, an error entry in batches."""
+
+    def __init__(self, code: str, message: str, fields: list[str] | None = None) -> None:
+        super().__init__(400, code, message, fields if fields is not None else [])
+
+    def as_result(self) -> dict[str, Any]:
+        return {"statusCode": self.code, "message": self.message, "fields": self.fields or []}
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    while number:
+        number, rem = divmod(number, 62)
+        digits.append(_BASE62[rem])
+    return "".join(reversed(digits)).rjust(width, "0")
+
+
+class SalesforceOrg:
+    def __init__(self, storage: Storage, faults: FaultInjector) -> None:
+        self.storage = storage
+        self.schema = SalesforceSchema(storage)
+        self.faults = faults
+        self._id_counter = itertools.count(int.from_bytes(secrets.token_bytes(3), "big"))
+        self.integration_user_id = self._ensure_integration_user()
+
+    # -- objects ---------------------------------------------------------------------------
+    def object(self, name: str) -> SfObject:
+        obj = self.schema.get(name)
+        if obj is None:
+            raise SalesforceError(404, "NOT_FOUND", f"The requested resource does not exist: sObject type '{name}'")
+        return obj
+
+    def new_id(self, obj: SfObject) -> str:
+        while True:
+            candidate = to_18(obj.key_prefix + "5b" + _base62(next(self._id_counter), 10))
+            if self.storage.fetchone(f'SELECT 1 FROM {quote_ident(obj.table)} WHERE "Id" = ?', (candidate,)) is None:
+                return candidate
+
+    def _ensure_integration_user(self) -> str:
+        user = self.object("User")
+        row = self.storage.fetchone(
+            f'SELECT "Id" FROM {quote_ident(user.table)} WHERE "Username" = ?', (INTEGRATION_USERNAME,)
+        )
+        if row:
+            return str(row[0])
+        user_id = self.new_id(user)
+        stamp = now_stamp()
+        values = {
+            "Id": user_id, "Username": INTEGRATION_USERNAME, "FirstName": "Integration", "LastName": "User",
+            "Name": "Integration User", "Email": INTEGRATION_USERNAME, "IsActive": 1, "IsDeleted": 0,
+            "CreatedDate": stamp, "CreatedById": user_id, "LastModifiedDate": stamp,
+            "LastModifiedById": user_id, "SystemModstamp": stamp,
+        }
+        self.storage.insert_many(user.table, list(values), [list(values.values())])
+        return user_id
+
+    # -- reads -----------------------------------------------------------------------------
+    def row(self, obj: SfObject, record_id: str, include_deleted: bool = False) -> dict[str, Any] | None:
+        try:
+            record_id = to_18(record_id)
+        except ValueError:
+            return None
+        names = obj.field_names()
+        cols = ", ".join(quote_ident(n) for n in names)
+        deleted = "" if include_deleted else ' AND "IsDeleted" = 0'
+        found = self.storage.fetchone(
+            f'SELECT {cols} FROM {quote_ident(obj.table)} WHERE "Id" = ?{deleted}', (record_id,)
+        )
+        return dict(zip(names, found, strict=True)) if found else None
+
+    def to_json(
+        self, obj: SfObject, stored: Mapping[str, Any], version: str, fields: Iterable[SfField] | None = None
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "attributes": {"type": obj.name, "url": f"/services/data/v{version}/sobjects/{obj.name}/{stored['Id']}"}
+        }
+        for f in fields if fields is not None else obj.fields.values():
+            out[f.name] = storage_to_json(f, stored.get(f.name))
+        return out
+
+    # -- writes ----------------------------------------------------------------------------
+    def _validated(self, obj: SfObject, values: Mapping[str, Any], creating: bool, csv: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            f = obj.field(key)
+            if f is None:
+                raise RecordError("INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}", [key])
+            allowed = f.createable if creating else f.updateable
+            if not allowed:
+                raise RecordError(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update fields: {f.name}. Please check the security settings of this "
+                    "field and verify that it is read/write for your profile or permission set.",
+                    [f.name],
+                )
+            if csv and value == "":
+                continue  # Bulk API: an empty cell leaves the field unchanged; #N/A clears it
+            if csv and value == "#N/A":
+                value = None
+            try:
+                stored = wire_to_storage(f, value, csv=csv)
+            except FieldValueError as exc:
+                raise RecordError(exc.code, exc.message, [exc.field_name]) from None
+            if stored is None and not f.nillable and f.type != "boolean":
+                raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{f.name}]", [f.name])
+            out[f.name] = 0 if stored is None and f.type == "boolean" else stored
+        return out
+
+    def _derive(self, obj: SfObject, row: dict[str, Any]) -> None:
+        if obj.name in _DERIVED_NAME and ("FirstName" in row or "LastName" in row):
+            row["Name"] = " ".join(p for p in (row.get("FirstName"), row.get("LastName")) if p)
+        if obj.name == "Opportunity" and "StageName" in row:
+            stage = (row.get("StageName") or "").lower()
+            row["IsClosed"] = 1 if stage.startswith("closed") else 0
+            row["IsWon"] = 1 if stage == "closed won" else 0
+
+    def _check_rejection(self, record_id: str) -> None:
+        rejection = self.faults.write_rejection(record_id)
+        if rejection is not None:
+            raise RecordError(rejection.error_code, rejection.message, list(rejection.fields))
+
+    def create(self, obj: SfObject, values: Mapping[str, Any], user_id: str, csv: bool = False) -> str:
+        row = self._validated(obj, values, creating=True, csv=csv)
+        for name, default in _CREATE_DEFAULTS.get(obj.name, {}).items():
+            row.setdefault(name, default)
+        missing = [
+            f.name for f in obj.fields.values()
+            if f.createable and not f.nillable and f.type != "boolean" and f.name != "OwnerId"
+            and row.get(f.name) is None
+        ]
+        if missing:
+            raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing)
+        record_id = self.new_id(obj)
+        stamp = now_stamp()
+        row.update(
+            Id=record_id, IsDeleted=0, CreatedDate=stamp, CreatedById=user_id, LastModifiedDate=stamp,
+            LastModifiedById=user_id, SystemModstamp=stamp,
+        )
+        if obj.field("OwnerId") is not None:
+            row.setdefault("OwnerId", user_id)
+        for f in obj.fields.values():
+            if f.type == "boolean" and f.name not in row:
+                row[f.name] = 0
+        self._derive(obj, row)
+        self.storage.insert_many(obj.table, list(row), [list(row.values())])
+        return record_id
+
+    def update(
+        self, obj: SfObject, record_id: str, values: Mapping[str, Any], user_id: str, csv: bool = False
+    ) -> None:
+        current = self.row(obj, record_id)
+        if current is None:
+            raise RecordError("ENTITY_IS_DELETED" if self.row(obj, record_id, True) else "INVALID_CROSS_REFERENCE_KEY",
+                              "entity is deleted" if self.row(obj, record_id, True) else
+                              f"invalid cross reference id: {record_id}")
+        changes = self._validated(obj, values, creating=False, csv=csv)
+        self._check_rejection(current["Id"])
+        if obj.name in _DERIVED_NAME and ("FirstName" in changes or "LastName" in changes):
+            merged = {**current, **changes}
+            changes["Name"] = " ".join(p for p in (merged.get("FirstName"), merged.get("LastName")) if p)
+        else:
+            self._derive(obj, changes)
+        stamp = now_stamp()
+        changes.update(LastModifiedDate=stamp, LastModifiedById=user_id, SystemModstamp=stamp)
+        sets = ", ".join(f"{quote_ident(k)} = ?" for k in changes)
+        self.storage.execute(
+            f'UPDATE {quote_ident(obj.table)} SET {sets} WHERE "Id" = ?', [*changes.values(), current["Id"]]
+        )
+
+    def delete(self, obj: SfObject, record_id: str, user_id: str) -> None:
+        current = self.row(obj, record_id)
+        if current is None:
+            if self.row(obj, record_id, include_deleted=True):
+                raise SalesforceError(404, "ENTITY_IS_DELETED", "entity is deleted")
+            raise not_found_record()
+        self._check_rejection(current["Id"])
+        stamp = now_stamp()
+        self.storage.execute(
+            f'UPDATE {quote_ident(obj.table)} SET "IsDeleted" = 1, "{HIDDEN_DELETED_AT}" = ?, '
+            '"LastModifiedDate" = ?, "LastModifiedById" = ?, "SystemModstamp" = ? WHERE "Id" = ?',
+            (stamp, stamp, user_id, stamp, current["Id"]),
+        )
+
+    def find_by(self, obj: SfObject, field_name: str, value: str) -> list[str]:
+        """Ids of live records whose ``field_name`` equals ``value`` (upsert by external id)."""
+        f = obj.field(field_name)
+        if f is None:
+            return []
+        stored = wire_to_storage(f, value, csv=True)
+        rows = self.storage.fetchall(
+            f'SELECT "Id" FROM {quote_ident(obj.table)} WHERE {quote_ident(f.name)} = ? AND "IsDeleted" = 0 LIMIT 2',
+            (stored,),
+        )
+        return [r[0] for r in rows]
+
+    # -- windows ---------------------------------------------------------------------------
+    def updated_ids(self, obj: SfObject, start: str, end: str) -> list[str]:
+        rows = self.storage.fetchall(
+            f'SELECT "Id" FROM {quote_ident(obj.table)} WHERE "IsDeleted" = 0 AND "SystemModstamp" >= ? '
+            'AND "SystemModstamp" < ? ORDER BY "SystemModstamp", "Id"',
+            (start, end),
+        )
+        return [r[0] for r in rows]
+
+    def deleted_records(self, obj: SfObject, start: str, end: str) -> list[tuple[str, str]]:
+        return [
+            (r[0], r[1])
+            for r in self.storage.fetchall(
+                f'SELECT "Id", "{HIDDEN_DELETED_AT}" FROM {quote_ident(obj.table)} WHERE "IsDeleted" = 1 '
+                f'AND "{HIDDEN_DELETED_AT}" >= ? AND "{HIDDEN_DELETED_AT}" < ? ORDER BY "{HIDDEN_DELETED_AT}"',
+                (start, end),
+            )
+        ]
+
+    # -- loading ---------------------------------------------------------------------------
+    def load(self, object_name: str, records: Iterable[Mapping[str, Any]], batch: int = 20_000) -> int:
+        """Insert generated records as they are (ids, audit fields and all); returns the count.
+
+        Fields the registry lacks are registered from the first record that carries them, so
+        the generator stays the source of truth for what the org contains. Audit fields and
+        derived fields the generator leaves out get the values Salesforce would have.
+        """
+        obj = self.object(object_name)
+        count, pending = 0, []
+        loader = _RowLoader(self, obj)
+        for record in records:
+            if any(obj.field(k) is None for k in record if k not in loader.index):
+                self._flush(obj, loader.fields, pending)
+                pending = []
+                self._register_unknown(obj, record)
+                loader = _RowLoader(self, obj)
+            pending.append(loader.row(record))
+            count += 1
+            if len(pending) >= batch:
+                self._flush(obj, loader.fields, pending)
+                pending = []
+        self._flush(obj, loader.fields, pending)
+        return count
+
+    def _flush(self, obj: SfObject, fields: list[SfField], rows: list[list[Any]]) -> None:
+        if rows:
+            with self.storage.transaction():
+                self.storage.insert_many(obj.table, [f.name for f in fields], rows)
+
+    def _register_unknown(self, obj: SfObject, record: Mapping[str, Any]) -> None:
+        for key, value in record.items():
+            if obj.field(key) is None:
+                self.schema.add_field(obj.name, infer_field(key, value))
+
+
+class _RowLoader:
+    """Turns generator dicts into table rows fast (the L org has millions of activities)."""
+
+    def __init__(self, org: SalesforceOrg, obj: SfObject) -> None:
+        self.org, self.obj = org, obj
+        self.fields = list(obj.fields.values())
+        self.index: dict[str, tuple[int, SfField]] = {}
+        for i, f in enumerate(self.fields):
+            self.index[f.name] = (i, f)
+            self.index[f.name.lower()] = (i, f)
+        self.pos = {f.name: i for i, f in enumerate(self.fields)}
+        self.booleans = [i for i, f in enumerate(self.fields) if f.type == "boolean"]
+        self.stamp = now_stamp()
+        self.derive_name = obj.name in _DERIVED_NAME
+
+    def row(self, record: Mapping[str, Any]) -> list[Any]:
+        row: list[Any] = [None] * len(self.fields)
+        for key, value in record.items():
+            if value is not None:
+                i, f = self.index[key] if key in self.index else self.index[key.lower()]
+                row[i] = python_to_storage(f, value)
+        p, org = self.pos, self.org
+        row[p["Id"]] = to_18(row[p["Id"]]) if row[p["Id"]] else org.new_id(self.obj)
+        row[p["CreatedDate"]] = row[p["CreatedDate"]] or self.stamp
+        row[p["LastModifiedDate"]] = row[p["LastModifiedDate"]] or row[p["CreatedDate"]]
+        row[p["SystemModstamp"]] = row[p["SystemModstamp"]] or row[p["LastModifiedDate"]]
+        row[p["CreatedById"]] = row[p["CreatedById"]] or org.integration_user_id
+        row[p["LastModifiedById"]] = row[p["LastModifiedById"]] or row[p["CreatedById"]]
+        if "OwnerId" in p and row[p["OwnerId"]] is None:
+            row[p["OwnerId"]] = org.integration_user_id
+        for i in self.booleans:
+            if row[i] is None:
+                row[i] = 0
+        if self.derive_name and row[p["Name"]] is None:
+            row[p["Name"]] = " ".join(x for x in (row[p["FirstName"]], row[p["LastName"]]) if x)
+        if self.obj.name == "Opportunity" and "IsClosed" not in record and row[p["StageName"]]:
+            stage = row[p["StageName"]].lower()
+            row[p["IsClosed"]] = 1 if stage.startswith("closed") else 0
+            row[p["IsWon"]] = 1 if stage == "closed won" else 0
+        return row
+
+
+def not_found_record() -> SalesforceError:
+    return SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")

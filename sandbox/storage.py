@@ -1,0 +1,127 @@
+"""SQLite storage shared by every emulated CRM surface.
+
+One table per emulated object with one column per field keeps a large org (millions of
+activities) in modest memory and lets each surface compile its query language to SQL
+instead of filtering Python dicts. The storage knows nothing about Salesforce or HubSpot:
+surfaces name their tables (with their own prefix) and choose the column types.
+
+The server handles requests on one event loop, but tests and the CLI read state from other
+threads, so every statement runs under one re-entrant lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SQL_TYPES = ("TEXT", "INTEGER", "REAL")
+
+
+def quote_ident(name: str) -> str:
+    """Quote an SQL identifier; names come from field registries, never straight from requests."""
+    if not name or '"' in name or "\x00" in name:
+        raise ValueError(f"invalid identifier: {name!r}")
+    return f'"{name}"'
+
+
+class Storage:
+    """A SQLite database (in memory, or a file that keeps state across restarts)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = str(path) if path else ":memory:"
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        # The sandbox trades crash-durability for speed: it is an emulator, not a system of record.
+        self._conn.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY")
+        self._conn.execute("PRAGMA synchronous=OFF")
+        self._conn.execute("PRAGMA temp_store=MEMORY")
+        self._conn.execute("PRAGMA cache_size=-262144")  # 256 MB page cache
+
+    @property
+    def is_persistent(self) -> bool:
+        return self.path != ":memory:"
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run several statements atomically (all-or-none writes, bulk loads)."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        with self._lock:
+            return self._conn.execute(sql, params).rowcount
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._lock:
+            self._conn.executemany(sql, rows)
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchone()
+
+    def table_exists(self, table: str) -> bool:
+        return self.fetchone("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)) is not None
+
+    def columns(self, table: str) -> list[str]:
+        return [row[1] for row in self.fetchall(f"PRAGMA table_info({quote_ident(table)})")]
+
+    def create_table(self, table: str, columns: dict[str, str], key: str) -> None:
+        """Create ``table`` unless it exists; ``key`` is a TEXT column with a unique index."""
+        for sql_type in columns.values():
+            if sql_type not in SQL_TYPES:
+                raise ValueError(f"unsupported SQL type {sql_type!r} (expected one of {SQL_TYPES})")
+        cols = ", ".join(f"{quote_ident(name)} {sql_type}" for name, sql_type in columns.items())
+        self.execute(f"CREATE TABLE IF NOT EXISTS {quote_ident(table)} ({cols})")
+        self.create_index(table, [key], unique=True)
+
+    def create_index(self, table: str, columns: Sequence[str], unique: bool = False) -> None:
+        name = quote_ident("ix_" + table + "_" + "_".join(columns))
+        cols = ", ".join(quote_ident(c) for c in columns)
+        kind = "UNIQUE INDEX" if unique else "INDEX"
+        self.execute(f"CREATE {kind} IF NOT EXISTS {name} ON {quote_ident(table)} ({cols})")
+
+    def add_column(self, table: str, column: str, sql_type: str) -> None:
+        if sql_type not in SQL_TYPES:
+            raise ValueError(f"unsupported SQL type {sql_type!r} (expected one of {SQL_TYPES})")
+        if column not in self.columns(table):
+            self.execute(f"ALTER TABLE {quote_ident(table)} ADD COLUMN {quote_ident(column)} {sql_type}")
+
+    def insert_many(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        cols = ", ".join(quote_ident(c) for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        self.executemany(f"INSERT INTO {quote_ident(table)} ({cols}) VALUES ({marks})", rows)
+
+    def fetch_by_rowids(
+        self, table: str, columns: Sequence[str], rowids: Sequence[int], chunk: int = 2000
+    ) -> list[tuple[Any, ...]]:
+        """Rows for ``rowids`` in the order given (query cursors page through a rowid snapshot)."""
+        cols = ", ".join(["rowid"] + [quote_ident(c) for c in columns])
+        out: list[tuple[Any, ...]] = []
+        for start in range(0, len(rowids), chunk):
+            part = list(rowids[start : start + chunk])
+            marks = ",".join("?" for _ in part)
+            found = {
+                row[0]: row[1:]
+                for row in self.fetchall(f"SELECT {cols} FROM {quote_ident(table)} WHERE rowid IN ({marks})", part)
+            }
+            out.extend(found[r] for r in part if r in found)
+        return out
