@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from config.connections import DatabaseConfig, HubSpotConfig, SalesforceConfig
+from config.scoring import ScoringConfig
 
 
 class LoggingConfig(BaseModel):
@@ -25,3 +26,4 @@ class AbmConfig(BaseModel):
     salesforce: SalesforceConfig = SalesforceConfig()
     hubspot: HubSpotConfig = HubSpotConfig()
     logging: LoggingConfig = LoggingConfig()
+    scoring: ScoringConfig = ScoringConfig()

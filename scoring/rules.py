@@ -1,0 +1,78 @@
+"""The small, hand-checkable rules: engagement transform, velocity trend, grade, alignment."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from config.scoring import AlignmentConfig, EngagementConfig, GradeConfig, GradeThresholds, VelocityConfig
+
+TRENDS = ("cooling", "steady", "rising", "surging")
+ALIGNMENTS = ("aligned_low", "marketing_high_sales_low", "sales_high_marketing_low", "aligned_high")
+
+
+def engagement_0_100(raw: np.ndarray, config: EngagementConfig) -> np.ndarray:
+    """Saturating, not rank-based: the same raw points give the same score in every run and org."""
+    return 100.0 * -np.expm1(-np.asarray(raw, dtype=np.float64) / config.scale_points)
+
+
+def velocity(
+    recent: np.ndarray, previous: np.ndarray, new_people: np.ndarray | int, config: VelocityConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ratio, trend code) from the recent window against the previous one.
+
+    New people engaging count as extra recent points: two buyers in two weeks beats one in two months.
+    """
+    recent_eff = np.asarray(recent, dtype=np.float64) + config.new_person_points * np.asarray(new_people)
+    ratio = (recent_eff + config.smoothing_points) / (np.asarray(previous, dtype=np.float64) + config.smoothing_points)
+    active = recent_eff >= config.min_recent_points
+    trend = np.full(ratio.shape, TRENDS.index("steady"), dtype=np.int8)
+    trend[active & (ratio >= config.rising_ratio)] = TRENDS.index("rising")
+    trend[active & (ratio >= config.surging_ratio)] = TRENDS.index("surging")
+    trend[(ratio <= config.cooling_ratio) & (np.asarray(previous) >= config.min_recent_points)] = TRENDS.index(
+        "cooling"
+    )
+    return ratio, trend
+
+
+def _by_thresholds(score: np.ndarray, t: GradeThresholds) -> np.ndarray:
+    grade = np.ones(score.shape, dtype=np.int8)
+    grade[score >= t.grade_2] = 2
+    grade[score >= t.grade_3] = 3
+    grade[score >= t.grade_4] = 4
+    return grade
+
+
+def grade_score(fit: np.ndarray, engagement: np.ndarray, config: GradeConfig) -> np.ndarray:
+    return config.fit_weight * np.asarray(fit) + (1.0 - config.fit_weight) * np.asarray(engagement)
+
+
+def grades(
+    fit: np.ndarray, engagement: np.ndarray, config: GradeConfig, predictive: np.ndarray | None = None
+) -> np.ndarray:
+    """1-4 (4 = act now). From the predictive probability when one is given and enabled, else rules."""
+    if predictive is not None and config.use_predictive:
+        return _by_thresholds(100.0 * np.asarray(predictive), config.predictive_thresholds)
+    score = grade_score(fit, engagement, config)
+    if config.mode == "thresholds":
+        return _by_thresholds(score, config.thresholds)
+    # Percentiles: the top share gets grade 4 and so on; ties broken by position so runs agree.
+    n = len(score)
+    order = np.lexsort((np.arange(n), -score))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    p = config.percentiles
+    grade = np.ones(n, dtype=np.int8)
+    cut4 = int(round(p.grade_4 * n))
+    cut3 = cut4 + int(round(p.grade_3 * n))
+    cut2 = cut3 + int(round(p.grade_2 * n))
+    grade[rank < cut2] = 2
+    grade[rank < cut3] = 3
+    grade[rank < cut4] = 4
+    return grade
+
+
+def alignment(sales: np.ndarray, marketing: np.ndarray, config: AlignmentConfig) -> np.ndarray:
+    """Code into :data:`ALIGNMENTS`: where marketing and sales are out of step."""
+    s_hi = np.asarray(sales) >= config.sales_high_points
+    m_hi = np.asarray(marketing) >= config.marketing_high_points
+    return (m_hi & ~s_hi) * 1 + (s_hi & ~m_hi) * 2 + (s_hi & m_hi) * 3

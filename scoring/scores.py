@@ -1,0 +1,265 @@
+"""From aggregates to the scores a rep sees: sales, marketing, engagement, breadth, velocity, fit,
+grade and alignment, for every account and person, as arrays.
+
+:func:`score` is the full rescore; :func:`rescore_incremental` recomputes only the entities
+whose touches changed and ages the rest analytically, with the same result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from config.scoring import ScoringConfig
+from scoring.catalogue import MARKETING_TEAM, SALES_TEAM, Catalogue
+from scoring.columns import ActivityColumns
+from scoring.engine import Aggregates, advance, aggregate, merge, pad, resolve_accounts, window_crossings
+from scoring.fit import AccountSegments, FitResult, compute_fit
+from scoring.outcomes import OpportunityColumns
+from scoring.personas import PersonaColumns
+from scoring.rules import alignment, engagement_0_100, grade_score, grades, velocity
+
+N_PERSONAS = 4
+
+
+@dataclass(frozen=True)
+class Population:
+    """Who is scored: accounts (names, segments) and people (match roll-up, persona, title)."""
+
+    account_names: Sequence[str | None]
+    segments: AccountSegments
+    person_account: np.ndarray  # int32[n_people]: matched account index, -1 unmatched
+    personas: PersonaColumns
+    person_titles: Sequence[str | None]
+
+    @property
+    def n_accounts(self) -> int:
+        return len(self.account_names)
+
+    @property
+    def n_people(self) -> int:
+        return len(self.person_account)
+
+
+@dataclass(frozen=True)
+class ScoreSet:
+    """All scores as arrays; :mod:`scoring.reasons` turns one row into words and a breakdown."""
+
+    as_of: int
+    agg: Aggregates
+    fit: FitResult
+    # accounts
+    sales: np.ndarray
+    marketing: np.ndarray
+    engagement_raw: np.ndarray
+    engagement: np.ndarray
+    breadth: np.ndarray  # distinct engaged people
+    committee_coverage: np.ndarray  # share of buying-committee personas engaged, 0-1
+    velocity: np.ndarray
+    trend: np.ndarray  # code into rules.TRENDS
+    grade_score: np.ndarray
+    grade: np.ndarray
+    alignment: np.ndarray  # code into rules.ALIGNMENTS
+    persona_alignment: np.ndarray  # int[n_accounts, 4]: alignment of each persona's people at the account
+    predictive: np.ndarray | None
+    # people
+    person_sales: np.ndarray
+    person_marketing: np.ndarray
+    person_engagement_raw: np.ndarray
+    person_engagement: np.ndarray
+    person_velocity: np.ndarray
+    person_trend: np.ndarray
+    person_grade: np.ndarray
+    person_alignment: np.ndarray
+    person_predictive: np.ndarray | None
+
+
+def score(
+    acts: ActivityColumns,
+    population: Population,
+    opps: OpportunityColumns,
+    config: ScoringConfig,
+    as_of: int,
+    *,
+    predictive: np.ndarray | None = None,
+    person_predictive: np.ndarray | None = None,
+) -> ScoreSet:
+    """Full rescore as of ``as_of`` (seconds since the epoch); only touches before it count."""
+    catalogue = Catalogue.from_config(config)
+    agg = aggregate(
+        acts,
+        person_account=population.person_account,
+        persona=population.personas.persona,
+        catalogue=catalogue,
+        as_of=as_of,
+        window_days=config.velocity.window_days,
+        n_accounts=population.n_accounts,
+    )
+    return finish(agg, population, opps, config, predictive=predictive, person_predictive=person_predictive)
+
+
+def dirty_entities(
+    previous: ScoreSet,
+    acts: ActivityColumns,
+    population: Population,
+    config: ScoringConfig,
+    as_of: int,
+    *,
+    new_activities: ActivityColumns | None = None,
+    changed_people: np.ndarray | None = None,
+    previous_person_account: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(dirty accounts, dirty people) masks between ``previous.as_of`` and ``as_of``.
+
+    Dirty: touched by new activities, by a person whose match or title changed (old and new
+    account), or by a touch that crossed a window edge as time passed. Everything else only
+    decays, which :func:`scoring.engine.advance` applies without reading any touch.
+    """
+    n_acc, n_people = population.n_accounts, population.n_people
+    dirty_acc = np.zeros(n_acc, dtype=bool)
+    dirty_people = np.zeros(n_people, dtype=bool)
+    crossing = acts.take(
+        window_crossings(
+            acts,
+            previous.as_of,
+            as_of,
+            lookback_seconds=config.lookback_days * 86_400,
+            window_days=config.velocity.window_days,
+        )
+    )
+    for part in (crossing, new_activities):
+        if part is None or len(part) == 0:
+            continue
+        acc = resolve_accounts(part, population.person_account)
+        dirty_acc[acc[acc >= 0]] = True
+        dirty_people[part.person[part.person >= 0]] = True
+    if changed_people is not None and len(changed_people):
+        changed_people = np.asarray(changed_people, dtype=np.int64)
+        dirty_people[changed_people] = True
+        for mapping in (population.person_account, previous_person_account):
+            if mapping is not None:
+                acc = mapping[changed_people[changed_people < len(mapping)]]
+                dirty_acc[acc[acc >= 0]] = True
+    if previous.agg.n_accounts < n_acc:
+        dirty_acc[previous.agg.n_accounts :] = True
+    if previous.agg.n_people < n_people:
+        dirty_people[previous.agg.n_people :] = True
+    return dirty_acc, dirty_people
+
+
+def rescore_incremental(
+    previous: ScoreSet,
+    acts: ActivityColumns,
+    population: Population,
+    opps: OpportunityColumns,
+    config: ScoringConfig,
+    as_of: int,
+    dirty_accounts: np.ndarray,
+    dirty_people: np.ndarray,
+    *,
+    predictive: np.ndarray | None = None,
+    person_predictive: np.ndarray | None = None,
+) -> ScoreSet:
+    """Recompute touches of dirty entities only; ``acts`` must hold at least all of their touches.
+
+    Clean entities are aged analytically; fit, grade and alignment are cheap per-account
+    arithmetic and are recomputed for everyone (a new won deal moves fit for a whole segment).
+    """
+    catalogue = Catalogue.from_config(config)
+    acc = resolve_accounts(acts, population.person_account)
+    relevant = (dirty_accounts[np.maximum(acc, 0)] & (acc >= 0)) | (
+        dirty_people[np.maximum(acts.person, 0)] & (acts.person >= 0)
+    )
+    fresh = aggregate(
+        acts.take(relevant),
+        person_account=population.person_account,
+        persona=population.personas.persona,
+        catalogue=catalogue,
+        as_of=as_of,
+        window_days=config.velocity.window_days,
+        n_accounts=population.n_accounts,
+    )
+    aged = advance(pad(previous.agg, population.n_accounts, population.n_people), as_of, catalogue)
+    agg = merge(aged, fresh, dirty_accounts, dirty_people)
+    return finish(agg, population, opps, config, predictive=predictive, person_predictive=person_predictive)
+
+
+def finish(
+    agg: Aggregates,
+    population: Population,
+    opps: OpportunityColumns,
+    config: ScoringConfig,
+    *,
+    predictive: np.ndarray | None = None,
+    person_predictive: np.ndarray | None = None,
+) -> ScoreSet:
+    """Scores from aggregates: all per-entity arithmetic, no touch is read here."""
+    catalogue = Catalogue.from_config(config)
+    is_sales = catalogue.team == SALES_TEAM
+    is_marketing = catalogue.team == MARKETING_TEAM
+    eng = catalogue.engagement
+
+    tp = agg.account_type_points
+    sales = tp[:, is_sales].sum(axis=1)
+    marketing = tp[:, is_marketing].sum(axis=1)
+    engagement_raw = tp[:, eng].sum(axis=1) + config.engagement.new_person_points * agg.account_new_people
+    engagement = engagement_0_100(engagement_raw, config.engagement)
+    committee = [
+        ["decision_maker", "influencer", "end_user", "other"].index(p) for p in config.personas.buying_committee
+    ]
+    coverage = (
+        (agg.account_persona_people[:, committee] > 0).sum(axis=1) / len(committee)
+        if committee
+        else np.zeros(agg.n_accounts)
+    )
+    vel, trend = velocity(agg.account_recent, agg.account_previous, agg.account_new_people, config.velocity)
+    fit = compute_fit(population.segments, opps, agg.as_of, config.fit)
+    grade = grades(fit.fit, engagement, config.grade, predictive)
+
+    ptp = agg.person_type_points
+    p_sales = ptp[:, is_sales].sum(axis=1)
+    p_marketing = ptp[:, is_marketing].sum(axis=1)
+    p_raw = ptp[:, eng].sum(axis=1)
+    p_engagement = engagement_0_100(p_raw, config.engagement)
+    p_vel, p_trend = velocity(agg.person_recent, agg.person_previous, 0, config.velocity)
+    matched = population.person_account >= 0
+    p_fit = np.where(matched, fit.fit[np.maximum(population.person_account, 0)], config.fit.base)
+    p_grade = grades(p_fit, p_engagement, config.grade, person_predictive)
+    p_alignment = alignment(p_sales, p_marketing, config.alignment)
+
+    # Persona level: the people of each persona matched to the account, sales against marketing.
+    pa = population.person_account.astype(np.int64)
+    slot = pa[matched] * N_PERSONAS + population.personas.persona[matched].astype(np.int64)
+    size = agg.n_accounts * N_PERSONAS
+    persona_sales = np.bincount(slot, weights=p_sales[matched], minlength=size).reshape(-1, N_PERSONAS)
+    persona_marketing = np.bincount(slot, weights=p_marketing[matched], minlength=size).reshape(-1, N_PERSONAS)
+
+    return ScoreSet(
+        as_of=agg.as_of,
+        agg=agg,
+        fit=fit,
+        sales=sales,
+        marketing=marketing,
+        engagement_raw=engagement_raw,
+        engagement=engagement,
+        breadth=agg.account_people.astype(np.float64),
+        committee_coverage=coverage,
+        velocity=vel,
+        trend=trend,
+        grade_score=grade_score(fit.fit, engagement, config.grade),
+        grade=grade,
+        alignment=alignment(sales, marketing, config.alignment),
+        persona_alignment=alignment(persona_sales, persona_marketing, config.alignment),
+        predictive=predictive,
+        person_sales=p_sales,
+        person_marketing=p_marketing,
+        person_engagement_raw=p_raw,
+        person_engagement=p_engagement,
+        person_velocity=p_vel,
+        person_trend=p_trend,
+        person_grade=p_grade,
+        person_alignment=p_alignment,
+        person_predictive=person_predictive,
+    )
