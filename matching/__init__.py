@@ -1,0 +1,11 @@
+"""Lead-to-account matching: a pure functional core (plain records in, plain results out).
+
+Public API: :func:`match`, :class:`Matcher` (reusable index), :func:`link_accounts` (cross-CRM
+identity) and the normalizers used by both.
+"""
+
+from matching.engine import Matcher, match
+from matching.link import link_accounts
+from matching.types import AccountLinkResult, MatchResult, Pin, PreviousMatch
+
+__all__ = ["AccountLinkResult", "MatchResult", "Matcher", "Pin", "PreviousMatch", "link_accounts", "match"]

@@ -1,0 +1,146 @@
+"""How leads and contacts are tied to accounts (the ``matching:`` section of abm.yaml).
+
+The pair score is a sum of log-odds weights, one per comparison level, in the spirit of
+Fellegi-Sunter / splink: each signal either agrees (positive weight), disagrees (negative weight)
+or is unknown (zero). The sum, plus a prior, goes through a logistic into a confidence in [0, 1].
+Defaults were tuned on the sandbox generator's ground truth (see benchmarks/matching.py).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+TieBreaker = Literal["customer", "most_contacts", "recent_activity", "oldest"]
+
+
+class DomainWeights(BaseModel):
+    """Email or website domain of the person vs. the account's website domain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exact: float = Field(6.0, description="same host, e.g. acme.com = acme.com")
+    subdomain: float = Field(5.5, description="same registrable domain, different host: eu.acme.com vs acme.com")
+    contact: float = Field(4.0, description="a contact of the account already uses this email domain")
+    other_tld: float = Field(2.5, description="same label, other suffix (acme.de vs acme.com); needs name agreement")
+    different: float = Field(-2.0, description="both sides have a corporate domain and they differ")
+
+
+class NameWeights(BaseModel):
+    """Company name similarity (0-1, term-frequency aware) mapped to weights by thresholds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exact: float = Field(5.0, description="identical normalized names")
+    high: float = Field(3.5, description="similarity >= high_at")
+    medium: float = Field(1.5, description="similarity >= medium_at")
+    low: float = Field(-1.0, description="similarity >= low_at")
+    different: float = Field(-4.0, description="similarity below low_at")
+    acronym: float = Field(3.0, description="one name is the initials of the other (IBM)")
+    high_at: float = Field(0.92, ge=0, le=1)
+    medium_at: float = Field(0.82, ge=0, le=1)
+    low_at: float = Field(0.65, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NameWeights:
+        if not self.low_at <= self.medium_at <= self.high_at:
+            raise ValueError("thresholds must satisfy low_at <= medium_at <= high_at")
+        return self
+
+
+class GeoWeights(BaseModel):
+    """Country, state/region and city agreement; a blank side counts as unknown (weight 0)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    country_same: float = 1.0
+    country_different: float = -3.0
+    state_same: float = 0.5
+    state_different: float = -0.5
+    city_same: float = 0.5
+    city_different: float = 0.0
+
+
+class PhoneWeights(BaseModel):
+    """Phone numbers compared in E.164."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    same: float = Field(3.0, description="identical E.164 number")
+    same_switchboard: float = Field(1.5, description="identical except the last switchboard_digits digits")
+    switchboard_digits: int = Field(3, ge=1, le=6)
+    default_region: str | None = Field(
+        None, min_length=2, max_length=2, description="ISO country used when a number has no + and no country"
+    )
+
+
+class BlockingConfig(BaseModel):
+    """Which accounts are even considered for a person: never all pairs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_candidates: int = Field(20, ge=1, le=500, description="per person, after blocking")
+    max_token_share: float = Field(
+        0.02, gt=0, le=1, description="name tokens in more than this share of accounts are too common to block on"
+    )
+    min_token_accounts: int = Field(
+        200, ge=1, description="...but a token is always usable when it appears in at most this many accounts"
+    )
+    ngram: int = Field(3, ge=2, le=5, description="character n-gram size of the typo index")
+    max_ngram_accounts: int = Field(2000, ge=1, description="n-grams in more accounts than this are skipped")
+    min_ngram_overlap: float = Field(0.5, gt=0, le=1, description="share of a name's n-grams a candidate must share")
+
+
+class MatchingConfig(BaseModel):
+    """Lead/contact to account matching: thresholds, weights, blocking and decision rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auto_threshold: float = Field(0.9, ge=0, le=1, description="confidence at or above which a match is written")
+    review_threshold: float = Field(
+        0.5, ge=0, le=1, description="confidence at or above which a match is kept for review"
+    )
+    prior: float = Field(-3.0, description="log-odds of a random candidate pair being a match before any signal")
+    tie_margin: float = Field(
+        0.02, ge=0, le=1, description="candidates within this confidence of the best are tied; tie-breakers decide"
+    )
+    ambiguity_margin: float = Field(
+        0.0, ge=0, le=1, description="if the runner-up (after tie-breakers) is this close, an auto match becomes review"
+    )
+    tie_breakers: list[TieBreaker] = Field(
+        default_factory=lambda: ["customer", "most_contacts", "recent_activity", "oldest"],
+        description="applied in order among tied candidates",
+    )
+    customer_types: list[str] = Field(
+        default_factory=lambda: ["customer", "customer - direct", "customer - channel", "customer - partner"],
+        description="account type values (case-insensitive) that count as customers",
+    )
+    rollup_to_parent: bool = Field(False, description="write the ultimate parent account instead of the matched one")
+    stability_margin: float = Field(
+        0.05, ge=0, le=1, description="a previous match only moves when the new account is better by this much"
+    )
+    keep_crm_account: bool = Field(True, description="contacts (and converted leads) keep the CRM's account")
+    domain: DomainWeights = DomainWeights()
+    name: NameWeights = NameWeights()
+    geo: GeoWeights = GeoWeights()
+    phone: PhoneWeights = PhoneWeights()
+    blocking: BlockingConfig = BlockingConfig()
+    extra_free_mail_domains: list[str] = Field(
+        default_factory=list, description="added to the packaged free and disposable mail lists"
+    )
+    extra_legal_terms: list[str] = Field(
+        default_factory=list, description="more legal-form words to strip from company names (beyond cleanco's)"
+    )
+    abbreviations: dict[str, str] = Field(
+        default_factory=dict, description="more abbreviation -> expansion pairs, e.g. {svcs: services}"
+    )
+    link_threshold: float = Field(
+        0.9, ge=0, le=1, description="HubSpot company <-> Salesforce account links by domain+name need this confidence"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MatchingConfig:
+        if self.review_threshold > self.auto_threshold:
+            raise ValueError("review_threshold must not exceed auto_threshold")
+        return self

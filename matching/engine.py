@@ -1,0 +1,284 @@
+"""The matcher: blocking, scoring and the decision rules, over plain records.
+
+``match()`` is the public entry point. People are reduced to a query key (normalized company,
+corporate domains, geography); identical keys, which are frequent in real exports (every lead
+from acme.com who typed "Acme"), are scored once. Person-specific rules then apply in a fixed
+order: admin pins, the CRM's own account, the scored decision with tie-breakers, the stability
+margin against the previous match, and the optional roll-up to the ultimate parent.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from config.matching import MatchingConfig
+from matching.domains import FreeMail, host_of, registrable_domain
+from matching.geo import city_key, country_code, state_code
+from matching.index import AccountIndex
+from matching.names import NameNormalizer
+from matching.score import Query, Scorer, Signal, logistic
+from matching.types import MatchResult, Pin, PreviousMatch
+from store.records import AccountRecord, PersonRecord
+
+_SIGNAL_ORDER = ("domain", "name", "country", "state", "city", "phone")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Scored candidates kept per query key, for tie-breaking, stability and phone re-ranking.
+_KEEP = 5
+
+
+def _signals_json(signals: Mapping[str, Signal]) -> dict[str, Any]:
+    return {k: {"level": s[0], "weight": round(s[1], 3), "detail": s[2]} for k, s in signals.items()}
+
+
+class Matcher:
+    """Holds the normalizers and one account index per CRM; reusable across calls."""
+
+    def __init__(
+        self,
+        accounts: Sequence[AccountRecord],
+        config: MatchingConfig,
+        *,
+        contacts: Sequence[PersonRecord] = (),
+        last_activity: Mapping[int, datetime] | None = None,
+    ) -> None:
+        self.config = config
+        self.free_mail = FreeMail(config.extra_free_mail_domains)
+        self.normalizer = NameNormalizer(config.extra_legal_terms, config.abbreviations)
+        self.customer_types = frozenset(t.strip().lower() for t in config.customer_types)
+        self.last_activity = last_activity or {}
+        by_crm: dict[str, list[AccountRecord]] = defaultdict(list)
+        for account in accounts:
+            by_crm[account.crm].append(account)
+        self.indexes = {
+            crm: AccountIndex(accs, self.normalizer, self.free_mail, config.blocking) for crm, accs in by_crm.items()
+        }
+        self.scorers = {crm: Scorer(index, config) for crm, index in self.indexes.items()}
+        self._free_cache: dict[str, bool] = {}
+        self._core_cache: dict[tuple[str, Any], list[tuple[float, int, dict[str, Signal]]]] = {}
+        for crm, index in self.indexes.items():
+            index.add_contacts(
+                (index.by_crm_id[(crm, p.account_crm_id)], p.email or "")
+                for p in contacts
+                if p.crm == crm and p.kind == "contact" and p.account_crm_id
+                and (crm, p.account_crm_id) in index.by_crm_id
+            )
+
+    # -- queries ---------------------------------------------------------------------------------
+    def _is_free(self, reg: str) -> bool:
+        known = self._free_cache.get(reg)
+        if known is None:
+            known = self._free_cache[reg] = reg in self.free_mail
+        return known
+
+    def corporate_domains(self, *values: str | None) -> tuple[tuple[str, str], ...]:
+        """(host, registrable) of each email/website value that is not a free or disposable provider."""
+        out: list[tuple[str, str]] = []
+        for value in values:
+            host = host_of(value) if value else ""
+            reg = registrable_domain(host) if host else ""
+            if reg and not self._is_free(reg) and (host, reg) not in out:
+                out.append((host, reg))
+        return tuple(out)
+
+    def query_for(self, person: PersonRecord) -> Query:
+        country = country_code(person.country)
+        return Query(
+            name=self.normalizer.normalize(person.company),
+            tokens=(),
+            domains=self.corporate_domains(person.email if person.email and "@" in person.email else None,
+                                           person.website),
+            country=country,
+            state=state_code(person.state, country),
+            city=city_key(person.city),
+            phone=person.phone or "",
+        )
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def candidates(self, crm: str, q: Query) -> list[tuple[float, int, dict[str, Signal]]]:
+        """Best scored candidates for a query (phone excluded: it is per person), best first."""
+        key = (crm, (q.name, q.domains, q.country, q.state, q.city))
+        cached = self._core_cache.get(key)
+        if cached is not None:
+            return cached
+        index, scorer = self.indexes[crm], self.scorers[crm]
+        core = Query(q.name, tuple(q.name.split()), q.domains, q.country, q.state, q.city, "")
+        limit = self.config.blocking.max_candidates
+        scored: dict[int, tuple[float, int, dict[str, Signal]]] = {}
+        for position in index.domain_candidates(reg for _, reg in core.domains):
+            conf, signals = scorer.score(core, position)
+            scored[position] = (conf, position, signals)
+        best = max(scored.values(), key=lambda s: s[0], default=None)
+        settled = best is not None and best[0] >= self.config.auto_threshold and (
+            not core.name or best[2].get("name", ("",))[0] in ("exact", "high")
+        )
+        if core.name and not settled:
+            pool = index.name_candidates(core.name, core.tokens, limit * 5) - scored.keys()
+            if len(pool) > limit:
+                pool = sorted(pool, key=lambda p: -scorer.name_similarity(core.name, core.tokens, p))[:limit]
+            for position in pool:
+                conf, signals = scorer.score(core, position)
+                scored[position] = (conf, position, signals)
+        ranked = sorted(scored.values(), key=lambda s: -s[0])[:_KEEP]
+        if len(self._core_cache) < 2_000_000:
+            self._core_cache[key] = ranked
+        return ranked
+
+    # -- decisions -------------------------------------------------------------------------------
+    def _tie_key(self, index: AccountIndex, position: int) -> tuple:
+        account = index.accounts[position]
+        parts: list[Any] = []
+        for breaker in self.config.tie_breakers:
+            if breaker == "customer":
+                parts.append(0 if index.customer(position, self.customer_types) else 1)
+            elif breaker == "most_contacts":
+                parts.append(-index.contact_count.get(position, 0))
+            elif breaker == "recent_activity":
+                parts.append(-(self.last_activity.get(account.id, _EPOCH) - _EPOCH).total_seconds())
+            elif breaker == "oldest":
+                parts.append(((account.created_at or datetime.max.replace(tzinfo=UTC)) - _EPOCH).total_seconds())
+        parts.append(account.id)
+        return tuple(parts)
+
+    def _break_ties(self, index: AccountIndex, ranked: list[tuple[float, int, dict[str, Signal]]]):
+        """Pick among candidates within tie_margin of the best; name the tie-breaker that decided."""
+        top = ranked[0][0]
+        tied = [r for r in ranked if r[0] >= top - self.config.tie_margin]
+        if len(tied) == 1:
+            return ranked[0], None
+        keyed = sorted(tied, key=lambda r: self._tie_key(index, r[1]))
+        winner = keyed[0]
+        first_key, second_key = self._tie_key(index, keyed[0][1]), self._tie_key(index, keyed[1][1])
+        decided_by = "account id"
+        for name, a, b in zip(self.config.tie_breakers, first_key, second_key, strict=False):
+            if a != b:
+                decided_by = name.replace("_", " ")
+                break
+        return winner, f"tie of {len(tied)} broken by {decided_by}"
+
+    def _with_phone(self, crm: str, q: Query, ranked: list[tuple[float, int, dict[str, Signal]]]):
+        if not q.phone:
+            return ranked
+        scorer = self.scorers[crm]
+        out = []
+        changed = False
+        for conf, position, signals in ranked:
+            phone = scorer.compare_phone(q, position)
+            if phone:
+                changed = True
+                signals = {**signals, "phone": phone}
+                conf = logistic(self.config.prior + sum(s[1] for s in signals.values()))
+            out.append((conf, position, signals))
+        return sorted(out, key=lambda s: -s[0]) if changed else ranked
+
+    def _decide(self, conf: float) -> str:
+        if conf >= self.config.auto_threshold:
+            return "auto"
+        if conf >= self.config.review_threshold:
+            return "review"
+        return "none"
+
+    def match_person(
+        self,
+        person: PersonRecord,
+        *,
+        previous: PreviousMatch | None = None,
+        pin: Pin | None = None,
+    ) -> MatchResult:
+        """One person's match, applying pins, CRM ownership, scoring, stability and roll-up in that order."""
+        if pin is not None:
+            return MatchResult(person.id, pin.account_id, "pinned", 1.0, "pin",
+                               f"pinned by {pin.pinned_by or 'an admin'}", {"pinned_by": pin.pinned_by},
+                               pin.account_id, pin.pinned_by)
+        index = self.indexes.get(person.crm)
+        if index is None:
+            return MatchResult(person.id, None, "none", 0.0, "none", f"no {person.crm} accounts to match against",
+                               {})
+        if self.config.keep_crm_account:
+            for crm_id, method in ((person.account_crm_id if person.kind == "contact" else None, "crm"),
+                                   (person.converted_account_crm_id if person.is_converted else None, "converted")):
+                position = index.by_crm_id.get((person.crm, crm_id)) if crm_id else None
+                if position is not None:
+                    account = index.accounts[position]
+                    what = "CRM account" if method == "crm" else "converted to"
+                    return self._finish(person, index, "crm", 1.0, method, position,
+                                        f"{what} {account.name or account.crm_id}", {}, None, None)
+        q = self.query_for(person)
+        ranked = self._with_phone(person.crm, q, self.candidates(person.crm, q))
+        if not ranked:
+            why = "no company name or corporate domain" if not q.name and not q.domains else "no candidate account"
+            return MatchResult(person.id, None, "none", 0.0, "none", why, {"candidates": 0})
+        (conf, position, signals), tie = self._break_ties(index, ranked)
+        runner = next((r for r in ranked if r[1] != position), None)
+        stability = None
+        if previous is not None and previous.account_id is not None and previous.decision in ("auto", "review"):
+            prev_pos = index.position.get(previous.account_id)
+            if prev_pos is not None and prev_pos != position:
+                prev = next((r for r in ranked if r[1] == prev_pos), None)
+                if prev is None:
+                    prev_conf, prev_signals = self.scorers[person.crm].score(q, prev_pos)
+                    prev = (prev_conf, prev_pos, prev_signals)
+                if conf < prev[0] + self.config.stability_margin and prev[0] >= self.config.review_threshold:
+                    stability = f"kept previous match (new candidate better by {conf - prev[0]:.2f} only)"
+                    runner = (conf, position, signals)
+                    conf, position, signals = prev
+                    tie = None
+        decision = self._decide(conf)
+        if (decision == "auto" and runner is not None and self.config.ambiguity_margin > 0
+                and runner[0] >= conf - self.config.ambiguity_margin and tie is None):
+            decision = "review"
+            tie = f"runner-up within {self.config.ambiguity_margin:.2f}"
+        extra: dict[str, Any] = {"signals": _signals_json(signals), "candidates": len(ranked)}
+        if runner is not None:
+            extra["runner_up"] = {"account_id": index.accounts[runner[1]].id, "confidence": round(runner[0], 4)}
+        method = "+".join(k for k in _SIGNAL_ORDER if k in signals and signals[k][1] > 0) or "weak"
+        reason = "; ".join(signals[k][2] for k in _SIGNAL_ORDER if k in signals and signals[k][2])
+        notes = [n for n in (tie, stability) if n]
+        if tie:
+            extra["tie"] = tie
+        if stability:
+            extra["stability"] = stability
+        if decision == "none":
+            extra["best_account_id"] = index.accounts[position].id
+            return MatchResult(person.id, None, "none", round(conf, 4), method,
+                               "; ".join([f"best {conf:.2f} below review threshold", reason, *notes]), extra)
+        return self._finish(person, index, decision, conf, method, position, reason, extra, notes, signals)
+
+    def _finish(self, person, index, decision, conf, method, position, reason, extra, notes, signals) -> MatchResult:
+        matched = index.accounts[position]
+        target = matched
+        parts = [reason, *(notes or [])]
+        if self.config.rollup_to_parent:
+            top = index.ultimate_parent(position)
+            if top != position:
+                target = index.accounts[top]
+                parts.append(f"rolled up from {matched.name or matched.crm_id} to {target.name or target.crm_id}")
+                extra = {**extra, "rolled_up_from": matched.id}
+        return MatchResult(person.id, target.id, decision, round(conf, 4), method,
+                           "; ".join(p for p in parts if p), extra, matched.id)
+
+
+def match(
+    people: Sequence[PersonRecord],
+    accounts: Sequence[AccountRecord],
+    config: MatchingConfig,
+    *,
+    previous: Mapping[int, PreviousMatch] | None = None,
+    pins: Mapping[int, Pin] | None = None,
+    last_activity: Mapping[int, datetime] | None = None,
+    contacts: Sequence[PersonRecord] | None = None,
+) -> list[MatchResult]:
+    """Match every person to an account of the same CRM; one result per person, in input order.
+
+    ``previous`` and ``pins`` are keyed by person id; ``last_activity`` by account id (for the
+    recent-activity tie-breaker). ``contacts`` are the existing contacts whose email domains and
+    counts feed the contact-domain signal and the most-contacts tie-breaker; by default the
+    contacts among ``people``.
+    """
+    existing = [p for p in people if p.kind == "contact"] if contacts is None else contacts
+    matcher = Matcher(accounts, config, contacts=existing, last_activity=last_activity)
+    previous = previous or {}
+    pins = pins or {}
+    return [matcher.match_person(p, previous=previous.get(p.id), pin=pins.get(p.id)) for p in people]

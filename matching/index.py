@@ -1,0 +1,205 @@
+"""Candidate generation (blocking): which accounts a person is even compared with.
+
+Three indexes, none of them all-pairs: registrable domain (and the company label for
+acme.de-vs-acme.com), rare name tokens with their IDF (a token in more than a few percent of
+accounts is too common to block on, but still counts in the similarity), and character n-grams
+for the misspelled tokens of a name. Feature columns are parallel lists indexed by position, which
+is what the scorer reads in its inner loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from config.matching import BlockingConfig
+from matching.domains import FreeMail, domain_label, host_of, registrable_domain
+from matching.geo import city_key, country_code, state_code
+from matching.names import NameNormalizer, acronym
+from store.records import AccountRecord
+
+
+def ngrams(token: str, size: int) -> list[str]:
+    """Character n-grams of a token padded with spaces, so short tokens still have a few."""
+    padded = f" {token} "
+    if len(padded) <= size:
+        return [padded]
+    return [padded[i : i + size] for i in range(len(padded) - size + 1)]
+
+
+class AccountIndex:
+    """Normalized features of a set of accounts plus the blocking indexes over them."""
+
+    def __init__(
+        self,
+        accounts: Sequence[AccountRecord],
+        normalizer: NameNormalizer,
+        free_mail: FreeMail,
+        blocking: BlockingConfig,
+    ) -> None:
+        self.accounts = list(accounts)
+        self.blocking = blocking
+        self.free_mail = free_mail
+        norm = normalizer.normalize
+        self.name: list[str] = []
+        self.tokens: list[tuple[str, ...]] = []
+        self.acronym: list[str] = []
+        self.host: list[str] = []
+        self.reg: list[str] = []
+        self.country: list[str] = []
+        self.state: list[str] = []
+        self.city: list[str] = []
+        self.phone: list[str] = []
+        self.position: dict[int, int] = {}
+        self.by_crm_id: dict[tuple[str, str], int] = {}
+        by_domain: dict[str, list[int]] = defaultdict(list)
+        by_label: dict[str, list[int]] = defaultdict(list)
+        by_name: dict[str, list[int]] = defaultdict(list)
+        by_acronym: dict[str, list[int]] = defaultdict(list)
+        postings: dict[str, list[int]] = defaultdict(list)
+        for i, acc in enumerate(self.accounts):
+            name = norm(acc.name)
+            tokens = tuple(name.split())
+            host = host_of(acc.domain or acc.website)
+            reg = registrable_domain(host)
+            if reg and reg in free_mail:
+                host = reg = ""
+            country = country_code(acc.country)
+            self.name.append(name)
+            self.tokens.append(tokens)
+            self.acronym.append(acronym(name))
+            self.host.append(host)
+            self.reg.append(reg)
+            self.country.append(country)
+            self.state.append(state_code(acc.state, country))
+            self.city.append(city_key(acc.city))
+            self.phone.append(acc.phone or "")
+            self.position[acc.id] = i
+            self.by_crm_id[(acc.crm, acc.crm_id)] = i
+            if reg:
+                by_domain[reg].append(i)
+                label = domain_label(reg)
+                if len(label) >= 3:
+                    by_label[label].append(i)
+            if name:
+                by_name[name].append(i)
+                if self.acronym[-1]:
+                    by_acronym[self.acronym[-1]].append(i)
+                for token in set(tokens):
+                    postings[token].append(i)
+        self.by_domain = dict(by_domain)
+        self.by_label = dict(by_label)
+        self.by_name = dict(by_name)
+        self.by_acronym = dict(by_acronym)
+        total = max(len(self.accounts), 1)
+        self.size = total
+        self.idf = {t: math.log((total + 1) / (len(p) + 0.5)) for t, p in postings.items()}
+        self.unseen_idf = math.log((total + 1) / 0.5)
+        max_df = max(blocking.min_token_accounts, int(blocking.max_token_share * total))
+        self.postings = {t: np.asarray(p, dtype=np.int32) for t, p in postings.items() if len(p) <= max_df}
+        grams: dict[str, list[int]] = defaultdict(list)
+        for token, post in postings.items():
+            for gram in set(ngrams(token, blocking.ngram)):
+                grams[gram].extend(post)
+        self.grams = {
+            g: np.unique(np.asarray(p, dtype=np.int32))
+            for g, p in grams.items()
+            if len(p) <= blocking.max_ngram_accounts
+        }
+        self.contact_domains: dict[str, dict[int, int]] = {}
+        self.contact_count: dict[int, int] = {}
+
+    def add_contacts(self, contacts: Iterable[tuple[int, str]]) -> None:
+        """Register (account position, email) of existing contacts: the 'contact at that domain' signal."""
+        domains: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        for position, email in contacts:
+            self.contact_count[position] = self.contact_count.get(position, 0) + 1
+            reg = registrable_domain(email) if email and "@" in email else ""
+            if reg and reg not in self.free_mail:
+                domains[reg][position] += 1
+        for reg, counts in domains.items():
+            merged = self.contact_domains.setdefault(reg, {})
+            for position, n in counts.items():
+                merged[position] = merged.get(position, 0) + n
+
+    def token_idf(self, token: str) -> float:
+        return self.idf.get(token, self.unseen_idf)
+
+    def domain_candidates(self, regs: Iterable[str]) -> set[int]:
+        found: set[int] = set()
+        for reg in regs:
+            found.update(self.by_domain.get(reg, ()))
+            found.update(self.contact_domains.get(reg, ()))
+            label = domain_label(reg)
+            if len(label) >= 3:
+                found.update(self.by_label.get(label, ()))
+        return found
+
+    def name_candidates(self, name: str, tokens: Sequence[str], limit: int) -> set[int]:
+        """Exact name, acronym, then the rarest tokens (intersected while too many), then n-grams of unknown tokens."""
+        found: set[int] = set(self.by_name.get(name, ()))
+        if len(tokens) == 1:
+            found.update(self.by_acronym.get(name, ()))
+        acr = acronym(name)
+        if acr:
+            found.update(self.by_name.get(acr, ()))
+        usable = sorted((t for t in set(tokens) if t in self.postings), key=lambda t: len(self.postings[t]))
+        if usable:
+            current = self.postings[usable[0]]
+            for token in usable[1:]:
+                if len(current) <= limit:
+                    break
+                narrowed = np.intersect1d(current, self.postings[token], assume_unique=True)
+                if len(narrowed):
+                    current = narrowed
+            if len(current) > limit:
+                current = current[:limit]
+            found.update(current.tolist())
+            if len(usable) > 1 and len(self.postings[usable[1]]) <= limit:
+                found.update(self.postings[usable[1]].tolist())
+        unknown = [t for t in tokens if t not in self.idf and len(t) >= 3]
+        if unknown:
+            found.update(self.ngram_candidates(unknown, limit))
+        return found
+
+    def ngram_candidates(self, tokens: Sequence[str], limit: int) -> list[int]:
+        """Accounts sharing at least min_ngram_overlap of the n-grams of misspelled tokens."""
+        grams = {g for t in tokens for g in ngrams(t, self.blocking.ngram)}
+        arrays = [self.grams[g] for g in grams if g in self.grams]
+        if not arrays:
+            return []
+        ids, counts = np.unique(np.concatenate(arrays), return_counts=True)
+        need = max(2, math.ceil(self.blocking.min_ngram_overlap * len(grams)))
+        keep = counts >= need
+        ids, counts = ids[keep], counts[keep]
+        if len(ids) > limit:
+            top = np.argsort(-counts, kind="stable")[:limit]
+            ids = ids[top]
+        return ids.tolist()
+
+    def customer(self, position: int, customer_types: frozenset[str]) -> bool:
+        kind = self.accounts[position].type
+        return bool(kind) and kind.strip().lower() in customer_types
+
+    def parent_of(self, position: int) -> int | None:
+        acc = self.accounts[position]
+        if not acc.parent_crm_id:
+            return None
+        return self.by_crm_id.get((acc.crm, acc.parent_crm_id))
+
+    def ultimate_parent(self, position: int) -> int:
+        """Top of the account hierarchy, guarding against cycles in CRM data."""
+        seen = {position}
+        current = position
+        while (parent := self.parent_of(current)) is not None and parent not in seen:
+            seen.add(parent)
+            current = parent
+        return current
+
+
+def contacts_from(index: AccountIndex, pairs: Mapping[int, Sequence[str]]) -> list[tuple[int, str]]:
+    """(position, email) pairs from an account-id -> emails mapping, skipping unknown accounts."""
+    return [(index.position[aid], e) for aid, emails in pairs.items() if aid in index.position for e in emails]

@@ -1,0 +1,151 @@
+"""Company names reduced to a comparable form.
+
+Folding is deliberately conservative: Latin, Greek and Cyrillic letters are transliterated to
+ASCII with anyascii (so ``Société`` meets ``Societe`` and ``Газпром`` meets ``Gazprom``), but CJK,
+Arabic, Hebrew and other scripts are kept as written: turning kanji into pinyin would make
+unrelated Japanese and Chinese names collide, and a name typed in one script is compared with
+names in the same script. Legal forms come from cleanco's per-country term data, stripped at
+the token level (cleanco's own basename is ~40 us a name, too slow for a million leads).
+Common words ("group", "holdings") are kept: the index weights them down by frequency.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+
+from anyascii import anyascii
+from cleanco.clean import prepare_default_terms
+
+# Transliterate only below Armenian (Latin, IPA, Greek, Cyrillic) and Latin Extended Additional.
+_FOLD_RANGES = ((0x0080, 0x0530), (0x1E00, 0x1F00), (0x2C60, 0x2C80), (0xA720, 0xA800))
+_APOSTROPHES = re.compile(r"['’`´]")
+_INITIAL_DOTS = re.compile(r"(?<=\b\w)\.(?=\w\b)")
+_WEB_SUFFIX = re.compile(r"\.(com|net|org|io|co|ai|de|fr|co\.uk|uk)\b")
+_AND = re.compile(r"\s*[&+]\s*")
+
+# Variants that mean the same word; each maps to one canonical spelling (canonical maps to itself).
+ABBREVIATIONS: dict[str, str] = {
+    "intl": "international", "int": "international", "internat": "international",
+    "tech": "technology", "technologies": "technology", "techs": "technology",
+    "sys": "systems", "system": "systems",
+    "svc": "services", "svcs": "services", "service": "services", "srvcs": "services",
+    "mfg": "manufacturing", "mfrs": "manufacturing",
+    "bros": "brothers", "natl": "national", "univ": "university",
+    "ctr": "center", "centre": "center", "labs": "laboratories", "lab": "laboratories",
+    "solns": "solutions", "solution": "solutions", "mgmt": "management", "grp": "group",
+    "hldgs": "holdings", "hldg": "holdings", "holding": "holdings", "assn": "association",
+    "dept": "department", "hosp": "hospital", "pharma": "pharmaceuticals", "pharmaceutical": "pharmaceuticals",
+    "ins": "insurance", "fin": "financial", "finl": "financial", "mkt": "market", "mktg": "marketing",
+    "eng": "engineering", "engg": "engineering", "ent": "enterprises", "enterprise": "enterprises",
+    "comm": "communications", "comms": "communications", "communication": "communications",
+    "and": "and", "n": "and",
+}
+# Legal forms written without spaces in CJK and Korean names, or as prefixes (Russian, Indonesian).
+LEGAL_AFFIXES: tuple[str, ...] = (
+    "股份有限公司", "有限责任公司", "有限責任公司", "有限公司", "株式会社", "有限会社", "合同会社", "合資会社",
+    "주식회사", "(주)", "㈱", "(株)",
+)
+LEGAL_PREFIXES = frozenset({"ooo", "oao", "zao", "pao", "ao", "pt", "cv", "tov", "pp", "شركة"})
+_NEVER_STRIP = frozenset({"and", "the"})
+
+
+def _fold_char(ch: str) -> str:
+    code = ord(ch)
+    for low, high in _FOLD_RANGES:
+        if low <= code < high:
+            return anyascii(ch)
+    return ch
+
+
+def fold(text: str) -> str:
+    """NFKC, case-folded, with Latin/Greek/Cyrillic transliterated to ASCII and other scripts kept."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    out: list[str] = []
+    for ch in decomposed:
+        if unicodedata.combining(ch) and out and out[-1].isascii():
+            continue  # an accent on a folded letter
+        out.append(ch if ch.isascii() else _fold_char(ch))
+    return unicodedata.normalize("NFKC", "".join(out)).casefold()
+
+
+class NameNormalizer:
+    """Turns a typed company name into space-separated canonical tokens. Pure and cached."""
+
+    def __init__(self, extra_legal_terms: Iterable[str] = (), abbreviations: Mapping[str, str] | None = None) -> None:
+        self.abbreviations = dict(ABBREVIATIONS)
+        for short, long in (abbreviations or {}).items():
+            self.abbreviations[self._tokens_plain(short)[0] if self._tokens_plain(short) else short] = long.lower()
+        legal: set[tuple[str, ...]] = set()
+        for _, parts in prepare_default_terms():
+            tokens = tuple(self._tokens_plain(" ".join(parts)))
+            if tokens and not set(tokens) <= _NEVER_STRIP:
+                legal.add(tokens)
+        legal.update((affix,) for affix in LEGAL_AFFIXES)
+        for term in extra_legal_terms:
+            tokens = tuple(self._tokens_plain(term))
+            if tokens:
+                legal.add(tokens)
+        self.legal_suffixes = legal
+        self.max_legal_len = max((len(t) for t in legal), default=1)
+        self.normalize = functools.lru_cache(maxsize=1 << 21)(self._normalize)
+
+    @staticmethod
+    def _tokens_plain(text: str) -> list[str]:
+        text = fold(text)
+        text = _APOSTROPHES.sub("", text)
+        text = _INITIAL_DOTS.sub("", text)
+        text = _AND.sub(" and ", text)
+        return "".join(ch if ch.isalnum() else " " for ch in text).split()
+
+    def _strip_affixes(self, tokens: list[str]) -> list[str]:
+        """Strip legal forms at the end (any script) and known prefixes, never down to nothing."""
+        changed = True
+        while changed and len(tokens) > 1:
+            changed = False
+            for size in range(min(self.max_legal_len, len(tokens) - 1), 0, -1):
+                if tuple(tokens[-size:]) in self.legal_suffixes:
+                    del tokens[-size:]
+                    changed = True
+                    break
+            if len(tokens) > 1 and tokens[0] in LEGAL_PREFIXES:
+                del tokens[0]
+                changed = True
+        for i, token in enumerate(tokens):
+            if token.isascii():
+                continue
+            stripped = token
+            for affix in LEGAL_AFFIXES:
+                if stripped.startswith(affix) and len(stripped) > len(affix):
+                    stripped = stripped[len(affix):]
+                if stripped.endswith(affix) and len(stripped) > len(affix):
+                    stripped = stripped[: -len(affix)]
+            tokens[i] = stripped
+        return tokens
+
+    def _normalize(self, name: str | None) -> str:
+        if not name or not isinstance(name, str):
+            return ""
+        text = _WEB_SUFFIX.sub(" ", fold(name[:300]))
+        tokens = [self.abbreviations.get(t, t) for t in self._tokens_plain(text)]
+        tokens = [t for t in tokens if len(t) <= 60]
+        while True:
+            before = list(tokens)
+            tokens = self._strip_affixes(tokens)
+            tokens = [self.abbreviations.get(t, t) for t in tokens]
+            if tokens == before:
+                break
+        if tokens == ["and"]:
+            return ""
+        return " ".join(tokens)
+
+
+def acronym(normalized: str) -> str:
+    """Initials of a multi-word normalized name, skipping 'and'/'the' ('international business machines' -> 'ibm')."""
+    tokens = [t for t in normalized.split() if t not in _NEVER_STRIP]
+    return "".join(t[0] for t in tokens) if len(tokens) >= 2 else ""

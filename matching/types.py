@@ -1,0 +1,54 @@
+"""Plain data going in and out of the matcher, shaped like the ``matches`` table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Decision = Literal["auto", "review", "none", "pinned", "crm"]
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousMatch:
+    """What the store holds for a person from the last run, for the stability rule."""
+
+    account_id: int | None
+    confidence: float | None = None
+    decision: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """An admin's manual override: always wins, never changed by the matcher (account_id None = 'no account')."""
+
+    account_id: int | None
+    pinned_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    """One person's outcome: the row written to ``matches`` (decision review/none keep account_id for display).
+
+    ``account_id`` is the proposed account for auto, review, pinned and crm decisions and None for
+    none. ``reasons`` is the per-signal breakdown stored as JSON; ``reason`` the one-line summary.
+    """
+
+    person_id: int
+    account_id: int | None
+    decision: Decision
+    confidence: float
+    method: str
+    reason: str
+    reasons: dict[str, Any] = field(default_factory=dict)
+    matched_account_id: int | None = None  # before a parent roll-up; equals account_id otherwise
+    pinned_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountLinkResult:
+    """A HubSpot company identified with a Salesforce account (a row of ``account_links``)."""
+
+    account_id: int
+    canonical_account_id: int
+    method: str
+    confidence: float
