@@ -54,12 +54,12 @@ class GeoWeights(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    country_same: float = 1.0
-    country_different: float = -3.0
-    state_same: float = 0.5
-    state_different: float = -0.5
-    city_same: float = 0.5
-    city_different: float = 0.0
+    country_same: float = Field(1.0, description="same ISO country")
+    country_different: float = Field(-3.0, description="different countries: near-duplicate companies abroad")
+    state_same: float = Field(0.5, description="same state / region")
+    state_different: float = Field(-0.5, description="different state / region")
+    city_same: float = Field(0.5, description="same city")
+    city_different: float = Field(0.0, description="different city (offices move; mild at most)")
 
 
 class PhoneWeights(BaseModel):

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from config.connections import DatabaseConfig, HubSpotConfig, SalesforceConfig
+from config.matching import MatchingConfig
 from config.scoring import ScoringConfig
 
 
@@ -27,3 +28,4 @@ class AbmConfig(BaseModel):
     hubspot: HubSpotConfig = HubSpotConfig()
     logging: LoggingConfig = LoggingConfig()
     scoring: ScoringConfig = ScoringConfig()
+    matching: MatchingConfig = MatchingConfig()

@@ -98,11 +98,11 @@ _SENIORITY_RULES = [
      r"gesch[äa]ftsf[üu]hrer\w*|vorstand\w*|inhaber\w*|pdg|pr[ée]sident\w*|directeur g[ée]n[ée]ral|"
      r"presidente|director general|diretor[a]? geral|fundador\w*|s[óo]ci[oa])\b|社長|代表取締役|取締役|CEO"),
     ("vp", r"\b(vp|svp|evp|vice[- ]president\w*|head of|bereichsleiter\w*|vice-pr[ée]sident\w*|"
-     r"vicepresidente|vice-presidente|jefe de|jefa de|chef de)\b|本部長|執行役員"),
+     r"vicepresidente|vice-presidente)\b|本部長|執行役員"),
     ("director", r"\b(director\w*|directeur\w*|directrice\w*|direktor\w*|diretor\w*|leiter\w*|"
      r"abteilungsleiter\w*|gerente general|responsable)\b|部長"),
     ("manager", r"\b(manager\w*|lead|principal|teamleiter\w*|gerente|coordinador\w*|coordenador\w*|"
-     r"supervisor\w*|encargad[oa])\b|課長|係長|マネージャー|主任"),
+     r"supervisor\w*|encargad[oa]|jef[ea] de|chef de)\b|課長|係長|マネージャー|主任"),
     ("individual", r"\b(analyst|engineer|specialist|associate|coordinator|administrator|developer|"
      r"consultant|assistant|representative|accountant|sachbearbeiter\w*|ingenieur\w*|entwickler\w*|"
      r"berater\w*|mitarbeiter\w*|referent\w*|analyste|ing[ée]nieur\w*|charg[ée]e? de|assistant\w*|"
@@ -114,7 +114,7 @@ _DEPARTMENT_RULES = [
     ("finance", r"\b(cfo|finance|financial|controller|accounting|accountant|finanz\w*|buchhalt\w*|"
      r"financ\w*|comptab\w*|finanzas|contabilidad|finan[çc]as|contador\w*)\b|経理|財務"),
     ("it", r"\b(cio|cto|ciso|it|information technology|infrastructure|security|informatique|"
-     r"inform[áa]tica|sistemas|tecnologia)\b|情報システム|IT"),
+     r"inform[áa]tica|sistemas|tecnologia)\b|情報システム"),
     ("engineering", r"\b(engineering|engineer|developer|software|r&d|entwicklung|ingenieur\w*|"
      r"ing[ée]nierie|ingenier[íi]a|engenharia)\b|開発|技術"),
     ("marketing", r"\b(cmo|marketing|brand|growth|demand gen\w*|mercadeo|marketing)\b|マーケティング"),
