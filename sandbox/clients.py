@@ -9,10 +9,14 @@ lets ``REQUESTS_CA_BUNDLE`` override ``session.verify``, which would reject the 
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
+from typing import Any
 
+import httpx
 import requests
 from simple_salesforce import Salesforce
+from simple_salesforce.metadata import SfdcMetadataApi
 
 from sandbox.runner import SandboxHandle
 
@@ -31,11 +35,30 @@ def sandbox_requests_session(ca_path: Path | str) -> requests.Session:
     return session
 
 
-def trust_ca_for_mdapi(sf: Salesforce, ca_path: Path | str) -> None:
-    """Make ``sf.mdapi`` verify TLS against ``ca_path`` (zeep ignores ``sf.session``)."""
-    zeep_session = sf.mdapi._client.transport.session
+def trust_ca_for_mdapi(mdapi: SfdcMetadataApi, ca_path: Path | str) -> None:
+    """Make a Metadata API client verify TLS against ``ca_path`` (zeep ignores ``sf.session``)."""
+    zeep_session = mdapi._client.transport.session
     zeep_session.verify = str(ca_path)
     zeep_session.trust_env = False
+
+
+class SandboxSalesforce(Salesforce):
+    """simple-salesforce whose ``mdapi`` trusts the sandbox CA too.
+
+    The Metadata API client parses a 1.5 MB WSDL, so it is still built lazily on first use.
+    """
+
+    def __init__(self, *args: Any, ca_path: Path | str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sandbox_ca_path = str(ca_path)
+
+    @property
+    def mdapi(self) -> SfdcMetadataApi:
+        fresh = self._mdapi is None
+        api = super().mdapi
+        if fresh:
+            trust_ca_for_mdapi(api, self._sandbox_ca_path)
+        return api
 
 
 def simple_salesforce(
@@ -43,11 +66,16 @@ def simple_salesforce(
 ) -> Salesforce:
     """A simple-salesforce client on the sandbox: REST, bulk2 and mdapi all verify its CA."""
     session = sandbox_requests_session(handle.ca_path)
-    sf = Salesforce(
+    return SandboxSalesforce(
         instance_url=handle.base_url,
         session_id=session_id or handle.salesforce_session(),
         session=session,
         version=version,
+        ca_path=handle.ca_path,
     )
-    trust_ca_for_mdapi(sf, handle.ca_path)
-    return sf
+
+
+def httpx_client(handle: SandboxHandle, **kwargs: object) -> httpx.Client:
+    """An httpx client on ``handle.base_url`` verifying the sandbox CA."""
+    context = ssl.create_default_context(cafile=str(handle.ca_path))
+    return httpx.Client(base_url=handle.base_url, verify=context, trust_env=False, **kwargs)  # type: ignore[arg-type]

@@ -68,14 +68,31 @@ class SandboxMiddleware:
         query = scope.get("query_string", b"").decode("latin-1")
         scope.setdefault("state", {})
         status: dict[str, int] = {}
+        recorded: list[bool] = []
+        rule = self.faults.take(method, path)
+        fault = rule.kind if rule else None
+
+        def record() -> None:
+            # Logged before the status line goes out, so a client that got its answer always
+            # finds its request in the log (tests count calls right after making them); a 204
+            # is complete for the client as soon as its headers are sent.
+            if recorded:
+                return
+            recorded.append(True)
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or path
+            state: dict[str, Any] = scope.get("state", {})
+            self.log.record(
+                method, path, query, endpoint, status.get("code"), started,
+                tuple(state.get("fields_written", ())), fault,
+            )
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                record()
             await send(message)
 
-        rule = self.faults.take(method, path)
-        fault = rule.kind if rule else None
         try:
             if rule is not None and rule.kind != "latency":
                 await self._apply(rule, path, send, send_wrapper)
@@ -84,19 +101,7 @@ class SandboxMiddleware:
                     await asyncio.sleep(rule.seconds)
                 await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or path
-            state: dict[str, Any] = scope.get("state", {})
-            self.log.record(
-                method,
-                path,
-                query,
-                endpoint,
-                status.get("code"),
-                started,
-                tuple(state.get("fields_written", ())),
-                fault,
-            )
+            record()
 
     async def _apply(self, rule: FaultRule, path: str, raw_send: Send, send: Send) -> None:
         if rule.kind == "status":

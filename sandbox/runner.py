@@ -8,6 +8,7 @@ injection, the request log and counters, daily limits.
 
 from __future__ import annotations
 
+import logging
 import socket
 import tempfile
 import threading
@@ -30,6 +31,16 @@ from sandbox.salesforce.context import API_LIMIT
 from sandbox.tls import make_tls_files
 
 HOST = "127.0.0.1"
+
+
+class _QuietShutdown(logging.Filter):
+    """uvicorn reports idle keep-alive connections at shutdown as an error; they are not one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "timeout graceful shutdown exceeded" not in record.getMessage()
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietShutdown())
 START_TIMEOUT_S = 30.0
 
 

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from sandbox.runner import SandboxHandle, run_sandbox
 from store import migrate
 from store.db import make_engine
 
@@ -63,3 +64,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Any test using the database runs once per backend.
     if "database_url" in metafunc.fixturenames and "backend" not in metafunc.fixturenames:
         metafunc.parametrize("database_url", BACKENDS, indirect=True)
+
+
+# -- sandbox ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxHandle]:
+    """One HTTPS sandbox for the whole test session (Salesforce surface on 127.0.0.1).
+
+    Shared for speed: tests isolate themselves by creating their own records (unique names)
+    and by ``sandbox.reset()`` (faults, request log, daily limits) — see ``clean_sandbox``.
+    Clients: ``sandbox.clients.simple_salesforce(handle)``, or httpx with
+    ``verify=str(handle.ca_path)``.
+    """
+    with run_sandbox() as handle:
+        yield handle
+
+
+@pytest.fixture
+def clean_sandbox(sandbox: SandboxHandle) -> Iterator[SandboxHandle]:
+    """The session sandbox with no faults, an empty request log and fresh daily limits."""
+    sandbox.reset()
+    yield sandbox
+    sandbox.reset()
