@@ -48,9 +48,17 @@ _ACCOUNT_FIELDS = [f.name for f in fields(Aggregates) if f.name.startswith("acco
 _PERSON_FIELDS = [f.name for f in fields(Aggregates) if f.name.startswith("person_")]
 
 
+def gather(table: np.ndarray, index: np.ndarray, missing: float | int) -> np.ndarray:
+    """``table[index]`` where ``index >= 0``, ``missing`` elsewhere; safe when ``table`` is empty
+    (an org with touches but no people yet)."""
+    if len(table) == 0:
+        return np.full(len(index), missing, dtype=np.result_type(table.dtype, np.min_scalar_type(missing)))
+    return np.where(index >= 0, table[np.maximum(index, 0)], missing)
+
+
 def resolve_accounts(acts: ActivityColumns, person_account: np.ndarray) -> np.ndarray:
     """The account each touch counts for: its own account if it names one, else its person's match."""
-    via_person = np.where(acts.person >= 0, person_account[np.maximum(acts.person, 0)], -1)
+    via_person = gather(person_account, acts.person, -1)
     return np.where(acts.account >= 0, acts.account, via_person).astype(np.int64)
 
 
@@ -119,7 +127,7 @@ def aggregate(
     del group, order, entity, day, tod
 
     age = as_of - ts
-    mult = np.where(person >= 0, catalogue.persona_multiplier[persona[np.maximum(person, 0)]], 1.0)
+    mult = gather(catalogue.persona_multiplier[persona], person, 1.0)
     base = catalogue.points[ttype] * mult
     weight = base * catalogue.decay(ttype, age)
     engaging = catalogue.engagement[ttype]

@@ -15,7 +15,7 @@ import numpy as np
 from config.scoring import ScoringConfig
 from scoring.catalogue import MARKETING_TEAM, SALES_TEAM, Catalogue
 from scoring.columns import ActivityColumns
-from scoring.engine import Aggregates, advance, aggregate, merge, pad, resolve_accounts, window_crossings
+from scoring.engine import Aggregates, advance, aggregate, gather, merge, pad, resolve_accounts, window_crossings
 from scoring.fit import AccountSegments, FitResult, compute_fit
 from scoring.outcomes import OpportunityColumns
 from scoring.personas import PersonaColumns
@@ -169,9 +169,7 @@ def rescore_incremental(
     """
     catalogue = Catalogue.from_config(config)
     acc = resolve_accounts(acts, population.person_account)
-    relevant = (dirty_accounts[np.maximum(acc, 0)] & (acc >= 0)) | (
-        dirty_people[np.maximum(acts.person, 0)] & (acts.person >= 0)
-    )
+    relevant = gather(dirty_accounts, acc, False) | gather(dirty_people, acts.person, False)
     fresh = aggregate(
         acts.take(relevant),
         person_account=population.person_account,
@@ -225,7 +223,7 @@ def finish(
     p_engagement = engagement_0_100(p_raw, config.engagement)
     p_vel, p_trend = velocity(agg.person_recent, agg.person_previous, 0, config.velocity)
     matched = population.person_account >= 0
-    p_fit = np.where(matched, fit.fit[np.maximum(population.person_account, 0)], config.fit.base)
+    p_fit = gather(fit.fit, population.person_account, config.fit.base)
     p_grade = grades(p_fit, p_engagement, config.grade, person_predictive)
     p_alignment = alignment(p_sales, p_marketing, config.alignment)
 
