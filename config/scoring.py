@@ -12,7 +12,17 @@ import difflib
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from store.activity_types import ACTIVITY_TYPES
 
@@ -356,23 +366,40 @@ class ScoringConfig(BaseModel):
     reasons: ReasonsConfig = ReasonsConfig()
     report: ReportConfig = ReportConfig()
 
-    @field_validator("catalogue", mode="before")
+    @field_validator("catalogue", mode="wrap")
     @classmethod
-    def _merge_over_defaults(cls, value: Any) -> Any:
+    def _merge_over_defaults(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> dict[str, ActivityTypeConfig]:
+        """Entries override the defaults field by field; every problem keeps its own key path.
+
+        An unknown type is reported at ``scoring.catalogue.<name>`` next to any problem in the
+        known entries, so a typo does not hide the other mistakes in the same file.
+        """
         if not isinstance(value, dict):
-            return value
+            return handler(value)
         merged: dict[str, Any] = {k: v.model_dump() for k, v in default_catalogue().items()}
+        problems: list[InitErrorDetails] = []
         for name, override in value.items():
             if name not in ACTIVITY_TYPES:
                 close = difflib.get_close_matches(str(name), list(ACTIVITY_TYPES), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(
-                    f"unknown activity type {name!r}{hint}; known types: {', '.join(ACTIVITY_TYPES)}"
+                hint = f"did you mean {close[0]!r}?" if close else f"known types: {', '.join(ACTIVITY_TYPES)}"
+                message = f"unknown activity type {name!r} ({hint})"
+                problems.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError("unknown_activity_type", message), loc=(str(name),), input=override
+                    )
                 )
+                continue
             if isinstance(override, ActivityTypeConfig):
                 override = override.model_dump()
-            if isinstance(override, dict):
-                merged[name] = {**merged[name], **override}
-            else:
-                merged[name] = override
-        return merged
+            merged[name] = {**merged[name], **override} if isinstance(override, dict) else override
+        try:
+            result = handler(merged)
+        except ValidationError as exc:
+            problems += [
+                InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"], ctx=e.get("ctx", {}))  # type: ignore[typeddict-item]
+                for e in exc.errors()
+            ]
+            result = None
+        if problems:
+            raise ValidationError.from_exception_data("catalogue", problems)
+        return result
