@@ -30,7 +30,6 @@ class Aggregates:
     account_people: np.ndarray  # int64[n_accounts], distinct engaged people
     account_persona_people: np.ndarray  # int64[n_accounts, 4], distinct engaged people per persona
     account_type_people: np.ndarray  # int64[n_accounts, n_types], distinct people per type
-    account_top_person: np.ndarray  # int64[n_accounts], the person contributing most, -1 if none
     person_type_points: np.ndarray  # float64[n_people, n_types]
     person_recent: np.ndarray  # float64[n_people]
     person_previous: np.ndarray  # float64[n_people]
@@ -60,6 +59,11 @@ def resolve_accounts(acts: ActivityColumns, person_account: np.ndarray) -> np.nd
     """The account each touch counts for: its own account if it names one, else its person's match."""
     via_person = gather(person_account, acts.person, -1)
     return np.where(acts.account >= 0, acts.account, via_person).astype(np.int64)
+
+
+def _sum_by(index: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
+    """Weighted bincount that stays float64 when there is nothing to count (numpy returns int64 then)."""
+    return np.bincount(index, weights=weights, minlength=size).astype(np.float64, copy=False)
 
 
 def _group_starts(sorted_keys: np.ndarray) -> np.ndarray:
@@ -137,18 +141,18 @@ def aggregate(
     # Accounts
     on_acc = account >= 0
     acc = account[on_acc]
-    account_type_points = np.bincount(
-        acc * n_types + ttype[on_acc], weights=weight[on_acc], minlength=n_accounts * n_types
-    ).reshape(n_accounts, n_types)
-    account_recent = np.bincount(acc, weights=np.where(recent[on_acc], base[on_acc], 0.0), minlength=n_accounts)
-    account_previous = np.bincount(acc, weights=np.where(previous[on_acc], base[on_acc], 0.0), minlength=n_accounts)
+    account_type_points = _sum_by(acc * n_types + ttype[on_acc], weight[on_acc], n_accounts * n_types).reshape(
+        n_accounts, n_types
+    )
+    account_recent = _sum_by(acc, np.where(recent[on_acc], base[on_acc], 0.0), n_accounts)
+    account_previous = _sum_by(acc, np.where(previous[on_acc], base[on_acc], 0.0), n_accounts)
 
-    # Distinct engaged people per account, per type, per persona; first touch; top person.
+    # Distinct engaged people per account, per type, per persona; first touch.
     sel = on_acc & (person >= 0) & engaging
-    a, p, t, s, w = account[sel], person[sel], ttype[sel], ts[sel], weight[sel]
+    a, p, t, s = account[sel], person[sel], ttype[sel], ts[sel]
     triple = (a * n_people + p) * n_types + t
     order = np.argsort(triple, kind="stable")
-    triple, a, p, t, s, w = triple[order], a[order], p[order], t[order], s[order], w[order]
+    triple, a, p, t, s = triple[order], a[order], p[order], t[order], s[order]
     t_starts = _group_starts(triple)
     account_type_people = np.bincount(
         a[t_starts] * n_types + t[t_starts], minlength=n_accounts * n_types
@@ -164,17 +168,15 @@ def aggregate(
     first_touch = np.minimum.reduceat(s, p_starts) if len(s) else np.empty(0, np.int64)
     is_new = first_touch > as_of - window
     account_new_people = np.bincount(pair_acc[is_new], minlength=n_accounts)
-    pair_points = np.add.reduceat(w, p_starts) if len(w) else np.empty(0)
-    account_top_person = _top_person(pair_acc, pair_person, pair_points, n_accounts)
 
     # People
     has_p = person >= 0
     pp = person[has_p]
-    person_type_points = np.bincount(
-        pp * n_types + ttype[has_p], weights=weight[has_p], minlength=n_people * n_types
-    ).reshape(n_people, n_types)
-    person_recent = np.bincount(pp, weights=np.where(recent[has_p], base[has_p], 0.0), minlength=n_people)
-    person_previous = np.bincount(pp, weights=np.where(previous[has_p], base[has_p], 0.0), minlength=n_people)
+    person_type_points = _sum_by(pp * n_types + ttype[has_p], weight[has_p], n_people * n_types).reshape(
+        n_people, n_types
+    )
+    person_recent = _sum_by(pp, np.where(recent[has_p], base[has_p], 0.0), n_people)
+    person_previous = _sum_by(pp, np.where(previous[has_p], base[has_p], 0.0), n_people)
 
     return Aggregates(
         as_of=as_of,
@@ -186,22 +188,10 @@ def aggregate(
         account_people=account_people,
         account_persona_people=account_persona_people,
         account_type_people=account_type_people,
-        account_top_person=account_top_person,
         person_type_points=person_type_points,
         person_recent=person_recent,
         person_previous=person_previous,
     )
-
-
-def _top_person(pair_acc: np.ndarray, pair_person: np.ndarray, pair_points: np.ndarray, n_accounts: int) -> np.ndarray:
-    """Per account, the person with the most points (lowest index on a tie, so runs agree)."""
-    top = np.full(n_accounts, -1, dtype=np.int64)
-    if len(pair_acc) == 0:
-        return top
-    order = np.lexsort((pair_person, -pair_points, pair_acc))
-    first = _group_starts(pair_acc[order])
-    top[pair_acc[order][first]] = pair_person[order][first]
-    return top
 
 
 # ---------------------------------------------------------------- incremental rescoring
@@ -248,8 +238,7 @@ def pad(agg: Aggregates, n_accounts: int, n_people: int) -> Aggregates:
         arr = getattr(agg, name)
         target = n_accounts if name.startswith("account_") else n_people
         if arr.shape[0] < target:
-            fill = -1 if name == "account_top_person" else 0
-            extra = np.full((target - arr.shape[0], *arr.shape[1:]), fill, dtype=arr.dtype)
+            extra = np.zeros((target - arr.shape[0], *arr.shape[1:]), dtype=arr.dtype)
             changes[name] = np.concatenate([arr, extra])
     return replace(agg, **changes) if changes else agg
 

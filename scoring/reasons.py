@@ -125,13 +125,13 @@ class ReasonWriter:
             people = type_people[t]
             who = f"{people} people from {name}" if people > 1 else (f"1 person from {name}" if people else name)
             phrases.append(f"{who} {PHRASES[TYPE_NAMES[t]]} (+{tp[t] * scale:.0f})")
-        top_person = int(agg.account_top_person[i])
+        key_person = int(s.key_person[i])
         if (
-            top_person >= 0
-            and pop.person_titles[top_person]
-            and PERSONAS[pop.personas.persona[top_person]] in ("decision_maker", "influencer")
+            key_person >= 0
+            and pop.person_titles[key_person]
+            and PERSONAS[pop.personas.persona[key_person]] in ("decision_maker", "influencer")
         ):
-            phrases.append(f"{pop.person_titles[top_person]} engaged")
+            phrases.append(f"{pop.person_titles[key_person]} engaged")
         trend = TRENDS[s.trend[i]]
         ratio = float(s.velocity[i])
         if trend in ("surging", "rising", "cooling"):

@@ -63,6 +63,7 @@ class ScoreSet:
     grade: np.ndarray
     alignment: np.ndarray  # code into rules.ALIGNMENTS
     persona_alignment: np.ndarray  # int[n_accounts, 4]: alignment of each persona's people at the account
+    key_person: np.ndarray  # int64[n_accounts]: the person to name in the reasons, -1 if none engaged
     predictive: np.ndarray | None
     # people
     person_sales: np.ndarray
@@ -138,10 +139,18 @@ def dirty_entities(
     if changed_people is not None and len(changed_people):
         changed_people = np.asarray(changed_people, dtype=np.int64)
         dirty_people[changed_people] = True
+        # Their touches counted somewhere (the old match, or an account the touch names itself)
+        # and now count elsewhere or with another persona weight: both sides are dirty.
+        changed_mask = np.zeros(n_people, dtype=bool)
+        changed_mask[changed_people] = True
+        theirs = acts.take(gather(changed_mask, acts.person, False))
         for mapping in (population.person_account, previous_person_account):
-            if mapping is not None:
-                acc = mapping[changed_people[changed_people < len(mapping)]]
-                dirty_acc[acc[acc >= 0]] = True
+            if mapping is None:
+                continue
+            if len(mapping) < n_people:  # people added since: they had no account before
+                mapping = np.concatenate([mapping, np.full(n_people - len(mapping), -1, dtype=mapping.dtype)])
+            acc = np.concatenate([mapping[changed_people], resolve_accounts(theirs, mapping)])
+            dirty_acc[acc[acc >= 0]] = True
     if previous.agg.n_accounts < n_acc:
         dirty_acc[previous.agg.n_accounts :] = True
     if previous.agg.n_people < n_people:
@@ -233,6 +242,7 @@ def finish(
     size = agg.n_accounts * N_PERSONAS
     persona_sales = np.bincount(slot, weights=p_sales[matched], minlength=size).reshape(-1, N_PERSONAS)
     persona_marketing = np.bincount(slot, weights=p_marketing[matched], minlength=size).reshape(-1, N_PERSONAS)
+    key = key_people(population.person_account, population.personas.persona, p_raw, agg.n_accounts)
 
     return ScoreSet(
         as_of=agg.as_of,
@@ -250,6 +260,7 @@ def finish(
         grade=grade,
         alignment=alignment(sales, marketing, config.alignment),
         persona_alignment=alignment(persona_sales, persona_marketing, config.alignment),
+        key_person=key,
         predictive=predictive,
         person_sales=p_sales,
         person_marketing=p_marketing,
@@ -261,3 +272,24 @@ def finish(
         person_alignment=p_alignment,
         person_predictive=person_predictive,
     )
+
+
+def key_people(
+    person_account: np.ndarray, persona: np.ndarray, engagement_raw: np.ndarray, n_accounts: int
+) -> np.ndarray:
+    """Per account, the engaged person a rep should hear about: the most engaged decision maker,
+    else influencer, else anyone (lowest index on a tie, so runs agree).
+
+    Computed from per-person totals rather than per-touch sums so that an incremental rescore,
+    which ages people analytically, picks the same person as a full one.
+    """
+    key = np.full(n_accounts, -1, dtype=np.int64)
+    people = np.flatnonzero((person_account >= 0) & (engagement_raw > 0))
+    if len(people) == 0:
+        return key
+    acc = person_account[people].astype(np.int64)
+    order = np.lexsort((people, -engagement_raw[people], persona[people], acc))
+    acc_sorted = acc[order]
+    first = np.flatnonzero(np.concatenate(([True], acc_sorted[1:] != acc_sorted[:-1])))
+    key[acc_sorted[first]] = people[order][first]
+    return key
