@@ -45,9 +45,11 @@ def normalize_salesforce_ids(row: dict[str, Any], columns: Iterable[str] | None 
     return row
 
 
-def _conflict_clause(insert_stmt: Any, table: Table, columns: Sequence[str], key: Sequence[str]) -> Any:
+def _conflict_clause(
+    insert_stmt: Any, table: Table, columns: Sequence[str], key: Sequence[str], insert_only: frozenset[str]
+) -> Any:
     excluded = insert_stmt.excluded
-    update_columns = [c for c in columns if c not in key and c != "id"]
+    update_columns = [c for c in columns if c not in key and c != "id" and c not in insert_only]
     compared = [c for c in update_columns if c not in ("synced_at", "changed_at")]
     if not compared:
         return insert_stmt.on_conflict_do_nothing(index_elements=list(key))
@@ -105,14 +107,21 @@ def _converters(table: Table, columns: Sequence[str], dialect: str) -> list[Call
 class _Writer:
     """Writes batches of tuples for one (table, column set) on one connection."""
 
-    def __init__(self, conn: Connection, table: Table, columns: tuple[str, ...], key: Sequence[str]) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        table: Table,
+        columns: tuple[str, ...],
+        key: Sequence[str],
+        insert_only: frozenset[str] = frozenset(),
+    ) -> None:
         self.conn = conn
         self.table = table
         self.columns = columns
         self.dialect = conn.dialect.name
         ordered: list[str] = list(columns)
         if self.dialect == "sqlite":
-            stmt = _conflict_clause(sqlite.insert(table), table, columns, key)
+            stmt = _conflict_clause(sqlite.insert(table), table, columns, key, insert_only)
             compiled = stmt.compile(dialect=conn.dialect, column_keys=list(columns))
             ordered = list(compiled.positiontup)
             assert sorted(ordered) == sorted(columns), "compiled upsert does not bind every column once"
@@ -126,7 +135,7 @@ class _Writer:
             )
             stage_table = table_clause(self.stage, *(column(c) for c in columns))
             stmt = postgresql.insert(table).from_select(list(columns), select(*(stage_table.c[c] for c in columns)))
-            self.sql = str(_conflict_clause(stmt, table, columns, key).compile(dialect=conn.dialect))
+            self.sql = str(_conflict_clause(stmt, table, columns, key, insert_only).compile(dialect=conn.dialect))
             self.copy_sql = f'COPY "{self.stage}" ({stage_columns}) FROM STDIN'
         else:
             raise ValueError(f"upserts support SQLite and PostgreSQL, not {self.dialect}")
@@ -175,6 +184,14 @@ class _Writer:
             return cursor.rowcount
 
 
+def _scalar_defaults(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        c.name: c.default.arg
+        for c in table.c
+        if c.name not in row and c.default is not None and c.default.is_scalar and not c.primary_key
+    }
+
+
 def upsert(
     conn: Connection,
     table: Table,
@@ -197,6 +214,7 @@ def upsert(
     columns: tuple[str, ...] | None = None
     id_columns: list[str] = []
     writer: _Writer | None = None
+    defaults: dict[str, Any] = {}
     pending: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def flush() -> int:
@@ -213,13 +231,20 @@ def upsert(
             row.setdefault("synced_at", now)
             row.setdefault("changed_at", now)
         if columns is None:
+            # Columns the rows leave out but that have a Python-side default (is_deleted=False):
+            # filled in for new rows, never written over an existing row's value.
+            defaults = _scalar_defaults(table, row)
+            insert_only = frozenset(defaults)
+            row.update(defaults)
             columns = tuple(row)
             unknown = [c for c in columns if c not in table.c]
             if unknown:
                 raise ValueError(f"upsert into {table.name}: no such column(s) {unknown}")
             id_columns = [c for c in columns if _is_salesforce_id_column(c)]
-            writer = _Writer(conn, table, columns, key)
-        elif row.keys() != set(columns):
+            writer = _Writer(conn, table, columns, key, insert_only)
+        elif defaults:
+            row = {**defaults, **row}
+        if row.keys() != set(columns):
             raise ValueError(
                 f"upsert into {table.name}: every row must have the same columns; "
                 f"got {sorted(set(row) ^ set(columns))} in some rows only"

@@ -236,3 +236,16 @@ def test_rows_with_different_columns_are_refused(engine: Engine) -> None:
     rows = [account_row(to_18("001000000000001")), {**account_row(to_18("001000000000002")), "oops": 1}]
     with pytest.raises(ValueError, match="same columns"), engine.begin() as conn:
         upsert(conn, schema.Account.__table__, rows)
+
+
+def test_omitted_defaulted_columns_apply_to_new_rows_but_never_overwrite(engine: Engine) -> None:
+    """A connector that leaves ``is_deleted`` out must not undelete a record deleted earlier."""
+    accounts = schema.Account.__table__
+    with engine.begin() as conn:
+        upsert(conn, accounts, [{"crm": "hubspot", "object": "companies", "crm_id": "1", "name": "A"}])
+        conn.execute(accounts.update().values(is_deleted=True))
+        upsert(conn, accounts, [{"crm": "hubspot", "object": "companies", "crm_id": "1", "name": "A2"},
+                                {"crm": "hubspot", "object": "companies", "crm_id": "2", "name": "B"}])
+        rows = dict(conn.execute(select(accounts.c.crm_id, accounts.c.is_deleted).order_by(accounts.c.crm_id)).all())
+        names = conn.execute(select(accounts.c.name).order_by(accounts.c.crm_id)).scalars().all()
+    assert rows == {"1": True, "2": False} and names == ["A2", "B"]

@@ -1,0 +1,80 @@
+"""The match stage against a real store: what it writes, what it leaves alone."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select, update
+
+from config.matching import MatchingConfig
+from store.schema import Account, AccountLink, Match, Person
+from store.upsert import upsert
+from worker.match_stage import run_match_stage
+
+SF_ACME = "001000000000001AAA"
+SF_GLOBEX = "001000000000002AAA"
+
+
+def _seed(engine: Engine) -> dict[str, int]:
+    accounts = [
+        {"crm": "salesforce", "object": "Account", "crm_id": SF_ACME, "name": "Acme Corporation",
+         "website": "https://www.acme.com", "domain": "acme.com", "country": "US"},
+        {"crm": "salesforce", "object": "Account", "crm_id": SF_GLOBEX, "name": "Globex GmbH",
+         "website": "globex.de", "domain": "globex.de", "country": "DE"},
+        {"crm": "hubspot", "object": "companies", "crm_id": "901", "name": "Acme Corp",
+         "website": "acme.com", "domain": "acme.com", "country": "US"},
+    ]
+    people = [
+        {"crm": "salesforce", "object": "Lead", "crm_id": "00Q000000000001AAA", "kind": "lead",
+         "email": "jen@acme.com", "company": "ACME Corp.", "country": "United States"},
+        {"crm": "salesforce", "object": "Lead", "crm_id": "00Q000000000002AAA", "kind": "lead",
+         "email": "bob@gmail.com", "company": "Globex", "country": "Germany"},
+        {"crm": "salesforce", "object": "Lead", "crm_id": "00Q000000000003AAA", "kind": "lead",
+         "email": "x@nowhere-in-particular.io", "company": "Initech", "country": "US"},
+        {"crm": "salesforce", "object": "Contact", "crm_id": "003000000000001AAA", "kind": "contact",
+         "email": "ann@globex.de", "account_crm_id": SF_GLOBEX},
+        {"crm": "hubspot", "object": "contacts", "crm_id": "51", "kind": "contact",
+         "email": "jen@acme.com", "company": "Acme"},
+    ]
+    with engine.begin() as conn:
+        upsert(conn, Account.__table__, accounts)
+        upsert(conn, Person.__table__, [{**{k: None for k in ("account_crm_id", "company", "country")}, **p}
+                                        for p in people])
+        ids = {r.crm_id: r.id for r in conn.execute(select(Account.crm_id, Account.id))}
+        ids |= {r.crm_id: r.id for r in conn.execute(select(Person.crm_id, Person.id))}
+    return ids
+
+
+def _matches(engine: Engine) -> dict[int, tuple]:
+    with engine.connect() as conn:
+        return {r.person_id: (r.account_id, r.decision, r.method) for r in
+                conn.execute(select(Match.person_id, Match.account_id, Match.decision, Match.method))}
+
+
+def test_match_stage_writes_decisions_links_and_then_only_changes(engine: Engine) -> None:
+    ids = _seed(engine)
+    first = run_match_stage(engine, MatchingConfig())
+    got = _matches(engine)
+    assert got[ids["00Q000000000001AAA"]][:2] == (ids[SF_ACME], "auto")
+    assert got[ids["003000000000001AAA"]] == (ids[SF_GLOBEX], "crm", "crm")
+    assert got[ids["00Q000000000003AAA"]][:2] == (None, "none")
+    assert got[ids["51"]][:2] == (ids["901"], "auto")  # a HubSpot contact matches a HubSpot company
+    assert first.people == 5 and first.matched >= 3
+    assert ids["00Q000000000001AAA"] in first.changed_people
+    with engine.connect() as conn:
+        links = conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)).all()
+    assert links == [(ids["901"], ids[SF_ACME])] and first.changed_links == 1
+
+    again = run_match_stage(engine, MatchingConfig())
+    assert again.changed_people == set() and again.changed_links == 0
+    assert _matches(engine) == got
+
+
+def test_admin_pins_win_and_survive_rematching(engine: Engine) -> None:
+    ids = _seed(engine)
+    run_match_stage(engine, MatchingConfig())
+    lead = ids["00Q000000000001AAA"]
+    with engine.begin() as conn:
+        conn.execute(update(Match).where(Match.person_id == lead).values(
+            account_id=ids[SF_GLOBEX], decision="pinned", pinned=True, pinned_by="ops@example.com"))
+    outcome = run_match_stage(engine, MatchingConfig())
+    assert _matches(engine)[lead] == (ids[SF_GLOBEX], "pinned", "pin")
+    assert outcome.by_decision["pinned"] == 1

@@ -1,0 +1,176 @@
+"""The match stage: store -> :mod:`matching` (pure) -> ``matches`` and ``account_links``.
+
+The matcher itself knows nothing of the database; this module is the edge that feeds it plain
+records and writes back only what changed. Writing only changes matters twice: a rematch of a
+million people that moves a thousand of them writes a thousand rows, and the people whose account
+moved are exactly the ones scoring must recompute.
+
+Admin pins are read from ``matches.pinned`` and handed to the matcher, which never changes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, func, select
+
+from config.matching import MatchingConfig
+from matching.engine import match
+from matching.link import link_accounts
+from matching.types import AccountLinkResult, MatchResult, Pin, PreviousMatch
+from store.records import AccountRecord, PersonRecord, record_from_row
+from store.schema import Account, AccountLink, Activity, Match, Person
+from store.types import utcnow
+from store.upsert import upsert
+
+_ACCOUNT_COLUMNS = [Account.__table__.c[f] for f in AccountRecord.__dataclass_fields__]
+_PERSON_COLUMNS = [Person.__table__.c[f] for f in PersonRecord.__dataclass_fields__]
+_WRITE_BATCH = 10_000
+
+
+@dataclass
+class MatchOutcome:
+    """Counts for the run record, and who moved (for incremental rescoring)."""
+
+    people: int = 0
+    by_decision: dict[str, int] = field(default_factory=dict)
+    changed_people: set[int] = field(default_factory=set)  # person ids whose account changed
+    links: int = 0
+    changed_links: int = 0
+
+    @property
+    def matched(self) -> int:
+        """People tied to an account: written auto matches, pins and the CRM's own links."""
+        return sum(n for d, n in self.by_decision.items() if d in ("auto", "pinned", "crm"))
+
+
+def load_accounts(conn: Connection) -> list[AccountRecord]:
+    rows = conn.execute(select(*_ACCOUNT_COLUMNS).where(Account.is_deleted.is_(False)).order_by(Account.id))
+    return [record_from_row(AccountRecord, r) for r in rows]
+
+
+def load_people(conn: Connection, only_ids: Iterable[int] | None = None) -> list[PersonRecord]:
+    query = select(*_PERSON_COLUMNS).where(Person.is_deleted.is_(False)).order_by(Person.id)
+    if only_ids is not None:
+        query = query.where(Person.id.in_(list(only_ids)))
+    return [record_from_row(PersonRecord, r) for r in conn.execute(query)]
+
+
+def load_previous(conn: Connection) -> tuple[dict[int, PreviousMatch], dict[int, Pin], dict[int, tuple]]:
+    """Last run's matches (for the stability rule), admin pins, and the stored rows (for diffing)."""
+    previous: dict[int, PreviousMatch] = {}
+    pins: dict[int, Pin] = {}
+    stored: dict[int, tuple] = {}
+    rows = conn.execute(select(Match.person_id, Match.account_id, Match.decision, Match.confidence, Match.method,
+                               Match.reason, Match.pinned, Match.pinned_by))
+    for person_id, account_id, decision, confidence, method, reason, pinned, pinned_by in rows:
+        previous[person_id] = PreviousMatch(account_id, confidence, decision)
+        stored[person_id] = (account_id, decision, confidence, method, reason)
+        if pinned:
+            pins[person_id] = Pin(account_id, pinned_by)
+    return previous, pins, stored
+
+
+def last_activity_by_account(conn: Connection, accounts: Sequence[AccountRecord]) -> dict[int, datetime]:
+    """Most recent touch per account id, for the recent-activity tie-breaker."""
+    ids = {(a.crm, a.crm_id): a.id for a in accounts}
+    rows = conn.execute(
+        select(Activity.crm, Activity.account_crm_id, func.max(Activity.occurred_at))
+        .where(Activity.account_crm_id.is_not(None), Activity.is_deleted.is_(False))
+        .group_by(Activity.crm, Activity.account_crm_id)
+    )
+    out: dict[int, datetime] = {}
+    for crm, crm_id, last in rows:
+        account_id = ids.get((crm, crm_id))
+        if account_id is not None and last is not None:
+            out[account_id] = last
+    return out
+
+
+def _match_row(result: MatchResult, now: datetime, pinned: bool) -> dict:
+    return {
+        "person_id": result.person_id,
+        "account_id": result.account_id,
+        "decision": result.decision,
+        "method": result.method,
+        "confidence": result.confidence,
+        "reason": result.reason,
+        "reasons": result.reasons,
+        "pinned": pinned,
+        "pinned_by": result.pinned_by,
+        "matched_at": now,
+    }
+
+
+def _written_account(decision: str | None, account_id: int | None) -> int | None:
+    """The account a match actually ties the person to (review and none tie them to nothing)."""
+    return account_id if decision in ("auto", "pinned", "crm") else None
+
+
+def write_matches(
+    conn: Connection, results: Sequence[MatchResult], stored: dict[int, tuple], pins: dict[int, Pin]
+) -> MatchOutcome:
+    outcome = MatchOutcome(people=len(results))
+    now = utcnow()
+    rows = []
+    for r in results:
+        outcome.by_decision[r.decision] = outcome.by_decision.get(r.decision, 0) + 1
+        before = stored.get(r.person_id)
+        after = (r.account_id, r.decision, r.confidence, r.method, r.reason)
+        if before == after:
+            continue
+        if _written_account(before[1] if before else None, before[0] if before else None) != _written_account(
+            r.decision, r.account_id
+        ):
+            outcome.changed_people.add(r.person_id)
+        rows.append(_match_row(r, now, r.person_id in pins))
+    for start in range(0, len(rows), _WRITE_BATCH):
+        upsert(conn, Match.__table__, rows[start:start + _WRITE_BATCH], key=("person_id",))
+    return outcome
+
+
+def write_links(conn: Connection, links: Sequence[AccountLinkResult]) -> int:
+    """Replace the cross-CRM links with the current ones; returns how many changed."""
+    current = {row.account_id: (row.canonical_account_id, row.method)
+               for row in conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id,
+                                              AccountLink.method))}
+    wanted = {link.account_id: link for link in links}
+    gone = [a for a in current if a not in wanted]
+    if gone:
+        conn.execute(AccountLink.__table__.delete().where(AccountLink.account_id.in_(gone)))
+    now = utcnow()
+    rows = [
+        {"account_id": link.account_id, "canonical_account_id": link.canonical_account_id, "method": link.method,
+         "confidence": link.confidence, "linked_at": now}
+        for link in links
+        if current.get(link.account_id) != (link.canonical_account_id, link.method)
+    ]
+    if rows:
+        upsert(conn, AccountLink.__table__, rows, key=("account_id",))
+    return len(rows) + len(gone)
+
+
+def run_match_stage(
+    engine: Engine, config: MatchingConfig, *, only_people: Iterable[int] | None = None
+) -> MatchOutcome:
+    """Match people (all of them, or ``only_people``) and refresh cross-CRM links, in one transaction."""
+    with engine.begin() as conn:
+        accounts = load_accounts(conn)
+        people = load_people(conn, only_people)
+        previous, pins, stored = load_previous(conn)
+        contacts = [p for p in people if p.kind == "contact"] if only_people is None else [
+            p for p in load_people(conn) if p.kind == "contact"
+        ]
+        results = match(
+            people, accounts, config, previous=previous, pins=pins,
+            last_activity=last_activity_by_account(conn, accounts), contacts=contacts,
+        )
+        outcome = write_matches(conn, results, stored, pins)
+        hubspot = [a for a in accounts if a.crm == "hubspot"]
+        salesforce = [a for a in accounts if a.crm == "salesforce"]
+        links = link_accounts(hubspot, salesforce, config) if hubspot and salesforce else []
+        outcome.links = len(links)
+        outcome.changed_links = write_links(conn, links)
+    return outcome
