@@ -41,6 +41,13 @@ class FreeMail:
         registrable = registrable_domain(domain)
         if registrable in self.domains:
             return True
+        host = host_of(domain)
+        if host and registrable and host != registrable:
+            # mail.x.giize.com: the lists also name providers below a registrable domain (x.giize.com)
+            labels = host.split(".")
+            for start in range(len(labels) - registrable.count(".")):
+                if ".".join(labels[start:]) in self.domains:
+                    return True
         label = registrable.split(".", 1)[0] if registrable else ""
         # yahoo.co.jp, gmx.at: a major provider's label under a public suffix of its own.
         return label in _FREE_LABELS and registrable.count(".") <= 2
@@ -67,9 +74,10 @@ def host_of(value: str | None) -> str:
             text = text.encode("idna").decode("ascii")
         except UnicodeError:
             return ""
-    text = _HOST_CHARS.sub("", text)
-    if text.startswith("www.") and text.count(".") >= 2:
-        text = text[4:]
+    text = _HOST_CHARS.sub("", text).strip(".")
+    # Loop until stable so that host_of(host_of(x)) == host_of(x) even for "www.www.acme.com" or "www..acme.com".
+    while text.startswith("www.") and text.count(".") >= 2:
+        text = text[4:].strip(".")
     return text if "." in text and len(text) <= 253 else ""
 
 

@@ -79,7 +79,8 @@ class Matcher:
         for value in values:
             host = host_of(value) if value else ""
             reg = registrable_domain(host) if host else ""
-            if reg and not self._is_free(reg) and (host, reg) not in out:
+            # the host, not just its registrable domain: lists name providers like x.indevs.in
+            if reg and not self._is_free(host) and (host, reg) not in out:
                 out.append((host, reg))
         return tuple(out)
 

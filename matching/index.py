@@ -65,7 +65,7 @@ class AccountIndex:
             tokens = tuple(name.split())
             host = host_of(acc.domain or acc.website)
             reg = registrable_domain(host)
-            if reg and reg in free_mail:
+            if reg and host in free_mail:
                 host = reg = ""
             country = country_code(acc.country)
             self.name.append(name)

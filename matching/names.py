@@ -48,7 +48,7 @@ LEGAL_AFFIXES: tuple[str, ...] = (
     "股份有限公司", "有限责任公司", "有限責任公司", "有限公司", "株式会社", "有限会社", "合同会社", "合資会社",
     "주식회사", "(주)", "㈱", "(株)",
 )
-LEGAL_PREFIXES = frozenset({"ooo", "oao", "zao", "pao", "ao", "pt", "cv", "tov", "pp", "شركة"})
+LEGAL_PREFIXES = frozenset({"ooo", "oao", "zao", "pao", "ao", "pt", "cv", "tov", "pp", "شركة", "주", "株"})
 _NEVER_STRIP = frozenset({"and", "the"})
 
 
@@ -86,7 +86,8 @@ class NameNormalizer:
             tokens = tuple(self._tokens_plain(" ".join(parts)))
             if tokens and not set(tokens) <= _NEVER_STRIP:
                 legal.add(tokens)
-        legal.update((affix,) for affix in LEGAL_AFFIXES)
+        # "(주)" and "㈱" reach the suffix check as the tokens "주" and "株".
+        legal.update(tuple(self._tokens_plain(affix)) for affix in LEGAL_AFFIXES)
         for term in extra_legal_terms:
             tokens = tuple(self._tokens_plain(term))
             if tokens:
