@@ -129,6 +129,7 @@ class Matcher:
 
     # -- decisions -------------------------------------------------------------------------------
     def _tie_key(self, index: AccountIndex, position: int) -> tuple:
+        """One sort-key part per configured tie-breaker, smaller is preferred."""
         account = index.accounts[position]
         parts: list[Any] = []
         for breaker in self.config.tie_breakers:
@@ -140,23 +141,27 @@ class Matcher:
                 parts.append(-(self.last_activity.get(account.id, _EPOCH) - _EPOCH).total_seconds())
             elif breaker == "oldest":
                 parts.append(((account.created_at or datetime.max.replace(tzinfo=UTC)) - _EPOCH).total_seconds())
-        parts.append(account.id)
         return tuple(parts)
 
     def _break_ties(self, index: AccountIndex, ranked: list[tuple[float, int, dict[str, Signal]]]):
-        """Pick among candidates within tie_margin of the best; name the tie-breaker that decided."""
+        """Pick among candidates within tie_margin of the best; name the tie-breaker that decided.
+
+        When every configured breaker is equal the higher confidence wins, then the lower account id,
+        so the outcome never depends on input order.
+        """
         top = ranked[0][0]
         tied = [r for r in ranked if r[0] >= top - self.config.tie_margin]
         if len(tied) == 1:
             return ranked[0], None
-        keyed = sorted(tied, key=lambda r: self._tie_key(index, r[1]))
+
+        def full_key(r: tuple[float, int, dict[str, Signal]]) -> tuple:
+            return (*self._tie_key(index, r[1]), -r[0], index.accounts[r[1]].id)
+
+        keyed = sorted(tied, key=full_key)
         winner = keyed[0]
-        first_key, second_key = self._tie_key(index, keyed[0][1]), self._tie_key(index, keyed[1][1])
-        decided_by = "account id"
-        for name, a, b in zip(self.config.tie_breakers, first_key, second_key, strict=False):
-            if a != b:
-                decided_by = name.replace("_", " ")
-                break
+        names = [*(b.replace("_", " ") for b in self.config.tie_breakers), "confidence", "account id"]
+        decided_by = next((n for n, a, b in zip(names, full_key(keyed[0]), full_key(keyed[1]), strict=True) if a != b),
+                          "account id")
         return winner, f"tie of {len(tied)} broken by {decided_by}"
 
     def _with_phone(self, crm: str, q: Query, ranked: list[tuple[float, int, dict[str, Signal]]]):

@@ -1,0 +1,262 @@
+"""Hand-checked decision rules: bands, tie-breakers, roll-up, stability, pins and CRM ownership.
+
+Confidences are computed by hand from the default weights: confidence = logistic(prior + the
+weight of every signal that is known), prior -3. For example domain exact (+6) and name exact
+(+5) give logistic(8) = 0.99966.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from config.matching import MatchingConfig
+from matching import Pin, PreviousMatch, match
+from store.records import AccountRecord, PersonRecord
+
+DEFAULT = MatchingConfig()
+
+
+def logistic(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def account(i: int, name: str, **kw) -> AccountRecord:
+    return AccountRecord(id=i, crm=kw.pop("crm", "salesforce"), crm_id=f"A{i}", name=name, **kw)
+
+
+def lead(i: int, company: str | None, email: str | None = None, **kw) -> PersonRecord:
+    return PersonRecord(id=100 + i, crm=kw.pop("crm", "salesforce"), crm_id=f"L{i}", kind=kw.pop("kind", "lead"),
+                        company=company, email=email, **kw)
+
+
+def one(person: PersonRecord, accounts: list[AccountRecord], config: MatchingConfig = DEFAULT, **kw):
+    (result,) = match([person], accounts, config, **kw)
+    return result
+
+
+# -- bands -----------------------------------------------------------------------------------------
+
+
+def test_domain_and_name_agreement_is_an_auto_match_with_its_reasons() -> None:
+    result = one(lead(1, "ACME, Inc.", "jane@acme.com"), [account(1, "Acme Corporation", website="https://www.acme.com")])
+    assert result.decision == "auto"
+    assert result.account_id == 1 == result.matched_account_id
+    assert result.confidence == pytest.approx(logistic(-3 + 6 + 5), abs=1e-4)
+    assert result.method == "domain+name"
+    assert result.reason == "domain acme.com = acme.com; name acme = acme"
+    assert result.reasons["signals"]["domain"] == {
+        "level": "exact", "weight": 6.0, "detail": "domain acme.com = acme.com"}
+
+
+def test_name_alone_is_review_and_the_same_country_lifts_it_to_auto() -> None:
+    accounts = [account(1, "Acme Corp", country="US")]
+    review = one(lead(1, "Acme", "jane@gmail.com"), accounts)
+    assert (review.decision, review.account_id) == ("review", 1)
+    assert review.confidence == pytest.approx(logistic(-3 + 5), abs=1e-4)  # 0.8808 < 0.9
+    auto = one(lead(1, "Acme", "jane@gmail.com", country="United States"), accounts)
+    assert auto.decision == "auto"
+    assert auto.confidence == pytest.approx(logistic(-3 + 5 + 1), abs=1e-4)
+    assert auto.reason == "name acme = acme; country US"
+
+
+def test_a_different_country_drops_below_review_and_keeps_the_best_for_display() -> None:
+    result = one(lead(1, "Acme", country="DE"), [account(1, "Acme Corp", country="US")])
+    assert result.decision == "none"
+    assert result.account_id is None
+    assert result.confidence == pytest.approx(logistic(-3 + 5 - 3), abs=1e-4)
+    assert result.reason.startswith("best 0.27 below review threshold; name acme = acme; country DE != US")
+    assert result.reasons["best_account_id"] == 1
+
+
+def test_thresholds_come_from_the_configuration() -> None:
+    strict = MatchingConfig(auto_threshold=0.9999, review_threshold=0.9)
+    person, accounts = lead(1, "Acme", "jane@acme.com"), [account(1, "Acme", website="acme.com")]
+    assert one(person, accounts, strict).decision == "review"  # 0.99966
+    assert one(lead(2, "Acme", "x@gmail.com"), accounts, strict).decision == "none"  # 0.8808
+
+
+def test_nothing_to_match_on_says_so() -> None:
+    result = one(lead(1, None, "jane@gmail.com"), [account(1, "Acme")])
+    assert (result.decision, result.account_id, result.reason) == ("none", None, "no company name or corporate domain")
+    other_crm = one(lead(2, "Acme", crm="hubspot"), [account(1, "Acme")])
+    assert other_crm.decision == "none" and other_crm.reason == "no hubspot accounts to match against"
+
+
+def test_phone_and_contacts_at_the_domain_are_signals() -> None:
+    accounts = [account(1, "Initech", phone="+1 415 555 0100", country="US"), account(2, "Initrode")]
+    contact = PersonRecord(id=900, crm="salesforce", crm_id="C1", kind="contact", email="bob@initech-mail.com",
+                           account_crm_id="A1")
+    result = one(lead(1, "Initech LLC", "peter@initech-mail.com"), accounts, contacts=[contact])
+    assert result.account_id == 1
+    assert result.confidence == pytest.approx(logistic(-3 + 4 + 5), abs=1e-4)
+    assert "contacts at initech-mail.com: 1" in result.reason
+    by_phone = one(lead(2, "Initech", "x@gmail.com", phone="(415) 555-0100", country="US"), accounts)
+    assert by_phone.confidence == pytest.approx(logistic(-3 + 5 + 1 + 3), abs=1e-4)
+    assert by_phone.reason == "name initech = initech; country US; phone same"
+
+
+def test_one_result_per_person_in_input_order() -> None:
+    people = [lead(i, "Acme", f"p{i}@acme.com") for i in (3, 1, 2)]
+    results = match(people, [account(1, "Acme", website="acme.com")], DEFAULT)
+    assert [r.person_id for r in results] == [103, 101, 102]
+
+
+# -- tie-breakers ----------------------------------------------------------------------------------
+
+
+def duplicates(per_account: dict[int, dict] | None = None) -> list[AccountRecord]:
+    """Two accounts for the same company (a CRM duplicate): every signal ties."""
+    return [account(i, "Acme Corp", website="acme.com", **(per_account or {}).get(i, {})) for i in (1, 2)]
+
+
+def test_tie_goes_to_the_customer_and_the_reason_says_so() -> None:
+    result = one(lead(1, "Acme", "jane@acme.com"), duplicates({2: {"type": "Customer - Direct"}}))
+    assert (result.decision, result.account_id) == ("auto", 2)
+    assert "tie of 2 broken by customer" in result.reason
+    assert result.reasons["tie"] == "tie of 2 broken by customer"
+
+
+def test_tie_then_goes_to_the_account_with_most_contacts() -> None:
+    contacts = [PersonRecord(id=900 + i, crm="salesforce", crm_id=f"C{i}", kind="contact", account_crm_id="A2")
+                for i in range(2)]
+    result = one(lead(1, "Acme", "jane@acme.com"), duplicates(), contacts=contacts)
+    assert result.account_id == 2
+    assert "tie of 2 broken by most contacts" in result.reason
+
+
+def test_tie_then_goes_to_recent_activity_then_to_the_oldest_account() -> None:
+    recent = one(lead(1, "Acme", "jane@acme.com"), duplicates(),
+                 last_activity={1: datetime(2025, 1, 1, tzinfo=UTC), 2: datetime(2026, 1, 1, tzinfo=UTC)})
+    assert recent.account_id == 2 and "broken by recent activity" in recent.reason
+    oldest = one(lead(1, "Acme", "jane@acme.com"),
+                 duplicates({1: {"created_at": datetime(2024, 1, 1, tzinfo=UTC)},
+                             2: {"created_at": datetime(2019, 1, 1, tzinfo=UTC)}}))
+    assert oldest.account_id == 2 and "broken by oldest" in oldest.reason
+    nothing = one(lead(1, "Acme", "jane@acme.com"), duplicates())
+    assert nothing.account_id == 1 and "broken by account id" in nothing.reason
+
+
+def test_tie_breakers_apply_in_the_configured_order() -> None:
+    accounts = duplicates({1: {"type": "Customer"}, 2: {"created_at": datetime(2019, 1, 1, tzinfo=UTC)}})
+    default = one(lead(1, "Acme", "jane@acme.com"), accounts)
+    assert default.account_id == 1 and "broken by customer" in default.reason
+    oldest_first = one(lead(1, "Acme", "jane@acme.com"), accounts, MatchingConfig(tie_breakers=["oldest", "customer"]))
+    assert oldest_first.account_id == 2 and "broken by oldest" in oldest_first.reason
+
+
+def test_candidates_beyond_the_tie_margin_are_not_tied() -> None:
+    accounts = [account(1, "Acme Corp", website="acme.com"), account(2, "Acme Corp", website="acme.com", country="US")]
+    result = one(lead(1, "Acme", "jane@acme.com", country="US"), accounts)
+    # +1 for the country: 0.99991 vs 0.99966 is inside the 0.02 margin; no breaker differs, so confidence decides
+    assert result.account_id == 2
+    assert "tie of 2 broken by confidence" in result.reason
+    wide = one(lead(1, "Acme", "x@gmail.com", country="US"), accounts, MatchingConfig(tie_margin=0.0))
+    assert wide.account_id == 2 and "tie" not in wide.reason
+
+
+def test_ambiguity_margin_turns_a_close_auto_match_into_review() -> None:
+    accounts = [account(1, "Acme Systems", country="US", state="CA", city="San Francisco"),
+                account(2, "Acme Systems", country="US")]
+    person = lead(1, "Acme Systems", "x@gmail.com", country="US", state="California", city="San Francisco")
+    assert one(person, accounts, MatchingConfig(tie_margin=0.0)).decision == "auto"
+    ambiguous = one(person, accounts, MatchingConfig(tie_margin=0.0, ambiguity_margin=0.05))
+    assert (ambiguous.decision, ambiguous.account_id) == ("review", 1)
+    assert "runner-up within 0.05" in ambiguous.reasons["tie"]
+
+
+# -- hierarchy ------------------------------------------------------------------------------------
+
+
+def hierarchy() -> list[AccountRecord]:
+    return [
+        account(1, "Umbrella Holdings", website="umbrella.com"),
+        account(2, "Umbrella Europe", website="umbrella.eu", parent_crm_id="A1"),
+        account(3, "Umbrella Pharma GmbH", website="umbrella-pharma.de", parent_crm_id="A2"),
+    ]
+
+
+def test_roll_up_to_the_ultimate_parent_when_configured() -> None:
+    person = lead(1, "Umbrella Pharma", "alice@umbrella-pharma.de")
+    assert one(person, hierarchy()).account_id == 3
+    rolled = one(person, hierarchy(), MatchingConfig(rollup_to_parent=True))
+    assert (rolled.account_id, rolled.matched_account_id, rolled.decision) == (1, 3, "auto")
+    assert "rolled up from Umbrella Pharma GmbH to Umbrella Holdings" in rolled.reason
+    assert rolled.reasons["rolled_up_from"] == 3
+
+
+def test_roll_up_survives_a_cycle_in_the_crm_hierarchy() -> None:
+    accounts = [account(1, "Alpha", website="alpha.com", parent_crm_id="A2"),
+                account(2, "Beta", website="beta.com", parent_crm_id="A1")]
+    result = one(lead(1, "Alpha", "x@alpha.com"), accounts, MatchingConfig(rollup_to_parent=True))
+    assert (result.account_id, result.matched_account_id) == (2, 1)
+
+
+# -- stability -------------------------------------------------------------------------------------
+
+
+STABILITY_ACCOUNTS = [account(1, "Acme Systems", country="US"),
+                      account(2, "Acme Systems", country="US", state="CA", city="San Francisco")]
+STABILITY_LEAD = lead(1, "Acme Systems", "x@gmail.com", country="US", state="CA", city="San Francisco")
+# Account 1: name exact + country = logistic(3) = 0.9526; account 2 adds state and city: logistic(4) = 0.9820.
+
+
+def test_a_match_only_moves_when_the_new_account_is_better_by_the_margin() -> None:
+    fresh = one(STABILITY_LEAD, STABILITY_ACCOUNTS)
+    assert fresh.account_id == 2 and fresh.confidence == pytest.approx(logistic(4), abs=1e-4)
+    kept = one(STABILITY_LEAD, STABILITY_ACCOUNTS, previous={101: PreviousMatch(1, 0.95, "auto")})
+    assert (kept.account_id, kept.decision) == (1, "auto")
+    assert kept.confidence == pytest.approx(logistic(3), abs=1e-4)
+    assert "kept previous match (new candidate better by 0.03 only)" in kept.reason
+    assert kept.reasons["runner_up"]["account_id"] == 2
+    moved = one(STABILITY_LEAD, STABILITY_ACCOUNTS, MatchingConfig(stability_margin=0.02),
+                previous={101: PreviousMatch(1, 0.95, "auto")})
+    assert moved.account_id == 2 and "kept previous" not in moved.reason
+
+
+def test_stability_ignores_previous_non_matches_and_weak_previous_accounts() -> None:
+    ignored = one(STABILITY_LEAD, STABILITY_ACCOUNTS, previous={101: PreviousMatch(1, 0.4, "none")})
+    assert ignored.account_id == 2
+    accounts = [*STABILITY_ACCOUNTS, account(3, "Zenith Foods", country="FR")]
+    weak = one(STABILITY_LEAD, accounts, previous={101: PreviousMatch(3, 0.9, "auto")})
+    assert weak.account_id == 2  # account 3 now scores below review: the previous match is not defended
+
+
+# -- pins and CRM ownership ------------------------------------------------------------------------
+
+
+def test_admin_pins_always_win() -> None:
+    accounts = [account(1, "Acme", website="acme.com"), account(2, "Other Co")]
+    pinned = one(lead(1, "Acme", "jane@acme.com"), accounts, pins={101: Pin(2, "ops@example.com")},
+                 previous={101: PreviousMatch(1, 0.99, "auto")})
+    assert (pinned.account_id, pinned.decision, pinned.confidence) == (2, "pinned", 1.0)
+    assert pinned.pinned_by == "ops@example.com" and pinned.reason == "pinned by ops@example.com"
+    no_account = one(lead(1, "Acme", "jane@acme.com"), accounts, pins={101: Pin(None)})
+    assert (no_account.account_id, no_account.decision) == (None, "pinned")
+    contact = lead(2, "Acme", "jane@acme.com", kind="contact", account_crm_id="A1")
+    assert one(contact, accounts, pins={102: Pin(2)}).account_id == 2
+
+
+def test_contacts_keep_their_crm_account_unless_configured_otherwise() -> None:
+    accounts = [account(1, "Acme", website="acme.com"), account(2, "Acme Reseller Partners")]
+    contact = lead(1, "Acme", "jane@acme.com", kind="contact", account_crm_id="A2")
+    kept = one(contact, accounts)
+    assert (kept.account_id, kept.decision, kept.method, kept.confidence) == (2, "crm", "crm", 1.0)
+    assert kept.reason == "CRM account Acme Reseller Partners"
+    scored = one(contact, accounts, MatchingConfig(keep_crm_account=False))
+    assert (scored.account_id, scored.decision) == (1, "auto")
+    orphan = one(lead(2, "Acme", "jane@acme.com", kind="contact", account_crm_id="A404"), accounts)
+    assert (orphan.account_id, orphan.decision) == (1, "auto")  # an account we do not hold: scored instead
+
+
+def test_converted_leads_keep_the_account_they_were_converted_to() -> None:
+    accounts = [account(1, "Acme", website="acme.com"), account(2, "Acme Holdings")]
+    converted = lead(1, "Acme", "jane@acme.com", is_converted=True, converted_account_crm_id="A2")
+    result = one(converted, accounts)
+    assert (result.account_id, result.decision, result.method) == (2, "crm", "converted")
+    assert result.reason == "converted to Acme Holdings"
+    rolled = one(converted, [*accounts[:1], account(2, "Acme Holdings", parent_crm_id="A1")],
+                 MatchingConfig(rollup_to_parent=True))
+    assert (rolled.account_id, rolled.matched_account_id) == (1, 2)
