@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from config.connections import DatabaseConfig, HubSpotConfig, SalesforceConfig
 from config.matching import MatchingConfig
 from config.scoring import ScoringConfig
+from config.worker import WorkerConfig
 
 
 class LoggingConfig(BaseModel):
@@ -29,3 +30,4 @@ class AbmConfig(BaseModel):
     logging: LoggingConfig = LoggingConfig()
     scoring: ScoringConfig = ScoringConfig()
     matching: MatchingConfig = MatchingConfig()
+    worker: WorkerConfig = WorkerConfig()
