@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from config.salesforce_pull import SalesforcePullOptions
 from config.secrets import SecretsSection
 
 
@@ -64,6 +65,7 @@ class SalesforceConfig(SecretsSection):
     api_version: str = Field("59.0", pattern=r"^\d{2,3}\.0$", description="like 59.0")
     ca_file: Path | None = None
     sync: SyncOptions = SyncOptions()
+    pull: SalesforcePullOptions = SalesforcePullOptions()
     client_secret_env: str | None = None
     client_secret_file: Path | None = None
     private_key_env: str | None = None

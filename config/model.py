@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from config.activities import ActivityMappingConfig
 from config.connections import DatabaseConfig, HubSpotConfig, SalesforceConfig
 from config.matching import MatchingConfig
 from config.scoring import ScoringConfig
@@ -30,4 +31,5 @@ class AbmConfig(BaseModel):
     logging: LoggingConfig = LoggingConfig()
     scoring: ScoringConfig = ScoringConfig()
     matching: MatchingConfig = MatchingConfig()
+    activities: ActivityMappingConfig = ActivityMappingConfig()
     worker: WorkerConfig = WorkerConfig()
