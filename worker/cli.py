@@ -9,6 +9,7 @@ import typer
 
 from worker.cli_config import app as config_app
 from worker.cli_db import app as db_app
+from worker.cli_sandbox import app as sandbox_app
 from worker.context import CliContext
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.add_typer(sandbox_app, name="sandbox")
 
 
 def _version() -> str:
