@@ -1,23 +1,39 @@
 """Building the engine's inputs from plain records: the roll-up, personas, segments, outcomes.
 
 Used for record-sized sets (tests, the sandbox generator, a notebook). The worker's store glue
-(:mod:`worker.score_store`) builds the same structures from SQL result columns directly.
+(:mod:`worker.score_inputs`) builds the same structures from SQL result columns directly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
 from config.scoring import ScoringConfig
 from scoring.columns import ActivityColumns, LoadReport, activity_columns
 from scoring.fit import account_segments
-from scoring.outcomes import OpportunityColumns, opportunity_columns
+from scoring.outcomes import NEVER, OpportunityColumns, opportunity_columns
 from scoring.personas import PersonaClassifier
 from scoring.scores import Population
 from store.records import AccountRecord, ActivityRecord, OpportunityRecord, PersonRecord
+
+
+@dataclass(frozen=True)
+class PeopleFacts:
+    """What the predictive model and backtests need to know about people as of a past date."""
+
+    is_lead: np.ndarray  # bool
+    created: np.ndarray  # int64 seconds; 0 when unknown (treated as always there)
+    converted: np.ndarray  # int64 seconds a lead converted, NEVER if not (or unknown when)
+    linked_by_conversion: np.ndarray  # bool: rolls up only because the lead converted into the account
+
+    @classmethod
+    def unknown(cls, n_people: int) -> PeopleFacts:
+        return cls(np.zeros(n_people, bool), np.zeros(n_people, np.int64), np.full(n_people, NEVER, np.int64),
+                   np.zeros(n_people, bool))
 
 
 @dataclass(frozen=True)
@@ -28,6 +44,8 @@ class ScoringInputs:
     account_ids: np.ndarray  # int64: store id of the account at each index
     person_ids: np.ndarray  # int64: store id of the person at each index
     load_report: LoadReport
+    account_created: np.ndarray  # int64 seconds; 0 when unknown (treated as always there)
+    people: PeopleFacts
 
 
 def person_accounts(
@@ -53,6 +71,33 @@ def person_accounts(
     return out
 
 
+def _seconds(value: datetime | None, missing: int) -> int:
+    return int(value.timestamp()) if value is not None else missing
+
+
+def people_facts(
+    people: Sequence[PersonRecord], person_account: np.ndarray, matches: Mapping[int, int | None]
+) -> PeopleFacts:
+    """Creation and conversion times, and which roll-ups exist only because a lead converted.
+
+    A converted lead without a match-table entry rolls up through the account it converted
+    into; before that date the roll-up did not exist, and a backtest must not use it.
+    """
+    converted = np.array(
+        [_seconds(p.converted_at, NEVER) if p.kind == "lead" and p.is_converted else NEVER for p in people],
+        dtype=np.int64,
+    )
+    by_conversion = np.array(
+        [p.kind == "lead" and p.id not in matches and bool(p.converted_account_crm_id) for p in people], dtype=bool
+    )
+    return PeopleFacts(
+        is_lead=np.array([p.kind == "lead" for p in people], dtype=bool),
+        created=np.array([_seconds(p.created_at, 0) for p in people], dtype=np.int64),
+        converted=converted,
+        linked_by_conversion=by_conversion & (person_account >= 0),
+    )
+
+
 def build_inputs(
     accounts: Sequence[AccountRecord],
     people: Sequence[PersonRecord],
@@ -68,10 +113,12 @@ def build_inputs(
     report = LoadReport()
     acts = activity_columns(activities, person_index, account_index, report)
     titles = [p.title for p in people]
+    matches = matches or {}
+    person_account = person_accounts(people, account_index, matches, account_pos)
     population = Population(
         account_names=[a.name for a in accounts],
         segments=account_segments(accounts, config.fit),
-        person_account=person_accounts(people, account_index, matches or {}, account_pos),
+        person_account=person_account,
         personas=PersonaClassifier(config.personas).classify_many(titles),
         person_titles=titles,
     )
@@ -82,4 +129,6 @@ def build_inputs(
         account_ids=np.array([a.id for a in accounts], dtype=np.int64),
         person_ids=np.array([p.id for p in people], dtype=np.int64),
         load_report=report,
+        account_created=np.array([_seconds(a.created_at, 0) for a in accounts], dtype=np.int64),
+        people=people_facts(people, person_account, matches),
     )

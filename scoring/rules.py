@@ -49,9 +49,20 @@ def grade_score(fit: np.ndarray, engagement: np.ndarray, config: GradeConfig) ->
 def grades(
     fit: np.ndarray, engagement: np.ndarray, config: GradeConfig, predictive: np.ndarray | None = None
 ) -> np.ndarray:
-    """1-4 (4 = act now). From the predictive probability when one is given and enabled, else rules."""
+    """1-4 (4 = act now). From the predictive probability when one is given and enabled, else rules.
+
+    Rows without a probability (NaN: an entity the model does not cover) are graded by the rules.
+    """
+    rules = _rules_grades(fit, engagement, config)
     if predictive is not None and config.use_predictive:
-        return _by_thresholds(100.0 * np.asarray(predictive), config.predictive_thresholds)
+        p = np.asarray(predictive, dtype=np.float64)
+        known = ~np.isnan(p)
+        by_model = _by_thresholds(100.0 * np.where(known, p, 0.0), config.predictive_thresholds)
+        return np.where(known, by_model, rules).astype(np.int8)
+    return rules
+
+
+def _rules_grades(fit: np.ndarray, engagement: np.ndarray, config: GradeConfig) -> np.ndarray:
     score = grade_score(fit, engagement, config)
     if config.mode == "thresholds":
         return _by_thresholds(score, config.thresholds)

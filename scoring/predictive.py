@@ -1,0 +1,371 @@
+"""The predictive score: the probability that an account wins (or opens) a deal, or that a lead
+converts, within the horizon, learned from the org's own history with scikit-learn.
+
+Training rows are snapshots of every account (or open lead) taken every
+``snapshot_every_days`` before the last date whose horizon is fully observed; features come
+from :mod:`scoring.features` (only what was known at the snapshot), the label from the
+horizon after it. The split is by time: the latest snapshots are held out, and training uses
+only snapshots whose labels were settled before the first held-out one, so nothing a
+held-out row could know leaks into training. Probabilities are calibrated (Platt or
+isotonic, cross-fitted by snapshot), and the model is refitted on every snapshot for use.
+
+The model leaves here as bytes (joblib) with its metrics and parameters; the worker keeps
+versions in ``predictive_models`` and can restore any of them with :func:`load`. Blobs are
+pickles: load only blobs this worker wrote to its own store.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from sklearn.base import ClassifierMixin, clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.exceptions import InconsistentVersionWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.model_selection import GroupKFold, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from config.scoring import PredictiveConfig, ScoringConfig
+from scoring.catalogue import DAY
+from scoring.features import (
+    ACCOUNT_FEATURES,
+    LEAD_FEATURES,
+    FeatureFrame,
+    account_features,
+    lead_features,
+    scores_as_of,
+)
+from scoring.inputs import ScoringInputs
+from scoring.outcomes import NEVER
+
+BLOB_FORMAT = 1
+ACCOUNT_WON, ACCOUNT_OPENED, LEAD_CONVERTS = "account_won", "account_opened", "lead_converts"
+TARGETS = (ACCOUNT_WON, ACCOUNT_OPENED, LEAD_CONVERTS)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """What the worker stores in ``predictive_models``: ``target``, ``blob``, ``metrics``, ``params``."""
+
+    target: str
+    blob: bytes
+    metrics: dict[str, Any]
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NotTrained:
+    """Why no model was trained (too little labelled history), with the counts that decided it."""
+
+    target: str
+    reason: str
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PredictiveModel:
+    """A loaded model: ``predict_proba`` on feature rows laid out as ``features``."""
+
+    target: str
+    features: tuple[str, ...]
+    estimator: ClassifierMixin
+    sklearn_version: str
+    horizon_days: int
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        if len(X) == 0:
+            return np.empty(0)
+        return self.estimator.predict_proba(X)[:, 1]
+
+
+class ModelLoadError(ValueError):
+    """A stored model that this version cannot use; the message says what to do."""
+
+
+# ---------------------------------------------------------------- snapshots and labels
+
+
+def account_target(config: PredictiveConfig) -> str:
+    return ACCOUNT_WON if config.target == "won" else ACCOUNT_OPENED
+
+
+def snapshot_times(inputs: ScoringInputs, config: PredictiveConfig, as_of: int) -> list[int]:
+    """Snapshot dates, oldest first, whose whole horizon lies before ``as_of`` and after the first data."""
+    horizon = config.horizon_days * DAY
+    first = min(
+        int(inputs.activities.ts.min()) if len(inputs.activities) else NEVER,
+        int(inputs.opportunities.created.min()) if len(inputs.opportunities) else NEVER,
+    )
+    times = [as_of - horizon - k * config.snapshot_every_days * DAY for k in range(config.max_snapshots)]
+    return sorted(t for t in times if t > first)
+
+
+def _account_labels(inputs: ScoringInputs, frame: FeatureFrame, horizon: int, target: str) -> np.ndarray:
+    hit = inputs.opportunities.outcome_between(
+        inputs.population.n_accounts, frame.as_of, frame.as_of + horizon, "won" if target == ACCOUNT_WON else "opened"
+    )
+    return hit[frame.rows]
+
+
+def _lead_labels(inputs: ScoringInputs, frame: FeatureFrame, horizon: int) -> np.ndarray:
+    converted = inputs.people.converted[frame.rows]
+    return (converted >= frame.as_of) & (converted < frame.as_of + horizon)
+
+
+def _frames(
+    inputs: ScoringInputs, config: ScoringConfig, times: Sequence[int], target: str
+) -> list[tuple[FeatureFrame, np.ndarray]]:
+    horizon = config.predictive.horizon_days * DAY
+    out = []
+    for t in times:
+        scores = scores_as_of(inputs, config, t)
+        if target == LEAD_CONVERTS:
+            frame = lead_features(inputs, config, t, scores)
+            out.append((frame, _lead_labels(inputs, frame, horizon)))
+        else:
+            frame = account_features(inputs, config, t, scores)
+            out.append((frame, _account_labels(inputs, frame, horizon, target)))
+    return out
+
+
+# ---------------------------------------------------------------- model
+
+
+def _base_estimator(config: PredictiveConfig) -> ClassifierMixin:
+    if config.algorithm == "gradient_boosting":
+        # Shallow, strongly regularized trees: a few thousand positives at most, and scores
+        # that must not swing between nightly retrains.
+        return HistGradientBoostingClassifier(
+            learning_rate=0.05,
+            max_iter=250,
+            max_leaf_nodes=15,
+            min_samples_leaf=40,
+            l2_regularization=1.0,
+            early_stopping=False,
+            random_state=config.random_state,
+        )
+    return make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=0.5, max_iter=2000),
+    )
+
+
+def _fit_calibrated(X: np.ndarray, y: np.ndarray, groups: np.ndarray, config: PredictiveConfig) -> ClassifierMixin:
+    """Calibrated model; calibration folds are whole snapshots, so a calibrator never sees the
+    rows its model was fitted on (nor the same accounts at the same date)."""
+    n_groups = len(np.unique(groups))
+    n_pos = int(y.sum())
+    folds = min(3, n_pos, len(y) - n_pos)
+    if n_groups >= 3:
+        splits = list(GroupKFold(n_splits=min(3, n_groups)).split(X, y, groups))
+        if any(len(np.unique(y[train])) < 2 for train, _ in splits):
+            splits = list(StratifiedKFold(folds, shuffle=True, random_state=config.random_state).split(X, y))
+    else:
+        splits = list(StratifiedKFold(folds, shuffle=True, random_state=config.random_state).split(X, y))
+    model = CalibratedClassifierCV(clone(_base_estimator(config)), method=config.calibration, cv=splits)
+    return model.fit(X, y)
+
+
+def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    base = float(y.mean()) if len(y) else 0.0
+    top = np.argsort(-p, kind="stable")[: max(1, len(p) // 10)]
+    return {
+        "auc": float(roc_auc_score(y, p)),
+        "average_precision": float(average_precision_score(y, p)),
+        "brier": float(brier_score_loss(y, p)),
+        "base_rate": base,
+        "mean_probability": float(p.mean()),
+        "top_decile_lift": float(y[top].mean() / base) if base > 0 else 0.0,
+        "rows": int(len(y)),
+        "positives": int(y.sum()),
+    }
+
+
+def _counts(frames: list[tuple[FeatureFrame, np.ndarray]]) -> tuple[int, int]:
+    return sum(len(y) for _, y in frames), sum(int(y.sum()) for _, y in frames)
+
+
+def train(
+    inputs: ScoringInputs, config: ScoringConfig, as_of: int, *, target: str | None = None
+) -> TrainedModel | NotTrained:
+    """Train, evaluate on the time-based holdout, refit on all snapshots, and serialize.
+
+    ``target`` is one of :data:`TARGETS`; the default is the account outcome in the config.
+    Returns :class:`NotTrained` (never raises) when the history is too thin for a model.
+    """
+    pc = config.predictive
+    target = target or account_target(pc)
+    if target not in TARGETS:
+        raise ValueError(f"unknown predictive target {target!r}; expected one of {', '.join(TARGETS)}")
+    if not pc.enabled:
+        return NotTrained(target, "predictive scoring is disabled (scoring.predictive.enabled: false)", {})
+    times = snapshot_times(inputs, pc, as_of)
+    if len(times) < 2:
+        return NotTrained(
+            target,
+            f"history too short: {len(times)} snapshot(s) with a fully observed {pc.horizon_days}-day horizon "
+            "before the as-of date (need 2: one to train on, one to hold out)",
+            {"snapshots": len(times)},
+        )
+    n_hold = min(len(times) - 1, max(1, round(pc.holdout_share * len(times))))
+    holdout_times = times[-n_hold:]
+    train_times = [t for t in times[:-n_hold] if t + pc.horizon_days * DAY <= holdout_times[0]]
+    if not train_times:
+        return NotTrained(
+            target,
+            f"history too short: no snapshot's {pc.horizon_days}-day horizon ends before the held-out period "
+            f"(raise max_snapshots or lower snapshot_every_days / holdout_share)",
+            {"snapshots": len(times)},
+        )
+    frames = _frames(inputs, config, times, target)
+    by_time = dict(zip(times, frames, strict=True))
+    train_frames = [by_time[t] for t in train_times]
+    hold_frames = [by_time[t] for t in holdout_times]
+    train_rows, train_pos = _counts(train_frames)
+    hold_rows, hold_pos = _counts(hold_frames)
+    counts = {
+        "train_rows": train_rows, "train_positives": train_pos,
+        "holdout_rows": hold_rows, "holdout_positives": hold_pos,
+        "snapshots": len(times), "train_snapshots": len(train_times), "holdout_snapshots": len(holdout_times),
+    }
+    short = []
+    if train_rows < pc.min_labelled_rows:
+        short.append(f"{train_rows} training rows (min_labelled_rows: {pc.min_labelled_rows})")
+    if train_pos < pc.min_positive_labels:
+        short.append(f"{train_pos} positive training labels (min_positive_labels: {pc.min_positive_labels})")
+    if hold_pos < pc.min_holdout_positives:
+        short.append(f"{hold_pos} positives in the holdout (min_holdout_positives: {pc.min_holdout_positives})")
+    if train_rows - train_pos < 3 or hold_rows - hold_pos < 1:
+        short.append("too few negative labels")
+    if short:
+        return NotTrained(target, "not enough labelled history: " + "; ".join(short), counts)
+
+    def stack(parts: list[tuple[FeatureFrame, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X = np.concatenate([f.X for f, _ in parts])
+        y = np.concatenate([lab for _, lab in parts]).astype(np.int8)
+        groups = np.concatenate([np.full(len(lab), f.as_of) for f, lab in parts])
+        return X, y, groups
+
+    X_train, y_train, g_train = stack(train_frames)
+    X_hold, y_hold, _ = stack(hold_frames)
+    evaluated = _fit_calibrated(X_train, y_train, g_train, pc)
+    holdout = _metrics(y_hold, evaluated.predict_proba(X_hold)[:, 1])
+    train_fit = _metrics(y_train, evaluated.predict_proba(X_train)[:, 1])
+
+    X_all, y_all, g_all = stack(frames)
+    final = _fit_calibrated(X_all, y_all, g_all, pc)
+    names = frames[0][0].names
+    blob = dumps(PredictiveModel(target, names, final, sklearn.__version__, pc.horizon_days))
+    metrics = {
+        **counts,
+        "holdout": holdout,
+        "train": train_fit,
+        "holdout_auc": holdout["auc"],
+        "all_rows": int(len(y_all)),
+        "all_positives": int(y_all.sum()),
+    }
+    params = {
+        "target": target,
+        "as_of": as_of,
+        "predictive": pc.model_dump(),
+        "features": list(names),
+        "train_snapshots": train_times,
+        "holdout_snapshots": holdout_times,
+        "sklearn_version": sklearn.__version__,
+        "blob_format": BLOB_FORMAT,
+    }
+    return TrainedModel(target, blob, metrics, params)
+
+
+# ---------------------------------------------------------------- storage
+
+
+def dumps(model: PredictiveModel) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(
+        {
+            "format": BLOB_FORMAT,
+            "target": model.target,
+            "features": list(model.features),
+            "estimator": model.estimator,
+            "sklearn_version": model.sklearn_version,
+            "horizon_days": model.horizon_days,
+        },
+        buffer,
+        compress=3,
+    )
+    return buffer.getvalue()
+
+
+def load(blob: bytes) -> PredictiveModel:
+    """A stored model, checked against the features this version computes."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InconsistentVersionWarning)
+            payload = joblib.load(io.BytesIO(blob))
+    except Exception as exc:  # a truncated or foreign blob: say so instead of a pickle traceback
+        raise ModelLoadError(f"stored predictive model cannot be read ({type(exc).__name__}): retrain it") from None
+    if not isinstance(payload, dict) or payload.get("format") != BLOB_FORMAT:
+        raise ModelLoadError("stored predictive model has an unknown format: retrain it")
+    target = payload["target"]
+    expected = LEAD_FEATURES if target == LEAD_CONVERTS else ACCOUNT_FEATURES
+    if tuple(payload["features"]) != expected:
+        raise ModelLoadError(
+            f"stored {target} model was trained on other features than this version computes: retrain it"
+        )
+    return PredictiveModel(
+        target=target,
+        features=expected,
+        estimator=payload["estimator"],
+        sklearn_version=payload["sklearn_version"],
+        horizon_days=int(payload["horizon_days"]),
+    )
+
+
+# ---------------------------------------------------------------- prediction
+
+
+def predict(model: PredictiveModel, inputs: ScoringInputs, config: ScoringConfig, as_of: int) -> np.ndarray:
+    """Probabilities for every account (account models) or person (lead model) as of ``as_of``.
+
+    Entities the model does not apply to (an account created later, a contact, a converted
+    lead) get NaN, which the grade treats as "no prediction, use the rules".
+    """
+    scores = scores_as_of(inputs, config, as_of)
+    if model.target == LEAD_CONVERTS:
+        frame = lead_features(inputs, config, as_of, scores)
+        n = inputs.population.n_people
+    else:
+        frame = account_features(inputs, config, as_of, scores)
+        n = inputs.population.n_accounts
+    out = np.full(n, np.nan)
+    out[frame.rows] = model.probability(frame.X)
+    return out
+
+
+def person_probabilities(
+    lead_probability: np.ndarray | None, account_probability: np.ndarray | None, person_account: np.ndarray
+) -> np.ndarray | None:
+    """Per person: an open lead's own conversion probability, else the probability of the
+    account the person rolls up to (a contact's deal is the account's deal); NaN when neither."""
+    if lead_probability is None and account_probability is None:
+        return None
+    n = len(person_account)
+    out = np.full(n, np.nan)
+    if account_probability is not None and len(account_probability):
+        has = person_account >= 0
+        out[has] = account_probability[person_account[has]]
+    if lead_probability is not None:
+        own = ~np.isnan(lead_probability)
+        out[own] = lead_probability[own]
+    return out
