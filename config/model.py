@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from config.activities import ActivityMappingConfig
+from config.admin import AdminConfig
 from config.connections import DatabaseConfig, HubSpotConfig, SalesforceConfig
 from config.matching import MatchingConfig
 from config.scoring import ScoringConfig
@@ -33,3 +34,4 @@ class AbmConfig(BaseModel):
     matching: MatchingConfig = MatchingConfig()
     activities: ActivityMappingConfig = ActivityMappingConfig()
     worker: WorkerConfig = WorkerConfig()
+    admin: AdminConfig = AdminConfig()
