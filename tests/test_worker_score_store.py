@@ -1,0 +1,64 @@
+"""Saving scores: only visible changes are written, history gets one row per account and day."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, func, select
+
+from config.scoring import ScoringConfig
+from scoring.inputs import build_inputs
+from scoring.scores import score
+from store.records import AccountRecord, ActivityRecord, PersonRecord
+from store.schema import Score, ScoreHistory
+from worker.score_store import save_score_set
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _scored(extra_calls: int = 0):
+    accounts = [AccountRecord(id=10 + i, crm="salesforce", crm_id=f"A{i}", name=f"Account {i}", industry="Software",
+                              employees=200) for i in range(3)]
+    people = [PersonRecord(id=100 + i, crm="salesforce", crm_id=f"P{i}", kind="contact", title=title,
+                           account_crm_id=f"A{i % 3}") for i, title in enumerate(["VP Sales", "Engineer", "CFO"])]
+    acts = [ActivityRecord(id=n, crm="salesforce", crm_id=f"T{n}", activity_type="meeting_completed",
+                           occurred_at=NOW - timedelta(days=n), person_crm_id="P0") for n in range(1, 4)]
+    acts += [ActivityRecord(id=50 + n, crm="salesforce", crm_id=f"C{n}", activity_type="call_connected",
+                            occurred_at=NOW - timedelta(hours=n), person_crm_id="P2") for n in range(extra_calls)]
+    config = ScoringConfig()
+    inputs = build_inputs(accounts, people, acts, [], config)
+    return inputs, score(inputs.activities, inputs.population, inputs.opportunities, config, int(NOW.timestamp()))
+
+
+def _save(engine: Engine, inputs, scores, now=NOW):
+    with engine.begin() as conn:
+        return save_score_set(conn, scores, inputs.population, inputs.account_ids, inputs.person_ids,
+                              ScoringConfig(), now)
+
+
+def test_scores_are_saved_with_reasons_and_unchanged_scores_are_not_rewritten(engine: Engine) -> None:
+    inputs, scores = _scored()
+    first = _save(engine, inputs, scores)
+    assert first.accounts_changed == 3 and first.people_changed == 3 and first.history_rows == 3
+    with engine.connect() as conn:
+        top = conn.execute(select(Score).where(Score.entity_kind == "account", Score.entity_id == 10)).one()
+        assert top.engagement > 0 and top.grade in (1, 2, 3, 4) and top.trend and top.alignment
+        assert "Account 0" in top.reasons_text and len(top.reasons_text) <= 255
+        assert top.breakdown["engagement"]["score"] == top.engagement or abs(
+            top.breakdown["engagement"]["score"] - top.engagement) < 0.01
+        person = conn.execute(select(Score).where(Score.entity_kind == "person", Score.entity_id == 101)).one()
+        assert person.fit is not None and person.breadth is None
+
+    again = _save(engine, inputs, scores, NOW + timedelta(hours=1))
+    assert (again.accounts_changed, again.people_changed) == (0, 0)
+    assert again.history_rows == 0  # same day, same values: today's snapshot is neither rewritten nor duplicated
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ScoreHistory)).scalar_one() == 3
+
+    inputs, scores = _scored(extra_calls=4)  # account 2 (CFO's) gets new touches
+    changed = _save(engine, inputs, scores, NOW + timedelta(days=1))
+    assert 12 in changed.changed_account_ids and 10 not in changed.changed_account_ids
+    assert 102 in changed.changed_person_ids
+    with engine.connect() as conn:
+        days = conn.execute(select(func.count(func.distinct(ScoreHistory.day)))).scalar_one()
+        assert days == 2 and conn.execute(select(func.count()).select_from(ScoreHistory)).scalar_one() == 6
