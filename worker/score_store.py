@@ -1,4 +1,5 @@
-"""Saving a :class:`~scoring.scores.ScoreSet`: current scores (only what changed) and daily history.
+"""Saving a :class:`~scoring.scores.ScoreSet` (rows from :mod:`scoring.rows`): current scores, only
+what changed, and the daily history snapshot.
 
 Scores are rounded to what a rep can see (two decimals) before they are compared with the stored
 row, so decay nudging a score in the fifth decimal neither rewrites the row nor, downstream, a CRM
@@ -8,17 +9,16 @@ field. ``scored_at`` is therefore "when this score last changed", which is also 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, select
 
 from config.scoring import ScoringConfig
-from scoring.reasons import ReasonWriter
-from scoring.rules import ALIGNMENTS, TRENDS
+from scoring.rows import ACCOUNT, PERSON, history_rows, score_rows
 from scoring.scores import Population, ScoreSet
 from store.schema import Score, ScoreHistory
 from store.upsert import upsert
@@ -29,10 +29,17 @@ COMPARED = ("engagement", "sales_activity", "marketing", "fit", "grade", "predic
 _BATCH = 10_000
 
 
-def _round(values: np.ndarray | None, digits: int = 2) -> list[float | None]:
-    if values is None:
-        return []
-    return np.round(values.astype(np.float64), digits).tolist()
+_DIGITS = {"predictive": 4}
+
+
+def visible(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its scores rounded to what people see (2 decimals; probabilities 4)."""
+    out = dict(row)
+    for column in COMPARED:
+        value = out.get(column)
+        if isinstance(value, float):
+            out[column] = round(value, _DIGITS.get(column, 2))
+    return out
 
 
 @dataclass
@@ -44,72 +51,23 @@ class SavedScores:
     changed_person_ids: frozenset[int] = frozenset()
 
 
-def account_rows(
-    scores: ScoreSet, population: Population, account_ids: np.ndarray, config: ScoringConfig,
-    model_version: int | None,
-) -> Iterator[dict[str, Any]]:
-    """One ``scores`` row per account, reasons included (pure)."""
-    reasons = ReasonWriter(scores, population, config)
-    engagement, sales, marketing = _round(scores.engagement), _round(scores.sales), _round(scores.marketing)
-    fit, velocity = _round(scores.fit.fit), _round(scores.velocity)
-    predictive = _round(scores.predictive, 4)
-    grade, breadth = scores.grade.tolist(), scores.breadth.tolist()
-    trend, alignment = scores.trend.tolist(), scores.alignment.tolist()
-    for i, entity_id in enumerate(account_ids.tolist()):
-        why = reasons.account(i)
-        yield {
-            "entity_kind": "account", "entity_id": entity_id,
-            "engagement": engagement[i], "sales_activity": sales[i], "marketing": marketing[i], "fit": fit[i],
-            "grade": int(grade[i]), "predictive": predictive[i] if predictive else None,
-            "breadth": float(breadth[i]), "velocity": velocity[i],
-            "trend": TRENDS[trend[i]], "alignment": ALIGNMENTS[alignment[i]],
-            "reasons_text": why.text, "breakdown": why.breakdown, "model_version": model_version,
-        }
-
-
-def person_rows(
-    scores: ScoreSet, population: Population, person_ids: np.ndarray, config: ScoringConfig,
-    model_version: int | None,
-) -> Iterator[dict[str, Any]]:
-    """One ``scores`` row per person; a person's fit is their account's (none when unmatched)."""
-    reasons = ReasonWriter(scores, population, config)
-    engagement, sales = _round(scores.person_engagement), _round(scores.person_sales)
-    marketing, velocity = _round(scores.person_marketing), _round(scores.person_velocity)
-    predictive = _round(scores.person_predictive, 4)
-    account_fit = _round(scores.fit.fit)
-    person_account = population.person_account.tolist()
-    grade, trend = scores.person_grade.tolist(), scores.person_trend.tolist()
-    alignment = scores.person_alignment.tolist()
-    for i, entity_id in enumerate(person_ids.tolist()):
-        why = reasons.person(i)
-        account = person_account[i]
-        yield {
-            "entity_kind": "person", "entity_id": entity_id,
-            "engagement": engagement[i], "sales_activity": sales[i], "marketing": marketing[i],
-            "fit": account_fit[account] if account >= 0 else None,
-            "grade": int(grade[i]), "predictive": predictive[i] if predictive else None,
-            "breadth": None, "velocity": velocity[i],
-            "trend": TRENDS[trend[i]], "alignment": ALIGNMENTS[alignment[i]],
-            "reasons_text": why.text, "breakdown": why.breakdown, "model_version": model_version,
-        }
-
-
 def _stored(conn: Connection, kind: str) -> dict[int, tuple]:
     columns = [Score.__table__.c[c] for c in COMPARED]
     rows = conn.execute(select(Score.entity_id, *columns).where(Score.entity_kind == kind))
     return {r[0]: tuple(r[1:]) for r in rows}
 
 
-def save_scores(conn: Connection, kind: str, rows: Iterator[dict[str, Any]], now: datetime) -> set[int]:
+def save_scores(conn: Connection, kind: str, rows: Iterable[dict[str, Any]]) -> set[int]:
     """Upsert the rows whose visible values changed; returns those entity ids."""
     stored = _stored(conn, kind)
     changed: set[int] = set()
     batch: list[dict[str, Any]] = []
-    for row in rows:
+    for raw in rows:
+        row = visible(raw)
         if stored.get(row["entity_id"]) == tuple(row[c] for c in COMPARED):
             continue
         changed.add(row["entity_id"])
-        batch.append({**row, "scored_at": now})
+        batch.append(row)
         if len(batch) >= _BATCH:
             upsert(conn, Score.__table__, batch, key=("entity_kind", "entity_id"))
             batch = []
@@ -118,19 +76,12 @@ def save_scores(conn: Connection, kind: str, rows: Iterator[dict[str, Any]], now
     return changed
 
 
-def snapshot_history(conn: Connection, day: date, kind: str = "account") -> int:
-    """Copy today's current scores of ``kind`` into ``score_history`` (one row per entity and day)."""
-    values = [Score.__table__.c[c] for c in COMPARED if c != "reasons_text"]
-    rows: list[dict[str, Any]] = []
+def save_history(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Upsert today's snapshot rows (a rerun the same day refreshes the day, never duplicates it)."""
     written = 0
-    for r in conn.execute(select(Score.entity_id, *values).where(Score.entity_kind == kind)):
-        rows.append({"entity_kind": kind, "entity_id": r[0], "day": day,
-                     **{c.name: r[i + 1] for i, c in enumerate(values)}})
-        if len(rows) >= _BATCH:
-            written += upsert(conn, ScoreHistory.__table__, rows, key=("entity_kind", "entity_id", "day"))
-            rows = []
-    if rows:
-        written += upsert(conn, ScoreHistory.__table__, rows, key=("entity_kind", "entity_id", "day"))
+    for begin in range(0, len(rows), _BATCH):
+        batch = [visible(r) for r in rows[begin:begin + _BATCH]]
+        written += upsert(conn, ScoreHistory.__table__, batch, key=("entity_kind", "entity_id", "day"))
     return written
 
 
@@ -143,9 +94,11 @@ def save_score_set(
     config: ScoringConfig,
     now: datetime,
     model_version: int | None = None,
-    history_kinds: Sequence[str] = ("account",),
 ) -> SavedScores:
-    accounts = save_scores(conn, "account", account_rows(scores, population, account_ids, config, model_version), now)
-    people = save_scores(conn, "person", person_rows(scores, population, person_ids, config, model_version), now)
-    history = sum(snapshot_history(conn, now.date(), kind) for kind in history_kinds)
+    """Save current scores of accounts and people, and today's account snapshot."""
+    accounts = save_scores(conn, ACCOUNT, score_rows(scores, population, account_ids, config, now, kind=ACCOUNT,
+                                                     model_version=model_version))
+    people = save_scores(conn, PERSON, score_rows(scores, population, person_ids, config, now, kind=PERSON,
+                                                  model_version=model_version))
+    history = save_history(conn, history_rows(scores, population, account_ids, now.date(), kind=ACCOUNT))
     return SavedScores(len(accounts), len(people), history, frozenset(accounts), frozenset(people))
