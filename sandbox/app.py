@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbox.admin import admin_routes
 from sandbox.faults import FaultInjector
+from sandbox.hubspot.surface import HubSpotSurface
 from sandbox.limits import DailyLimits
 from sandbox.middleware import ErrorAnswer, SandboxMiddleware
 from sandbox.requestlog import RequestLog
@@ -49,6 +50,7 @@ class Sandbox:
         directory: Path,
         state_path: Path | None = None,
         daily_api_requests: int | None = None,
+        hubspot_options: dict[str, int] | None = None,
     ) -> None:
         self.directory = directory
         self.storage = Storage(state_path)
@@ -57,7 +59,8 @@ class Sandbox:
         self.limits = DailyLimits()
         sf_options = {"daily_api_requests": daily_api_requests} if daily_api_requests is not None else {}
         self.salesforce = SalesforceSurface(self.storage, self.faults, self.limits, directory, **sf_options)
-        self.surfaces: list[Surface] = [self.salesforce]
+        self.hubspot = HubSpotSurface(self.storage, self.faults, **(hubspot_options or {}))
+        self.surfaces: list[Surface] = [self.salesforce, self.hubspot]
 
     def expire_sessions(self) -> None:
         for surface in self.surfaces:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import requests
+from hubspot import HubSpot
 from simple_salesforce import Salesforce
 from simple_salesforce.metadata import SfdcMetadataApi
 
@@ -79,3 +80,14 @@ def httpx_client(handle: SandboxHandle, **kwargs: object) -> httpx.Client:
     """An httpx client on ``handle.base_url`` verifying the sandbox CA."""
     context = ssl.create_default_context(cafile=str(handle.ca_path))
     return httpx.Client(base_url=handle.base_url, verify=context, trust_env=False, **kwargs)  # type: ignore[arg-type]
+
+
+def hubspot_client(handle: SandboxHandle, access_token: str | None = None, **kwargs: Any) -> HubSpot:
+    """hubspot-api-client on the sandbox: ``host`` and ``ssl_ca_cert`` are set on every API's
+    Configuration (it uses urllib3, which verifies against the sandbox CA this way)."""
+    return HubSpot(
+        access_token=access_token or handle.hubspot_token,
+        host=handle.base_url,
+        ssl_ca_cert=str(handle.ca_path),
+        **kwargs,
+    )

@@ -23,6 +23,9 @@ import uvicorn
 
 from sandbox.app import Sandbox
 from sandbox.faults import FaultInjector
+from sandbox.hubspot.auth import HubSpotCredentials
+from sandbox.hubspot.limits import HubSpotLimits
+from sandbox.hubspot.portal import HubSpotPortal
 from sandbox.limits import DailyLimits
 from sandbox.org_loader import load_generated_org
 from sandbox.requestlog import RequestLog
@@ -78,6 +81,38 @@ class SandboxHandle:
         """A fresh access token, as if the client-credentials flow had just run."""
         return self.sandbox.salesforce.issue_session()
 
+    @property
+    def hubspot_credentials(self) -> HubSpotCredentials:
+        """Private-app token, OAuth client id/secret and refresh token (sandbox-only values)."""
+        return self.sandbox.hubspot.credentials
+
+    @property
+    def hubspot_token(self) -> str:
+        """The private app's access token (never expires); hubspot-api-client takes ``host=base_url``."""
+        return self.sandbox.hubspot.credentials.private_app_token
+
+    @property
+    def hubspot_token_url(self) -> str:
+        return f"{self.base_url}/oauth/v1/token"
+
+    @property
+    def hubspot_portal(self) -> HubSpotPortal:
+        """The HubSpot data (Python API: load, restore archived records, associations...)."""
+        return self.sandbox.hubspot.portal
+
+    @property
+    def hubspot_limits(self) -> HubSpotLimits:
+        """HubSpot's rate limits; ``configure(per_ten_seconds=100)`` picks a tier on a running sandbox."""
+        return self.sandbox.hubspot.limits
+
+    def hubspot_access_token(self, ttl: float | None = None) -> str:
+        """A fresh OAuth access token, as if the refresh flow had just run."""
+        return self.sandbox.hubspot.issue_access_token(ttl)
+
+    def exhaust_hubspot_daily_limit(self) -> None:
+        """Spend today's HubSpot budget: the next API call answers 429 with policyName DAILY."""
+        self.sandbox.hubspot.exhaust_daily_limit()
+
     def expire_sessions(self) -> None:
         self.sandbox.expire_sessions()
 
@@ -110,6 +145,7 @@ def run_sandbox(
     directory: Path | None = None,
     as_of: datetime | None = None,
     daily_api_requests: int | None = None,
+    hubspot_requests_per_ten_seconds: int | None = None,
 ) -> Iterator[SandboxHandle]:
     """Serve a sandbox until the block exits. ``seed`` loads the generator's org of ``size``
     (S, M or L) unless ``state_path`` already holds an org; ``directory`` keeps the TLS and
@@ -117,7 +153,9 @@ def run_sandbox(
     with tempfile.TemporaryDirectory(prefix="abm-sandbox-") as tmp:
         workdir = directory or Path(tmp)
         tls = make_tls_files(workdir)
-        sandbox = Sandbox(workdir, state_path, daily_api_requests=daily_api_requests)
+        hubspot_options = ({"requests_per_ten_seconds": hubspot_requests_per_ten_seconds}
+                           if hubspot_requests_per_ten_seconds is not None else None)
+        sandbox = Sandbox(workdir, state_path, daily_api_requests=daily_api_requests, hubspot_options=hubspot_options)
         try:
             seeded: dict[str, int] = {}
             if seed is not None:
