@@ -1,0 +1,87 @@
+"""Orchestration rules of a run: order, recording, budget pauses, failures, stop requests."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import Engine
+
+from config import AbmConfig
+from store.runs import StageReport, claim_run, create_run, get_run
+from worker.pipeline import RunContext, Stage, run_stages
+from worker.triggers import RunOptions
+
+
+def _ctx(engine: Engine, stop: threading.Event | None = None) -> RunContext:
+    run_id = create_run(engine, "incremental", "cli")
+    assert claim_run(engine, run_id)
+    return RunContext(engine, AbmConfig(), run_id, RunOptions(), stop or threading.Event())
+
+
+def stage(name: str, calls: list[str], state: str = "succeeded", crm: str | None = None, writes: bool = False,
+          **counts: int) -> Stage:
+    def run(ctx: RunContext) -> StageReport:
+        calls.append(name)
+        return StageReport(name, state=state, counts=dict(counts), api_calls={crm: 1} if crm else {})
+
+    return Stage(name, run, crm=crm, writes_to_crm=writes)
+
+
+def test_stages_run_in_order_and_are_recorded(engine: Engine) -> None:
+    calls: list[str] = []
+    ctx = _ctx(engine)
+    plan = [stage("pull:salesforce", calls, crm="salesforce", read=5), stage("match", calls, matched=4),
+            stage("score", calls, scored=4), stage("writeback:salesforce", calls, crm="salesforce", writes=True,
+                                                   written=2)]
+    assert run_stages(ctx, plan) == "succeeded"
+    assert calls == ["pull:salesforce", "match", "score", "writeback:salesforce"]
+    run = get_run(engine, ctx.run_id)
+    assert list(run["stages"]) == calls
+    assert run["counts"]["read"] == 5 and run["counts"]["written"] == 2 and run["api_calls"] == {"salesforce": 2}
+    assert all(s["seconds"] >= 0 for s in run["stages"].values())
+
+
+def test_a_paused_pull_skips_only_that_crms_writeback_and_pauses_the_run(engine: Engine) -> None:
+    calls: list[str] = []
+    ctx = _ctx(engine)
+    plan = [stage("pull:salesforce", calls, "paused", crm="salesforce"), stage("pull:hubspot", calls, crm="hubspot"),
+            stage("match", calls), stage("score", calls),
+            stage("writeback:salesforce", calls, crm="salesforce", writes=True),
+            stage("writeback:hubspot", calls, crm="hubspot", writes=True)]
+    assert run_stages(ctx, plan) == "paused"
+    assert "writeback:salesforce" not in calls and "writeback:hubspot" in calls
+    stages = get_run(engine, ctx.run_id)["stages"]
+    assert stages["writeback:salesforce"]["state"] == "skipped"
+    assert "budget" in stages["writeback:salesforce"]["detail"]["reason"]
+
+
+def test_a_failing_stage_is_recorded_with_its_error_and_stops_the_run(engine: Engine) -> None:
+    calls: list[str] = []
+    ctx = _ctx(engine)
+
+    def broken(ctx: RunContext) -> StageReport:
+        raise ValueError("scoring config names an unknown activity type 'fax'")
+
+    with pytest.raises(ValueError):
+        run_stages(ctx, [stage("match", calls), Stage("score", broken), stage("writeback:hubspot", calls)])
+    stages = get_run(engine, ctx.run_id)["stages"]
+    assert stages["match"]["state"] == "succeeded"
+    assert stages["score"]["state"] == "failed" and "unknown activity type" in stages["score"]["error"]
+    assert "writeback:hubspot" not in stages and calls == ["match"]
+
+
+def test_a_stop_request_cancels_before_the_next_stage(engine: Engine) -> None:
+    stop = threading.Event()
+    calls: list[str] = []
+    ctx = _ctx(engine, stop)
+
+    def pull_then_sigterm(ctx: RunContext) -> StageReport:
+        calls.append("pull")
+        stop.set()
+        return StageReport("pull:salesforce", counts={"read": 1})
+
+    assert run_stages(ctx, [Stage("pull:salesforce", pull_then_sigterm), stage("match", calls)]) == "cancelled"
+    stages = get_run(engine, ctx.run_id)["stages"]
+    assert stages["pull:salesforce"]["state"] == "succeeded" and stages["match"]["state"] == "cancelled"
+    assert calls == ["pull"]
