@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import typer
 
 from worker.cli_config import app as config_app
 from worker.cli_db import app as db_app
+from worker.cli_match import match_command
 from worker.cli_sandbox import app as sandbox_app
 from worker.context import CliContext
+from worker.logs import configure_logging
 
 app = typer.Typer(
     name="abm",
@@ -21,7 +24,20 @@ app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.command("match")(match_command)
 app.add_typer(sandbox_app, name="sandbox")
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
 
 
 def _version() -> str:
@@ -46,9 +62,16 @@ def root(
     show_version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
     ),
+    log_format: LogFormat | None = typer.Option(
+        None, "--log-format", help="text for people, json for log shippers (default: logging.format)."
+    ),
+    log_level: LogLevel | None = typer.Option(None, "--log-level", help="Default: logging.level."),
 ) -> None:
     """Pull from your CRMs, match leads to accounts, score, write back."""
-    ctx.obj = CliContext(config_path=config)
+    fmt = log_format.value if log_format else None
+    level = log_level.value if log_level else None
+    configure_logging(level or "INFO", fmt or "text")  # until the config says otherwise
+    ctx.obj = CliContext(config_path=config, log_level=level, log_format=fmt)
 
 
 def main() -> None:

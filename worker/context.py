@@ -10,8 +10,10 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from config import AbmConfig, ConfigError, load_config
+from config.secrets import MissingSecret, SecretsSection
 from store.migrate import SchemaOutOfDate
 from store.session import open_store
+from worker.logs import configure_logging, masker
 
 EXIT_CONFIG = 2
 EXIT_SCHEMA = 3
@@ -19,9 +21,25 @@ EXIT_SCHEMA = 3
 err_console = Console(stderr=True)
 
 
+def register_secrets(config: AbmConfig) -> None:
+    """Teach the log masker every secret this configuration can read, before anything logs."""
+    for name in type(config).model_fields:
+        section = getattr(config, name)
+        if isinstance(section, SecretsSection):
+            for secret in section.SECRETS:
+                try:
+                    value = section.secret(secret, required=False)
+                except MissingSecret:  # unreadable file: reported when the secret is used
+                    continue
+                if value is not None:
+                    masker.register(value.get_secret_value())
+
+
 @dataclass
 class CliContext:
     config_path: Path | None = None
+    log_level: str | None = None  # --log-level: overrides logging.level
+    log_format: str | None = None  # --log-format: overrides logging.format
     _config: AbmConfig | None = field(default=None, repr=False)
 
     @property
@@ -32,6 +50,9 @@ class CliContext:
             except ConfigError as exc:
                 report_config_error(exc)
                 raise typer.Exit(EXIT_CONFIG) from None
+            register_secrets(self._config)
+            configure_logging(self.log_level or self._config.logging.level,
+                              self.log_format or self._config.logging.format)
         return self._config
 
     def engine(self, *, check_schema: bool = True) -> Engine:
