@@ -1,0 +1,368 @@
+"""Writeback to Salesforce, against the HTTPS sandbox through simple-salesforce, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from simple_salesforce import Salesforce
+from sqlalchemy import Engine, select, update
+from test_writeback_support import (
+    Seeded,
+    bump_engagement,
+    change_scores,
+    crm_value,
+    expected_values,
+    later,
+    store_records,
+    write_requests,
+    writeback_config,
+)
+
+from sandbox.clients import simple_salesforce
+from sandbox.runner import SandboxHandle, run_sandbox
+from store.schema import Account, WritebackError, WritebackState
+from writeback.catalogue import Catalogue, FieldNotInCatalogue
+from writeback.diff import RecordChange
+from writeback.provision import ProvisionReport
+from writeback.provision_salesforce import provision_salesforce
+from writeback.report import WritebackReport
+from writeback.run import run_writeback
+from writeback.salesforce import SalesforceWriter, default_policy
+
+CONFIG = writeback_config()
+CATALOGUE = Catalogue(CONFIG)
+COLLECTIONS = r"/composite/sobjects$"
+
+
+@pytest.fixture(scope="module")
+def provisioned() -> Iterator[SandboxHandle]:
+    """A sandbox of this module's own, with the catalogue's fields created."""
+    with run_sandbox() as handle:
+        report = ProvisionReport(dry_run=False)
+        provision_salesforce(simple_salesforce(handle), CATALOGUE, report)
+        assert report.ok, report.fields
+        yield handle
+
+
+@pytest.fixture
+def handle(provisioned: SandboxHandle) -> Iterator[SandboxHandle]:
+    provisioned.reset()
+    yield provisioned
+    provisioned.reset()
+
+
+@pytest.fixture
+def sf(handle: SandboxHandle) -> Salesforce:
+    return simple_salesforce(handle)
+
+
+def fast_writer(sf: Salesforce, **options: Any) -> SalesforceWriter:
+    """A writer whose retry waits are milliseconds, so fault tests stay fast."""
+    policy = default_policy(backoff_s=0.001, max_backoff_s=0.01, max_rate_limit_wait_s=options.pop("max_wait", 60.0))
+    return SalesforceWriter(sf, CATALOGUE, bulk_poll_seconds=0.05, policy=policy, **options)
+
+
+def seed(handle: SandboxHandle, engine: Engine, n_accounts: int, n_leads: int = 0, n_contacts: int = 0) -> Seeded:
+    """Records in the sandbox org (loaded directly, as its seeder does) and scored in the store."""
+    org = handle.sandbox.salesforce.org
+    tag = uuid.uuid4().hex[:8]
+    account_ids = [org.new_id(org.object("Account")) for _ in range(n_accounts)]
+    org.load("Account", [{"Id": i, "Name": f"{tag} account {n}"} for n, i in enumerate(account_ids)])
+    lead_ids = [org.new_id(org.object("Lead")) for _ in range(n_leads)]
+    org.load("Lead", [{"Id": i, "LastName": f"{tag} lead {n}", "Company": f"{tag} co", "Status": "Open"}
+                      for n, i in enumerate(lead_ids)])
+    contact_ids = [org.new_id(org.object("Contact")) for _ in range(n_contacts)]
+    org.load("Contact", [{"Id": i, "LastName": f"{tag} contact {n}", "AccountId": account_ids[n % n_accounts]}
+                         for n, i in enumerate(contact_ids)])
+    people = {
+        "Lead": [("lead", i, account_ids[n % n_accounts] if n % 3 else None) for n, i in enumerate(lead_ids)],
+        "Contact": [("contact", i, account_ids[n % n_accounts]) for n, i in enumerate(contact_ids)],
+    }
+    return store_records(engine, "salesforce", [("Account", i) for i in account_ids], people,
+                         seed=int(tag, 16) % 10_000)
+
+
+def assert_crm_equals_store(sf: Salesforce, engine: Engine, obj: str, crm_ids: list[str]) -> None:
+    expected = expected_values(engine, CONFIG, "salesforce", obj, crm_ids)
+    fields = CATALOGUE.fields("salesforce", obj)
+    kinds = {f.api_name: f.type for f in fields}
+    names = ", ".join(kinds)
+    actual: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(crm_ids), 200):
+        ids = ", ".join(f"'{i}'" for i in crm_ids[start : start + 200])
+        for row in sf.query_all(f"SELECT Id, {names} FROM {obj} WHERE Id IN ({ids})")["records"]:
+            actual[row["Id"]] = {name: crm_value(kinds[name], row[name]) for name in kinds}
+    assert set(actual) == set(expected)
+    mismatches = [(i, name, expected[i][name], actual[i][name]) for i in expected for name in kinds
+                  if expected[i][name] != actual[i][name]]
+    assert mismatches == []
+
+
+def catalogue_only(handle: SandboxHandle) -> None:
+    """No request ever carried a field outside the catalogue (the record id aside)."""
+    allowed = {f.api_name for obj in CATALOGUE.objects("salesforce") for f in CATALOGUE.fields("salesforce", obj)}
+    for entry in handle.request_log.entries():
+        assert set(entry.fields_written) <= allowed | {"Id"}, entry
+
+
+def run(engine: Engine, writer: SalesforceWriter, **options: Any) -> WritebackReport:
+    return run_writeback(engine, CONFIG, [writer], **options)
+
+
+def by_object(report: WritebackReport) -> dict[str, Any]:
+    return {o.object: o for o in report.objects}
+
+
+# -- the happy path -------------------------------------------------------------------------
+def test_writes_every_scored_record_then_nothing_then_only_changes(
+    handle: SandboxHandle, sf: Salesforce, engine: Engine
+) -> None:
+    seeded = seed(handle, engine, n_accounts=1000, n_leads=450, n_contacts=250)
+    first = run(engine, fast_writer(sf))
+    objects = by_object(first)
+    assert {o: (r.records, r.written, r.failed) for o, r in objects.items()} == {
+        "Account": (1000, 1000, 0), "Lead": (450, 450, 0), "Contact": (250, 250, 0)}
+    assert handle.request_log.count("PATCH", COLLECTIONS) == 5 + 3 + 2
+    assert first.api_calls == {"salesforce": 10}
+    for obj, ids in (("Account", list(seeded.accounts)), ("Lead", seeded.person_ids("Lead")),
+                     ("Contact", seeded.person_ids("Contact"))):
+        assert_crm_equals_store(sf, engine, obj, ids)
+
+    handle.request_log.clear()
+    second = run(engine, fast_writer(sf))
+    assert write_requests(handle) == [] and second.api_calls == {"salesforce": 0}
+    assert second.total("changed") == 0
+
+    # 1% of the accounts move by 5 points, 1% of the accounts by 0.4 (under the tolerance)
+    account_store_ids = list(seeded.accounts.values())
+    bump_engagement(engine, "account", account_store_ids[:10], by=5.0)
+    bump_engagement(engine, "account", account_store_ids[10:20], by=0.4)
+    handle.request_log.clear()
+    third = run(engine, fast_writer(sf))
+    assert by_object(third)["Account"].written == 10
+    assert handle.request_log.count("PATCH", COLLECTIONS) == math.ceil(10 / 200)
+    sample = by_object(third)["Account"].samples[0]
+    assert list(sample.changes) == ["ABM_Engagement_Score__c"]  # only the field that moved is sent
+    catalogue_only(handle)
+
+
+def test_grade_always_rewritten_small_moves_are_not(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
+    seeded = seed(handle, engine, n_accounts=30)
+    run(engine, fast_writer(sf))
+    ids = list(seeded.accounts.values())
+    with engine.begin() as conn:
+        current = dict(conn.execute(select(Account.id, Account.crm_id)).all())
+    change_scores(engine, "account", ids[:3], grade=4)
+    change_scores(engine, "account", ids[3:6], grade=1)
+    bump_engagement(engine, "account", ids[6:12], by=0.3)
+    handle.request_log.clear()
+    report = run(engine, fast_writer(sf))
+    changed_grades = {crm_id for s in by_object(report)["Account"].samples for crm_id in [s.crm_id]}
+    assert by_object(report)["Account"].changed <= 6 and changed_grades <= {current[i] for i in ids[:6]}
+    assert_crm_equals_store(sf, engine, "Account", [current[i] for i in ids[:6]])
+
+
+def test_force_rewrites_everything_and_dry_run_writes_nothing(
+    handle: SandboxHandle, sf: Salesforce, engine: Engine
+) -> None:
+    seed(handle, engine, n_accounts=50, n_leads=10)
+    preview = run(engine, fast_writer(sf), dry_run=True)
+    assert handle.request_log.entries() == []
+    assert by_object(preview)["Account"].changed == 50 and by_object(preview)["Account"].written == 0
+    sample = by_object(preview)["Account"].samples[0]
+    assert sample.changes["ABM_Grade__c"][0] == "(unset)"
+    run(engine, fast_writer(sf))
+    handle.request_log.clear()
+    forced = run(engine, fast_writer(sf), force=True)
+    assert by_object(forced)["Account"].written == 50 and by_object(forced)["Lead"].written == 10
+    assert handle.request_log.count("PATCH", COLLECTIONS) == 2
+
+
+def test_matched_account_fields_on_people(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
+    seeded = seed(handle, engine, n_accounts=5, n_leads=9)
+    run(engine, fast_writer(sf))
+    rows = sf.query_all("SELECT Id, ABM_Matched_Account__c, ABM_Match_Confidence__c, ABM_Match_Reason__c FROM Lead "
+                        "WHERE Id IN (" + ", ".join(f"'{i}'" for i in seeded.person_ids("Lead")) + ")")["records"]
+    matched = [r for r in rows if r["ABM_Matched_Account__c"]]
+    assert len(matched) == 6 and {r["ABM_Matched_Account__c"] for r in matched} <= set(seeded.accounts)
+    assert all(90 <= r["ABM_Match_Confidence__c"] <= 100 for r in matched)
+    assert all(r["ABM_Match_Reason__c"] is None for r in rows if not r["ABM_Matched_Account__c"])
+
+
+# -- Bulk API 2.0 ---------------------------------------------------------------------------
+def test_bulk_job_above_threshold_with_record_failures(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
+    seeded = seed(handle, engine, n_accounts=300)
+    ids = list(seeded.accounts)
+    handle.faults.reject_writes(ids[:2], message="Region is required for key accounts")
+    report = run(engine, fast_writer(sf, bulk_threshold=100))
+    account = by_object(report)["Account"]
+    assert (account.mode, account.written, account.failed) == ("bulk", 298, 2)
+    assert handle.request_log.count("PATCH", COLLECTIONS) == 0
+    assert handle.request_log.count("POST", r"/jobs/ingest$") == 1
+    assert handle.request_log.count("PUT", r"/jobs/ingest/[^/]+/batches$") == 1
+    assert {f.message for f in account.failures} == {"Region is required for key accounts"}
+    assert_crm_equals_store(sf, engine, "Account", ids[2:])
+    catalogue_only(handle)
+
+
+# -- faults ---------------------------------------------------------------------------------
+def test_partial_failures_deleted_record_and_field_security_are_retried_later(
+    handle: SandboxHandle, sf: Salesforce, engine: Engine
+) -> None:
+    seeded = seed(handle, engine, n_accounts=400)
+    ids = list(seeded.accounts)
+    validation, locked, no_access, deleted = ids[5:7], ids[250], ids[300], ids[399]
+    handle.faults.reject_writes(validation, message="Industry is required")
+    handle.faults.reject_writes([locked], message="unable to obtain exclusive access to this record",
+                                error_code="UNABLE_TO_LOCK_ROW")
+    handle.faults.reject_writes([no_access], message="Unable to create/update fields: ABM_Grade__c. Please check "
+                                "the security settings of this field", fields=["ABM_Grade__c"],
+                                error_code="INVALID_FIELD_FOR_INSERT_UPDATE")
+    sf.Account.delete(deleted)  # deleted in the CRM after scoring, before writing
+    handle.request_log.clear()
+    first = run(engine, fast_writer(sf), now=later(0))
+    account = by_object(first)["Account"]
+    assert (account.written, account.failed) == (395, 5)
+    assert handle.request_log.count("PATCH", COLLECTIONS) == 2  # failures do not block the rest
+    with engine.connect() as conn:
+        errors = {e.crm_id: e for e in conn.execute(select(WritebackError))}
+        baseline_ids = set(conn.execute(select(WritebackState.crm_id).distinct()).scalars())
+    assert set(errors) == {*validation, locked, no_access, deleted}
+    assert errors[locked].code == "UNABLE_TO_LOCK_ROW" and errors[no_access].code == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    assert "ABM_Grade__c" in errors[no_access].message and errors[deleted].code == "ENTITY_IS_DELETED"
+    assert all(e.attempts == 1 and e.next_retry_at is not None for e in errors.values())
+    assert not baseline_ids & set(errors)
+
+    # before their retry time, failed records wait; nothing else needs writing
+    handle.request_log.clear()
+    waiting = run(engine, fast_writer(sf), now=later(0.1))
+    assert by_object(waiting)["Account"].deferred == 5 and write_requests(handle) == []
+
+    # the admin fixes the rule and the field security; the next run after the wait retries only those
+    handle.faults.clear()
+    handle.request_log.clear()
+    retry = run(engine, fast_writer(sf), now=later(1))
+    account = by_object(retry)["Account"]
+    assert (account.changed, account.written, account.failed) == (5, 4, 1)
+    assert handle.request_log.count("PATCH", COLLECTIONS) == 1
+    with engine.connect() as conn:
+        left = conn.execute(select(WritebackError)).all()
+    assert [(e.crm_id, e.attempts) for e in left] == [(deleted, 2)]
+    assert left[0].next_retry_at > errors[deleted].next_retry_at  # backoff grows
+    assert_crm_equals_store(sf, engine, "Account", [i for i in ids if i != deleted])
+
+    # the connector marks the record deleted in the store: it is no longer a target
+    with engine.begin() as conn:
+        conn.execute(update(Account).where(Account.crm_id == deleted).values(is_deleted=True))
+    handle.request_log.clear()
+    assert by_object(run(engine, fast_writer(sf), now=later(48)))["Account"].changed == 0
+    assert write_requests(handle) == []
+
+
+def test_whole_batch_refused_is_split_to_isolate_records(handle: SandboxHandle, sf: Salesforce,
+                                                         engine: Engine) -> None:
+    seeded = seed(handle, engine, n_accounts=200)
+    handle.faults.fail(400, method="PATCH", path=COLLECTIONS, times=1,
+                       body=[{"errorCode": "JSON_PARSER_ERROR", "message": "Cannot deserialize instance of double"}])
+    report = run(engine, fast_writer(sf))
+    assert by_object(report)["Account"].written == 200
+    assert handle.request_log.count("PATCH", COLLECTIONS) == 3  # the refused 200, then two halves of 100
+    assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
+
+
+def test_a_single_record_refused_as_a_whole_is_recorded_with_the_message(
+    handle: SandboxHandle, sf: Salesforce, engine: Engine
+) -> None:
+    seeded = seed(handle, engine, n_accounts=4)
+    body = [{"errorCode": "JSON_PARSER_ERROR", "message": "Cannot deserialize instance of double"}]
+    handle.faults.fail(400, method="PATCH", path=COLLECTIONS, times=3, body=body)  # 4, then 2 + 2, then 1
+    report = run(engine, fast_writer(sf))
+    account = by_object(report)["Account"]
+    assert (account.written, account.failed) == (3, 1)
+    assert account.failures[0].code == "JSON_PARSER_ERROR" and "deserialize" in account.failures[0].message
+    assert account.failures[0].crm_id in seeded.accounts
+
+
+def test_rate_limit_storm_is_waited_out_not_failed(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
+    seeded = seed(handle, engine, n_accounts=600)
+    handle.faults.fail(429, method="PATCH", path=COLLECTIONS, times=12)
+    writer = fast_writer(sf)
+    report = run(engine, writer)
+    account = by_object(report)["Account"]
+    assert (account.written, account.failed, account.stopped) == (600, 0, None)
+    assert writer.policy.rate_limit_waits == 12 and report.rate_limited_s["salesforce"] > 0
+    assert handle.request_log.count("PATCH", COLLECTIONS) == 3 + 12
+    assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
+
+
+def test_endless_rate_limiting_stops_the_run_cleanly(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
+    seeded = seed(handle, engine, n_accounts=300, n_leads=5)
+    handle.faults.fail(429, method="PATCH", path=COLLECTIONS, times=None)
+    report = run(engine, fast_writer(sf, max_wait=0.05))
+    objects = by_object(report)
+    assert "rate limited" in (objects["Account"].stopped or "")
+    assert objects["Lead"].stopped and objects["Lead"].stopped.startswith("not attempted")
+    with engine.connect() as conn:
+        assert conn.execute(select(WritebackError)).first() is None  # waiting is not a record failure
+    handle.faults.clear()
+    after = run(engine, fast_writer(sf))
+    assert by_object(after)["Account"].written == 300 and by_object(after)["Lead"].written == 5
+    assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
+
+
+def test_spent_daily_budget_ends_the_run_and_the_next_one_resumes(
+    handle: SandboxHandle, sf: Salesforce, engine: Engine
+) -> None:
+    seeded = seed(handle, engine, n_accounts=10)
+    handle.exhaust_daily_limit()
+    report = run(engine, fast_writer(sf))
+    assert "daily API budget" in (by_object(report)["Account"].stopped or "")
+    handle.limits.reset()
+    assert by_object(run(engine, fast_writer(sf)))["Account"].written == 10
+    assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
+
+
+def test_connection_lost_halfway_then_next_run_writes_only_the_rest(
+    handle: SandboxHandle, sf: Salesforce, engine: Engine
+) -> None:
+    seeded = seed(handle, engine, n_accounts=1000)
+    done = []
+
+    def cut_after_two_batches(response: Any, *args: Any, **kwargs: Any) -> None:
+        if response.request.method == "PATCH":
+            done.append(response.status_code)
+            if len(done) == 2:  # from now on every write drops the connection: the worker is cut off
+                handle.faults.drop(method="PATCH", path=COLLECTIONS, times=None)
+
+    sf.session.hooks["response"].append(cut_after_two_batches)
+    report = run(engine, fast_writer(sf))
+    sf.session.hooks["response"].remove(cut_after_two_batches)
+    account = by_object(report)["Account"]
+    assert account.written == 400 and account.failed == 0 and "kept failing" in (account.stopped or "")
+
+    handle.faults.clear()
+    handle.request_log.clear()
+    resumed = run(engine, fast_writer(sf))
+    assert by_object(resumed)["Account"].written == 600
+    assert handle.request_log.count("PATCH", COLLECTIONS) == math.ceil(600 / 200)
+    assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
+
+
+# -- the guard ------------------------------------------------------------------------------
+def test_guard_refuses_fields_outside_the_catalogue_before_any_request(
+    handle: SandboxHandle, sf: Salesforce, engine: Engine
+) -> None:
+    seeded = seed(handle, engine, n_accounts=1)
+    crm_id = next(iter(seeded.accounts))
+    writer = fast_writer(sf)
+    for values in ({"Name": "Hijacked"}, {"ABM_Grade__c": "4", "OwnerId": "005000000000001AAA"},
+                   {"ABM_Match_Reason__c": "contacts only"}):
+        with pytest.raises(FieldNotInCatalogue):
+            writer.write("Account", [RecordChange(crm_id, values, {})], lambda batch, outcomes: None)
+    with pytest.raises(FieldNotInCatalogue):
+        writer.write("Opportunity", [RecordChange(crm_id, {"ABM_Grade__c": "4"}, {})], lambda b, o: None)
+    assert handle.request_log.entries() == []

@@ -1,0 +1,142 @@
+"""One writeback pass: for every CRM object in the catalogue, diff the store against the baseline
+and write what changed, recording each batch's outcome as it lands.
+
+The database work (reading targets, baseline and errors; recording outcomes) happens here and
+in :mod:`writeback.state` / :mod:`writeback.source`; deciding *what* to write is the pure
+:func:`plan_changes`. Writers only talk to their CRM.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import Engine
+
+from config.writeback import WritebackConfig
+from store.types import utcnow
+from writeback.catalogue import Catalogue, CatalogueField
+from writeback.diff import RecordChange, diff_record
+from writeback.report import ObjectReport, Sample, WritebackReport
+from writeback.retry import WritebackStopped
+from writeback.source import load_targets
+from writeback.state import Backoff, PendingError, RecordOutcome, WritebackLedger
+from writeback.values import TargetRecord, desired_values
+
+MAX_FAILURES_SHOWN = 20
+
+
+class OnBatch(Protocol):
+    def __call__(self, batch: Sequence[RecordChange], outcomes: list[RecordOutcome]) -> None: ...
+
+
+class Writer(Protocol):
+    """A CRM writer: updates catalogue fields of existing records, batch by batch."""
+
+    crm: str
+    api_calls: int
+
+    def mode(self, count: int) -> str: ...
+
+    def write(self, obj: str, changes: Sequence[RecordChange], on_batch: OnBatch) -> None: ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    due: list[RecordChange]
+    deferred: list[RecordChange]
+
+
+def plan_changes(
+    records: Sequence[TargetRecord],
+    fields: Sequence[CatalogueField],
+    baseline: Mapping[str, Mapping[str, str | None]],
+    errors: Mapping[str, PendingError],
+    now: datetime,
+    force: bool = False,
+) -> Plan:
+    """What to write for one CRM object: changes due now, and those still in their retry wait."""
+    due: list[RecordChange] = []
+    deferred: list[RecordChange] = []
+    empty: dict[str, str | None] = {}
+    for record in records:
+        change = diff_record(record.crm_id, desired_values(record, fields), baseline.get(record.crm_id, empty),
+                             fields, force)
+        if change is None:
+            continue
+        pending = errors.get(record.crm_id)
+        if pending is not None and not force and not pending.due(now):
+            deferred.append(change)
+        else:
+            due.append(change)
+    return Plan(due, deferred)
+
+
+def run_writeback(
+    engine: Engine,
+    config: WritebackConfig,
+    writers: Sequence[Writer],
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    now: datetime | None = None,
+    run_id: int | None = None,
+    account_ids: Collection[int] | None = None,
+) -> WritebackReport:
+    """Write every changed catalogue field of every scored record to each writer's CRM.
+
+    ``account_ids`` (store ids) limits the pass to those accounts and the people matched to
+    them. A CRM that stops the run (budget spent, outage, rate limited too long) keeps what was
+    written; the other CRMs still run.
+    """
+    started = time.perf_counter()
+    now = now or utcnow()
+    catalogue = Catalogue(config)
+    backoff = Backoff(timedelta(minutes=config.retry_base_minutes), timedelta(hours=config.retry_max_hours))
+    report = WritebackReport(dry_run=dry_run, force=force)
+    for writer in writers:
+        calls_before = writer.api_calls
+        stopped: str | None = None
+        for obj in catalogue.objects(writer.crm):
+            fields = catalogue.fields(writer.crm, obj)
+            ledger = WritebackLedger(engine, writer.crm, obj, backoff, run_id)
+            records = load_targets(engine, writer.crm, obj, catalogue.kind(writer.crm, obj), account_ids)
+            plan = plan_changes(records, fields, ledger.baseline(), ledger.errors(), now, force)
+            obj_report = ObjectReport(writer.crm, obj, records=len(records), changed=len(plan.due) + len(plan.deferred),
+                                      deferred=len(plan.deferred), mode=writer.mode(len(plan.due)),
+                                      samples=[Sample.of(c) for c in plan.due[: config.sample_size]])
+            report.objects.append(obj_report)
+            if stopped is not None:
+                obj_report.stopped = f"not attempted: {stopped}"
+                continue
+            if dry_run or not plan.due:
+                continue
+            try:
+                writer.write(obj, plan.due, _recorder(ledger, obj_report, now))
+            except WritebackStopped as exc:
+                obj_report.stopped = exc.reason
+                if exc.whole_crm:
+                    stopped = exc.reason
+        report.api_calls[writer.crm] = writer.api_calls - calls_before
+        policy = getattr(writer, "policy", None)
+        if policy is not None:
+            report.rate_limited_s[writer.crm] = policy.rate_limited_s
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _recorder(ledger: WritebackLedger, obj_report: ObjectReport, now: datetime) -> OnBatch:
+    def on_batch(batch: Sequence[RecordChange], outcomes: list[RecordOutcome]) -> None:
+        ledger.record({c.crm_id: c for c in batch}, outcomes, now)
+        for outcome in outcomes:
+            if outcome.ok:
+                obj_report.written += 1
+            else:
+                obj_report.failed += 1
+                if len(obj_report.failures) < MAX_FAILURES_SHOWN:
+                    obj_report.failures.append(outcome)
+
+    return on_batch

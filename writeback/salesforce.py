@@ -1,0 +1,243 @@
+"""Writing changed fields to Salesforce: sObject Collections for small sets, Bulk API 2.0 for big ones.
+
+A collection call updates up to 200 records with ``allOrNone=false``, so one bad record fails
+alone with its own message. Above ``bulk_threshold`` records a single Bulk API 2.0 update job
+costs a handful of calls instead of one per 200 records. Both only *update* by record id:
+writeback never creates or deletes a CRM record.
+
+A collection request refused as a whole (Salesforce answers 400 for the whole request when one
+record carries a value it cannot even parse) is split in halves until the bad records stand
+alone, so the rest are still written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceMalformedRequest,
+    SalesforceOperationError,
+    SalesforceRefusedRequest,
+)
+
+from writeback.catalogue import Catalogue, CatalogueField
+from writeback.diff import RecordChange
+from writeback.retry import Kind, RetryPolicy, WritebackStopped
+from writeback.state import RecordOutcome
+
+COLLECTION_SIZE = 200
+BULK_NULL = "#N/A"  # Bulk API 2.0: an empty cell leaves a field alone, #N/A clears it
+CRM = "salesforce"
+
+OnBatch = Callable[[Sequence[RecordChange], list[RecordOutcome]], None]
+
+
+def classify(exc: BaseException) -> Kind:
+    if isinstance(exc, SalesforceGeneralError):
+        if exc.status == 429:
+            return "rate_limit"
+        if exc.status >= 500:
+            return "transient"
+        return "fatal"
+    if isinstance(exc, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError):
+        return "transient"
+    return "fatal"
+
+
+def default_policy(**options: Any) -> RetryPolicy:
+    """The retry policy of Salesforce writes (``options``: see :class:`RetryPolicy`)."""
+    # simple-salesforce keeps no response headers on its errors, so no Retry-After: back off instead.
+    return RetryPolicy(CRM, classify, lambda exc: None, **options)
+
+
+def error_text(exc: SalesforceError) -> tuple[str, str]:
+    """(errorCode, message) of a Salesforce error answer (simple-salesforce keeps the parsed JSON, or the text)."""
+    body: Any = exc.content
+    if isinstance(body, bytes | str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+            return str(exc.status), text[:500]
+    first = body[0] if isinstance(body, list) and body else body
+    if isinstance(first, dict):
+        return str(first.get("errorCode") or exc.status), str(first.get("message") or "")
+    return str(exc.status), str(body)[:500]
+
+
+def _json_value(field: CatalogueField, value: str | None) -> Any:
+    if value is None:
+        return None
+    if field.type == "number":
+        number = float(value)
+        return int(number) if field.spec.scale == 0 else number
+    return value
+
+
+@contextmanager
+def count_requests(session: requests.Session) -> Iterator[list[int]]:
+    """Count every HTTP answer on ``session`` (REST and Bulk 2.0 alike) while the block runs."""
+    counter = [0]
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        counter[0] += 1
+
+    session.hooks.setdefault("response", []).append(hook)
+    try:
+        yield counter
+    finally:
+        session.hooks["response"].remove(hook)
+
+
+class SalesforceWriter:
+    """Updates catalogue fields of Salesforce records through a ready ``Salesforce`` client."""
+
+    crm = CRM
+
+    def __init__(
+        self,
+        sf: Salesforce,
+        catalogue: Catalogue,
+        *,
+        bulk_threshold: int = 10_000,
+        bulk_poll_seconds: float = 2.0,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.sf = sf
+        self.catalogue = catalogue
+        self.bulk_threshold = bulk_threshold
+        self.bulk_poll_seconds = bulk_poll_seconds
+        self.policy = policy or default_policy()
+        self.api_calls = 0
+
+    def mode(self, count: int) -> str:
+        """How ``count`` changed records of one object are written."""
+        if count == 0:
+            return "none"
+        return "bulk" if count > self.bulk_threshold else "collections"
+
+    def write(self, obj: str, changes: Sequence[RecordChange], on_batch: OnBatch) -> None:
+        """Write ``changes`` to ``obj`` records; ``on_batch`` gets each batch's outcomes as they come."""
+        fields = {f.api_name: f for f in self.catalogue.fields(self.crm, obj)}
+        self.catalogue.guard(self.crm, obj, {name for c in changes for name in c.values})
+        missing_id = [c for c in changes if not c.crm_id]
+        if missing_id:
+            raise ValueError(f"{len(missing_id)} {obj} change(s) without a record id: writeback only updates")
+        if not changes:
+            return
+        with count_requests(self.sf.session) as counter:
+            try:
+                if self.mode(len(changes)) == "bulk":
+                    self._bulk(obj, changes, fields, on_batch)
+                else:
+                    for start in range(0, len(changes), COLLECTION_SIZE):
+                        batch = changes[start : start + COLLECTION_SIZE]
+                        on_batch(batch, self._collection(obj, batch, fields))
+            except SalesforceExpiredSession as exc:
+                raise WritebackStopped(self.crm, f"the session expired ({error_text(exc)[1]})") from exc
+            except SalesforceRefusedRequest as exc:
+                code, message = error_text(exc)
+                if code == "REQUEST_LIMIT_EXCEEDED":
+                    raise WritebackStopped(self.crm, "the daily API budget is spent; the rest is written "
+                                           "after it resets") from exc
+                raise WritebackStopped(self.crm, f"request refused: {code}: {message}") from exc
+            finally:
+                self.api_calls += counter[0]
+
+    # -- sObject Collections ---------------------------------------------------------------
+    def _collection(self, obj: str, batch: Sequence[RecordChange],
+                    fields: dict[str, CatalogueField]) -> list[RecordOutcome]:
+        body = {
+            "allOrNone": False,
+            "records": [
+                {"attributes": {"type": obj}, "id": c.crm_id,
+                 **{name: _json_value(fields[name], value) for name, value in c.values.items()}}
+                for c in batch
+            ],
+        }
+        try:
+            results = self.policy.call(
+                lambda: self.sf.restful("composite/sobjects", method="PATCH", json=body),
+                f"updating {len(batch)} {obj} records",
+            )
+        except SalesforceMalformedRequest as exc:
+            if len(batch) == 1:
+                code, message = error_text(exc)
+                return [RecordOutcome(batch[0].crm_id, False, code, message)]
+            half = len(batch) // 2
+            return self._collection(obj, batch[:half], fields) + self._collection(obj, batch[half:], fields)
+        if not isinstance(results, list) or len(results) != len(batch):
+            raise WritebackStopped(self.crm, f"unexpected sObject Collections answer for {obj}: {results!r:.300}")
+        return [_collection_outcome(change, result) for change, result in zip(batch, results, strict=True)]
+
+    # -- Bulk API 2.0 ----------------------------------------------------------------------
+    def _bulk(self, obj: str, changes: Sequence[RecordChange], fields: dict[str, CatalogueField],
+              on_batch: OnBatch) -> None:
+        columns = sorted({name for c in changes for name in c.values})
+        rows = []
+        for c in changes:
+            row = {"Id": c.crm_id}
+            for name in columns:
+                if name in c.values:
+                    value = c.values[name]
+                    row[name] = BULK_NULL if value is None else value
+                else:
+                    row[name] = ""
+            rows.append(row)
+        api = getattr(self.sf.bulk2, obj)
+        try:
+            jobs = self.policy.call(lambda: api.update(records=rows, wait=self.bulk_poll_seconds),
+                                    f"running a Bulk API update job of {len(rows)} {obj} records")
+        except SalesforceOperationError as exc:
+            raise WritebackStopped(self.crm, f"the Bulk API job for {obj} failed: {exc}; nothing of {obj} was "
+                                   "recorded as written, it is retried next run", whole_crm=False) from exc
+        failed: dict[str, RecordOutcome] = {}
+        unprocessed: set[str] = set()
+        for job in jobs:
+            job_id = job["job_id"]
+            if int(job["numberRecordsFailed"]):
+                text = self.policy.call(lambda j=job_id: api.get_failed_records(j), "reading failed Bulk records")
+                for record in csv.DictReader(io.StringIO(text)):
+                    record_id = record.get("Id") or record.get("sf__Id") or ""
+                    code, message = _bulk_error(record.get("sf__Error", ""))
+                    failed[record_id] = RecordOutcome(record_id, False, code, message)
+            if int(job["numberRecordsProcessed"]) < int(job["numberRecordsTotal"]):
+                text = self.policy.call(lambda j=job_id: api.get_unprocessed_records(j),
+                                        "reading unprocessed Bulk records")
+                unprocessed.update(r.get("Id", "") for r in csv.DictReader(io.StringIO(text)))
+        attempted = [c for c in changes if c.crm_id not in unprocessed]
+        outcomes = [failed.get(c.crm_id) or RecordOutcome(c.crm_id, True) for c in attempted]
+        on_batch(attempted, outcomes)
+
+
+def _collection_outcome(change: RecordChange, result: dict[str, Any]) -> RecordOutcome:
+    if result.get("success"):
+        return RecordOutcome(change.crm_id, True)
+    errors = result.get("errors") or [{}]
+    first = errors[0]
+    message = "; ".join(
+        f"{e.get('message', '')}" + (f" (fields: {', '.join(e['fields'])})" if e.get("fields") else "")
+        for e in errors
+    )
+    return RecordOutcome(change.crm_id, False, str(first.get("statusCode") or "UNKNOWN"), message)
+
+
+def _bulk_error(text: str) -> tuple[str, str]:
+    """``CODE:message:fields --`` (Bulk API 2.0's sf__Error) as (code, message)."""
+    code, sep, rest = text.partition(":")
+    if not sep:
+        return "UNKNOWN", text
+    message, _, fields = rest.rstrip(" -").rpartition(":")
+    if not message:
+        message, fields = fields, ""
+    return code, message + (f" (fields: {fields})" if fields else "")

@@ -1,0 +1,140 @@
+"""Reading what to write from the store: scored records of one CRM object, as plain rows.
+
+Accounts linked across CRMs (``account_links``) show their canonical account's scores in both
+CRMs: a rep looking at the same business in Salesforce and in HubSpot must see one score, not
+two that disagree. A person's matched account is written as that account's record in the
+person's own CRM (the account itself, or the account linked to it there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, or_, select
+from sqlalchemy.orm import aliased
+
+from store.schema import Account, AccountLink, Match, Person, Score
+from writeback.values import MatchValues, ScoreValues, TargetRecord
+
+SCORE_COLUMNS = ("engagement", "sales_activity", "marketing", "fit", "grade", "predictive", "trend", "alignment",
+                 "reasons_text", "scored_at")
+
+
+def _score_columns(alias: Any, prefix: str) -> list[Any]:
+    return [getattr(alias, name).label(f"{prefix}{name}") for name in SCORE_COLUMNS] + [alias.id.label(f"{prefix}id")]
+
+
+def _score(row: Any, prefix: str) -> ScoreValues | None:
+    mapping = row._mapping
+    if mapping[f"{prefix}id"] is None:
+        return None
+    return ScoreValues(**{name: mapping[f"{prefix}{name}"] for name in SCORE_COLUMNS})
+
+
+def _linked_group(conn: Connection, account_ids: Collection[int]) -> set[int]:
+    """``account_ids`` plus every account linked to the same canonical account."""
+    ids = set(account_ids)
+    links = conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)).all()
+    canonical = {a: c for a, c in links}
+    roots = {canonical.get(i, i) for i in ids}
+    ids |= roots
+    ids |= {a for a, c in links if c in roots}
+    return ids
+
+
+def load_accounts(engine: Engine, crm: str, obj: str, account_ids: Collection[int] | None = None) -> list[TargetRecord]:
+    """Scored, live accounts of ``crm`` ``obj`` (optionally only ``account_ids``, store ids)."""
+    own = aliased(Score)
+    canon = aliased(Score)
+    query = (
+        select(Account.crm_id, *_score_columns(own, "o_"), *_score_columns(canon, "c_"))
+        .select_from(Account)
+        .outerjoin(AccountLink, AccountLink.account_id == Account.id)
+        .outerjoin(own, and_(own.entity_kind == "account", own.entity_id == Account.id))
+        .outerjoin(canon, and_(canon.entity_kind == "account", canon.entity_id == AccountLink.canonical_account_id))
+        .where(Account.crm == crm, Account.object == obj, Account.is_deleted.is_(False),
+               Account.merged_into.is_(None), or_(own.id.isnot(None), canon.id.isnot(None)))
+        .order_by(Account.crm_id)
+    )
+    with engine.connect() as conn:
+        if account_ids is not None:
+            query = query.where(Account.id.in_(sorted(_linked_group(conn, account_ids))))
+        rows = conn.execute(query).all()
+    records = []
+    for row in rows:
+        score = _score(row, "c_") or _score(row, "o_")
+        assert score is not None
+        records.append(TargetRecord(crm_id=row.crm_id, score=score))
+    return records
+
+
+class _AccountInCrm:
+    """Finds the record of an account in another CRM through the cross-CRM links."""
+
+    def __init__(self, conn: Connection) -> None:
+        rows = conn.execute(
+            select(AccountLink.account_id, AccountLink.canonical_account_id, Account.crm, Account.crm_id)
+            .join(Account, Account.id == AccountLink.account_id)
+            .where(Account.is_deleted.is_(False))
+        ).all()
+        self.canonical = {r.account_id: r.canonical_account_id for r in rows}
+        self.members: dict[tuple[int, str], str] = {}
+        for r in rows:
+            self.members.setdefault((r.canonical_account_id, r.crm), r.crm_id)
+        canonical_ids = set(self.canonical.values())
+        if canonical_ids:
+            for account_id, account_crm, crm_id in conn.execute(
+                select(Account.id, Account.crm, Account.crm_id).where(Account.id.in_(sorted(canonical_ids)),
+                                                                      Account.is_deleted.is_(False))
+            ):
+                self.members[(account_id, account_crm)] = crm_id  # the canonical record itself wins
+
+    def find(self, account_id: int, crm: str) -> str | None:
+        return self.members.get((self.canonical.get(account_id, account_id), crm))
+
+
+def load_people(engine: Engine, crm: str, obj: str, account_ids: Collection[int] | None = None) -> list[TargetRecord]:
+    """Scored, live people of ``crm`` ``obj`` with their match (only people matched to
+    ``account_ids`` when given). Converted leads are left out: Salesforce refuses writes to them."""
+    matched = aliased(Account)
+    query = (
+        select(Person.crm_id, *_score_columns(Score, "s_"), Match.decision, Match.account_id, Match.confidence,
+               Match.reason, matched.crm.label("m_crm"), matched.crm_id.label("m_crm_id"),
+               matched.is_deleted.label("m_deleted"))
+        .select_from(Person)
+        .join(Score, and_(Score.entity_kind == "person", Score.entity_id == Person.id))
+        .outerjoin(Match, Match.person_id == Person.id)
+        .outerjoin(matched, matched.id == Match.account_id)
+        .where(Person.crm == crm, Person.object == obj, Person.is_deleted.is_(False), Person.merged_into.is_(None),
+               Person.is_converted.is_(False))
+        .order_by(Person.crm_id)
+    )
+    with engine.connect() as conn:
+        if account_ids is not None:
+            query = query.where(Match.account_id.in_(sorted(_linked_group(conn, account_ids))))
+        rows = conn.execute(query).all()
+        other_crm = _AccountInCrm(conn) if any(r.m_crm not in (None, crm) for r in rows) else None
+    records = []
+    for row in rows:
+        match = None
+        if row.decision is not None:
+            account_crm_id = None
+            if row.account_id is not None and not row.m_deleted:
+                if row.m_crm == crm:
+                    account_crm_id = row.m_crm_id
+                elif other_crm is not None:
+                    account_crm_id = other_crm.find(row.account_id, crm)
+            match = MatchValues(row.decision, account_crm_id, row.confidence, row.reason)
+        score = _score(row, "s_")
+        assert score is not None
+        records.append(TargetRecord(crm_id=row.crm_id, score=score, match=match))
+    return records
+
+
+def load_targets(engine: Engine, crm: str, obj: str, kind: str,
+                 account_ids: Collection[int] | None = None) -> list[TargetRecord]:
+    """The records of one CRM object to write, whichever kind of record it holds."""
+    if kind == "account":
+        return load_accounts(engine, crm, obj, account_ids)
+    return load_people(engine, crm, obj, account_ids)

@@ -1,0 +1,149 @@
+"""The writer's memory in the store: the baseline (last value written per record and field) and
+the records that failed, with when to try them again.
+
+Each batch's outcomes are committed as soon as the CRM answers, so a run killed halfway keeps
+everything it wrote and the next run sends only the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, delete, insert, select, update
+
+from store.schema import WritebackError, WritebackState
+from store.upsert import upsert
+from writeback.diff import RecordChange
+
+STATE_KEY = ("crm", "object", "crm_id", "field")
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """What the CRM said about one record of a batch."""
+
+    crm_id: str
+    ok: bool
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class PendingError:
+    attempts: int
+    first_failed_at: datetime
+    next_retry_at: datetime | None
+
+    def due(self, now: datetime) -> bool:
+        return self.next_retry_at is None or self.next_retry_at <= now
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Wait before retrying a failed record: ``base`` after the first failure, doubling, at most ``cap``."""
+
+    base: timedelta
+    cap: timedelta
+
+    def after(self, attempts: int) -> timedelta:
+        return min(self.cap, self.base * (2 ** max(0, attempts - 1)))
+
+
+class WritebackLedger:
+    """Baseline and errors of one CRM object."""
+
+    def __init__(self, engine: Engine, crm: str, obj: str, backoff: Backoff, run_id: int | None = None) -> None:
+        self.engine = engine
+        self.crm = crm
+        self.obj = obj
+        self.backoff = backoff
+        self.run_id = run_id
+        self._errors: dict[str, PendingError] = {}
+
+    def baseline(self) -> dict[str, dict[str, str | None]]:
+        """crm_id -> {field: last value written}."""
+        out: dict[str, dict[str, str | None]] = {}
+        t = WritebackState.__table__
+        query = select(t.c.crm_id, t.c.field, t.c.value).where(t.c.crm == self.crm, t.c.object == self.obj)
+        with self.engine.connect() as conn:
+            for crm_id, field, value in conn.execute(query):
+                out.setdefault(crm_id, {})[field] = value
+        return out
+
+    def errors(self) -> dict[str, PendingError]:
+        """crm_id -> the pending failure of that record."""
+        t = WritebackError.__table__
+        query = select(t.c.crm_id, t.c.attempts, t.c.first_failed_at, t.c.next_retry_at).where(
+            t.c.crm == self.crm, t.c.object == self.obj
+        )
+        with self.engine.connect() as conn:
+            self._errors = {row.crm_id: PendingError(row.attempts, row.first_failed_at, row.next_retry_at)
+                            for row in conn.execute(query)}
+        return dict(self._errors)
+
+    def record(self, changes: Mapping[str, RecordChange], outcomes: Iterable[RecordOutcome], now: datetime) -> None:
+        """Successes become the baseline and clear their error; failures are kept with a retry time."""
+        state_rows = []
+        cleared = []
+        failures = []
+        for outcome in outcomes:
+            change = changes[outcome.crm_id]
+            if outcome.ok:
+                state_rows.extend(
+                    {"crm": self.crm, "object": self.obj, "crm_id": outcome.crm_id, "field": name, "value": value,
+                     "written_at": now, "run_id": self.run_id}
+                    for name, value in change.values.items()
+                )
+                if outcome.crm_id in self._errors:
+                    cleared.append(outcome.crm_id)
+            else:
+                failures.append((outcome, sorted(change.values)))
+        errors = WritebackError.__table__
+        with self.engine.begin() as conn:
+            if state_rows:
+                upsert(conn, WritebackState.__table__, state_rows, key=STATE_KEY)
+            if cleared:
+                conn.execute(delete(errors).where(errors.c.crm == self.crm, errors.c.object == self.obj,
+                                                  errors.c.crm_id.in_(cleared)))
+            for outcome, fields in failures:
+                self._record_failure(conn, outcome, fields, now)
+        for crm_id in cleared:
+            self._errors.pop(crm_id, None)
+
+    def _record_failure(self, conn, outcome: RecordOutcome, fields: list[str], now: datetime) -> None:  # noqa: ANN001
+        errors = WritebackError.__table__
+        previous = self._errors.get(outcome.crm_id)
+        attempts = previous.attempts + 1 if previous else 1
+        values = {"fields": fields, "code": outcome.code, "message": outcome.message, "attempts": attempts,
+                  "last_failed_at": now, "next_retry_at": now + self.backoff.after(attempts), "run_id": self.run_id}
+        if previous is None:
+            conn.execute(insert(errors).values(crm=self.crm, object=self.obj, crm_id=outcome.crm_id,
+                                               first_failed_at=now, **values))
+        else:
+            conn.execute(update(errors).where(errors.c.crm == self.crm, errors.c.object == self.obj,
+                                              errors.c.crm_id == outcome.crm_id).values(**values))
+        self._errors[outcome.crm_id] = PendingError(attempts, previous.first_failed_at if previous else now,
+                                                    values["next_retry_at"])
+
+
+def drop_baseline(engine: Engine, crm: str | None = None, crm_ids: Collection[str] | None = None) -> int:
+    """Forget what was written (``abm resync --rewrite``), so the next writeback sends every value.
+
+    Scoped to one CRM and/or some records when given; pending errors go too, so their
+    records are retried at once. Returns the number of baseline rows dropped.
+    """
+    state, errors = WritebackState.__table__, WritebackError.__table__
+    with engine.begin() as conn:
+        dropped = 0
+        for table in (state, errors):
+            stmt = delete(table)
+            if crm is not None:
+                stmt = stmt.where(table.c.crm == crm)
+            if crm_ids is not None:
+                stmt = stmt.where(table.c.crm_id.in_(list(crm_ids)))
+            count = conn.execute(stmt).rowcount
+            if table is state:
+                dropped = count
+    return dropped
