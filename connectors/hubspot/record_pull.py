@@ -1,0 +1,253 @@
+"""Pulling one CRM object (companies, contacts, deals, an engagement type) into the store.
+
+- **Full** pulls page the list endpoint, 100 records a call with their associations inline:
+  the fewest calls possible (records / 100), and no 10,000-result cap. The list's ``after``
+  token is saved with every flush, so a paused full pull resumes where it stopped; the
+  cursor then completes at the *first* run's start, since records changed after it may sit
+  behind the token.
+- **Incremental** pulls page the search endpoint by (modification stamp, id), see
+  :mod:`connectors.hubspot.search_plan`, then read the associations of the changed records
+  with v4 batch reads (search returns none).
+- **Deletes**: the ``archived=true`` listing flags archived records; records that left it since
+  the last run were restored (or purged) and are re-read by id.
+- **Associations that change without a modification stamp** (HubSpot does not bump
+  ``hs_lastmodifieddate`` for them): every incremental run also re-reads a few list pages
+  with their associations, continuing where the previous run's sweep stopped, so every record's
+  associations are re-checked within (records / 100 / pages per run) runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from connectors.budget import BudgetExhausted
+from connectors.cursor import Cursor, Window, load_cursor, set_state_datetime, state_datetime
+from connectors.hubspot import store_ops
+from connectors.hubspot.activity_map import HubSpotActivityMapping
+from connectors.hubspot.associations import Links, from_v4_results
+from connectors.hubspot.client import HubSpotApi, HubSpotApiError
+from connectors.hubspot.objects import CRM, ObjectSpec
+from connectors.hubspot.search_plan import SearchPosition, next_position, search_body
+from connectors.hubspot.sink import PageSink
+from connectors.hubspot.values import to_millis
+from connectors.result import ObjectCounts, Progress, ProgressCallback
+from store.types import utcnow
+
+LIST_MAX = 100  # HubSpot's largest list page
+FULL_UPPER = "full_upper"
+LIST_AFTER = "list_after"
+SEARCH = "search"
+SWEEP_AFTER = "sweep_after"
+ARCHIVED_IDS = "archived_ids"
+PROPERTIES = "properties"
+
+
+@dataclass(frozen=True)
+class HubSpotSyncTuning:
+    """Knobs with defaults that suit HubSpot's limits; tests and benchmarks shrink or grow them."""
+
+    search_page_size: int = 200  # search's maximum
+    association_batch_size: int = 100  # inputs per v4 batch read
+    association_sweep_pages: int = 10  # list pages per object and incremental run re-checking associations
+    properties_ttl: timedelta = timedelta(hours=24)  # how long a portal's property list is trusted
+    email_events_page_size: int = 1000  # the email events API's maximum
+    web_events_page_size: int = 100
+    flush_rows: int = 2000
+
+
+def _next_after(page: Mapping[str, Any]) -> str | None:
+    after = ((page.get("paging") or {}).get("next") or {}).get("after")
+    return str(after) if after else None
+
+
+class RecordPull:
+    """One object's pull in one run; ``run()`` does the whole thing, committing as it goes."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        api: HubSpotApi,
+        spec: ObjectSpec,
+        mapping: HubSpotActivityMapping,
+        counts: ObjectCounts,
+        *,
+        run_start: datetime,
+        lookback: timedelta,
+        page_size: int,
+        tuning: HubSpotSyncTuning,
+        warn: Callable[[str], None],
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.engine = engine
+        self.api = api
+        self.spec = spec
+        self.mapping = mapping
+        self.counts = counts
+        self.run_start = run_start
+        self.lookback = lookback
+        self.page_size = max(1, min(page_size, LIST_MAX))
+        self.tuning = tuning
+        self.warn = warn
+        self.progress = progress
+
+    def _report(self, event: str, total: int | None = None) -> None:
+        if self.progress is not None:
+            self.progress(Progress(self.spec.name, event, self.counts.read, total))  # type: ignore[arg-type]
+
+    def run(self, full: bool) -> None:
+        with self.engine.connect() as conn:
+            cursor = load_cursor(conn, CRM, self.spec.name)
+        self._report("start")
+        properties = self._properties(cursor)
+        window = cursor.window(self.run_start, self.lookback, full)
+        sink = PageSink(self.engine, self.spec, self.mapping, self.counts, cursor, self.tuning.flush_rows)
+        try:
+            if window.full:
+                self.counts.method = "list"
+                self._full(cursor, window, properties, sink)
+            else:
+                self.counts.method = "search"
+                self._incremental(cursor, window, properties, sink)
+                self._sweep(cursor, properties, sink)
+            self._archived(cursor, properties, sink)
+        except (HubSpotApiError, BudgetExhausted, ConnectionError):
+            sink.flush()  # what was read is valid and matches the cursor state: keep it
+            raise
+        self.counts.done = True
+        self._report("done")
+
+    # -- properties --------------------------------------------------------------------------
+    def _properties(self, cursor: Cursor) -> list[str]:
+        """The properties to request: ours minus the ones this portal lacks (reported, not fatal)."""
+        wanted = list(self.spec.all_properties)
+        cache = cursor.state.get(PROPERTIES) or {}
+        checked = state_datetime(cursor, "properties_checked_at")
+        if cache.get("requested") == wanted and checked and utcnow() - checked < self.tuning.properties_ttl:
+            missing = list(cache.get("missing") or [])
+        else:
+            present = self.api.property_names(self.spec.name)
+            missing = [p for p in wanted if p not in present and p != "hs_object_id"]
+            cursor.state[PROPERTIES] = {"requested": wanted, "missing": missing}
+            set_state_datetime(cursor, "properties_checked_at", utcnow())
+        if self.spec.modified_property in missing:
+            raise HubSpotApiError(
+                400, f"the portal has no {self.spec.modified_property} property on {self.spec.name}, which "
+                "incremental pulls order by", what=f"GET /crm/v3/properties/{self.spec.name}")
+        if missing:
+            self.warn(f"hubspot {self.spec.name}: the portal has no propert{'y' if len(missing) == 1 else 'ies'} "
+                      f"{', '.join(missing)}; skipped (the columns they fill stay empty)")
+        return [p for p in wanted if p not in missing]
+
+    # -- full --------------------------------------------------------------------------------
+    def _full(self, cursor: Cursor, window: Window, properties: Sequence[str], sink: PageSink) -> None:
+        if not cursor.in_progress_full or cursor.state.get(FULL_UPPER) is None:
+            cursor.begin(window)
+            set_state_datetime(cursor, FULL_UPPER, window.upper)
+            cursor.state.pop(LIST_AFTER, None)
+        after = cursor.state.get(LIST_AFTER)
+        while True:
+            page = self.api.list_page(self.spec.name, after=after, properties=properties,
+                                      associations=self.spec.associations, limit=self.page_size)
+            after = _next_after(page)
+            sink.add(page.get("results") or [])
+            cursor.state[LIST_AFTER] = after
+            self._report("records")
+            if after is None:
+                break
+            sink.maybe_flush()
+        upper = state_datetime(cursor, FULL_UPPER) or window.upper
+        cursor.complete(Window(None, None, upper, True))
+        for key in (FULL_UPPER, LIST_AFTER, SEARCH, SWEEP_AFTER):
+            cursor.state.pop(key, None)
+        sink.flush()
+
+    # -- incremental -------------------------------------------------------------------------
+    def _incremental(self, cursor: Cursor, window: Window, properties: Sequence[str], sink: PageSink) -> None:
+        saved = cursor.state.get(SEARCH)
+        if cursor.in_progress and saved:
+            position: SearchPosition | None = SearchPosition.from_json(saved)
+        else:
+            cursor.begin(window)
+            assert window.lower is not None
+            position = SearchPosition(to_millis(window.lower))
+        upper_ms = to_millis(window.upper)
+        limit = self.tuning.search_page_size
+        first = True
+        while position is not None:
+            body = search_body(position, upper_ms, self.spec.modified_property, properties, limit)
+            page = self.api.search(self.spec.name, body)
+            results = page.get("results") or []
+            if first and page.get("total") is not None:
+                self.counts.estimate = int(page["total"])
+                self._report("estimate", self.counts.estimate)
+                first = False
+            sink.add(results, self._links([str(r["id"]) for r in results]))
+            position = next_position(position, results, limit, self.spec.modified_property)
+            cursor.state[SEARCH] = position.to_json() if position is not None else None
+            self._report("records", self.counts.estimate)
+            sink.maybe_flush()
+        cursor.complete(window)
+        cursor.state.pop(SEARCH, None)
+        sink.flush()
+
+    def _links(self, ids: Sequence[str]) -> dict[str, Links]:
+        """Associations of records read by search, through v4 batch reads."""
+        out: dict[str, Links] = {i: {} for i in ids}
+        size = self.tuning.association_batch_size
+        for to_type in self.spec.associations:
+            for start in range(0, len(ids), size):
+                results = self.api.associations(self.spec.name, to_type, ids[start:start + size])
+                for from_id, links in from_v4_results(self.spec.name, to_type, results).items():
+                    out.setdefault(from_id, {})[to_type] = links
+        return out
+
+    # -- association sweep -------------------------------------------------------------------
+    def _sweep(self, cursor: Cursor, properties: Sequence[str], sink: PageSink) -> None:
+        if not self.spec.associations or self.tuning.association_sweep_pages < 1:
+            return
+        after = cursor.state.get(SWEEP_AFTER)
+        for _ in range(self.tuning.association_sweep_pages):
+            page = self.api.list_page(self.spec.name, after=after, properties=properties,
+                                      associations=self.spec.associations, limit=self.page_size)
+            after = _next_after(page)
+            sink.add(page.get("results") or [])
+            cursor.state[SWEEP_AFTER] = after
+            if after is None:
+                break
+            sink.maybe_flush()
+        sink.flush()
+
+    # -- deletes and restores ----------------------------------------------------------------
+    def _archived(self, cursor: Cursor, properties: Sequence[str], sink: PageSink) -> None:
+        archived: list[str] = []
+        after: str | None = None
+        while True:
+            page = self.api.list_page(self.spec.name, after=after, properties=["hs_object_id"], archived=True,
+                                      limit=self.page_size)
+            ids = [str(r["id"]) for r in page.get("results") or []]
+            archived.extend(ids)
+            if ids:
+                with self.engine.begin() as conn:
+                    self.counts.deleted += store_ops.flag_deleted(conn, self.spec.table, self.spec.name, ids)
+            after = _next_after(page)
+            if after is None:
+                break
+        current = set(archived)
+        left = sorted(set(cursor.state.get(ARCHIVED_IDS) or []) - current, key=_numeric)
+        for start in range(0, len(left), self.page_size):
+            chunk = left[start:start + self.page_size]
+            restored = self.api.batch_read(self.spec.name, chunk, properties).get("results") or []
+            if restored:
+                sink.add(restored, self._links([str(r["id"]) for r in restored]))
+        cursor.state[ARCHIVED_IDS] = sorted(current, key=_numeric)
+        sink.flush()
+
+
+def _numeric(value: str) -> tuple[int, str]:
+    return (int(value) if value.isdigit() else 0, value)
+

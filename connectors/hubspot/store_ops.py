@@ -1,0 +1,122 @@
+"""What the HubSpot pull does to the store besides upserting rows: deletes, merges, event links.
+
+Deletes and merges are UPDATEs of rows already stored, never inserts: a record archived or
+merged away before abm-sync first saw it has nothing to flag, and an UPDATE keeps every other
+column (a merge's ``merged_into`` survives the archive flag HubSpot also sets on the loser).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, bindparam, select, update
+
+from connectors.hubspot.objects import CRM
+from store.schema import CRM_RECORD_TABLES, Activity, Opportunity, Person
+from store.types import utcnow
+from store.upsert import upsert
+
+CHUNK = 500  # ids per IN (...) list, far below every driver's parameter limit
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:
+    for start in range(0, len(ids), CHUNK):
+        yield list(ids[start:start + CHUNK])
+
+
+def write_rows(conn: Connection, table_name: str, rows: list[dict[str, Any]]) -> int:
+    return upsert(conn, CRM_RECORD_TABLES[table_name], rows) if rows else 0
+
+
+def flag_deleted(conn: Connection, table_name: str, object_name: str, ids: Sequence[str]) -> int:
+    """Mark stored rows deleted (archived in HubSpot, or no longer an activity); returns rows changed."""
+    table: Table = CRM_RECORD_TABLES[table_name]
+    now = utcnow()
+    changed = 0
+    for part in _chunks(sorted(set(ids))):
+        changed += conn.execute(
+            update(table)
+            .where(table.c.crm == CRM, table.c.object == object_name, table.c.crm_id.in_(part),
+                   table.c.is_deleted.is_(False))
+            .values(is_deleted=True, changed_at=now, synced_at=now)
+        ).rowcount
+    return changed
+
+
+# Columns that point at a merged-away record and must follow it to the record it merged into.
+_REFERENCES: dict[str, list[tuple[Table, str]]] = {
+    "companies": [(Person.__table__, "account_crm_id"), (Opportunity.__table__, "account_crm_id"),
+                  (Activity.__table__, "account_crm_id")],
+    "contacts": [(Activity.__table__, "person_crm_id")],
+}
+
+
+def apply_merges(conn: Connection, table_name: str, object_name: str, losers: Mapping[str, str]) -> int:
+    """Flag merged-away records (``loser -> winner``) and repoint the rows that referenced them.
+
+    HubSpot moves a loser's associations to the winner without touching the records on the
+    other side, so without the repointing those rows would keep a dead id until swept.
+    """
+    if not losers:
+        return 0
+    table: Table = CRM_RECORD_TABLES[table_name]
+    now = utcnow()
+    changed = 0
+    statement = (
+        update(table)
+        .where(table.c.crm == CRM, table.c.object == object_name, table.c.crm_id == bindparam("loser"),
+               (table.c.is_deleted.is_(False)) | (table.c.merged_into.is_distinct_from(bindparam("winner"))))
+        .values(is_deleted=True, merged_into=bindparam("winner"), changed_at=now, synced_at=now)
+    )
+    pairs = [{"loser": loser, "winner": winner} for loser, winner in sorted(losers.items())]
+    for pair in pairs:
+        changed += conn.execute(statement, pair).rowcount
+    for ref_table, column in _REFERENCES.get(object_name, []):
+        repoint = (
+            update(ref_table)
+            .where(ref_table.c.crm == CRM, ref_table.c[column] == bindparam("loser"))
+            .values({column: bindparam("winner"), "changed_at": now})
+        )
+        conn.execute(repoint, pairs)
+    return changed
+
+
+def contacts_by_email(conn: Connection, emails: Iterable[str]) -> dict[str, str]:
+    """Live HubSpot contacts by (lower-case) email address, for marketing email events."""
+    wanted = sorted({e for e in emails if e})
+    out: dict[str, str] = {}
+    people = Person.__table__
+    for part in _chunks(wanted):
+        rows = conn.execute(
+            select(people.c.email, people.c.crm_id).where(
+                people.c.crm == CRM, people.c.object == "contacts", people.c.is_deleted.is_(False),
+                people.c.email.in_(part),
+            )
+        )
+        for email, crm_id in rows:
+            out[email.lower()] = crm_id
+    return out
+
+
+def link_email_events(conn: Connection, object_name: str) -> int:
+    """Give email events stored before their recipient's contact was known their contact id."""
+    activities = Activity.__table__
+    rows = conn.execute(
+        select(activities.c.crm_id, activities.c.extra).where(
+            activities.c.crm == CRM, activities.c.object == object_name, activities.c.person_crm_id.is_(None),
+            activities.c.is_deleted.is_(False),
+        )
+    ).all()
+    recipients = {crm_id: (extra or {}).get("recipient") for crm_id, extra in rows}
+    known = contacts_by_email(conn, [r for r in recipients.values() if r])
+    updates = [{"event": crm_id, "person": known[r]} for crm_id, r in recipients.items() if r in known]
+    if updates:
+        conn.execute(
+            update(activities)
+            .where(and_(activities.c.crm == CRM, activities.c.object == object_name,
+                        activities.c.crm_id == bindparam("event")))
+            .values(person_crm_id=bindparam("person"), changed_at=utcnow()),
+            updates,
+        )
+    return len(updates)

@@ -1,0 +1,284 @@
+"""The HubSpot connector's pure parts: value parsing, mapping, associations, search paging, pacing.
+
+No server here: these pin down the rules (ties, the 10,000 cap, primary associations, activity
+types) on data small enough to reason about. The sandbox tests drive the same code over HTTPS.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from connectors.hubspot import values as v
+from connectors.hubspot.activity_map import CONNECTED_DISPOSITION, EngagementRule, HubSpotActivityMapping
+from connectors.hubspot.associations import Link, first_id, from_inline, from_v4_results
+from connectors.hubspot.events import map_email_event, map_web_event
+from connectors.hubspot.objects import SPECS, map_record
+from connectors.hubspot.ratelimit import HubSpotRateLimiter, RollingWindowLimiter
+from connectors.hubspot.search_plan import SearchOrderError, SearchPosition, next_position, search_body
+from connectors.hubspot.sync import plan_objects
+
+MAPPING = HubSpotActivityMapping()
+
+
+# -- values ---------------------------------------------------------------------------------
+def test_timestamps_from_iso_and_epoch_millis_agree() -> None:
+    iso = v.timestamp("2024-05-01T10:00:00.123Z")
+    assert iso == datetime(2024, 5, 1, 10, 0, 0, 123000, tzinfo=UTC)
+    assert v.timestamp(str(v.to_millis(iso))) == iso
+    assert v.millis("2024-05-01T10:00:00.123Z") == v.to_millis(iso)
+    assert v.timestamp("") is None and v.timestamp(None) is None and v.timestamp("yesterday") is None
+
+
+def test_numbers_ranges_flags_and_domains() -> None:
+    assert v.number("250000.50") == 250000.5 and v.number("n/a") is None and v.number(" ") is None
+    assert v.whole_number("25-50") == 25 and v.whole_number("1000+") == 1000 and v.whole_number("1,200") == 1200
+    assert v.flag("true") is True and v.flag("false") is False and v.flag(None) is None
+    assert v.id_list("12;34; 56") == ["12", "34", "56"] and v.id_list(None) == []
+    assert v.domain_of(None, "https://www.Acme.io/about?x=1") == "acme.io"
+    assert v.domain_of("acme.com", "https://other.org") == "acme.com"
+    assert v.day("2024-06-30T00:00:00Z") == date(2024, 6, 30) and v.day("2024-06-30") == date(2024, 6, 30)
+
+
+# -- associations ---------------------------------------------------------------------------
+def test_inline_associations_put_the_primary_company_first() -> None:
+    links = from_inline("contacts", {"companies": {"results": [
+        {"id": "5", "type": "contact_to_company_unlabeled"},
+        {"id": "9", "type": "contact_to_company"},
+        {"id": "9", "type": "contact_to_company_unlabeled"},
+    ]}})
+    assert links["companies"] == [Link("9", True), Link("5", False)]
+    assert first_id(links, "companies") == "9"
+    assert first_id(links, "deals") is None
+
+
+def test_v4_associations_read_the_primary_type_id() -> None:
+    results = [{"from": {"id": "1"}, "to": [
+        {"toObjectId": 30, "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 279, "label": None}]},
+        {"toObjectId": 40, "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 1, "label": "Primary"}]},
+    ]}]
+    links = from_v4_results("contacts", "companies", results)
+    assert [link.to_id for link in links["1"]] == ["40", "30"]
+    # engagements have no primary: the lowest id comes first
+    calls = from_v4_results("calls", "contacts", [{"from": {"id": "2"}, "to": [
+        {"toObjectId": 70, "associationTypes": [{"typeId": 194}]}, {"toObjectId": 8, "associationTypes": []}]}])
+    assert [link.to_id for link in calls["2"]] == ["8", "70"]
+
+
+# -- mapping --------------------------------------------------------------------------------
+def _record(record_id: str, **props: str | None) -> dict:
+    return {"id": record_id, "properties": {"hs_object_id": record_id, **props},
+            "createdAt": "2024-01-01T00:00:00Z", "updatedAt": "2024-02-01T00:00:00Z", "archived": False}
+
+
+def test_company_maps_to_an_account_with_its_salesforce_link() -> None:
+    row = map_record(SPECS["companies"], _record(
+        "101", name="Acme GmbH", domain="acme.de", numberofemployees="250", annualrevenue="1000000.0",
+        salesforceaccountid="001000000000001AAA", hs_lastmodifieddate="2024-03-01T00:00:00Z",
+        lifecyclestage="customer", hs_merged_object_ids="7;8"), {}, MAPPING)
+    assert row is not None
+    assert (row["crm"], row["object"], row["crm_id"]) == ("hubspot", "companies", "101")
+    assert row["name"] == "Acme GmbH" and row["domain"] == "acme.de" and row["employees"] == 250
+    assert row["linked_salesforce_id"] == "001000000000001AAA"
+    assert row["modified_at"] == datetime(2024, 3, 1, tzinfo=UTC)
+    assert row["created_at"] == datetime(2024, 1, 1, tzinfo=UTC)
+    assert row["extra"] == {"lifecyclestage": "customer", "merged_object_ids": ["7", "8"]}
+
+
+def test_contact_account_comes_from_the_primary_association_then_the_property() -> None:
+    spec = SPECS["contacts"]
+    record = _record("5", firstname="Ana", email="ana@acme.de", associatedcompanyid="300", numemployees="25-50")
+    links = {"companies": [Link("200", True), Link("100")]}
+    row = map_record(spec, record, links, MAPPING)
+    assert row is not None and row["kind"] == "contact"
+    assert row["account_crm_id"] == "200" and row["employees"] == 25
+    assert row["extra"] == {"associations": {"companies": ["200", "100"]}}
+    assert map_record(spec, record, {}, MAPPING)["account_crm_id"] == "300"  # type: ignore[index]
+
+
+def test_deal_closed_flags_fall_back_to_the_stage() -> None:
+    spec = SPECS["deals"]
+    won = map_record(spec, _record("9", dealname="Big", dealstage="closedwon", amount="5000",
+                                   closedate="2024-06-30T00:00:00Z"), {"companies": [Link("1", True)]}, MAPPING)
+    assert won is not None and won["is_closed"] and won["is_won"] and won["account_crm_id"] == "1"
+    assert won["close_date"] == date(2024, 6, 30) and won["closed_at"] == datetime(2024, 6, 30, tzinfo=UTC)
+    open_deal = map_record(spec, _record("10", dealstage="qualifiedtobuy", hs_is_closed="false",
+                                         closedate="2024-09-01T00:00:00Z"), {}, MAPPING)
+    assert open_deal is not None and not open_deal["is_closed"] and open_deal["closed_at"] is None
+
+
+@pytest.mark.parametrize(("props", "expected"), [
+    ({"hs_call_disposition": CONNECTED_DISPOSITION, "hs_call_duration": "600000"}, "meaningful_conversation"),
+    ({"hs_call_disposition": CONNECTED_DISPOSITION, "hs_call_duration": "60000"}, "call_connected"),
+    ({"hs_call_disposition": "73a0d17f-1163-4015-bdd5-ec830791da20", "hs_call_duration": "0"}, "call"),
+])
+def test_call_types(props: dict, expected: str) -> None:
+    row = map_record(SPECS["calls"], _record("1", hs_timestamp="2024-04-01T09:00:00Z", **props),
+                     {"contacts": [Link("5")], "companies": [Link("9")]}, MAPPING)
+    assert row is not None and row["activity_type"] == expected and row["team"] == "sales"
+    assert row["person_crm_id"] == "5" and row["account_crm_id"] == "9"
+    assert row["occurred_at"] == datetime(2024, 4, 1, 9, tzinfo=UTC)
+
+
+def test_meetings_emails_notes_and_tasks() -> None:
+    meeting = map_record(SPECS["meetings"], _record(
+        "2", hs_meeting_outcome="COMPLETED", hs_meeting_start_time="2024-04-01T09:00:00Z",
+        hs_meeting_end_time="2024-04-01T09:30:00Z"), {}, MAPPING)
+    assert meeting is not None and meeting["activity_type"] == "meeting_completed"
+    assert meeting["duration_seconds"] == 1800 and meeting["crm_type"] == "meetings:COMPLETED"
+    assert map_record(SPECS["meetings"], _record("3", hs_meeting_outcome="CANCELED"), {}, MAPPING) is None
+    assert map_record(SPECS["meetings"], _record("4"), {}, MAPPING)["activity_type"] == "meeting_scheduled"  # type: ignore[index]
+    reply = map_record(SPECS["emails"], _record("5", hs_email_direction="INCOMING_EMAIL"), {}, MAPPING)
+    assert reply is not None and reply["activity_type"] == "email_reply"
+    assert map_record(SPECS["notes"], _record("6", hs_note_body="x"), {}, MAPPING) is None
+    assert map_record(SPECS["tasks"], _record("7", hs_task_type="CALL"), {}, MAPPING) is None
+
+
+def test_mapping_is_configurable_and_validated() -> None:
+    custom = HubSpotActivityMapping(engagements=[
+        *[r for r in HubSpotActivityMapping().engagements if r.object != "tasks"],
+        EngagementRule(object="tasks", when={"hs_task_type": ["CALL"], "hs_task_status": ["COMPLETED"]},
+                       activity_type="call"),
+        EngagementRule(object="tasks", activity_type=None),
+    ])
+    assert custom.pulls("tasks") and not MAPPING.pulls("tasks") and not MAPPING.pulls("notes")
+    row = map_record(SPECS["tasks"], _record("8", hs_task_type="call", hs_task_status="COMPLETED"), {}, custom)
+    assert row is not None and row["activity_type"] == "call"
+    with pytest.raises(ValidationError, match="unknown canonical activity type"):
+        EngagementRule(object="calls", activity_type="phone_call")
+    with pytest.raises(ValidationError, match="must end with a rule without conditions"):
+        HubSpotActivityMapping(engagements=[EngagementRule(object="calls", when={"x": ["y"]}, activity_type="call")])
+    assert plan_objects(None, MAPPING) == ["companies", "contacts", "deals", "calls", "emails", "meetings",
+                                           "email_events", "web_events"]
+    assert plan_objects(["web_events", "notes"], MAPPING) == ["notes", "web_events"]
+    with pytest.raises(ValueError, match="unknown HubSpot object"):
+        plan_objects(["tickets"], MAPPING)
+
+
+def test_marketing_events_map_to_marketing_activities() -> None:
+    open_event = {"id": "e1", "type": "OPEN", "created": 1714550400000, "recipient": "Ana@Acme.de",
+                  "emailCampaignId": 77, "subject": "Spring launch"}
+    row = map_email_event(open_event, MAPPING, {"ana@acme.de": "5"}.get)
+    assert row is not None and row["activity_type"] == "email_open" and row["team"] == "marketing"
+    assert row["person_crm_id"] == "5" and row["campaign_crm_id"] == "77"
+    assert row["occurred_at"] == datetime(2024, 5, 1, 8, tzinfo=UTC)
+    assert map_email_event({**open_event, "type": "DELIVERED"}, MAPPING, {}.get) is None
+    unknown = map_email_event({**open_event, "recipient": "who@else.org"}, MAPPING, {}.get)
+    assert unknown is not None and unknown["person_crm_id"] is None
+    assert unknown["extra"] == {"recipient": "who@else.org"}
+
+    def visit(url: str) -> str | None:
+        row = map_web_event({"id": url, "eventType": "e_visited_page", "objectId": "5", "objectType": "CONTACT",
+                             "occurredAt": "2024-05-01T08:00:00Z", "properties": {"hs_url": url}}, MAPPING)
+        return row["activity_type"] if row else None
+
+    assert visit("https://acme.io/pricing") == "pricing_page_visit"
+    assert visit("https://acme.io/blog/x") == "blog_visit" and visit("https://acme.io/") == "web_visit"
+    form = map_web_event({"id": "f", "eventType": "e_submitted_form", "objectId": 5,
+                          "occurredAt": "2024-05-01T08:00:00Z", "properties": {"hs_form_title": "Request a Demo"}},
+                         MAPPING)
+    assert form is not None and form["activity_type"] == "demo_request" and form["person_crm_id"] == "5"
+
+
+# -- search paging --------------------------------------------------------------------------
+class _Search:
+    """HubSpot's search semantics over a list: filters, one sort, a 10,000-result cap on paging."""
+
+    def __init__(self, records: list[tuple[int, int]]) -> None:  # (modified ms, id)
+        self.records = records
+        self.calls = 0
+
+    def __call__(self, body: dict) -> list[dict]:
+        self.calls += 1
+        assert "after" not in body, "keyset paging never sends after"
+        matching = self.records
+        for f in body["filterGroups"][0]["filters"]:
+            index = 0 if f["propertyName"] == "hs_lastmodifieddate" else 1
+            value = int(f["value"])
+            op = {"GTE": int.__ge__, "LT": int.__lt__, "EQ": int.__eq__, "GT": int.__gt__}[f["operator"]]
+            matching = [r for r in matching if op(r[index], value)]
+        index = 0 if body["sorts"][0]["propertyName"] == "hs_lastmodifieddate" else 1
+        # ties in the sort come back in arbitrary order, as they may in HubSpot
+        shuffled = random.Random(self.calls).sample(matching, len(matching))
+        ordered = sorted(shuffled, key=lambda r: r[index])
+        return [{"id": str(i), "properties": {"hs_lastmodifieddate": str(ts)}} for ts, i in ordered[:body["limit"]]]
+
+
+def _drain(records: list[tuple[int, int]], start: int, upper: int, limit: int = 200) -> tuple[set[int], int]:
+    search = _Search(records)
+    position: SearchPosition | None = SearchPosition(start)
+    seen: set[int] = set()
+    while position is not None:
+        assert search.calls < 10_000, "paging does not terminate"
+        page = search(search_body(position, upper, "hs_lastmodifieddate", ["hs_object_id"], limit))
+        seen.update(int(r["id"]) for r in page)
+        position = next_position(position, page, limit, "hs_lastmodifieddate")
+    return seen, search.calls
+
+
+def test_search_paging_reads_a_huge_tie_exactly_once_per_record() -> None:
+    tie = [(5_000, i) for i in range(1, 25_001)]
+    others = [(4_000 + i, 100_000 + i) for i in range(300)] + [(6_000 + i, 200_000 + i) for i in range(300)]
+    seen, calls = _drain(others + tie, 0, 10_000)
+    assert seen == {i for _, i in others + tie}
+    # 25,000 tied records at 200 a page plus the rest: a few pages of overlap, no loop
+    assert calls <= (25_000 + 600) // 200 + 8
+
+
+def test_search_paging_respects_the_window_and_many_small_ties() -> None:
+    rng = random.Random(7)
+    records = [(rng.randrange(0, 3_000), i) for i in range(1, 12_001)]  # ~4 records per millisecond
+    seen, calls = _drain(records, 1_000, 2_000)
+    assert seen == {i for ts, i in records if 1_000 <= ts < 2_000}
+    assert calls < len(seen) / 200 * 1.2 + 3
+
+
+def test_search_order_violations_are_refused() -> None:
+    page = [{"id": "1", "properties": {"hs_lastmodifieddate": "5"}}] * 2
+    with pytest.raises(SearchOrderError):
+        next_position(SearchPosition(10), page, 2, "hs_lastmodifieddate")
+    with pytest.raises(SearchOrderError):
+        next_position(SearchPosition(5, 7), page, 2, "hs_lastmodifieddate")
+    assert SearchPosition.from_json(SearchPosition(5, 7).to_json()) == SearchPosition(5, 7)
+
+
+# -- pacing ---------------------------------------------------------------------------------
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_rolling_window_counts_from_completion() -> None:
+    clock = _Clock()
+    limiter = RollingWindowLimiter(3, 10.0, clock=clock, sleep=clock.sleep)
+    starts = []
+    for _ in range(7):
+        with limiter.slot():
+            starts.append(clock.now)
+            clock.now += 0.5  # each request takes half a second
+    # any 10 s after a completion holds at most 3 completions; the 4th start waits for the 1st end + 10 s
+    assert starts[:3] == [0.0, 0.5, 1.0]
+    assert starts[3] == pytest.approx(10.5) and starts[6] == pytest.approx(21.0)
+    ends = [s + 0.5 for s in starts]
+    for start in starts:
+        assert sum(1 for e in ends if start - 10.0 < e <= start) < 3
+
+
+def test_search_limiter_paces_fractional_rates() -> None:
+    clock = _Clock()
+    limiter = HubSpotRateLimiter(100, 2.5, clock=clock, sleep=clock.sleep)
+    for _ in range(10):
+        with limiter.slot(search=True):
+            pass
+    assert clock.now == pytest.approx(4 * 0.8)  # 2 per 0.8 s
+    with pytest.raises(ValueError):
+        RollingWindowLimiter(0, 1.0)
