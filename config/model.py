@@ -12,6 +12,7 @@ from config.connections import DatabaseConfig, HubSpotConfig, SalesforceConfig
 from config.matching import MatchingConfig
 from config.scoring import ScoringConfig
 from config.worker import WorkerConfig
+from config.writeback import WritebackConfig
 
 
 class LoggingConfig(BaseModel):
@@ -35,3 +36,4 @@ class AbmConfig(BaseModel):
     activities: ActivityMappingConfig = ActivityMappingConfig()
     worker: WorkerConfig = WorkerConfig()
     admin: AdminConfig = AdminConfig()
+    writeback: WritebackConfig = WritebackConfig()
