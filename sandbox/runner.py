@@ -24,6 +24,7 @@ import uvicorn
 from sandbox.app import Sandbox
 from sandbox.faults import FaultInjector
 from sandbox.hubspot.auth import HubSpotCredentials
+from sandbox.hubspot.events import EventStore
 from sandbox.hubspot.limits import HubSpotLimits
 from sandbox.hubspot.portal import HubSpotPortal
 from sandbox.limits import DailyLimits
@@ -99,6 +100,11 @@ class SandboxHandle:
     def hubspot_portal(self) -> HubSpotPortal:
         """The HubSpot data (Python API: load, restore archived records, associations...)."""
         return self.sandbox.hubspot.portal
+
+    @property
+    def hubspot_events(self) -> EventStore:
+        """HubSpot's email and web analytics events (Python API: ``load_email_events``, ``load_web_events``)."""
+        return self.sandbox.hubspot.events
 
     @property
     def hubspot_limits(self) -> HubSpotLimits:

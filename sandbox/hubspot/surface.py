@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox.faults import FaultInjector
-from sandbox.hubspot import objects, search
+from sandbox.hubspot import associations_api, events, objects, properties, search
 from sandbox.hubspot.auth import DEFAULT_ACCESS_TOKEN_TTL, HubSpotAuth, HubSpotCredentials, OAuthTokenError
 from sandbox.hubspot.context import HubSpotContext
 from sandbox.hubspot.errors import render_fault
@@ -34,6 +34,7 @@ class HubSpotSurface:
         access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL,
     ) -> None:
         portal = HubSpotPortal(storage, faults)
+        self.events = events.EventStore(storage, portal.schema)
         self.context = HubSpotContext(
             portal,
             HubSpotAuth(PORTAL_ID, access_token_ttl),
@@ -90,4 +91,7 @@ class HubSpotSurface:
             Route("/oauth/v1/access-tokens/{token}", token_info, methods=["GET"]),
             *search.routes(self.context),
             *objects.routes(self.context),
+            *properties.routes(self.context),
+            *associations_api.routes(self.context),
+            *events.routes(self.context, self.events),
         ]
