@@ -22,6 +22,7 @@ from test_writeback_support import (
     writeback_config,
 )
 
+from connectors.retry import RetrySettings
 from sandbox.clients import simple_salesforce
 from sandbox.runner import SandboxHandle, run_sandbox
 from store.schema import Account, WritebackError, WritebackState
@@ -31,7 +32,7 @@ from writeback.provision import ProvisionReport
 from writeback.provision_salesforce import provision_salesforce
 from writeback.report import WritebackReport
 from writeback.run import run_writeback
-from writeback.salesforce import SalesforceWriter, default_policy
+from writeback.salesforce import SalesforceWriter
 
 CONFIG = writeback_config()
 CATALOGUE = Catalogue(CONFIG)
@@ -60,10 +61,13 @@ def sf(handle: SandboxHandle) -> Salesforce:
     return simple_salesforce(handle)
 
 
+FAST_RETRY = RetrySettings(attempts=5, initial_seconds=0.001, max_seconds=0.01)
+
+
 def fast_writer(sf: Salesforce, **options: Any) -> SalesforceWriter:
     """A writer whose retry waits are milliseconds, so fault tests stay fast."""
-    policy = default_policy(backoff_s=0.001, max_backoff_s=0.01, max_rate_limit_wait_s=options.pop("max_wait", 60.0))
-    return SalesforceWriter(sf, CATALOGUE, bulk_poll_seconds=0.05, policy=policy, **options)
+    options.setdefault("max_rate_limit_wait_s", 60.0)
+    return SalesforceWriter(sf, CATALOGUE, bulk_poll_seconds=0.05, retry=FAST_RETRY, **options)
 
 
 def seed(handle: SandboxHandle, engine: Engine, n_accounts: int, n_leads: int = 0, n_contacts: int = 0) -> Seeded:
@@ -302,7 +306,7 @@ def test_rate_limit_storm_is_waited_out_not_failed(handle: SandboxHandle, sf: Sa
 def test_endless_rate_limiting_stops_the_run_cleanly(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
     seeded = seed(handle, engine, n_accounts=300, n_leads=5)
     handle.faults.fail(429, method="PATCH", path=COLLECTIONS, times=None)
-    report = run(engine, fast_writer(sf, max_wait=0.05))
+    report = run(engine, fast_writer(sf, max_rate_limit_wait_s=0.05))
     objects = by_object(report)
     assert "rate limited" in (objects["Account"].stopped or "")
     assert objects["Lead"].stopped and objects["Lead"].stopped.startswith("not attempted")

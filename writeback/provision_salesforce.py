@@ -16,7 +16,7 @@ from simple_salesforce import Salesforce
 
 from writeback.catalogue import Catalogue, CatalogueField
 from writeback.provision import FieldStatus, ProvisionReport
-from writeback.salesforce import CRM, count_requests
+from writeback.salesforce import CRM, SessionObserver
 
 METADATA_PER_CALL = 10
 # catalogue type -> describe types a field may already have and still hold our values
@@ -81,7 +81,7 @@ def provision_salesforce(sf: Salesforce, catalogue: Catalogue, report: Provision
     """Find and (unless ``report.dry_run``) create every missing catalogue field on Salesforce."""
     to_create: list[CatalogueField] = []
     metadata_calls = 0
-    with count_requests(sf.session) as counter:
+    with SessionObserver().watching(sf.session) as observer:
         for obj in catalogue.objects(CRM):
             described = {f["name"].lower(): f for f in getattr(sf, obj).describe()["fields"]}
             for field in catalogue.fields(CRM, obj):
@@ -100,7 +100,7 @@ def provision_salesforce(sf: Salesforce, catalogue: Catalogue, report: Provision
             chunk = to_create[start : start + METADATA_PER_CALL]
             metadata_calls += 1
             report.fields.extend(_create(sf, chunk))
-    report.api_calls[CRM] = report.api_calls.get(CRM, 0) + counter[0] + metadata_calls
+    report.api_calls[CRM] = report.api_calls.get(CRM, 0) + observer.responses + metadata_calls
     created = [f for f in report.fields if f.crm == CRM and f.status in ("created", "would_create")]
     if created:
         report.admin_steps.extend(field_security_steps(created))

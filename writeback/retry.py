@@ -1,18 +1,26 @@
-"""Retrying CRM calls: rate limits are waited out, brief outages retried, the rest stop the run.
+"""Retrying CRM writes: rate limits are waited out, brief outages retried, the rest stop the run.
 
-A write is idempotent (same values to the same ids), so resending a batch after a 429, a 5xx
-or a dropped connection is safe. A rate-limit wait is not a failure and costs no record an
-error; only when the run has waited longer than its allowance, or the CRM keeps failing, does
-the run stop, with everything written so far already in the baseline, to resume next time.
+The wait strategy is the connectors' shared policy (:mod:`connectors.retry`: ``Retry-After``
+when the CRM sends one, else exponential backoff with full jitter). What writeback adds is the
+stop rule: a rate-limit wait is not a failure, so a 429 storm is waited out for as long as the
+run's allowance of waiting lasts, however many attempts that takes, while errors that are not
+rate limits give up after the usual number of attempts.
+
+A write is idempotent (same values to the same ids), so resending a batch is always safe. When
+retrying has to give up, :class:`WritebackStopped` ends the CRM's part of the run; every batch
+that finished is already recorded, and the next run writes the rest.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception
+from tenacity import RetryCallState
+
+from connectors.budget import ApiBudget, BudgetExhausted
+from connectors.retry import RetrySettings, retrying
 
 T = TypeVar("T")
 Kind = Literal["rate_limit", "transient", "fatal"]
@@ -21,7 +29,6 @@ Kind = Literal["rate_limit", "transient", "fatal"]
 class WritebackStopped(RuntimeError):
     """The run cannot go on with this CRM now (budget spent, CRM down, waited too long).
 
-    Nothing is lost: every batch that finished is recorded, the rest is written next run.
     ``whole_crm`` False means only the object being written is affected; the run goes on
     with the CRM's other objects.
     """
@@ -34,10 +41,11 @@ class WritebackStopped(RuntimeError):
 
 
 class RetryPolicy:
-    """Runs calls, waiting on rate limits and retrying transient errors, per one CRM's rules.
+    """Runs one CRM's write calls with the budget guard, rate-limit waits and retries.
 
     ``classify`` says what an exception is; ``retry_after`` reads the server's requested wait
-    (seconds) from it when there is one.
+    (seconds) from it when there is one. ``budget`` (the connectors' daily API budget guard)
+    is asked before every attempt.
     """
 
     def __init__(
@@ -46,64 +54,54 @@ class RetryPolicy:
         classify: Callable[[BaseException], Kind],
         retry_after: Callable[[BaseException], float | None],
         *,
+        settings: RetrySettings = RetrySettings(),
         max_rate_limit_wait_s: float = 900.0,
-        max_transient_attempts: int = 5,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
+        budget: ApiBudget | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self.crm = crm
         self.classify = classify
         self.retry_after = retry_after
+        self.settings = settings
         self.max_rate_limit_wait_s = max_rate_limit_wait_s
-        self.max_transient_attempts = max_transient_attempts
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
+        self.budget = budget
         self.sleep = sleep
         self.rate_limit_waits = 0
         self.rate_limited_s = 0.0
-        self.transient_retries = 0
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        assert exc is not None
-        backoff = min(self.max_backoff_s, self.backoff_s * 2 ** (state.attempt_number - 1))
-        if self.classify(exc) == "rate_limit":
-            asked = self.retry_after(exc)
-            seconds = asked if asked is not None else backoff
-            self.rate_limit_waits += 1
-            self.rate_limited_s += seconds
-            return seconds
-        self.transient_retries += 1
-        return backoff
 
     def _stop(self, state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
         if exc is None:
             return True
         if self.classify(exc) == "rate_limit":
-            return self.rate_limited_s >= self.max_rate_limit_wait_s
-        return state.attempt_number >= self.max_transient_attempts
+            if self.rate_limited_s + state.upcoming_sleep > self.max_rate_limit_wait_s:
+                return True
+            self.rate_limit_waits += 1
+            self.rate_limited_s += state.upcoming_sleep
+            return False
+        return state.attempt_number >= self.settings.attempts
+
+    def _attempt(self, fn: Callable[[], T], what: str) -> T:
+        if self.budget is not None:
+            self.budget.before_call(what)
+        return fn()
 
     def call(self, fn: Callable[[], T], what: str) -> T:
-        """``fn()``, retried as above; :class:`WritebackStopped` when retrying has to give up."""
-        retrying = Retrying(
-            retry=retry_if_exception(lambda e: self.classify(e) != "fatal"),
-            wait=self._wait,
-            stop=self._stop,
-            sleep=self.sleep,
-            reraise=True,
-        )
+        """``fn()``, retried as above; :class:`WritebackStopped` when it has to give up."""
+        policy = retrying(lambda e: self.classify(e) != "fatal", self.retry_after, self.settings,
+                          what=f"{self.crm} {what}", sleep=self.sleep).copy(stop=self._stop)
         try:
-            return retrying(fn)
+            return policy(self._attempt, fn, what)
+        except BudgetExhausted as exc:
+            raise WritebackStopped(self.crm, f"{exc.message}") from exc
         except Exception as exc:
             kind = self.classify(exc)
             if kind == "rate_limit":
                 raise WritebackStopped(self.crm, f"rate limited for {self.rate_limited_s:.0f} s in total while "
                                        f"{what}; the rest is written next run") from exc
             if kind == "transient":
-                raise WritebackStopped(self.crm, f"{what} kept failing after {self.max_transient_attempts} "
-                                       f"attempts ({_short(exc)}); the rest is written next run") from exc
+                raise WritebackStopped(self.crm, f"{what} kept failing after {self.settings.attempts} attempts "
+                                       f"({_short(exc)}); the rest is written next run") from exc
             raise
 
 

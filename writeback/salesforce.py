@@ -15,6 +15,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +32,8 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
+from connectors.budget import ApiBudget
+from connectors.retry import RetrySettings, parse_retry_after
 from writeback.catalogue import Catalogue, CatalogueField
 from writeback.diff import RecordChange
 from writeback.retry import Kind, RetryPolicy, WritebackStopped
@@ -38,6 +42,7 @@ from writeback.state import RecordOutcome
 COLLECTION_SIZE = 200
 BULK_NULL = "#N/A"  # Bulk API 2.0: an empty cell leaves a field alone, #N/A clears it
 CRM = "salesforce"
+_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 
 OnBatch = Callable[[Sequence[RecordChange], list[RecordOutcome]], None]
 
@@ -46,18 +51,12 @@ def classify(exc: BaseException) -> Kind:
     if isinstance(exc, SalesforceGeneralError):
         if exc.status == 429:
             return "rate_limit"
-        if exc.status >= 500:
-            return "transient"
-        return "fatal"
+        return "transient" if exc.status >= 500 else "fatal"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "fatal"  # a certificate problem does not go away by retrying
     if isinstance(exc, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError):
         return "transient"
     return "fatal"
-
-
-def default_policy(**options: Any) -> RetryPolicy:
-    """The retry policy of Salesforce writes (``options``: see :class:`RetryPolicy`)."""
-    # simple-salesforce keeps no response headers on its errors, so no Retry-After: back off instead.
-    return RetryPolicy(CRM, classify, lambda exc: None, **options)
 
 
 def error_text(exc: SalesforceError) -> tuple[str, str]:
@@ -84,19 +83,36 @@ def _json_value(field: CatalogueField, value: str | None) -> Any:
     return value
 
 
-@contextmanager
-def count_requests(session: requests.Session) -> Iterator[list[int]]:
-    """Count every HTTP answer on ``session`` (REST and Bulk 2.0 alike) while the block runs."""
-    counter = [0]
+class SessionObserver:
+    """Sees every HTTP answer on the client's session, REST and Bulk 2.0 alike (simple-salesforce's
+    errors keep no headers): counts them, keeps the last ``Retry-After`` and reports the org's
+    usage (``Sforce-Limit-Info``) to the budget guard."""
 
-    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        counter[0] += 1
+    def __init__(self, budget: ApiBudget | None = None) -> None:
+        self.budget = budget
+        self.responses = 0
+        self.retry_after: float | None = None
 
-    session.hooks.setdefault("response", []).append(hook)
-    try:
-        yield counter
-    finally:
-        session.hooks["response"].remove(hook)
+    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.responses += 1
+        if response.status_code in (429, 503):
+            self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        usage = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
+        if usage and self.budget is not None:
+            self.budget.observe(int(usage.group(1)), int(usage.group(2)))
+
+    def take_retry_after(self, exc: BaseException) -> float | None:
+        value, self.retry_after = self.retry_after, None
+        return value if isinstance(exc, SalesforceGeneralError) else None
+
+    @contextmanager
+    def watching(self, session: requests.Session) -> Iterator[SessionObserver]:
+        hooks = session.hooks.setdefault("response", [])
+        hooks.append(self)
+        try:
+            yield self
+        finally:
+            hooks.remove(self)
 
 
 class SalesforceWriter:
@@ -111,13 +127,18 @@ class SalesforceWriter:
         *,
         bulk_threshold: int = 10_000,
         bulk_poll_seconds: float = 2.0,
-        policy: RetryPolicy | None = None,
+        retry: RetrySettings = RetrySettings(),
+        max_rate_limit_wait_s: float = 900.0,
+        budget: ApiBudget | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self.sf = sf
         self.catalogue = catalogue
         self.bulk_threshold = bulk_threshold
         self.bulk_poll_seconds = bulk_poll_seconds
-        self.policy = policy or default_policy()
+        self.observer = SessionObserver(budget)
+        self.policy = RetryPolicy(CRM, classify, self.observer.take_retry_after, settings=retry,
+                                  max_rate_limit_wait_s=max_rate_limit_wait_s, budget=budget, sleep=sleep)
         self.api_calls = 0
 
     def mode(self, count: int) -> str:
@@ -135,7 +156,8 @@ class SalesforceWriter:
             raise ValueError(f"{len(missing_id)} {obj} change(s) without a record id: writeback only updates")
         if not changes:
             return
-        with count_requests(self.sf.session) as counter:
+        before = self.observer.responses
+        with self.observer.watching(self.sf.session):
             try:
                 if self.mode(len(changes)) == "bulk":
                     self._bulk(obj, changes, fields, on_batch)
@@ -152,7 +174,7 @@ class SalesforceWriter:
                                            "after it resets") from exc
                 raise WritebackStopped(self.crm, f"request refused: {code}: {message}") from exc
             finally:
-                self.api_calls += counter[0]
+                self.api_calls += self.observer.responses - before
 
     # -- sObject Collections ---------------------------------------------------------------
     def _collection(self, obj: str, batch: Sequence[RecordChange],
