@@ -104,6 +104,7 @@ class BulkJobs:
         self.ctx = ctx
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
+        self._failing_query_jobs = 0
 
     def _get(self, job_id: str, is_query: bool) -> Job:
         with self._lock:
@@ -115,6 +116,12 @@ class BulkJobs:
     def clear(self) -> None:
         with self._lock:
             self._jobs.clear()
+            self._failing_query_jobs = 0
+
+    def fail_query_jobs(self, times: int = 1) -> None:
+        """Fault: the next ``times`` query jobs end ``Failed``, as Salesforce's do when a query times out."""
+        with self._lock:
+            self._failing_query_jobs = times
 
     # -- query jobs ------------------------------------------------------------------------
     def create_query(self, spec: dict[str, Any], call: Call) -> Job:
@@ -134,6 +141,9 @@ class BulkJobs:
         job = Job(_job_id(), operation, result.obj.name, call.user_id, now_stamp(), call.version, delimiter,
                   ending, "UploadComplete", result=result)
         with self._lock:
+            if self._failing_query_jobs:
+                self._failing_query_jobs -= 1
+                job.result = None  # no results: it fails as soon as anyone looks
             self._jobs[job.id] = job
         return job
 
@@ -142,6 +152,8 @@ class BulkJobs:
         if job.state == "UploadComplete" and job.result is not None:
             # results were snapshotted at creation: the job is done once anyone looks
             job.state, job.processed = "JobComplete", job.result.total
+        elif job.state == "UploadComplete":
+            job.state, job.error_message = "Failed", "InternalServerError : the query timed out (sandbox fault)"
         return job
 
     def query_results(self, job_id: str, locator: str | None, max_records: int) -> tuple[bytes, str, int]:

@@ -17,7 +17,13 @@ from typing import Any
 from sandbox.faults import FaultInjector
 from sandbox.salesforce.errors import SalesforceError
 from sandbox.salesforce.inference import infer_field
-from sandbox.salesforce.schema import HIDDEN_DELETED_AT, SalesforceSchema, SfField, SfObject
+from sandbox.salesforce.schema import (
+    DELETED_LOG_TABLE,
+    HIDDEN_DELETED_AT,
+    SalesforceSchema,
+    SfField,
+    SfObject,
+)
 from sandbox.salesforce.values import (
     FieldValueError,
     now_stamp,
@@ -224,6 +230,72 @@ class SalesforceOrg:
             (stamp, stamp, user_id, stamp, current["Id"]),
         )
 
+    # -- recycle bin and merges (SOAP and UI operations: reached through the Python API) --------
+    def undelete(self, obj: SfObject, record_id: str, user_id: str) -> None:
+        """Restore a record from the recycle bin, as SOAP ``undelete()`` does."""
+        current = self.row(obj, record_id, include_deleted=True)
+        if current is None or not current["IsDeleted"]:
+            raise SalesforceError(400, "UNDELETE_FAILED", f"Entity is not in the recycle bin: {record_id}")
+        stamp = now_stamp()
+        self.storage.execute(
+            f'UPDATE {quote_ident(obj.table)} SET "IsDeleted" = 0, "{HIDDEN_DELETED_AT}" = NULL, '
+            '"LastModifiedDate" = ?, "LastModifiedById" = ?, "SystemModstamp" = ? WHERE "Id" = ?',
+            (stamp, user_id, stamp, current["Id"]),
+        )
+
+    def hard_delete(self, obj: SfObject, record_id: str) -> None:
+        """Delete for good (Bulk hard delete, or emptying the recycle bin): no query returns the record
+        any more, only the ``deleted/`` window still lists its id."""
+        current = self.row(obj, record_id, include_deleted=True)
+        if current is None:
+            raise not_found_record()
+        found = self.storage.fetchone(
+            f'SELECT "{HIDDEN_DELETED_AT}" FROM {quote_ident(obj.table)} WHERE "Id" = ?', (current["Id"],)
+        )
+        deleted_at = (found[0] if found else None) or now_stamp()
+        with self.storage.transaction():
+            self.storage.execute(f'DELETE FROM {quote_ident(obj.table)} WHERE "Id" = ?', (current["Id"],))
+            self.storage.execute(
+                f'INSERT INTO {DELETED_LOG_TABLE} (object, "Id", deleted_at) VALUES (?, ?, ?)',
+                (obj.name, current["Id"], deleted_at),
+            )
+
+    def merge(self, obj: SfObject, master_id: str, loser_ids: Iterable[str], user_id: str) -> None:
+        """SOAP ``merge()``: the losers are deleted with ``MasterRecordId`` set to the master, and every
+        record that pointed at a loser (contacts, opportunities, tasks...) points at the master."""
+        if obj.field("MasterRecordId") is None:
+            raise SalesforceError(400, "INVALID_TYPE", f"{obj.name} records cannot be merged")
+        master = self.row(obj, master_id)
+        if master is None:
+            raise SalesforceError(400, "ENTITY_IS_DELETED", f"master record {master_id} is deleted or does not exist")
+        losers = []
+        for loser_id in loser_ids:
+            loser = self.row(obj, loser_id)
+            if loser is None or loser["Id"] == master["Id"]:
+                raise SalesforceError(400, "INVALID_ID_FIELD", f"cannot merge {loser_id} into {master_id}")
+            losers.append(loser["Id"])
+        if not 1 <= len(losers) <= 2:
+            raise SalesforceError(400, "INVALID_OPERATION", "merge takes one master and one or two other records")
+        stamp = now_stamp()
+        marks = ", ".join("?" for _ in losers)
+        with self.storage.transaction():
+            for other in self.schema.objects.values():
+                for f in other.fields.values():
+                    if f.type != "reference" or obj.name not in f.reference_to or f.name == "MasterRecordId":
+                        continue
+                    self.storage.execute(
+                        f'UPDATE {quote_ident(other.table)} SET {quote_ident(f.name)} = ?, "LastModifiedDate" = ?, '
+                        f'"LastModifiedById" = ?, "SystemModstamp" = ? WHERE {quote_ident(f.name)} IN ({marks}) '
+                        'AND "IsDeleted" = 0',
+                        (master["Id"], stamp, user_id, stamp, *losers),
+                    )
+            self.storage.execute(
+                f'UPDATE {quote_ident(obj.table)} SET "IsDeleted" = 1, "{HIDDEN_DELETED_AT}" = ?, '
+                '"MasterRecordId" = ?, "LastModifiedDate" = ?, "LastModifiedById" = ?, "SystemModstamp" = ? '
+                f'WHERE "Id" IN ({marks})',
+                (stamp, master["Id"], stamp, user_id, stamp, *losers),
+            )
+
     def find_by(self, obj: SfObject, field_name: str, value: str) -> list[str]:
         """Ids of live records whose ``field_name`` equals ``value`` (upsert by external id)."""
         f = obj.field(field_name)
@@ -246,12 +318,15 @@ class SalesforceOrg:
         return [r[0] for r in rows]
 
     def deleted_records(self, obj: SfObject, start: str, end: str) -> list[tuple[str, str]]:
+        """Records deleted in ``[start, end)``: in the recycle bin, or hard-deleted."""
         return [
             (r[0], r[1])
             for r in self.storage.fetchall(
-                f'SELECT "Id", "{HIDDEN_DELETED_AT}" FROM {quote_ident(obj.table)} WHERE "IsDeleted" = 1 '
-                f'AND "{HIDDEN_DELETED_AT}" >= ? AND "{HIDDEN_DELETED_AT}" < ? ORDER BY "{HIDDEN_DELETED_AT}"',
-                (start, end),
+                f'SELECT "Id", "{HIDDEN_DELETED_AT}" AS at FROM {quote_ident(obj.table)} WHERE "IsDeleted" = 1 '
+                f'AND "{HIDDEN_DELETED_AT}" >= ? AND "{HIDDEN_DELETED_AT}" < ? '
+                f'UNION ALL SELECT "Id", deleted_at AS at FROM {DELETED_LOG_TABLE} WHERE object = ? '
+                'AND deleted_at >= ? AND deleted_at < ? ORDER BY at',
+                (start, end, obj.name, start, end),
             )
         ]
 

@@ -16,6 +16,7 @@ from sandbox.storage import Storage
 TABLE_PREFIX = "sf_"
 HIDDEN_DELETED_AT = "_deleted_at"  # when a row was deleted (for deleted/ windows); not a field
 META_TABLE = "sf_meta_fields"
+DELETED_LOG_TABLE = "sf_deleted_log"  # hard-deleted records: gone from every query, still in deleted/
 
 # describe "type" -> SQLite column type
 _SQL_TYPE = {
@@ -161,6 +162,7 @@ def _standard_objects() -> list[SfObject]:
             _f("AccountSource", "picklist"),
             _f("Description", "textarea"),
             _owner(),
+            _ro("MasterRecordId", "reference", reference_to=("Account",)),
         ]),
         ("Lead", "00Q", "Lead", "Leads", [
             _f("FirstName", "string", length=40),
@@ -184,6 +186,7 @@ def _standard_objects() -> list[SfObject]:
             _ro("ConvertedOpportunityId", "reference", reference_to=("Opportunity",)),
             _ro("ConvertedDate", "date"),
             _owner(),
+            _ro("MasterRecordId", "reference", reference_to=("Lead",)),
         ]),
         ("Contact", "003", "Contact", "Contacts", [
             _ref("AccountId", "Account"),
@@ -198,6 +201,7 @@ def _standard_objects() -> list[SfObject]:
             _f("MailingCountry", "string", length=80),
             _f("LeadSource", "picklist"),
             _owner(),
+            _ro("MasterRecordId", "reference", reference_to=("Contact",)),
         ]),
         ("Opportunity", "006", "Opportunity", "Opportunities", [
             _f("Name", "string", length=120, nillable=False),
@@ -291,6 +295,7 @@ class SalesforceSchema:
         self.storage = storage
         self.objects: dict[str, SfObject] = {o.name.lower(): o for o in _standard_objects()}
         storage.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (object TEXT, spec TEXT, PRIMARY KEY(object, spec))")
+        storage.execute(f"CREATE TABLE IF NOT EXISTS {DELETED_LOG_TABLE} (object TEXT, \"Id\" TEXT, deleted_at TEXT)")
         for obj in self.objects.values():
             self._create_table(obj)
         for object_name, spec in storage.fetchall(f"SELECT object, spec FROM {META_TABLE}"):
@@ -303,6 +308,10 @@ class SalesforceSchema:
         columns = {f.name: f.sql_type for f in obj.fields.values()}
         columns[HIDDEN_DELETED_AT] = "TEXT"
         self.storage.create_table(obj.table, columns, key="Id")
+        existing = set(self.storage.columns(obj.table))
+        for name, sql_type in columns.items():  # an org kept with --state by an older sandbox lacks new fields
+            if name not in existing:
+                self.storage.add_column(obj.table, name, sql_type)
         self.storage.create_index(obj.table, ["SystemModstamp"])
         # every text column compares case-insensitively in SOQL; index the common lookups
         for column in ("Email", "AccountId", "WhoId", "WhatId", "LastModifiedDate"):
