@@ -105,10 +105,19 @@ def build_inputs(
     opportunities: Iterable[OpportunityRecord],
     config: ScoringConfig,
     matches: Mapping[int, int | None] | None = None,
+    aliases: Mapping[tuple[str, str], int] | None = None,
 ) -> ScoringInputs:
-    """``matches`` maps person id -> account id (the canonical match table; None = no account)."""
+    """``matches`` maps person id -> account id (the canonical match table; None = no account).
+
+    ``aliases`` maps other CRM keys of the same business to an account's id: a HubSpot company
+    linked to a Salesforce account is not scored on its own; its touches, contacts and deals count
+    for the Salesforce account, so one account's score gathers both CRMs' activity.
+    """
     account_index = {(a.crm, a.crm_id): i for i, a in enumerate(accounts)}
     account_pos = {a.id: i for i, a in enumerate(accounts)}
+    for key, account_id in (aliases or {}).items():
+        if account_id in account_pos:
+            account_index.setdefault(key, account_pos[account_id])
     person_index = {(p.crm, p.crm_id): i for i, p in enumerate(people)}
     report = LoadReport()
     acts = activity_columns(activities, person_index, account_index, report)

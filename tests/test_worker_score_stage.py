@@ -1,0 +1,77 @@
+"""The score stage on a real store: roll-up through matches and cross-CRM links, models kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+
+from config.matching import MatchingConfig
+from config.scoring import ScoringConfig
+from scoring.predictive import TrainedModel
+from store.schema import Account, Activity, Person, Score
+from store.upsert import upsert
+from worker.match_stage import run_match_stage
+from worker.models import activate_version, list_versions, save_model
+from worker.score_stage import run_score_stage
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+ACME = "001000000000001AAA"
+
+
+def _seed(engine: Engine) -> dict[str, int]:
+    with engine.begin() as conn:
+        upsert(conn, Account.__table__, [
+            {"crm": "salesforce", "object": "Account", "crm_id": ACME, "name": "Acme Corporation",
+             "domain": "acme.com", "website": "acme.com", "country": "US", "industry": "Software", "employees": 300},
+            {"crm": "salesforce", "object": "Account", "crm_id": "001000000000002AAA", "name": "Quiet Ltd",
+             "domain": "quiet.co.uk", "website": "quiet.co.uk", "country": "GB", "industry": None, "employees": None},
+            {"crm": "hubspot", "object": "companies", "crm_id": "901", "name": "Acme Corp", "domain": "acme.com",
+             "website": "acme.com", "country": "US", "industry": None, "employees": None}])
+        conn.execute(Account.__table__.update().where(Account.crm_id == "901").values(linked_salesforce_id=ACME))
+        upsert(conn, Person.__table__, [
+            {"crm": "salesforce", "object": "Contact", "crm_id": "003000000000001AAA", "kind": "contact",
+             "email": "vp@acme.com", "title": "VP Sales", "account_crm_id": ACME},
+            {"crm": "hubspot", "object": "contacts", "crm_id": "51", "kind": "contact", "email": "cmo@acme.com",
+             "title": "CMO", "account_crm_id": "901"}])
+        touches = [("salesforce", "Task", "00T000000000001AAA", "meeting_completed", "003000000000001AAA", None, 2),
+                   ("hubspot", "emails", "e1", "email_click", "51", None, 1),
+                   ("hubspot", "meetings", "m1", "meeting_completed", None, "901", 3)]
+        upsert(conn, Activity.__table__, [
+            {"crm": crm, "object": obj, "crm_id": cid, "activity_type": kind, "person_crm_id": person,
+             "account_crm_id": account, "occurred_at": NOW - timedelta(days=days)}
+            for crm, obj, cid, kind, person, account, days in touches])
+        return dict(conn.execute(select(Account.crm_id, Account.id)).all())
+
+
+def test_both_crms_touches_count_for_the_salesforce_account(engine: Engine) -> None:
+    ids = _seed(engine)
+    run_match_stage(engine, MatchingConfig())
+    outcome = run_score_stage(engine, ScoringConfig(), NOW)
+    assert outcome.accounts == 2 and outcome.people == 2 and outcome.activities == 3
+    assert outcome.skipped_activities == 0
+    # Three touches and no deals: no model, and the run record says why.
+    assert outcome.models["account_won"] and not outcome.models["account_won"].startswith("trained")
+    with engine.connect() as conn:
+        query = select(Score.entity_id, Score.breakdown).where(Score.entity_kind == "account")
+        scored = dict(conn.execute(query).all())
+    assert ids["901"] not in scored  # the linked HubSpot company is not scored on its own
+    parts = scored[ids[ACME]]["engagement"]["raw_parts"]
+    assert {"meeting_completed", "email_click"} <= set(parts)  # Salesforce and HubSpot touches together
+    assert scored[ids["001000000000002AAA"]]["engagement"]["raw_points"] == 0
+
+    again = run_score_stage(engine, ScoringConfig(), NOW)
+    assert again.saved.accounts_changed == 0 and again.saved.people_changed == 0
+
+
+def test_model_versions_are_kept_and_an_older_one_can_be_restored(engine: Engine) -> None:
+    with engine.begin() as conn:
+        first = save_model(conn, TrainedModel("account_won", b"v1", {"auc": 0.81}, {}))
+        second = save_model(conn, TrainedModel("account_won", b"v2", {"auc": 0.74}, {}))
+        assert (first, second) == (1, 2)
+        assert [(v.version, v.is_active) for v in list_versions(conn, "account_won")] == [(2, True), (1, False)]
+        activate_version(conn, "account_won", 1)
+        assert [(v.version, v.is_active) for v in list_versions(conn, "account_won")] == [(2, False), (1, True)]
+        with pytest.raises(LookupError, match="stored versions: \\[2, 1\\]"):
+            activate_version(conn, "account_won", 7)

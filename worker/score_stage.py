@@ -1,0 +1,120 @@
+"""The score stage: store -> :mod:`scoring` (pure) -> ``scores``, ``score_history``, models.
+
+Two store facts shape the scoring inputs here, not in :mod:`scoring`:
+- the match table decides whose touches count for which account (a review or no-match decision
+  ties a person to nothing; a contact's CRM account and a converted lead's account are matches
+  of their own, written by the match stage);
+- a HubSpot company linked to a Salesforce account (``account_links``) is the same business: it is
+  not scored on its own, and its contacts, touches and deals count for the Salesforce account.
+
+Predictive models: an incremental run uses the active model of each target (training one only
+when there is none); a full run retrains. Every trained model is kept (see :mod:`worker.models`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, delete, select
+
+from config.scoring import ScoringConfig
+from scoring import predictive as pred
+from scoring.history import prune_before
+from scoring.inputs import ScoringInputs, build_inputs
+from scoring.scores import score
+from store.records import ActivityRecord, OpportunityRecord, record_from_row
+from store.schema import AccountLink, Activity, Match, Opportunity, ScoreHistory
+from worker.match_stage import load_accounts, load_people
+from worker.models import active_model, save_model
+from worker.score_store import SavedScores, save_score_set
+
+log = logging.getLogger("abm.scoring")
+
+_ACTIVITY_COLUMNS = [Activity.__table__.c[f] for f in ActivityRecord.__dataclass_fields__]
+_OPPORTUNITY_COLUMNS = [Opportunity.__table__.c[f] for f in OpportunityRecord.__dataclass_fields__]
+TIED = ("auto", "pinned", "crm")
+
+
+@dataclass
+class ScoreOutcome:
+    accounts: int = 0
+    people: int = 0
+    activities: int = 0
+    saved: SavedScores = field(default_factory=SavedScores)
+    models: dict[str, str] = field(default_factory=dict)  # target -> what happened, for the run record
+    skipped_activities: int = 0  # touches with an unknown type, no time, or nobody to count them for
+    unknown_types: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {"scored": self.accounts + self.people, "upserted": self.saved.accounts_changed
+                + self.saved.people_changed, "skipped": self.skipped_activities}
+
+
+def load_inputs(conn: Connection, config: ScoringConfig) -> ScoringInputs:
+    """Everything scoring needs, as plain records, with the match table and cross-CRM links applied."""
+    accounts = load_accounts(conn)
+    canonical = dict(conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)).all())
+    aliases = {(a.crm, a.crm_id): canonical[a.id] for a in accounts if a.id in canonical}
+    scored = [a for a in accounts if a.id not in canonical]
+    matches: dict[int, int | None] = {}
+    for person_id, account_id, decision in conn.execute(select(Match.person_id, Match.account_id, Match.decision)):
+        matches[person_id] = canonical.get(account_id, account_id) if decision in TIED else None
+    people = load_people(conn)
+    activities = (record_from_row(ActivityRecord, r) for r in conn.execute(
+        select(*_ACTIVITY_COLUMNS).where(Activity.is_deleted.is_(False))))
+    opportunities = [record_from_row(OpportunityRecord, r) for r in conn.execute(
+        select(*_OPPORTUNITY_COLUMNS).where(Opportunity.is_deleted.is_(False)))]
+    return build_inputs(scored, people, activities, opportunities, config, matches, aliases)
+
+
+def _model_for(conn: Connection, inputs: ScoringInputs, config: ScoringConfig, as_of: int, target: str,
+               retrain: bool, now: datetime, notes: dict[str, str]) -> pred.PredictiveModel | None:
+    current = active_model(conn, target)
+    if current is not None and not retrain:
+        notes[target] = f"version {current.version} (trained {current.trained_at:%Y-%m-%d})"
+        return current.model
+    trained = pred.train(inputs, config, as_of, target=target)
+    if isinstance(trained, pred.NotTrained):
+        notes[target] = trained.reason if current is None else (
+            f"kept version {current.version}: retraining declined ({trained.reason})")
+        return current.model if current is not None else None
+    version = save_model(conn, trained, now=now)
+    auc = trained.metrics.get("auc")
+    notes[target] = f"trained version {version}" + (f" (holdout AUC {auc:.3f})" if isinstance(auc, float) else "")
+    return pred.load(trained.blob)
+
+
+def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, retrain: bool = False) -> ScoreOutcome:
+    """Score every account and person as of ``now`` and save what changed, in one transaction."""
+    as_of = int(now.timestamp())
+    outcome = ScoreOutcome()
+    with engine.begin() as conn:
+        inputs = load_inputs(conn, config)
+        population = inputs.population
+        account_probability = lead_probability = None
+        model_version = None
+        if config.predictive.enabled:
+            account_target = pred.account_target(config.predictive)
+            model = _model_for(conn, inputs, config, as_of, account_target, retrain, now, outcome.models)
+            if model is not None:
+                account_probability = pred.predict(model, inputs, config, as_of)
+                model_version = active_model(conn, account_target).version  # type: ignore[union-attr]
+            lead_model = _model_for(conn, inputs, config, as_of, pred.LEAD_CONVERTS, retrain, now, outcome.models)
+            if lead_model is not None:
+                lead_probability = pred.predict(lead_model, inputs, config, as_of)
+        person_probability = pred.person_probabilities(lead_probability, account_probability,
+                                                       population.person_account)
+        scores = score(inputs.activities, population, inputs.opportunities, config, as_of,
+                       predictive=account_probability, person_predictive=person_probability)
+        outcome.saved = save_score_set(conn, scores, population, inputs.account_ids, inputs.person_ids, config, now,
+                                       model_version)
+        conn.execute(delete(ScoreHistory).where(ScoreHistory.day < prune_before(now.date(), config.history)))
+    outcome.accounts, outcome.people = population.n_accounts, population.n_people
+    outcome.activities = len(inputs.activities.ts)
+    report = inputs.load_report
+    outcome.skipped_activities = sum(report.unknown_type.values()) + report.no_timestamp + report.unattributed
+    if report.unknown_type:  # a mapping gap: visible in the run record instead of silently lower scores
+        outcome.unknown_types = dict(report.unknown_type)
+    return outcome
