@@ -42,6 +42,8 @@ from writeback.state import RecordOutcome
 COLLECTION_SIZE = 200
 BULK_NULL = "#N/A"  # Bulk API 2.0: an empty cell leaves a field alone, #N/A clears it
 CRM = "salesforce"
+# Per-record error codes that mean the field, not the record, is the problem.
+FIELD_PROBLEMS = frozenset({"INVALID_FIELD", "INVALID_FIELD_FOR_INSERT_UPDATE"})
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 
 OnBatch = Callable[[Sequence[RecordChange], list[RecordOutcome]], None]
@@ -200,7 +202,15 @@ class SalesforceWriter:
             return self._collection(obj, batch[:half], fields) + self._collection(obj, batch[half:], fields)
         if not isinstance(results, list) or len(results) != len(batch):
             raise WritebackStopped(self.crm, f"unexpected sObject Collections answer for {obj}: {results!r:.300}")
-        return [_collection_outcome(change, result) for change, result in zip(batch, results, strict=True)]
+        outcomes = [_collection_outcome(change, result) for change, result in zip(batch, results, strict=True)]
+        codes = {o.code for o in outcomes}
+        if len(outcomes) > 1 and not any(o.ok for o in outcomes) and len(codes) == 1 and codes <= FIELD_PROBLEMS:
+            # Every record refused for the same field problem: the field is missing or not writable for the
+            # integration user. Recording thousands of record errors would hide the one fix needed.
+            raise WritebackStopped(self.crm, f"every {obj} record was refused: {outcomes[0].message} "
+                                   f"(run `abm init`, and grant the integration user edit access to the fields)",
+                                   whole_crm=False)
+        return outcomes
 
     # -- Bulk API 2.0 ----------------------------------------------------------------------
     def _bulk(self, obj: str, changes: Sequence[RecordChange], fields: dict[str, CatalogueField],

@@ -1,0 +1,214 @@
+"""Writeback to HubSpot, against the HTTPS sandbox through hubspot-api-client, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hubspot import HubSpot
+from sqlalchemy import Engine, select
+from test_writeback_support import (
+    Seeded,
+    bump_engagement,
+    crm_value,
+    expected_values,
+    later,
+    store_records,
+    write_requests,
+    writeback_config,
+)
+
+from connectors.hubspot.ratelimit import HubSpotRateLimiter
+from connectors.retry import RetrySettings
+from sandbox.clients import hubspot_client
+from sandbox.runner import SandboxHandle, run_sandbox
+from store.schema import WritebackError
+from writeback.catalogue import Catalogue, FieldNotInCatalogue
+from writeback.diff import RecordChange
+from writeback.hubspot import HubSpotWriter
+from writeback.provision import ProvisionReport
+from writeback.provision_hubspot import provision_hubspot
+from writeback.report import WritebackReport
+from writeback.run import run_writeback
+
+CONFIG = writeback_config()
+CATALOGUE = Catalogue(CONFIG)
+BATCH_UPDATE = r"/crm/v3/objects/\w+/batch/update$"
+FAST_RETRY = RetrySettings(attempts=5, initial_seconds=0.001, max_seconds=0.01)
+
+
+@pytest.fixture(scope="module")
+def provisioned() -> Iterator[SandboxHandle]:
+    """A sandbox of this module's own, with the catalogue's properties created."""
+    with run_sandbox() as handle:
+        report = ProvisionReport(dry_run=False)
+        provision_hubspot(hubspot_client(handle), CATALOGUE, CONFIG, report)
+        assert report.ok, report.fields
+        yield handle
+
+
+@pytest.fixture
+def handle(provisioned: SandboxHandle) -> Iterator[SandboxHandle]:
+    provisioned.reset()
+    yield provisioned
+    provisioned.reset()
+
+
+@pytest.fixture
+def hs(handle: SandboxHandle) -> HubSpot:
+    return hubspot_client(handle)
+
+
+def fast_writer(hs: HubSpot, **options: Any) -> HubSpotWriter:
+    options.setdefault("max_rate_limit_wait_s", 60.0)
+    options.setdefault("limiter", HubSpotRateLimiter(1000, 4.0))
+    return HubSpotWriter(hs, CATALOGUE, retry=FAST_RETRY, **options)
+
+
+def seed(handle: SandboxHandle, engine: Engine, n_companies: int, n_contacts: int = 0) -> Seeded:
+    portal = handle.hubspot_portal
+    tag = uuid.uuid4().hex[:8]
+    companies = portal.object_type("companies")
+    contacts = portal.object_type("contacts")
+    company_ids = [str(portal.create(companies, {"name": f"{tag} company {n}"})["hs_object_id"])
+                   for n in range(n_companies)]
+    contact_ids = [str(portal.create(contacts, {"email": f"p{n}@{tag}.example", "lastname": f"{tag} {n}"})
+                       ["hs_object_id"]) for n in range(n_contacts)]
+    people = {"contacts": [("contact", i, company_ids[n % n_companies] if n % 4 else None)
+                           for n, i in enumerate(contact_ids)]}
+    return store_records(engine, "hubspot", [("companies", i) for i in company_ids], people,
+                         seed=int(tag, 16) % 10_000)
+
+
+def read_back(hs: HubSpot, obj: str, ids: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
+    from hubspot.crm.objects import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
+
+    out = {}
+    for start in range(0, len(ids), 100):
+        body = BatchReadInputSimplePublicObjectId(
+            inputs=[SimplePublicObjectId(id=i) for i in ids[start : start + 100]], properties=names,
+            properties_with_history=[])
+        for record in hs.crm.objects.batch_api.read(obj, body).results:
+            out[record.id] = record.properties
+    return out
+
+
+def assert_crm_equals_store(hs: HubSpot, engine: Engine, obj: str, crm_ids: list[str]) -> None:
+    expected = expected_values(engine, CONFIG, "hubspot", obj, crm_ids)
+    kinds = {f.api_name: f.type for f in CATALOGUE.fields("hubspot", obj)}
+    raw = read_back(hs, obj, crm_ids, list(kinds))
+    actual = {i: {name: crm_value(kinds[name], props.get(name)) for name in kinds} for i, props in raw.items()}
+    assert set(actual) == set(expected)
+    mismatches = [(i, name, expected[i][name], actual[i][name]) for i in expected for name in kinds
+                  if expected[i][name] != actual[i][name]]
+    assert mismatches == []
+
+
+def catalogue_only(handle: SandboxHandle) -> None:
+    allowed = {f.api_name for obj in CATALOGUE.objects("hubspot") for f in CATALOGUE.fields("hubspot", obj)}
+    for entry in handle.request_log.entries():
+        assert set(entry.fields_written) <= allowed, entry
+
+
+def run(engine: Engine, writer: HubSpotWriter, **options: Any) -> WritebackReport:
+    return run_writeback(engine, CONFIG, [writer], **options)
+
+
+def by_object(report: WritebackReport) -> dict[str, Any]:
+    return {o.object: o for o in report.objects}
+
+
+def test_writes_every_scored_record_then_nothing_then_only_changes(
+    handle: SandboxHandle, hs: HubSpot, engine: Engine
+) -> None:
+    seeded = seed(handle, engine, n_companies=1000, n_contacts=250)
+    first = run(engine, fast_writer(hs))
+    objects = by_object(first)
+    assert {o: (r.records, r.written, r.failed) for o, r in objects.items()} == {
+        "companies": (1000, 1000, 0), "contacts": (250, 250, 0)}
+    assert handle.request_log.count("POST", BATCH_UPDATE) == 10 + 3 == first.api_calls["hubspot"]
+    assert_crm_equals_store(hs, engine, "companies", list(seeded.accounts))
+    assert_crm_equals_store(hs, engine, "contacts", seeded.person_ids("contacts"))
+
+    handle.request_log.clear()
+    second = run(engine, fast_writer(hs))
+    assert write_requests(handle) == [] and second.api_calls == {"hubspot": 0}
+
+    bump_engagement(engine, "account", list(seeded.accounts.values())[:10], by=7.0)
+    bump_engagement(engine, "person", list(seeded.people["contacts"].values())[:3], by=7.0)
+    handle.request_log.clear()
+    third = run(engine, fast_writer(hs))
+    assert by_object(third)["companies"].written == 10 and by_object(third)["contacts"].written == 3
+    assert handle.request_log.count("POST", r"/companies/batch/update$") == math.ceil(10 / 100)
+    assert handle.request_log.count("POST", r"/contacts/batch/update$") == math.ceil(3 / 100)
+    assert_crm_equals_store(hs, engine, "companies", list(seeded.accounts)[:10])
+    catalogue_only(handle)
+
+
+def test_207_partial_failures_and_archived_records(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
+    seeded = seed(handle, engine, n_companies=250)
+    ids = list(seeded.accounts)
+    handle.faults.reject_writes(ids[3:5], message="Annual revenue is required for this stage")
+    archived = ids[200]
+    handle.hubspot_portal.archive(handle.hubspot_portal.object_type("companies"), int(archived))
+    report = run(engine, fast_writer(hs), now=later(0))
+    companies = by_object(report)["companies"]
+    assert (companies.written, companies.failed) == (247, 3)
+    assert handle.request_log.count("POST", BATCH_UPDATE) == 3
+    with engine.connect() as conn:
+        errors = {e.crm_id: e for e in conn.execute(select(WritebackError))}
+    assert set(errors) == {*ids[3:5], archived}
+    assert errors[archived].code == "OBJECT_NOT_FOUND"
+    assert "Annual revenue is required" in errors[ids[3]].message
+
+    handle.faults.clear()
+    handle.request_log.clear()
+    retry = run(engine, fast_writer(hs), now=later(1))
+    assert (by_object(retry)["companies"].written, by_object(retry)["companies"].failed) == (2, 1)
+    assert handle.request_log.count("POST", BATCH_UPDATE) == 1
+    assert_crm_equals_store(hs, engine, "companies", [i for i in ids if i != archived])
+
+
+def test_whole_batch_refused_is_split(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
+    seeded = seed(handle, engine, n_companies=100)
+    body = {"status": "error", "category": "VALIDATION_ERROR", "message": "Invalid input JSON on line 1"}
+    handle.faults.fail(400, method="POST", path=BATCH_UPDATE, times=1, body=body)
+    report = run(engine, fast_writer(hs))
+    assert by_object(report)["companies"].written == 100
+    assert handle.request_log.count("POST", BATCH_UPDATE) == 3
+    assert_crm_equals_store(hs, engine, "companies", list(seeded.accounts))
+
+
+def test_429_storm_is_waited_out(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
+    seeded = seed(handle, engine, n_companies=300)
+    handle.faults.fail(429, method="POST", path=BATCH_UPDATE, times=8, retry_after=0.01)
+    writer = fast_writer(hs)
+    report = run(engine, writer)
+    companies = by_object(report)["companies"]
+    assert (companies.written, companies.failed, companies.stopped) == (300, 0, None)
+    assert writer.policy.rate_limit_waits == 8
+    assert handle.request_log.count("POST", BATCH_UPDATE) == 3 + 8 == writer.api_calls
+    assert_crm_equals_store(hs, engine, "companies", list(seeded.accounts))
+
+
+def test_daily_limit_stops_cleanly(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
+    seeded = seed(handle, engine, n_companies=20)
+    handle.exhaust_hubspot_daily_limit()
+    report = run(engine, fast_writer(hs))
+    assert "daily API limit" in (by_object(report)["companies"].stopped or "")
+    handle.reset()
+    assert by_object(run(engine, fast_writer(hs)))["companies"].written == 20
+    assert_crm_equals_store(hs, engine, "companies", list(seeded.accounts))
+
+
+def test_guard(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
+    seeded = seed(handle, engine, n_companies=1)
+    crm_id = next(iter(seeded.accounts))
+    with pytest.raises(FieldNotInCatalogue):
+        fast_writer(hs).write("companies", [RecordChange(crm_id, {"name": "Hijacked"}, {})], lambda b, o: None)
+    with pytest.raises(FieldNotInCatalogue):
+        fast_writer(hs).write("companies", [RecordChange(crm_id, {"abm_match_reason": "x"}, {})], lambda b, o: None)
+    assert handle.request_log.entries() == []

@@ -1,0 +1,183 @@
+"""Writing changed properties to HubSpot: batch update, 100 records per call, under the rate limiter.
+
+Every call first takes a slot of the connector's client-side rate limiter (the portal's rolling
+10-second window), so a writeback shares the window with the pull instead of meeting 429s. A
+batch answers 200, or 207 with per-record errors; each input carries its record id as
+``objectWriteTraceId`` so an error can be tied to its record. A batch refused as a whole (400:
+HubSpot validates every input before writing any) is split to isolate the bad records. Only
+existing records are updated, by their HubSpot id.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import urllib3
+from hubspot import HubSpot
+from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInput, SimplePublicObjectBatchInput
+from hubspot.crm.objects.exceptions import ApiException
+
+from connectors.budget import ApiBudget
+from connectors.hubspot.ratelimit import HubSpotRateLimiter
+from connectors.retry import RetrySettings, parse_retry_after
+from writeback.catalogue import Catalogue
+from writeback.diff import RecordChange
+from writeback.retry import Kind, RetryPolicy, WritebackStopped
+from writeback.state import RecordOutcome
+
+CRM = "hubspot"
+BATCH_SIZE = 100
+TIMEOUT_S = (10.0, 60.0)
+
+OnBatch = Callable[[Sequence[RecordChange], list[RecordOutcome]], None]
+
+
+def api_status(exc: BaseException) -> int | None:
+    """The HTTP status of a hubspot-api-client error (each API module has its own ApiException class)."""
+    status = getattr(exc, "status", None)
+    return status if type(exc).__module__.startswith("hubspot.") and isinstance(status, int) else None
+
+
+def _body(exc: BaseException) -> dict[str, Any]:
+    try:
+        body = json.loads(getattr(exc, "body", None) or b"{}")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def is_daily_limit(exc: BaseException) -> bool:
+    return api_status(exc) == 429 and str(_body(exc).get("policyName", "")).upper() == "DAILY"
+
+
+def classify(exc: BaseException) -> Kind:
+    status = api_status(exc)
+    if status is not None:
+        if status == 429:
+            return "fatal" if is_daily_limit(exc) else "rate_limit"
+        return "transient" if status >= 500 else "fatal"  # status 0: TLS, not worth retrying
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return "fatal"
+    if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
+        return "transient"
+    return "fatal"
+
+
+def retry_after(exc: BaseException) -> float | None:
+    headers = getattr(exc, "headers", None) or {}
+    seconds = parse_retry_after(headers.get("Retry-After"))
+    if seconds is None and api_status(exc) == 429:
+        interval = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
+        seconds = int(interval) / 1000 if interval and interval.isdigit() else None
+    return seconds
+
+
+def error_text(exc: ApiException) -> tuple[str, str]:
+    body = _body(exc)
+    return str(body.get("category") or exc.status), str(body.get("message") or exc.reason or "")[:1000]
+
+
+class HubSpotWriter:
+    """Updates catalogue properties of HubSpot records through a ``hubspot.HubSpot`` client."""
+
+    crm = CRM
+
+    def __init__(
+        self,
+        client: HubSpot,
+        catalogue: Catalogue,
+        *,
+        limiter: HubSpotRateLimiter | None = None,
+        retry: RetrySettings = RetrySettings(),
+        max_rate_limit_wait_s: float = 900.0,
+        budget: ApiBudget | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.catalogue = catalogue
+        self.limiter = limiter or HubSpotRateLimiter(100, 4.0)
+        self.budget = budget
+        self.policy = RetryPolicy(CRM, classify, retry_after, settings=retry,
+                                  max_rate_limit_wait_s=max_rate_limit_wait_s, budget=budget, sleep=sleep)
+        self.api_calls = 0
+
+    def mode(self, count: int) -> str:
+        return "batch" if count else "none"
+
+    def write(self, obj: str, changes: Sequence[RecordChange], on_batch: OnBatch) -> None:
+        """Write ``changes`` to ``obj`` records; ``on_batch`` gets each batch's outcomes as they come."""
+        self.catalogue.guard(self.crm, obj, {name for c in changes for name in c.values})
+        missing_id = [c for c in changes if not c.crm_id]
+        if missing_id:
+            raise ValueError(f"{len(missing_id)} {obj} change(s) without a record id: writeback only updates")
+        for start in range(0, len(changes), BATCH_SIZE):
+            batch = changes[start : start + BATCH_SIZE]
+            on_batch(batch, self._batch(obj, batch))
+
+    def _send(self, obj: str, batch: Sequence[RecordChange]) -> tuple[int, dict[str, Any]]:
+        inputs = [
+            SimplePublicObjectBatchInput(id=c.crm_id, object_write_trace_id=c.crm_id,
+                                         properties={k: "" if v is None else v for k, v in c.values.items()})
+            for c in batch
+        ]
+        with self.limiter.slot():
+            self.api_calls += 1
+            if self.budget is not None:
+                self.budget.before_call(f"batch update of {obj}")
+            response = self.client.crm.objects.batch_api.update(
+                obj, BatchInputSimplePublicObjectBatchInput(inputs=inputs), _preload_content=False,
+                _request_timeout=TIMEOUT_S,
+            )
+        try:
+            daily, remaining = (response.headers.get("X-HubSpot-RateLimit-Daily"),
+                                response.headers.get("X-HubSpot-RateLimit-Daily-Remaining"))
+            if self.budget is not None and daily and remaining and daily.isdigit() and remaining.isdigit():
+                self.budget.observe(int(daily) - int(remaining), int(daily))
+            return response.status, json.loads(response.data or b"{}")
+        finally:
+            response.release_conn()
+
+    def _batch(self, obj: str, batch: Sequence[RecordChange]) -> list[RecordOutcome]:
+        try:
+            _, body = self.policy.call(lambda: self._send(obj, batch), f"updating {len(batch)} {obj}")
+        except ApiException as exc:
+            if is_daily_limit(exc):
+                raise WritebackStopped(self.crm, "the portal's daily API limit is spent; the rest is written after "
+                                       "it resets") from exc
+            code, message = error_text(exc)
+            if "PROPERTY_DOESNT_EXIST" in message or "does not exist" in message:
+                raise WritebackStopped(self.crm, f"{obj}: {message} (run `abm init` to create the properties)",
+                                       whole_crm=False) from exc
+            if exc.status in (400, 422) and len(batch) > 1:
+                half = len(batch) // 2
+                return self._batch(obj, batch[:half]) + self._batch(obj, batch[half:])
+            if exc.status in (400, 404, 409, 422):
+                return [RecordOutcome(c.crm_id, False, code, message) for c in batch]
+            raise WritebackStopped(self.crm, f"HubSpot answered {exc.status} ({code}: {message})") from exc
+        return batch_outcomes(batch, body)
+
+
+def batch_outcomes(batch: Sequence[RecordChange], body: dict[str, Any]) -> list[RecordOutcome]:
+    """Per-record outcomes of a 200/207 batch answer: errors name their records by ``ids`` or by the
+    ``objectWriteTraceId`` we sent; a record neither in the results nor in an error is not assumed written."""
+    succeeded = {str(r.get("id")) for r in body.get("results") or []}
+    failed: dict[str, RecordOutcome] = {}
+    for error in body.get("errors") or []:
+        context = error.get("context") or {}
+        ids = [str(i) for i in (context.get("ids") or []) + (context.get("objectWriteTraceId") or [])]
+        for record_id in ids:
+            failed[record_id] = RecordOutcome(record_id, False, str(error.get("category") or "ERROR"),
+                                              str(error.get("message") or "")[:1000])
+    outcomes = []
+    for change in batch:
+        if change.crm_id in failed:
+            outcomes.append(failed[change.crm_id])
+        elif change.crm_id in succeeded:
+            outcomes.append(RecordOutcome(change.crm_id, True))
+        else:
+            outcomes.append(RecordOutcome(change.crm_id, False, "NO_RESULT",
+                                          "HubSpot answered the batch without a result for this record"))
+    return outcomes
