@@ -346,6 +346,7 @@ class ReportConfig(BaseModel):
     tracked_min_grade: int = Field(3, ge=1, le=4, description="accounts at or above this grade are 'tracked'")
     icp_min_fit: float = Field(60.0, ge=0, le=100, description="fit at or above this is an ICP account")
     engaged_min_engagement: float = Field(20.0, ge=0, le=100, description="engagement that counts as engaged")
+    impact_days: int = Field(365, ge=30, le=3650, description="impact (win rate, deal velocity) over this period")
 
 
 class ScoringConfig(BaseModel):
