@@ -86,7 +86,7 @@ def hubspot_client(handle: SandboxHandle, access_token: str | None = None, **kwa
     """hubspot-api-client on the sandbox: ``host`` and ``ssl_ca_cert`` are set on every API's
     Configuration (it uses urllib3, which verifies against the sandbox CA this way)."""
     return HubSpot(
-        access_token=access_token or handle.hubspot_token,
+        access_token=access_token or handle.hubspot_access_token,
         host=handle.base_url,
         ssl_ca_cert=str(handle.ca_path),
         **kwargs,

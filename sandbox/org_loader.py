@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from datetime import UTC, datetime
 
+from sandbox.hubspot.surface import HubSpotSurface
 from sandbox.salesforce.org import SalesforceOrg
 from sandbox.storage import quote_ident
 
@@ -23,7 +24,8 @@ def org_is_seeded(org: SalesforceOrg) -> bool:
 
 
 def load_generated_org(
-    org: SalesforceOrg, seed: int, size: str = "S", as_of: datetime | None = None
+    org: SalesforceOrg, seed: int, size: str = "S", as_of: datetime | None = None,
+    hubspot: HubSpotSurface | None = None,
 ) -> dict[str, int]:
     """Generate the org for (``seed``, ``size``) and load it; returns rows loaded per object
     (empty when the storage already holds an org)."""
@@ -43,4 +45,6 @@ def load_generated_org(
     counts: dict[str, int] = {}
     for object_name in LOAD_ORDER:
         counts[object_name] = org.load(object_name, generated.salesforce.records(object_name))
+    if hubspot is not None:
+        counts.update(hubspot.load_generated(generated.hubspot))
     return counts

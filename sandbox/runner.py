@@ -88,9 +88,14 @@ class SandboxHandle:
         return self.sandbox.hubspot.credentials
 
     @property
-    def hubspot_token(self) -> str:
+    def hubspot_access_token(self) -> str:
         """The private app's access token (never expires); hubspot-api-client takes ``host=base_url``."""
         return self.sandbox.hubspot.credentials.private_app_token
+
+    @property
+    def hubspot_token(self) -> str:
+        """Same as ``hubspot_access_token`` (the private app's token)."""
+        return self.hubspot_access_token
 
     @property
     def hubspot_token_url(self) -> str:
@@ -111,8 +116,8 @@ class SandboxHandle:
         """HubSpot's rate limits; ``configure(per_ten_seconds=100)`` picks a tier on a running sandbox."""
         return self.sandbox.hubspot.limits
 
-    def hubspot_access_token(self, ttl: float | None = None) -> str:
-        """A fresh OAuth access token, as if the refresh flow had just run."""
+    def issue_hubspot_oauth_token(self, ttl: float | None = None) -> str:
+        """A fresh OAuth access token (``ttl`` seconds, default 30 minutes), as if the refresh flow had just run."""
         return self.sandbox.hubspot.issue_access_token(ttl)
 
     def exhaust_hubspot_daily_limit(self) -> None:
@@ -165,7 +170,7 @@ def run_sandbox(
         try:
             seeded: dict[str, int] = {}
             if seed is not None:
-                seeded = load_generated_org(sandbox.salesforce.org, seed, size, as_of)
+                seeded = load_generated_org(sandbox.salesforce.org, seed, size, as_of, hubspot=sandbox.hubspot)
             sock = _free_socket(port)
             bound_port = sock.getsockname()[1]
             config = uvicorn.Config(

@@ -134,6 +134,6 @@ def test_labels_between_types(clean_sandbox: SandboxHandle) -> None:
 
     with httpx_client(clean_sandbox) as http:
         answer = http.get("/crm/v4/associations/deals/companies/labels",
-                          headers={"Authorization": f"Bearer {clean_sandbox.hubspot_token}"})
+                          headers={"Authorization": f"Bearer {clean_sandbox.hubspot_access_token}"})
     assert answer.status_code == 200
     assert {(r["typeId"], r["label"]) for r in answer.json()["results"]} == {(5, "Primary"), (341, None)}

@@ -35,7 +35,8 @@ def events(sandbox: SandboxHandle) -> tuple[str, str]:
 
 @pytest.fixture
 def http(clean_sandbox: SandboxHandle) -> Iterator[httpx.Client]:
-    with httpx_client(clean_sandbox, headers={"Authorization": f"Bearer {clean_sandbox.hubspot_token}"}) as client:
+    auth = {"Authorization": f"Bearer {clean_sandbox.hubspot_access_token}"}
+    with httpx_client(clean_sandbox, headers=auth) as client:
         yield client
 
 

@@ -128,7 +128,7 @@ def test_oauth_refresh_expiry_and_refresh_again(handle: SandboxHandle) -> None:
 
 
 def test_access_token_expires_after_its_lifetime(handle: SandboxHandle) -> None:
-    hs = hubspot_client(handle, access_token=handle.hubspot_access_token(ttl=0.2))
+    hs = hubspot_client(handle, access_token=handle.issue_hubspot_oauth_token(ttl=0.2))
     list_contacts(hs)
     time.sleep(0.3)
     with pytest.raises(Exception) as err:  # noqa: B017
@@ -153,7 +153,7 @@ def test_token_endpoint_errors(handle: SandboxHandle, form: dict, status: str) -
 
 
 def test_token_info(handle: SandboxHandle) -> None:
-    token = handle.hubspot_access_token()
+    token = handle.issue_hubspot_oauth_token()
     with httpx_client(handle) as http:
         info = http.get(f"/oauth/v1/access-tokens/{token}").json()
     assert info["hub_id"] == handle.hubspot_credentials.portal_id and info["expires_in"] > 1700
@@ -203,7 +203,7 @@ def test_injected_write_rejection_on_single_update(handle: SandboxHandle) -> Non
 
 
 def test_admin_endpoint_expires_hubspot_sessions(handle: SandboxHandle) -> None:
-    token = handle.hubspot_access_token()
+    token = handle.issue_hubspot_oauth_token()
     with httpx_client(handle) as http:
         assert http.post("/__sandbox__/sessions/expire").status_code == 204
         answer = http.get("/crm/v3/objects/contacts", headers={"Authorization": f"Bearer {token}"})

@@ -128,7 +128,7 @@ def test_invalid_searches_answer_400(seeded: tuple, body: dict, fragment: str) -
 
     with httpx_client(handle) as http:
         answer = http.post("/crm/v3/objects/tasks/search", json=body,
-                           headers={"Authorization": f"Bearer {handle.hubspot_token}"})
+                           headers={"Authorization": f"Bearer {handle.hubspot_access_token}"})
     assert answer.status_code == 400, answer.text
     assert answer.json()["category"] == "VALIDATION_ERROR" and fragment in answer.json()["message"]
 

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox.faults import FaultInjector
-from sandbox.hubspot.associations import AssociationStore
+from sandbox.hubspot.associations import AssociationStore, default_type
 from sandbox.hubspot.errors import HubSpotError, not_found, validation
 from sandbox.hubspot.schema import (
     ARCHIVED,
@@ -40,6 +40,9 @@ from sandbox.hubspot.values import (
 from sandbox.storage import Storage, quote_ident
 
 FIRST_ID = 1_000_001
+# Maintained from a loaded record's id / createdAt / updatedAt, whatever its properties say.
+AUDIT_PROPERTIES = frozenset({"hs_object_id", "createdate", "hs_createdate", "lastmodifieddate",
+                              "hs_lastmodifieddate"})
 PORTAL_ID = 62515
 Row = dict[str, Any]
 
@@ -310,13 +313,13 @@ class HubSpotPortal:
         count, pending, columns = 0, [], self._load_columns(obj)
         max_id = 0
         for record in records:
-            props = record.get("properties") or {}
+            props = {k: v for k, v in (record.get("properties") or {}).items() if k not in AUDIT_PROPERTIES}
             if any(obj.property(k) is None for k in props) or self._new_options(obj, props):
                 self._flush(obj, columns, pending)
                 pending = []
                 self._register(obj, props)
                 columns = self._load_columns(obj)
-            row = self._load_row(obj, columns, record)
+            row = self._load_row(obj, columns, record, props)
             max_id = max(max_id, row[0])
             pending.append(row)
             count += 1
@@ -327,18 +330,36 @@ class HubSpotPortal:
         self._bump_ids(obj, max_id)
         return count
 
+    def load_associations(self, pairs: Iterable[tuple[str, Any, str, Any]], batch: int = 50_000) -> int:
+        """Associate generated ``(from_type, from_id, to_type, to_id)`` pairs with the pair's default
+        (unlabeled) type, in both directions; returns the number of pairs."""
+        count, pending = 0, []
+        for from_type, from_id, to_type, to_id in pairs:
+            source, target = self.object_type(from_type), self.object_type(to_type)
+            kind = default_type(source.name, target.name)
+            if kind is None:
+                raise ValueError(f"no association type from {source.name} to {target.name}")
+            pending.append((source.name, int(from_id), target.name, int(to_id), kind))
+            count += 1
+            if len(pending) >= batch:
+                self.associations.add_many(pending)
+                pending = []
+        self.associations.add_many(pending)
+        return count
+
     @staticmethod
     def _load_columns(obj: HsObjectType) -> list[str]:
         names = ["hs_object_id", ARCHIVED, ARCHIVED_AT]
         return names + [p for p in obj.properties if p not in names]
 
-    def _load_row(self, obj: HsObjectType, columns: list[str], record: Mapping[str, Any]) -> list[Any]:
-        props = record.get("properties") or {}
+    def _load_row(self, obj: HsObjectType, columns: list[str], record: Mapping[str, Any],
+                  props: Mapping[str, Any]) -> list[Any]:
         values: Row = {}
         for name, value in props.items():
             prop = obj.properties[name]
             values[name] = python_to_storage(prop, value)
-        record_id = int(record.get("id") or props.get("hs_object_id") or self._new_id(obj))
+        record_id = int(record.get("id") or (record.get("properties") or {}).get("hs_object_id")
+                        or self._new_id(obj))
         created = parse_timestamp(record["createdAt"]) if record.get("createdAt") else values.get(
             obj.created_property) or now_ms()
         updated = parse_timestamp(record["updatedAt"]) if record.get("updatedAt") else values.get(

@@ -163,6 +163,15 @@ LIFECYCLE = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead
 DEAL_STAGES = ("appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
                "contractsent", "closedwon", "closedlost")
 CLOSED_STAGES = {"closedwon": True, "closedlost": False}
+INDUSTRIES = ("ACCOUNTING", "AIRLINES_AVIATION", "APPAREL_FASHION", "AUTOMOTIVE", "BANKING", "BIOTECHNOLOGY",
+              "CHEMICALS", "COMPUTER_HARDWARE", "COMPUTER_NETWORKING", "COMPUTER_SOFTWARE", "CONSTRUCTION",
+              "CONSUMER_GOODS", "EDUCATION_MANAGEMENT", "ELECTRICAL_ELECTRONIC_MANUFACTURING", "FINANCIAL_SERVICES",
+              "FOOD_BEVERAGES", "GOVERNMENT_ADMINISTRATION", "HOSPITAL_HEALTH_CARE", "HOSPITALITY",
+              "INFORMATION_TECHNOLOGY_AND_SERVICES", "INSURANCE", "INTERNET", "LEGAL_SERVICES",
+              "LOGISTICS_AND_SUPPLY_CHAIN", "MACHINERY", "MANAGEMENT_CONSULTING", "MARITIME",
+              "MARKETING_AND_ADVERTISING", "MEDIA_PRODUCTION", "NON_PROFIT_ORGANIZATION_MANAGEMENT", "OIL_ENERGY",
+              "PHARMACEUTICALS", "REAL_ESTATE", "RETAIL", "TELECOMMUNICATIONS", "TRANSPORTATION_TRUCKING_RAILROAD",
+              "UTILITIES", "WHOLESALE")
 
 
 def _common(group: str, created: str, modified: tuple[str, ...]) -> list[HsProperty]:
@@ -200,7 +209,7 @@ def standard_object_types() -> list[HsObjectType]:
     for p in _common(g, "createdate", ("hs_lastmodifieddate",)) + [
         _p("name", group=g, label="Company name"), _p("domain", group=g, label="Company domain name"),
         _p("website", group=g, label="Website URL"), _p("phone", "string", "phonenumber", g, label="Phone number"),
-        _p("industry", "enumeration", group=g), _p("numberofemployees", "number", group=g,
+        _p("industry", "enumeration", group=g, options=INDUSTRIES), _p("numberofemployees", "number", group=g,
                                                    label="Number of employees"),
         _p("annualrevenue", "number", group=g, label="Annual revenue"), _p("address", group=g),
         _p("city", group=g), _p("state", group=g, label="State/Region"), _p("zip", group=g, label="Postal code"),

@@ -14,6 +14,7 @@ from sandbox.hubspot.auth import DEFAULT_ACCESS_TOKEN_TTL, HubSpotAuth, HubSpotC
 from sandbox.hubspot.context import HubSpotContext
 from sandbox.hubspot.errors import render_fault
 from sandbox.hubspot.limits import DEFAULT_DAILY, DEFAULT_PER_TEN_SECONDS, DEFAULT_SEARCH_PER_SECOND, HubSpotLimits
+from sandbox.hubspot.loader import GeneratedHubSpot, load_generated_portal
 from sandbox.hubspot.portal import PORTAL_ID, HubSpotPortal
 from sandbox.storage import Storage
 
@@ -52,6 +53,10 @@ class HubSpotSurface:
     @property
     def credentials(self) -> HubSpotCredentials:
         return self.context.auth.credentials
+
+    def load_generated(self, view: GeneratedHubSpot) -> dict[str, int]:
+        """Seed from the generator's HubSpot view (no-op when the portal already holds data)."""
+        return load_generated_portal(self.portal, self.events, view)
 
     def issue_access_token(self, ttl: float | None = None) -> str:
         """A fresh OAuth access token, as if the refresh flow had just run (``ttl`` seconds, default 30 min)."""
