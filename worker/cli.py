@@ -11,6 +11,7 @@ import typer
 from worker.cli_config import app as config_app
 from worker.cli_db import app as db_app
 from worker.cli_match import match_command
+from worker.cli_run import resync_command, run_command
 from worker.cli_sandbox import app as sandbox_app
 from worker.context import CliContext
 from worker.logs import configure_logging
@@ -26,6 +27,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.command("match")(match_command)
 app.add_typer(sandbox_app, name="sandbox")
+app.command("run")(run_command)
+app.command("resync")(resync_command)
 
 
 class LogFormat(StrEnum):

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine, case, func, select
 
 from store.runs import get_run
@@ -52,7 +52,12 @@ def _scored_accounts():
 
 
 def top_accounts(engine: Engine, limit: int = 10) -> list[AccountLine]:
-    query = _scored_accounts().order_by(Score.grade.desc(), Score.engagement.desc(), Account.id).limit(limit)
+    # Engagement is 0-100 and the hottest accounts share 100: the predictive probability and then
+    # the raw activity (sales + marketing points) order them.
+    query = _scored_accounts().order_by(
+        Score.grade.desc(), Score.engagement.desc(), Score.predictive.desc().nulls_last(),
+        (func.coalesce(Score.sales_activity, 0) + func.coalesce(Score.marketing, 0)).desc(), Account.id,
+    ).limit(limit)
     with engine.connect() as conn:
         return [AccountLine(*row) for row in conn.execute(query)]
 
@@ -87,27 +92,34 @@ def _styled(text: str, style: str) -> str:
     return f"[{style}]{escape(text)}[/]" if style else escape(text)
 
 
-def _account_table(title: str, lines: list[AccountLine], gap: bool = False) -> Table:
-    table = Table(title=title, title_justify="left", expand=True, show_lines=False)
-    table.add_column("Account", ratio=2, no_wrap=True)
-    table.add_column("Grade", justify="center")
-    for column in ("Engage", "Sales", "Mktg", "Fit"):
-        table.add_column(column, justify="right")
-    table.add_column("Gap" if gap else "Trend")
-    table.add_column("Why (as written to the CRM)", ratio=5)
-    for a in lines:
-        grade = _styled(str(a.grade), _GRADE_STYLE.get(a.grade or 0, "")) if a.grade else "-"
-        last = _GAPS.get(a.alignment or "", escape(a.alignment or "")) if gap else (
-            _styled(a.trend, _TREND_STYLE.get(a.trend, "")) if a.trend else "-")
-        scores = (f"{v:.0f}" if v is not None else "-" for v in (a.engagement, a.sales, a.marketing, a.fit))
-        # Names and reasons come from the CRM: escaped, so a "[" in them is text, not markup.
-        table.add_row(f"{escape(a.name or a.crm_id)} [dim]({a.crm})[/]", grade, *scores, last, escape(a.reasons or ""))
-    return table
+def _fmt(value: float | None) -> str:
+    return f"{value:.0f}" if value is not None else "-"
+
+
+def _account_block(rank: int, a: AccountLine, gap: bool = False) -> Text:
+    """One account as a rep reads it: a headline of numbers, then the reasons (wraps at any width)."""
+    grade = _styled(f"grade {a.grade}", _GRADE_STYLE.get(a.grade or 0, "")) if a.grade else "no grade"
+    last = _GAPS.get(a.alignment or "", escape(a.alignment or "")) if gap else (
+        _styled(a.trend, _TREND_STYLE.get(a.trend, "")) if a.trend else "")
+    # Names and reasons come from the CRM: escaped, so a "[" in them is text, not markup.
+    headline = (f"{rank:>2}. [bold]{escape(a.name or a.crm_id)}[/] [dim]({a.crm} {a.crm_id})[/]  {grade} · "
+                f"engagement {_fmt(a.engagement)} · sales {_fmt(a.sales)} · marketing {_fmt(a.marketing)} · "
+                f"fit {_fmt(a.fit)}" + (f" · {last}" if last else ""))
+    text = Text.from_markup(headline)
+    if a.reasons:
+        text.append("\n    " + a.reasons, style="italic")
+    return text
+
+
+def _account_list(title: str, lines: list[AccountLine], gap: bool = False) -> Group:
+    blocks: list[Any] = [Text.from_markup(f"[bold underline]{title}[/]")]
+    blocks += [_account_block(i, a, gap) for i, a in enumerate(lines, 1)] or [Text("  (no scored accounts yet)")]
+    return Group(*blocks)
 
 
 def render(engine: Engine, run_id: int | None = None, top: int = 10) -> Group:
     """The rep's view as rich renderables (top accounts, matching, gaps, API calls of ``run_id``)."""
-    parts: list[Any] = [_account_table(f"Top {top} accounts to act on", top_accounts(engine, top))]
+    parts: list[Any] = [_account_list(f"Top {top} accounts to act on", top_accounts(engine, top))]
     summary = match_summary(engine)
     lines = []
     for kind in ("lead", "contact"):
@@ -121,7 +133,7 @@ def render(engine: Engine, run_id: int | None = None, top: int = 10) -> Group:
     gaps = alignment_gaps(engine)
     if gaps:
         parts.append("")
-        parts.append(_account_table("Where sales and marketing disagree", gaps, gap=True))
+        parts.append(_account_list("Where sales and marketing disagree", gaps, gap=True))
     if run_id is not None:
         run = get_run(engine, run_id)
         if run:
