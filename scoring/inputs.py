@@ -98,6 +98,29 @@ def people_facts(
     )
 
 
+@dataclass(frozen=True)
+class EntityIndex:
+    """Positions of accounts and people, and which CRM keys (aliases included) name which account."""
+
+    account_index: dict[tuple[str, str], int]  # (crm, crm_id) -> account position, aliases included
+    account_pos: dict[int, int]  # account store id -> position
+    person_index: dict[tuple[str, str], int]  # (crm, crm_id) -> person position
+
+    @classmethod
+    def build(
+        cls,
+        accounts: Sequence[AccountRecord],
+        people: Sequence[PersonRecord],
+        aliases: Mapping[tuple[str, str], int] | None = None,
+    ) -> EntityIndex:
+        account_index = {(a.crm, a.crm_id): i for i, a in enumerate(accounts)}
+        account_pos = {a.id: i for i, a in enumerate(accounts)}
+        for key, account_id in (aliases or {}).items():
+            if account_id in account_pos:
+                account_index.setdefault(key, account_pos[account_id])
+        return cls(account_index, account_pos, {(p.crm, p.crm_id): i for i, p in enumerate(people)})
+
+
 def build_inputs(
     accounts: Sequence[AccountRecord],
     people: Sequence[PersonRecord],
@@ -113,17 +136,26 @@ def build_inputs(
     linked to a Salesforce account is not scored on its own; its touches, contacts and deals count
     for the Salesforce account, so one account's score gathers both CRMs' activity.
     """
-    account_index = {(a.crm, a.crm_id): i for i, a in enumerate(accounts)}
-    account_pos = {a.id: i for i, a in enumerate(accounts)}
-    for key, account_id in (aliases or {}).items():
-        if account_id in account_pos:
-            account_index.setdefault(key, account_pos[account_id])
-    person_index = {(p.crm, p.crm_id): i for i, p in enumerate(people)}
+    index = EntityIndex.build(accounts, people, aliases)
     report = LoadReport()
-    acts = activity_columns(activities, person_index, account_index, report)
+    acts = activity_columns(activities, index.person_index, index.account_index, report)
+    return assemble_inputs(accounts, people, acts, report, opportunities, config, index, matches)
+
+
+def assemble_inputs(
+    accounts: Sequence[AccountRecord],
+    people: Sequence[PersonRecord],
+    activities: ActivityColumns,
+    report: LoadReport,
+    opportunities: Iterable[OpportunityRecord],
+    config: ScoringConfig,
+    index: EntityIndex,
+    matches: Mapping[int, int | None] | None = None,
+) -> ScoringInputs:
+    """The inputs from records and activities already in columns (the store loader streams those)."""
     titles = [p.title for p in people]
     matches = matches or {}
-    person_account = person_accounts(people, account_index, matches, account_pos)
+    person_account = person_accounts(people, index.account_index, matches, index.account_pos)
     population = Population(
         account_names=[a.name for a in accounts],
         segments=account_segments(accounts, config.fit),
@@ -133,8 +165,8 @@ def build_inputs(
     )
     return ScoringInputs(
         population=population,
-        activities=acts,
-        opportunities=opportunity_columns(opportunities, account_index),
+        activities=activities,
+        opportunities=opportunity_columns(opportunities, index.account_index),
         account_ids=np.array([a.id for a in accounts], dtype=np.int64),
         person_ids=np.array([p.id for p in people], dtype=np.int64),
         load_report=report,

@@ -1,0 +1,120 @@
+"""The store loader (worker.score_inputs) builds the same inputs as the record path, streaming touches."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine, insert
+from test_scoring_predictive import AS_OF, synthetic_history
+
+from config.scoring import ScoringConfig
+from scoring.inputs import build_inputs
+from scoring.scores import score
+from store.ids import to_18
+from store.records import AccountRecord, ActivityRecord, PersonRecord
+from store.schema import Account, AccountLink, Activity, Match, Opportunity, Person
+from store.upsert import upsert
+from worker.score_inputs import KeyLookup, load_score_inputs
+
+
+def rows(records, obj_of, **extra) -> list[dict]:
+    return [{**asdict(r), "object": obj_of(r), **extra} for r in records]
+
+
+def in_hubspot(records):
+    """The synthetic org's records as HubSpot's (free-form ids; Salesforce ids must be real ones)."""
+    return [replace(r, crm="hubspot") for r in records]
+
+
+@pytest.fixture
+def org():
+    accounts, people, acts, opps = (in_hubspot(x) for x in synthetic_history(seed=4, n_accounts=40, days=300))
+    # A Salesforce account linked to HubSpot company A0, with a contact and touches of its own.
+    sf_account, sf_contact = to_18("001000000000001"), to_18("003000000000001")
+    linked = AccountRecord(id=900, crm="salesforce", crm_id=sf_account, name="Company 0 (Salesforce)")
+    linked_contact = PersonRecord(id=901, crm="salesforce", crm_id=sf_contact, kind="contact", title="CFO",
+                                  account_crm_id=sf_account)
+    linked_acts = [ActivityRecord(id=10_000 + i, crm="salesforce", crm_id=to_18(f"00T00000000000{i}"),
+                                  activity_type="webinar_attended", occurred_at=AS_OF - timedelta(days=i + 1),
+                                  person_crm_id=sf_contact) for i in range(3)]
+    # Touches the loader must count but not use.
+    odd = [
+        ActivityRecord(id=20_000, crm="hubspot", crm_id="X1", activity_type="fax_sent",
+                       occurred_at=AS_OF - timedelta(days=1), person_crm_id=people[0].crm_id),
+        ActivityRecord(id=20_001, crm="hubspot", crm_id="X2", activity_type="demo", occurred_at=None,
+                       person_crm_id=people[0].crm_id),
+        ActivityRecord(id=20_002, crm="hubspot", crm_id="X3", activity_type="demo",
+                       occurred_at=AS_OF - timedelta(days=1), person_crm_id="nobody"),
+    ]
+    # Matches: one lead tied to an account, one under review (ties to nothing).
+    leads = [p for p in people if p.kind == "lead" and not p.is_converted]
+    matches = {leads[0].id: accounts[3].id, leads[1].id: None}
+    return accounts + [linked], people + [linked_contact], acts + linked_acts + odd, opps, matches
+
+
+def store_org(engine: Engine, accounts, people, acts, opps, matches) -> None:
+    with engine.begin() as conn:
+        upsert(conn, Account.__table__, rows(accounts, lambda a: "Account" if a.crm == "salesforce" else "companies"))
+        upsert(conn, Person.__table__, rows(people, lambda p: p.kind.title() if p.crm == "salesforce" else "contacts"))
+        upsert(conn, Opportunity.__table__, rows(opps, lambda o: "Opportunity"))
+        upsert(conn, Activity.__table__, rows(acts, lambda a: "Task"))
+        conn.execute(insert(AccountLink.__table__), [{"account_id": 900, "canonical_account_id": 0}])
+        conn.execute(insert(Match.__table__), [
+            {"person_id": matches_key, "account_id": account, "decision": "auto" if account is not None else "review"}
+            for matches_key, account in matches.items()
+        ])
+
+
+def test_store_loader_equals_record_path(engine: Engine, org) -> None:
+    accounts, people, acts, opps, matches = org
+    store_org(engine, accounts, people, acts, opps, matches)
+    config = ScoringConfig()
+    with engine.connect() as conn:
+        loaded = load_score_inputs(conn, config, partition_rows=997)  # many partitions
+    expected = build_inputs([a for a in accounts if a.id != 900], people, acts, opps, config,
+                            matches, {("salesforce", to_18("001000000000001")): 0})
+    as_of = int(AS_OF.timestamp())
+    a = score(loaded.activities, loaded.population, loaded.opportunities, config, as_of)
+    b = score(expected.activities, expected.population, expected.opportunities, config, as_of)
+    np.testing.assert_array_equal(loaded.account_ids, expected.account_ids)
+    np.testing.assert_array_equal(loaded.person_ids, expected.person_ids)
+    np.testing.assert_array_equal(loaded.population.person_account, expected.population.person_account)
+    assert len(loaded.activities) == len(expected.activities)
+    np.testing.assert_allclose(a.agg.account_type_points, b.agg.account_type_points)
+    np.testing.assert_allclose(a.engagement, b.engagement)
+    np.testing.assert_array_equal(a.grade, b.grade)
+    np.testing.assert_array_equal(loaded.people.converted, expected.people.converted)
+    np.testing.assert_array_equal(loaded.account_created, expected.account_created)
+    # The linked Salesforce account is not scored on its own; its contact's webinars count for account 0.
+    assert 900 not in loaded.account_ids.tolist()
+    hub_contact = loaded.person_ids.tolist().index(901)
+    assert loaded.population.person_account[hub_contact] == 0
+    # A review decision ties the lead to nothing; an auto match ties it to the account.
+    lead_ids = list(matches)
+    assert loaded.population.person_account[loaded.person_ids.tolist().index(lead_ids[0])] == 3
+    assert loaded.population.person_account[loaded.person_ids.tolist().index(lead_ids[1])] == -1
+    report = loaded.load_report
+    assert report.unknown_type == {"fax_sent": 1}
+    assert report.no_timestamp == 1 and report.unattributed == 1
+    assert report.rows == len(acts)
+
+
+def test_deleted_records_are_left_out(engine: Engine, org) -> None:
+    accounts, people, acts, opps, matches = org
+    store_org(engine, accounts, people, acts, opps, matches)
+    with engine.begin() as conn:
+        conn.execute(Activity.__table__.update().values(is_deleted=True))
+    with engine.connect() as conn:
+        loaded = load_score_inputs(conn, ScoringConfig())
+    assert len(loaded.activities) == 0 and loaded.load_report.rows == 0
+
+
+def test_key_lookup_per_crm() -> None:
+    lookup = KeyLookup({("salesforce", "A"): 0, ("salesforce", "C"): 2, ("hubspot", "A"): 5})
+    crm = np.array(["salesforce", "salesforce", "hubspot", "hubspot", "salesforce", "other"])
+    ids = np.array(["C", "B", "A", "C", "", "A"])
+    assert lookup.find(crm, ids).tolist() == [2, -1, 5, -1, -1, -1]
+    assert KeyLookup({}).find(crm, ids).tolist() == [-1] * 6
