@@ -82,6 +82,29 @@ def admin_routes(sandbox: Sandbox, prefix: str) -> list[BaseRoute]:
             return _error(str(exc), 404)
         return JSONResponse(sandbox.limits.snapshot())
 
+    async def hubspot_limits(request: Request) -> Response:
+        """GET the HubSpot limits; POST ``{"per_ten_seconds", "search_per_second", "daily"}`` to change them."""
+        limits = sandbox.hubspot.limits
+        if request.method == "POST":
+            try:
+                spec: Any = json.loads(await request.body() or b"{}")
+                if not isinstance(spec, dict) or set(spec) - {"per_ten_seconds", "search_per_second", "daily"}:
+                    raise ValueError("expected an object with per_ten_seconds, search_per_second and/or daily")
+                limits.configure(**{k: int(v) for k, v in spec.items()})
+            except (ValueError, TypeError) as exc:
+                return _error(str(exc))
+        return JSONResponse(limits.snapshot())
+
+    async def hubspot_limit_action(request: Request) -> Response:
+        action = request.path_params["action"]
+        if action == "exhaust":
+            sandbox.hubspot.limits.exhaust_daily()
+        elif action == "reset":
+            sandbox.hubspot.limits.reset()
+        else:
+            return _error(f"unknown action {action!r} (exhaust or reset)", 404)
+        return JSONResponse(sandbox.hubspot.limits.snapshot())
+
     return [
         Route(prefix + "/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route(prefix + "/faults/{rule:int}", fault, methods=["DELETE"]),
@@ -90,4 +113,6 @@ def admin_routes(sandbox: Sandbox, prefix: str) -> list[BaseRoute]:
         Route(prefix + "/sessions/expire", expire_sessions, methods=["POST"]),
         Route(prefix + "/limits", limits, methods=["GET"]),
         Route(prefix + "/limits/{name}/{action}", limit_action, methods=["POST"]),
+        Route(prefix + "/hubspot/limits", hubspot_limits, methods=["GET", "POST"]),
+        Route(prefix + "/hubspot/limits/{action}", hubspot_limit_action, methods=["POST"]),
     ]

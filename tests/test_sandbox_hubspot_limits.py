@@ -208,3 +208,17 @@ def test_admin_endpoint_expires_hubspot_sessions(handle: SandboxHandle) -> None:
         assert http.post("/__sandbox__/sessions/expire").status_code == 204
         answer = http.get("/crm/v3/objects/contacts", headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 401 and answer.json()["category"] == "EXPIRED_AUTHENTICATION"
+
+
+def test_admin_endpoint_reads_and_sets_hubspot_limits(handle: SandboxHandle) -> None:
+    with httpx_client(handle) as http:
+        assert http.get("/__sandbox__/hubspot/limits").json()["perTenSeconds"] == DEFAULT_PER_TEN_SECONDS
+        changed = http.post("/__sandbox__/hubspot/limits", json={"per_ten_seconds": 100, "search_per_second": 4})
+        assert changed.json()["perTenSeconds"] == 100 and changed.json()["searchPerSecond"] == 4
+        assert http.post("/__sandbox__/hubspot/limits", json={"bogus": 1}).status_code == 400
+        assert http.post("/__sandbox__/hubspot/limits/exhaust").json()["dailyRemaining"] == 0
+        auth = {"Authorization": f"Bearer {handle.hubspot_access_token}"}
+        answer = http.get("/crm/v3/objects/contacts", headers=auth)
+        assert answer.status_code == 429 and answer.json()["policyName"] == "DAILY"
+        assert http.post("/__sandbox__/hubspot/limits/reset").json()["dailyRemaining"] > 0
+    assert handle.request_log.count() == 1  # admin calls are never logged

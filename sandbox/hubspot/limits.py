@@ -122,6 +122,14 @@ class HubSpotLimits:
             headers["Retry-After"] = str(max(1, math.ceil(wait)))
         return headers
 
+    def snapshot(self) -> dict[str, int]:
+        """The configured limits and what is left of them now (the admin endpoint shows this)."""
+        now = time.monotonic()
+        with self._lock:
+            return {"perTenSeconds": self._window.maximum, "tenSecondsRemaining": self._window.remaining(now),
+                    "searchPerSecond": self._search.maximum, "daily": self.daily.maximum(DAILY),
+                    "dailyRemaining": self.daily.remaining(DAILY)}
+
     def exhaust_daily(self) -> None:
         self.daily.exhaust(DAILY)
 
