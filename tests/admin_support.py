@@ -1,4 +1,6 @@
-"""A small, realistic store for the admin server's tests: what a few weeks of runs leave behind.
+"""Support for the admin server's tests: a realistic store and a real uvicorn server on 127.0.0.1.
+
+The store is what a few weeks of runs leave behind:
 
 Accounts in both CRMs (one pair linked as the same business), leads and contacts matched to
 them, current scores with the scoring core's breakdown shape, daily score history, and run
@@ -10,11 +12,18 @@ paths the pipeline uses. One account name is hostile HTML, to prove the page esc
 from __future__ import annotations
 
 import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import uvicorn
 from sqlalchemy import Engine, select, update
+from starlette.types import ASGIApp
 
 from store.ids import to_18
 from store.runs import StageReport, claim_run, create_run, finish_run, record_stage
@@ -237,3 +246,25 @@ def _seed_runs(engine: Engine, out: Seeded, accounts: list[dict[str, Any]]) -> N
             conn.execute(update(Run).where(Run.id == run_id).values(
                 created_at=started, started_at=started, finished_at=started + timedelta(minutes=minutes)))
     out.runs = {"full": full, "failed": failed, "partial": partial}
+
+
+@contextmanager
+def serve(app: ASGIApp) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yields the base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="admin-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the admin server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()

@@ -40,6 +40,8 @@ ALIGNMENT_LABELS = {
     "sales_high_marketing_low": "Sales high, marketing low",
 }
 TREND_LABELS = {"surging": "▲▲ surging", "rising": "▲ rising", "steady": "● steady", "cooling": "▼ cooling"}
+GRADE_NAMES = {"4": "Grade 4 (best)", "3": "Grade 3", "2": "Grade 2", "1": "Grade 1 (lowest)",
+               "ungraded": "Not graded"}
 GRADE_CSS = {"4": "grade-4", "3": "grade-3", "2": "grade-2", "1": "grade-1", "ungraded": "grade-none"}
 HISTORY_SERIES = (
     ("engagement", "Engagement", "s-engagement"),
@@ -95,8 +97,8 @@ def make_environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(when=_when, when_short=_when_short, duration=_duration, number=_number, person_name=_person_name)
-    env.globals.update(alignment_labels=ALIGNMENT_LABELS, trend_labels=TREND_LABELS, grade_css=GRADE_CSS,
-                       count_keys=COUNT_KEYS, crms=CRMS)
+    env.globals.update(alignment_labels=ALIGNMENT_LABELS, grade_names=GRADE_NAMES, trend_labels=TREND_LABELS,
+                       grade_css=GRADE_CSS, count_keys=COUNT_KEYS, crms=CRMS)
     return env
 
 
