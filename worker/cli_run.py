@@ -17,11 +17,6 @@ from rich.table import Table
 
 from store.runs import finish_run, get_run
 from worker.context import get_context
-from worker.executor import Executor, LockBusy
-from worker.lock import LeaseLock
-from worker.pipeline import Pipeline
-from worker.rep_view import print_rep_view
-from worker.stages import build_plan
 from worker.triggers import InvalidRunOptions, RunOptions, request_run
 
 console = Console()
@@ -45,6 +40,13 @@ def stage_table(run: dict) -> Table:
 
 
 def execute(ctx: typer.Context, options: RunOptions, wait: float, show: bool) -> None:
+    # The pipeline pulls in scikit-learn and the CRM clients: imported here, so `abm --help` stays instant.
+    from worker.executor import Executor, LockBusy
+    from worker.lock import LeaseLock
+    from worker.pipeline import Pipeline
+    from worker.rep_view import print_rep_view
+    from worker.stages import build_plan
+
     cli = get_context(ctx)
     config = cli.config
     engine = cli.engine()
