@@ -13,6 +13,10 @@ from typing import Literal
 from store.runs import StageReport
 
 
+class UnknownObjects(ValueError):
+    """Objects asked for that the connector does not pull (a usage error, reported before any API call)."""
+
+
 @dataclass
 class ObjectCounts:
     read: int = 0  # records received from the CRM (re-reads included)

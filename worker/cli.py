@@ -13,7 +13,7 @@ from worker.cli_db import app as db_app
 from worker.cli_match import match_command
 from worker.cli_run import resync_command, run_command
 from worker.cli_sandbox import app as sandbox_app
-from worker.cli_serve import serve_command
+from worker.cli_sync import sync_command
 from worker.context import CliContext
 from worker.logs import configure_logging
 
@@ -30,7 +30,7 @@ app.command("match")(match_command)
 app.add_typer(sandbox_app, name="sandbox")
 app.command("run")(run_command)
 app.command("resync")(resync_command)
-app.command("serve")(serve_command)
+app.command("sync")(sync_command)
 
 
 class LogFormat(StrEnum):

@@ -176,7 +176,8 @@ def _lookup(conn: Connection, key: Any, value: Any, ids: set[str]) -> dict[str, 
     pending = sorted(ids)
     for start in range(0, len(pending), LOOKUP_CHUNK):
         chunk = pending[start : start + LOOKUP_CHUNK]
-        out.update(conn.execute(select(key, value).where(table.c.crm == CRM, key.in_(chunk))).tuples().all())
+        found = conn.execute(select(key, value).where(table.c.crm == CRM, key.in_(chunk)))
+        out.update((row[0], row[1]) for row in found)
     return out
 
 

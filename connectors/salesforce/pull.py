@@ -25,7 +25,7 @@ from config.salesforce_pull import SALESFORCE_OBJECTS
 from connectors.activity_rules import ActivityClassifier
 from connectors.budget import ApiBudget, BudgetExhausted
 from connectors.cursor import Cursor, Window, load_cursor, save_cursor, set_state_datetime, state_datetime
-from connectors.result import ObjectCounts, Progress, ProgressCallback, SyncResult
+from connectors.result import ObjectCounts, Progress, ProgressCallback, SyncResult, UnknownObjects
 from connectors.salesforce.client import SalesforceClient, error_code
 from connectors.salesforce.deletes import flag_hard_deleted
 from connectors.salesforce.fields import (
@@ -64,7 +64,9 @@ def resolve_objects(requested: Sequence[str] | None, configured: Sequence[str]) 
     by_lower = {o.lower(): o for o in SALESFORCE_OBJECTS}
     unknown = [r for r in requested if r.lower() not in by_lower]
     if unknown:
-        raise ValueError(f"unknown Salesforce object(s) {', '.join(unknown)}; known: {', '.join(SALESFORCE_OBJECTS)}")
+        raise UnknownObjects(
+            f"unknown Salesforce object(s) {', '.join(unknown)}; known: {', '.join(SALESFORCE_OBJECTS)}"
+        )
     wanted = {by_lower[r.lower()] for r in requested}
     return [o for o in SALESFORCE_OBJECTS if o in wanted]
 

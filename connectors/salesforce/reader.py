@@ -193,10 +193,19 @@ class ObjectPull:
                                      self.ctx.sync.page_size, f"query {name}")
 
     def _store_ordered(self, records: list[dict[str, Any]], window: Window) -> None:
-        last = records[-1]
+        # A record changed after the query started is served with its new stamp (at or after the
+        # run's start, out of order): it is stored, and the next run reads it again. The position
+        # is the last record still stamped inside the window, which is in (stamp, id) order.
+        position: tuple[datetime, str] | None = None
+        for record in reversed(records):
+            stamp = parse_datetime(record["SystemModstamp"])
+            if stamp is not None and stamp < window.upper:
+                position = (stamp, record["Id"])
+                break
         with self.conn.begin():
             self._store(records)
-            self.cursor.advance(parse_datetime(last["SystemModstamp"]), last["Id"], window)  # type: ignore[arg-type]
+            if position is not None:
+                self.cursor.advance(*position, window)
             save_cursor(self.conn, self.cursor)
         self.ctx.emit(Progress(self.spec.name, "records", self.counts.read, self.counts.estimate))
         self.ctx.heartbeat()

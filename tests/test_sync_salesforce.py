@@ -1,0 +1,338 @@
+"""Salesforce pull against the sandbox over HTTPS: full then incremental equals the org, field by field;
+an idle incremental costs one query per object; lookback re-reads; our own writes; missing fields;
+activity types; the ``abm sync`` command."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import Engine
+from test_sync_salesforce_support import (
+    OBJECTS,
+    build_org,
+    client,
+    domain,
+    midnight,
+    org_records,
+    sf_config,
+    sf_datetime,
+    store_rows,
+)
+from typer.testing import CliRunner
+
+from connectors.salesforce import pull_salesforce
+from sandbox.runner import SandboxHandle, run_sandbox
+from sandbox.salesforce.schema import SfField
+from store.runs import get_run
+from worker.cli import app
+
+
+@pytest.fixture
+def fresh_sandbox() -> Iterator[SandboxHandle]:
+    """A sandbox of its own: a pull reads whole objects, so tests cannot share an org."""
+    with run_sandbox() as handle:
+        yield handle
+
+
+COMMON = ["Id", "IsDeleted", "CreatedDate", "LastModifiedDate"]
+
+
+def _common(r: dict[str, Any]) -> dict[str, Any]:
+    return {"is_deleted": r["IsDeleted"], "created_at": sf_datetime(r["CreatedDate"]),
+            "modified_at": sf_datetime(r["LastModifiedDate"])}
+
+
+def _account(r: dict[str, Any]) -> dict[str, Any]:
+    return {"name": r["Name"], "website": r["Website"], "domain": domain(r["Website"]), "industry": r["Industry"],
+            "employees": r["NumberOfEmployees"], "annual_revenue": r["AnnualRevenue"],
+            "country": r["BillingCountry"], "state": r["BillingState"], "city": r["BillingCity"], "phone": r["Phone"],
+            "parent_crm_id": r["ParentId"], "type": r["Type"], "owner_crm_id": r["OwnerId"],
+            "merged_into": r["MasterRecordId"]}
+
+
+def _lead(r: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "lead", "first_name": r["FirstName"], "last_name": r["LastName"], "email": r["Email"],
+            "company": r["Company"], "website": r["Website"], "title": r["Title"], "phone": r["Phone"],
+            "country": r["Country"], "state": r["State"], "city": r["City"], "industry": r["Industry"],
+            "employees": r["NumberOfEmployees"], "status": r["Status"], "is_converted": r["IsConverted"],
+            "converted_at": midnight(r["ConvertedDate"]), "converted_account_crm_id": r["ConvertedAccountId"],
+            "converted_contact_crm_id": r["ConvertedContactId"], "source": r["LeadSource"],
+            "owner_crm_id": r["OwnerId"], "account_crm_id": None}
+
+
+def _contact(r: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "contact", "first_name": r["FirstName"], "last_name": r["LastName"], "email": r["Email"],
+            "title": r["Title"], "phone": r["Phone"], "country": r["MailingCountry"], "state": r["MailingState"],
+            "city": r["MailingCity"], "account_crm_id": r["AccountId"], "source": r["LeadSource"],
+            "owner_crm_id": r["OwnerId"], "company": None, "is_converted": False}
+
+
+def _opportunity(r: dict[str, Any]) -> dict[str, Any]:
+    closed_at = midnight(r["CloseDate"]) if r["IsClosed"] else None
+    return {"name": r["Name"], "account_crm_id": r["AccountId"], "stage": r["StageName"], "is_closed": r["IsClosed"],
+            "is_won": r["IsWon"], "amount": r["Amount"], "close_date": datetime.fromisoformat(r["CloseDate"]).date(),
+            "closed_at": closed_at}
+
+
+EXPECTED = {
+    "User": (["Name", "Email", "IsActive"], lambda r: {"name": r["Name"], "email": r["Email"],
+                                                        "is_active": r["IsActive"]}),
+    "Account": (["Name", "Website", "Industry", "NumberOfEmployees", "AnnualRevenue", "BillingCountry",
+                 "BillingState", "BillingCity", "Phone", "ParentId", "Type", "OwnerId", "MasterRecordId"], _account),
+    "Campaign": (["Name", "Type"], lambda r: {"name": r["Name"], "type": r["Type"]}),
+    "Lead": (["FirstName", "LastName", "Email", "Company", "Website", "Title", "Phone", "Country", "State", "City",
+              "Industry", "NumberOfEmployees", "Status", "IsConverted", "ConvertedDate", "ConvertedAccountId",
+              "ConvertedContactId", "LeadSource", "OwnerId"], _lead),
+    "Contact": (["FirstName", "LastName", "Email", "Title", "Phone", "MailingCountry", "MailingState", "MailingCity",
+                 "AccountId", "LeadSource", "OwnerId"], _contact),
+    "Opportunity": (["Name", "AccountId", "StageName", "IsClosed", "IsWon", "Amount", "CloseDate"], _opportunity),
+}
+OPEN = {"not started", "in progress", "waiting on someone else", "deferred"}
+
+
+def expected_activities(sf: Any, run_start: datetime) -> dict[str, dict[str, Any]]:
+    """Expected activity rows under the default rules, written independently of the connector."""
+    campaigns = {i: r["Type"] for i, r in org_records(sf, "Campaign", ["Id", "Type"]).items()}
+    opportunity_account = {i: r["AccountId"] for i, r in org_records(sf, "Opportunity", ["Id", "AccountId"]).items()}
+    out: dict[str, dict[str, Any]] = {}
+    tasks = org_records(sf, "Task", [*COMMON, "WhoId", "WhatId", "Subject", "TaskSubtype", "Type",
+                                     "CallDurationInSeconds", "ActivityDate", "Status"])
+    for i, r in tasks.items():
+        subject, subtype, kind = (r["Subject"] or "").lower(), r["TaskSubtype"], r["Type"]
+        duration = r["CallDurationInSeconds"]
+        if (r["Status"] or "").lower() in OPEN:
+            continue
+        if "demo" in subject:
+            activity = "demo"
+        elif "proposal" in subject:
+            activity = "proposal"
+        elif subtype == "Call" or kind == "Call":
+            activity = "meaningful_conversation" if (duration or 0) >= 300 else (
+                "call_connected" if (duration or 0) >= 30 else "call")
+        elif subtype == "Email":
+            activity = "email_reply" if subject.startswith("re:") else "email_sent"
+        elif kind == "Email":
+            activity = "email_sent"
+        else:
+            continue
+        what = r["WhatId"] or ""
+        account = what if what.startswith("001") else opportunity_account.get(what)
+        out[i] = {**_common(r), "activity_type": activity, "person_crm_id": r["WhoId"], "account_crm_id": account,
+                  "occurred_at": midnight(r["ActivityDate"]), "duration_seconds": duration,
+                  "crm_type": subtype or kind, "subject": r["Subject"], "campaign_type": None}
+    events = org_records(sf, "Event", [*COMMON, "WhoId", "WhatId", "Subject", "Type", "StartDateTime",
+                                       "EndDateTime", "DurationInMinutes"])
+    for i, r in events.items():
+        end = sf_datetime(r["EndDateTime"])
+        activity = "demo" if "demo" in r["Subject"].lower() else (
+            "meeting_completed" if end <= run_start else "meeting_scheduled")
+        out[i] = {**_common(r), "activity_type": activity, "person_crm_id": r["WhoId"], "account_crm_id": r["WhatId"],
+                  "occurred_at": sf_datetime(r["StartDateTime"]), "duration_seconds": r["DurationInMinutes"] * 60,
+                  "crm_type": r["Type"], "subject": r["Subject"]}
+    members = org_records(sf, "CampaignMember", [*COMMON, "CampaignId", "LeadId", "ContactId", "Status",
+                                                 "HasResponded", "FirstRespondedDate"])
+    for i, r in members.items():
+        if not r["HasResponded"]:
+            continue
+        kind = campaigns[r["CampaignId"]]
+        if kind == "Webinar":
+            activity = "webinar_registration" if "regist" in r["Status"].lower() else "webinar_attended"
+        elif kind in ("Trade Show", "Conference"):
+            activity = "event_attended"
+        else:
+            activity = "campaign_response"
+        out[i] = {**_common(r), "activity_type": activity, "person_crm_id": r["ContactId"] or r["LeadId"],
+                  "campaign_crm_id": r["CampaignId"], "campaign_type": kind,
+                  "occurred_at": midnight(r["FirstRespondedDate"]), "crm_type": r["Status"]}
+    return out
+
+
+def assert_store_equals_org(engine: Engine, handle: SandboxHandle, run_start: datetime, sample: int = 1000) -> None:
+    """Counts per object, and a field-by-field comparison of a random sample of each object's records."""
+    sf = client(handle)
+    rng = random.Random(1)
+    for name, (fields, expect) in EXPECTED.items():
+        records = org_records(sf, name, [*COMMON, *fields])
+        rows = store_rows(engine, name)
+        assert set(rows) == set(records), name
+        for record_id in rng.sample(sorted(records), min(sample, len(records))):
+            record, row = records[record_id], rows[record_id]
+            wanted = {**_common(record), **expect(record)}
+            assert {k: row[k] for k in wanted} == wanted, (name, record_id)
+    activities = expected_activities(sf, run_start)
+    rows = {**store_rows(engine, "Task"), **store_rows(engine, "Event"), **store_rows(engine, "CampaignMember")}
+    assert set(rows) == set(activities)
+    for record_id in rng.sample(sorted(activities), min(3 * sample, len(activities))):
+        wanted = activities[record_id]
+        assert {k: rows[record_id][k] for k in wanted} == wanted, record_id
+
+
+def test_full_then_incremental_sync_equals_the_org(fresh_sandbox: SandboxHandle, engine: Engine, tmp_path) -> None:
+    ids = build_org(fresh_sandbox.sandbox.salesforce.org)
+    config = sf_config(fresh_sandbox, tmp_path)
+    full_start = datetime.now(UTC)
+    full = pull_salesforce(engine, config, full=True)
+    assert not full.paused and full.warnings == []
+    assert {name: c.method for name, c in full.objects.items()} == dict.fromkeys(OBJECTS, "bulk")
+    assert_store_equals_org(engine, fresh_sandbox, full_start)
+    run = get_run(engine, full.run_id)
+    assert run["state"] == "succeeded" and run["kind"] == "full" and run["api_calls"] == {"salesforce": full.api_calls}
+
+    # Changes of every kind, then an incremental run.
+    sf = client(fresh_sandbox)
+    sf.Account.update(ids["Account"][3], {"Name": "Renamed GmbH", "Website": "https://renamed.de"})
+    sf.Contact.update(ids["Contact"][5], {"Email": "new@acme.com", "AccountId": ids["Account"][4]})
+    sf.Opportunity.update(ids["Opportunity"][0], {"StageName": "Closed Won"})
+    sf.Task.delete(ids["Task"][0])
+    sf.Lead.create({"LastName": "Newcomer", "Company": "New Co", "Email": "n@newco.io"})
+    sf.Task.create({"Subject": "Call", "TaskSubtype": "Call", "Status": "Completed", "CallDurationInSeconds": 400,
+                    "WhoId": ids["Contact"][1], "WhatId": ids["Account"][1], "ActivityDate": "2024-06-01"})
+    incremental_start = datetime.now(UTC)
+    incremental = pull_salesforce(engine, config)
+    assert not incremental.paused
+    assert {name: c.method for name, c in incremental.objects.items()} == dict.fromkeys(OBJECTS, "rest")
+    assert incremental.objects["Lead"].upserted == 1 and incremental.objects["Task"].deleted >= 1
+    assert_store_equals_org(engine, fresh_sandbox, incremental_start)
+
+
+def test_idle_incremental_costs_one_query_per_object_and_one_limits_call(
+    fresh_sandbox: SandboxHandle, engine: Engine, tmp_path
+) -> None:
+    build_org(fresh_sandbox.sandbox.salesforce.org, accounts=10)
+    config = sf_config(fresh_sandbox, tmp_path)
+    pull_salesforce(engine, config)
+    fresh_sandbox.request_log.clear()
+    result = pull_salesforce(engine, config)
+    log = fresh_sandbox.request_log
+    api = [e for e in log.entries() if not e.path.endswith("/oauth2/token")]
+    queries = [e for e in api if "/query" in e.path]
+    assert len(queries) == len(OBJECTS) and {e.endpoint.rsplit("/", 1)[1] for e in queries} == {"queryAll"}
+    assert len([e for e in api if e.endpoint.endswith("/limits")]) == 1
+    assert len(api) == len(OBJECTS) + 1 == result.api_calls
+    # Only records inside the lookback (the sandbox's integration user, created at start) are read again.
+    assert result.totals()["read"] <= 1 and result.totals()["upserted"] == result.totals()["deleted"] == 0
+
+
+def test_lookback_reread_produces_no_duplicates_nor_changes(
+    fresh_sandbox: SandboxHandle, engine: Engine, tmp_path
+) -> None:
+    sf = client(fresh_sandbox)
+    config = sf_config(fresh_sandbox, tmp_path, sync={"lookback_minutes": 30})
+    pull_salesforce(engine, config)
+    recent = [sf.Account.create({"Name": f"Recent {i}"})["id"] for i in range(5)]
+    first = pull_salesforce(engine, config)
+    assert first.objects["Account"].upserted == 5
+    before = store_rows(engine, "Account")
+    again = pull_salesforce(engine, config)  # the same five are inside the lookback window
+    assert again.objects["Account"].read >= 5 and again.objects["Account"].upserted == 0
+    after = store_rows(engine, "Account")
+    assert after == before and set(recent) <= set(after)
+
+
+def test_changes_only_to_abm_fields_do_not_count_as_changes(
+    fresh_sandbox: SandboxHandle, engine: Engine, tmp_path
+) -> None:
+    org = fresh_sandbox.sandbox.salesforce.org
+    org.schema.add_field("Account", SfField("ABM_Engagement__c", "double", custom=True, precision=5, scale=1))
+    sf = client(fresh_sandbox)
+    account = sf.Account.create({"Name": "Scored Inc", "ABM_Engagement__c": 10})["id"]
+    other = sf.Account.create({"Name": "Edited Inc"})["id"]
+    config = sf_config(fresh_sandbox, tmp_path, pull={"extra_fields": {"Account": ["ABM_Engagement__c"]}})
+    first = pull_salesforce(engine, config)
+    assert any("ABM_Engagement__c" in w and "abm-sync's own" in w for w in first.warnings)
+    before = store_rows(engine, "Account")
+    sf.Account.update(account, {"ABM_Engagement__c": 55.5})  # what writeback does
+    sf.Account.update(other, {"Industry": "Retail"})  # what a rep does
+    fresh_sandbox.request_log.clear()
+    pull_salesforce(engine, config)
+    after = store_rows(engine, "Account")
+    assert after[account]["changed_at"] == before[account]["changed_at"]
+    assert after[account]["modified_at"] > before[account]["modified_at"]
+    assert after[account]["extra"] is None
+    assert after[other]["changed_at"] > before[other]["changed_at"] and after[other]["industry"] == "Retail"
+    assert all("ABM_" not in e.query for e in fresh_sandbox.request_log.entries(path="/query"))
+
+
+def test_configured_field_the_org_lacks_is_reported_once_and_skipped(
+    fresh_sandbox: SandboxHandle, engine: Engine, tmp_path
+) -> None:
+    sf = client(fresh_sandbox)
+    sf.Account.create({"Name": "Tiered", "AccountSource": "Partner"})
+    config = sf_config(fresh_sandbox, tmp_path, pull={"extra_fields": {"Account": ["Tier__c", "AccountSource"]}})
+    first = pull_salesforce(engine, config)
+    assert [w for w in first.warnings if "Tier__c" in w] == [
+        "Salesforce Account: the org lacks (or hides from the integration user) Tier__c; skipped"
+    ]
+    rows = store_rows(engine, "Account")
+    assert [r["extra"] for r in rows.values() if r["name"] == "Tiered"] == [{"AccountSource": "Partner"}]
+    fresh_sandbox.request_log.clear()
+    second = pull_salesforce(engine, config)
+    assert second.warnings == [] and fresh_sandbox.request_log.count(path="/describe") == 0
+    redescribed = pull_salesforce(engine, sf_config(
+        fresh_sandbox, tmp_path, pull={"extra_fields": {"Account": ["Tier__c", "AccountSource"]},
+                                       "describe_refresh_hours": 0}))
+    assert redescribed.warnings == [] and fresh_sandbox.request_log.count(path="/describe") == len(OBJECTS)
+
+
+def test_activity_types_from_the_default_rules(fresh_sandbox: SandboxHandle, engine: Engine, tmp_path) -> None:
+    sf = client(fresh_sandbox)
+    contact = sf.Contact.create({"LastName": "Buyer"})["id"]
+    webinar = sf.Campaign.create({"Name": "Launch webinar", "Type": "Webinar"})["id"]
+    now = datetime.now(UTC)
+    made = {
+        "call": sf.Task.create({"TaskSubtype": "Call", "Status": "Completed", "CallDurationInSeconds": 10,
+                                "WhoId": contact, "Subject": "Call"}),
+        "call_connected": sf.Task.create({"TaskSubtype": "Call", "Status": "Completed", "WhoId": contact,
+                                          "CallDurationInSeconds": 60, "Subject": "Call"}),
+        "meaningful_conversation": sf.Task.create({"TaskSubtype": "Call", "Status": "Completed", "WhoId": contact,
+                                                   "CallDurationInSeconds": 1200, "Subject": "Call"}),
+        "email_reply": sf.Task.create({"TaskSubtype": "Email", "Status": "Completed", "Subject": "Re: your question",
+                                       "WhoId": contact}),
+        "email_sent": sf.Task.create({"TaskSubtype": "Email", "Status": "Completed", "Subject": "Hello",
+                                      "WhoId": contact}),
+        "demo": sf.Event.create({"Subject": "Product Demo", "WhoId": contact,
+                                 "StartDateTime": (now - timedelta(days=1)).isoformat()}),
+        "meeting_completed": sf.Event.create({"Subject": "Intro", "WhoId": contact, "DurationInMinutes": 30,
+                                              "StartDateTime": (now - timedelta(days=1)).isoformat()}),
+        "meeting_scheduled": sf.Event.create({"Subject": "Intro", "WhoId": contact, "DurationInMinutes": 30,
+                                              "StartDateTime": (now + timedelta(days=1)).isoformat()}),
+    }
+    open_task = sf.Task.create({"Subject": "Call back", "TaskSubtype": "Call", "Status": "Not Started"})["id"]
+    org = fresh_sandbox.sandbox.salesforce.org
+    member = org.new_id(org.object("CampaignMember"))
+    org.load("CampaignMember", [{"Id": member, "CampaignId": webinar, "ContactId": contact, "Status": "Attended",
+                                 "HasResponded": True}])
+    pull_salesforce(engine, sf_config(fresh_sandbox, tmp_path))
+    rows = {**store_rows(engine, "Task"), **store_rows(engine, "Event"), **store_rows(engine, "CampaignMember")}
+    assert {kind: rows[r["id"]]["activity_type"] for kind, r in made.items()} == {k: k for k in made}
+    assert rows[made["meaningful_conversation"]["id"]]["duration_seconds"] == 1200
+    assert rows[member]["activity_type"] == "webinar_attended" and rows[member]["campaign_type"] == "Webinar"
+    assert rows[member]["team"] == "marketing" and rows[made["call"]["id"]]["team"] == "sales"
+    assert open_task not in rows
+
+
+def test_abm_sync_command(fresh_sandbox: SandboxHandle, tmp_path: Path, monkeypatch) -> None:
+    build_org(fresh_sandbox.sandbox.salesforce.org, accounts=5)
+    config = sf_config(fresh_sandbox, tmp_path).model_dump(mode="json", exclude_defaults=True)
+    config_file = tmp_path / "abm.yaml"
+    config_file.write_text(yaml.safe_dump({"salesforce": config["salesforce"]}))
+    monkeypatch.setenv("ABM_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    runner = CliRunner()
+    assert runner.invoke(app, ["--config", str(config_file), "db", "upgrade"]).exit_code == 0
+    full = runner.invoke(app, ["--config", str(config_file), "sync", "--crm", "salesforce", "--full",
+                               "--objects", "Account", "--objects", "Contact"])
+    assert full.exit_code == 0, full.output
+    assert "Account" in full.output and "Contact" in full.output and "Lead" not in full.output
+    assert "API calls" in full.output and "remaining" in full.output
+    again = runner.invoke(app, ["--config", str(config_file), "sync", "--crm", "salesforce"])
+    assert again.exit_code == 0 and "succeeded" in again.output
+    unknown = runner.invoke(app, ["--config", str(config_file), "sync", "--crm", "salesforce", "--objects", "Foo"])
+    assert unknown.exit_code == 2 and "unknown Salesforce object" in unknown.output
+    assert runner.invoke(app, ["--config", str(config_file), "sync", "--crm", "pipedrive"]).exit_code == 2
+
