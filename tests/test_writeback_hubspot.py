@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,12 +10,11 @@ import pytest
 from hubspot import HubSpot
 from sqlalchemy import Engine, select
 from test_writeback_support import (
-    Seeded,
     bump_engagement,
     crm_value,
     expected_values,
     later,
-    store_records,
+    seed_hubspot,
     write_requests,
     writeback_config,
 )
@@ -68,21 +66,6 @@ def fast_writer(hs: HubSpot, **options: Any) -> HubSpotWriter:
     return HubSpotWriter(hs, CATALOGUE, retry=FAST_RETRY, **options)
 
 
-def seed(handle: SandboxHandle, engine: Engine, n_companies: int, n_contacts: int = 0) -> Seeded:
-    portal = handle.hubspot_portal
-    tag = uuid.uuid4().hex[:8]
-    companies = portal.object_type("companies")
-    contacts = portal.object_type("contacts")
-    company_ids = [str(portal.create(companies, {"name": f"{tag} company {n}"})["hs_object_id"])
-                   for n in range(n_companies)]
-    contact_ids = [str(portal.create(contacts, {"email": f"p{n}@{tag}.example", "lastname": f"{tag} {n}"})
-                       ["hs_object_id"]) for n in range(n_contacts)]
-    people = {"contacts": [("contact", i, company_ids[n % n_companies] if n % 4 else None)
-                           for n, i in enumerate(contact_ids)]}
-    return store_records(engine, "hubspot", [("companies", i) for i in company_ids], people,
-                         seed=int(tag, 16) % 10_000)
-
-
 def read_back(hs: HubSpot, obj: str, ids: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
     from hubspot.crm.objects import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
 
@@ -124,7 +107,7 @@ def by_object(report: WritebackReport) -> dict[str, Any]:
 def test_writes_every_scored_record_then_nothing_then_only_changes(
     handle: SandboxHandle, hs: HubSpot, engine: Engine
 ) -> None:
-    seeded = seed(handle, engine, n_companies=1000, n_contacts=250)
+    seeded = seed_hubspot(handle, engine, n_companies=1000, n_contacts=250)
     first = run(engine, fast_writer(hs))
     objects = by_object(first)
     assert {o: (r.records, r.written, r.failed) for o, r in objects.items()} == {
@@ -149,7 +132,7 @@ def test_writes_every_scored_record_then_nothing_then_only_changes(
 
 
 def test_207_partial_failures_and_archived_records(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
-    seeded = seed(handle, engine, n_companies=250)
+    seeded = seed_hubspot(handle, engine, n_companies=250)
     ids = list(seeded.accounts)
     handle.faults.reject_writes(ids[3:5], message="Annual revenue is required for this stage")
     archived = ids[200]
@@ -173,7 +156,7 @@ def test_207_partial_failures_and_archived_records(handle: SandboxHandle, hs: Hu
 
 
 def test_whole_batch_refused_is_split(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
-    seeded = seed(handle, engine, n_companies=100)
+    seeded = seed_hubspot(handle, engine, n_companies=100)
     body = {"status": "error", "category": "VALIDATION_ERROR", "message": "Invalid input JSON on line 1"}
     handle.faults.fail(400, method="POST", path=BATCH_UPDATE, times=1, body=body)
     report = run(engine, fast_writer(hs))
@@ -183,7 +166,7 @@ def test_whole_batch_refused_is_split(handle: SandboxHandle, hs: HubSpot, engine
 
 
 def test_429_storm_is_waited_out(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
-    seeded = seed(handle, engine, n_companies=300)
+    seeded = seed_hubspot(handle, engine, n_companies=300)
     handle.faults.fail(429, method="POST", path=BATCH_UPDATE, times=8, retry_after=0.01)
     writer = fast_writer(hs)
     report = run(engine, writer)
@@ -195,7 +178,7 @@ def test_429_storm_is_waited_out(handle: SandboxHandle, hs: HubSpot, engine: Eng
 
 
 def test_daily_limit_stops_cleanly(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
-    seeded = seed(handle, engine, n_companies=20)
+    seeded = seed_hubspot(handle, engine, n_companies=20)
     handle.exhaust_hubspot_daily_limit()
     report = run(engine, fast_writer(hs))
     assert "daily API limit" in (by_object(report)["companies"].stopped or "")
@@ -205,7 +188,7 @@ def test_daily_limit_stops_cleanly(handle: SandboxHandle, hs: HubSpot, engine: E
 
 
 def test_guard(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
-    seeded = seed(handle, engine, n_companies=1)
+    seeded = seed_hubspot(handle, engine, n_companies=1)
     crm_id = next(iter(seeded.accounts))
     with pytest.raises(FieldNotInCatalogue):
         fast_writer(hs).write("companies", [RecordChange(crm_id, {"name": "Hijacked"}, {})], lambda b, o: None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,13 +10,12 @@ import pytest
 from simple_salesforce import Salesforce
 from sqlalchemy import Engine, select, update
 from test_writeback_support import (
-    Seeded,
     bump_engagement,
     change_scores,
     crm_value,
     expected_values,
     later,
-    store_records,
+    seed_salesforce,
     write_requests,
     writeback_config,
 )
@@ -31,7 +29,7 @@ from writeback.diff import RecordChange
 from writeback.provision import ProvisionReport
 from writeback.provision_salesforce import provision_salesforce
 from writeback.report import WritebackReport
-from writeback.run import run_writeback
+from writeback.run import preview_writeback, run_writeback
 from writeback.salesforce import SalesforceWriter
 
 CONFIG = writeback_config()
@@ -70,26 +68,6 @@ def fast_writer(sf: Salesforce, **options: Any) -> SalesforceWriter:
     return SalesforceWriter(sf, CATALOGUE, bulk_poll_seconds=0.05, retry=FAST_RETRY, **options)
 
 
-def seed(handle: SandboxHandle, engine: Engine, n_accounts: int, n_leads: int = 0, n_contacts: int = 0) -> Seeded:
-    """Records in the sandbox org (loaded directly, as its seeder does) and scored in the store."""
-    org = handle.sandbox.salesforce.org
-    tag = uuid.uuid4().hex[:8]
-    account_ids = [org.new_id(org.object("Account")) for _ in range(n_accounts)]
-    org.load("Account", [{"Id": i, "Name": f"{tag} account {n}"} for n, i in enumerate(account_ids)])
-    lead_ids = [org.new_id(org.object("Lead")) for _ in range(n_leads)]
-    org.load("Lead", [{"Id": i, "LastName": f"{tag} lead {n}", "Company": f"{tag} co", "Status": "Open"}
-                      for n, i in enumerate(lead_ids)])
-    contact_ids = [org.new_id(org.object("Contact")) for _ in range(n_contacts)]
-    org.load("Contact", [{"Id": i, "LastName": f"{tag} contact {n}", "AccountId": account_ids[n % n_accounts]}
-                         for n, i in enumerate(contact_ids)])
-    people = {
-        "Lead": [("lead", i, account_ids[n % n_accounts] if n % 3 else None) for n, i in enumerate(lead_ids)],
-        "Contact": [("contact", i, account_ids[n % n_accounts]) for n, i in enumerate(contact_ids)],
-    }
-    return store_records(engine, "salesforce", [("Account", i) for i in account_ids], people,
-                         seed=int(tag, 16) % 10_000)
-
-
 def assert_crm_equals_store(sf: Salesforce, engine: Engine, obj: str, crm_ids: list[str]) -> None:
     expected = expected_values(engine, CONFIG, "salesforce", obj, crm_ids)
     fields = CATALOGUE.fields("salesforce", obj)
@@ -125,7 +103,7 @@ def by_object(report: WritebackReport) -> dict[str, Any]:
 def test_writes_every_scored_record_then_nothing_then_only_changes(
     handle: SandboxHandle, sf: Salesforce, engine: Engine
 ) -> None:
-    seeded = seed(handle, engine, n_accounts=1000, n_leads=450, n_contacts=250)
+    seeded = seed_salesforce(handle, engine, n_accounts=1000, n_leads=450, n_contacts=250)
     first = run(engine, fast_writer(sf))
     objects = by_object(first)
     assert {o: (r.records, r.written, r.failed) for o, r in objects.items()} == {
@@ -155,7 +133,7 @@ def test_writes_every_scored_record_then_nothing_then_only_changes(
 
 
 def test_grade_always_rewritten_small_moves_are_not(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
-    seeded = seed(handle, engine, n_accounts=30)
+    seeded = seed_salesforce(handle, engine, n_accounts=30)
     run(engine, fast_writer(sf))
     ids = list(seeded.accounts.values())
     with engine.begin() as conn:
@@ -173,8 +151,8 @@ def test_grade_always_rewritten_small_moves_are_not(handle: SandboxHandle, sf: S
 def test_force_rewrites_everything_and_dry_run_writes_nothing(
     handle: SandboxHandle, sf: Salesforce, engine: Engine
 ) -> None:
-    seed(handle, engine, n_accounts=50, n_leads=10)
-    preview = run(engine, fast_writer(sf), dry_run=True)
+    seed_salesforce(handle, engine, n_accounts=50, n_leads=10)
+    preview = preview_writeback(engine, CONFIG, ["salesforce"])
     assert handle.request_log.entries() == []
     assert by_object(preview)["Account"].changed == 50 and by_object(preview)["Account"].written == 0
     sample = by_object(preview)["Account"].samples[0]
@@ -187,7 +165,7 @@ def test_force_rewrites_everything_and_dry_run_writes_nothing(
 
 
 def test_matched_account_fields_on_people(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
-    seeded = seed(handle, engine, n_accounts=5, n_leads=9)
+    seeded = seed_salesforce(handle, engine, n_accounts=5, n_leads=9)
     run(engine, fast_writer(sf))
     rows = sf.query_all("SELECT Id, ABM_Matched_Account__c, ABM_Match_Confidence__c, ABM_Match_Reason__c FROM Lead "
                         "WHERE Id IN (" + ", ".join(f"'{i}'" for i in seeded.person_ids("Lead")) + ")")["records"]
@@ -199,7 +177,7 @@ def test_matched_account_fields_on_people(handle: SandboxHandle, sf: Salesforce,
 
 # -- Bulk API 2.0 ---------------------------------------------------------------------------
 def test_bulk_job_above_threshold_with_record_failures(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
-    seeded = seed(handle, engine, n_accounts=300)
+    seeded = seed_salesforce(handle, engine, n_accounts=300)
     ids = list(seeded.accounts)
     handle.faults.reject_writes(ids[:2], message="Region is required for key accounts")
     report = run(engine, fast_writer(sf, bulk_threshold=100))
@@ -217,7 +195,7 @@ def test_bulk_job_above_threshold_with_record_failures(handle: SandboxHandle, sf
 def test_partial_failures_deleted_record_and_field_security_are_retried_later(
     handle: SandboxHandle, sf: Salesforce, engine: Engine
 ) -> None:
-    seeded = seed(handle, engine, n_accounts=400)
+    seeded = seed_salesforce(handle, engine, n_accounts=400)
     ids = list(seeded.accounts)
     validation, locked, no_access, deleted = ids[5:7], ids[250], ids[300], ids[399]
     handle.faults.reject_writes(validation, message="Industry is required")
@@ -269,7 +247,7 @@ def test_partial_failures_deleted_record_and_field_security_are_retried_later(
 
 def test_whole_batch_refused_is_split_to_isolate_records(handle: SandboxHandle, sf: Salesforce,
                                                          engine: Engine) -> None:
-    seeded = seed(handle, engine, n_accounts=200)
+    seeded = seed_salesforce(handle, engine, n_accounts=200)
     handle.faults.fail(400, method="PATCH", path=COLLECTIONS, times=1,
                        body=[{"errorCode": "JSON_PARSER_ERROR", "message": "Cannot deserialize instance of double"}])
     report = run(engine, fast_writer(sf))
@@ -281,7 +259,7 @@ def test_whole_batch_refused_is_split_to_isolate_records(handle: SandboxHandle, 
 def test_a_single_record_refused_as_a_whole_is_recorded_with_the_message(
     handle: SandboxHandle, sf: Salesforce, engine: Engine
 ) -> None:
-    seeded = seed(handle, engine, n_accounts=4)
+    seeded = seed_salesforce(handle, engine, n_accounts=4)
     body = [{"errorCode": "JSON_PARSER_ERROR", "message": "Cannot deserialize instance of double"}]
     handle.faults.fail(400, method="PATCH", path=COLLECTIONS, times=3, body=body)  # 4, then 2 + 2, then 1
     report = run(engine, fast_writer(sf))
@@ -292,7 +270,7 @@ def test_a_single_record_refused_as_a_whole_is_recorded_with_the_message(
 
 
 def test_rate_limit_storm_is_waited_out_not_failed(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
-    seeded = seed(handle, engine, n_accounts=600)
+    seeded = seed_salesforce(handle, engine, n_accounts=600)
     handle.faults.fail(429, method="PATCH", path=COLLECTIONS, times=12)
     writer = fast_writer(sf)
     report = run(engine, writer)
@@ -304,7 +282,7 @@ def test_rate_limit_storm_is_waited_out_not_failed(handle: SandboxHandle, sf: Sa
 
 
 def test_endless_rate_limiting_stops_the_run_cleanly(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
-    seeded = seed(handle, engine, n_accounts=300, n_leads=5)
+    seeded = seed_salesforce(handle, engine, n_accounts=300, n_leads=5)
     handle.faults.fail(429, method="PATCH", path=COLLECTIONS, times=None)
     report = run(engine, fast_writer(sf, max_rate_limit_wait_s=0.05))
     objects = by_object(report)
@@ -321,7 +299,7 @@ def test_endless_rate_limiting_stops_the_run_cleanly(handle: SandboxHandle, sf: 
 def test_spent_daily_budget_ends_the_run_and_the_next_one_resumes(
     handle: SandboxHandle, sf: Salesforce, engine: Engine
 ) -> None:
-    seeded = seed(handle, engine, n_accounts=10)
+    seeded = seed_salesforce(handle, engine, n_accounts=10)
     handle.exhaust_daily_limit()
     report = run(engine, fast_writer(sf))
     assert "daily API budget" in (by_object(report)["Account"].stopped or "")
@@ -333,7 +311,7 @@ def test_spent_daily_budget_ends_the_run_and_the_next_one_resumes(
 def test_connection_lost_halfway_then_next_run_writes_only_the_rest(
     handle: SandboxHandle, sf: Salesforce, engine: Engine
 ) -> None:
-    seeded = seed(handle, engine, n_accounts=1000)
+    seeded = seed_salesforce(handle, engine, n_accounts=1000)
     done = []
 
     def cut_after_two_batches(response: Any, *args: Any, **kwargs: Any) -> None:
@@ -360,7 +338,7 @@ def test_connection_lost_halfway_then_next_run_writes_only_the_rest(
 def test_guard_refuses_fields_outside_the_catalogue_before_any_request(
     handle: SandboxHandle, sf: Salesforce, engine: Engine
 ) -> None:
-    seeded = seed(handle, engine, n_accounts=1)
+    seeded = seed_salesforce(handle, engine, n_accounts=1)
     crm_id = next(iter(seeded.accounts))
     writer = fast_writer(sf)
     for values in ({"Name": "Hijacked"}, {"ABM_Grade__c": "4", "OwnerId": "005000000000001AAA"},

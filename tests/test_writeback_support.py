@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -77,6 +78,42 @@ def store_records(engine: Engine, crm: str, accounts: Sequence[tuple[str, str]],
                         person_id=person_id, account_id=seeded.accounts[account_crm_id], decision="auto",
                         method="domain", confidence=rng.uniform(0.9, 1.0), reason="same email domain as the website"))
     return seeded
+
+
+def seed_salesforce(handle: SandboxHandle, engine: Engine, n_accounts: int, n_leads: int = 0,
+                    n_contacts: int = 0) -> Seeded:
+    """Records in the sandbox org (loaded directly, as its seeder does) and scored in the store."""
+    org = handle.sandbox.salesforce.org
+    tag = uuid.uuid4().hex[:8]
+    account_ids = [org.new_id(org.object("Account")) for _ in range(n_accounts)]
+    org.load("Account", [{"Id": i, "Name": f"{tag} account {n}"} for n, i in enumerate(account_ids)])
+    lead_ids = [org.new_id(org.object("Lead")) for _ in range(n_leads)]
+    org.load("Lead", [{"Id": i, "LastName": f"{tag} lead {n}", "Company": f"{tag} co", "Status": "Open"}
+                      for n, i in enumerate(lead_ids)])
+    contact_ids = [org.new_id(org.object("Contact")) for _ in range(n_contacts)]
+    org.load("Contact", [{"Id": i, "LastName": f"{tag} contact {n}", "AccountId": account_ids[n % n_accounts]}
+                         for n, i in enumerate(contact_ids)])
+    people = {
+        "Lead": [("lead", i, account_ids[n % n_accounts] if n % 3 else None) for n, i in enumerate(lead_ids)],
+        "Contact": [("contact", i, account_ids[n % n_accounts]) for n, i in enumerate(contact_ids)],
+    }
+    return store_records(engine, "salesforce", [("Account", i) for i in account_ids], people,
+                         seed=int(tag, 16) % 10_000)
+
+
+def seed_hubspot(handle: SandboxHandle, engine: Engine, n_companies: int, n_contacts: int = 0) -> Seeded:
+    portal = handle.hubspot_portal
+    tag = uuid.uuid4().hex[:8]
+    companies = portal.object_type("companies")
+    contacts = portal.object_type("contacts")
+    company_ids = [str(portal.create(companies, {"name": f"{tag} company {n}"})["hs_object_id"])
+                   for n in range(n_companies)]
+    contact_ids = [str(portal.create(contacts, {"email": f"p{n}@{tag}.example", "lastname": f"{tag} {n}"})
+                       ["hs_object_id"]) for n in range(n_contacts)]
+    people = {"contacts": [("contact", i, company_ids[n % n_companies] if n % 4 else None)
+                           for n, i in enumerate(contact_ids)]}
+    return store_records(engine, "hubspot", [("companies", i) for i in company_ids], people,
+                         seed=int(tag, 16) % 10_000)
 
 
 def change_scores(engine: Engine, entity_kind: str, entity_ids: Iterable[int], **values: Any) -> None:

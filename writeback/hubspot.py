@@ -21,6 +21,7 @@ from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInput, SimplePu
 from hubspot.crm.objects.exceptions import ApiException
 
 from connectors.budget import ApiBudget
+from connectors.hubspot.auth import HubSpotAuthError, TokenSource
 from connectors.hubspot.ratelimit import HubSpotRateLimiter
 from connectors.retry import RetrySettings, parse_retry_after
 from writeback.catalogue import Catalogue
@@ -53,7 +54,13 @@ def is_daily_limit(exc: BaseException) -> bool:
     return api_status(exc) == 429 and str(_body(exc).get("policyName", "")).upper() == "DAILY"
 
 
+class _TokenRenewed(Exception):
+    """HubSpot refused an OAuth access token that has now been renewed: send again at once."""
+
+
 def classify(exc: BaseException) -> Kind:
+    if isinstance(exc, _TokenRenewed):
+        return "transient"
     status = api_status(exc)
     if status is not None:
         if status == 429:
@@ -67,6 +74,8 @@ def classify(exc: BaseException) -> Kind:
 
 
 def retry_after(exc: BaseException) -> float | None:
+    if isinstance(exc, _TokenRenewed):
+        return 0.0
     headers = getattr(exc, "headers", None) or {}
     seconds = parse_retry_after(headers.get("Retry-After"))
     if seconds is None and api_status(exc) == 429:
@@ -94,10 +103,12 @@ class HubSpotWriter:
         retry: RetrySettings = RetrySettings(),
         max_rate_limit_wait_s: float = 900.0,
         budget: ApiBudget | None = None,
+        tokens: TokenSource | None = None,
         sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self.client = client
         self.catalogue = catalogue
+        self.tokens = tokens
         self.limiter = limiter or HubSpotRateLimiter(100, 4.0)
         self.budget = budget
         self.policy = RetryPolicy(CRM, classify, retry_after, settings=retry,
@@ -123,14 +134,22 @@ class HubSpotWriter:
                                          properties={k: "" if v is None else v for k, v in c.values.items()})
             for c in batch
         ]
+        token = self.tokens.token() if self.tokens is not None else None
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else None
         with self.limiter.slot():
             self.api_calls += 1
             if self.budget is not None:
                 self.budget.before_call(f"batch update of {obj}")
-            response = self.client.crm.objects.batch_api.update(
-                obj, BatchInputSimplePublicObjectBatchInput(inputs=inputs), _preload_content=False,
-                _request_timeout=TIMEOUT_S,
-            )
+            try:
+                response = self.client.crm.objects.batch_api.update(
+                    obj, BatchInputSimplePublicObjectBatchInput(inputs=inputs), _preload_content=False,
+                    _request_timeout=TIMEOUT_S, _headers=headers,
+                )
+            except Exception as exc:
+                if api_status(exc) == 401 and self.tokens is not None and token is not None:
+                    self.tokens.rejected(token)  # renews an OAuth token, or raises HubSpotAuthError
+                    raise _TokenRenewed() from exc
+                raise
         try:
             daily, remaining = (response.headers.get("X-HubSpot-RateLimit-Daily"),
                                 response.headers.get("X-HubSpot-RateLimit-Daily-Remaining"))
@@ -157,6 +176,8 @@ class HubSpotWriter:
             if exc.status in (400, 404, 409, 422):
                 return [RecordOutcome(c.crm_id, False, code, message) for c in batch]
             raise WritebackStopped(self.crm, f"HubSpot answered {exc.status} ({code}: {message})") from exc
+        except HubSpotAuthError as exc:
+            raise WritebackStopped(self.crm, str(exc)) from exc
         return batch_outcomes(batch, body)
 
 

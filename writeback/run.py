@@ -75,12 +75,59 @@ def plan_changes(
     return Plan(due, deferred)
 
 
+def _object_report(engine: Engine, config: WritebackConfig, catalogue: Catalogue, crm: str, obj: str,
+                   ledger: WritebackLedger, now: datetime, force: bool,
+                   account_ids: Collection[int] | None) -> tuple[ObjectReport, Plan]:
+    fields = catalogue.fields(crm, obj)
+    records = load_targets(engine, crm, obj, catalogue.kind(crm, obj), account_ids)
+    plan = plan_changes(records, fields, ledger.baseline(), ledger.errors(), now, force)
+    report = ObjectReport(crm, obj, records=len(records), changed=len(plan.due) + len(plan.deferred),
+                          deferred=len(plan.deferred), samples=[Sample.of(c) for c in plan.due[: config.sample_size]])
+    return report, plan
+
+
+def _backoff(config: WritebackConfig) -> Backoff:
+    return Backoff(timedelta(minutes=config.retry_base_minutes), timedelta(hours=config.retry_max_hours))
+
+
+def preview_writeback(
+    engine: Engine,
+    config: WritebackConfig,
+    crms: Sequence[str],
+    *,
+    force: bool = False,
+    now: datetime | None = None,
+    account_ids: Collection[int] | None = None,
+) -> WritebackReport:
+    """What :func:`run_writeback` would write (``--dry-run``): counts and samples, no CRM contact at all."""
+    started = time.perf_counter()
+    now = now or utcnow()
+    catalogue = Catalogue(config)
+    report = WritebackReport(dry_run=True, force=force)
+    for crm in crms:
+        for obj in catalogue.objects(crm):
+            ledger = WritebackLedger(engine, crm, obj, _backoff(config))
+            obj_report, plan = _object_report(engine, config, catalogue, crm, obj, ledger, now, force, account_ids)
+            obj_report.mode = write_mode(config, crm, len(plan.due))
+            report.objects.append(obj_report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def write_mode(config: WritebackConfig, crm: str, count: int) -> str:
+    """How ``count`` changed records of one object are sent."""
+    if count == 0:
+        return "none"
+    if crm == "hubspot":
+        return "batch"
+    return "bulk" if count > config.bulk_threshold else "collections"
+
+
 def run_writeback(
     engine: Engine,
     config: WritebackConfig,
     writers: Sequence[Writer],
     *,
-    dry_run: bool = False,
     force: bool = False,
     now: datetime | None = None,
     run_id: int | None = None,
@@ -95,24 +142,20 @@ def run_writeback(
     started = time.perf_counter()
     now = now or utcnow()
     catalogue = Catalogue(config)
-    backoff = Backoff(timedelta(minutes=config.retry_base_minutes), timedelta(hours=config.retry_max_hours))
-    report = WritebackReport(dry_run=dry_run, force=force)
+    report = WritebackReport(dry_run=False, force=force)
     for writer in writers:
         calls_before = writer.api_calls
         stopped: str | None = None
         for obj in catalogue.objects(writer.crm):
-            fields = catalogue.fields(writer.crm, obj)
-            ledger = WritebackLedger(engine, writer.crm, obj, backoff, run_id)
-            records = load_targets(engine, writer.crm, obj, catalogue.kind(writer.crm, obj), account_ids)
-            plan = plan_changes(records, fields, ledger.baseline(), ledger.errors(), now, force)
-            obj_report = ObjectReport(writer.crm, obj, records=len(records), changed=len(plan.due) + len(plan.deferred),
-                                      deferred=len(plan.deferred), mode=writer.mode(len(plan.due)),
-                                      samples=[Sample.of(c) for c in plan.due[: config.sample_size]])
+            ledger = WritebackLedger(engine, writer.crm, obj, _backoff(config), run_id)
+            obj_report, plan = _object_report(engine, config, catalogue, writer.crm, obj, ledger, now, force,
+                                              account_ids)
+            obj_report.mode = writer.mode(len(plan.due))
             report.objects.append(obj_report)
             if stopped is not None:
                 obj_report.stopped = f"not attempted: {stopped}"
                 continue
-            if dry_run or not plan.due:
+            if not plan.due:
                 continue
             try:
                 writer.write(obj, plan.due, _recorder(ledger, obj_report, now))
