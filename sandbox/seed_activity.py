@@ -16,10 +16,11 @@ import numpy as np
 from sandbox.seed_people import BURST_DAYS, HUBSPOT_ONLY, LEAD, People
 from sandbox.seed_plan import DAY, HISTORY_DAYS, QUIET, SURGING, OrgSize, Plan, rng_for
 
-# Touch kinds, and the canonical activity type (store/activity_types.py) each one stands for.
+# Touch kinds, and the canonical activity type (store/activity_types.py) each one stands for
+# (None: a to-do with no buyer contact, no engagement signal).
 SALES_EMAIL, CALL, MEETING, FOLLOW_UP, DEMO, PROPOSAL, EMAIL_REPLY, NOTE = range(8)
-CANONICAL_TYPE = {
-    SALES_EMAIL: "email_sent", CALL: "call", MEETING: "meeting_completed", FOLLOW_UP: "call",
+CANONICAL_TYPE: dict[int, str | None] = {
+    SALES_EMAIL: "email_sent", CALL: "call", MEETING: "meeting_completed", FOLLOW_UP: None,
     DEMO: "demo", PROPOSAL: "proposal", EMAIL_REPLY: "email_reply", NOTE: "meaningful_conversation",
 }
 ENGAGEMENT_KINDS = np.array([SALES_EMAIL, CALL, MEETING, FOLLOW_UP, EMAIL_REPLY])
@@ -45,7 +46,7 @@ SITE_PAGES = ("/pricing", "/demo", "/product/integrations", "/", "/product", "/p
 FORM_PAGES = ("/demo", "/contact-sales", "/webinar/registration", "/resources/abm-playbook/download",
               "/newsletter")
 # Win odds: logit = WIN_BASE + WIN_FIT * logit(fit) + WIN_ENGAGEMENT * log(intensity).
-WIN_BASE, WIN_FIT, WIN_ENGAGEMENT = -1.15, 1.5, 1.6
+WIN_BASE, WIN_FIT, WIN_ENGAGEMENT = -1.6, 1.5, 1.6
 
 
 @dataclass

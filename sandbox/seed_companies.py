@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -61,28 +62,48 @@ class Company:
 COUNTRY_BY_CODE = {c.code: c for c in N.COUNTRIES}
 
 
+@lru_cache(maxsize=1 << 18)
 def slug(text: str) -> str:
     """Lower-case ASCII letters and digits only: the domain label a company would register."""
     return re.sub(r"[^a-z0-9]", "", N.fold(text).lower())
 
 
-def fill_pattern(rng: random.Random, pattern: str) -> str:
-    """Fill '#' with digits, '@' with digits 2-9 and '?' with capital letters (phones, postal codes)."""
+def fill_digits(pattern: str, number: int) -> str:
+    """Fill '#' with digits, '@' with digits 2-9 and '?' with capital letters, taken from ``number``."""
     out = []
     for ch in pattern:
         if ch == "#":
-            out.append(str(rng.randrange(10)))
+            number, digit = divmod(number, 10)
+            out.append(str(digit))
         elif ch == "@":
-            out.append(str(rng.randrange(2, 10)))
+            number, digit = divmod(number, 8)
+            out.append(str(digit + 2))
         elif ch == "?":
-            out.append(chr(65 + rng.randrange(26)))
+            number, digit = divmod(number, 26)
+            out.append(chr(65 + digit))
         else:
             out.append(ch)
     return "".join(out)
 
 
+def fill_pattern(rng: random.Random, pattern: str) -> str:
+    """A random phone number or postal code in ``pattern``'s format (see ``fill_digits``)."""
+    return fill_digits(pattern, rng.getrandbits(100))
+
+
+@lru_cache(maxsize=256)
+def _cumulative(pairs: tuple[tuple[str, float], ...]) -> tuple[list[str], list[float]]:
+    values, cum, total = [], [], 0.0
+    for value, weight in pairs:
+        total += weight
+        values.append(value)
+        cum.append(total)
+    return values, cum
+
+
 def weighted(rng: random.Random, pairs) -> str:
-    return rng.choices([p[0] for p in pairs], weights=[p[1] for p in pairs])[0]
+    values, cum = _cumulative(tuple(pairs))
+    return rng.choices(values, cum_weights=cum)[0]
 
 
 def _descriptor(rng: random.Random, style: str, keys: tuple[str, ...]) -> tuple[str, str] | None:
@@ -122,8 +143,17 @@ class _Name:
     root_latin: str
 
 
-def _make_name(rng: random.Random, style: str, country: N.Country, city: str, desc_keys, root=None) -> _Name:
-    """Build one company name; ``root`` (native, latin) forces the brand root (lookalikes)."""
+def _compound_root(rng: random.Random, style: str) -> tuple[str, str]:
+    """Two native roots joined ("東洋富士", "Toyo Fuji"): how a big org's name space stays unique."""
+    first, second = rng.sample(N.NATIVE_ROOTS[style], 2)
+    sep = "" if style in ("ja", "zh") else " "
+    return first[0] + sep + second[0], f"{first[1]} {second[1]}"
+
+
+def _make_name(rng: random.Random, style: str, country: N.Country, city: str, desc_keys, root=None,
+               compound: bool = False) -> _Name:
+    """Build one company name; ``root`` (native, latin) forces the brand root (lookalikes);
+    ``compound`` joins two native roots once single roots are used up."""
     if style in N.LATIN_STYLES:
         root_native = root[0] if root else _latin_root(rng, style)
         desc = _descriptor(rng, style, desc_keys) if rng.random() < 0.7 else None
@@ -132,7 +162,7 @@ def _make_name(rng: random.Random, style: str, country: N.Country, city: str, de
         legal = core + suffix if suffix.startswith(",") else f"{core} {suffix}"
         brand = root_native if desc is not None and rng.random() < 0.5 else core
         return _Name(legal, core, brand, N.fold(core), N.fold(root_native))
-    root_pair = root if root else rng.choice(N.NATIVE_ROOTS[style])
+    root_pair = root if root else (_compound_root(rng, style) if compound else rng.choice(N.NATIVE_ROOTS[style]))
     desc = _descriptor(rng, style, desc_keys)
     sep = "" if style in ("ja", "zh") else " "
     if desc is None:
@@ -190,9 +220,9 @@ def generate_companies(rng: random.Random, nrng: np.random.Generator, n: int) ->
             root = (other.brand.split(" ")[0], N.fold(other.latin_name.split(" ")[0]))
             if style in N.LATIN_STYLES and other.style in N.LATIN_STYLES:
                 name = _make_name(rng, style, country, city, industry[1], root=root)
-        for _ in range(30):
+        for attempt in range(30):
             if name is None:
-                name = _make_name(rng, style, country, city, industry[1])
+                name = _make_name(rng, style, country, city, industry[1], compound=attempt >= 2)
             key = (slug(name.latin) + slug(name.legal), country.code)
             if key not in used_names:
                 break

@@ -15,9 +15,9 @@ from functools import cached_property
 import numpy as np
 
 from sandbox import seed_names as N
-from sandbox.seed_companies import COUNTRY_BY_CODE, Company, slug
+from sandbox.seed_companies import COUNTRY_BY_CODE, Company, fill_digits, slug
 from sandbox.seed_plan import DAY, QUIET, SURGING, OrgSize, Plan, rng_for
-from sandbox.seed_typing import BLANK, TYPING_SHARES, fill_digits, typed_company
+from sandbox.seed_typing import BLANK, TYPING_SHARES, typed_company
 
 CONTACT, CONVERTED, LEAD, HUBSPOT_ONLY = 0, 1, 2, 3  # person kinds
 STYLES = tuple(N.FIRST_NAMES)

@@ -19,7 +19,7 @@ import numpy as np
 from sandbox import seed_activity as A
 from sandbox import seed_names as N
 from sandbox.seed_companies import Company
-from sandbox.seed_people import CONVERTED, LEAD
+from sandbox.seed_people import CONVERTED
 from sandbox.seed_plan import DAY, rng_for
 from sandbox.seed_typing import TYPING_CODES, typed_company, typed_country, typed_website
 from sandbox.seed_world import World
@@ -50,11 +50,11 @@ MEETING_SUBJECTS = ("Discovery meeting", "Intro meeting with {b}", "Quarterly ch
 
 def sf_id(prefix: str, number: int) -> str:
     """The deterministic 18-character id of the ``number``-th generated record with ``prefix``."""
-    return f"{prefix}0S{number:010d}{_SUFFIX[prefix]}"
+    return _TEMPLATE[prefix] % number
 
 
 # Digits are never upper-case letters, so the checksum suffix depends on the prefix alone.
-_SUFFIX = {p: to_18(f"{p}0S{0:010d}")[15:] for p in KEY_PREFIX.values()}
+_TEMPLATE = {p: f"{p}0S%010d{to_18(f'{p}0S{0:010d}')[15:]}" for p in KEY_PREFIX.values()}
 
 
 def _dt(epoch: int) -> datetime:
@@ -140,6 +140,7 @@ class SalesforceView:
         return np.array(ids or [0], dtype=np.int32)
 
     def _owner(self, key: int) -> str:
+        """A sales user for ``key`` (an account position, or a lead row + 7), spread evenly."""
         users = self.sales_users
         return self.user_id(int(users[(key * 2654435761) % users.size]))
 
@@ -300,83 +301,94 @@ class SalesforceView:
             }
 
     # -- activities ------------------------------------------------------------------------
-    def _activity_rows(self, events: bool) -> Iterator[tuple[int, dict[str, Any]]]:
-        """(position among Tasks or Events, common fields) for the touches of one object."""
+    def _activity_chunks(self, events: bool) -> Iterator[tuple[int, dict[str, list[Any]]]]:
+        """(position of the chunk's first record, column lists) for the touches that are Tasks or
+        Events. References and owners are worked out with numpy a chunk at a time: the L org has
+        millions of activities and a per-record lookup would dominate seeding time."""
         world = self.world
         touches = world.salesforce_touches
         people = world.people
-        plan = world.plan
+        opps = world.opportunities
         is_event = np.isin(touches.kind, (A.MEETING, A.DEMO))
-        opp_position = self.opportunity_position
-        count = 0
+        brands = self._brands
+        position = 0
         for start in range(0, touches.size, _CHUNK):
-            sl = slice(start, start + _CHUNK)
-            mask = is_event[sl] == events
-            idx = np.flatnonzero(mask) + start
-            persons = touches.person[idx].tolist()
-            companies = touches.company[idx].tolist()
-            times = touches.time[idx].tolist()
-            kinds = touches.kind[idx].tolist()
-            opp_rows = touches.opportunity[idx].tolist()
-            durations = touches.duration[idx].tolist()
-            successes = touches.success[idx].tolist()
-            for j in range(len(idx)):
-                p, t, kind = persons[j], times[j], kinds[j]
-                who = self.who_id(p) if p >= 0 else None
-                is_lead = p >= 0 and int(people.kind[p]) == LEAD
-                opp = opp_rows[j]
-                if opp >= 0:
-                    what = self.opportunity_id(int(opp_position[opp]))
-                    account = int(world.opportunities.account[opp])
-                elif is_lead:
-                    what, account = None, -1
-                else:
-                    account = int(people.account[p])
-                    what = self.account_id(account)
-                brand = plan.companies[companies[j]].brand
-                owner = self._owner(account) if account >= 0 else self._owner(int(people.lead_row[p]) + 7)
-                yield count, {"WhoId": who, "WhatId": what, "kind": kind, "time": t, "duration": durations[j],
-                              "success": successes[j], "brand": brand, "OwnerId": owner, "seq": start + j}
-                count += 1
+            idx = np.flatnonzero(is_event[start:start + _CHUNK] == events) + start
+            person = touches.person[idx]
+            named = person >= 0
+            safe = np.where(named, person, 0)
+            contact_row = np.where(named, people.contact_row[safe], -1)
+            lead_row = np.where(named & (contact_row < 0), people.lead_row[safe], -1)
+            opp = touches.opportunity[idx]
+            on_opp = opp >= 0
+            opp_safe = np.where(on_opp, opp, 0)
+            account = np.where(on_opp, opps.account[opp_safe], np.where(contact_row >= 0, people.account[safe], -1))
+            opp_pos = np.where(on_opp, self.opportunity_position[opp_safe], -1)
+            owner = self.sales_users[(np.where(account >= 0, account, lead_row + 7).astype(np.int64) * 2654435761)
+                                     % self.sales_users.size]
+            contact_t, lead_t, opp_t, account_t = _TEMPLATE["003"], _TEMPLATE["00Q"], _TEMPLATE["006"], _TEMPLATE["001"]
+            user_t = _TEMPLATE["005"]
+            columns = {
+                "who": [contact_t % c if c >= 0 else (lead_t % lr if lr >= 0 else None)
+                        for c, lr in zip(contact_row.tolist(), lead_row.tolist(), strict=True)],
+                "what": [opp_t % o if o >= 0 else (account_t % a if a >= 0 else None)
+                         for o, a in zip(opp_pos.tolist(), account.tolist(), strict=True)],
+                "owner": [user_t % u for u in owner.tolist()],
+                "brand": [brands[c] for c in touches.company[idx].tolist()],
+                "kind": touches.kind[idx].tolist(), "time": touches.time[idx].tolist(),
+                "duration": touches.duration[idx].tolist(), "success": touches.success[idx].tolist(),
+                "seq": idx.tolist(),
+            }
+            yield position, columns
+            position += idx.size
+
+    @cached_property
+    def _brands(self) -> list[str]:
+        return [c.brand for c in self.world.plan.companies]
 
     def _tasks(self) -> Iterator[dict[str, Any]]:
-        for position, row in self._activity_rows(events=False):
-            kind, t, seq = row["kind"], row["time"], row["seq"]
-            record: dict[str, Any] = {
-                "Id": sf_id("00T", position), "WhoId": row["WhoId"], "WhatId": row["WhatId"],
-                "ActivityDate": _date(t), "Status": "Completed", "Priority": "Normal", "OwnerId": row["OwnerId"],
-                "CreatedDate": _dt(t),
-            }
-            if kind == A.SALES_EMAIL or kind == A.EMAIL_REPLY:
-                subjects = REPLY_SUBJECTS if kind == A.EMAIL_REPLY else EMAIL_SUBJECTS
-                record.update(TaskSubtype="Email", Type="Email",
-                              Subject=("Email: " + subjects[seq % len(subjects)]).format(b=row["brand"]))
-            elif kind == A.CALL:
-                connected = row["success"]
-                record.update(TaskSubtype="Call", Type="Call", CallDurationInSeconds=row["duration"],
-                              Subject=CALL_SUBJECTS[seq % len(CALL_SUBJECTS)] if connected else "Left voicemail",
-                              Description=None if connected else "No answer")
-            elif kind == A.PROPOSAL:
-                record.update(TaskSubtype="Task", Type="Proposal", Subject=f"Send proposal to {row['brand']}")
-            else:
-                record.update(TaskSubtype="Task", Type="Other", Subject="Follow up")
-            yield record
+        task_t = _TEMPLATE["00T"]
+        for position, cols in self._activity_chunks(events=False):
+            rows = zip(cols["who"], cols["what"], cols["owner"], cols["brand"], cols["kind"], cols["time"],
+                       cols["duration"], cols["success"], cols["seq"], strict=True)
+            for j, (who, what, owner, brand, kind, t, duration, success, seq) in enumerate(rows):
+                when = _dt(t)
+                record: dict[str, Any] = {
+                    "Id": task_t % (position + j), "WhoId": who, "WhatId": what, "ActivityDate": when.date(),
+                    "Status": "Completed", "Priority": "Normal", "OwnerId": owner, "CreatedDate": when,
+                }
+                if kind == A.SALES_EMAIL or kind == A.EMAIL_REPLY:
+                    subjects = REPLY_SUBJECTS if kind == A.EMAIL_REPLY else EMAIL_SUBJECTS
+                    record.update(TaskSubtype="Email", Type="Email",
+                                  Subject="Email: " + subjects[seq % len(subjects)].format(b=brand))
+                elif kind == A.CALL:
+                    record.update(TaskSubtype="Call", Type="Call", CallDurationInSeconds=duration,
+                                  Subject=CALL_SUBJECTS[seq % len(CALL_SUBJECTS)] if success else "Left voicemail",
+                                  Description=None if success else "No answer")
+                elif kind == A.PROPOSAL:
+                    record.update(TaskSubtype="Task", Type="Proposal", Subject=f"Send proposal to {brand}")
+                else:
+                    record.update(TaskSubtype="Task", Type="Other", Subject="Follow up")
+                yield record
 
     def _events(self) -> Iterator[dict[str, Any]]:
-        for position, row in self._activity_rows(events=True):
-            kind, t, seq = row["kind"], row["time"], row["seq"]
-            minutes = max(row["duration"] // 60, 15)
-            if kind == A.DEMO:
-                subject, type_ = f"Product demo - {row['brand']}", "Demo"
-            else:
-                subject, type_ = MEETING_SUBJECTS[seq % len(MEETING_SUBJECTS)].format(b=row["brand"]), "Meeting"
-            yield {
-                "Id": sf_id("00U", position), "WhoId": row["WhoId"], "WhatId": row["WhatId"], "Subject": subject,
-                "Type": type_, "StartDateTime": _dt(t), "EndDateTime": _dt(t + minutes * 60),
-                "DurationInMinutes": minutes, "ActivityDate": _date(t), "OwnerId": row["OwnerId"],
-                "CreatedDate": _dt(max(t - 7 * DAY, t - (seq % 10) * DAY)),
-                "Description": None if row["success"] else "No-show",
-            }
+        event_t = _TEMPLATE["00U"]
+        for position, cols in self._activity_chunks(events=True):
+            rows = zip(cols["who"], cols["what"], cols["owner"], cols["brand"], cols["kind"], cols["time"],
+                       cols["duration"], cols["success"], cols["seq"], strict=True)
+            for j, (who, what, owner, brand, kind, t, duration, success, seq) in enumerate(rows):
+                minutes = max(duration // 60, 15)
+                if kind == A.DEMO:
+                    subject, type_ = f"Product demo - {brand}", "Demo"
+                else:
+                    subject, type_ = MEETING_SUBJECTS[seq % len(MEETING_SUBJECTS)].format(b=brand), "Meeting"
+                start = _dt(t)
+                yield {
+                    "Id": event_t % (position + j), "WhoId": who, "WhatId": what, "Subject": subject,
+                    "Type": type_, "StartDateTime": start, "EndDateTime": _dt(t + minutes * 60),
+                    "DurationInMinutes": minutes, "ActivityDate": start.date(), "OwnerId": owner,
+                    "CreatedDate": _dt(t - (1 + seq % 10) * DAY), "Description": None if success else "No-show",
+                }
 
     # -- marketing -------------------------------------------------------------------------
     def campaign_name(self, position: int) -> str:

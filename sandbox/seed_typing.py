@@ -138,15 +138,3 @@ def typed_country(code: str, u: float) -> str | None:
     if u < 0.95:
         return _pick(country.aliases, (u - 0.78) / 0.17)
     return None
-
-
-def fill_digits(pattern: str, number: int) -> str:
-    """Fill a phone/postal pattern ('#' digit, '@' digit 2-9, '?' letter) from the digits of ``number``."""
-    out = []
-    for ch in pattern:
-        if ch in "#@?":
-            number, digit = divmod(number, 10 if ch == "#" else (8 if ch == "@" else 26))
-            out.append(str(digit) if ch == "#" else (str(digit + 2) if ch == "@" else chr(65 + digit)))
-        else:
-            out.append(ch)
-    return "".join(out)
