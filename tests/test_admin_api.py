@@ -212,11 +212,11 @@ def test_sessions_expire() -> None:
     assert not AdminAuth(SecretStr(TOKEN + "rotated"), 60).session_valid(session, now=1_000_030)
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example", "/\\evil.example", "runs"])
-def test_login_never_redirects_off_site(base_url: str, target: str) -> None:
+def test_login_never_redirects_off_site(base_url: str) -> None:
     with httpx.Client(base_url=base_url) as browser:
-        response = browser.post("/login", data={"token": TOKEN, "next": target}, follow_redirects=False)
-        assert response.status_code == 303 and response.headers["location"] == "/"
+        for target in ("//evil.example/x", "https://evil.example", "/\\evil.example", "runs"):
+            response = browser.post("/login", data={"token": TOKEN, "next": target}, follow_redirects=False)
+            assert response.status_code == 303 and response.headers["location"] == "/", target
 
 
 # -- triggers --------------------------------------------------------------------------------
@@ -292,24 +292,24 @@ def get_run_via_auth(client: httpx.Client, run_id: int) -> dict:
     return response.json()
 
 
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        ({"ful": True}, "unknown run option"),
-        ({"crms": ["dynamics"]}, "unknown CRM"),
-        ({"full": "yes"}, "true or false"),
-        ({"accounts": [" "]}, "must not be blank"),
-        ({"accounts": [1, 2]}, "list of strings"),
-        ({"queue": "please"}, "queue must be true or false"),
-        ([], "JSON object"),
-        ("{not json", "not valid JSON"),
-    ],
-)
+INVALID_BODIES = [
+    ({"ful": True}, "unknown run option"),
+    ({"crms": ["dynamics"]}, "unknown CRM"),
+    ({"full": "yes"}, "true or false"),
+    ({"accounts": [" "]}, "must not be blank"),
+    ({"accounts": [1, 2]}, "list of strings"),
+    ({"queue": "please"}, "queue must be true or false"),
+    ([], "JSON object"),
+    ("{not json", "not valid JSON"),
+]
+
+
 def test_invalid_options_are_refused_with_the_reason(engine: Engine, client: httpx.Client,
-                                                     notifications: Notifications, body, message: str) -> None:
-    content = body if isinstance(body, str) else json.dumps(body)
-    response = client.post("/api/runs", content=content, headers={**AUTH, "Content-Type": "application/json"})
-    assert response.status_code == 400 and message in response.json()["error"]
+                                                     notifications: Notifications) -> None:
+    for body, message in INVALID_BODIES:
+        content = body if isinstance(body, str) else json.dumps(body)
+        response = client.post("/api/runs", content=content, headers={**AUTH, "Content-Type": "application/json"})
+        assert response.status_code == 400 and message in response.json()["error"], body
     assert list_runs(engine) == [] and notifications.count == 0
 
 
