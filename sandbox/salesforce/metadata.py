@@ -86,6 +86,15 @@ class MetadataApi:
             raise MetadataFault("REQUIRED_FIELD_MISSING", "Required field is missing: label")
         kind = CUSTOM_FIELD_TYPES[md_type]
         length = precision = scale = 0
+        reference_to: tuple[str, ...] = ()
+        if md_type == "Lookup":  # Salesforce requires the target object and a relationship name
+            target = self.ctx.org.schema.get(spec.get("referenceTo", ""))
+            if target is None:
+                raise MetadataFault("FIELD_INTEGRITY_EXCEPTION",
+                                    f"referenceTo: no object named {spec.get('referenceTo', '')!r}")
+            if not spec.get("relationshipName"):
+                raise MetadataFault("REQUIRED_FIELD_MISSING", "Required field is missing: relationshipName")
+            reference_to, length = (target.name,), 18
         try:
             if md_type in ("Text",):
                 length = int(spec.get("length") or 0)
@@ -104,7 +113,7 @@ class MetadataApi:
         except ValueError as exc:
             raise MetadataFault("FIELD_INTEGRITY_EXCEPTION", f"invalid number in field definition: {exc}") from None
         field = SfField(name=field_name, type=kind, label=label, length=length, precision=precision, scale=scale,
-                        custom=True, nillable=spec.get("required", "false") != "true")
+                        custom=True, nillable=spec.get("required", "false") != "true", reference_to=reference_to)
         self.ctx.org.schema.add_field(obj.name, field)
         return field
 
@@ -121,6 +130,10 @@ class MetadataApi:
             parts.append(f"<length>{f.length}</length>")
         if md_type in ("Number", "Currency", "Percent"):
             parts.append(f"<precision>{f.precision}</precision>")
+        if md_type == "Lookup" and f.reference_to:
+            parts.append("<deleteConstraint>SetNull</deleteConstraint>")
+            parts.append(f"<referenceTo>{escape(f.reference_to[0])}</referenceTo>")
+            parts.append(f"<relationshipName>{escape(f.name[:-3])}</relationshipName>")
         parts.append(f"<required>{'false' if f.nillable else 'true'}</required>")
         if md_type in ("Number", "Currency", "Percent"):
             parts.append(f"<scale>{f.scale}</scale>")

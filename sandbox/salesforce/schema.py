@@ -284,6 +284,7 @@ CUSTOM_FIELD_TYPES = {
     "Url": "url",
     "Phone": "phone",
     "Picklist": "picklist",
+    "Lookup": "reference",
 }
 CUSTOM_FIELD_OBJECTS = ("Account", "Lead", "Contact", "Opportunity")
 
