@@ -12,9 +12,8 @@ from sqlalchemy import Engine, select, update
 from test_writeback_support import (
     bump_engagement,
     change_scores,
-    crm_value,
-    expected_values,
     later,
+    salesforce_mismatches,
     seed_salesforce,
     write_requests,
     writeback_config,
@@ -69,19 +68,7 @@ def fast_writer(sf: Salesforce, **options: Any) -> SalesforceWriter:
 
 
 def assert_crm_equals_store(sf: Salesforce, engine: Engine, obj: str, crm_ids: list[str]) -> None:
-    expected = expected_values(engine, CONFIG, "salesforce", obj, crm_ids)
-    fields = CATALOGUE.fields("salesforce", obj)
-    kinds = {f.api_name: f.type for f in fields}
-    names = ", ".join(kinds)
-    actual: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(crm_ids), 200):
-        ids = ", ".join(f"'{i}'" for i in crm_ids[start : start + 200])
-        for row in sf.query_all(f"SELECT Id, {names} FROM {obj} WHERE Id IN ({ids})")["records"]:
-            actual[row["Id"]] = {name: crm_value(kinds[name], row[name]) for name in kinds}
-    assert set(actual) == set(expected)
-    mismatches = [(i, name, expected[i][name], actual[i][name]) for i in expected for name in kinds
-                  if expected[i][name] != actual[i][name]]
-    assert mismatches == []
+    assert salesforce_mismatches(sf, engine, CONFIG, obj, crm_ids) == []
 
 
 def catalogue_only(handle: SandboxHandle) -> None:

@@ -186,6 +186,21 @@ def crm_value(kind: str, value: Any) -> Any:
     return str(value)
 
 
+def salesforce_mismatches(sf: Any, engine: Engine, config: WritebackConfig, obj: str,
+                          crm_ids: Sequence[str]) -> list[tuple[str, str, Any, Any]]:
+    """(record, field, store value, CRM value) wherever SOQL reads something else than the store holds."""
+    expected = expected_values(engine, config, "salesforce", obj, crm_ids)
+    kinds = {f.api_name: f.type for f in Catalogue(config).fields("salesforce", obj)}
+    actual: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(crm_ids), 200):
+        ids = ", ".join(f"'{i}'" for i in crm_ids[start : start + 200])
+        for row in sf.query_all(f"SELECT Id, {', '.join(kinds)} FROM {obj} WHERE Id IN ({ids})")["records"]:
+            actual[row["Id"]] = {name: crm_value(kinds[name], row[name]) for name in kinds}
+    missing = [(i, "(record)", "present", None) for i in expected if i not in actual]
+    return missing + [(i, name, expected[i][name], actual[i][name]) for i in expected if i in actual
+                      for name in kinds if expected[i][name] != actual[i][name]]
+
+
 def baseline_count(engine: Engine, crm: str) -> int:
     with engine.connect() as conn:
         return len(conn.execute(select(WritebackState.id).where(WritebackState.crm == crm)).all())

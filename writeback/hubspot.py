@@ -135,7 +135,7 @@ class HubSpotWriter:
             for c in batch
         ]
         token = self.tokens.token() if self.tokens is not None else None
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else None
+        extra: dict[str, Any] = {"_headers": {"Authorization": f"Bearer {token}"}} if token is not None else {}
         with self.limiter.slot():
             self.api_calls += 1
             if self.budget is not None:
@@ -143,7 +143,7 @@ class HubSpotWriter:
             try:
                 response = self.client.crm.objects.batch_api.update(
                     obj, BatchInputSimplePublicObjectBatchInput(inputs=inputs), _preload_content=False,
-                    _request_timeout=TIMEOUT_S, _headers=headers,
+                    _request_timeout=TIMEOUT_S, **extra,
                 )
             except Exception as exc:
                 if api_status(exc) == 401 and self.tokens is not None and token is not None:
