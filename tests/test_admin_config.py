@@ -10,7 +10,8 @@ from config import AbmConfig, ConfigError
 from config.admin import AdminConfig, WeakSecret
 from config.loader import validate_config
 from config.secrets import MissingSecret
-from worker.admin import charts
+from store.db import make_engine
+from worker.admin import charts, create_admin_app
 from worker.admin.redact import MASK, Redactor
 
 
@@ -42,6 +43,17 @@ def test_token_from_env_file_or_nowhere(tmp_path: Path, monkeypatch: pytest.Monk
     secret_file.write_text("tiny")
     with pytest.raises(WeakSecret, match="secrets.token_urlsafe"):
         AdminConfig(token_file=secret_file).token()
+
+
+def test_the_app_is_not_built_without_a_usable_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine("sqlite://")
+    monkeypatch.delenv("ABM_ADMIN_TOKEN", raising=False)
+    with pytest.raises(MissingSecret, match="ABM_ADMIN_TOKEN"):
+        create_admin_app(engine, AbmConfig(), None)
+    monkeypatch.setenv("ABM_ADMIN_TOKEN", "tiny-tok")
+    with pytest.raises(WeakSecret, match="at least 16") as weak:
+        create_admin_app(engine, AbmConfig(), None)
+    assert "tiny-tok" not in str(weak.value)
 
 
 def test_redactor_masks_every_configured_secret(monkeypatch: pytest.MonkeyPatch) -> None:
