@@ -68,22 +68,23 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", N.fold(text).lower())
 
 
+@lru_cache(maxsize=1024)
+def _compile_pattern(pattern: str) -> tuple[str, str]:
+    fmt = pattern.replace("{", "{{").replace("}", "}}")
+    for ch in "#@?":
+        fmt = fmt.replace(ch, "{}")
+    return fmt, "".join(ch for ch in pattern if ch in "#@?")
+
+
 def fill_digits(pattern: str, number: int) -> str:
     """Fill '#' with digits, '@' with digits 2-9 and '?' with capital letters, taken from ``number``."""
+    fmt, slots = _compile_pattern(pattern)
+    digits = f"{number % 10**40:040d}"[::-1]  # least significant digits first
     out = []
-    for ch in pattern:
-        if ch == "#":
-            number, digit = divmod(number, 10)
-            out.append(str(digit))
-        elif ch == "@":
-            number, digit = divmod(number, 8)
-            out.append(str(digit + 2))
-        elif ch == "?":
-            number, digit = divmod(number, 26)
-            out.append(chr(65 + digit))
-        else:
-            out.append(ch)
-    return "".join(out)
+    for i, kind in enumerate(slots):
+        d = digits[i]
+        out.append(d if kind == "#" else "23456789"[int(d) % 8] if kind == "@" else chr(65 + int(digits[i:i + 2]) % 26))
+    return fmt.format(*out)
 
 
 def fill_pattern(rng: random.Random, pattern: str) -> str:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
 
 from sandbox import seed_activity as A
 from sandbox.seed_people import CONTACT, CONVERTED, HUBSPOT_ONLY
+from sandbox.seed_salesforce import _TEMPLATE as _SF_TEMPLATE
 from sandbox.seed_salesforce import SalesforceView
 from sandbox.seed_typing import BLANK as BLANK_TYPING
 from sandbox.seed_typing import typed_country, typed_website
@@ -49,9 +50,17 @@ ENGAGEMENT_TYPE_OF_KIND = {A.SALES_EMAIL: "emails", A.EMAIL_REPLY: "emails", A.C
 _CHUNK = 50_000
 
 
+@lru_cache(maxsize=8192)
+def _day(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
+
+
 def hs_time(epoch: int) -> str:
-    """HubSpot's datetime property format: ISO 8601 UTC with milliseconds."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    """HubSpot's datetime property format: ISO 8601 UTC with milliseconds (whole seconds here)."""
+    day, rest = divmod(epoch, 86_400)
+    hour, rest = divmod(rest, 3600)
+    minute, second = divmod(rest, 60)
+    return f"{_day(day)}T{hour:02d}:{minute:02d}:{second:02d}.000Z"
 
 
 def _dt(epoch: int) -> datetime:
@@ -149,36 +158,37 @@ class HubSpotView:
         world = self.world
         plan, people = world.plan, world.people
         won, open_ = self._company_state
-        sf = self.salesforce
-        for row, p in enumerate(people.hubspot.tolist()):
-            c = int(people.company[p])
-            company = plan.companies[c]
-            kind = int(people.kind[p])
-            u = people.u[p]
-            is_contact = kind in (CONTACT, CONVERTED)
-            if is_contact and won[c]:
-                stage = "customer"
-            elif is_contact and open_[c]:
-                stage = "opportunity"
-            elif kind == HUBSPOT_ONLY:
-                stage = "subscriber" if u[2] < 0.6 else "lead"
-            else:
-                stage = "marketingqualifiedlead" if u[2] < 0.3 else "lead"
-            contact_row, lead_row = int(people.contact_row[p]), int(people.lead_row[p])
-            properties: dict[str, str | None] = {
-                "firstname": people.first_name(p), "lastname": people.last_name(p), "email": people.email(p),
-                "jobtitle": people.title_of(p),
-                "company": None if int(people.typing[p]) == BLANK_TYPING else people.typed_company(p),
-                "website": typed_website(company.domain, float(u[5])) if u[5] < 0.2 else None,
-                "phone": people.phone_of(p), "country": typed_country(company.country, float(u[1])),
-                "state": company.state if u[3] < 0.35 else None, "city": company.city if u[3] < 0.5 else None,
-                "lifecyclestage": stage,
-                "salesforcecontactid": sf.contact_id(contact_row) if contact_row >= 0 else None,
-                "salesforceleadid": sf.lead_id(lead_row) if lead_row >= 0 else None,
-            }
-            created = int(people.created[p])
-            updated = max(created, int(people.converted[p])) if kind == CONVERTED else created
-            yield _object(self.contact_id(row), properties, created, updated)
+        contact_t, lead_t = _SF_TEMPLATE["003"], _SF_TEMPLATE["00Q"]
+        for start in range(0, people.hubspot.size, _CHUNK):
+            cols = people.columns(people.hubspot[start:start + _CHUNK])
+            for j, c in enumerate(cols["company"]):
+                company = plan.companies[c]
+                kind = cols["kind"][j]
+                _u0, u1, u2, u3, _u4, u5 = cols["u"][j]
+                is_contact = kind in (CONTACT, CONVERTED)
+                if is_contact and won[c]:
+                    stage = "customer"
+                elif is_contact and open_[c]:
+                    stage = "opportunity"
+                elif kind == HUBSPOT_ONLY:
+                    stage = "subscriber" if u2 < 0.6 else "lead"
+                else:
+                    stage = "marketingqualifiedlead" if u2 < 0.3 else "lead"
+                contact_row, lead_row = cols["contact_row"][j], cols["lead_row"][j]
+                properties: dict[str, str | None] = {
+                    "firstname": cols["first"][j], "lastname": cols["last"][j], "email": cols["email"][j],
+                    "jobtitle": cols["title"][j],
+                    "company": None if cols["typing"][j] == BLANK_TYPING else cols["typed_company"][j],
+                    "website": typed_website(company.domain, u5) if u5 < 0.2 else None,
+                    "phone": cols["phone"][j], "country": typed_country(company.country, u1),
+                    "state": company.state if u3 < 0.35 else None, "city": company.city if u3 < 0.5 else None,
+                    "lifecyclestage": stage,
+                    "salesforcecontactid": contact_t % contact_row if contact_row >= 0 else None,
+                    "salesforceleadid": lead_t % lead_row if lead_row >= 0 else None,
+                }
+                created = cols["created"][j]
+                updated = max(created, cols["converted"][j]) if kind == CONVERTED else created
+                yield _object(self.contact_id(start + j), properties, created, updated)
 
     # -- deals -----------------------------------------------------------------------------
     def _deals(self) -> Iterator[dict[str, Any]]:

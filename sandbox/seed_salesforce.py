@@ -212,63 +212,70 @@ class SalesforceView:
             }
 
     # -- people ----------------------------------------------------------------------------
-    def _lead_source(self, person: int) -> str:
-        u = float(self.world.people.u[person, 4])
-        return LEAD_SOURCES[int(np.searchsorted(np.cumsum(LEAD_SOURCE_SHARES), u * LEAD_SOURCE_SHARES.sum()))
-                            % len(LEAD_SOURCES)]
+    @cached_property
+    def _lead_sources(self) -> list[str]:
+        """Per person: the LeadSource of their lead or contact."""
+        cum = np.cumsum(LEAD_SOURCE_SHARES) / LEAD_SOURCE_SHARES.sum()
+        idx = np.minimum(np.searchsorted(cum, self.world.people.u[:, 4]), len(LEAD_SOURCES) - 1)
+        return [LEAD_SOURCES[i] for i in idx.tolist()]
+
+    def _people_chunks(self, persons: np.ndarray) -> Iterator[tuple[int, dict[str, list[Any]]]]:
+        for start in range(0, persons.size, _CHUNK):
+            yield start, self.world.people.columns(persons[start:start + _CHUNK])
 
     def _leads(self) -> Iterator[dict[str, Any]]:
-        people = self.world.people
         plan = self.world.plan
-        for row in range(people.leads.size):
-            p = int(people.leads[row])
-            company: Company = plan.companies[int(people.company[p])]
-            u = people.u[p]
-            converted = int(people.kind[p]) == CONVERTED
-            created = int(people.created[p])
-            record: dict[str, Any] = {
-                "Id": self.lead_id(row), "FirstName": people.first_name(p), "LastName": people.last_name(p),
-                "Email": people.email(p), "Company": people.typed_company(p),
-                "Website": typed_website(company.domain, float(u[5])) if u[5] < 0.2 else None,
-                "Title": people.title_of(p), "Phone": people.phone_of(p),
-                "City": company.city if u[3] < 0.5 else None,
-                "State": company.state if u[3] < 0.35 else None,
-                "Country": typed_country(company.country, float(u[1])),
-                "LeadSource": self._lead_source(p),
-                "Industry": company.industry if u[2] < 0.3 else None,
-                "NumberOfEmployees": max(1, int(company.employees * (0.5 + 1.5 * float(u[0])))) if u[5] > 0.8 else None,
-                "OwnerId": self._owner(row + 7), "CreatedDate": _dt(created),
-            }
-            if converted:
-                converted_at = int(people.converted[p])
-                record.update(Status=CONVERTED_STATUS, IsConverted=True,
-                              ConvertedAccountId=self.account_id(int(people.account[p])),
-                              ConvertedContactId=self.contact_id(int(people.contact_row[p])),
-                              ConvertedDate=_date(converted_at), LastModifiedDate=_dt(converted_at))
-            else:
-                status = OPEN_LEAD_STATUSES[min(int(float(u[2]) * 3), 2)]
-                record.update(Status=status, IsConverted=False, LastModifiedDate=_dt(created))
-            yield record
+        companies = plan.companies
+        sources = self._lead_sources
+        lead_t, account_t, contact_t = _TEMPLATE["00Q"], _TEMPLATE["001"], _TEMPLATE["003"]
+        for start, cols in self._people_chunks(self.world.people.leads):
+            for j, p in enumerate(cols["person"]):
+                company: Company = companies[cols["company"][j]]
+                u0, u1, u2, u3, _u4, u5 = cols["u"][j]
+                created = cols["created"][j]
+                row = start + j
+                record: dict[str, Any] = {
+                    "Id": lead_t % row, "FirstName": cols["first"][j], "LastName": cols["last"][j],
+                    "Email": cols["email"][j], "Company": cols["typed_company"][j],
+                    "Website": typed_website(company.domain, u5) if u5 < 0.2 else None,
+                    "Title": cols["title"][j], "Phone": cols["phone"][j],
+                    "City": company.city if u3 < 0.5 else None, "State": company.state if u3 < 0.35 else None,
+                    "Country": typed_country(company.country, u1), "LeadSource": sources[p],
+                    "Industry": company.industry if u2 < 0.3 else None,
+                    "NumberOfEmployees": max(1, int(company.employees * (0.5 + 1.5 * u0))) if u5 > 0.8 else None,
+                    "OwnerId": self._owner(row + 7), "CreatedDate": _dt(created),
+                }
+                if cols["kind"][j] == CONVERTED:
+                    converted_at = cols["converted"][j]
+                    record.update(Status=CONVERTED_STATUS, IsConverted=True,
+                                  ConvertedAccountId=account_t % cols["account"][j],
+                                  ConvertedContactId=contact_t % cols["contact_row"][j],
+                                  ConvertedDate=_date(converted_at), LastModifiedDate=_dt(converted_at))
+                else:
+                    record.update(Status=OPEN_LEAD_STATUSES[min(int(u2 * 3), 2)], IsConverted=False,
+                                  LastModifiedDate=_dt(created))
+                yield record
 
     def _contacts(self) -> Iterator[dict[str, Any]]:
-        people = self.world.people
-        plan = self.world.plan
-        for row in range(people.contacts.size):
-            p = int(people.contacts[row])
-            company = plan.companies[int(people.company[p])]
-            u = people.u[p]
-            converted = int(people.kind[p]) == CONVERTED
-            created = int(people.converted[p]) if converted else int(people.created[p])
-            account = int(people.account[p])
-            yield {
-                "Id": self.contact_id(row), "AccountId": self.account_id(account),
-                "FirstName": people.first_name(p), "LastName": people.last_name(p), "Email": people.email(p),
-                "Title": people.title_of(p), "Phone": people.phone_of(p),
-                "MailingCity": company.city if u[3] < 0.6 else None,
-                "MailingState": company.state if u[3] < 0.4 else None,
-                "MailingCountry": typed_country(company.country, float(u[1])),
-                "LeadSource": self._lead_source(p), "OwnerId": self._owner(account), "CreatedDate": _dt(created),
-            }
+        companies = self.world.plan.companies
+        sources = self._lead_sources
+        contact_t, account_t = _TEMPLATE["003"], _TEMPLATE["001"]
+        for start, cols in self._people_chunks(self.world.people.contacts):
+            for j, p in enumerate(cols["person"]):
+                company = companies[cols["company"][j]]
+                _u0, u1, _u2, u3, _u4, _u5 = cols["u"][j]
+                converted = cols["kind"][j] == CONVERTED
+                account = cols["account"][j]
+                yield {
+                    "Id": contact_t % (start + j), "AccountId": account_t % account,
+                    "FirstName": cols["first"][j], "LastName": cols["last"][j], "Email": cols["email"][j],
+                    "Title": cols["title"][j], "Phone": cols["phone"][j],
+                    "MailingCity": company.city if u3 < 0.6 else None,
+                    "MailingState": company.state if u3 < 0.4 else None,
+                    "MailingCountry": typed_country(company.country, u1), "LeadSource": sources[p],
+                    "OwnerId": self._owner(account),
+                    "CreatedDate": _dt(cols["converted"][j] if converted else cols["created"][j]),
+                }
 
     # -- opportunities ---------------------------------------------------------------------
     def _opportunities(self) -> Iterator[dict[str, Any]]:
@@ -415,20 +422,19 @@ class SalesforceView:
         world = self.world
         members = world.campaign_members
         people = world.people
-        types = world.campaigns.type
-        for i in range(members.size):
-            p = int(members.person[i])
-            campaign = int(members.campaign[i])
-            responded = int(members.responded[i])
-            statuses = MEMBER_STATUS[A.CAMPAIGN_TYPES[int(types[campaign])]]
-            lead_row = int(people.lead_row[p])
-            contact_row = int(people.contact_row[p])
-            yield {
-                "Id": sf_id("00v", i), "CampaignId": self.campaign_id(campaign),
-                "LeadId": self.lead_id(lead_row) if lead_row >= 0 else None,
-                "ContactId": self.contact_id(contact_row) if contact_row >= 0 else None,
-                "Status": statuses[0] if responded >= 0 else statuses[1], "HasResponded": responded >= 0,
-                "FirstRespondedDate": _date(responded) if responded >= 0 else None,
-                "CreatedDate": _dt(int(members.added[i])),
-            }
-
+        statuses = [MEMBER_STATUS[A.CAMPAIGN_TYPES[t]] for t in world.campaigns.type.tolist()]
+        member_t, campaign_t = _TEMPLATE["00v"], _TEMPLATE["701"]
+        lead_t, contact_t = _TEMPLATE["00Q"], _TEMPLATE["003"]
+        for start in range(0, members.size, _CHUNK):
+            sl = slice(start, start + _CHUNK)
+            persons = members.person[sl]
+            rows = zip(members.campaign[sl].tolist(), members.responded[sl].tolist(), members.added[sl].tolist(),
+                       people.lead_row[persons].tolist(), people.contact_row[persons].tolist(), strict=True)
+            for j, (campaign, responded, added, lead_row, contact_row) in enumerate(rows):
+                yield {
+                    "Id": member_t % (start + j), "CampaignId": campaign_t % campaign,
+                    "LeadId": lead_t % lead_row if lead_row >= 0 else None,
+                    "ContactId": contact_t % contact_row if contact_row >= 0 else None,
+                    "Status": statuses[campaign][0 if responded >= 0 else 1], "HasResponded": responded >= 0,
+                    "FirstRespondedDate": _date(responded) if responded >= 0 else None, "CreatedDate": _dt(added),
+                }

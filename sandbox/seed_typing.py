@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from sandbox import seed_names as N
-from sandbox.seed_companies import Company
+from sandbox.seed_companies import COUNTRY_BY_CODE, Company
 
 # Codes for how a lead's company was typed, with their shares among leads.
 COMPANY_TYPING: tuple[tuple[str, float], ...] = (
@@ -130,7 +130,7 @@ def typed_website(domain: str, u: float) -> str:
 
 def typed_country(code: str, u: float) -> str | None:
     """The country as people write it: its name mostly, else its code or a local alias."""
-    country = N.COUNTRIES[[c.code for c in N.COUNTRIES].index(code)]
+    country = COUNTRY_BY_CODE[code]
     if u < 0.6:
         return country.name
     if u < 0.78:
