@@ -30,11 +30,14 @@ from typing import Any
 import httpx
 import urllib3
 from hubspot import HubSpot
-from hubspot.crm.objects.exceptions import ApiException
+from hubspot.crm.associations.v4.exceptions import ApiException as AssociationsApiException
+from hubspot.crm.objects.exceptions import ApiException as ObjectsApiException
+from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
+from hubspot.events.exceptions import ApiException as EventsApiException
 
 from config.connections import HubSpotConfig
 from connectors.budget import ApiBudget, BudgetExhausted
-from connectors.hubspot.auth import HubSpotAuthError, TokenSource, ssl_context
+from connectors.hubspot.auth import TokenSource, ssl_context
 from connectors.hubspot.ratelimit import HubSpotRateLimiter
 from connectors.retry import RetrySettings, parse_retry_after, retrying
 
@@ -42,6 +45,8 @@ log = logging.getLogger(__name__)
 
 CRM = "hubspot"
 CONNECT_TIMEOUT_S = 10.0
+# Each generated sub-client has its own exception class; all carry .status, .headers and .body.
+SDK_ERRORS = (ObjectsApiException, AssociationsApiException, PropertiesApiException, EventsApiException)
 
 
 class HubSpotApiError(RuntimeError):
@@ -204,10 +209,12 @@ class HubSpotApi:
         def send(headers: dict[str, str]) -> Answer:
             try:
                 raw = fn(_preload_content=False, _request_timeout=self.timeout, _headers=headers)
-            except ApiException as exc:  # the client's wrapper for TLS failures (status 0)
-                raise HubSpotApiError(
-                    0, f"{exc.reason}".strip() + "; check hubspot.ca_file and hubspot.base_url", what=what
-                ) from None
+            except SDK_ERRORS as exc:
+                if not exc.status:  # the client's wrapper for TLS failures
+                    raise HubSpotApiError(0, f"{exc.reason}".strip() + "; check hubspot.ca_file and "
+                                          "hubspot.base_url", what=what) from None
+                # Error statuses are raised even when the body is left unread: same answer either way.
+                return Answer(int(exc.status), exc.headers or {}, exc.body or b"")
             try:
                 return Answer(raw.status, raw.headers, raw.data)
             finally:
@@ -264,10 +271,7 @@ class HubSpotApi:
                 retry_after = int(interval) / 1000 if interval and interval.isdigit() else None
             raise HubSpotTransientError(429, message, str(body.get("policyName") or category), what, retry_after)
         if answer.status == 401:
-            try:
-                self.tokens.rejected(token)
-            except HubSpotAuthError:
-                raise
+            self.tokens.rejected(token)  # renews an OAuth token, or raises HubSpotAuthError
             raise HubSpotTransientError(401, message, category, what, retry_after=0.0)
         if answer.status >= 500:
             raise HubSpotTransientError(answer.status, message, category, what,

@@ -1,0 +1,391 @@
+"""The HubSpot pull against the sandbox over HTTPS, through hubspot-api-client and httpx.
+
+Each test gets its own sandbox (a third of a second to start) and seeds it through the portal's
+bulk loader, so tests never see each other's records. The expected store is computed here from
+the portal's own records and associations, independently of the connector's mapping code.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from config.connections import HubSpotConfig
+from connectors.hubspot import pull_hubspot
+from connectors.hubspot.activity_map import CONNECTED_DISPOSITION
+from connectors.hubspot.client import HubSpotApi
+from connectors.result import SyncResult
+from connectors.retry import RetrySettings
+from sandbox.clients import httpx_client, hubspot_client
+from sandbox.hubspot.associations import ASSOCIATION_TYPES, default_type
+from sandbox.runner import SandboxHandle, run_sandbox
+from store import migrate
+from store.db import make_engine
+from store.schema import CRM_RECORD_TABLES
+
+DAY_MS = 86_400_000
+FAST = {"requests_per_10s": 1000, "search_requests_per_second": 10.0}
+
+
+# -- fixtures and helpers ---------------------------------------------------------------------
+@pytest.fixture
+def hs() -> Iterator[SandboxHandle]:
+    with run_sandbox() as handle:
+        handle.hubspot_limits.configure(per_ten_seconds=1000, search_per_second=10)
+        yield handle
+
+
+def make_store(path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    return engine
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_store(tmp_path / "abm.db")
+    yield engine
+    engine.dispose()
+
+
+def hubspot_config(handle: SandboxHandle, tmp_path: Path, **overrides: Any) -> HubSpotConfig:
+    token = tmp_path / "hubspot-token"
+    token.write_text(handle.hubspot_token)
+    values: dict[str, Any] = {"enabled": True, "base_url": handle.base_url, "ca_file": handle.ca_path,
+                              "access_token_file": token, **FAST}
+    values.update(overrides)
+    return HubSpotConfig(**values)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def seed_portal(handle: SandboxHandle, seed: int = 7, companies: int = 30, contacts: int = 90, deals: int = 20,
+                engagements: int = 40, events: int = 120) -> dict[str, list[str]]:
+    """A small portal: companies (half linked to Salesforce), contacts with primary and extra companies,
+    deals, calls, emails and meetings on contacts and companies, email and web events. Ids by object."""
+    rng = random.Random(seed)
+    portal = handle.hubspot_portal
+    base = now_ms() - 5 * DAY_MS
+
+    def stamp() -> int:
+        return base + rng.randrange(0, 4 * DAY_MS)
+
+    def record(record_id: int, props: dict[str, Any]) -> dict[str, Any]:
+        created = stamp()
+        return {"id": str(record_id), "properties": props, "createdAt": created,
+                "updatedAt": created + rng.randrange(0, 3_600_000)}
+
+    company_ids = [3_000_000 + i for i in range(companies)]
+    portal.load("companies", [record(i, {
+        "name": f"Company {n}", "domain": f"company{n}.example", "website": f"https://www.company{n}.example",
+        "industry": rng.choice(["Software", "Retail", "Banking"]), "city": "Lyon", "country": "France",
+        "numberofemployees": rng.randrange(5, 5000), "annualrevenue": rng.randrange(10**5, 10**8),
+        "salesforceaccountid": f"001{n:015d}" if n % 2 == 0 else None,
+    }) for n, i in enumerate(company_ids)])
+    contact_ids = [4_000_000 + i for i in range(contacts)]
+    portal.load("contacts", [record(i, {
+        "firstname": f"First{n}", "lastname": f"Last{n}", "email": f"person{n}@company{n % companies}.example",
+        "jobtitle": rng.choice(["CFO", "Engineer", "VP Sales"]), "hs_lead_status": rng.choice(["NEW", "OPEN"]),
+    }) for n, i in enumerate(contact_ids)])
+    links: list[tuple[str, int, str, int, Any]] = []
+    for n, contact in enumerate(contact_ids):
+        if n % 10 == 9:
+            continue  # some contacts have no company
+        links.append(("contacts", contact, "companies", company_ids[n % companies], ASSOCIATION_TYPES[1]))
+        links.append(("contacts", contact, "companies", company_ids[n % companies], ASSOCIATION_TYPES[279]))
+        if n % 4 == 0:
+            links.append(("contacts", contact, "companies", company_ids[(n + 1) % companies], ASSOCIATION_TYPES[279]))
+    deal_ids = [5_000_000 + i for i in range(deals)]
+    portal.load("deals", [record(i, {
+        "dealname": f"Deal {n}", "dealstage": rng.choice(["qualifiedtobuy", "closedwon", "closedlost"]),
+        "amount": rng.randrange(1000, 90000), "closedate": stamp(), "pipeline": "default",
+    }) for n, i in enumerate(deal_ids)])
+    for n, deal in enumerate(deal_ids):
+        links.append(("deals", deal, "companies", company_ids[n % companies], ASSOCIATION_TYPES[5]))
+    ids: dict[str, list[str]] = {"companies": [str(i) for i in company_ids], "contacts": [str(i) for i in contact_ids],
+                                 "deals": [str(i) for i in deal_ids]}
+    for k, (object_type, props_of) in enumerate([
+        ("calls", lambda n: {"hs_call_title": f"Call {n}", "hs_call_duration": rng.choice([0, 90_000, 900_000]),
+                             "hs_call_disposition": rng.choice([CONNECTED_DISPOSITION, "busy"])}),
+        ("emails", lambda n: {"hs_email_subject": f"Re: {n}",
+                              "hs_email_direction": rng.choice(["EMAIL", "INCOMING_EMAIL"])}),
+        ("meetings", lambda n: {"hs_meeting_title": f"Meeting {n}",
+                                "hs_meeting_outcome": rng.choice(["SCHEDULED", "COMPLETED", "CANCELED"])}),
+    ]):
+        object_ids = [6_000_000 + 100_000 * k + i for i in range(engagements)]
+        portal.load(object_type, [record(i, {"hs_timestamp": stamp(), **props_of(n)})
+                                  for n, i in enumerate(object_ids)])
+        for n, engagement in enumerate(object_ids):
+            contact = contact_ids[(7 * n) % contacts]
+            links.append((object_type, engagement, "contacts", contact, default_type(object_type, "contacts")))
+            if n % 3:
+                company = company_ids[n % companies]
+                links.append((object_type, engagement, "companies", company, default_type(object_type, "companies")))
+        ids[object_type] = [str(i) for i in object_ids]
+    portal.associations.add_many(links)
+    emails = [f"person{n}@company{n % companies}.example" for n in range(contacts)] + ["stranger@nowhere.example"]
+    handle.hubspot_events.load_email_events({
+        "id": f"em-{n}", "type": rng.choice(["OPEN", "CLICK", "DELIVERED"]), "created": stamp(),
+        "recipient": rng.choice(emails), "emailCampaignId": 900 + n % 3, "subject": "Newsletter",
+    } for n in range(events))
+    handle.hubspot_events.load_web_events({
+        "id": f"web-{n}", "objectType": "contacts", "objectId": rng.choice(contact_ids), "occurredAt": stamp(),
+        "eventType": "e_visited_page" if n % 4 else "e_submitted_form",
+        "properties": {"hs_url": rng.choice(["https://x.example/pricing", "https://x.example/"]),
+                       "hs_form_title": "Newsletter signup"},
+    } for n in range(events))
+    return ids
+
+
+def store_rows(engine: Engine, table: str, object_name: str, *, live: bool = True) -> dict[str, dict[str, Any]]:
+    t = CRM_RECORD_TABLES[table]
+    query = select(t).where(t.c.crm == "hubspot", t.c.object == object_name)
+    if live:
+        query = query.where(t.c.is_deleted.is_(False))
+    with engine.connect() as conn:
+        return {r.crm_id: dict(r._mapping) for r in conn.execute(query)}
+
+
+def store_snapshot(engine: Engine) -> dict[str, list[tuple]]:
+    """Every HubSpot row of every table, without the columns that say when it was written."""
+    out = {}
+    with engine.connect() as conn:
+        for name, table in CRM_RECORD_TABLES.items():
+            cols = [c for c in table.c if c.name not in ("id", "synced_at", "changed_at")]
+            rows = conn.execute(select(*cols).where(table.c.crm == "hubspot").order_by(table.c.object,
+                                                                                        table.c.crm_id)).all()
+            out[name] = [tuple(r) for r in rows]
+    return out
+
+
+def portal_truth(handle: SandboxHandle, object_type: str) -> dict[str, dict[str, Any]]:
+    """Live records as HubSpot sends them, every property included."""
+    portal = handle.hubspot_portal
+    obj = portal.object_type(object_type)
+    rows, _ = portal.page(obj, 0, 10**9, False)
+    props = list(obj.properties.values())
+    return {str(r["hs_object_id"]): portal.to_json(obj, r, props)["properties"] for r in rows}
+
+
+def expected_links(handle: SandboxHandle, from_type: str, ids: list[str], to_type: str,
+                   primary: int | None = None) -> dict[str, str | None]:
+    """The id the store should point at: the primary association, else the lowest associated id."""
+    found = handle.hubspot_portal.associations.targets_for(from_type, [int(i) for i in ids], to_type)
+    out: dict[str, str | None] = {}
+    for record_id in ids:
+        targets = found.get(int(record_id), [])
+        chosen = [a for a in targets if primary in a.type_ids] or sorted(targets, key=lambda a: a.to_id)
+        out[record_id] = str(chosen[0].to_id) if chosen else None
+    return out
+
+
+def when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def assert_store_matches_portal(handle: SandboxHandle, engine: Engine) -> None:
+    """Counts and every mapped field of every record, associations included."""
+    companies = portal_truth(handle, "companies")
+    accounts = store_rows(engine, "accounts", "companies")
+    assert set(accounts) == set(companies)
+    for crm_id, props in companies.items():
+        row = accounts[crm_id]
+        assert (row["name"], row["domain"], row["website"], row["industry"], row["city"]) == (
+            props["name"], props["domain"], props["website"], props["industry"], props["city"])
+        assert row["employees"] == int(props["numberofemployees"]) and row["annual_revenue"] == float(
+            props["annualrevenue"])
+        assert row["linked_salesforce_id"] == props["salesforceaccountid"]
+        assert row["modified_at"] == when(props["hs_lastmodifieddate"])
+        assert row["created_at"] == when(props["createdate"])
+
+    contacts = portal_truth(handle, "contacts")
+    people = store_rows(engine, "people", "contacts")
+    assert set(people) == set(contacts)
+    primary = expected_links(handle, "contacts", list(contacts), "companies", primary=1)
+    for crm_id, props in contacts.items():
+        row = people[crm_id]
+        assert row["kind"] == "contact"
+        assert (row["first_name"], row["last_name"], row["email"], row["title"], row["status"]) == (
+            props["firstname"], props["lastname"], props["email"], props["jobtitle"], props["hs_lead_status"])
+        assert row["account_crm_id"] == primary[crm_id], crm_id
+        assert row["modified_at"] == when(props["lastmodifieddate"])
+
+    deals = portal_truth(handle, "deals")
+    opportunities = store_rows(engine, "opportunities", "deals")
+    assert set(opportunities) == set(deals)
+    deal_company = expected_links(handle, "deals", list(deals), "companies", primary=5)
+    for crm_id, props in deals.items():
+        row = opportunities[crm_id]
+        assert (row["name"], row["stage"], row["amount"]) == (props["dealname"], props["dealstage"],
+                                                                float(props["amount"]))
+        assert row["is_won"] == (props["dealstage"] == "closedwon")
+        assert row["is_closed"] == (props["dealstage"] in ("closedwon", "closedlost"))
+        assert row["account_crm_id"] == deal_company[crm_id]
+
+    for object_type in ("calls", "emails", "meetings"):
+        truth = portal_truth(handle, object_type)
+        rows = store_rows(engine, "activities", object_type)
+        kept = {i for i, p in truth.items() if p.get("hs_meeting_outcome") != "CANCELED"}
+        assert set(rows) == kept, object_type
+        person = expected_links(handle, object_type, list(kept), "contacts")
+        company = expected_links(handle, object_type, list(kept), "companies")
+        for crm_id in kept:
+            row = rows[crm_id]
+            assert row["occurred_at"] == when(truth[crm_id]["hs_timestamp"])
+            assert (row["person_crm_id"], row["account_crm_id"]) == (person[crm_id], company[crm_id])
+
+    emails = {p["email"]: i for i, p in contacts.items()}
+    email_rows = store_rows(engine, "activities", "email_events")
+    with handle.hubspot_portal.storage.transaction() as conn:
+        stored = conn.execute("SELECT id, type, recipient FROM hs_email_events").fetchall()
+    wanted = {event_id: (kind, recipient) for event_id, kind, recipient in stored if kind in ("OPEN", "CLICK")}
+    assert set(email_rows) == set(wanted)
+    for event_id, (kind, recipient) in wanted.items():
+        row = email_rows[event_id]
+        assert row["activity_type"] == {"OPEN": "email_open", "CLICK": "email_click"}[kind]
+        assert row["person_crm_id"] == emails.get(recipient)
+    with handle.hubspot_portal.storage.transaction() as conn:
+        web = conn.execute("SELECT id, object_id FROM hs_web_events").fetchall()
+    web_rows = store_rows(engine, "activities", "web_events")
+    assert {i: r["person_crm_id"] for i, r in web_rows.items()} == {i: o for i, o in web}
+
+
+def calls_by_kind(result: SyncResult, handle: SandboxHandle) -> dict[str, int]:
+    return handle.request_log.counters()
+
+
+QUICK_RETRIES = RetrySettings(initial_seconds=0.05, max_seconds=0.5)
+
+
+def quick_pull(engine: Engine, config: HubSpotConfig, **kwargs: Any) -> SyncResult:
+    """A pull whose retries back off in tenths of seconds, not seconds (same policy otherwise)."""
+    api = HubSpotApi(config, retry=QUICK_RETRIES)
+    try:
+        return pull_hubspot(engine, config, api=api, **kwargs)
+    finally:
+        api.close()
+
+
+def full_then_incremental(engine: Engine, config: HubSpotConfig) -> list[SyncResult]:
+    return [quick_pull(engine, config), quick_pull(engine, config)]
+
+
+# -- full and incremental ---------------------------------------------------------------------
+def testfull_then_incremental_sync_equals_the_portal(hs: SandboxHandle, store: Engine, tmp_path: Path) -> None:
+    ids = seed_portal(hs)
+    config = hubspot_config(hs, tmp_path)
+    full = pull_hubspot(store, config)
+    assert not full.paused and full.warnings == [
+        "hubspot contacts: the portal has no property numemployees; skipped (the columns they fill stay empty)"]
+    assert all(c.done for c in full.objects.values())
+    assert_store_matches_portal(hs, store)
+    assert full.api_calls == hs.request_log.count()
+
+    # Changes between runs: edits, a new contact with a company, an archived deal, new events.
+    client = hubspot_client(hs)
+    client.crm.contacts.basic_api.update(ids["contacts"][3], {"properties": {"jobtitle": "Chief Data Officer"}})
+    client.crm.companies.basic_api.update(ids["companies"][2], {"properties": {"name": "Renamed SA"}})
+    created = client.crm.contacts.basic_api.create({"properties": {"email": "new@company1.example",
+                                                                  "firstname": "New"}})
+    hs.hubspot_portal.associations.add("contacts", int(created.id), "companies", int(ids["companies"][1]),
+                                      ASSOCIATION_TYPES[1])
+    client.crm.deals.basic_api.archive(ids["deals"][0])
+    hs.hubspot_events.load_email_events([{"id": "late-open", "type": "OPEN", "created": now_ms() - 1000,
+                                          "recipient": "new@company1.example"}])
+    hs.request_log.clear()
+
+    incremental = pull_hubspot(store, config)
+    assert not incremental.full and not incremental.paused
+    assert_store_matches_portal(hs, store)
+    assert store_rows(store, "opportunities", "deals", live=False)[ids["deals"][0]]["is_deleted"]
+    assert store_rows(store, "activities", "email_events")["late-open"]["person_crm_id"] == created.id
+    counters = hs.request_log.counters()
+    assert counters.get("POST /crm/v3/objects/{objectType}/search") == 6  # one page per CRM object
+    assert "GET /crm/v3/properties/{objectType}" not in counters  # the property lists are cached for a day
+    assert incremental.objects["contacts"].method == "search"
+
+
+def test_incremental_with_nothing_changed_rewrites_nothing(hs: SandboxHandle, store: Engine, tmp_path: Path) -> None:
+    seed_portal(hs, contacts=30, engagements=10, events=20)
+    config = hubspot_config(hs, tmp_path)
+    pull_hubspot(store, config)
+    before = store_snapshot(store)
+    again = pull_hubspot(store, config)
+    assert again.totals()["upserted"] == 0 and again.totals()["deleted"] == 0
+    assert store_snapshot(store) == before
+
+# -- deletes, merges, associations, properties ------------------------------------------------
+def test_archive_and_restore(hs: SandboxHandle, store: Engine, tmp_path: Path) -> None:
+    ids = seed_portal(hs, contacts=20, engagements=5, events=0)
+    config = hubspot_config(hs, tmp_path)
+    pull_hubspot(store, config)
+    contact = ids["contacts"][4]
+    hubspot_client(hs).crm.contacts.basic_api.archive(contact)
+    result = pull_hubspot(store, config)
+    row = store_rows(store, "people", "contacts", live=False)[contact]
+    assert row["is_deleted"] and result.objects["contacts"].deleted == 1
+    hs.hubspot_portal.restore(hs.hubspot_portal.object_type("contacts"), int(contact))
+    pull_hubspot(store, config)
+    assert not store_rows(store, "people", "contacts", live=False)[contact]["is_deleted"]
+    assert_store_matches_portal(hs, store)
+
+
+def test_a_merge_flags_the_loser_and_moves_what_pointed_at_it(hs: SandboxHandle, store: Engine,
+                                                               tmp_path: Path) -> None:
+    ids = seed_portal(hs, contacts=20, engagements=30, events=0)
+    config = hubspot_config(hs, tmp_path)
+    pull_hubspot(store, config)
+    calls = store_rows(store, "activities", "calls")
+    loser = next(r["person_crm_id"] for r in calls.values() if r["person_crm_id"])
+    winner = next(i for i in ids["contacts"] if i != loser)
+    with httpx_client(hs, headers={"Authorization": f"Bearer {hs.hubspot_token}"}) as http:
+        http.post("/crm/v3/objects/contacts/merge", json={"primaryObjectId": winner,
+                                                          "objectIdToMerge": loser}).raise_for_status()
+    pull_hubspot(store, config)
+    lost = store_rows(store, "people", "contacts", live=False)[loser]
+    assert lost["is_deleted"] and lost["merged_into"] == winner
+    assert store_rows(store, "people", "contacts")[winner]["extra"]["merged_object_ids"] == [loser]
+    assert not [r for r in store_rows(store, "activities", "calls").values() if r["person_crm_id"] == loser]
+    assert_store_matches_portal(hs, store)
+
+
+def test_an_association_added_without_a_modification_date_is_picked_up(hs: SandboxHandle, store: Engine,
+                                                                         tmp_path: Path) -> None:
+    ids = seed_portal(hs, contacts=30, engagements=10, events=0)
+    config = hubspot_config(hs, tmp_path)
+    pull_hubspot(store, config)
+    orphan = ids["contacts"][9]  # seeded without a company
+    assert store_rows(store, "people", "contacts")[orphan]["account_crm_id"] is None
+    before = portal_truth(hs, "contacts")[orphan]["lastmodifieddate"]
+    hubspot_client(hs).crm.associations.v4.basic_api.create_default("contacts", orphan, "companies",
+                                                                     ids["companies"][5])
+    assert portal_truth(hs, "contacts")[orphan]["lastmodifieddate"] == before  # HubSpot does not bump it
+    pull_hubspot(store, config)
+    assert store_rows(store, "people", "contacts")[orphan]["account_crm_id"] == ids["companies"][5]
+    assert_store_matches_portal(hs, store)
+
+
+def test_a_property_the_portal_lacks_is_reported_and_skipped(hs: SandboxHandle, store: Engine,
+                                                              tmp_path: Path) -> None:
+    """The sandbox's contacts have no ``numemployees`` (many real portals hide or lack some standard
+    properties, and ``salesforce*`` ones exist only with the Salesforce integration)."""
+    seed_portal(hs, contacts=10, engagements=3, events=0)
+    portal_properties = hubspot_client(hs).crm.properties.core_api.get_all("contacts").results
+    assert "numemployees" not in {p.name for p in portal_properties}
+    result = pull_hubspot(store, hubspot_config(hs, tmp_path))
+    assert not result.paused and result.objects["contacts"].done
+    assert result.warnings == ["hubspot contacts: the portal has no property numemployees; skipped "
+                               "(the columns they fill stay empty)"]
+    people = store_rows(store, "people", "contacts")
+    assert len(people) == 10 and all(r["employees"] is None and r["email"] for r in people.values())
+    reads = [e for e in hs.request_log.entries("GET", r"/crm/v3/objects/contacts$") if "archived=False" in e.query]
+    assert reads and all("numemployees" not in e.query and "jobtitle" in e.query for e in reads)

@@ -1,0 +1,127 @@
+"""The HubSpot pull under faults: 429 storms, 5xx, dropped connections, expired and revoked tokens,
+a spent daily budget. Each run must end with the same store as an undisturbed run of the same portal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from test_sync_hubspot import (
+    full_then_incremental,
+    hubspot_config,
+    make_store,
+    quick_pull,
+    seed_portal,
+    store_snapshot,
+)
+
+from config.connections import HubSpotConfig, SyncOptions
+from connectors.hubspot import pull_hubspot
+from sandbox.runner import SandboxHandle, run_sandbox
+
+
+@pytest.fixture
+def hs() -> Iterator[SandboxHandle]:
+    with run_sandbox() as handle:
+        handle.hubspot_limits.configure(per_ten_seconds=1000, search_per_second=10)
+        yield handle
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_store(tmp_path / "abm.db")
+    yield engine
+    engine.dispose()
+
+
+def _undisturbed(hs: SandboxHandle, tmp_path: Path, config: HubSpotConfig) -> tuple[dict[str, list[tuple]], int]:
+    """The store a run without faults ends with, and how many calls it took."""
+    engine = make_store(tmp_path / "undisturbed.db")
+    try:
+        calls = 0
+        for result in full_then_incremental(engine, config):
+            assert not result.paused
+            calls += result.api_calls
+        return store_snapshot(engine), calls
+    finally:
+        engine.dispose()
+        hs.request_log.clear()
+
+
+FAULTS = {
+    "429 storm": lambda h: [h.faults.fail(429, path=r"/crm/v3/objects/contacts$", times=6, retry_after=0.05)],
+    "429 without Retry-After": lambda h: [h.faults.fail(429, path=r"/crm/v3/objects/deals$", times=2)],
+    "search 429s": lambda h: [h.faults.fail(429, method="POST", path=r"/search$", times=3, retry_after=0.05)],
+    "5xx": lambda h: [h.faults.fail(503, path=r"/crm/v3/objects/calls$", times=2),
+                      h.faults.fail(500, path=r"/crm/v3/properties/", times=2),
+                      h.faults.fail(502, path=r"/email/public/v1/events", times=1)],
+    "dropped connections": lambda h: [h.faults.drop(path=r"/crm/v3/objects/companies$", times=2),
+                                      h.faults.drop(path=r"/events/v3/events", times=1)],
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_faults_end_with_the_same_store_as_an_undisturbed_run(hs: SandboxHandle, store: Engine, tmp_path: Path,
+                                                              fault: str) -> None:
+    seed_portal(hs, contacts=120, engagements=30, events=60)
+    config = hubspot_config(hs, tmp_path, sync=SyncOptions(page_size=50))
+    expected, _ = _undisturbed(hs, tmp_path, config)
+    rules = FAULTS[fault](hs)
+    wanted = [rule.times for rule in rules]
+    assert not any(result.paused for result in full_then_incremental(store, config))
+    assert [rule.fired for rule in rules] == wanted  # every injected fault was met, and survived
+    assert store_snapshot(store) == expected
+
+
+def test_an_expired_oauth_token_is_refreshed(hs: SandboxHandle, store: Engine, tmp_path: Path) -> None:
+    seed_portal(hs, contacts=60, engagements=10, events=20)
+    creds = hs.hubspot_credentials
+    for name, value in (("secret", creds.client_secret), ("refresh", creds.refresh_token)):
+        (tmp_path / name).write_text(value)
+    config = hubspot_config(hs, tmp_path, auth="oauth", client_id=creds.client_id,
+                            client_secret_file=tmp_path / "secret", refresh_token_file=tmp_path / "refresh",
+                            access_token_file=None, sync=SyncOptions(page_size=20))
+    expected, _ = _undisturbed(hs, tmp_path, config)
+    rules = [hs.faults.fail(401, path=r"/crm/v3/objects/contacts$", times=1),  # "token expired" mid-listing
+             hs.faults.fail(401, method="POST", path=r"/search$", times=1)]
+    assert not any(result.paused for result in full_then_incremental(store, config))
+    assert [rule.fired for rule in rules] == [1, 1] and store_snapshot(store) == expected
+    hs.expire_sessions()  # every token issued so far is dead
+    assert not quick_pull(store, config).paused
+    assert store_snapshot(store) == expected
+
+
+def test_a_revoked_private_app_token_fails_with_an_actionable_error(hs: SandboxHandle, store: Engine,
+                                                                     tmp_path: Path) -> None:
+    config = hubspot_config(hs, tmp_path)
+    (tmp_path / "hubspot-token").write_text("pat-na1-revoked")
+    with pytest.raises(Exception, match="private app access token") as error:
+        pull_hubspot(store, config)
+    assert "pat-na1" not in str(error.value)
+
+
+@pytest.mark.parametrize("how", ["budget guard", "portal daily limit"])
+def test_daily_budget_pauses_the_run_and_the_next_one_finishes(hs: SandboxHandle, store: Engine, tmp_path: Path,
+                                                                how: str) -> None:
+    seed_portal(hs, contacts=200, engagements=30, events=100)
+    config = hubspot_config(hs, tmp_path, sync=SyncOptions(page_size=25))
+    expected, calls = _undisturbed(hs, tmp_path, config)
+    hs.hubspot_limits.reset()
+    if how == "budget guard":  # our guard stops halfway through the day's budget, before HubSpot refuses
+        hs.hubspot_limits.configure(daily=calls)
+        config = config.model_copy(update={"sync": SyncOptions(page_size=25, max_api_share=0.5)})
+    else:  # HubSpot itself answers 429 DAILY halfway through the run
+        hs.hubspot_limits.configure(daily=calls // 2)
+        config = config.model_copy(update={"sync": SyncOptions(page_size=25, max_api_share=1.0)})
+    paused = quick_pull(store, config)
+    assert paused.paused and "next one continues" in (paused.pause_reason or "")
+    assert not all(c.done for c in paused.objects.values())
+    partial = store_snapshot(store)
+    assert 0 < sum(map(len, partial.values())) < sum(map(len, expected.values()))
+    hs.hubspot_limits.configure(daily=1_000_000)
+    hs.hubspot_limits.reset()
+    resumed = quick_pull(store, config)
+    assert not resumed.paused
+    assert store_snapshot(store) == expected
