@@ -13,6 +13,7 @@ CRM stamp bumped by our own writeback does not trigger rescoring.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -127,7 +128,10 @@ class _Writer:
             assert sorted(ordered) == sorted(columns), "compiled upsert does not bind every column once"
             self.sql = compiled.string
         elif self.dialect == "postgresql":
-            self.stage = f"abm_stage_{table.name}"
+            # One staging table per column set: temporary tables live as long as the pooled
+            # connection, and two connectors may write the same table with different columns.
+            digest = hashlib.sha1(",".join(columns).encode()).hexdigest()[:10]
+            self.stage = f"abm_stage_{table.name}_{digest}"
             stage_columns = ", ".join(f'"{c}"' for c in columns)
             conn.exec_driver_sql(
                 f'CREATE TEMPORARY TABLE IF NOT EXISTS "{self.stage}" '

@@ -249,3 +249,18 @@ def test_omitted_defaulted_columns_apply_to_new_rows_but_never_overwrite(engine:
         rows = dict(conn.execute(select(accounts.c.crm_id, accounts.c.is_deleted).order_by(accounts.c.crm_id)).all())
         names = conn.execute(select(accounts.c.name).order_by(accounts.c.crm_id)).scalars().all()
     assert rows == {"1": True, "2": False} and names == ["A2", "B"]
+
+
+def test_one_connection_upserts_a_table_with_different_column_sets(engine: Engine) -> None:
+    """Two connectors write accounts with different columns through the same pooled connection."""
+    accounts = schema.Account.__table__
+    with engine.begin() as conn:
+        upsert(conn, accounts, [{"crm": "salesforce", "object": "Account", "crm_id": "001000000000001AAA",
+                                 "name": "A"}])
+        upsert(conn, accounts, [{"crm": "hubspot", "object": "companies", "crm_id": "9", "name": "B",
+                                 "linked_salesforce_id": "001000000000001AAA"}])
+    with engine.begin() as conn:  # and again, in a later transaction on the same connection
+        upsert(conn, accounts, [{"crm": "salesforce", "object": "Account", "crm_id": "001000000000001AAA",
+                                 "name": "A2"}])
+        names = conn.execute(select(accounts.c.name).order_by(accounts.c.crm)).scalars().all()
+    assert names == ["B", "A2"]
