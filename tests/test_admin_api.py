@@ -7,8 +7,10 @@ back with prometheus_client's own parser.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -488,3 +490,41 @@ def test_pages_escape_crm_text(client: httpx.Client, seeded: Seeded) -> None:
         assert page.status_code == 200
         assert HOSTILE_NAME not in page.text and "<script>alert" not in page.text, path
         assert "&lt;script&gt;alert(&#34;owned&#34;)&lt;/script&gt; Holdings &amp; Sons" in page.text, path
+
+
+def test_dashboard_shows_triggers_runs_grades_alignment_and_surging(client: httpx.Client, seeded: Seeded) -> None:
+    page = client.get("/", headers=AUTH).text
+    triggers = [json.loads(html.unescape(raw)) for raw in re.findall(r'data-run="([^"]*)"', page)]
+    assert triggers == [{}, {"full": True, "resync": True}, {"full": True, "resync": True}, {"resync": True},
+                        {"rewrite": True, "resync": True}]
+    assert '<select name="crms">' in page and 'name="accounts"' in page
+    for run_id in seeded.runs.values():
+        assert f'data-run-id="{run_id}"' in page
+    accounts = list(seeded.scores.values())
+    for grade in (4, 3, 2, 1):
+        count = sum(1 for s in accounts if s["grade"] == grade)
+        assert f"Grade {grade}: {count} accounts" in page
+    disagreeing = sum(1 for s in accounts if s["alignment"] in ("marketing_high_sales_low", "sales_high_marketing_low"))
+    dots = re.findall(r'class="dot align-[a-z_]+( flagged)?"', page)
+    assert len(dots) == len(accounts) and dots.count(" flagged") == disagreeing
+    surging = sorted((s for s in accounts if s["trend"] == "surging"), key=lambda s: -s["velocity"])[:10]
+    listed = re.findall(r'<ol class="ranked">(.*?)</ol>', page, re.S)[0]
+    assert re.findall(r'href="/accounts/(\d+)"', listed) == [str(s["entity_id"]) for s in surging]
+
+    # While following a run the page asks for the run regions only; the portfolio is not recomputed.
+    light = client.get("/", headers={**AUTH, "X-ABM-Refresh": "runs"}).text
+    assert 'id="live-runs"' in light and 'id="live-active"' in light and 'id="live-grades"' not in light
+
+
+def test_run_and_account_pages(client: httpx.Client, seeded: Seeded) -> None:
+    run_page = client.get(f"/runs/{seeded.runs['partial']}", headers=AUTH).text
+    assert "UNABLE_TO_LOCK_ROW" in run_page and "Grade cannot change while the account is on hold" in run_page
+    failed_page = client.get(f"/runs/{seeded.runs['failed']}", headers=AUTH).text
+    assert "caused by ServiceUnavailable: retry budget spent" in failed_page and 'data-state="failed"' in failed_page
+    company, canonical = seeded.linked
+    account_page = client.get(f"/accounts/{company}", headers=AUTH).text
+    assert account_page.count("<polyline") == 4
+    assert html.escape(seeded.scores[canonical]["reasons_text"]) in account_page
+    assert "Ana Novak" in account_page and f'href="/accounts/{canonical}"' in account_page
+    assert client.get("/accounts/424242", headers=AUTH).status_code == 404
+    assert client.get("/runs/424242", headers=AUTH).status_code == 404

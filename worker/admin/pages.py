@@ -32,6 +32,7 @@ log = logging.getLogger("abm.admin")
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_LOGIN_BODY = 8 * 1024
+LIVE_REFRESH_HEADER = "x-abm-refresh"  # sent by admin.js while it follows a run
 
 ALIGNMENT_LABELS = {
     "aligned_high": "Both high",
@@ -40,6 +41,7 @@ ALIGNMENT_LABELS = {
     "sales_high_marketing_low": "Sales high, marketing low",
 }
 TREND_LABELS = {"surging": "▲▲ surging", "rising": "▲ rising", "steady": "● steady", "cooling": "▼ cooling"}
+CRM_NAMES = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
 GRADE_NAMES = {"4": "Grade 4 (best)", "3": "Grade 3", "2": "Grade 2", "1": "Grade 1 (lowest)",
                "ungraded": "Not graded"}
 GRADE_CSS = {"4": "grade-4", "3": "grade-3", "2": "grade-2", "1": "grade-1", "ungraded": "grade-none"}
@@ -97,8 +99,8 @@ def make_environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(when=_when, when_short=_when_short, duration=_duration, number=_number, person_name=_person_name)
-    env.globals.update(alignment_labels=ALIGNMENT_LABELS, grade_names=GRADE_NAMES, trend_labels=TREND_LABELS,
-                       grade_css=GRADE_CSS, count_keys=COUNT_KEYS, crms=CRMS)
+    env.globals.update(alignment_labels=ALIGNMENT_LABELS, grade_names=GRADE_NAMES, crm_names=CRM_NAMES,
+                       trend_labels=TREND_LABELS, grade_css=GRADE_CSS, count_keys=COUNT_KEYS, crms=CRMS)
     return env
 
 
@@ -160,17 +162,23 @@ class AdminPages:
         return enabled or list(CRMS)
 
     def dashboard(self, request: Request) -> Response:
-        return self.render("dashboard.html", nav="dashboard", **self._dashboard_context())
-
-    def _dashboard_context(self) -> dict[str, Any]:
-        alignment = self.config.scoring.alignment
-        grades = queries.grade_distribution(self.engine)
-        points = queries.alignment_points(self.engine)
+        # While a run is in progress the script polls for the runs only: the portfolio views read
+        # every score (a second on a large store) and only change when the run has finished.
+        runs_only = request.headers.get(LIVE_REFRESH_HEADER) == "runs"
         active = active_run(self.engine)
-        return {
+        context: dict[str, Any] = {
             "active": {"id": active[0], "state": active[1]} if active else None,
             "runs": self.redactor.deep(queries.runs_page(self.engine, 10).runs),
             "crm_choices": self._crm_choices(),
+            "portfolio": None if runs_only else self._portfolio(),
+        }
+        return self.render("dashboard.html", nav="dashboard", **context)
+
+    def _portfolio(self) -> dict[str, Any]:
+        alignment = self.config.scoring.alignment
+        grades = queries.grade_distribution(self.engine)
+        points = queries.alignment_points(self.engine)
+        return {
             "grades": charts.bar_chart([(label, n, GRADE_CSS[label]) for label, n in grades.items()
                                         if label != "ungraded" or n]),
             "scatter": charts.scatter(points, "sales_activity", "marketing", alignment.sales_high_points,

@@ -30,11 +30,12 @@
     return root.querySelector('[data-live][data-active="1"]') !== null;
   }
 
-  async function refresh() {
-    const response = await fetch(window.location.href, {
-      credentials: "same-origin",
-      headers: { Accept: "text/html" },
-    });
+  // runsOnly: ask for the run regions only (the dashboard skips its portfolio queries), used
+  // while following a run; the full refresh once it has finished brings the charts up to date.
+  async function refresh(runsOnly) {
+    const headers = { Accept: "text/html" };
+    if (runsOnly) headers["X-ABM-Refresh"] = "runs";
+    const response = await fetch(window.location.href, { credentials: "same-origin", headers: headers });
     if (response.status === 401) {
       window.location.reload(); // signed out (session expired): show the sign-in form
       return false;
@@ -53,7 +54,8 @@
     timer = setTimeout(async function tick() {
       let again = true;
       try {
-        again = await refresh();
+        again = await refresh(true);
+        if (!again) await refresh(false);
       } catch (err) {
         again = true; // the server restarting is not a reason to stop watching
       }
@@ -104,7 +106,7 @@
       } else {
         toast(body.error || "The run could not be started (HTTP " + response.status + ").", "error");
       }
-      await refresh();
+      await refresh(true);
       poll();
     } catch (err) {
       toast("The admin server did not answer: " + err.message, "error");
