@@ -13,6 +13,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TieBreaker = Literal["customer", "most_contacts", "recent_activity", "oldest"]
+# What forms and reps type when the company is unknown or required ("[not provided]" is Salesforce web-to-lead's).
+PLACEHOLDER_NAMES = (
+    "[not provided]", "not provided", "n/a", "na", "none", "unknown", "-", "--", "?", "self", "self-employed",
+    "self employed", "freelance", "freelancer", "private", "individual", "personal", "student", "retired",
+    "no company", "test", "company", "home",
+)
 
 
 class DomainWeights(BaseModel):
@@ -22,9 +28,17 @@ class DomainWeights(BaseModel):
 
     exact: float = Field(6.0, description="same host, e.g. acme.com = acme.com")
     subdomain: float = Field(5.5, description="same registrable domain, different host: eu.acme.com vs acme.com")
-    contact: float = Field(4.0, description="a contact of the account already uses this email domain")
-    other_tld: float = Field(2.5, description="same label, other suffix (acme.de vs acme.com); needs name agreement")
-    different: float = Field(-2.0, description="both sides have a corporate domain and they differ")
+    contact: float = Field(5.5, description="a contact of the account already uses this email domain")
+    other_tld: float = Field(
+        1.0, description="same label, other suffix (acme.de vs acme.com, not two country suffixes); needs the name"
+    )
+    account_name: float = Field(
+        2.0, description="the account has no website and the person's domain label is its name (ultus.com ~ Ultus)"
+    )
+    different: float = Field(-3.0, description="the person's corporate domain is another account's")
+    unlisted: float = Field(
+        -3.0, description="the person's corporate domain is no account's (a personal or new domain) and differs"
+    )
 
 
 class NameWeights(BaseModel):
@@ -32,12 +46,22 @@ class NameWeights(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    exact: float = Field(5.0, description="identical normalized names")
+    exact: float = Field(5.5, description="identical normalized names")
+    typo: float = Field(4.5, description="the same words but one, off by a single slip ('Acme Sytems')")
     high: float = Field(3.5, description="similarity >= high_at")
     medium: float = Field(1.5, description="similarity >= medium_at")
     low: float = Field(-1.0, description="similarity >= low_at")
     different: float = Field(-4.0, description="similarity below low_at")
     acronym: float = Field(3.0, description="one name is the initials of the other (IBM)")
+    domain_label: float = Field(
+        3.5, description="the typed name is the account's domain label: 'Nagoya Tsushin' ~ nagoya-tsushin.co.jp"
+    )
+    legal_form_same: float = Field(0.5, description="both names carry the same legal form (Ltd = Limited)")
+    legal_form_partial: float = Field(-0.5, description="legal forms overlap: 'GmbH' vs 'GmbH & Co. KG'")
+    legal_form_different: float = Field(-1.5, description="both names carry a legal form and they differ")
+    other_script: float = Field(
+        0.0, description="names in different scripts whose transliterations do not agree: unknown, not different"
+    )
     high_at: float = Field(0.92, ge=0, le=1)
     medium_at: float = Field(0.82, ge=0, le=1)
     low_at: float = Field(0.65, ge=0, le=1)
@@ -87,6 +111,12 @@ class BlockingConfig(BaseModel):
     min_token_accounts: int = Field(
         200, ge=1, description="...but a token is always usable when it appears in at most this many accounts"
     )
+    shared_domain_accounts: int = Field(
+        3,
+        ge=2,
+        description="an email domain used by contacts of this many accounts, none of which has it as website, "
+        "is a shared mail provider (treated as free mail)",
+    )
     ngram: int = Field(3, ge=2, le=5, description="character n-gram size of the typo index")
     max_ngram_accounts: int = Field(2000, ge=1, description="n-grams in more accounts than this are skipped")
     min_ngram_overlap: float = Field(0.5, gt=0, le=1, description="share of a name's n-grams a candidate must share")
@@ -128,6 +158,10 @@ class MatchingConfig(BaseModel):
     blocking: BlockingConfig = BlockingConfig()
     extra_free_mail_domains: list[str] = Field(
         default_factory=list, description="added to the packaged free and disposable mail lists"
+    )
+    placeholder_names: list[str] = Field(
+        default_factory=lambda: list(PLACEHOLDER_NAMES),
+        description="company values that mean 'not given' (web-to-lead fillers): treated as no name",
     )
     extra_legal_terms: list[str] = Field(
         default_factory=list, description="more legal-form words to strip from company names (beyond cleanco's)"

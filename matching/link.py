@@ -13,8 +13,6 @@ from collections.abc import Sequence
 
 from config.matching import MatchingConfig
 from matching.engine import Matcher
-from matching.geo import city_key, country_code, state_code
-from matching.score import Query
 from matching.types import AccountLinkResult
 from store.ids import InvalidSalesforceId, to_18
 from store.records import AccountRecord
@@ -44,15 +42,8 @@ def link_accounts(
         if position is not None:
             links.append(AccountLinkResult(company.id, index.accounts[position].id, "salesforceaccountid", 1.0))
             continue
-        country = country_code(company.country)
-        q = Query(
-            name=matcher.normalizer.normalize(company.name),
-            tokens=(),
-            domains=matcher.corporate_domains(company.domain or company.website),
-            country=country,
-            state=state_code(company.state, country),
-            city=city_key(company.city),
-        )
+        q = matcher.company_query(company.name, (company.domain or company.website,), company.country, company.state,
+                                  company.city)
         ranked = matcher.candidates("salesforce", q)
         if not ranked:
             continue

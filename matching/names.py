@@ -46,10 +46,19 @@ ABBREVIATIONS: dict[str, str] = {
 # Legal forms written without spaces in CJK and Korean names, or as prefixes (Russian, Indonesian).
 LEGAL_AFFIXES: tuple[str, ...] = (
     "股份有限公司", "有限责任公司", "有限責任公司", "有限公司", "株式会社", "有限会社", "合同会社", "合資会社",
-    "주식회사", "(주)", "㈱", "(株)",
+    "주식회사", "(주)", "㈱", "(株)", "المحدودة", "ذ.م.م", 'בע"מ', "בעמ",
 )
-LEGAL_PREFIXES = frozenset({"ooo", "oao", "zao", "pao", "ao", "pt", "cv", "tov", "pp", "شركة", "주", "株"})
+# Legal forms cleanco's term lists lack (Mexico, UAE free zones, Russia in Latin letters, German sole traders).
+EXTRA_LEGAL_FORMS: tuple[str, ...] = (
+    "S. de R.L. de C.V.", "S.A. de C.V.", "S. de R.L.", "S.A.P.I. de C.V.", "FZE", "FZ-LLC", "FZ LLC", "FZCO",
+    "DMCC", "JSC", "PJSC", "OJSC", "CJSC", "e.K.",
+)
+LEGAL_PREFIXES = frozenset({"ooo", "oao", "zao", "pao", "ao", "pt", "cv", "tov", "pp", "شركة", "주", "株",
+                            *(a for a in LEGAL_AFFIXES if a.isalnum())})
 _NEVER_STRIP = frozenset({"and", "the"})
+# Spellings of one legal form word, so that 'Corp.' and 'Corporation' compare equal.
+LEGAL_CANONICAL = {"inc": "incorporated", "corp": "corporation", "ltd": "limited", "co": "company",
+                   "ltda": "limitada", "cia": "companhia", "pty": "proprietary", "bhd": "berhad"}
 
 
 def _fold_char(ch: str) -> str:
@@ -88,13 +97,13 @@ class NameNormalizer:
                 legal.add(tokens)
         # "(주)" and "㈱" reach the suffix check as the tokens "주" and "株".
         legal.update(tuple(self._tokens_plain(affix)) for affix in LEGAL_AFFIXES)
-        for term in extra_legal_terms:
+        for term in (*EXTRA_LEGAL_FORMS, *extra_legal_terms):
             tokens = tuple(self._tokens_plain(term))
             if tokens:
                 legal.add(tokens)
         self.legal_suffixes = legal
         self.max_legal_len = max((len(t) for t in legal), default=1)
-        self.normalize = functools.lru_cache(maxsize=1 << 21)(self._normalize)
+        self.split = functools.lru_cache(maxsize=1 << 21)(self._split)
 
     @staticmethod
     def _tokens_plain(text: str) -> list[str]:
@@ -104,18 +113,19 @@ class NameNormalizer:
         text = _AND.sub(" and ", text)
         return "".join(ch if ch.isalnum() else " " for ch in text).split()
 
-    def _strip_affixes(self, tokens: list[str]) -> list[str]:
+    def _strip_affixes(self, tokens: list[str], removed: list[str]) -> list[str]:
         """Strip legal forms at the end (any script) and known prefixes, never down to nothing."""
         changed = True
         while changed and len(tokens) > 1:
             changed = False
             for size in range(min(self.max_legal_len, len(tokens) - 1), 0, -1):
                 if tuple(tokens[-size:]) in self.legal_suffixes:
+                    removed.extend(tokens[-size:])
                     del tokens[-size:]
                     changed = True
                     break
             if len(tokens) > 1 and tokens[0] in LEGAL_PREFIXES:
-                del tokens[0]
+                removed.append(tokens.pop(0))
                 changed = True
         for i, token in enumerate(tokens):
             if token.isascii():
@@ -124,29 +134,53 @@ class NameNormalizer:
             for affix in LEGAL_AFFIXES:
                 if stripped.startswith(affix) and len(stripped) > len(affix):
                     stripped = stripped[len(affix):]
+                    removed.append(affix)
                 if stripped.endswith(affix) and len(stripped) > len(affix):
                     stripped = stripped[: -len(affix)]
+                    removed.append(affix)
             tokens[i] = stripped
         return tokens
 
-    def _normalize(self, name: str | None) -> str:
+    def normalize(self, name: str | None) -> str:
+        """'ACME Holdings, Inc.' -> 'acme holdings': the name without its legal form, in canonical tokens."""
+        return self.split(name)[0]
+
+    def legal_form(self, name: str | None) -> str:
+        """The legal form stripped from a name, canonical and order-free: 'Acme Co., Ltd.' -> 'company limited'."""
+        return self.split(name)[1]
+
+    def _split(self, name: str | None) -> tuple[str, str]:
         if not name or not isinstance(name, str):
-            return ""
+            return "", ""
         text = _WEB_SUFFIX.sub(" ", fold(name[:300]))
         tokens = [self.abbreviations.get(t, t) for t in self._tokens_plain(text)]
         tokens = [t for t in tokens if len(t) <= 60]
+        removed: list[str] = []
         while True:
             before = list(tokens)
-            tokens = self._strip_affixes(tokens)
+            tokens = self._strip_affixes(tokens, removed)
             tokens = [self.abbreviations.get(t, t) for t in tokens]
             if tokens == before:
                 break
         if tokens == ["and"]:
-            return ""
-        return " ".join(tokens)
+            return "", ""
+        legal = sorted({LEGAL_CANONICAL.get(t, t) for t in removed} - _NEVER_STRIP)
+        return " ".join(tokens), " ".join(legal)
 
 
 def acronym(normalized: str) -> str:
     """Initials of a multi-word normalized name, skipping 'and'/'the' ('international business machines' -> 'ibm')."""
     tokens = [t for t in normalized.split() if t not in _NEVER_STRIP]
     return "".join(t[0] for t in tokens) if len(tokens) >= 2 else ""
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def ascii_key(normalized: str) -> str:
+    """Letters and digits of a normalized name in ASCII, without spaces: 'ruihua xinxi' -> 'ruihuaxinxi'.
+
+    Names in other scripts are transliterated here (and only here) with anyascii, so a name typed
+    in Latin letters can still be compared with one written in Chinese or Korean, and with the
+    company's domain label ('nagoya tsushin' vs nagoya-tsushin.co.jp).
+    """
+    text = normalized if normalized.isascii() else anyascii(normalized).lower()
+    return "".join(ch for ch in text if ch.isalnum())

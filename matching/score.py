@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
-from rapidfuzz.distance import Indel
+from rapidfuzz.distance import OSA, Indel
 
 from config.matching import MatchingConfig
 from matching.domains import domain_label
@@ -30,11 +30,58 @@ class Query:
 
     name: str
     tokens: tuple[str, ...]
+    key: str  # ascii_key of the name
     domains: tuple[tuple[str, str], ...]  # (host, registrable) of corporate email / website, free mail excluded
+    legal: str = ""  # canonical legal form stripped from the name
     country: str = ""
     state: str = ""
     city: str = ""
     phone: str = ""
+
+
+def _label_agrees(key: str, label: str) -> bool:
+    """'gaontech' ~ gaontech.co.kr, also with a short country or 'hq' tail or a 'get' head (millerus.com)."""
+    if len(key) < 4:
+        return False
+    if key == label:
+        return True
+    if label.startswith(key) and len(label) - len(key) <= 2:
+        return True
+    return label in (f"get{key}", f"{key}hq", f"{key}group")
+
+
+def _one_slip(mine: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
+    """Same words but one, which is off by a single typing slip (a swap, a dropped, doubled or wrong letter).
+
+    Both spellings of the slipped word must have 5 letters or more: 'tria' vs 'teria' are two names.
+    """
+    if len(mine) != len(theirs):
+        return False
+    slipped = [(a, b) for a, b in zip(mine, theirs, strict=True) if a != b]
+    if len(slipped) != 1:
+        return False
+    a, b = slipped[0]
+    return min(len(a), len(b)) >= 5 and OSA.distance(a, b, score_cutoff=1) <= 1
+
+
+def _country_suffix(registrable: str) -> bool:
+    """Whether a registrable domain ends in a country-code TLD (acme.co.uk, acme.de), not a generic one."""
+    last = registrable.rsplit(".", 1)[-1]
+    return len(last) == 2 and last not in _GENERIC_CC
+
+
+# Country codes used as generic TLDs by companies everywhere.
+_GENERIC_CC = frozenset({"io", "co", "ai", "me", "tv", "cc", "ly", "gg", "to", "fm", "sh", "ws"})
+
+
+def _key_similarity(a: str, b: str) -> float:
+    """Similarity of two transliterated keys: whole-string, or the shorter inside the longer (a city prefix)."""
+    if not a or not b:
+        return 0.0
+    sim = Indel.normalized_similarity(a, b)
+    if min(len(a), len(b)) >= 8:
+        sim = max(sim, fuzz.partial_ratio(a, b) / 100.0 * 0.97)
+    return sim
 
 
 def logistic(x: float) -> float:
@@ -80,14 +127,36 @@ class Scorer:
         return max(char, token_sort, dice, token_set * (0.6 + 0.4 * dice))
 
     def compare_name(self, q: Query, position: int) -> tuple[Signal, float]:
+        """The best reading of the typed name against the account: its name, transliterated or as its domain label.
+
+        The three are views of one fact (what the company is called), so the strongest level wins rather
+        than adding up. Names in different scripts that transliteration cannot reconcile are unknown.
+        """
+        weights = self.config.name
+        index = self.index
+        a_name = index.name[position]
+        if not q.name:
+            return ("missing", 0.0, "no name"), 0.0
+        best: tuple[Signal, float] = (("missing", 0.0, "no name"), 0.0)
+        if a_name:
+            if q.name.isascii() == a_name.isascii():
+                best = self._direct_name_level(q, position)
+            else:
+                best = self._other_script_level(q, position)
+        label = index.label_key[position]
+        if label and q.key and best[0][1] < weights.domain_label and _label_agrees(q.key, label):
+            best = (("domain_label", weights.domain_label, f"name {q.name} ~ {index.host[position]}"), best[1])
+        return best
+
+    def _direct_name_level(self, q: Query, position: int) -> tuple[Signal, float]:
         weights = self.config.name
         a_name = self.index.name[position]
-        if not q.name or not a_name:
-            return ("missing", 0.0, "no name"), 0.0
         sim = self.name_similarity(q.name, q.tokens, position)
         if q.name == a_name:
             return ("exact", weights.exact, f"name {q.name} = {a_name}"), sim
         detail = f"name {sim:.2f}"
+        if _one_slip(q.tokens, self.index.tokens[position]) or (q.key and q.key == self.index.ascii[position]):
+            return ("typo", weights.typo, f"name {q.name} ~ {a_name} (typo)"), sim
         if sim >= weights.high_at:
             return ("high", weights.high, detail), sim
         if (len(q.tokens) == 1 and q.name == self.index.acronym[position]) or a_name == acronym(q.name):
@@ -98,11 +167,24 @@ class Scorer:
             return ("low", weights.low, detail), sim
         return ("different", weights.different, detail), sim
 
+    def _other_script_level(self, q: Query, position: int) -> tuple[Signal, float]:
+        """Compare transliterations; agreement counts as high at most, disagreement as unknown."""
+        weights = self.config.name
+        a_key = self.index.ascii[position]
+        sim = _key_similarity(q.key, a_key)
+        detail = f"name {q.name} ~ {self.index.name[position]} (transliterated {sim:.2f})"
+        if sim >= weights.high_at:
+            return ("high", weights.high, detail), sim
+        if sim >= weights.medium_at:
+            return ("medium", weights.medium, detail), sim
+        return ("other_script", weights.other_script, detail), sim
+
     def compare_domain(self, q: Query, position: int, name_sim: float) -> Signal:
         weights = self.config.domain
         if not q.domains:
             return ("missing", 0.0, "")
-        a_host, a_reg = self.index.host[position], self.index.reg[position]
+        index = self.index
+        a_host, a_reg = index.host[position], index.reg[position]
         best: Signal | None = None
         for host, reg in q.domains:
             if a_reg and reg == a_reg:
@@ -112,16 +194,39 @@ class Scorer:
         if best:
             return best
         for _host, reg in q.domains:
-            contacts = self.index.contact_domains.get(reg)
+            contacts = index.contact_domains.get(reg)
             if contacts and position in contacts:
                 return ("contact", weights.contact, f"contacts at {reg}: {contacts[position]}")
         if not a_reg:
+            a_key = index.ascii[position]
+            for _host, reg in q.domains:
+                if a_key and _label_agrees(a_key, domain_label(reg).replace("-", "")):
+                    return ("account_name", weights.account_name, f"domain {reg} ~ name {index.name[position]}")
             return ("missing", 0.0, "")
         a_label = domain_label(a_reg)
         for _host, reg in q.domains:
-            if len(a_label) >= 3 and domain_label(reg) == a_label and name_sim >= self.config.name.medium_at:
+            if (len(a_label) >= 3 and domain_label(reg) == a_label and name_sim >= self.config.name.medium_at
+                    and not (_country_suffix(reg) and _country_suffix(a_reg))):
+                # acme.de ~ acme.com; two national suffixes (acme.de, acme.fr) may be two companies
                 return ("other_tld", weights.other_tld, f"domain {reg} ~ {a_reg}")
-        return ("different", weights.different, f"domain {q.domains[0][1]} != {a_reg}")
+        reg = q.domains[0][1]
+        if reg in index.by_domain or reg in index.contact_domains:
+            return ("different", weights.different, f"domain {reg} != {a_reg} (another account's)")
+        return ("unlisted", weights.unlisted, f"domain {reg} != {a_reg}")
+
+    def compare_legal(self, q: Query, position: int) -> Signal | None:
+        """Legal forms typed on both sides: 'Miller LLC' and 'Miller Corp.' are two companies more often than one."""
+        theirs = self.index.legal[position]
+        if not q.legal or not theirs or q.legal.isascii() != theirs.isascii():
+            return None
+        weights = self.config.name
+        if q.legal == theirs:
+            signal = ("same", weights.legal_form_same, f"legal form {q.legal}")
+        elif set(q.legal.split()) & set(theirs.split()):
+            signal = ("partial", weights.legal_form_partial, f"legal form {q.legal} ~ {theirs}")
+        else:
+            signal = ("different", weights.legal_form_different, f"legal form {q.legal} != {theirs}")
+        return signal if signal[1] else None  # a comparison configured to weigh nothing is not a reason
 
     def compare_geo(self, q: Query, position: int) -> list[tuple[str, Signal]]:
         g = self.config.geo
@@ -132,6 +237,8 @@ class Scorer:
             ("city", q.city, self.index.city[position], g.city_same, g.city_different),
         ):
             if mine and theirs:
+                if key == "country" and mine != theirs and not (len(mine) == len(theirs) == 2):
+                    continue  # a spelling pycountry does not know is not evidence of another country
                 if mine == theirs:
                     out.append((key, ("same", same, f"{key} {mine.upper() if key != 'city' else mine}")))
                 else:
@@ -162,6 +269,9 @@ class Scorer:
             signals["domain"] = domain_signal
         if name_signal[0] != "missing":
             signals["name"] = name_signal
+        legal = self.compare_legal(q, position)
+        if legal:
+            signals["legal"] = legal
         for key, signal in self.compare_geo(q, position):
             signals[key] = signal
         phone = self.compare_phone(q, position)
