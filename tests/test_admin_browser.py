@@ -141,6 +141,7 @@ def test_page_signs_in_triggers_a_resync_and_shows_it_finish(engine: Engine, adm
     page.wait_for_selector(f"#live-runs tr[data-run-id='{run_id}'] [data-state='succeeded']",
                            timeout=FINISH_TIMEOUT_MS)
     page.wait_for_selector("#live-active .banner", state="detached", timeout=FINISH_TIMEOUT_MS)
+    page.wait_for_selector(f"#toast:has-text('Run #{run_id} succeeded.')", timeout=FINISH_TIMEOUT_MS)
     assert page.evaluate("window.__sameDocument") is True
     run = get_run(engine, run_id)
     assert run is not None and run["state"] == "succeeded" and run["trigger"] == "page"

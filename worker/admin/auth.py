@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
 log = logging.getLogger("abm.admin")
 
@@ -101,7 +102,10 @@ class RequireToken:
         conn = HTTPConnection(scope)
         how = self.auth.authenticate(conn)
         if how is None:
-            await self._refuse(conn)(scope, receive, send)
+            if scope["type"] == "websocket":
+                await WebSocketClose(code=1008)(scope, receive, send)  # policy violation
+            else:
+                await self._refuse(conn)(scope, receive, send)
             return
         if how == "cookie" and scope.get("method") in UNSAFE_METHODS and not same_origin(conn):
             await JSONResponse({"error": "cross-origin request refused"}, status_code=403)(scope, receive, send)

@@ -7,7 +7,9 @@
 
 (function () {
   const POLL_MS = 1500;
+  const FINAL_STATES = { succeeded: "ok", failed: "error", paused: "warn", cancelled: "warn" };
   let timer = null;
+  let followed = null; // the run this page queued, announced when it ends
 
   function toast(message, kind, link) {
     const box = document.getElementById("toast");
@@ -55,12 +57,26 @@
       let again = true;
       try {
         again = await refresh(true);
-        if (!again) await refresh(false);
+        if (!again) {
+          await refresh(false);
+          announceEnd();
+        }
       } catch (err) {
         again = true; // the server restarting is not a reason to stop watching
       }
       timer = again ? setTimeout(tick, POLL_MS) : null;
     }, POLL_MS);
+  }
+
+  function announceEnd() {
+    if (followed === null) return;
+    const badge = document.querySelector('[data-run-id="' + followed + '"] [data-state]');
+    const state = badge ? badge.dataset.state : null;
+    if (state && FINAL_STATES[state]) {
+      toast("Run #" + followed + " " + state + ".", FINAL_STATES[state],
+        { href: "/runs/" + followed, text: "Open it" });
+    }
+    followed = null;
   }
 
   function optionsOf(form) {
@@ -96,6 +112,7 @@
       });
       const body = await response.json().catch(() => ({}));
       if (response.status === 202) {
+        followed = body.run_id;
         toast("Run #" + body.run_id + " queued.", "ok", { href: "/runs/" + body.run_id, text: "Open it" });
       } else if (response.status === 409) {
         toast("Run #" + body.running_run_id + " is already " + body.state + ".", "warn",
