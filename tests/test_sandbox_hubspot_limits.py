@@ -57,6 +57,7 @@ def test_ten_second_window_answers_429_with_hubspot_body(handle: SandboxHandle) 
     assert body["errorType"] == "RATE_LIMIT" and body["policyName"] == "TEN_SECONDLY_ROLLING"
     assert body["message"] == "You have reached your ten_secondly_rolling limit." and body["correlationId"]
     assert err.value.headers["X-HubSpot-RateLimit-Remaining"] == "0"
+    assert err.value.headers["X-HubSpot-Correlation-Id"] == body["correlationId"]
     assert 1 <= int(err.value.headers["Retry-After"]) <= 10
     assert handle.request_log.count("GET", "/crm/v3/objects/contacts") == 4
     assert [e.status for e in handle.request_log.entries()] == [200, 200, 200, 429]
@@ -166,6 +167,7 @@ def test_injected_server_errors(handle: SandboxHandle, status: int) -> None:
     with pytest.raises(Exception) as err:  # noqa: B017
         list_contacts(hs)
     assert err.value.status == status and error(err.value)["status"] == "error"
+    assert err.value.headers["X-HubSpot-Correlation-Id"] == error(err.value)["correlationId"]
     list_contacts(hs)
     assert [e.fault for e in handle.request_log.entries()] == ["status", None]
 

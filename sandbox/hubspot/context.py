@@ -41,7 +41,8 @@ def api_endpoint(ctx: HubSpotContext, handler: Handler, search: bool = False) ->
                 response.headers.update(ctx.limits.headers())
         except HubSpotError as exc:
             response = exc.response()
-        response.headers["X-HubSpot-Correlation-Id"] = correlation_id()
+        if "X-HubSpot-Correlation-Id" not in response.headers:
+            response.headers["X-HubSpot-Correlation-Id"] = correlation_id()
         return response
 
     endpoint.__name__ = handler.__name__

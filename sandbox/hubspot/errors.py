@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
@@ -56,8 +57,9 @@ class HubSpotError(Exception):
         return body
 
     def response(self) -> Response:
-        return Response(json.dumps(self.body()), status_code=self.status, media_type=JSON_TYPE,
-                        headers=self.headers)
+        body = self.body()
+        headers = {**self.headers, "X-HubSpot-Correlation-Id": str(body["correlationId"])}
+        return Response(json.dumps(body), status_code=self.status, media_type=JSON_TYPE, headers=headers)
 
 
 class RateLimitError(HubSpotError):
@@ -126,7 +128,6 @@ def expired_token(minutes_ago: int, expired_at: str) -> HubSpotError:
 
 _FAULT_ERRORS: dict[int, HubSpotError] = {
     400: validation("There was a problem with the request."),
-    401: expired_token(0, "sandbox fault"),
     403: HubSpotError(403, "MISSING_SCOPES", "This app hasn't been granted all required scopes to make this call."),
     404: not_found(),
     409: HubSpotError(409, "CONFLICT", "There was a conflict with the current state of the resource."),
@@ -140,5 +141,9 @@ _FAULT_ERRORS: dict[int, HubSpotError] = {
 
 def render_fault(status: int) -> ErrorAnswer:
     """The body HubSpot sends for ``status``, for injected faults (a fresh correlation id each)."""
-    error = _FAULT_ERRORS.get(status) or HubSpotError(status, "ERROR", f"HTTP {status}")
-    return ErrorAnswer(json.dumps(error.body()).encode(), JSON_TYPE)
+    if status == 401:
+        error = expired_token(0, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    else:
+        error = _FAULT_ERRORS.get(status) or HubSpotError(status, "ERROR", f"HTTP {status}")
+    body = error.body()
+    return ErrorAnswer(json.dumps(body).encode(), JSON_TYPE, (("X-HubSpot-Correlation-Id", body["correlationId"]),))
