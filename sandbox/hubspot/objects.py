@@ -93,7 +93,7 @@ def _resolve_id(ctx: HubSpotContext, obj: HsObjectType, raw: str, id_property: s
     if not id_property or id_property == "hs_object_id":
         text = str(raw).strip()
         return int(text) if text.isdigit() else None
-    prop = obj.property(id_property)
+    prop = obj.get_property(id_property)
     if prop is None or not prop.has_unique_value:
         raise validation(f"{id_property} is not a unique identifier property of {obj.name}; idProperty must be "
                          "a property with unique values")
@@ -306,7 +306,7 @@ def routes(ctx: HubSpotContext) -> list[Route]:
             raw = str(item.get("id", ""))
             if not id_property or not raw:
                 raise validation("each upsert input needs id and idProperty")
-            prop = obj.property(id_property)
+            prop = obj.get_property(id_property)
             if prop is None or not prop.has_unique_value:
                 raise validation(f"{id_property} is not a unique identifier property of {obj.name}; idProperty "
                                  "must be a property with unique values")

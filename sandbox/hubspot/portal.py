@@ -173,19 +173,19 @@ class HubSpotPortal:
         or the object's defaults, plus the ones HubSpot always adds."""
         names = list(requested) if requested else list(obj.default_properties)
         names += [n for n in obj.always_returned if n not in names]
-        return [p for n in sorted(dict.fromkeys(names)) if (p := obj.property(n)) is not None]
+        return [p for n in sorted(dict.fromkeys(names)) if (p := obj.get_property(n)) is not None]
 
     # -- writes ----------------------------------------------------------------------------
     def unknown_properties(self, obj: HsObjectType, values: Mapping[str, Any]) -> list[PropertyValueError]:
         return [PropertyValueError(name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist')
-                for name in values if obj.property(name) is None]
+                for name in values if obj.get_property(name) is None]
 
     def validate(self, obj: HsObjectType, values: Mapping[str, Any], creating: bool) -> Row:
         """Stored values for a write, or an InputError listing every invalid property."""
         errors: list[PropertyValueError] = []
         out: Row = {}
         for name, value in values.items():
-            prop = obj.property(name)
+            prop = obj.get_property(name)
             if prop is None:
                 errors.append(PropertyValueError(name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist'))
                 continue
@@ -214,7 +214,7 @@ class HubSpotPortal:
 
     def _check_unique(self, obj: HsObjectType, changes: Row, own_id: int | None) -> None:
         for name, value in changes.items():
-            prop = obj.property(name)
+            prop = obj.get_property(name)
             if prop is None or not prop.has_unique_value or value is None:
                 continue
             existing = self.find_unique(obj, prop, value)
@@ -314,7 +314,7 @@ class HubSpotPortal:
         max_id = 0
         for record in records:
             props = {k: v for k, v in (record.get("properties") or {}).items() if k not in AUDIT_PROPERTIES}
-            if any(obj.property(k) is None for k in props) or self._new_options(obj, props):
+            if any(obj.get_property(k) is None for k in props) or self._new_options(obj, props):
                 self._flush(obj, columns, pending)
                 pending = []
                 self._register(obj, props)
@@ -384,7 +384,7 @@ class HubSpotPortal:
     @staticmethod
     def _new_options(obj: HsObjectType, props: Mapping[str, Any]) -> bool:
         for name, value in props.items():
-            prop = obj.property(name)
+            prop = obj.get_property(name)
             if prop is not None and prop.validates_options and value not in (None, ""):
                 values = str(value).split(";") if prop.field_type == "checkbox" else [str(value)]
                 if any(v not in prop.option_values for v in values):
@@ -393,7 +393,7 @@ class HubSpotPortal:
 
     def _register(self, obj: HsObjectType, props: Mapping[str, Any]) -> None:
         for name, value in props.items():
-            prop = obj.property(name)
+            prop = obj.get_property(name)
             if prop is None:
                 self.schema.save_property(obj, _inferred(obj, name, value))
             elif prop.validates_options and value not in (None, ""):

@@ -136,7 +136,7 @@ class HsObjectType:
         """HubSpot adds these to every record it returns, whatever ``properties`` asked for."""
         return (self.created_property, *self.modified_properties, "hs_object_id")
 
-    def property(self, name: str) -> HsProperty | None:
+    def get_property(self, name: str) -> HsProperty | None:
         prop = self.properties.get(name)
         return prop if prop is not None and not prop.archived else None
 

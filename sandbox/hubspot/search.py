@@ -31,7 +31,7 @@ _COMPARE = {"LT": "<", "LTE": "<=", "GT": ">", "GTE": ">="}
 
 
 def _property(obj: HsObjectType, name: Any) -> HsProperty:
-    prop = obj.property(str(name)) if name else None
+    prop = obj.get_property(str(name)) if name else None
     if prop is None:
         raise validation(f"There was a problem with the request: property {name!r} does not exist on {obj.name}",
                          {"propertyName": [str(name)]})
@@ -119,7 +119,7 @@ def compile_where(obj: HsObjectType, body: dict[str, Any]) -> tuple[str, list[An
     query = body.get("query")
     if query:
         like = f"%{str(query).replace('%', '')}%"
-        text_cols = [quote_ident(p) for p in obj.search_text_properties if obj.property(p) is not None]
+        text_cols = [quote_ident(p) for p in obj.search_text_properties if obj.get_property(p) is not None]
         where.append("(" + " OR ".join(f"{c} LIKE ?" for c in text_cols) + ")")
         params.extend(like for _ in text_cols)
     return " AND ".join(where), params
