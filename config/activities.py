@@ -62,13 +62,17 @@ def _rule(object_: str, type_: str | None, equals: dict[str, list[str]] | None =
 
 
 OPEN_TASK_STATUSES = ["Not Started", "In Progress", "Waiting on someone else", "Deferred"]
-REPLY_SUBJECT = r"^\s*(re|aw|sv|antw|r)\s*:"
+# Email tasks logged from Outlook or Gmail get "Email: " before the message's own subject.
+REPLY_SUBJECT = r"^\s*(email:\s*)?(re|aw|sv|antw|r)\s*:"
 DEMO_SUBJECT = r"\bdemo\b"
 PROPOSAL_SUBJECT = r"\b(proposal|quote)\b"
+EVENT_CAMPAIGNS = ["Event", "Trade Show", "Conference"]
 
 DEFAULT_SALESFORCE_RULES: list[dict[str, Any]] = [
     _rule("Task", None, equals={"Status": OPEN_TASK_STATUSES}),
+    _rule("Task", "demo", equals={"Type": ["Demo"]}),
     _rule("Task", "demo", matches={"Subject": DEMO_SUBJECT}),
+    _rule("Task", "proposal", equals={"Type": ["Proposal"]}),
     _rule("Task", "proposal", matches={"Subject": PROPOSAL_SUBJECT}),
     _rule("Task", "call", equals={"TaskSubtype": ["Call"]}),
     _rule("Task", "call", equals={"Type": ["Call"]}),
@@ -77,14 +81,22 @@ DEFAULT_SALESFORCE_RULES: list[dict[str, Any]] = [
     _rule("Task", "email_sent", equals={"Type": ["Email"]}),
     _rule("Task", "meeting_completed", equals={"Type": ["Meeting"]}),
     _rule("Task", None),
+    _rule("Event", "demo", equals={"Type": ["Demo"]}),
     _rule("Event", "demo", matches={"Subject": DEMO_SUBJECT}),
     _rule("Event", "proposal", matches={"Subject": PROPOSAL_SUBJECT}),
     _rule("Event", "meeting_scheduled"),
-    _rule("CampaignMember", None, equals={"HasResponded": ["false"]}),
+    # Registrations count before the response flag: Salesforce marks only attendance as a response.
     _rule("CampaignMember", "webinar_registration", equals={"CampaignType": ["Webinar"]},
           matches={"Status": r"regist"}),
+    _rule("CampaignMember", "event_registration", equals={"CampaignType": EVENT_CAMPAIGNS},
+          matches={"Status": r"regist"}),
+    _rule("CampaignMember", None, equals={"HasResponded": ["false"]}),
     _rule("CampaignMember", "webinar_attended", equals={"CampaignType": ["Webinar"]}),
-    _rule("CampaignMember", "event_attended", equals={"CampaignType": ["Trade Show", "Conference", "Event"]}),
+    _rule("CampaignMember", "booth_visit", equals={"CampaignType": EVENT_CAMPAIGNS}, matches={"Status": r"booth"}),
+    _rule("CampaignMember", "event_attended", equals={"CampaignType": EVENT_CAMPAIGNS}),
+    _rule("CampaignMember", "email_click", equals={"CampaignType": ["Email"]}, matches={"Status": r"click"}),
+    _rule("CampaignMember", "email_open", equals={"CampaignType": ["Email"]}, matches={"Status": r"open"}),
+    _rule("CampaignMember", "content_download", equals={"CampaignType": ["Content"]}),
     _rule("CampaignMember", "campaign_response"),
 ]
 

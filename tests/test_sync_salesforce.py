@@ -4,26 +4,14 @@ activity types; the ``abm sync`` command."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from sqlalchemy import Engine
-from test_sync_salesforce_support import (
-    OBJECTS,
-    build_org,
-    client,
-    domain,
-    midnight,
-    org_records,
-    sf_config,
-    sf_datetime,
-    store_rows,
-)
+from test_sync_salesforce_support import OBJECTS, assert_store_equals_org, build_org, client, sf_config, store_rows
 from typer.testing import CliRunner
 
 from connectors.salesforce import pull_salesforce
@@ -38,139 +26,6 @@ def fresh_sandbox() -> Iterator[SandboxHandle]:
     """A sandbox of its own: a pull reads whole objects, so tests cannot share an org."""
     with run_sandbox() as handle:
         yield handle
-
-
-COMMON = ["Id", "IsDeleted", "CreatedDate", "LastModifiedDate"]
-
-
-def _common(r: dict[str, Any]) -> dict[str, Any]:
-    return {"is_deleted": r["IsDeleted"], "created_at": sf_datetime(r["CreatedDate"]),
-            "modified_at": sf_datetime(r["LastModifiedDate"])}
-
-
-def _account(r: dict[str, Any]) -> dict[str, Any]:
-    return {"name": r["Name"], "website": r["Website"], "domain": domain(r["Website"]), "industry": r["Industry"],
-            "employees": r["NumberOfEmployees"], "annual_revenue": r["AnnualRevenue"],
-            "country": r["BillingCountry"], "state": r["BillingState"], "city": r["BillingCity"], "phone": r["Phone"],
-            "parent_crm_id": r["ParentId"], "type": r["Type"], "owner_crm_id": r["OwnerId"],
-            "merged_into": r["MasterRecordId"]}
-
-
-def _lead(r: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": "lead", "first_name": r["FirstName"], "last_name": r["LastName"], "email": r["Email"],
-            "company": r["Company"], "website": r["Website"], "title": r["Title"], "phone": r["Phone"],
-            "country": r["Country"], "state": r["State"], "city": r["City"], "industry": r["Industry"],
-            "employees": r["NumberOfEmployees"], "status": r["Status"], "is_converted": r["IsConverted"],
-            "converted_at": midnight(r["ConvertedDate"]), "converted_account_crm_id": r["ConvertedAccountId"],
-            "converted_contact_crm_id": r["ConvertedContactId"], "source": r["LeadSource"],
-            "owner_crm_id": r["OwnerId"], "account_crm_id": None}
-
-
-def _contact(r: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": "contact", "first_name": r["FirstName"], "last_name": r["LastName"], "email": r["Email"],
-            "title": r["Title"], "phone": r["Phone"], "country": r["MailingCountry"], "state": r["MailingState"],
-            "city": r["MailingCity"], "account_crm_id": r["AccountId"], "source": r["LeadSource"],
-            "owner_crm_id": r["OwnerId"], "company": None, "is_converted": False}
-
-
-def _opportunity(r: dict[str, Any]) -> dict[str, Any]:
-    closed_at = midnight(r["CloseDate"]) if r["IsClosed"] else None
-    return {"name": r["Name"], "account_crm_id": r["AccountId"], "stage": r["StageName"], "is_closed": r["IsClosed"],
-            "is_won": r["IsWon"], "amount": r["Amount"], "close_date": datetime.fromisoformat(r["CloseDate"]).date(),
-            "closed_at": closed_at}
-
-
-EXPECTED = {
-    "User": (["Name", "Email", "IsActive"], lambda r: {"name": r["Name"], "email": r["Email"],
-                                                        "is_active": r["IsActive"]}),
-    "Account": (["Name", "Website", "Industry", "NumberOfEmployees", "AnnualRevenue", "BillingCountry",
-                 "BillingState", "BillingCity", "Phone", "ParentId", "Type", "OwnerId", "MasterRecordId"], _account),
-    "Campaign": (["Name", "Type"], lambda r: {"name": r["Name"], "type": r["Type"]}),
-    "Lead": (["FirstName", "LastName", "Email", "Company", "Website", "Title", "Phone", "Country", "State", "City",
-              "Industry", "NumberOfEmployees", "Status", "IsConverted", "ConvertedDate", "ConvertedAccountId",
-              "ConvertedContactId", "LeadSource", "OwnerId"], _lead),
-    "Contact": (["FirstName", "LastName", "Email", "Title", "Phone", "MailingCountry", "MailingState", "MailingCity",
-                 "AccountId", "LeadSource", "OwnerId"], _contact),
-    "Opportunity": (["Name", "AccountId", "StageName", "IsClosed", "IsWon", "Amount", "CloseDate"], _opportunity),
-}
-OPEN = {"not started", "in progress", "waiting on someone else", "deferred"}
-
-
-def expected_activities(sf: Any, run_start: datetime) -> dict[str, dict[str, Any]]:
-    """Expected activity rows under the default rules, written independently of the connector."""
-    campaigns = {i: r["Type"] for i, r in org_records(sf, "Campaign", ["Id", "Type"]).items()}
-    opportunity_account = {i: r["AccountId"] for i, r in org_records(sf, "Opportunity", ["Id", "AccountId"]).items()}
-    out: dict[str, dict[str, Any]] = {}
-    tasks = org_records(sf, "Task", [*COMMON, "WhoId", "WhatId", "Subject", "TaskSubtype", "Type",
-                                     "CallDurationInSeconds", "ActivityDate", "Status"])
-    for i, r in tasks.items():
-        subject, subtype, kind = (r["Subject"] or "").lower(), r["TaskSubtype"], r["Type"]
-        duration = r["CallDurationInSeconds"]
-        if (r["Status"] or "").lower() in OPEN:
-            continue
-        if "demo" in subject:
-            activity = "demo"
-        elif "proposal" in subject:
-            activity = "proposal"
-        elif subtype == "Call" or kind == "Call":
-            activity = "meaningful_conversation" if (duration or 0) >= 300 else (
-                "call_connected" if (duration or 0) >= 30 else "call")
-        elif subtype == "Email":
-            activity = "email_reply" if subject.startswith("re:") else "email_sent"
-        elif kind == "Email":
-            activity = "email_sent"
-        else:
-            continue
-        what = r["WhatId"] or ""
-        account = what if what.startswith("001") else opportunity_account.get(what)
-        out[i] = {**_common(r), "activity_type": activity, "person_crm_id": r["WhoId"], "account_crm_id": account,
-                  "occurred_at": midnight(r["ActivityDate"]), "duration_seconds": duration,
-                  "crm_type": subtype or kind, "subject": r["Subject"], "campaign_type": None}
-    events = org_records(sf, "Event", [*COMMON, "WhoId", "WhatId", "Subject", "Type", "StartDateTime",
-                                       "EndDateTime", "DurationInMinutes"])
-    for i, r in events.items():
-        end = sf_datetime(r["EndDateTime"])
-        activity = "demo" if "demo" in r["Subject"].lower() else (
-            "meeting_completed" if end <= run_start else "meeting_scheduled")
-        out[i] = {**_common(r), "activity_type": activity, "person_crm_id": r["WhoId"], "account_crm_id": r["WhatId"],
-                  "occurred_at": sf_datetime(r["StartDateTime"]), "duration_seconds": r["DurationInMinutes"] * 60,
-                  "crm_type": r["Type"], "subject": r["Subject"]}
-    members = org_records(sf, "CampaignMember", [*COMMON, "CampaignId", "LeadId", "ContactId", "Status",
-                                                 "HasResponded", "FirstRespondedDate"])
-    for i, r in members.items():
-        if not r["HasResponded"]:
-            continue
-        kind = campaigns[r["CampaignId"]]
-        if kind == "Webinar":
-            activity = "webinar_registration" if "regist" in r["Status"].lower() else "webinar_attended"
-        elif kind in ("Trade Show", "Conference"):
-            activity = "event_attended"
-        else:
-            activity = "campaign_response"
-        out[i] = {**_common(r), "activity_type": activity, "person_crm_id": r["ContactId"] or r["LeadId"],
-                  "campaign_crm_id": r["CampaignId"], "campaign_type": kind,
-                  "occurred_at": midnight(r["FirstRespondedDate"]), "crm_type": r["Status"]}
-    return out
-
-
-def assert_store_equals_org(engine: Engine, handle: SandboxHandle, run_start: datetime, sample: int = 1000) -> None:
-    """Counts per object, and a field-by-field comparison of a random sample of each object's records."""
-    sf = client(handle)
-    rng = random.Random(1)
-    for name, (fields, expect) in EXPECTED.items():
-        records = org_records(sf, name, [*COMMON, *fields])
-        rows = store_rows(engine, name)
-        assert set(rows) == set(records), name
-        for record_id in rng.sample(sorted(records), min(sample, len(records))):
-            record, row = records[record_id], rows[record_id]
-            wanted = {**_common(record), **expect(record)}
-            assert {k: row[k] for k in wanted} == wanted, (name, record_id)
-    activities = expected_activities(sf, run_start)
-    rows = {**store_rows(engine, "Task"), **store_rows(engine, "Event"), **store_rows(engine, "CampaignMember")}
-    assert set(rows) == set(activities)
-    for record_id in rng.sample(sorted(activities), min(3 * sample, len(activities))):
-        wanted = activities[record_id]
-        assert {k: rows[record_id][k] for k in wanted} == wanted, record_id
 
 
 def test_full_then_incremental_sync_equals_the_org(fresh_sandbox: SandboxHandle, engine: Engine, tmp_path) -> None:

@@ -210,3 +210,147 @@ def midnight(value: str | None) -> datetime | None:
 
 def domain(website: str | None) -> str | None:
     return registrable_domain(website) or None
+
+
+# -- expected canonical values, written independently of connectors/salesforce/mapping.py --------
+COMMON = ["Id", "IsDeleted", "CreatedDate", "LastModifiedDate"]
+
+
+def _common(r: dict[str, Any]) -> dict[str, Any]:
+    return {"is_deleted": r["IsDeleted"], "created_at": sf_datetime(r["CreatedDate"]),
+            "modified_at": sf_datetime(r["LastModifiedDate"])}
+
+
+def _account(r: dict[str, Any]) -> dict[str, Any]:
+    return {"name": r["Name"], "website": r["Website"], "domain": domain(r["Website"]), "industry": r["Industry"],
+            "employees": r["NumberOfEmployees"], "annual_revenue": r["AnnualRevenue"],
+            "country": r["BillingCountry"], "state": r["BillingState"], "city": r["BillingCity"], "phone": r["Phone"],
+            "parent_crm_id": r["ParentId"], "type": r["Type"], "owner_crm_id": r["OwnerId"],
+            "merged_into": r["MasterRecordId"]}
+
+
+def _lead(r: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "lead", "first_name": r["FirstName"], "last_name": r["LastName"], "email": r["Email"],
+            "company": r["Company"], "website": r["Website"], "title": r["Title"], "phone": r["Phone"],
+            "country": r["Country"], "state": r["State"], "city": r["City"], "industry": r["Industry"],
+            "employees": r["NumberOfEmployees"], "status": r["Status"], "is_converted": r["IsConverted"],
+            "converted_at": midnight(r["ConvertedDate"]), "converted_account_crm_id": r["ConvertedAccountId"],
+            "converted_contact_crm_id": r["ConvertedContactId"], "source": r["LeadSource"],
+            "owner_crm_id": r["OwnerId"], "account_crm_id": None}
+
+
+def _contact(r: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "contact", "first_name": r["FirstName"], "last_name": r["LastName"], "email": r["Email"],
+            "title": r["Title"], "phone": r["Phone"], "country": r["MailingCountry"], "state": r["MailingState"],
+            "city": r["MailingCity"], "account_crm_id": r["AccountId"], "source": r["LeadSource"],
+            "owner_crm_id": r["OwnerId"], "company": None, "is_converted": False}
+
+
+def _opportunity(r: dict[str, Any]) -> dict[str, Any]:
+    closed_at = midnight(r["CloseDate"]) if r["IsClosed"] else None
+    return {"name": r["Name"], "account_crm_id": r["AccountId"], "stage": r["StageName"], "is_closed": r["IsClosed"],
+            "is_won": r["IsWon"], "amount": r["Amount"], "close_date": datetime.fromisoformat(r["CloseDate"]).date(),
+            "closed_at": closed_at}
+
+
+EXPECTED = {
+    "User": (["Name", "Email", "IsActive"], lambda r: {"name": r["Name"], "email": r["Email"],
+                                                        "is_active": r["IsActive"]}),
+    "Account": (["Name", "Website", "Industry", "NumberOfEmployees", "AnnualRevenue", "BillingCountry",
+                 "BillingState", "BillingCity", "Phone", "ParentId", "Type", "OwnerId", "MasterRecordId"], _account),
+    "Campaign": (["Name", "Type"], lambda r: {"name": r["Name"], "type": r["Type"]}),
+    "Lead": (["FirstName", "LastName", "Email", "Company", "Website", "Title", "Phone", "Country", "State", "City",
+              "Industry", "NumberOfEmployees", "Status", "IsConverted", "ConvertedDate", "ConvertedAccountId",
+              "ConvertedContactId", "LeadSource", "OwnerId"], _lead),
+    "Contact": (["FirstName", "LastName", "Email", "Title", "Phone", "MailingCountry", "MailingState", "MailingCity",
+                 "AccountId", "LeadSource", "OwnerId"], _contact),
+    "Opportunity": (["Name", "AccountId", "StageName", "IsClosed", "IsWon", "Amount", "CloseDate"], _opportunity),
+}
+OPEN = {"not started", "in progress", "waiting on someone else", "deferred"}
+
+
+def expected_activities(sf: Any, run_start: datetime) -> dict[str, dict[str, Any]]:
+    """Expected activity rows under the default rules, written independently of the connector."""
+    campaigns = {i: r["Type"] for i, r in org_records(sf, "Campaign", ["Id", "Type"]).items()}
+    opportunity_account = {i: r["AccountId"] for i, r in org_records(sf, "Opportunity", ["Id", "AccountId"]).items()}
+    out: dict[str, dict[str, Any]] = {}
+    tasks = org_records(sf, "Task", [*COMMON, "WhoId", "WhatId", "Subject", "TaskSubtype", "Type",
+                                     "CallDurationInSeconds", "ActivityDate", "Status"])
+    for i, r in tasks.items():
+        subject, subtype, kind = (r["Subject"] or "").lower(), r["TaskSubtype"], r["Type"]
+        duration = r["CallDurationInSeconds"]
+        if (r["Status"] or "").lower() in OPEN:
+            continue
+        if "demo" in subject:
+            activity = "demo"
+        elif "proposal" in subject:
+            activity = "proposal"
+        elif subtype == "Call" or kind == "Call":
+            activity = "meaningful_conversation" if (duration or 0) >= 300 else (
+                "call_connected" if (duration or 0) >= 30 else "call")
+        elif subtype == "Email":
+            activity = "email_reply" if subject.removeprefix("email: ").startswith("re:") else "email_sent"
+        elif kind == "Email":
+            activity = "email_sent"
+        else:
+            continue
+        what = r["WhatId"] or ""
+        account = what if what.startswith("001") else opportunity_account.get(what)
+        out[i] = {**_common(r), "activity_type": activity, "person_crm_id": r["WhoId"], "account_crm_id": account,
+                  "occurred_at": midnight(r["ActivityDate"]), "duration_seconds": duration,
+                  "crm_type": subtype or kind, "subject": r["Subject"], "campaign_type": None}
+    events = org_records(sf, "Event", [*COMMON, "WhoId", "WhatId", "Subject", "Type", "StartDateTime",
+                                       "EndDateTime", "DurationInMinutes"])
+    for i, r in events.items():
+        end = sf_datetime(r["EndDateTime"])
+        activity = "demo" if "demo" in r["Subject"].lower() else (
+            "meeting_completed" if end <= run_start else "meeting_scheduled")
+        what = r["WhatId"] or ""
+        account = what if what.startswith("001") else opportunity_account.get(what)
+        out[i] = {**_common(r), "activity_type": activity, "person_crm_id": r["WhoId"], "account_crm_id": account,
+                  "occurred_at": sf_datetime(r["StartDateTime"]), "duration_seconds": r["DurationInMinutes"] * 60,
+                  "crm_type": r["Type"], "subject": r["Subject"]}
+    members = org_records(sf, "CampaignMember", [*COMMON, "CampaignId", "LeadId", "ContactId", "Status",
+                                                 "HasResponded", "FirstRespondedDate"])
+    for i, r in members.items():
+        kind, status = campaigns[r["CampaignId"]], r["Status"].lower()
+        event_like = kind in ("Event", "Trade Show", "Conference")
+        if "regist" in status and (kind == "Webinar" or event_like):
+            activity = "webinar_registration" if kind == "Webinar" else "event_registration"
+        elif not r["HasResponded"]:
+            continue
+        elif kind == "Webinar":
+            activity = "webinar_attended"
+        elif event_like:
+            activity = "booth_visit" if "booth" in status else "event_attended"
+        elif kind == "Email" and ("click" in status or "open" in status):
+            activity = "email_click" if "click" in status else "email_open"
+        elif kind == "Content":
+            activity = "content_download"
+        else:
+            activity = "campaign_response"
+        out[i] = {**_common(r), "activity_type": activity, "person_crm_id": r["ContactId"] or r["LeadId"],
+                  "campaign_crm_id": r["CampaignId"], "campaign_type": kind,
+                  "occurred_at": midnight(r["FirstRespondedDate"]) or sf_datetime(r["CreatedDate"]),
+                  "crm_type": r["Status"]}
+    return out
+
+
+def assert_store_equals_org(engine: Engine, handle: SandboxHandle, run_start: datetime, sample: int = 1000) -> None:
+    """Counts per object, and a field-by-field comparison of a random sample of each object's records."""
+    sf = client(handle)
+    rng = random.Random(1)
+    for name, (fields, expect) in EXPECTED.items():
+        records = org_records(sf, name, [*COMMON, *fields])
+        rows = store_rows(engine, name)
+        assert set(rows) == set(records), name
+        for record_id in rng.sample(sorted(records), min(sample, len(records))):
+            record, row = records[record_id], rows[record_id]
+            wanted = {**_common(record), **expect(record)}
+            assert {k: row[k] for k in wanted} == wanted, (name, record_id)
+    activities = expected_activities(sf, run_start)
+    rows = {**store_rows(engine, "Task"), **store_rows(engine, "Event"), **store_rows(engine, "CampaignMember")}
+    assert set(rows) == set(activities)
+    for record_id in rng.sample(sorted(activities), min(3 * sample, len(activities))):
+        wanted = activities[record_id]
+        assert {k: rows[record_id][k] for k in wanted} == wanted, record_id
