@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -106,7 +107,8 @@ def test_linked_accounts_show_the_canonical_scores_in_both_crms(handle: SandboxH
 
 def _hubspot_contact(handle: SandboxHandle) -> str:
     portal = handle.hubspot_portal
-    return str(portal.create(portal.object_type("contacts"), {"email": "linked@example.org"})["hs_object_id"])
+    email = f"linked-{uuid.uuid4().hex[:8]}@example.org"
+    return str(portal.create(portal.object_type("contacts"), {"email": email})["hs_object_id"])
 
 
 def test_scoped_pass_and_dropped_baseline(handle: SandboxHandle, engine: Engine) -> None:

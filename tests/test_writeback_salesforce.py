@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from simple_salesforce import Salesforce
 from sqlalchemy import Engine, select, update
 from test_writeback_support import (
@@ -319,6 +320,16 @@ def test_connection_lost_halfway_then_next_run_writes_only_the_rest(
     assert by_object(resumed)["Account"].written == 600
     assert handle.request_log.count("PATCH", COLLECTIONS) == math.ceil(600 / 200)
     assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
+
+
+def test_untrusted_certificate_stops_at_once_without_retries(handle: SandboxHandle, engine: Engine) -> None:
+    seed_salesforce(handle, engine, n_accounts=3)
+    untrusted = requests.Session()
+    untrusted.trust_env = False  # the system's trust store: the sandbox CA is not in it
+    sf = Salesforce(instance_url=handle.base_url, session_id=handle.salesforce_session(), session=untrusted)
+    report = run(engine, fast_writer(sf))
+    assert "TLS verification failed" in (by_object(report)["Account"].stopped or "")
+    assert handle.request_log.count("PATCH", COLLECTIONS) == 0
 
 
 # -- the guard ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from connectors.hubspot.ratelimit import HubSpotRateLimiter
 from connectors.retry import RetrySettings, parse_retry_after
 from writeback.catalogue import Catalogue
 from writeback.diff import RecordChange
-from writeback.retry import Kind, RetryPolicy, WritebackStopped
+from writeback.retry import Kind, RetryPolicy, WritebackStopped, is_certificate_problem
 from writeback.state import RecordOutcome
 
 CRM = "hubspot"
@@ -65,8 +65,10 @@ def classify(exc: BaseException) -> Kind:
     if status is not None:
         if status == 429:
             return "fatal" if is_daily_limit(exc) else "rate_limit"
-        return "transient" if status >= 500 else "fatal"  # status 0: TLS, not worth retrying
-    if isinstance(exc, urllib3.exceptions.SSLError):
+        if status == 0:  # the client's wrapper of a TLS failure
+            return "fatal" if is_certificate_problem(exc) else "transient"
+        return "transient" if status >= 500 else "fatal"
+    if isinstance(exc, urllib3.exceptions.SSLError) and is_certificate_problem(exc):
         return "fatal"
     if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
         return "transient"

@@ -13,6 +13,7 @@ that finished is already recorded, and the next run writes the rest.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
@@ -103,6 +104,22 @@ class RetryPolicy:
                 raise WritebackStopped(self.crm, f"{what} kept failing after {self.settings.attempts} attempts "
                                        f"({_short(exc)}); the rest is written next run") from exc
             raise
+
+
+def is_certificate_problem(exc: BaseException) -> bool:
+    """A TLS failure that retrying cannot fix (an untrusted or mismatched certificate), as opposed to a
+    connection dropped mid-handshake, which also surfaces as an SSL error but is transient."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(current):
+            return True
+        pending.extend([current.__cause__, current.__context__, *current.args, getattr(current, "reason", None)])
+    return False
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

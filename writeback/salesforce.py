@@ -36,7 +36,7 @@ from connectors.budget import ApiBudget
 from connectors.retry import RetrySettings, parse_retry_after
 from writeback.catalogue import Catalogue, CatalogueField
 from writeback.diff import RecordChange
-from writeback.retry import Kind, RetryPolicy, WritebackStopped
+from writeback.retry import Kind, RetryPolicy, WritebackStopped, is_certificate_problem
 from writeback.state import RecordOutcome
 
 COLLECTION_SIZE = 200
@@ -54,8 +54,8 @@ def classify(exc: BaseException) -> Kind:
         if exc.status == 429:
             return "rate_limit"
         return "transient" if exc.status >= 500 else "fatal"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "fatal"  # a certificate problem does not go away by retrying
+    if isinstance(exc, requests.exceptions.SSLError) and is_certificate_problem(exc):
+        return "fatal"  # retrying does not fix a certificate; a connection dropped mid-handshake is transient
     if isinstance(exc, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError):
         return "transient"
     return "fatal"
@@ -167,6 +167,9 @@ class SalesforceWriter:
                     for start in range(0, len(changes), COLLECTION_SIZE):
                         batch = changes[start : start + COLLECTION_SIZE]
                         on_batch(batch, self._collection(obj, batch, fields))
+            except requests.exceptions.SSLError as exc:
+                raise WritebackStopped(self.crm, f"TLS verification failed ({exc}); check salesforce.ca_file "
+                                       "and the instance URL") from exc
             except SalesforceExpiredSession as exc:
                 raise WritebackStopped(self.crm, f"the session expired ({error_text(exc)[1]})") from exc
             except SalesforceRefusedRequest as exc:
