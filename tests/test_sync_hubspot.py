@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+import yaml
+from sqlalchemy import Engine, select, text
+from typer.testing import CliRunner
 
 from config.connections import HubSpotConfig
+from config.model import AbmConfig
 from connectors.hubspot import pull_hubspot
-from connectors.hubspot.activity_map import CONNECTED_DISPOSITION
 from connectors.hubspot.client import HubSpotApi
 from connectors.result import SyncResult
 from connectors.retry import RetrySettings
@@ -29,6 +31,7 @@ from sandbox.runner import SandboxHandle, run_sandbox
 from store import migrate
 from store.db import make_engine
 from store.schema import CRM_RECORD_TABLES
+from worker.cli import app
 
 DAY_MS = 86_400_000
 FAST = {"requests_per_10s": 1000, "search_requests_per_second": 10.0}
@@ -55,13 +58,14 @@ def store(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-def hubspot_config(handle: SandboxHandle, tmp_path: Path, **overrides: Any) -> HubSpotConfig:
+def hubspot_config(handle: SandboxHandle, tmp_path: Path, **overrides: Any) -> AbmConfig:
+    """A configuration whose ``hubspot`` section points at the sandbox (token in a file, CA trusted)."""
     token = tmp_path / "hubspot-token"
     token.write_text(handle.hubspot_token)
     values: dict[str, Any] = {"enabled": True, "base_url": handle.base_url, "ca_file": handle.ca_path,
                               "access_token_file": token, **FAST}
     values.update(overrides)
-    return HubSpotConfig(**values)
+    return AbmConfig(hubspot=HubSpotConfig(**values))
 
 
 def now_ms() -> int:
@@ -115,7 +119,7 @@ def seed_portal(handle: SandboxHandle, seed: int = 7, companies: int = 30, conta
                                  "deals": [str(i) for i in deal_ids]}
     for k, (object_type, props_of) in enumerate([
         ("calls", lambda n: {"hs_call_title": f"Call {n}", "hs_call_duration": rng.choice([0, 90_000, 900_000]),
-                             "hs_call_disposition": rng.choice([CONNECTED_DISPOSITION, "busy"])}),
+                             "hs_call_disposition": rng.choice(["f240bbac-87c9-4f6e-bf70-924b57d47db7", "busy"])}),
         ("emails", lambda n: {"hs_email_subject": f"Re: {n}",
                               "hs_email_direction": rng.choice(["EMAIL", "INCOMING_EMAIL"])}),
         ("meetings", lambda n: {"hs_meeting_title": f"Meeting {n}",
@@ -192,6 +196,16 @@ def when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
+def expected_type(object_type: str, props: dict[str, Any]) -> str:
+    """The default rules, restated: calls by duration, emails by direction, meetings by outcome."""
+    if object_type == "calls":
+        seconds = int(props.get("hs_call_duration") or 0) // 1000
+        return "meaningful_conversation" if seconds >= 300 else "call_connected" if seconds >= 30 else "call"
+    if object_type == "emails":
+        return "email_reply" if props.get("hs_email_direction") == "INCOMING_EMAIL" else "email_sent"
+    return "meeting_completed" if props.get("hs_meeting_outcome") == "COMPLETED" else "meeting_scheduled"
+
+
 def assert_store_matches_portal(handle: SandboxHandle, engine: Engine) -> None:
     """Counts and every mapped field of every record, associations included."""
     companies = portal_truth(handle, "companies")
@@ -240,6 +254,7 @@ def assert_store_matches_portal(handle: SandboxHandle, engine: Engine) -> None:
         company = expected_links(handle, object_type, list(kept), "companies")
         for crm_id in kept:
             row = rows[crm_id]
+            assert row["activity_type"] == expected_type(object_type, truth[crm_id]), crm_id
             assert row["occurred_at"] == when(truth[crm_id]["hs_timestamp"])
             assert (row["person_crm_id"], row["account_crm_id"]) == (person[crm_id], company[crm_id])
 
@@ -266,16 +281,16 @@ def calls_by_kind(result: SyncResult, handle: SandboxHandle) -> dict[str, int]:
 QUICK_RETRIES = RetrySettings(initial_seconds=0.05, max_seconds=0.5)
 
 
-def quick_pull(engine: Engine, config: HubSpotConfig, **kwargs: Any) -> SyncResult:
+def quick_pull(engine: Engine, config: AbmConfig, **kwargs: Any) -> SyncResult:
     """A pull whose retries back off in tenths of seconds, not seconds (same policy otherwise)."""
-    api = HubSpotApi(config, retry=QUICK_RETRIES)
+    api = HubSpotApi(config.hubspot, retry=QUICK_RETRIES)
     try:
         return pull_hubspot(engine, config, api=api, **kwargs)
     finally:
         api.close()
 
 
-def full_then_incremental(engine: Engine, config: HubSpotConfig) -> list[SyncResult]:
+def full_then_incremental(engine: Engine, config: AbmConfig) -> list[SyncResult]:
     return [quick_pull(engine, config), quick_pull(engine, config)]
 
 
@@ -389,3 +404,27 @@ def test_a_property_the_portal_lacks_is_reported_and_skipped(hs: SandboxHandle, 
     assert len(people) == 10 and all(r["employees"] is None and r["email"] for r in people.values())
     reads = [e for e in hs.request_log.entries("GET", r"/crm/v3/objects/contacts$") if "archived=False" in e.query]
     assert reads and all("numemployees" not in e.query and "jobtitle" in e.query for e in reads)
+
+
+def test_abm_sync_command(hs: SandboxHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed_portal(hs, contacts=12, engagements=4, events=10)
+    config = hubspot_config(hs, tmp_path).model_dump(mode="json", exclude_defaults=True)
+    config_file = tmp_path / "abm.yaml"
+    config_file.write_text(yaml.safe_dump({"hubspot": config["hubspot"]}))
+    monkeypatch.setenv("ABM_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    runner = CliRunner()
+    assert runner.invoke(app, ["--config", str(config_file), "db", "upgrade"]).exit_code == 0
+    full = runner.invoke(app, ["--config", str(config_file), "sync", "--crm", "hubspot", "--full",
+                               "--objects", "companies", "--objects", "contacts"])
+    assert full.exit_code == 0, full.output
+    assert "companies" in full.output and "contacts" in full.output and "deals" not in full.output
+    assert "API calls" in full.output and "numemployees" in full.output  # the missing property, as a warning
+    again = runner.invoke(app, ["--config", str(config_file), "sync", "--crm", "hubspot"])
+    assert again.exit_code == 0 and "succeeded" in again.output and "web_events" in again.output
+    unknown = runner.invoke(app, ["--config", str(config_file), "sync", "--crm", "hubspot", "--objects", "tickets"])
+    assert unknown.exit_code == 2 and "unknown HubSpot object" in unknown.output
+    engine = make_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    with engine.connect() as conn:
+        runs = conn.execute(text("SELECT kind, state FROM runs ORDER BY id")).all()
+    engine.dispose()
+    assert [tuple(r) for r in runs] == [("full", "succeeded"), ("incremental", "succeeded")]

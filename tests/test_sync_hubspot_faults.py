@@ -17,7 +17,8 @@ from test_sync_hubspot import (
     store_snapshot,
 )
 
-from config.connections import HubSpotConfig, SyncOptions
+from config.connections import SyncOptions
+from config.model import AbmConfig
 from connectors.hubspot import pull_hubspot
 from sandbox.runner import SandboxHandle, run_sandbox
 
@@ -36,7 +37,7 @@ def store(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _undisturbed(hs: SandboxHandle, tmp_path: Path, config: HubSpotConfig) -> tuple[dict[str, list[tuple]], int]:
+def _undisturbed(hs: SandboxHandle, tmp_path: Path, config: AbmConfig) -> tuple[dict[str, list[tuple]], int]:
     """The store a run without faults ends with, and how many calls it took."""
     engine = make_store(tmp_path / "undisturbed.db")
     try:
@@ -111,10 +112,10 @@ def test_daily_budget_pauses_the_run_and_the_next_one_finishes(hs: SandboxHandle
     hs.hubspot_limits.reset()
     if how == "budget guard":  # our guard stops halfway through the day's budget, before HubSpot refuses
         hs.hubspot_limits.configure(daily=calls)
-        config = config.model_copy(update={"sync": SyncOptions(page_size=25, max_api_share=0.5)})
+        config = hubspot_config(hs, tmp_path, sync=SyncOptions(page_size=25, max_api_share=0.5))
     else:  # HubSpot itself answers 429 DAILY halfway through the run
         hs.hubspot_limits.configure(daily=calls // 2)
-        config = config.model_copy(update={"sync": SyncOptions(page_size=25, max_api_share=1.0)})
+        config = hubspot_config(hs, tmp_path, sync=SyncOptions(page_size=25, max_api_share=1.0))
     paused = quick_pull(store, config)
     assert paused.paused and "next one continues" in (paused.pause_reason or "")
     assert not all(c.done for c in paused.objects.values())

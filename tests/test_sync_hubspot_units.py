@@ -12,16 +12,19 @@ from datetime import UTC, date, datetime
 import pytest
 from pydantic import ValidationError
 
+from config.activities import ActivityMappingConfig, ActivityRule
 from connectors.hubspot import values as v
-from connectors.hubspot.activity_map import CONNECTED_DISPOSITION, EngagementRule, HubSpotActivityMapping
+from connectors.hubspot.activities import HubSpotActivities, default_hubspot_rules
 from connectors.hubspot.associations import Link, first_id, from_inline, from_v4_results
 from connectors.hubspot.events import map_email_event, map_web_event
 from connectors.hubspot.objects import SPECS, map_record
 from connectors.hubspot.ratelimit import HubSpotRateLimiter, RollingWindowLimiter
 from connectors.hubspot.search_plan import SearchOrderError, SearchPosition, next_position, search_body
 from connectors.hubspot.sync import plan_objects
+from connectors.result import UnknownObjects
 
-MAPPING = HubSpotActivityMapping()
+RULES = HubSpotActivities()
+NOW = datetime(2024, 7, 1, tzinfo=UTC)
 
 
 # -- values ---------------------------------------------------------------------------------
@@ -78,7 +81,7 @@ def test_company_maps_to_an_account_with_its_salesforce_link() -> None:
     row = map_record(SPECS["companies"], _record(
         "101", name="Acme GmbH", domain="acme.de", numberofemployees="250", annualrevenue="1000000.0",
         salesforceaccountid="001000000000001AAA", hs_lastmodifieddate="2024-03-01T00:00:00Z",
-        lifecyclestage="customer", hs_merged_object_ids="7;8"), {}, MAPPING)
+        lifecyclestage="customer", hs_merged_object_ids="7;8"), {}, RULES, NOW)
     assert row is not None
     assert (row["crm"], row["object"], row["crm_id"]) == ("hubspot", "companies", "101")
     assert row["name"] == "Acme GmbH" and row["domain"] == "acme.de" and row["employees"] == 250
@@ -92,32 +95,33 @@ def test_contact_account_comes_from_the_primary_association_then_the_property() 
     spec = SPECS["contacts"]
     record = _record("5", firstname="Ana", email="ana@acme.de", associatedcompanyid="300", numemployees="25-50")
     links = {"companies": [Link("200", True), Link("100")]}
-    row = map_record(spec, record, links, MAPPING)
+    row = map_record(spec, record, links, RULES, NOW)
     assert row is not None and row["kind"] == "contact"
     assert row["account_crm_id"] == "200" and row["employees"] == 25
     assert row["extra"] == {"associations": {"companies": ["200", "100"]}}
-    assert map_record(spec, record, {}, MAPPING)["account_crm_id"] == "300"  # type: ignore[index]
+    assert map_record(spec, record, {}, RULES, NOW)["account_crm_id"] == "300"  # type: ignore[index]
 
 
 def test_deal_closed_flags_fall_back_to_the_stage() -> None:
     spec = SPECS["deals"]
     won = map_record(spec, _record("9", dealname="Big", dealstage="closedwon", amount="5000",
-                                   closedate="2024-06-30T00:00:00Z"), {"companies": [Link("1", True)]}, MAPPING)
+                                   closedate="2024-06-30T00:00:00Z"), {"companies": [Link("1", True)]}, RULES, NOW)
     assert won is not None and won["is_closed"] and won["is_won"] and won["account_crm_id"] == "1"
     assert won["close_date"] == date(2024, 6, 30) and won["closed_at"] == datetime(2024, 6, 30, tzinfo=UTC)
     open_deal = map_record(spec, _record("10", dealstage="qualifiedtobuy", hs_is_closed="false",
-                                         closedate="2024-09-01T00:00:00Z"), {}, MAPPING)
+                                         closedate="2024-09-01T00:00:00Z"), {}, RULES, NOW)
     assert open_deal is not None and not open_deal["is_closed"] and open_deal["closed_at"] is None
 
 
 @pytest.mark.parametrize(("props", "expected"), [
-    ({"hs_call_disposition": CONNECTED_DISPOSITION, "hs_call_duration": "600000"}, "meaningful_conversation"),
-    ({"hs_call_disposition": CONNECTED_DISPOSITION, "hs_call_duration": "60000"}, "call_connected"),
-    ({"hs_call_disposition": "73a0d17f-1163-4015-bdd5-ec830791da20", "hs_call_duration": "0"}, "call"),
+    ({"hs_call_duration": "600000"}, "meaningful_conversation"),  # 10 minutes
+    ({"hs_call_duration": "60000"}, "call_connected"),  # a minute
+    ({"hs_call_duration": "0"}, "call"),  # no answer
+    ({}, "call"),
 ])
 def test_call_types(props: dict, expected: str) -> None:
     row = map_record(SPECS["calls"], _record("1", hs_timestamp="2024-04-01T09:00:00Z", **props),
-                     {"contacts": [Link("5")], "companies": [Link("9")]}, MAPPING)
+                     {"contacts": [Link("5")], "companies": [Link("9")]}, RULES, NOW)
     assert row is not None and row["activity_type"] == expected and row["team"] == "sales"
     assert row["person_crm_id"] == "5" and row["account_crm_id"] == "9"
     assert row["occurred_at"] == datetime(2024, 4, 1, 9, tzinfo=UTC)
@@ -126,60 +130,67 @@ def test_call_types(props: dict, expected: str) -> None:
 def test_meetings_emails_notes_and_tasks() -> None:
     meeting = map_record(SPECS["meetings"], _record(
         "2", hs_meeting_outcome="COMPLETED", hs_meeting_start_time="2024-04-01T09:00:00Z",
-        hs_meeting_end_time="2024-04-01T09:30:00Z"), {}, MAPPING)
+        hs_meeting_end_time="2024-04-01T09:30:00Z"), {}, RULES, NOW)
     assert meeting is not None and meeting["activity_type"] == "meeting_completed"
     assert meeting["duration_seconds"] == 1800 and meeting["crm_type"] == "meetings:COMPLETED"
-    assert map_record(SPECS["meetings"], _record("3", hs_meeting_outcome="CANCELED"), {}, MAPPING) is None
-    assert map_record(SPECS["meetings"], _record("4"), {}, MAPPING)["activity_type"] == "meeting_scheduled"  # type: ignore[index]
-    reply = map_record(SPECS["emails"], _record("5", hs_email_direction="INCOMING_EMAIL"), {}, MAPPING)
+    assert map_record(SPECS["meetings"], _record("3", hs_meeting_outcome="CANCELED"), {}, RULES, NOW) is None
+    upcoming = _record("4", hs_meeting_outcome="SCHEDULED", hs_meeting_end_time="2024-07-02T10:00:00Z")
+    assert map_record(SPECS["meetings"], upcoming, {}, RULES, NOW)["activity_type"] == "meeting_scheduled"  # type: ignore[index]
+    held = _record("4", hs_meeting_outcome="SCHEDULED", hs_meeting_end_time="2024-06-02T10:00:00Z")
+    assert map_record(SPECS["meetings"], held, {}, RULES, NOW)["activity_type"] == "meeting_completed"  # type: ignore[index]
+    reply = map_record(SPECS["emails"], _record("5", hs_email_direction="INCOMING_EMAIL"), {}, RULES, NOW)
     assert reply is not None and reply["activity_type"] == "email_reply"
-    assert map_record(SPECS["notes"], _record("6", hs_note_body="x"), {}, MAPPING) is None
-    assert map_record(SPECS["tasks"], _record("7", hs_task_type="CALL"), {}, MAPPING) is None
+    assert map_record(SPECS["notes"], _record("6", hs_note_body="x"), {}, RULES, NOW) is None
+    assert map_record(SPECS["tasks"], _record("7", hs_task_type="CALL"), {}, RULES, NOW) is None
 
 
-def test_mapping_is_configurable_and_validated() -> None:
-    custom = HubSpotActivityMapping(engagements=[
-        *[r for r in HubSpotActivityMapping().engagements if r.object != "tasks"],
-        EngagementRule(object="tasks", when={"hs_task_type": ["CALL"], "hs_task_status": ["COMPLETED"]},
-                       activity_type="call"),
-        EngagementRule(object="tasks", activity_type=None),
-    ])
-    assert custom.pulls("tasks") and not MAPPING.pulls("tasks") and not MAPPING.pulls("notes")
-    row = map_record(SPECS["tasks"], _record("8", hs_task_type="call", hs_task_status="COMPLETED"), {}, custom)
+def test_activity_rules_come_from_the_activities_config() -> None:
+    custom_rules = [r for r in default_hubspot_rules() if r.object != "tasks"] + [
+        ActivityRule(object="tasks", type="call", equals={"hs_task_type": ["CALL"], "hs_task_status": ["COMPLETED"]}),
+        ActivityRule(object="tasks", type=None),
+    ]
+    custom = HubSpotActivities(ActivityMappingConfig(hubspot=custom_rules))
+    assert custom.pulls("tasks") and not RULES.pulls("tasks") and not RULES.pulls("notes")
+    assert custom.fields_used("tasks") == {"hs_task_type", "hs_task_status"}
+    row = map_record(SPECS["tasks"], _record("8", hs_task_type="call", hs_task_status="COMPLETED"), {}, custom, NOW)
     assert row is not None and row["activity_type"] == "call"
-    with pytest.raises(ValidationError, match="unknown canonical activity type"):
-        EngagementRule(object="calls", activity_type="phone_call")
-    with pytest.raises(ValidationError, match="must end with a rule without conditions"):
-        HubSpotActivityMapping(engagements=[EngagementRule(object="calls", when={"x": ["y"]}, activity_type="call")])
-    assert plan_objects(None, MAPPING) == ["companies", "contacts", "deals", "calls", "emails", "meetings",
-                                           "email_events", "web_events"]
-    assert plan_objects(["web_events", "notes"], MAPPING) == ["notes", "web_events"]
-    with pytest.raises(ValueError, match="unknown HubSpot object"):
-        plan_objects(["tickets"], MAPPING)
+    with pytest.raises(ValidationError, match="unknown activity type"):
+        ActivityRule(object="calls", type="phone_call")
+    # only the event types some rule keeps are requested; a typed catch-all needs them all
+    assert RULES.requested_values("email_events", "type") == ["CLICK", "OPEN"]
+    assert RULES.requested_values("web_events", "eventType") == ["e_submitted_form", "e_visited_page"]
+    everything = HubSpotActivities(ActivityMappingConfig(hubspot=[ActivityRule(object="email_events",
+                                                                                type="email_open")]))
+    assert everything.requested_values("email_events", "type") is None
+    assert plan_objects(None, RULES) == ["companies", "contacts", "deals", "calls", "emails", "meetings",
+                                         "email_events", "web_events"]
+    assert plan_objects(["web_events", "Notes"], RULES) == ["notes", "web_events"]
+    with pytest.raises(UnknownObjects, match="unknown HubSpot object"):
+        plan_objects(["tickets"], RULES)
 
 
 def test_marketing_events_map_to_marketing_activities() -> None:
     open_event = {"id": "e1", "type": "OPEN", "created": 1714550400000, "recipient": "Ana@Acme.de",
                   "emailCampaignId": 77, "subject": "Spring launch"}
-    row = map_email_event(open_event, MAPPING, {"ana@acme.de": "5"}.get)
+    row = map_email_event(open_event, RULES, {"ana@acme.de": "5"}.get)
     assert row is not None and row["activity_type"] == "email_open" and row["team"] == "marketing"
     assert row["person_crm_id"] == "5" and row["campaign_crm_id"] == "77"
     assert row["occurred_at"] == datetime(2024, 5, 1, 8, tzinfo=UTC)
-    assert map_email_event({**open_event, "type": "DELIVERED"}, MAPPING, {}.get) is None
-    unknown = map_email_event({**open_event, "recipient": "who@else.org"}, MAPPING, {}.get)
+    assert map_email_event({**open_event, "type": "DELIVERED"}, RULES, {}.get) is None
+    unknown = map_email_event({**open_event, "recipient": "who@else.org"}, RULES, {}.get)
     assert unknown is not None and unknown["person_crm_id"] is None
     assert unknown["extra"] == {"recipient": "who@else.org"}
 
     def visit(url: str) -> str | None:
         row = map_web_event({"id": url, "eventType": "e_visited_page", "objectId": "5", "objectType": "CONTACT",
-                             "occurredAt": "2024-05-01T08:00:00Z", "properties": {"hs_url": url}}, MAPPING)
+                             "occurredAt": "2024-05-01T08:00:00Z", "properties": {"hs_url": url}}, RULES)
         return row["activity_type"] if row else None
 
     assert visit("https://acme.io/pricing") == "pricing_page_visit"
     assert visit("https://acme.io/blog/x") == "blog_visit" and visit("https://acme.io/") == "web_visit"
     form = map_web_event({"id": "f", "eventType": "e_submitted_form", "objectId": 5,
                           "occurredAt": "2024-05-01T08:00:00Z", "properties": {"hs_form_title": "Request a Demo"}},
-                         MAPPING)
+                         RULES)
     assert form is not None and form["activity_type"] == "demo_request" and form["person_crm_id"] == "5"
 
 

@@ -30,7 +30,14 @@ def _salesforce(engine: Engine, config: AbmConfig, full: bool, objects: Sequence
     return pull_salesforce(engine, config, full=full, objects=objects, progress=progress)
 
 
-PULLERS: dict[str, Puller] = {"salesforce": _salesforce}
+def _hubspot(engine: Engine, config: AbmConfig, full: bool, objects: Sequence[str] | None,
+             progress: ProgressCallback) -> SyncResult:
+    from connectors.hubspot import pull_hubspot
+
+    return pull_hubspot(engine, config, full=full, objects=objects, progress=progress)
+
+
+PULLERS: dict[str, Puller] = {"salesforce": _salesforce, "hubspot": _hubspot}
 
 
 class _Bars:

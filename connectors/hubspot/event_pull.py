@@ -1,6 +1,6 @@
 """Pulling marketing engagement: email events and web analytics events, one event type at a time.
 
-Only the event types the mapping keeps are requested (opens and clicks, not the far more
+Only the event types the activity rules keep are requested (opens and clicks, not the far more
 numerous sends and deliveries), each over the window ``[cursor - lookback, run start)``.
 Events are immutable and keyed by their id, so re-reading a lookback is harmless.
 
@@ -21,14 +21,15 @@ from sqlalchemy import Engine
 
 from connectors.cursor import Cursor, Window, load_cursor, save_cursor, set_state_datetime, state_datetime
 from connectors.hubspot import store_ops
-from connectors.hubspot.activity_map import HubSpotActivityMapping
+from connectors.hubspot.activities import EMAIL_EVENTS, WEB_EVENTS, HubSpotActivities
 from connectors.hubspot.client import HubSpotApi
-from connectors.hubspot.events import EMAIL_EVENTS, WEB_EVENTS, map_email_event, map_web_event
+from connectors.hubspot.events import map_email_event, map_web_event
 from connectors.hubspot.objects import CRM
 from connectors.hubspot.values import to_millis
 from connectors.result import ObjectCounts, Progress, ProgressCallback
 
 DONE = "done"
+ALL_TYPES = "*"
 UPPER = "events_upper"
 PROGRESS = "event_progress"
 
@@ -46,7 +47,7 @@ class _EventPull(ABC):
         self,
         engine: Engine,
         api: HubSpotApi,
-        mapping: HubSpotActivityMapping,
+        rules: HubSpotActivities,
         counts: ObjectCounts,
         *,
         run_start: datetime,
@@ -56,7 +57,7 @@ class _EventPull(ABC):
     ) -> None:
         self.engine = engine
         self.api = api
-        self.mapping = mapping
+        self.rules = rules
         self.counts = counts
         self.run_start = run_start
         self.lookback = lookback
@@ -69,8 +70,8 @@ class _EventPull(ABC):
             self.progress(Progress(self.object_name, event, self.counts.read))  # type: ignore[arg-type]
 
     @abstractmethod
-    def event_types(self) -> list[str]:
-        """The event types to request (those the mapping keeps)."""
+    def event_types(self) -> list[str | None]:
+        """The event types to request, one pass each (those the rules keep); None: every type at once."""
 
     def run(self, full: bool) -> None:
         with self.engine.connect() as conn:
@@ -87,9 +88,10 @@ class _EventPull(ABC):
         cursor.state[PROGRESS] = saved
         bounded = Window(window.lower, None, upper, window.full)
         for event_type in self.event_types():
-            if saved.get(event_type) != DONE:
+            key = event_type or ALL_TYPES
+            if saved.get(key) != DONE:
                 self.pull_type(cursor, bounded, event_type, saved)
-                saved[event_type] = DONE
+                saved[key] = DONE
         cursor.complete(bounded)
         cursor.state.pop(PROGRESS, None)
         cursor.state.pop(UPPER, None)
@@ -99,8 +101,9 @@ class _EventPull(ABC):
         self._report("done")
 
     @abstractmethod
-    def pull_type(self, cursor: Cursor, window: Window, event_type: str, saved: dict[str, Any]) -> None:
-        """Read one event type over ``window``, recording in ``saved`` where a paused run resumes."""
+    def pull_type(self, cursor: Cursor, window: Window, event_type: str | None, saved: dict[str, Any]) -> None:
+        """Read one event type over ``window``, recording in ``saved[event_type or "*"]`` where a paused
+        run resumes."""
 
     def write(self, cursor: Cursor, events: list[Mapping[str, Any]],
               to_row: Callable[[Mapping[str, Any], Any], dict[str, Any] | None]) -> None:
@@ -124,15 +127,19 @@ class EmailEventPull(_EventPull):
 
     object_name = EMAIL_EVENTS
 
-    def event_types(self) -> list[str]:
-        return [t for t, canonical in self.mapping.email_events.items() if canonical]
+    def event_types(self) -> list[str | None]:
+        wanted = self.rules.requested_values(EMAIL_EVENTS, "type")
+        return [None] if wanted is None else list(wanted)
 
-    def pull_type(self, cursor: Cursor, window: Window, event_type: str, saved: dict[str, Any]) -> None:
-        end_ms = int(saved.get(event_type) or to_millis(window.upper) - 1)  # endTimestamp is inclusive
+    def pull_type(self, cursor: Cursor, window: Window, event_type: str | None, saved: dict[str, Any]) -> None:
+        key = event_type or ALL_TYPES
+        end_ms = int(saved.get(key) or to_millis(window.upper) - 1)  # endTimestamp is inclusive
         offset: str | None = None
         oldest: int | None = None
         while True:
-            params: dict[str, Any] = {"eventType": event_type, "limit": self.page_size, "endTimestamp": end_ms}
+            params: dict[str, Any] = {"limit": self.page_size, "endTimestamp": end_ms}
+            if event_type:
+                params["eventType"] = event_type
             if window.lower is not None:
                 params["startTimestamp"] = to_millis(window.lower)
             if offset:
@@ -144,9 +151,9 @@ class EmailEventPull(_EventPull):
                 # Newest first, as documented: everything newer than this page's oldest event is done
                 # (a resumed run re-reads the events sharing that millisecond).
                 oldest = min(stamps)
-                saved[event_type] = oldest
+                saved[key] = oldest
             elif stamps:
-                saved.pop(event_type, None)  # not in the documented order: a resumed run starts over
+                saved.pop(key, None)  # not in the documented order: a resumed run starts over
             self.write(cursor, events, self._row_maker(events))
             offset = page.get("offset")
             if not page.get("hasMore") or not offset:
@@ -160,7 +167,7 @@ class EmailEventPull(_EventPull):
             if known is None:
                 known = store_ops.contacts_by_email(
                     conn, [(e.get("recipient") or "").strip().lower() for e in events])
-            return map_email_event(event, self.mapping, known.get)
+            return map_email_event(event, self.rules, known.get)
 
         return to_row
 
@@ -170,21 +177,26 @@ class WebEventPull(_EventPull):
 
     object_name = WEB_EVENTS
 
-    def event_types(self) -> list[str]:
-        return [t for t, canonical in self.mapping.web_events.items() if canonical]
+    def event_types(self) -> list[str | None]:
+        wanted = self.rules.requested_values(WEB_EVENTS, "eventType")
+        return [None] if wanted is None else list(wanted)
 
-    def pull_type(self, cursor: Cursor, window: Window, event_type: str, saved: dict[str, Any]) -> None:
-        after: str | None = saved.get(event_type) or None
+    def pull_type(self, cursor: Cursor, window: Window, event_type: str | None, saved: dict[str, Any]) -> None:
+        key = event_type or ALL_TYPES
+        after: str | None = saved.get(key) or None
         while True:
-            params: dict[str, Any] = {"object_type": "contact", "event_type": event_type, "limit": self.page_size,
-                                      "sort": ["ASCENDING"], "occurred_before": _iso_ms(window.upper)}
+            params: dict[str, Any] = {"object_type": "contact", "limit": self.page_size, "sort": ["ASCENDING"],
+                                      "occurred_before": _iso_ms(window.upper)}
+            if event_type:
+                params["event_type"] = event_type
             if window.lower is not None:
-                params["occurred_after"] = _iso_ms(window.lower)
+                # occurredAfter is exclusive: step back one millisecond to include the window's start
+                params["occurred_after"] = _iso_ms(window.lower - timedelta(milliseconds=1))
             if after:
                 params["after"] = after
             page = self.api.web_events(params)
             after = ((page.get("paging") or {}).get("next") or {}).get("after")
-            saved[event_type] = after
-            self.write(cursor, page.get("results") or [], lambda event, _conn: map_web_event(event, self.mapping))
+            saved[key] = after
+            self.write(cursor, page.get("results") or [], lambda event, _conn: map_web_event(event, self.rules))
             if not after:
                 break

@@ -13,12 +13,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from connectors.hubspot import values as v
-from connectors.hubspot.activity_map import HubSpotActivityMapping
+from connectors.hubspot.activities import EMAIL_EVENTS, WEB_EVENTS, HubSpotActivities
 from connectors.hubspot.objects import CRM
 from store.activity_types import team_of
 
-EMAIL_EVENTS = "email_events"
-WEB_EVENTS = "web_events"
 EVENT_OBJECTS = (EMAIL_EVENTS, WEB_EVENTS)
 
 
@@ -58,11 +56,11 @@ def _row(
 
 
 def map_email_event(
-    event: Mapping[str, Any], mapping: HubSpotActivityMapping, contact_of: Callable[[str], str | None]
+    event: Mapping[str, Any], rules: HubSpotActivities, contact_of: Callable[[str], str | None]
 ) -> dict[str, Any] | None:
-    """An activity row for one marketing email event, None for types the mapping does not keep."""
+    """An activity row for one marketing email event, None for types the rules do not keep."""
     event_type = str(event.get("type") or "")
-    activity_type = mapping.email_events.get(event_type)
+    activity_type = rules.email_event_type(event)
     if activity_type is None:
         return None
     recipient = (event.get("recipient") or "").strip().lower()
@@ -82,12 +80,12 @@ def map_email_event(
     )
 
 
-def map_web_event(event: Mapping[str, Any], mapping: HubSpotActivityMapping) -> dict[str, Any] | None:
+def map_web_event(event: Mapping[str, Any], rules: HubSpotActivities) -> dict[str, Any] | None:
     """An activity row for one event analytics occurrence on a contact."""
     props: dict[str, str | None] = {k: (str(x) if x is not None else None)
                                     for k, x in (event.get("properties") or {}).items()}
     event_type = str(event.get("eventType") or "")
-    activity_type = mapping.web_event_type(event_type, props)
+    activity_type = rules.web_event_type(event_type, props)
     if activity_type is None:
         return None
     subject = props.get("hs_url") or props.get("hs_form_title") or props.get("hs_title")

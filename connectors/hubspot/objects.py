@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from connectors.hubspot import values as v
-from connectors.hubspot.activity_map import HubSpotActivityMapping
+from connectors.hubspot.activities import HubSpotActivities
 from connectors.hubspot.associations import Links, first_id, ids_by_type
 from store.activity_types import team_of
 
@@ -120,8 +121,8 @@ def _extra(spec: ObjectSpec, props: Properties, links: Links, **more: Any) -> di
     return extra or None
 
 
-def map_company(spec: ObjectSpec, record: Mapping[str, Any], links: Links, _m: HubSpotActivityMapping
-                ) -> dict[str, Any]:
+def map_company(spec: ObjectSpec, record: Mapping[str, Any], links: Links, _rules: HubSpotActivities,
+                _now: datetime) -> dict[str, Any]:
     p: Properties = record.get("properties") or {}
     return {
         **_base(spec, record, p),
@@ -143,8 +144,8 @@ def map_company(spec: ObjectSpec, record: Mapping[str, Any], links: Links, _m: H
     }
 
 
-def map_contact(spec: ObjectSpec, record: Mapping[str, Any], links: Links, _m: HubSpotActivityMapping
-                ) -> dict[str, Any]:
+def map_contact(spec: ObjectSpec, record: Mapping[str, Any], links: Links, _rules: HubSpotActivities,
+                _now: datetime) -> dict[str, Any]:
     p: Properties = record.get("properties") or {}
     return {
         **_base(spec, record, p),
@@ -171,8 +172,8 @@ def map_contact(spec: ObjectSpec, record: Mapping[str, Any], links: Links, _m: H
     }
 
 
-def map_deal(spec: ObjectSpec, record: Mapping[str, Any], links: Links, _m: HubSpotActivityMapping
-             ) -> dict[str, Any]:
+def map_deal(spec: ObjectSpec, record: Mapping[str, Any], links: Links, _rules: HubSpotActivities,
+             _now: datetime) -> dict[str, Any]:
     p: Properties = record.get("properties") or {}
     stage = v.text(p.get("dealstage"))
     is_closed = v.flag(p.get("hs_is_closed"))
@@ -223,12 +224,13 @@ def _duration_seconds(object_name: str, p: Properties) -> int | None:
 
 
 def map_engagement(
-    spec: ObjectSpec, record: Mapping[str, Any], links: Links, mapping: HubSpotActivityMapping
+    spec: ObjectSpec, record: Mapping[str, Any], links: Links, rules: HubSpotActivities, now: datetime
 ) -> dict[str, Any] | None:
-    """An activity row, or None when the mapping says the engagement is not a touch."""
+    """An activity row, or None when the rules say the engagement is not a touch."""
     p: Properties = record.get("properties") or {}
     duration = _duration_seconds(spec.name, p)
-    activity_type, team = mapping.engagement_type(spec.name, p, duration)
+    meeting_end = v.timestamp(p.get("hs_meeting_end_time")) if spec.name == "meetings" else None
+    activity_type = rules.engagement_type(spec.name, p, duration, meeting_end, now)
     if activity_type is None:
         return None
     subject = v.text(p.get(_SUBJECT[spec.name]))
@@ -239,7 +241,7 @@ def map_engagement(
         "extra": _extra(spec, p, links),
         "activity_type": activity_type,
         "crm_type": f"{spec.name}:{crm_type}" if crm_type else spec.name,
-        "team": team or team_of(activity_type),
+        "team": team_of(activity_type),
         "subject": subject[:1000] if subject else None,
         "occurred_at": v.timestamp(p.get("hs_timestamp")) or v.timestamp(p.get(spec.created_property)),
         "duration_seconds": duration,
@@ -250,7 +252,7 @@ def map_engagement(
     }
 
 
-Mapper = Callable[[ObjectSpec, Mapping[str, Any], Links, HubSpotActivityMapping], "dict[str, Any] | None"]
+Mapper = Callable[[ObjectSpec, Mapping[str, Any], Links, HubSpotActivities, datetime], "dict[str, Any] | None"]
 MAPPERS: dict[str, Mapper] = {
     "companies": map_company,
     "contacts": map_contact,
@@ -260,6 +262,10 @@ MAPPERS: dict[str, Mapper] = {
 
 
 def map_record(
-    spec: ObjectSpec, record: Mapping[str, Any], links: Links, mapping: HubSpotActivityMapping
+    spec: ObjectSpec, record: Mapping[str, Any], links: Links, rules: HubSpotActivities, now: datetime
 ) -> dict[str, Any] | None:
-    return MAPPERS[spec.name](spec, record, links, mapping)
+    """The canonical row of one record; None for an engagement the rules say is not a touch.
+
+    ``now`` is the run's start: a scheduled meeting whose end has passed by then was held.
+    """
+    return MAPPERS[spec.name](spec, record, links, rules, now)

@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from connectors.budget import BudgetExhausted
 from connectors.cursor import Cursor, Window, load_cursor, set_state_datetime, state_datetime
 from connectors.hubspot import store_ops
-from connectors.hubspot.activity_map import HubSpotActivityMapping
+from connectors.hubspot.activities import HubSpotActivities
 from connectors.hubspot.associations import Links, from_v4_results
 from connectors.hubspot.client import HubSpotApi, HubSpotApiError
 from connectors.hubspot.objects import CRM, ObjectSpec
@@ -73,7 +73,7 @@ class RecordPull:
         engine: Engine,
         api: HubSpotApi,
         spec: ObjectSpec,
-        mapping: HubSpotActivityMapping,
+        rules: HubSpotActivities,
         counts: ObjectCounts,
         *,
         run_start: datetime,
@@ -86,7 +86,7 @@ class RecordPull:
         self.engine = engine
         self.api = api
         self.spec = spec
-        self.mapping = mapping
+        self.rules = rules
         self.counts = counts
         self.run_start = run_start
         self.lookback = lookback
@@ -105,7 +105,7 @@ class RecordPull:
         self._report("start")
         properties = self._properties(cursor)
         window = cursor.window(self.run_start, self.lookback, full)
-        sink = PageSink(self.engine, self.spec, self.mapping, self.counts, cursor, self.tuning.flush_rows)
+        sink = PageSink(self.engine, self.spec, self.rules, self.counts, cursor, self.run_start, self.tuning.flush_rows)
         try:
             if window.full:
                 self.counts.method = "list"
@@ -124,7 +124,8 @@ class RecordPull:
     # -- properties --------------------------------------------------------------------------
     def _properties(self, cursor: Cursor) -> list[str]:
         """The properties to request: ours minus the ones this portal lacks (reported, not fatal)."""
-        wanted = list(self.spec.all_properties)
+        rule_fields = self.rules.fields_used(self.spec.name) if self.spec.table == "activities" else set()
+        wanted = list(dict.fromkeys([*self.spec.all_properties, *sorted(rule_fields)]))
         cache = cursor.state.get(PROPERTIES) or {}
         checked = state_datetime(cursor, "properties_checked_at")
         if cache.get("requested") == wanted and checked and utcnow() - checked < self.tuning.properties_ttl:

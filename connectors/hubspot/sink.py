@@ -10,6 +10,7 @@ behind it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -17,7 +18,7 @@ from sqlalchemy import Engine
 from connectors.cursor import Cursor, save_cursor
 from connectors.hubspot import store_ops
 from connectors.hubspot import values as v
-from connectors.hubspot.activity_map import HubSpotActivityMapping
+from connectors.hubspot.activities import HubSpotActivities
 from connectors.hubspot.associations import Links, from_inline
 from connectors.hubspot.objects import ObjectSpec, map_record
 from connectors.result import ObjectCounts
@@ -30,14 +31,16 @@ class PageSink:
         self,
         engine: Engine,
         spec: ObjectSpec,
-        mapping: HubSpotActivityMapping,
+        rules: HubSpotActivities,
         counts: ObjectCounts,
         cursor: Cursor,
+        now: datetime,
         flush_rows: int = 2000,
     ) -> None:
         self.engine = engine
         self.spec = spec
-        self.mapping = mapping
+        self.rules = rules
+        self.now = now
         self.counts = counts
         self.cursor = cursor
         self.flush_rows = flush_rows
@@ -52,7 +55,7 @@ class PageSink:
             crm_id = str(record["id"])
             found = links.get(crm_id, {}) if links is not None else from_inline(self.spec.name,
                                                                                   record.get("associations"))
-            row = map_record(self.spec, record, found, self.mapping)
+            row = map_record(self.spec, record, found, self.rules, self.now)
             self.counts.read += 1
             if row is None:
                 self._not_touches.add(crm_id)

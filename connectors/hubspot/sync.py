@@ -15,92 +15,111 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from config.connections import HubSpotConfig
+from config.model import AbmConfig
 from connectors.budget import BudgetExhausted
 from connectors.hubspot import store_ops
-from connectors.hubspot.activity_map import HubSpotActivityMapping
+from connectors.hubspot.activities import EMAIL_EVENTS, WEB_EVENTS, HubSpotActivities
 from connectors.hubspot.client import CRM, HubSpotApi
 from connectors.hubspot.event_pull import EmailEventPull, WebEventPull
-from connectors.hubspot.events import EMAIL_EVENTS, EVENT_OBJECTS, WEB_EVENTS
 from connectors.hubspot.objects import OBJECT_ORDER, SPECS
 from connectors.hubspot.record_pull import HubSpotSyncTuning, RecordPull
-from connectors.result import ProgressCallback, SyncResult
+from connectors.result import ProgressCallback, SyncResult, UnknownObjects
+from store.runs import create_run, finish_run, record_stage
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
 
-ALL_OBJECTS = (*OBJECT_ORDER, *EVENT_OBJECTS)
+ALL_OBJECTS = (*OBJECT_ORDER, EMAIL_EVENTS, WEB_EVENTS)
 
 
-def plan_objects(objects: Sequence[str] | None, mapping: HubSpotActivityMapping) -> list[str]:
+def plan_objects(objects: Sequence[str] | None, rules: HubSpotActivities) -> list[str]:
     """The objects to pull, in dependency order.
 
-    By default every object, except engagement types the mapping turns entirely into "no
-    touch" (notes and tasks by default): pulling them would cost calls and store nothing.
-    Asked for by name, an object is pulled whatever the mapping says.
+    By default every object, except engagement types the activity rules turn entirely into
+    "no touch" (notes and tasks by default): pulling them would cost calls and store nothing.
+    Asked for by name, an object is pulled whatever the rules say.
     """
     if objects:
-        unknown = sorted(set(objects) - set(ALL_OBJECTS))
+        wanted = {o.lower() for o in objects}
+        unknown = sorted(o for o in objects if o.lower() not in ALL_OBJECTS)
         if unknown:
-            raise ValueError(f"unknown HubSpot object(s) {', '.join(unknown)}; known: {', '.join(ALL_OBJECTS)}")
-        return [name for name in ALL_OBJECTS if name in set(objects)]
+            raise UnknownObjects(f"unknown HubSpot object(s) {', '.join(unknown)}; known: {', '.join(ALL_OBJECTS)}")
+        return [name for name in ALL_OBJECTS if name in wanted]
     return [name for name in ALL_OBJECTS
-            if SPECS.get(name) is None or SPECS[name].table != "activities" or mapping.pulls(name)]
+            if (SPECS[name].table != "activities" if name in SPECS else False) or rules.pulls(name)]
 
 
 def pull_hubspot(
     engine: Engine,
-    config: HubSpotConfig,
+    config: AbmConfig,
     run_id: int | None = None,
     full: bool = False,
     objects: Sequence[str] | None = None,
     progress: ProgressCallback | None = None,
     *,
-    mapping: HubSpotActivityMapping | None = None,
+    trigger: str = "cli",
     tuning: HubSpotSyncTuning | None = None,
     api: HubSpotApi | None = None,
 ) -> SyncResult:
     """Pull HubSpot into the store: everything when ``full`` (or never pulled), else what changed.
 
-    Returns counts per object, API calls and usage; ``paused`` is set when the daily budget
-    guard stopped the run (state is saved: the next run resumes). Other errors propagate
-    after everything read so far has been committed.
+    Without ``run_id`` the pull records its own run (``full`` or ``incremental``) and finishes it
+    as succeeded, paused (API budget) or failed. With a ``run_id`` the caller owns the run:
+    record ``result.stage_report()`` in it and decide its state. ``api`` lets a caller bring its
+    own client (and close it); ``tuning`` adjusts paging and the association sweep.
     """
-    mapping = mapping or HubSpotActivityMapping()
+    rules = HubSpotActivities(config.activities)
     tuning = tuning or HubSpotSyncTuning()
-    names = plan_objects(objects, mapping)
+    names = plan_objects(objects, rules)
+    owns_run = run_id is None
+    if owns_run:
+        run_id = create_run(engine, "full" if full else "incremental", trigger,
+                            {"crm": CRM, "full": full, "objects": names}, state="running")
     started = time.monotonic()
     now = utcnow()
     run_start = now.replace(microsecond=now.microsecond // 1000 * 1000)  # HubSpot stamps are milliseconds
-    lookback = timedelta(minutes=config.sync.lookback_minutes)
-    client = api or HubSpotApi(config)
+    settings = config.hubspot
     result = SyncResult(crm=CRM, full=full, run_id=run_id)
-    common = {"run_start": run_start, "lookback": lookback, "progress": progress}
+    client: HubSpotApi | None = api
+    failure: BaseException | None = None
     try:
+        client = client or HubSpotApi(settings)
+        common = {"run_start": run_start, "lookback": timedelta(minutes=settings.sync.lookback_minutes),
+                  "progress": progress}
         for name in names:
             counts = result.counts(name)
             if name in SPECS:
-                RecordPull(engine, client, SPECS[name], mapping, counts, page_size=config.sync.page_size,
+                RecordPull(engine, client, SPECS[name], rules, counts, page_size=settings.sync.page_size,
                            tuning=tuning, warn=result.warnings.append, **common).run(full)
             elif name == EMAIL_EVENTS:
-                EmailEventPull(engine, client, mapping, counts, page_size=tuning.email_events_page_size,
+                EmailEventPull(engine, client, rules, counts, page_size=tuning.email_events_page_size,
                                **common).run(full)
-            elif name == WEB_EVENTS:
-                WebEventPull(engine, client, mapping, counts, page_size=tuning.web_events_page_size,
+            else:
+                WebEventPull(engine, client, rules, counts, page_size=tuning.web_events_page_size,
                              **common).run(full)
         if EMAIL_EVENTS in names or "contacts" in names:
             with engine.begin() as conn:
                 store_ops.link_email_events(conn, EMAIL_EVENTS)
     except BudgetExhausted as exc:
-        result.paused = True
-        result.pause_reason = exc.message
+        result.paused, result.pause_reason = True, exc.message
         log.warning("%s", exc.message)
+    except BaseException as exc:
+        failure = exc
+        raise
     finally:
-        result.api_calls = sum(client.calls.values())
-        result.api_used = client.budget.used
-        result.api_total = client.budget.total
-        result.allowance = client.budget.allowance
+        if client is not None:
+            result.api_calls = sum(client.calls.values())
+            result.api_used, result.api_total = client.budget.used, client.budget.total
+            result.allowance = client.budget.allowance
+            if api is None:
+                client.close()
         result.seconds = time.monotonic() - started
-        if api is None:
-            client.close()
+        if owns_run:
+            assert run_id is not None
+            report = result.stage_report()
+            if failure is not None:
+                report.state, report.error = "failed", f"{type(failure).__name__}: {failure}"[:2000]
+            record_stage(engine, run_id, report)
+            state = "failed" if failure is not None else "paused" if result.paused else "succeeded"
+            finish_run(engine, run_id, state, report.error)
     return result
