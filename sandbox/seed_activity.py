@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sandbox.seed_people import BURST_DAYS, HUBSPOT_ONLY, LEAD, People
+from sandbox.seed_people import BURST_DAYS, LEAD, People
 from sandbox.seed_plan import DAY, HISTORY_DAYS, QUIET, SURGING, OrgSize, Plan, rng_for
 
 # Touch kinds, and the canonical activity type (store/activity_types.py) each one stands for
@@ -376,15 +376,3 @@ def make_web_events(seed: int, plan: Plan, people: People, persons: np.ndarray, 
                              rng.integers(0, n_pages, size=count))).astype(np.int16)
     order = np.argsort(time, kind="stable")
     return WebEvents(person=person[order].astype(np.int32), time=time[order], form=form[order], page=page[order])
-
-
-def salesforce_persons(people: People) -> np.ndarray:
-    """People Salesforce holds as a lead or a contact (converted people count once)."""
-    return np.flatnonzero(people.kind != HUBSPOT_ONLY).astype(np.int32)
-
-
-def hubspot_sales_persons(plan: Plan, people: People) -> np.ndarray:
-    """HubSpot contacts whose company only HubSpot knows: the team working them logs in HubSpot."""
-    persons = people.hubspot
-    return persons[~plan.has_account[people.company[persons]]]
-

@@ -218,20 +218,23 @@ class HubSpotView:
             yield _object(self.deal_id(pos), properties, created, updated)
 
     # -- engagements -----------------------------------------------------------------------
-    def _touch_rows(self, object_type: str) -> Iterator[tuple[int, int]]:
-        """(position among engagements of ``object_type``, touch index)."""
+    def _touch_columns(self, object_type: str) -> dict[str, list[Any]]:
+        """Column lists of the touches that are engagements of ``object_type``, in time order."""
         touches = self.world.hubspot_touches
         wanted = [k for k, t in ENGAGEMENT_TYPE_OF_KIND.items() if t == object_type]
-        mask = np.isin(touches.kind, wanted)
-        yield from enumerate(np.flatnonzero(mask).tolist())
+        idx = np.flatnonzero(np.isin(touches.kind, wanted))
+        return {"index": idx.tolist(), "kind": touches.kind[idx].tolist(), "time": touches.time[idx].tolist(),
+                "company": touches.company[idx].tolist(), "success": touches.success[idx].tolist(),
+                "duration": touches.duration[idx].tolist(), "person": touches.person[idx].tolist(),
+                "opportunity": touches.opportunity[idx].tolist()}
 
     def _engagements(self, object_type: str) -> Iterator[dict[str, Any]]:
-        touches = self.world.hubspot_touches
+        cols = self._touch_columns(object_type)
         companies = self.world.plan.companies
-        for pos, i in self._touch_rows(object_type):
-            kind, t = int(touches.kind[i]), int(touches.time[i])
-            brand = companies[int(touches.company[i])].brand
-            success = bool(touches.success[i])
+        rows = zip(cols["index"], cols["kind"], cols["time"], cols["company"], cols["success"], cols["duration"],
+                   strict=True)
+        for pos, (i, kind, t, company, success, duration) in enumerate(rows):
+            brand = companies[company].brand
             props: dict[str, str | None] = {"hs_timestamp": hs_time(t)}
             if object_type == "emails":
                 incoming = kind == A.EMAIL_REPLY
@@ -240,13 +243,12 @@ class HubSpotView:
                              hs_email_status="SENT", hs_email_text="Thanks for your time.")
             elif object_type == "calls":
                 props.update(hs_call_title="Discovery call" if success else "Call",
-                             hs_call_duration=str(int(touches.duration[i]) * 1000),
+                             hs_call_duration=str(duration * 1000),
                              hs_call_status="COMPLETED" if success else "NO_ANSWER", hs_call_direction="OUTBOUND",
                              hs_call_body="Connected" if success else "Left voicemail")
             elif object_type == "meetings":
-                end = t + max(int(touches.duration[i]), 900)
                 props.update(hs_meeting_title=("Product demo - " if kind == A.DEMO else "Meeting with ") + brand,
-                             hs_meeting_start_time=hs_time(t), hs_meeting_end_time=hs_time(end),
+                             hs_meeting_start_time=hs_time(t), hs_meeting_end_time=hs_time(t + max(duration, 900)),
                              hs_meeting_outcome="COMPLETED" if success else "NO_SHOW",
                              hs_activity_type="Demo" if kind == A.DEMO else "Discovery meeting")
             elif object_type == "tasks":
@@ -263,27 +265,31 @@ class HubSpotView:
         contacts->companies, deals->companies, and each engagement to its contact, company and deal."""
         world = self.world
         plan, people = world.plan, world.people
-        for row, p in enumerate(people.hubspot.tolist()):
-            yield "contacts", self.contact_id(row), "companies", self.company_id(int(plan.company_hubspot[
-                int(people.company[p])]))
+        company_hs = plan.company_hubspot
+        for row, hs in enumerate(company_hs[people.company[people.hubspot]].tolist()):
+            yield "contacts", self.contact_id(row), "companies", self.company_id(hs)
         opps = world.opportunities
-        for i, pos in enumerate(self.deal_position.tolist()):
-            if pos >= 0:
-                yield "deals", self.deal_id(pos), "companies", self.company_id(int(plan.company_hubspot[
-                    int(opps.company[i])]))
-        touches = world.hubspot_touches
+        in_hs = self.deal_position >= 0
+        deal_rows = zip(self.deal_position[in_hs].tolist(), company_hs[opps.company[in_hs]].tolist(), strict=True)
+        for pos, hs in deal_rows:
+            yield "deals", self.deal_id(pos), "companies", self.company_id(hs)
+        hubspot_row = people.hubspot_row
+        deal_position = self.deal_position
         for object_type in ENGAGEMENT_TYPES:
-            for pos, i in self._touch_rows(object_type):
+            cols = self._touch_columns(object_type)
+            person = np.array(cols["person"], dtype=np.int64)
+            contact = np.where(person >= 0, hubspot_row[np.maximum(person, 0)], -1).tolist()
+            company = company_hs[np.array(cols["company"], dtype=np.int64)].tolist() if cols["company"] else []
+            opp = np.array(cols["opportunity"], dtype=np.int64)
+            deal = np.where(opp >= 0, deal_position[np.maximum(opp, 0)], -1).tolist()
+            for pos, (c, hs, d) in enumerate(zip(contact, company, deal, strict=True)):
                 own = self.engagement_id(object_type, pos)
-                person = int(touches.person[i])
-                if person >= 0 and people.hubspot_row[person] >= 0:
-                    yield object_type, own, "contacts", self.contact_id(int(people.hubspot_row[person]))
-                hs_company = int(plan.company_hubspot[int(touches.company[i])])
-                if hs_company >= 0:
-                    yield object_type, own, "companies", self.company_id(hs_company)
-                opp = int(touches.opportunity[i])
-                if opp >= 0 and self.deal_position[opp] >= 0:
-                    yield object_type, own, "deals", self.deal_id(int(self.deal_position[opp]))
+                if c >= 0:
+                    yield object_type, own, "contacts", self.contact_id(c)
+                if hs >= 0:
+                    yield object_type, own, "companies", self.company_id(hs)
+                if d >= 0:
+                    yield object_type, own, "deals", self.deal_id(d)
 
     # -- marketing events ------------------------------------------------------------------
     def _event_id(self, stream: int, number: int) -> str:
@@ -293,26 +299,25 @@ class HubSpotView:
         """Marketing email events per send: SENT, then DELIVERED or BOUNCE, OPEN and CLICK when they happened."""
         world = self.world
         sends = world.hubspot_email_sends
-        people = world.people
-        emails = world.hubspot_email_campaigns
+        emails = world.people.emails
         as_of = world.plan.as_of
+        send_times = np.minimum(np.maximum(world.hubspot_email_campaigns.start[sends.campaign], sends.added),
+                                as_of - 120)
+        rows = zip(sends.person.tolist(), sends.campaign.tolist(), send_times.tolist(), sends.responded.tolist(),
+                   sends.bounced.tolist(), sends.clicked.tolist(), strict=True)
         counter = 0
-        for i in range(sends.size):
-            p = int(sends.person[i])
-            recipient = people.email(p)
-            campaign_id = EMAIL_CAMPAIGN_BASE + int(sends.campaign[i])
-            sent = max(int(emails.start[int(sends.campaign[i])]), int(sends.added[i]))
-            sent = min(sent, as_of - 120)
-            responded = int(sends.responded[i])
+        for i, (person, campaign, sent, responded, bounced, clicked) in enumerate(rows):
+            recipient = emails[person]
+            campaign_id = EMAIL_CAMPAIGN_BASE + campaign
             events: list[tuple[str, int]] = [("SENT", sent)]
-            if bool(sends.bounced[i]):
+            if bounced:
                 events.append(("BOUNCE", sent + 20))
             else:
                 events.append(("DELIVERED", sent + 5 + i % 55))
                 if responded >= 0:
                     opened = min(max(responded, sent + 60), as_of - 1)
                     events.append(("OPEN", opened))
-                    if bool(sends.clicked[i]):
+                    if clicked:
                         events.append(("CLICK", min(opened + 30 + i % 600, as_of - 1)))
             for event_type, t in events:
                 event: dict[str, Any] = {"id": self._event_id(1, counter), "type": event_type, "created": _dt(t),
@@ -326,15 +331,12 @@ class HubSpotView:
         """Page views and form submissions as HubSpot's event analytics API lists them."""
         world = self.world
         web = world.web_events
-        people = world.people
-        for i in range(web.size):
-            p = int(web.person[i])
-            form = bool(web.form[i])
-            page = (A.FORM_PAGES if form else A.SITE_PAGES)[int(web.page[i])]
+        contact_rows = world.people.hubspot_row[web.person].tolist()
+        rows = zip(contact_rows, web.form.tolist(), web.page.tolist(), web.time.tolist(), strict=True)
+        for i, (contact_row, form, page, t) in enumerate(rows):
+            path = (A.FORM_PAGES if form else A.SITE_PAGES)[page]
             yield {
                 "id": self._event_id(2, i), "eventType": "e_submitted_form" if form else "e_visited_page",
-                "occurredAt": _dt(int(web.time[i])), "objectType": "contact",
-                "objectId": self.contact_id(int(people.hubspot_row[p])),
-                "properties": {"hs_url": f"{SELLER_SITE}{page}"},
+                "occurredAt": _dt(t), "objectType": "contact", "objectId": self.contact_id(contact_row),
+                "properties": {"hs_url": f"{SELLER_SITE}{path}"},
             }
-

@@ -15,7 +15,7 @@ from functools import cached_property
 import numpy as np
 
 from sandbox import seed_activity as A
-from sandbox.seed_people import CONTACT, CONVERTED, HUBSPOT_ONLY, LEAD, People, make_people
+from sandbox.seed_people import CONTACT, CONVERTED, HUBSPOT_ONLY, People, make_people
 from sandbox.seed_plan import OrgSize, Plan, make_plan
 
 HUBSPOT_EMAILS_PER_CAMPAIGN = 2
@@ -45,6 +45,7 @@ class World:
 
     @cached_property
     def salesforce_persons(self) -> np.ndarray:
+        """People Salesforce holds as a lead or a contact (a converted person counts once)."""
         return np.flatnonzero(self.people.kind != HUBSPOT_ONLY).astype(np.int32)
 
     @cached_property
@@ -105,6 +106,3 @@ class World:
         count = round(self.size.activities * A.HUBSPOT_WEB_SHARE)
         return A.make_web_events(self.seed, self.plan, self.people, self.people.hubspot, count, len(A.SITE_PAGES),
                                  len(A.FORM_PAGES))
-
-    def is_lead(self, person: int) -> bool:
-        return int(self.people.kind[person]) == LEAD

@@ -416,7 +416,7 @@ def test_wins_depend_on_fit_and_engagement() -> None:
     assert min(created) >= AS_OF - timedelta(days=731) and max(created) <= AS_OF
 
 
-def test_observable_activity_carries_the_signal(org: Org) -> None:
+def test_observable_activity_carries_the_signal() -> None:
     """Accounts the org touched most (what a scorer can see) win more than the least touched."""
     generated = generate(5, OrgSize(accounts=2_000, leads=2_000, contacts=6_000, activities=60_000), AS_OF)
     contacts = {c["Id"]: c["AccountId"] for c in generated.salesforce.records("Contact")}
