@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import importlib
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sandbox.hubspot.surface import HubSpotSurface
 from sandbox.salesforce.org import SalesforceOrg
 from sandbox.storage import quote_ident
+
+if TYPE_CHECKING:  # the generator loads only when an org is seeded
+    from sandbox.seed_plan import OrgSize
 
 LOAD_ORDER = ("User", "Account", "Campaign", "Lead", "Contact", "Opportunity", "Task", "Event", "CampaignMember")
 SIZES = ("S", "M", "L")
@@ -24,14 +28,16 @@ def org_is_seeded(org: SalesforceOrg) -> bool:
 
 
 def load_generated_org(
-    org: SalesforceOrg, seed: int, size: str = "S", as_of: datetime | None = None,
+    org: SalesforceOrg, seed: int, size: str | OrgSize = "S", as_of: datetime | None = None,
     hubspot: HubSpotSurface | None = None,
 ) -> dict[str, int]:
     """Generate the org for (``seed``, ``size``) and load it; returns rows loaded per object
-    (empty when the storage already holds an org)."""
-    size = size.upper()
-    if size not in SIZES:
-        raise ValueError(f"unknown org size {size!r}; expected one of {', '.join(SIZES)}")
+    (empty when the storage already holds an org). ``size`` is S, M, L or an :class:`OrgSize`
+    (tests use small custom orgs)."""
+    if isinstance(size, str):
+        size = size.upper()
+        if size not in SIZES:
+            raise ValueError(f"unknown org size {size!r}; expected one of {', '.join(SIZES)}")
     if org_is_seeded(org):
         return {}
     try:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -33,6 +34,9 @@ from sandbox.requestlog import RequestLog
 from sandbox.salesforce.auth import SalesforceCredentials
 from sandbox.salesforce.context import API_LIMIT
 from sandbox.tls import make_tls_files
+
+if TYPE_CHECKING:  # the generator loads only when an org is seeded
+    from sandbox.seed_plan import OrgSize
 
 HOST = "127.0.0.1"
 
@@ -150,7 +154,7 @@ def _free_socket(port: int) -> socket.socket:
 @contextmanager
 def run_sandbox(
     seed: int | None = None,
-    size: str = "S",
+    size: str | OrgSize = "S",
     state_path: Path | None = None,
     port: int = 0,
     directory: Path | None = None,
