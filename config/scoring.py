@@ -207,13 +207,17 @@ class EngagementConfig(BaseModel):
 class VelocityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    window_days: int = Field(14, ge=1, le=180, description="recent window, compared with the one before")
-    smoothing_points: float = Field(5.0, gt=0, description="added to both windows so tiny counts do not swing")
+    # Defaults from evidence (`abm evaluate` on the sandbox's M org): a three-week window holds a
+    # whole buying burst, so the window before it is the baseline rather than half of the burst
+    # (recall of surging accounts 0.91 with 14 days, 0.99 with 21); the minimum recent points and
+    # the smoothing keep a handful of touches at a quiet account from reading as a surge.
+    window_days: int = Field(21, ge=1, le=180, description="recent window, compared with the one before")
+    smoothing_points: float = Field(15.0, gt=0, description="added to both windows so tiny counts do not swing")
     new_person_points: float = Field(5.0, ge=0, description="a new person engaging counts this much in the ratio")
     surging_ratio: float = Field(2.0, gt=1)
-    rising_ratio: float = Field(1.3, gt=1)
+    rising_ratio: float = Field(1.5, gt=1)
     cooling_ratio: float = Field(0.7, gt=0, lt=1)
-    min_recent_points: float = Field(10.0, ge=0, description="below this in the recent window, never surging")
+    min_recent_points: float = Field(30.0, ge=0, description="below this in the recent window, never rising or surging")
 
     @model_validator(mode="after")
     def _ordered(self) -> VelocityConfig:

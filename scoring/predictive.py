@@ -201,12 +201,33 @@ def _counts(frames: list[tuple[FeatureFrame, np.ndarray]]) -> tuple[int, int]:
     return sum(len(y) for _, y in frames), sum(int(y.sum()) for _, y in frames)
 
 
-def train(
-    inputs: ScoringInputs, config: ScoringConfig, as_of: int, *, target: str | None = None
-) -> TrainedModel | NotTrained:
-    """Train, evaluate on the time-based holdout, refit on all snapshots, and serialize.
+@dataclass(frozen=True)
+class HoldoutEvaluation:
+    """A model fitted on the training snapshots and measured on the held-out ones.
 
-    ``target`` is one of :data:`TARGETS`; the default is the account outcome in the config.
+    ``predictions`` maps each held-out snapshot time to (entity indexes, probabilities): out-of-time
+    predictions a backtest can grade with, since the model never saw anything after them.
+    """
+
+    target: str
+    metrics: dict[str, Any]
+    params: dict[str, Any]
+    predictions: dict[int, tuple[np.ndarray, np.ndarray]]
+    frames: list[tuple[FeatureFrame, np.ndarray]]  # every snapshot, oldest first, for the final refit
+
+
+def _stack(parts: list[tuple[FeatureFrame, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    X = np.concatenate([f.X for f, _ in parts])
+    y = np.concatenate([lab for _, lab in parts]).astype(np.int8)
+    groups = np.concatenate([np.full(len(lab), f.as_of) for f, lab in parts])
+    return X, y, groups
+
+
+def evaluate_holdout(
+    inputs: ScoringInputs, config: ScoringConfig, as_of: int, *, target: str | None = None
+) -> HoldoutEvaluation | NotTrained:
+    """Fit on the training snapshots and measure on the time-based holdout (no final refit).
+
     Returns :class:`NotTrained` (never raises) when the history is too thin for a model.
     """
     pc = config.predictive
@@ -256,42 +277,54 @@ def train(
     if short:
         return NotTrained(target, "not enough labelled history: " + "; ".join(short), counts)
 
-    def stack(parts: list[tuple[FeatureFrame, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        X = np.concatenate([f.X for f, _ in parts])
-        y = np.concatenate([lab for _, lab in parts]).astype(np.int8)
-        groups = np.concatenate([np.full(len(lab), f.as_of) for f, lab in parts])
-        return X, y, groups
-
-    X_train, y_train, g_train = stack(train_frames)
-    X_hold, y_hold, _ = stack(hold_frames)
+    X_train, y_train, g_train = _stack(train_frames)
+    X_hold, y_hold, _ = _stack(hold_frames)
     evaluated = _fit_calibrated(X_train, y_train, g_train, pc)
-    holdout = _metrics(y_hold, evaluated.predict_proba(X_hold)[:, 1])
-    train_fit = _metrics(y_train, evaluated.predict_proba(X_train)[:, 1])
-
-    X_all, y_all, g_all = stack(frames)
-    final = _fit_calibrated(X_all, y_all, g_all, pc)
-    names = frames[0][0].names
-    blob = dumps(PredictiveModel(target, names, final, sklearn.__version__, pc.horizon_days))
+    with threadpool_limits(limits=1, user_api="openmp"):
+        p_hold = evaluated.predict_proba(X_hold)[:, 1]
+        p_train = evaluated.predict_proba(X_train)[:, 1]
+    holdout = _metrics(y_hold, p_hold)
+    bounds = np.cumsum([0] + [len(f.rows) for f, _ in hold_frames])
+    predictions = {
+        f.as_of: (f.rows, p_hold[bounds[k] : bounds[k + 1]]) for k, (f, _) in enumerate(hold_frames)
+    }
     metrics = {
         **counts,
         "holdout": holdout,
-        "train": train_fit,
+        "train": _metrics(y_train, p_train),
         "holdout_auc": holdout["auc"],
         "auc": holdout["auc"],  # the figure to show next to a version: measured on the time-based holdout
-        "all_rows": int(len(y_all)),
-        "all_positives": int(y_all.sum()),
     }
     params = {
         "target": target,
         "as_of": as_of,
         "predictive": pc.model_dump(),
-        "features": list(names),
+        "features": list(frames[0][0].names),
         "train_snapshots": train_times,
         "holdout_snapshots": holdout_times,
         "sklearn_version": sklearn.__version__,
         "blob_format": BLOB_FORMAT,
     }
-    return TrainedModel(target, blob, metrics, params)
+    return HoldoutEvaluation(target, metrics, params, predictions, frames)
+
+
+def train(
+    inputs: ScoringInputs, config: ScoringConfig, as_of: int, *, target: str | None = None
+) -> TrainedModel | NotTrained:
+    """Train, evaluate on the time-based holdout, refit on all snapshots, and serialize.
+
+    ``target`` is one of :data:`TARGETS`; the default is the account outcome in the config.
+    Returns :class:`NotTrained` (never raises) when the history is too thin for a model.
+    """
+    evaluation = evaluate_holdout(inputs, config, as_of, target=target)
+    if isinstance(evaluation, NotTrained):
+        return evaluation
+    X_all, y_all, g_all = _stack(evaluation.frames)
+    final = _fit_calibrated(X_all, y_all, g_all, config.predictive)
+    names = evaluation.frames[0][0].names
+    blob = dumps(PredictiveModel(evaluation.target, names, final, sklearn.__version__, config.predictive.horizon_days))
+    metrics = {**evaluation.metrics, "all_rows": int(len(y_all)), "all_positives": int(y_all.sum())}
+    return TrainedModel(evaluation.target, blob, metrics, evaluation.params)
 
 
 # ---------------------------------------------------------------- storage

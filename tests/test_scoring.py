@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from config.scoring import ScoringConfig
+from config.scoring import ScoringConfig, VelocityConfig
 from scoring.catalogue import TYPE_CODE, TYPE_NAMES
 from scoring.inputs import build_inputs
 from scoring.personas import PersonaClassifier
@@ -142,7 +142,8 @@ def test_classify_many_broadcasts_distinct_titles() -> None:
 
 
 def test_velocity_trend_labels_hand_computed() -> None:
-    cfg = ScoringConfig().velocity  # smoothing 5, surging 2.0, rising 1.3, cooling 0.7, min recent 10
+    cfg = VelocityConfig(window_days=14, smoothing_points=5, new_person_points=5, surging_ratio=2.0, rising_ratio=1.3,
+                         cooling_ratio=0.7, min_recent_points=10)
     ratio, trend = velocity(np.array([20.0, 10.0, 5.0, 0.0, 6.0]), np.array([5.0, 5.0, 5.0, 20.0, 0.0]),
                             np.array([0, 0, 0, 0, 1]), cfg)
     assert ratio.tolist() == pytest.approx([2.5, 1.5, 1.0, 0.2, 3.2])
@@ -153,7 +154,9 @@ def test_velocity_windows_from_touches() -> None:
     # window 14 days; meeting_completed 20 points (undecayed in the windows), a CEO counts 1.5x
     acts = [act("meeting_completed", AS_OF - 3 * DAY), act("meeting_completed", AS_OF - 20 * DAY, p=2),
             act("email_sent", AS_OF - 2 * DAY)]  # outbound: not engagement, not velocity
-    _, s = run([account(1)], [person(1, "CEO"), person(2)], acts)
+    config = ScoringConfig.model_validate({"velocity": {"window_days": 14, "smoothing_points": 5, "rising_ratio": 1.3,
+                                                        "min_recent_points": 10}})
+    _, s = run([account(1)], [person(1, "CEO"), person(2)], acts, config)
     assert s.agg.account_recent[0] == pytest.approx(30.0)
     assert s.agg.account_previous[0] == pytest.approx(20.0)
     assert s.agg.account_new_people[0] == 1  # the CEO's first touch is in the recent window

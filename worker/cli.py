@@ -10,6 +10,7 @@ import typer
 
 from worker.cli_config import app as config_app
 from worker.cli_db import app as db_app
+from worker.cli_evaluate import evaluate_command
 from worker.cli_init import init_command
 from worker.cli_match import match_command
 from worker.cli_run import resync_command, run_command
@@ -37,6 +38,7 @@ app.command("serve")(serve_command)
 app.command("init")(init_command)
 app.command("writeback")(writeback_command)
 app.command("sync")(sync_command)
+app.command("evaluate")(evaluate_command)
 
 
 class LogFormat(StrEnum):
