@@ -175,8 +175,19 @@ def test_bulk_job_above_threshold_with_record_failures(handle: SandboxHandle, sf
     assert handle.request_log.count("POST", r"/jobs/ingest$") == 1
     assert handle.request_log.count("PUT", r"/jobs/ingest/[^/]+/batches$") == 1
     assert {f.message for f in account.failures} == {"Region is required for key accounts"}
+    assert report.api_calls == {"salesforce": 5}  # create, upload, close, one status check, failed records
     assert_crm_equals_store(sf, engine, "Account", ids[2:])
     catalogue_only(handle)
+
+
+def test_bulk_job_step_failing_once_is_retried_alone(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
+    seeded = seed_salesforce(handle, engine, n_accounts=150)
+    handle.faults.fail(503, method="GET", path=r"/jobs/ingest/[^/]+$", times=1)  # the status check
+    report = run(engine, fast_writer(sf, bulk_threshold=100))
+    assert by_object(report)["Account"].written == 150
+    assert handle.request_log.count("PUT", r"/batches$") == 1  # not uploaded again
+    assert report.api_calls == {"salesforce": 5}  # the clean floor of 4, plus the retried check
+    assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
 
 
 # -- faults ---------------------------------------------------------------------------------

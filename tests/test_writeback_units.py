@@ -16,7 +16,7 @@ from writeback.diff import RecordChange, diff_record
 from writeback.hubspot import batch_outcomes
 from writeback.retry import RetryPolicy, WritebackStopped
 from writeback.run import plan_changes
-from writeback.salesforce import _bulk_error
+from writeback.salesforce_bulk import bulk_error
 from writeback.state import Backoff, PendingError
 from writeback.values import MatchValues, ScoreValues, TargetRecord, canonical, desired_values, source_value
 
@@ -204,10 +204,10 @@ def test_spent_budget_stops_before_sending() -> None:
 
 # -- per-record results ---------------------------------------------------------------------
 def test_bulk_error_text() -> None:
-    assert _bulk_error("FIELD_CUSTOM_VALIDATION_EXCEPTION:Region is required:Region__c --") == (
+    assert bulk_error("FIELD_CUSTOM_VALIDATION_EXCEPTION:Region is required:Region__c --") == (
         "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Region is required (fields: Region__c)")
-    assert _bulk_error("ENTITY_IS_DELETED:entity is deleted: --") == ("ENTITY_IS_DELETED", "entity is deleted")
-    assert _bulk_error("something odd") == ("UNKNOWN", "something odd")
+    assert bulk_error("ENTITY_IS_DELETED:entity is deleted: --") == ("ENTITY_IS_DELETED", "entity is deleted")
+    assert bulk_error("something odd") == ("UNKNOWN", "something odd")
 
 
 def test_hubspot_batch_outcomes() -> None:

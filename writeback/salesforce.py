@@ -28,7 +28,6 @@ from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
     SalesforceGeneralError,
     SalesforceMalformedRequest,
-    SalesforceOperationError,
     SalesforceRefusedRequest,
 )
 
@@ -37,6 +36,7 @@ from connectors.retry import RetrySettings, parse_retry_after
 from writeback.catalogue import Catalogue, CatalogueField
 from writeback.diff import RecordChange
 from writeback.retry import Kind, RetryPolicy, WritebackStopped, is_certificate_problem
+from writeback.salesforce_bulk import BulkUpdate
 from writeback.state import RecordOutcome
 
 COLLECTION_SIZE = 200
@@ -219,40 +219,18 @@ class SalesforceWriter:
     def _bulk(self, obj: str, changes: Sequence[RecordChange], fields: dict[str, CatalogueField],
               on_batch: OnBatch) -> None:
         columns = sorted({name for c in changes for name in c.values})
-        rows = []
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["Id", *columns])
         for c in changes:
-            row = {"Id": c.crm_id}
-            for name in columns:
-                if name in c.values:
-                    value = c.values[name]
-                    row[name] = BULK_NULL if value is None else value
-                else:
-                    row[name] = ""
-            rows.append(row)
-        api = getattr(self.sf.bulk2, obj)
-        try:
-            jobs = self.policy.call(lambda: api.update(records=rows, wait=self.bulk_poll_seconds),
-                                    f"running a Bulk API update job of {len(rows)} {obj} records")
-        except SalesforceOperationError as exc:
-            raise WritebackStopped(self.crm, f"the Bulk API job for {obj} failed: {exc}; nothing of {obj} was "
-                                   "recorded as written, it is retried next run", whole_crm=False) from exc
-        failed: dict[str, RecordOutcome] = {}
-        unprocessed: set[str] = set()
-        for job in jobs:
-            job_id = job["job_id"]
-            if int(job["numberRecordsFailed"]):
-                text = self.policy.call(lambda j=job_id: api.get_failed_records(j), "reading failed Bulk records")
-                for record in csv.DictReader(io.StringIO(text)):
-                    record_id = record.get("Id") or record.get("sf__Id") or ""
-                    code, message = _bulk_error(record.get("sf__Error", ""))
-                    failed[record_id] = RecordOutcome(record_id, False, code, message)
-            if int(job["numberRecordsProcessed"]) < int(job["numberRecordsTotal"]):
-                text = self.policy.call(lambda j=job_id: api.get_unprocessed_records(j),
-                                        "reading unprocessed Bulk records")
-                unprocessed.update(r.get("Id", "") for r in csv.DictReader(io.StringIO(text)))
-        attempted = [c for c in changes if c.crm_id not in unprocessed]
-        outcomes = [failed.get(c.crm_id) or RecordOutcome(c.crm_id, True) for c in attempted]
-        on_batch(attempted, outcomes)
+            # an empty cell leaves a field alone; #N/A clears it
+            writer.writerow([c.crm_id, *(("" if name not in c.values else BULK_NULL if c.values[name] is None
+                                          else c.values[name]) for name in columns)])
+        result = BulkUpdate(self.sf, self.policy, self.bulk_poll_seconds, sleep=self.policy.sleep).run(
+            obj, buffer.getvalue())
+        # a completed job processed every row: what did not fail was written
+        on_batch(changes, [RecordOutcome(c.crm_id, False, *result.failed[c.crm_id]) if c.crm_id in result.failed
+                           else RecordOutcome(c.crm_id, True) for c in changes])
 
 
 def _collection_outcome(change: RecordChange, result: dict[str, Any]) -> RecordOutcome:
@@ -265,14 +243,3 @@ def _collection_outcome(change: RecordChange, result: dict[str, Any]) -> RecordO
         for e in errors
     )
     return RecordOutcome(change.crm_id, False, str(first.get("statusCode") or "UNKNOWN"), message)
-
-
-def _bulk_error(text: str) -> tuple[str, str]:
-    """``CODE:message:fields --`` (Bulk API 2.0's sf__Error) as (code, message)."""
-    code, sep, rest = text.partition(":")
-    if not sep:
-        return "UNKNOWN", text
-    message, _, fields = rest.rstrip(" -").rpartition(":")
-    if not message:
-        message, fields = fields, ""
-    return code, message + (f" (fields: {fields})" if fields else "")
