@@ -1,6 +1,8 @@
-"""Load the synthetic org from the generator (``sandbox.seed``) into the Salesforce surface.
+"""Load the synthetic org from the generator (``sandbox.seed``) into the Salesforce and HubSpot surfaces.
 
 Objects load parents first so references in the data point at rows that already exist.
+Records are generated on a background thread while the previous batch is written (the
+L org has millions of rows; see ``sandbox.seed_prefetch``).
 An org kept with ``--state`` is not seeded twice: restarting on the same file keeps its data
 (and whatever tests or demos wrote since).
 """
@@ -9,10 +11,11 @@ from __future__ import annotations
 
 import importlib
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sandbox.hubspot.surface import HubSpotSurface
 from sandbox.salesforce.org import SalesforceOrg
+from sandbox.seed_prefetch import Prefetched
 from sandbox.storage import quote_ident
 
 if TYPE_CHECKING:  # the generator loads only when an org is seeded
@@ -48,9 +51,43 @@ def load_generated_org(
         raise RuntimeError("the org generator (sandbox/seed.py) is not installed in this checkout; "
                            "start the sandbox without --seed for an empty org") from None
     generated = seed_module.generate(seed=seed, size=size, as_of=as_of or datetime.now(UTC))
+    counts = load_salesforce(org, generated)
+    if hubspot is not None:
+        counts.update(load_hubspot(hubspot, generated))
+    return counts
+
+
+def load_salesforce(org: SalesforceOrg, generated: Any) -> dict[str, int]:
+    """Load a generated org's Salesforce view (``sandbox.seed.GeneratedOrg``); rows per object."""
     counts: dict[str, int] = {}
     for object_name in LOAD_ORDER:
-        counts[object_name] = org.load(object_name, generated.salesforce.records(object_name))
-    if hubspot is not None:
-        counts.update(hubspot.load_generated(generated.hubspot))
+        records = Prefetched(generated.salesforce.records(object_name))
+        try:
+            counts[object_name] = org.load(object_name, records)
+        finally:
+            records.close()
     return counts
+
+
+def load_hubspot(hubspot: HubSpotSurface, generated: Any) -> dict[str, int]:
+    """Load a generated org's HubSpot view; counts keyed ``hubspot.<what>``."""
+    return hubspot.load_generated(_PrefetchedHubSpot(generated.hubspot))
+
+
+class _PrefetchedHubSpot:
+    """The generator's HubSpot view with each stream produced ahead on a thread (see seed_prefetch)."""
+
+    def __init__(self, view: Any) -> None:
+        self._view = view
+
+    def records(self, object_type: str) -> Prefetched[dict[str, Any]]:
+        return Prefetched(self._view.records(object_type))
+
+    def associations(self) -> Prefetched[tuple[str, str, str, str]]:
+        return Prefetched(self._view.associations())
+
+    def email_events(self) -> Prefetched[dict[str, Any]]:
+        return Prefetched(self._view.email_events())
+
+    def web_events(self) -> Prefetched[dict[str, Any]]:
+        return Prefetched(self._view.web_events())

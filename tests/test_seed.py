@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +28,7 @@ from sandbox.seed import (
     matching_set,
 )
 from sandbox.seed_people import PERSONA_OF_TITLE
+from sandbox.seed_prefetch import Prefetched
 
 AS_OF = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 FREE_MAIL = {d for c in N.COUNTRIES for d in c.free_mail}
@@ -462,3 +467,56 @@ def test_run_sandbox_loads_the_org_and_soql_reads_it_back() -> None:
         assert won == sum(1 for o in generated.truth.opportunities if o.crm == "salesforce" and o.outcome == "won")
         members = sf.query("SELECT COUNT() FROM CampaignMember WHERE HasResponded = true")["totalSize"]
         assert members > 0
+
+
+# -- prefetching loader ----------------------------------------------------------------------
+def test_prefetched_keeps_order_and_raises_generator_errors() -> None:
+    assert list(Prefetched(iter(range(10_001)), chunk=7, depth=2)) == list(range(10_001))
+    assert list(Prefetched(iter([]))) == []
+
+    def broken():
+        yield 1
+        raise RuntimeError("generator broke")
+
+    items = Prefetched(broken(), chunk=1)
+    assert next(items) == 1
+    with pytest.raises(RuntimeError, match="generator broke"):
+        next(items)
+
+
+def test_prefetched_stops_its_producer_when_closed_early() -> None:
+    produced = []
+
+    def endless():
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    items = Prefetched(endless(), chunk=10, depth=2)
+    assert next(items) == 0
+    items.close()
+    count = len(produced)
+    assert not items._thread.is_alive() and len(produced) == count and count < 100
+
+
+def test_output_does_not_depend_on_the_process_hash_seed(tmp_path) -> None:
+    """Byte-identical across processes: no set or dict order leaks into the records."""
+    script = tmp_path / "fingerprint.py"
+    script.write_text(
+        "import hashlib\nfrom datetime import datetime, UTC\nfrom sandbox.seed import generate, OrgSize\n"
+        "from tests.test_seed import _fingerprint\n"
+        "org = generate(3, OrgSize(accounts=60, leads=200, contacts=150, activities=1500, users=4, campaigns=5),"
+        " datetime(2026, 3, 2, 9, 30, tzinfo=UTC))\n"
+        "print(hashlib.sha256(''.join(_fingerprint(org)).encode()).hexdigest())\n"
+    )
+    digests = set()
+    for hash_seed in ("1", "4242"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True,
+                             cwd=os.getcwd())
+        digests.add(out.stdout.strip())
+    local = hashlib.sha256("".join(_fingerprint(generate(3, OrgSize(
+        accounts=60, leads=200, contacts=150, activities=1500, users=4, campaigns=5), AS_OF))).encode()).hexdigest()
+    assert digests == {local}
