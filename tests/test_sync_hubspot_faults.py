@@ -60,6 +60,8 @@ FAULTS = {
                       h.faults.fail(502, path=r"/email/public/v1/events", times=1)],
     "dropped connections": lambda h: [h.faults.drop(path=r"/crm/v3/objects/companies$", times=2),
                                       h.faults.drop(path=r"/events/v3/events", times=1)],
+    "timeouts": lambda h: [h.faults.hang(3.0, path=r"/crm/v3/objects/deals$", times=1),
+                           h.faults.hang(3.0, method="POST", path=r"/search$", times=1)],
 }
 
 
