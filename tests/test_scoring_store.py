@@ -61,11 +61,13 @@ def store_org(engine: Engine, accounts, people, acts, opps, matches) -> None:
         upsert(conn, Person.__table__, rows(people, lambda p: p.kind.title() if p.crm == "salesforce" else "contacts"))
         upsert(conn, Opportunity.__table__, rows(opps, lambda o: "Opportunity"))
         upsert(conn, Activity.__table__, rows(acts, lambda a: "Task"))
-        conn.execute(insert(AccountLink.__table__), [{"account_id": 900, "canonical_account_id": 0}])
-        conn.execute(insert(Match.__table__), [
-            {"person_id": matches_key, "account_id": account, "decision": "auto" if account is not None else "review"}
-            for matches_key, account in matches.items()
-        ])
+        if any(a.id == 900 for a in accounts):
+            conn.execute(insert(AccountLink.__table__), [{"account_id": 900, "canonical_account_id": 0}])
+        if matches:
+            conn.execute(insert(Match.__table__), [
+                {"person_id": person, "account_id": account, "decision": "auto" if account is not None else "review"}
+                for person, account in matches.items()
+            ])
 
 
 def test_store_loader_equals_record_path(engine: Engine, org) -> None:
