@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine
-from test_sync_salesforce_support import OBJECTS, assert_store_equals_org, client, sf_config
+from test_sync_salesforce_support import OBJECTS, assert_store_equals_org, client, sf_config, stamped_before
 
 from connectors.salesforce import pull_salesforce
 from sandbox.runner import SandboxHandle, run_sandbox
@@ -39,7 +39,9 @@ def _full_then_incremental(seed: int, size: str, engine: Engine, tmp_path) -> No
         full_start = datetime.now(UTC)
         full = pull_salesforce(engine, config, full=True)
         assert not full.paused and full.warnings == []
-        assert {o: full.objects[o].read for o in OBJECTS} == {o: handle.seeded[o] + (o == "User") for o in OBJECTS}
+        sf = client(handle)
+        in_window = {o: sf.query(f"SELECT COUNT() FROM {o}{stamped_before(full_start)}")["totalSize"] for o in OBJECTS}
+        assert {o: full.objects[o].read for o in OBJECTS} == in_window
         assert_store_equals_org(engine, handle, full_start)
         _change_a_little(handle)
         incremental_start = datetime.now(UTC)
