@@ -46,7 +46,7 @@ SITE_PAGES = ("/pricing", "/demo", "/product/integrations", "/", "/product", "/p
 FORM_PAGES = ("/demo", "/contact-sales", "/webinar/registration", "/resources/abm-playbook/download",
               "/newsletter")
 # Win odds: logit = WIN_BASE + WIN_FIT * logit(fit) + WIN_ENGAGEMENT * log(intensity).
-WIN_BASE, WIN_FIT, WIN_ENGAGEMENT = -1.6, 1.5, 1.6
+WIN_BASE, WIN_FIT, WIN_ENGAGEMENT = -2.2, 1.8, 1.8
 
 
 @dataclass
@@ -162,7 +162,7 @@ def make_opportunities(seed: int, plan: Plan) -> Opportunities:
     sold_to = np.flatnonzero(plan.has_account | plan.in_hubspot).astype(np.int32)
     intensity = plan.intensity[sold_to]
     employees = np.array([plan.companies[c].employees for c in sold_to], dtype=np.float64)
-    counts = rng.poisson(0.15 + 0.55 * intensity)
+    counts = rng.poisson(0.35 + 0.3 * intensity)
     surging = plan.profile[sold_to] == SURGING
     counts = counts + (surging & (rng.random(sold_to.size) < 0.35))
     company = np.repeat(sold_to, counts).astype(np.int32)

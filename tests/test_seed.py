@@ -416,7 +416,7 @@ def test_wins_depend_on_fit_and_engagement() -> None:
     cut = np.quantile([score[o.company_key] for o in closed], 0.9)
     top = np.mean([o.outcome == "won" for o in closed if score[o.company_key] >= cut])
     assert 0.15 < average < 0.4
-    assert top > 2.5 * average
+    assert top > 2.8 * average
     created = [o.created for o in closed]
     assert min(created) >= AS_OF - timedelta(days=731) and max(created) <= AS_OF
 
