@@ -52,10 +52,9 @@ def make_store(path: Path) -> Engine:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_store(tmp_path / "abm.db")
-    yield engine
-    engine.dispose()
+def store(engine: Engine) -> Engine:
+    """The conftest database: SQLite here, and PostgreSQL too where it is configured (CI)."""
+    return engine
 
 
 def hubspot_config(handle: SandboxHandle, tmp_path: Path, **overrides: Any) -> AbmConfig:
