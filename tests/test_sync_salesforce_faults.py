@@ -189,3 +189,17 @@ def test_the_budget_guard_stops_before_the_configured_share(org: SandboxHandle, 
     org.limits.set_maximum(API_LIMIT, 100_000)
     resumed = pull_salesforce(engine, config)
     assert not resumed.paused and store_snapshot(engine) == expected
+
+
+def test_a_field_removed_since_the_last_describe_is_described_again(
+    org: SandboxHandle, engine: Engine, tmp_path
+) -> None:
+    expected = undisturbed(org, tmp_path)
+    config = sf_config(org, tmp_path)
+    pull_salesforce(engine, config, full=True)
+    org.request_log.clear()
+    org.faults.fail(400, "GET", r"/queryAll", times=1, body=[
+        {"errorCode": "INVALID_FIELD", "message": "No such column 'Rating__c' on entity 'User'."}])
+    result = pull_salesforce(engine, config)
+    assert not result.paused and org.request_log.count(path="/describe") == 1
+    assert store_snapshot(engine) == expected

@@ -189,3 +189,21 @@ def test_a_merge_flags_the_loser_and_keeps_the_master_id(
     assert accounts[loser]["is_deleted"] is True and accounts[loser]["merged_into"] == master
     assert accounts[master]["is_deleted"] is False and accounts[master]["merged_into"] is None
     assert store_rows(engine, "Contact")[contact]["account_crm_id"] == master
+
+
+def test_a_large_increment_continues_in_bulk_after_the_first_rest_page(
+    fresh_sandbox: SandboxHandle, engine: Engine, tmp_path
+) -> None:
+    config = sf_config(fresh_sandbox, tmp_path, sync={"page_size": 200, "bulk_threshold_rows": 300},
+                       pull={"objects": ["Account"]})
+    pull_salesforce(engine, config)
+    ids = _load_tied_accounts(fresh_sandbox, datetime.now(UTC) - timedelta(minutes=1))
+    fresh_sandbox.request_log.clear()
+    result = pull_salesforce(engine, config)
+    counts = result.objects["Account"]
+    assert counts.method == "rest+bulk" and counts.read == TIED and counts.upserted == TIED
+    assert fresh_sandbox.request_log.count(path="/queryAll") == 1  # the first page told the size
+    assert fresh_sandbox.request_log.count("POST", r"/jobs/query$") == 1
+    assert set(store_rows(engine, "Account")) == set(ids)
+    _, cursor_id, state = cursors(engine)["Account"]
+    assert cursor_id is None and "bulk" not in state and "window" not in state

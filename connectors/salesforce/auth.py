@@ -105,10 +105,21 @@ def token_form(config: SalesforceConfig) -> dict[str, str]:
             "password": _secret(config, "password", flow)}
 
 
+def tls_failure(error: BaseException) -> bool:
+    """A certificate or handshake failure somewhere in the error's chain (retrying will not fix it)."""
+    current: BaseException | None = error
+    while current is not None:
+        if isinstance(current, ssl.SSLError):
+            return True
+        nested = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        current = current.__cause__ or (nested[0] if nested else None)
+    return False
+
+
 def _transient(error: BaseException) -> bool:
     if isinstance(error, httpx.HTTPStatusError):
         return error.response.status_code == 429 or error.response.status_code >= 500
-    return isinstance(error, httpx.TransportError)
+    return isinstance(error, httpx.TransportError) and not tls_failure(error)
 
 
 def _retry_after(error: BaseException) -> float | None:
@@ -123,11 +134,19 @@ def fetch_token(config: SalesforceConfig, *, timeout: float = 60.0,
     form = token_form(config)
     url = config.login_url + TOKEN_PATH
     with httpx.Client(verify=tls_verify(config), timeout=timeout, trust_env=config.ca_file is None) as http:
-        for attempt in retrying(_transient, _retry_after, retry, what="Salesforce sign-in"):
-            with attempt:
-                response = http.post(url, data=form, headers={"Accept": "application/json"})
-                if response.status_code == 429 or response.status_code >= 500:
-                    response.raise_for_status()
+        try:
+            for attempt in retrying(_transient, _retry_after, retry, what="Salesforce sign-in"):
+                with attempt:
+                    response = http.post(url, data=form, headers={"Accept": "application/json"})
+                    if response.status_code == 429 or response.status_code >= 500:
+                        response.raise_for_status()
+        except httpx.TransportError as exc:
+            if tls_failure(exc):
+                raise SalesforceAuthError(
+                    f"cannot verify the TLS certificate of {config.login_url}: set salesforce.ca_file to the CA "
+                    "bundle that signed it (verification is never turned off)"
+                ) from exc
+            raise SalesforceAuthError(f"cannot reach {config.login_url}: {type(exc).__name__}: {exc}") from exc
     if response.status_code != 200:
         raise SalesforceAuthError(_describe_failure(config, response))
     body = response.json()
