@@ -184,6 +184,7 @@ class WritebackConfig(BaseModel):
     hubspot_group_label: str = Field("ABM scoring", min_length=1)
     bulk_threshold: int = Field(10_000, ge=1, description="records per object above which Bulk API 2.0 is used")
     bulk_poll_seconds: float = Field(2.0, gt=0, le=60, description="wait between Bulk job status checks")
+    hubspot_concurrency: int = Field(4, ge=1, le=16, description="HubSpot batch calls in flight at once")
     retry_base_minutes: float = Field(15.0, ge=0, description="a failed record is retried after this, doubling")
     retry_max_hours: float = Field(24.0, gt=0, description="longest wait before retrying a failed record")
     max_rate_limit_wait_seconds: float = Field(

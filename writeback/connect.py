@@ -82,7 +82,8 @@ def hubspot_writer(config: AbmConfig, limiter: HubSpotRateLimiter | None = None)
     options = config.writeback
     return HubSpotWriter(hubspot_sdk(config, tokens), Catalogue(options), limiter=limiter or hubspot_limiter(config),
                          retry=_retry(config), max_rate_limit_wait_s=options.max_rate_limit_wait_seconds,
-                         budget=ApiBudget("hubspot", config.hubspot.sync.max_api_share), tokens=tokens)
+                         budget=ApiBudget("hubspot", config.hubspot.sync.max_api_share), tokens=tokens,
+                         concurrency=options.hubspot_concurrency)
 
 
 def writers(config: AbmConfig, crms: Sequence[str]) -> list[Writer]:

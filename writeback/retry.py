@@ -14,6 +14,7 @@ that finished is already recorded, and the next run writes the rest.
 from __future__ import annotations
 
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
@@ -69,22 +70,25 @@ class RetryPolicy:
         self.sleep = sleep
         self.rate_limit_waits = 0
         self.rate_limited_s = 0.0
+        self._lock = threading.Lock()
 
     def _stop(self, state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
         if exc is None:
             return True
         if self.classify(exc) == "rate_limit":
-            if self.rate_limited_s + state.upcoming_sleep > self.max_rate_limit_wait_s:
-                return True
-            self.rate_limit_waits += 1
-            self.rate_limited_s += state.upcoming_sleep
+            with self._lock:  # writers may send from several threads
+                if self.rate_limited_s + state.upcoming_sleep > self.max_rate_limit_wait_s:
+                    return True
+                self.rate_limit_waits += 1
+                self.rate_limited_s += state.upcoming_sleep
             return False
         return state.attempt_number >= self.settings.attempts
 
     def _attempt(self, fn: Callable[[], T], what: str) -> T:
         if self.budget is not None:
-            self.budget.before_call(what)
+            with self._lock:
+                self.budget.before_call(what)
         return fn()
 
     def call(self, fn: Callable[[], T], what: str) -> T:

@@ -18,18 +18,20 @@ from store.schema import Account, AccountLink, Match, Person, Score
 from writeback.values import MatchValues, ScoreValues, TargetRecord
 
 SCORE_COLUMNS = ("engagement", "sales_activity", "marketing", "fit", "grade", "predictive", "trend", "alignment",
-                 "reasons_text", "scored_at")
+                 "reasons_text", "scored_at")  # the order of ScoreValues' fields
+CANONICAL_AT = 1 + len(SCORE_COLUMNS) + 1  # after crm_id and the account's own scores and id
 
 
-def _score_columns(alias: Any, prefix: str) -> list[Any]:
-    return [getattr(alias, name).label(f"{prefix}{name}") for name in SCORE_COLUMNS] + [alias.id.label(f"{prefix}id")]
+def _score_columns(alias: Any) -> list[Any]:
+    """The score columns of ``alias`` and its id last, read back by position with :func:`_score`."""
+    return [getattr(alias, name) for name in SCORE_COLUMNS] + [alias.id]
 
 
-def _score(row: Any, prefix: str) -> ScoreValues | None:
-    mapping = row._mapping
-    if mapping[f"{prefix}id"] is None:
+def _score(row: Any, start: int) -> ScoreValues | None:
+    # by position: building a row's name mapping costs more than everything else done with it
+    if row[start + len(SCORE_COLUMNS)] is None:
         return None
-    return ScoreValues(**{name: mapping[f"{prefix}{name}"] for name in SCORE_COLUMNS})
+    return ScoreValues(*row[start : start + len(SCORE_COLUMNS)])
 
 
 def _linked_group(conn: Connection, account_ids: Collection[int]) -> set[int]:
@@ -48,7 +50,7 @@ def load_accounts(engine: Engine, crm: str, obj: str, account_ids: Collection[in
     own = aliased(Score)
     canon = aliased(Score)
     query = (
-        select(Account.crm_id, *_score_columns(own, "o_"), *_score_columns(canon, "c_"))
+        select(Account.crm_id, *_score_columns(own), *_score_columns(canon))
         .select_from(Account)
         .outerjoin(AccountLink, AccountLink.account_id == Account.id)
         .outerjoin(own, and_(own.entity_kind == "account", own.entity_id == Account.id))
@@ -63,7 +65,7 @@ def load_accounts(engine: Engine, crm: str, obj: str, account_ids: Collection[in
         rows = conn.execute(query).all()
     records = []
     for row in rows:
-        score = _score(row, "c_") or _score(row, "o_")
+        score = _score(row, CANONICAL_AT) or _score(row, 1)
         assert score is not None
         records.append(TargetRecord(crm_id=row.crm_id, score=score))
     return records
@@ -99,7 +101,7 @@ def load_people(engine: Engine, crm: str, obj: str, account_ids: Collection[int]
     ``account_ids`` when given). Converted leads are left out: Salesforce refuses writes to them."""
     matched = aliased(Account)
     query = (
-        select(Person.crm_id, *_score_columns(Score, "s_"), Match.decision, Match.account_id, Match.confidence,
+        select(Person.crm_id, *_score_columns(Score), Match.decision, Match.account_id, Match.confidence,
                Match.reason, matched.crm.label("m_crm"), matched.crm_id.label("m_crm_id"),
                matched.is_deleted.label("m_deleted"))
         .select_from(Person)
@@ -126,7 +128,7 @@ def load_people(engine: Engine, crm: str, obj: str, account_ids: Collection[int]
                 elif other_crm is not None:
                     account_crm_id = other_crm.find(row.account_id, crm)
             match = MatchValues(row.decision, account_crm_id, row.confidence, row.reason)
-        score = _score(row, "s_")
+        score = _score(row, 1)
         assert score is not None
         records.append(TargetRecord(crm_id=row.crm_id, score=score, match=match))
     return records

@@ -72,6 +72,18 @@ def source_value(source: str, record: TargetRecord) -> Any:
     return getattr(score, source)
 
 
+def number_text(number: float, scale: int) -> str:
+    """``number`` rounded half up to ``scale`` decimals, as its decimal text shows it (never "-0.0")."""
+    scaled = abs(number) * 10**scale
+    if abs(scaled - math.floor(scaled) - 0.5) < 1e-6:
+        # A tie: formatting would round half to even on the binary value; decide on the decimal text.
+        rounded = Decimal(repr(number)).quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+        text = str(rounded)
+    else:
+        text = f"{number:.{scale}f}"  # fast, and exact away from ties
+    return text[1:] if text.startswith("-") and not any(c in "123456789" for c in text) else text
+
+
 def canonical(field: CatalogueField, value: Any) -> str | None:
     """``value`` in the canonical text of ``field``'s type; None for "no value"."""
     if value is None:
@@ -81,9 +93,7 @@ def canonical(field: CatalogueField, value: Any) -> str | None:
         number = float(value)
         if math.isnan(number) or math.isinf(number):
             return None
-        quantum = Decimal(1).scaleb(-field.spec.scale)
-        rounded = Decimal(repr(number)).quantize(quantum, rounding=ROUND_HALF_UP)
-        return str(rounded.copy_abs() if rounded.is_zero() else rounded)  # never "-0.0"
+        return number_text(number, field.spec.scale)
     if kind == "datetime" or (isinstance(value, datetime) and kind == "text"):
         if not isinstance(value, datetime):
             raise TypeError(f"{field.api_name}: expected a datetime, got {type(value).__name__}")
