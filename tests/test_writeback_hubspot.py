@@ -187,6 +187,23 @@ def test_daily_limit_stops_cleanly(handle: SandboxHandle, hs: HubSpot, engine: E
     assert_crm_equals_store(hs, engine, "companies", list(seeded.accounts))
 
 
+def test_daily_limit_reached_with_batches_in_flight(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
+    seeded = seed_hubspot(handle, engine, n_companies=1000)
+    handle.hubspot_limits.configure(daily=3)  # three calls left today
+    try:
+        report = run(engine, fast_writer(hs, concurrency=4))
+    finally:
+        handle.hubspot_limits.configure(daily=1_000_000)
+        handle.reset()
+    companies = by_object(report)["companies"]
+    assert (companies.written, companies.failed) == (300, 0) and "daily API limit" in (companies.stopped or "")
+    handle.request_log.clear()
+    resumed = run(engine, fast_writer(hs, concurrency=4))
+    assert by_object(resumed)["companies"].written == 700
+    assert handle.request_log.count("POST", BATCH_UPDATE) == 7
+    assert_crm_equals_store(hs, engine, "companies", list(seeded.accounts))
+
+
 def test_guard(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
     seeded = seed_hubspot(handle, engine, n_companies=1)
     crm_id = next(iter(seeded.accounts))
