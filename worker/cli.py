@@ -13,6 +13,7 @@ from worker.cli_db import app as db_app
 from worker.cli_evaluate import evaluate_command
 from worker.cli_init import init_command
 from worker.cli_match import match_command
+from worker.cli_report import report_command
 from worker.cli_run import resync_command, run_command
 from worker.cli_sandbox import app as sandbox_app
 from worker.cli_sync import sync_command
@@ -39,6 +40,7 @@ app.command("init")(init_command)
 app.command("writeback")(writeback_command)
 app.command("sync")(sync_command)
 app.command("evaluate")(evaluate_command)
+app.command("report")(report_command)
 
 
 class LogFormat(StrEnum):
