@@ -66,6 +66,23 @@ def _sum_by(index: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
     return np.bincount(index, weights=weights, minlength=size).astype(np.float64, copy=False)
 
 
+def _time_order(key: np.ndarray, account: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(permutation sorting ``key``, sorted ``key``). Equal keys (the same person, type and second)
+    are ordered by account, so which of them a cap keeps never depends on which other touches
+    were loaded (an incremental rescore loads a subset). Unstable sort: three times faster."""
+    order = np.argsort(key)
+    sorted_key = key[order]
+    tie = sorted_key[1:] == sorted_key[:-1]
+    if tie.any():
+        in_tie = np.zeros(len(key), dtype=bool)
+        in_tie[1:] |= tie
+        in_tie[:-1] |= tie
+        at = np.flatnonzero(in_tie)
+        tied = order[at]
+        order[at] = tied[np.lexsort((account[tied], sorted_key[at]))]
+    return order, sorted_key
+
+
 def _group_starts(sorted_keys: np.ndarray) -> np.ndarray:
     if len(sorted_keys) == 0:
         return np.empty(0, dtype=np.int64)
@@ -108,7 +125,9 @@ def aggregate(
     person = acts.person[in_range].astype(np.int64)
     ttype = acts.type_code[in_range].astype(np.int64)
     ts = acts.ts[in_range]
-    account = resolve_accounts(acts.take(in_range), person_account)
+    own_account = acts.account[in_range]
+    account = np.where(own_account >= 0, own_account, gather(person_account, person, -1)).astype(np.int64)
+    del own_account, age_all, in_range
     attributable = (person >= 0) | (account >= 0)
     if not attributable.all():
         person, ttype, ts, account = person[attributable], ttype[attributable], ts[attributable], account[attributable]
@@ -120,15 +139,18 @@ def aggregate(
     day0 = int(day.min()) if len(day) else 0
     n_days = int(day.max()) - day0 + 1 if len(day) else 1
     group = (entity * n_types + ttype) * n_days + (day - day0)
-    tod = ts - day * DAY
-    if (n_people + n_accounts + 1) * n_types * n_days < (1 << 63) // DAY:
-        order = np.argsort(group * DAY + tod, kind="stable")
-    else:  # pragma: no cover - only beyond ~10^13 entity-days
-        order = np.lexsort((tod, group))
-    person, ttype, ts, account, group = person[order], ttype[order], ts[order], account[order], group[order]
-    kept = _rank_in_group(group) < catalogue.daily_cap[ttype]
-    person, ttype, ts, account = person[kept], ttype[kept], ts[kept], account[kept]
-    del group, order, entity, day, tod
+    if (n_people + n_accounts + 1) * n_types * n_days >= (1 << 63) // DAY:  # pragma: no cover
+        raise ValueError("too many people, accounts and days to cap in one pass (beyond ~10^13 entity-days)")
+    order, sorted_key = _time_order(group * DAY + (ts - day * DAY), account)
+    del entity, day, group
+    sorted_group = sorted_key // DAY
+    keep_sorted = _rank_in_group(sorted_group) < catalogue.daily_cap[(sorted_group // n_days) % n_types]
+    kept = np.empty(len(order), dtype=bool)
+    kept[order] = keep_sorted  # back to the original order: the columns are filtered, never permuted
+    del order, sorted_key, sorted_group, keep_sorted
+    if not kept.all():
+        person, ttype, ts, account = person[kept], ttype[kept], ts[kept], account[kept]
+    del kept
 
     age = as_of - ts
     mult = gather(catalogue.persona_multiplier[persona], person, 1.0)
@@ -147,27 +169,30 @@ def aggregate(
     account_recent = _sum_by(acc, np.where(recent[on_acc], base[on_acc], 0.0), n_accounts)
     account_previous = _sum_by(acc, np.where(previous[on_acc], base[on_acc], 0.0), n_accounts)
 
-    # Distinct engaged people per account, per type, per persona; first touch.
+    # Distinct engaged people per account, per type, per persona, and people new in the window.
+    # One value sort (no argsort: the key itself carries account, person and type, and whether
+    # the touch is older than the window in its lowest bit, so old touches sort first).
     sel = on_acc & (person >= 0) & engaging
-    a, p, t, s = account[sel], person[sel], ttype[sel], ts[sel]
-    triple = (a * n_people + p) * n_types + t
-    order = np.argsort(triple, kind="stable")
-    triple, a, p, t, s = triple[order], a[order], p[order], t[order], s[order]
-    t_starts = _group_starts(triple)
-    account_type_people = np.bincount(
-        a[t_starts] * n_types + t[t_starts], minlength=n_accounts * n_types
-    ).reshape(n_accounts, n_types)
-    pair = triple // n_types
+    triple = (account[sel] * n_people + person[sel]) * n_types + ttype[sel]
+    key = np.sort(triple * 2 + (ts[sel] > as_of - window))
+    del triple
+    t_starts = _group_starts(key >> 1)
+    triple = key[t_starts] >> 1
+    triple_new = (key[t_starts] & 1).astype(bool)  # its first (oldest) touch is in the window
+    del key
+    a, t = triple // (n_people * n_types), triple % n_types
+    account_type_people = np.bincount(a * n_types + t, minlength=n_accounts * n_types).reshape(n_accounts, n_types)
+    pair = triple // n_types  # sorted, since triple is
     p_starts = _group_starts(pair)
-    pair_acc, pair_person = a[p_starts], p[p_starts]
+    pair_acc, pair_person = a[p_starts], pair[p_starts] % n_people
     account_people = np.bincount(pair_acc, minlength=n_accounts)
     pair_persona = persona[pair_person].astype(np.int64)
     account_persona_people = np.bincount(
         pair_acc * N_PERSONAS + pair_persona, minlength=n_accounts * N_PERSONAS
     ).reshape(n_accounts, N_PERSONAS)
-    first_touch = np.minimum.reduceat(s, p_starts) if len(s) else np.empty(0, np.int64)
-    is_new = first_touch > as_of - window
-    account_new_people = np.bincount(pair_acc[is_new], minlength=n_accounts)
+    # A person is new to the account when none of their touches there is older than the window.
+    pair_new = np.logical_and.reduceat(triple_new, p_starts) if len(p_starts) else np.empty(0, bool)
+    account_new_people = np.bincount(pair_acc[pair_new], minlength=n_accounts)
 
     # People
     has_p = person >= 0
