@@ -181,8 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak memory of the pulling process: {peak_mb:,.0f} MB")
     print("Targets (L): calls within 5% of the floor (calls/floor <= 1.05), incremental after 1% <= 60 s, "
-          "peak < 1,024 MB. The incremental includes the association sweep "
-          f"({tuning.association_sweep_pages} list pages per object) and one archived listing per object.")
+          "peak < 1,024 MB. The incremental includes the association sweep (paced to re-read every record "
+          f"once per {tuning.association_sweep_hours} h, at least {tuning.association_sweep_min_pages} page per "
+          "object) and one archived listing per object.")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ types) on data small enough to reason about. The sandbox tests drive the same co
 from __future__ import annotations
 
 import random
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from connectors.hubspot.associations import Link, first_id, from_inline, from_v4
 from connectors.hubspot.events import map_email_event, map_web_event
 from connectors.hubspot.objects import SPECS, map_record
 from connectors.hubspot.ratelimit import HubSpotRateLimiter, RollingWindowLimiter
+from connectors.hubspot.record_pull import sweep_pages
 from connectors.hubspot.search_plan import SearchOrderError, SearchPosition, next_position, search_body
 from connectors.hubspot.sync import plan_objects
 from connectors.result import UnknownObjects
@@ -254,6 +255,15 @@ def test_search_order_violations_are_refused() -> None:
     with pytest.raises(SearchOrderError):
         next_position(SearchPosition(5, 7), page, 2, "hs_lastmodifieddate")
     assert SearchPosition.from_json(SearchPosition(5, 7).to_json()) == SearchPosition(5, 7)
+
+
+def test_the_association_sweep_is_paced_by_time_not_by_run() -> None:
+    day = timedelta(hours=24)
+    assert sweep_pages(1_000_000, 100, timedelta(hours=6), day, 1) == 2_500  # a quarter of the day: a quarter
+    assert sweep_pages(1_000_000, 100, timedelta(minutes=15), day, 1) == 105
+    assert sweep_pages(1_000_000, 100, timedelta(days=3), day, 1) == 10_000  # never more than one whole sweep
+    assert sweep_pages(1_000_000, 100, timedelta(0), day, 1) == 1  # the minimum keeps it moving
+    assert sweep_pages(0, 100, timedelta(hours=1), day, 2) == 2
 
 
 # -- pacing ---------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def store(tmp_path: Path) -> Iterator[Engine]:
 def test_25000_contacts_sharing_one_timestamp_are_read_once_each(hs: SandboxHandle, store: Engine,
                                                                  tmp_path: Path) -> None:
     config = hubspot_config(hs, tmp_path)
-    tuning = HubSpotSyncTuning(association_sweep_pages=0)
+    tuning = HubSpotSyncTuning(association_sweep_hours=None)
     pull_hubspot(store, config, objects=["contacts"], tuning=tuning)  # an empty portal: the cursor is set
     tied = now_ms() - 60_000  # inside the next run's lookback window
     hs.hubspot_portal.load("contacts", ({"id": str(7_000_000 + i), "createdAt": tied, "updatedAt": tied,

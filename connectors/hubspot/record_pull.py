@@ -11,13 +11,19 @@
 - **Deletes**: the ``archived=true`` listing flags archived records; records that left it since
   the last run were restored (or purged) and are re-read by id.
 - **Associations that change without a modification stamp** (HubSpot does not bump
-  ``hs_lastmodifieddate`` for them): every incremental run also re-reads a few list pages
-  with their associations, continuing where the previous run's sweep stopped, so every record's
-  associations are re-checked within (records / 100 / pages per run) runs.
+  ``hs_lastmodifieddate`` for them): records read by search get their associations re-read,
+  and every incremental run also re-reads some list pages with their associations, continuing
+  where the previous run's sweep stopped. How many is paced by time, not by run: a share of
+  the object's pages equal to the share of ``association_sweep_hours`` elapsed since the last
+  sweep, so every record's associations are re-checked at least once a day (by default)
+  whether the worker runs every five minutes or every six hours.
+- **Merges**: the winner's ``hs_merged_object_ids`` flags the losers deleted with
+  ``merged_into``, and rows that pointed at a loser are repointed (see :mod:`store_ops`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +49,7 @@ FULL_UPPER = "full_upper"
 LIST_AFTER = "list_after"
 SEARCH = "search"
 SWEEP_AFTER = "sweep_after"
+SWEPT_AT = "swept_at"
 ARCHIVED_IDS = "archived_ids"
 PROPERTIES = "properties"
 
@@ -53,11 +60,19 @@ class HubSpotSyncTuning:
 
     search_page_size: int = 200  # search's maximum
     association_batch_size: int = 1000  # inputs per v4 batch read (HubSpot's maximum)
-    association_sweep_pages: int = 10  # list pages per object and incremental run re-checking associations
+    association_sweep_hours: float | None = 24.0  # re-check every record's associations this often (None: never)
+    association_sweep_min_pages: int = 1  # list pages per object and incremental run, at least
     properties_ttl: timedelta = timedelta(hours=24)  # how long a portal's property list is trusted
     email_events_page_size: int = 1000  # the email events API's maximum
     web_events_page_size: int = 100
     flush_rows: int = 2000
+
+
+def sweep_pages(records: int, page_size: int, elapsed: timedelta, period: timedelta, minimum: int) -> int:
+    """List pages to re-read in this run so that a whole sweep of ``records`` takes about ``period``."""
+    total = math.ceil(records / page_size)
+    share = min(max(elapsed / period, 0.0), 1.0)
+    return min(max(math.ceil(total * share), minimum), max(total, minimum))
 
 
 def _next_after(page: Mapping[str, Any]) -> str | None:
@@ -165,6 +180,7 @@ class RecordPull:
         cursor.complete(Window(None, None, upper, True))
         for key in (FULL_UPPER, LIST_AFTER, SEARCH, SWEEP_AFTER):
             cursor.state.pop(key, None)
+        set_state_datetime(cursor, SWEPT_AT, upper)  # every association was just read
         sink.flush()
 
     # -- incremental -------------------------------------------------------------------------
@@ -215,10 +231,16 @@ class RecordPull:
 
     # -- association sweep -------------------------------------------------------------------
     def _sweep(self, cursor: Cursor, properties: Sequence[str], sink: PageSink) -> None:
-        if not self.spec.associations or self.tuning.association_sweep_pages < 1:
+        hours = self.tuning.association_sweep_hours
+        if not self.spec.associations or hours is None:
             return
+        last = state_datetime(cursor, SWEPT_AT) or self.run_start
+        with self.engine.connect() as conn:
+            records = store_ops.live_count(conn, self.spec.table, self.spec.name)
+        pages = sweep_pages(records, self.page_size, self.run_start - last, timedelta(hours=hours),
+                            self.tuning.association_sweep_min_pages)
         after = cursor.state.get(SWEEP_AFTER)
-        for _ in range(self.tuning.association_sweep_pages):
+        for _ in range(pages):
             page = self.api.list_page(self.spec.name, after=after, properties=properties,
                                       associations=self.spec.associations, limit=self.page_size)
             after = _next_after(page)
@@ -227,6 +249,7 @@ class RecordPull:
             if after is None:
                 break
             sink.maybe_flush()
+        set_state_datetime(cursor, SWEPT_AT, self.run_start)
         sink.flush()
 
     # -- deletes and restores ----------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
 
 from connectors.hubspot.objects import CRM
 from store.schema import CRM_RECORD_TABLES, Activity, Opportunity, Person
@@ -27,6 +27,15 @@ def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:
 
 def write_rows(conn: Connection, table_name: str, rows: list[dict[str, Any]]) -> int:
     return upsert(conn, CRM_RECORD_TABLES[table_name], rows) if rows else 0
+
+
+def live_count(conn: Connection, table_name: str, object_name: str) -> int:
+    """How many live records of one object the store holds (to pace the association sweep)."""
+    table: Table = CRM_RECORD_TABLES[table_name]
+    return int(conn.execute(
+        select(func.count()).select_from(table).where(table.c.crm == CRM, table.c.object == object_name,
+                                                      table.c.is_deleted.is_(False))
+    ).scalar_one())
 
 
 def flag_deleted(conn: Connection, table_name: str, object_name: str, ids: Sequence[str]) -> int:
