@@ -103,6 +103,16 @@ def test_touches_without_a_person_are_capped_per_account() -> None:
     assert tp(s, 0, "demo_request") == pytest.approx(30 * 2 ** (-age / 60))
 
 
+def test_cap_ties_at_the_same_second_are_broken_by_account() -> None:
+    """Two demos of one person in the same second (cap 1 a day) naming different accounts: the
+    lower account index gets it, whatever order the touches were loaded in."""
+    when = AS_OF - 2 * DAY
+    first, second = act("demo", when, acc=2), act("demo", when, acc=1)
+    for order in ([first, second], [second, first]):
+        _, s = run([account(1), account(2)], [person(1)], order)
+        assert tp(s, 0, "demo") > 0 and tp(s, 1, "demo") == 0.0
+
+
 # ---------------------------------------------------------------- personas
 
 
@@ -165,6 +175,27 @@ def test_velocity_windows_from_touches() -> None:
     assert TRENDS[s.trend[0]] == "rising"
 
 
+def test_new_people_are_those_whose_first_touch_is_in_the_window() -> None:
+    # window 21 days: person 1 only recent, person 2 recent and old, person 3 only old.
+    acts = [act("webinar_attended", AS_OF - 2 * DAY, p=1),
+            act("webinar_attended", AS_OF - 2 * DAY, p=2), act("webinar_attended", AS_OF - 30 * DAY, p=2),
+            act("webinar_attended", AS_OF - 40 * DAY, p=3)]
+    _, s = run([account(1)], [person(1), person(2), person(3)], acts)
+    assert s.agg.account_new_people[0] == 1
+    assert s.agg.account_people[0] == 3
+    assert s.agg.account_type_people[0, TYPE_CODE["webinar_attended"]] == 3
+    assert s.agg.account_persona_people[0].tolist() == [0, 0, 3, 0]  # three engineers: end users
+
+
+def test_key_person_is_the_most_engaged_decision_maker() -> None:
+    people = [person(1, "Software Engineer"), person(2, "VP Finance"), person(3, "IT Manager")]
+    acts = [act("demo", AS_OF - DAY, p=1), act("proposal", AS_OF - DAY, p=1), act("web_visit", AS_OF - DAY, p=2),
+            act("webinar_attended", AS_OF - DAY, p=3)]
+    inputs, s = run([account(1)], people, acts)
+    assert s.key_person[0] == 1  # the VP, though the engineer and the manager engaged more
+    assert "VP Finance engaged" in ReasonWriter(s, inputs.population, ScoringConfig()).account(0).text
+
+
 # ---------------------------------------------------------------- engagement, grade, alignment
 
 
@@ -181,6 +212,10 @@ def test_grade_thresholds_hand_computed() -> None:
     eng = np.array([50.0, 75.0, 50.0, 0.0, 20.0, 25.0])
     # scores: 70, 65, 50, 0, 22, 35
     assert grades(fit, eng, cfg).tolist() == [4, 4, 3, 1, 2, 2]
+    # Exactly on a threshold is the higher grade; just below is not.
+    edge = ScoringConfig.model_validate({"grade": {"fit_weight": 0.0}}).grade
+    assert grades(np.zeros(6), np.array([65.0, 64.999, 40.0, 39.999, 20.0, 19.999]), edge).tolist() == [
+        4, 3, 3, 2, 2, 1]
 
 
 def test_grade_percentiles_and_predictive() -> None:
