@@ -11,8 +11,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import text
 
 from config.activities import ActivityMappingConfig, ActivityRule
+from connectors.cursor import Cursor
 from connectors.hubspot import values as v
 from connectors.hubspot.activities import HubSpotActivities, default_hubspot_rules
 from connectors.hubspot.associations import Link, first_id, from_inline, from_v4_results
@@ -21,8 +23,11 @@ from connectors.hubspot.objects import SPECS, map_record
 from connectors.hubspot.ratelimit import HubSpotRateLimiter, RollingWindowLimiter
 from connectors.hubspot.record_pull import sweep_pages
 from connectors.hubspot.search_plan import SearchOrderError, SearchPosition, next_position, search_body
+from connectors.hubspot.sink import PageSink
 from connectors.hubspot.sync import plan_objects
-from connectors.result import UnknownObjects
+from connectors.result import ObjectCounts, UnknownObjects
+from store import migrate
+from store.db import make_engine
 
 RULES = HubSpotActivities()
 NOW = datetime(2024, 7, 1, tzinfo=UTC)
@@ -193,6 +198,21 @@ def test_marketing_events_map_to_marketing_activities() -> None:
                           "occurredAt": "2024-05-01T08:00:00Z", "properties": {"hs_form_title": "Request a Demo"}},
                          RULES)
     assert form is not None and form["activity_type"] == "demo_request" and form["person_crm_id"] == "5"
+
+
+def test_a_record_without_an_id_is_skipped_with_a_warning(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'abm.db'}")
+    migrate.upgrade(engine)
+    warnings: list[str] = []
+    counts = ObjectCounts()
+    sink = PageSink(engine, SPECS["contacts"], RULES, counts, Cursor("hubspot", "contacts"), NOW, warn=warnings.append)
+    sink.add([{"properties": {"email": "x@y.example"}}, _record("9", email="ana@acme.de")])
+    sink.flush()
+    assert (counts.read, counts.skipped, counts.upserted) == (1, 1, 1)
+    assert warnings and "without an id" in warnings[0]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT crm_id, email FROM people")).all() == [("9", "ana@acme.de")]
+    engine.dispose()
 
 
 # -- search paging --------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class Answer:
     body: bytes
 
     def json(self) -> Any:
+        """The JSON body; a body that is not JSON becomes ``{"message": <its start>}``."""
         if not self.body:
             return {}
         try:
@@ -244,7 +245,11 @@ class HubSpotApi:
                 raise HubSpotTransientError(0, f"network error: {type(exc).__name__}", what=what) from None
         self._observe_usage(answer.headers)
         if answer.status < 300:
-            return answer.json()
+            body = answer.json()
+            if not isinstance(body, dict) or set(body) == {"message"}:
+                # A proxy's HTML page or a truncated body: read as "no results" it would end paging early.
+                raise HubSpotTransientError(answer.status, "the answer is not a JSON object", what=what)
+            return body
         return self._raise_for(answer, what, token)
 
     def _observe_usage(self, headers: Mapping[str, str]) -> None:

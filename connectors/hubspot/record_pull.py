@@ -120,7 +120,8 @@ class RecordPull:
         self._report("start")
         properties = self._properties(cursor)
         window = cursor.window(self.run_start, self.lookback, full)
-        sink = PageSink(self.engine, self.spec, self.rules, self.counts, cursor, self.run_start, self.tuning.flush_rows)
+        sink = PageSink(self.engine, self.spec, self.rules, self.counts, cursor, self.run_start,
+                        self.tuning.flush_rows, self.warn)
         try:
             if window.full:
                 self.counts.method = "list"
@@ -209,7 +210,7 @@ class RecordPull:
             held.extend(results)
             position = next_position(position, results, limit, self.spec.modified_property)
             if position is None or len(held) + limit > self.tuning.association_batch_size:
-                sink.add(held, self._links(list(dict.fromkeys(str(r["id"]) for r in held))))
+                sink.add(held, self._links(list(dict.fromkeys(str(r["id"]) for r in held if r.get("id")))))
                 held = []
                 cursor.state[SEARCH] = position.to_json() if position is not None else None
                 self._report("records", self.counts.estimate)

@@ -9,7 +9,7 @@ behind it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ class PageSink:
         cursor: Cursor,
         now: datetime,
         flush_rows: int = 2000,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
         self.spec = spec
@@ -44,6 +45,7 @@ class PageSink:
         self.counts = counts
         self.cursor = cursor
         self.flush_rows = flush_rows
+        self.warn = warn
         self._rows: dict[str, dict[str, Any]] = {}
         self._not_touches: set[str] = set()
         self._merges: dict[str, str] = {}  # loser -> winner, re-applied by every flush of this pull
@@ -52,6 +54,11 @@ class PageSink:
     def add(self, records: Sequence[Mapping[str, Any]], links: Mapping[str, Links] | None = None) -> None:
         """Map one page. ``links`` by record id; None means the records carry them inline."""
         for record in records:
+            if not record.get("id"):
+                self.counts.skipped += 1
+                if self.warn is not None:
+                    self.warn(f"hubspot {self.spec.name}: skipped a record without an id: {str(record)[:200]}")
+                continue
             crm_id = str(record["id"])
             found = links.get(crm_id, {}) if links is not None else from_inline(self.spec.name,
                                                                                   record.get("associations"))
