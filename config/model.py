@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -13,6 +14,8 @@ from config.matching import MatchingConfig
 from config.scoring import ScoringConfig
 from config.worker import WorkerConfig
 from config.writeback import WritebackConfig
+
+CRM_NAMES = ("salesforce", "hubspot")  # also the order runs pull them in
 
 
 class LoggingConfig(BaseModel):
@@ -37,3 +40,15 @@ class AbmConfig(BaseModel):
     worker: WorkerConfig = WorkerConfig()
     admin: AdminConfig = AdminConfig()
     writeback: WritebackConfig = WritebackConfig()
+
+    def chosen_crms(self, requested: Sequence[str] = ()) -> list[str]:
+        """The CRMs to work on, in pull order: those requested (each must be enabled), else every
+        enabled one. Asking for a CRM that is not enabled is an error worth saying, not a no-op."""
+        enabled = [crm for crm in CRM_NAMES if getattr(self, crm).enabled]
+        unknown = [c for c in requested if c not in CRM_NAMES]
+        if unknown:
+            raise ValueError(f"unknown CRM {unknown[0]!r}; expected {' or '.join(CRM_NAMES)}")
+        off = [c for c in requested if c not in enabled]
+        if off:
+            raise ValueError(f"{off[0]} is not enabled in the configuration (set {off[0]}.enabled: true)")
+        return [c for c in enabled if not requested or c in requested]

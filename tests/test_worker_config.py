@@ -29,3 +29,15 @@ def test_bad_schedules_are_refused_with_a_hint(values: dict, message: str) -> No
 
 def test_full_run_can_be_switched_off() -> None:
     assert ScheduleConfig(full_cron=None).full_cron is None
+
+
+def test_runs_cover_the_enabled_crms_or_those_asked_for() -> None:
+    from config import AbmConfig
+
+    both = AbmConfig.model_validate({"salesforce": {"enabled": True}, "hubspot": {"enabled": True}})
+    assert both.chosen_crms() == ["salesforce", "hubspot"] and both.chosen_crms(["hubspot"]) == ["hubspot"]
+    only_hubspot = AbmConfig.model_validate({"hubspot": {"enabled": True}})
+    with pytest.raises(ValueError, match="salesforce is not enabled.*salesforce.enabled: true"):
+        only_hubspot.chosen_crms(["salesforce"])
+    with pytest.raises(ValueError, match="unknown CRM 'dynamics'"):
+        only_hubspot.chosen_crms(["dynamics"])

@@ -5,18 +5,18 @@
 - match people to accounts (all of them: a new account can be the better match for anyone),
 - score everything (a full run also retrains the predictive models),
 - write back to each CRM (scoped to some accounts and forced for an account resync; forced for
-  a rewrite).
+  a rewrite). Writes to a CRM whose pull ran out of API budget wait for the next run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
 
 from sqlalchemy import or_, select
 
 from config import AbmConfig
-from connectors.result import SyncResult
+from connectors.registry import pull_for
 from store.ids import InvalidSalesforceId, to_18
 from store.runs import StageReport
 from store.schema import Account
@@ -26,42 +26,27 @@ from worker.pipeline import RunContext, Stage
 from worker.score_stage import run_score_stage
 from worker.triggers import RunOptions
 
-CRM_ORDER = ("salesforce", "hubspot")
 
+class StopBetweenBatches(Exception):
+    """Raised from a pull's progress callback when the run is asked to stop (SIGTERM, lost lock).
 
-def _pull_salesforce(ctx: RunContext) -> SyncResult:
-    from connectors.salesforce.pull import pull_salesforce
-
-    return pull_salesforce(ctx.engine, ctx.config, run_id=ctx.run_id, full=ctx.options.full)
-
-
-def _pull_hubspot(ctx: RunContext) -> SyncResult:
-    from connectors.hubspot.sync import pull_hubspot
-
-    return pull_hubspot(ctx.engine, ctx.config.hubspot, run_id=ctx.run_id, full=ctx.options.full)
-
-
-PULLS: dict[str, Callable[[RunContext], SyncResult]] = {"salesforce": _pull_salesforce, "hubspot": _pull_hubspot}
-
-
-def enabled_crms(config: AbmConfig) -> list[str]:
-    return [crm for crm in CRM_ORDER if getattr(config, crm).enabled]
-
-
-def run_crms(config: AbmConfig, options: RunOptions) -> list[str]:
-    """The CRMs a run covers; asking for a CRM that is not enabled is an error worth saying."""
-    enabled = enabled_crms(config)
-    if not options.crms:
-        return enabled
-    off = [c for c in options.crms if c not in enabled]
-    if off:
-        raise ValueError(f"{', '.join(off)} is not enabled in the configuration (set {off[0]}.enabled: true)")
-    return [c for c in CRM_ORDER if c in options.crms]
+    Pulls commit each page with its cursor before reporting it, so stopping here keeps every
+    committed page and the next run resumes after the last one.
+    """
 
 
 def pull_stage(crm: str) -> Stage:
     def run(ctx: RunContext) -> StageReport:
-        result = PULLS[crm](ctx)
+        def between_batches(_event: object) -> None:
+            if ctx.stop.is_set():
+                raise StopBetweenBatches(crm)
+
+        try:
+            result = pull_for(crm)(ctx.engine, ctx.config, run_id=ctx.run_id, full=ctx.options.full,
+                                   progress=between_batches)
+        except StopBetweenBatches:
+            return StageReport(f"pull:{crm}", state="cancelled",
+                               detail={"reason": "stop requested: committed pages kept, the next run resumes"})
         report = result.stage_report(f"pull:{crm}")
         if result.paused:
             report.state = "paused"
@@ -104,7 +89,29 @@ def resolve_accounts(ctx: RunContext, crm_ids: Sequence[str]) -> list[int]:
     return sorted({row.id for row in found})
 
 
+def writeback_stage(crm: str) -> Stage:
+    """Write changed fields to ``crm``; an account resync writes (forced) only its accounts and people."""
+
+    def run(ctx: RunContext) -> StageReport:
+        from writeback.connect import writers
+        from writeback.run import run_writeback
+
+        options = ctx.options
+        account_ids = None
+        if options.accounts:
+            account_ids = ctx.shared.get("account_ids")
+            if account_ids is None:
+                account_ids = ctx.shared["account_ids"] = resolve_accounts(ctx, options.accounts)
+        report = run_writeback(ctx.engine, ctx.config.writeback, writers(ctx.config, [crm]),
+                               force=options.rewrite or bool(options.accounts), run_id=ctx.run_id,
+                               account_ids=account_ids)
+        return report.stage_report(f"writeback:{crm}")
+
+    return Stage(f"writeback:{crm}", run, crm=crm, writes_to_crm=True)
+
+
 def build_plan(config: AbmConfig, options: RunOptions) -> list[Stage]:
     """The stages of a run with ``options``, in order."""
-    crms = run_crms(config, options)
-    return [*(pull_stage(crm) for crm in crms), Stage("match", match_stage), Stage("score", score_stage)]
+    crms = config.chosen_crms(options.crms)
+    return [*(pull_stage(crm) for crm in crms), Stage("match", match_stage), Stage("score", score_stage),
+            *(writeback_stage(crm) for crm in crms)]
