@@ -28,13 +28,11 @@ from connectors.retry import RetrySettings, parse_retry_after
 from writeback.catalogue import Catalogue
 from writeback.diff import RecordChange
 from writeback.retry import Kind, RetryPolicy, WritebackStopped, is_certificate_problem
-from writeback.state import RecordOutcome
+from writeback.state import OnBatch, RecordOutcome
 
 CRM = "hubspot"
 BATCH_SIZE = 100
 TIMEOUT_S = (10.0, 60.0)
-
-OnBatch = Callable[[Sequence[RecordChange], list[RecordOutcome]], None]
 
 
 def api_status(exc: BaseException) -> int | None:

@@ -23,14 +23,10 @@ from writeback.diff import RecordChange, diff_record
 from writeback.report import ObjectReport, Sample, WritebackReport
 from writeback.retry import WritebackStopped
 from writeback.source import load_targets
-from writeback.state import Backoff, PendingError, RecordOutcome, WritebackLedger
+from writeback.state import Backoff, OnBatch, PendingError, RecordOutcome, WritebackLedger
 from writeback.values import TargetRecord, desired_values
 
 MAX_FAILURES_SHOWN = 20
-
-
-class OnBatch(Protocol):
-    def __call__(self, batch: Sequence[RecordChange], outcomes: list[RecordOutcome]) -> None: ...
 
 
 class Writer(Protocol):

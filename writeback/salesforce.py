@@ -37,7 +37,7 @@ from writeback.catalogue import Catalogue, CatalogueField
 from writeback.diff import RecordChange
 from writeback.retry import Kind, RetryPolicy, WritebackStopped, is_certificate_problem
 from writeback.salesforce_bulk import BulkUpdate
-from writeback.state import RecordOutcome
+from writeback.state import OnBatch, RecordOutcome
 
 COLLECTION_SIZE = 200
 BULK_NULL = "#N/A"  # Bulk API 2.0: an empty cell leaves a field alone, #N/A clears it
@@ -45,8 +45,6 @@ CRM = "salesforce"
 # Per-record error codes that mean the field, not the record, is the problem.
 FIELD_PROBLEMS = frozenset({"INVALID_FIELD", "INVALID_FIELD_FOR_INSERT_UPDATE"})
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
-
-OnBatch = Callable[[Sequence[RecordChange], list[RecordOutcome]], None]
 
 
 def classify(exc: BaseException) -> Kind:
@@ -162,7 +160,7 @@ class SalesforceWriter:
         with self.observer.watching(self.sf.session):
             try:
                 if self.mode(len(changes)) == "bulk":
-                    self._bulk(obj, changes, fields, on_batch)
+                    self._bulk(obj, changes, on_batch)
                 else:
                     for start in range(0, len(changes), COLLECTION_SIZE):
                         batch = changes[start : start + COLLECTION_SIZE]
@@ -216,8 +214,7 @@ class SalesforceWriter:
         return outcomes
 
     # -- Bulk API 2.0 ----------------------------------------------------------------------
-    def _bulk(self, obj: str, changes: Sequence[RecordChange], fields: dict[str, CatalogueField],
-              on_batch: OnBatch) -> None:
+    def _bulk(self, obj: str, changes: Sequence[RecordChange], on_batch: OnBatch) -> None:
         columns = sorted({name for c in changes for name in c.values})
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -7,11 +7,11 @@ everything it wrote and the next run sends only the rest.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Delete, Engine, Table, delete, insert, select, update
 
 from store.schema import WritebackError, WritebackState
 from store.upsert import upsert
@@ -28,6 +28,10 @@ class RecordOutcome:
     ok: bool
     code: str | None = None
     message: str | None = None
+
+
+OnBatch = Callable[[Sequence[RecordChange], list["RecordOutcome"]], None]
+"""What a writer calls with each batch's outcomes as soon as the CRM has answered."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ class WritebackLedger:
         for crm_id in cleared:
             self._errors.pop(crm_id, None)
 
-    def _record_failure(self, conn, outcome: RecordOutcome, fields: list[str], now: datetime) -> None:  # noqa: ANN001
+    def _record_failure(self, conn: Connection, outcome: RecordOutcome, fields: list[str], now: datetime) -> None:
         errors = WritebackError.__table__
         previous = self._errors.get(outcome.crm_id)
         attempts = previous.attempts + 1 if previous else 1
@@ -134,16 +138,14 @@ def drop_baseline(engine: Engine, crm: str | None = None, crm_ids: Collection[st
     Scoped to one CRM and/or some records when given; pending errors go too, so their
     records are retried at once. Returns the number of baseline rows dropped.
     """
-    state, errors = WritebackState.__table__, WritebackError.__table__
+    def scoped(table: Table) -> Delete:
+        stmt = delete(table)
+        if crm is not None:
+            stmt = stmt.where(table.c.crm == crm)
+        if crm_ids is not None:
+            stmt = stmt.where(table.c.crm_id.in_(list(crm_ids)))
+        return stmt
+
     with engine.begin() as conn:
-        dropped = 0
-        for table in (state, errors):
-            stmt = delete(table)
-            if crm is not None:
-                stmt = stmt.where(table.c.crm == crm)
-            if crm_ids is not None:
-                stmt = stmt.where(table.c.crm_id.in_(list(crm_ids)))
-            count = conn.execute(stmt).rowcount
-            if table is state:
-                dropped = count
-    return dropped
+        conn.execute(scoped(WritebackError.__table__))
+        return conn.execute(scoped(WritebackState.__table__)).rowcount
