@@ -94,3 +94,14 @@ def test_unknown_crm_is_a_clear_error(world: tuple[SandboxHandle, Path, Engine])
     _, path, _ = world
     result = abm(path, "writeback", "--crm", "pipedrive")
     assert result.exit_code == 2 and "unknown CRM" in result.output
+
+
+def test_rejected_credentials_are_a_clear_error(world: tuple[SandboxHandle, Path, Engine]) -> None:
+    handle, path, engine = world
+    (path.parent / "sf-secret").write_text("not-the-secret")
+    for command in ("init", "writeback"):
+        result = abm(path, command, "--crm", "salesforce")
+        assert result.exit_code == 1, result.output
+        assert "error:" in result.output and "not-the-secret" not in result.output
+    with engine.connect() as conn:
+        assert conn.execute(select(Run.id)).first() is None  # nothing was started

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from connectors.hubspot.auth import HubSpotAuthError
+from connectors.salesforce.auth import SalesforceAuthError
 from worker.context import get_context
 from writeback.connect import chosen_crms, provision
 from writeback.provision import ProvisionReport
@@ -40,7 +42,11 @@ def init_command(
         crms = chosen_crms(config, crm)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    report = provision(config, crms, dry_run)
+    try:
+        report = provision(config, crms, dry_run)
+    except (SalesforceAuthError, HubSpotAuthError) as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_PROBLEMS) from None
     console.print(_summary(report))
     counts = {status: len(report.with_status(status)) for status in _STYLE}
     console.print(", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items() if n) or "no fields")

@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from connectors.hubspot.auth import HubSpotAuthError
+from connectors.salesforce.auth import SalesforceAuthError
 from store.runs import create_run, finish_run, record_stage
 from worker.context import get_context
 from worker.lock import LeaseLock
@@ -71,6 +73,11 @@ def writeback_command(
     if dry_run:
         print_report(preview_writeback(engine, config.writeback, crms, force=force))
         return
+    try:
+        built = writers(config, crms)  # signs in to each CRM
+    except (SalesforceAuthError, HubSpotAuthError) as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_STOPPED) from None
     lock = LeaseLock(engine, lease=timedelta(seconds=config.worker.lease_seconds))
     run_id = create_run(engine, "writeback", "cli", {"force": force, "crms": crms}, state="running")
     if not lock.acquire(run_id):
@@ -81,7 +88,7 @@ def writeback_command(
         raise typer.Exit(EXIT_BUSY)
     try:
         with lock.kept_alive(run_id):
-            report = run_writeback(engine, config.writeback, writers(config, crms), force=force, run_id=run_id)
+            report = run_writeback(engine, config.writeback, built, force=force, run_id=run_id)
         stage = report.stage_report()
         record_stage(engine, run_id, stage)
         finish_run(engine, run_id, "paused" if report.stopped else "succeeded", stage.error)
