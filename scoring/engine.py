@@ -268,12 +268,74 @@ def pad(agg: Aggregates, n_accounts: int, n_people: int) -> Aggregates:
     return replace(agg, **changes) if changes else agg
 
 
-def merge(clean: Aggregates, fresh: Aggregates, dirty_accounts: np.ndarray, dirty_people: np.ndarray) -> Aggregates:
-    """Rows of ``fresh`` for dirty entities, rows of ``clean`` for the rest."""
+def merge(
+    aged: Aggregates,
+    fresh: Aggregates,
+    dirty_accounts: np.ndarray,
+    dirty_people: np.ndarray,
+    fresh_account_row: np.ndarray,
+    fresh_person_row: np.ndarray,
+) -> Aggregates:
+    """``aged`` with the rows of dirty entities replaced by their ``fresh`` rows.
+
+    ``fresh`` may be compact (only the entities the recomputed touches involve):
+    ``fresh_account_row[i]`` / ``fresh_person_row[i]`` is the fresh row of account / person ``i``.
+    The decayed-point matrices of ``aged`` were just made by :func:`advance` and are written in
+    place (no second copy of the largest arrays); the others are copied.
+    """
     changes: dict[str, np.ndarray] = {}
+    accounts, people = np.flatnonzero(dirty_accounts), np.flatnonzero(dirty_people)
     for name in _ACCOUNT_FIELDS + _PERSON_FIELDS:
-        mask = dirty_accounts if name.startswith("account_") else dirty_people
-        out = getattr(clean, name).copy()
-        out[mask] = getattr(fresh, name)[mask]
+        target, rows = (accounts, fresh_account_row) if name.startswith("account_") else (people, fresh_person_row)
+        out = getattr(aged, name)
+        if name not in _ADVANCED:
+            out = out.copy()
+        out[target] = getattr(fresh, name)[rows[target]]
         changes[name] = out
-    return replace(clean, as_of=fresh.as_of, **changes)
+    return replace(aged, as_of=fresh.as_of, **changes)
+
+
+_ADVANCED = ("account_type_points", "person_type_points")
+
+
+@dataclass(frozen=True)
+class CompactTouches:
+    """Touches re-indexed onto the few entities they involve, so an incremental rescore aggregates
+    arrays the size of what changed rather than of the whole org."""
+
+    acts: ActivityColumns
+    person_account: np.ndarray  # compact person -> compact account
+    persona: np.ndarray
+    n_accounts: int
+    account_row: np.ndarray  # full account index -> compact index, -1 when not involved
+    person_row: np.ndarray  # full person index -> compact index, -1 when not involved
+
+
+def compact(
+    acts: ActivityColumns, person_account: np.ndarray, persona: np.ndarray, n_accounts: int,
+    dirty_accounts: np.ndarray, dirty_people: np.ndarray,
+) -> CompactTouches:
+    """Index maps keep the full order (sorted unions), so caps break ties exactly as in full."""
+    people = np.union1d(np.flatnonzero(dirty_people), acts.person[acts.person >= 0])
+    linked = person_account[people]
+    accounts = np.union1d(
+        np.union1d(np.flatnonzero(dirty_accounts), acts.account[acts.account >= 0]), linked[linked >= 0]
+    )
+    person_row = np.full(len(person_account), -1, dtype=np.int64)
+    person_row[people] = np.arange(len(people))
+    account_row = np.full(n_accounts, -1, dtype=np.int64)
+    account_row[accounts] = np.arange(len(accounts))
+    moved = ActivityColumns(
+        gather(person_row, acts.person, -1).astype(np.int32),
+        gather(account_row, acts.account, -1).astype(np.int32),
+        acts.type_code,
+        acts.ts,
+    )
+    return CompactTouches(
+        acts=moved,
+        person_account=gather(account_row, linked, -1).astype(np.int32),
+        persona=persona[people],
+        n_accounts=len(accounts),
+        account_row=account_row,
+        person_row=person_row,
+    )

@@ -15,7 +15,17 @@ import numpy as np
 from config.scoring import ScoringConfig
 from scoring.catalogue import MARKETING_TEAM, SALES_TEAM, Catalogue
 from scoring.columns import ActivityColumns
-from scoring.engine import Aggregates, advance, aggregate, gather, merge, pad, resolve_accounts, window_crossings
+from scoring.engine import (
+    Aggregates,
+    advance,
+    aggregate,
+    compact,
+    gather,
+    merge,
+    pad,
+    resolve_accounts,
+    window_crossings,
+)
 from scoring.fit import AccountSegments, FitResult, compute_fit
 from scoring.outcomes import OpportunityColumns
 from scoring.personas import PersonaColumns
@@ -179,17 +189,19 @@ def rescore_incremental(
     catalogue = Catalogue.from_config(config)
     acc = resolve_accounts(acts, population.person_account)
     relevant = gather(dirty_accounts, acc, False) | gather(dirty_people, acts.person, False)
+    small = compact(acts.take(relevant), population.person_account, population.personas.persona,
+                    population.n_accounts, dirty_accounts, dirty_people)
     fresh = aggregate(
-        acts.take(relevant),
-        person_account=population.person_account,
-        persona=population.personas.persona,
+        small.acts,
+        person_account=small.person_account,
+        persona=small.persona,
         catalogue=catalogue,
         as_of=as_of,
         window_days=config.velocity.window_days,
-        n_accounts=population.n_accounts,
+        n_accounts=small.n_accounts,
     )
     aged = advance(pad(previous.agg, population.n_accounts, population.n_people), as_of, catalogue)
-    agg = merge(aged, fresh, dirty_accounts, dirty_people)
+    agg = merge(aged, fresh, dirty_accounts, dirty_people, small.account_row, small.person_row)
     return finish(agg, population, opps, config, predictive=predictive, person_predictive=person_predictive)
 
 
@@ -208,10 +220,10 @@ def finish(
     is_marketing = catalogue.team == MARKETING_TEAM
     eng = catalogue.engagement
 
-    tp = agg.account_type_points
-    sales = tp[:, is_sales].sum(axis=1)
-    marketing = tp[:, is_marketing].sum(axis=1)
-    engagement_raw = tp[:, eng].sum(axis=1) + config.engagement.new_person_points * agg.account_new_people
+    # One pass over each points matrix: sales, marketing and engagement sums as a matrix product.
+    team_sums = np.column_stack([is_sales, is_marketing, eng]).astype(np.float64)
+    sales, marketing, eng_points = (agg.account_type_points @ team_sums).T
+    engagement_raw = eng_points + config.engagement.new_person_points * agg.account_new_people
     engagement = engagement_0_100(engagement_raw, config.engagement)
     committee = [
         ["decision_maker", "influencer", "end_user", "other"].index(p) for p in config.personas.buying_committee
@@ -225,10 +237,7 @@ def finish(
     fit = compute_fit(population.segments, opps, agg.as_of, config.fit)
     grade = grades(fit.fit, engagement, config.grade, predictive)
 
-    ptp = agg.person_type_points
-    p_sales = ptp[:, is_sales].sum(axis=1)
-    p_marketing = ptp[:, is_marketing].sum(axis=1)
-    p_raw = ptp[:, eng].sum(axis=1)
+    p_sales, p_marketing, p_raw = (agg.person_type_points @ team_sums).T
     p_engagement = engagement_0_100(p_raw, config.engagement)
     p_vel, p_trend = velocity(agg.person_recent, agg.person_previous, 0, config.velocity)
     matched = population.person_account >= 0
