@@ -128,3 +128,14 @@ def test_daily_budget_pauses_the_run_and_the_next_one_finishes(hs: SandboxHandle
     resumed = quick_pull(store, config)
     assert not resumed.paused
     assert store_snapshot(store) == expected
+
+
+def test_an_object_the_app_may_not_read_is_reported_and_the_rest_pulled(hs: SandboxHandle, store: Engine,
+                                                                      tmp_path: Path) -> None:
+    seed_portal(hs, contacts=20, engagements=5, events=30)
+    hs.faults.fail(403, path=r"/email/public/v1/events", times=None)  # no ``content`` scope
+    result = pull_hubspot(store, hubspot_config(hs, tmp_path))
+    assert not result.paused and not result.objects["email_events"].done
+    assert result.objects["web_events"].done and result.objects["contacts"].read == 20
+    refused = [w for w in result.warnings if w.startswith("hubspot email_events: not pulled")]
+    assert len(refused) == 1 and "MISSING_SCOPES" in refused[0]

@@ -19,7 +19,7 @@ from config.model import AbmConfig
 from connectors.budget import BudgetExhausted
 from connectors.hubspot import store_ops
 from connectors.hubspot.activities import EMAIL_EVENTS, WEB_EVENTS, HubSpotActivities
-from connectors.hubspot.client import CRM, HubSpotApi
+from connectors.hubspot.client import CRM, HubSpotApi, HubSpotApiError
 from connectors.hubspot.event_pull import EmailEventPull, WebEventPull
 from connectors.hubspot.objects import OBJECT_ORDER, SPECS
 from connectors.hubspot.record_pull import HubSpotSyncTuning, RecordPull
@@ -88,15 +88,23 @@ def pull_hubspot(
                   "progress": progress}
         for name in names:
             counts = result.counts(name)
-            if name in SPECS:
-                RecordPull(engine, client, SPECS[name], rules, counts, page_size=settings.sync.page_size,
-                           tuning=tuning, warn=result.warnings.append, **common).run(full)
-            elif name == EMAIL_EVENTS:
-                EmailEventPull(engine, client, rules, counts, page_size=tuning.email_events_page_size,
-                               **common).run(full)
-            else:
-                WebEventPull(engine, client, rules, counts, page_size=tuning.web_events_page_size,
-                             **common).run(full)
+            try:
+                if name in SPECS:
+                    RecordPull(engine, client, SPECS[name], rules, counts, page_size=settings.sync.page_size,
+                               tuning=tuning, warn=result.warnings.append, **common).run(full)
+                elif name == EMAIL_EVENTS:
+                    EmailEventPull(engine, client, rules, counts, page_size=tuning.email_events_page_size,
+                                   **common).run(full)
+                else:
+                    WebEventPull(engine, client, rules, counts, page_size=tuning.web_events_page_size,
+                                 **common).run(full)
+            except HubSpotApiError as exc:
+                if exc.status != 403:
+                    raise
+                # A scope the app was not granted, or a feature the portal's plan lacks (event analytics
+                # needs Enterprise): the other objects are still worth pulling.
+                result.warnings.append(f"hubspot {name}: not pulled, HubSpot refused access ({exc}); grant the "
+                                       "app the scope HubSpot names, or leave this object out with --objects")
         if EMAIL_EVENTS in names or "contacts" in names:
             with engine.begin() as conn:
                 store_ops.link_email_events(conn, EMAIL_EVENTS)
