@@ -450,7 +450,12 @@ def test_metrics_are_computed_from_the_store(engine: Engine, app, client: httpx.
     assert samples(client.get("/metrics", headers=AUTH).text) == again
 
 
-def test_metrics_of_an_empty_store(client: httpx.Client) -> None:
+def test_an_empty_store(client: httpx.Client) -> None:
+    for path in ("/", "/runs", "/accounts"):
+        page = client.get(path, headers=AUTH)
+        assert page.status_code == 200, path
+    assert client.get("/", headers=AUTH).text.count("No account has been scored yet.") == 2
+    assert client.get("/api/runs", headers=AUTH).json() == {"runs": [], "next_before": None}
     m = samples(client.get("/metrics", headers=AUTH).text)
     assert m[("abm_runs", (("state", "succeeded"),))] == 0
     assert ("abm_last_success_timestamp_seconds", ()) not in m
