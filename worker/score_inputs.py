@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import BigInteger, Connection, Integer, cast, func, select
+from sqlalchemy import BigInteger, Connection, Integer, cast, extract, func, select
 
 from config.scoring import ScoringConfig
 from scoring.catalogue import TYPE_CODE
@@ -68,7 +68,7 @@ def _epoch_seconds(conn: Connection) -> object:
     """``activities.occurred_at`` as whole seconds since the epoch, computed by the database."""
     column = Activity.__table__.c.occurred_at
     if conn.dialect.name == "postgresql":
-        return cast(func.floor(func.extract("epoch", column)), BigInteger)
+        return cast(func.floor(extract("epoch", column)), BigInteger)
     # SQLite keeps naive UTC text; strftime('%s') reads it as UTC.
     return cast(func.strftime("%s", column), Integer)
 
