@@ -28,7 +28,10 @@ from scoring.predictive import HoldoutEvaluation, NotTrained, account_target, ev
 from scoring.rules import TRENDS, grades
 from scoring.scores import score
 
-MIN_TOUCHED_ACCOUNTS = 20  # fewer accounts touched by a type: no suggestion for it
+# A type needs this many touched account-snapshots, and this many of them converting, for a
+# suggestion: fewer, and one lucky account decides the value.
+MIN_TOUCHED_ACCOUNTS = 20
+MIN_TOUCHED_CONVERTED = 5
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,9 @@ def suggest_points(
     both_outcomes = 0 < y.sum() < len(y)
     for t in range(len(TYPE_NAMES)):
         column = X[:, t]
-        if not both_outcomes or (column > 0).sum() < MIN_TOUCHED_ACCOUNTS or column.std() == 0:
+        touching = column > 0
+        enough = touching.sum() >= MIN_TOUCHED_ACCOUNTS and y[touching].sum() >= MIN_TOUCHED_CONVERTED
+        if not (both_outcomes and enough) or column.std() == 0:
             continue
         sd = column.std()
         model = LogisticRegression(C=1.0, max_iter=1000).fit((column / sd)[:, None], y)

@@ -184,14 +184,16 @@ def print_evaluation(e: Evaluation) -> None:
     else:
         console.print(f"[bold]Predictive model[/bold]: not trained: {p.reason}")
 
-    table = Table(title="Points per activity type: configured and suggested from won deals", title_justify="left")
-    for column in ("activity type", "configured", "suggested", "accounts touched", "win rate touched",
-                   "win rate not touched"):
-        table.add_column(column, justify="left" if column == "activity type" else "right")
+    table = Table(title="Points per activity type: configured, and suggested from won deals "
+                  "(touched and win rates at the backtest date)", title_justify="left")
+    table.add_column("activity type", no_wrap=True)
+    for column in ("configured", "suggested", "touched", "won if touched", "won if not"):
+        table.add_column(column, justify="right")
     for s in e.suggestions:
-        table.add_row(s.activity_type, f"{s.configured:g}", "too few" if s.suggested is None else f"{s.suggested:g}",
-                      f"{s.accounts_touched:,}", _pct(s.win_rate_touched if s.accounts_touched else None),
-                      _pct(s.win_rate_untouched))
+        suggested = f"{s.suggested:g}" if s.suggested is not None else ("no data" if not s.accounts_touched
+                                                                         else "too few")
+        table.add_row(s.activity_type, f"{s.configured:g}", suggested, f"{s.accounts_touched:,}",
+                      _pct(s.win_rate_touched if s.accounts_touched else None), _pct(s.win_rate_untouched))
     console.print(table)
 
     console.print("[bold]Acceptance figures[/bold]")
