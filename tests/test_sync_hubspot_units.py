@@ -18,6 +18,7 @@ from connectors.cursor import Cursor
 from connectors.hubspot import values as v
 from connectors.hubspot.activities import HubSpotActivities, default_hubspot_rules
 from connectors.hubspot.associations import Link, first_id, from_inline, from_v4_results
+from connectors.hubspot.client import PagingLoopError, next_token
 from connectors.hubspot.events import map_email_event, map_web_event
 from connectors.hubspot.objects import SPECS, map_record
 from connectors.hubspot.ratelimit import HubSpotRateLimiter, RollingWindowLimiter
@@ -213,6 +214,14 @@ def test_a_record_without_an_id_is_skipped_with_a_warning(tmp_path) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT crm_id, email FROM people")).all() == [("9", "ana@acme.de")]
     engine.dispose()
+
+
+def test_a_page_token_that_does_not_move_stops_paging() -> None:
+    page = {"paging": {"next": {"after": "200"}}}
+    assert next_token(page, "100", "GET /crm/v3/objects/contacts") == "200"
+    assert next_token({}, "100", "GET /crm/v3/objects/contacts") is None
+    with pytest.raises(PagingLoopError, match="the one just used"):
+        next_token(page, "200", "GET /crm/v3/objects/contacts")
 
 
 # -- search paging --------------------------------------------------------------------------

@@ -69,6 +69,23 @@ class HubSpotTransientError(HubSpotApiError):
         self.retry_after = retry_after
 
 
+class PagingLoopError(HubSpotApiError):
+    """A page pointed back at itself: following it would read the same page forever."""
+
+
+def next_token(page: Mapping[str, Any], previous: str | None, what: str) -> str | None:
+    """``paging.next.after`` of a page, refusing a token that does not move."""
+    after = ((page.get("paging") or {}).get("next") or {}).get("after")
+    return check_progress(str(after) if after else None, previous, what)
+
+
+def check_progress(token: str | None, previous: str | None, what: str) -> str | None:
+    if token is not None and token == previous:
+        raise PagingLoopError(200, f"the next page token {token!r} is the one just used; stopping rather than "
+                              "reading the same page again", what=what)
+    return token
+
+
 def _is_transient(error: BaseException) -> bool:
     return isinstance(error, HubSpotTransientError | ConnectionError)
 

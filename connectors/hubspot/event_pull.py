@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from connectors.cursor import Cursor, Window, load_cursor, save_cursor, set_state_datetime, state_datetime
 from connectors.hubspot import store_ops
 from connectors.hubspot.activities import EMAIL_EVENTS, WEB_EVENTS, HubSpotActivities
-from connectors.hubspot.client import HubSpotApi
+from connectors.hubspot.client import HubSpotApi, check_progress, next_token
 from connectors.hubspot.events import map_email_event, map_web_event
 from connectors.hubspot.objects import CRM
 from connectors.hubspot.values import to_millis
@@ -155,8 +155,10 @@ class EmailEventPull(_EventPull):
             elif stamps:
                 saved.pop(key, None)  # not in the documented order: a resumed run starts over
             self.write(cursor, events, self._row_maker(events))
-            offset = page.get("offset")
-            if not page.get("hasMore") or not offset:
+            if not page.get("hasMore"):
+                break
+            offset = check_progress(page.get("offset") or None, offset, "GET /email/public/v1/events")
+            if not offset:
                 break
 
     def _row_maker(self, events: list[Mapping[str, Any]]) -> Callable[[Mapping[str, Any], Any], dict[str, Any] | None]:
@@ -195,7 +197,7 @@ class WebEventPull(_EventPull):
             if after:
                 params["after"] = after
             page = self.api.web_events(params)
-            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            after = next_token(page, after, "GET /events/v3/events")
             saved[key] = after
             self.write(cursor, page.get("results") or [], lambda event, _conn: map_web_event(event, self.rules))
             if not after:

@@ -36,7 +36,7 @@ from connectors.cursor import Cursor, Window, load_cursor, set_state_datetime, s
 from connectors.hubspot import store_ops
 from connectors.hubspot.activities import HubSpotActivities
 from connectors.hubspot.associations import Links, from_v4_results
-from connectors.hubspot.client import HubSpotApi, HubSpotApiError
+from connectors.hubspot.client import HubSpotApi, HubSpotApiError, next_token
 from connectors.hubspot.objects import CRM, ObjectSpec
 from connectors.hubspot.search_plan import SearchPosition, next_position, search_body
 from connectors.hubspot.sink import PageSink
@@ -73,11 +73,6 @@ def sweep_pages(records: int, page_size: int, elapsed: timedelta, period: timede
     total = math.ceil(records / page_size)
     share = min(max(elapsed / period, 0.0), 1.0)
     return min(max(math.ceil(total * share), minimum), max(total, minimum))
-
-
-def _next_after(page: Mapping[str, Any]) -> str | None:
-    after = ((page.get("paging") or {}).get("next") or {}).get("after")
-    return str(after) if after else None
 
 
 class RecordPull:
@@ -170,7 +165,7 @@ class RecordPull:
         while True:
             page = self.api.list_page(self.spec.name, after=after, properties=properties,
                                       associations=self.spec.associations, limit=self.page_size)
-            after = _next_after(page)
+            after = next_token(page, after, f"GET /crm/v3/objects/{self.spec.name}")
             sink.add(page.get("results") or [])
             cursor.state[LIST_AFTER] = after
             self._report("records")
@@ -244,7 +239,7 @@ class RecordPull:
         for _ in range(pages):
             page = self.api.list_page(self.spec.name, after=after, properties=properties,
                                       associations=self.spec.associations, limit=self.page_size)
-            after = _next_after(page)
+            after = next_token(page, after, f"GET /crm/v3/objects/{self.spec.name}")
             sink.add(page.get("results") or [])
             cursor.state[SWEEP_AFTER] = after
             if after is None:
@@ -265,7 +260,7 @@ class RecordPull:
             if ids:
                 with self.engine.begin() as conn:
                     self.counts.deleted += store_ops.flag_deleted(conn, self.spec.table, self.spec.name, ids)
-            after = _next_after(page)
+            after = next_token(page, after, f"GET /crm/v3/objects/{self.spec.name}?archived=true")
             if after is None:
                 break
         current = set(archived)
