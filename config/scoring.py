@@ -325,6 +325,9 @@ class PredictiveConfig(BaseModel):
     min_positive_labels: int = Field(20, ge=1, description="fewer positive training labels: no model")
     min_labelled_rows: int = Field(200, ge=10, description="fewer training rows: no model")
     min_holdout_positives: int = Field(5, ge=1)
+    max_training_rows: int = Field(
+        200_000, ge=1_000, description="above this, rows without the outcome are sampled (and weighted back)"
+    )
     algorithm: Literal["gradient_boosting", "logistic"] = "gradient_boosting"
     calibration: Literal["isotonic", "sigmoid"] = "sigmoid"
     random_state: int = 0

@@ -162,7 +162,9 @@ def _base_estimator(config: PredictiveConfig) -> ClassifierMixin:
     )
 
 
-def _fit_calibrated(X: np.ndarray, y: np.ndarray, groups: np.ndarray, config: PredictiveConfig) -> ClassifierMixin:
+def _fit_calibrated(
+    X: np.ndarray, y: np.ndarray, groups: np.ndarray, weight: np.ndarray, config: PredictiveConfig
+) -> ClassifierMixin:
     """Calibrated model; calibration folds are whole snapshots, so a calibrator never sees the
     rows its model was fitted on (nor the same accounts at the same date)."""
     n_groups = len(np.unique(groups))
@@ -178,22 +180,48 @@ def _fit_calibrated(X: np.ndarray, y: np.ndarray, groups: np.ndarray, config: Pr
     # (one model in the blob, a quarter of the fits of an ensemble). One OpenMP thread: on a
     # machine shared with the rest of the worker, spinning threads cost far more than they gain.
     model = CalibratedClassifierCV(clone(_base_estimator(config)), method=config.calibration, cv=splits, ensemble=False)
-    with threadpool_limits(limits=1, user_api="openmp"):
-        return model.fit(X, y)
+    with threadpool_limits(limits=1, user_api="openmp"), warnings.catch_warnings():
+        # The logistic pipeline takes no weights: they then correct the calibration only, which
+        # is where sampling shows (the intercept), so the warning says nothing actionable.
+        warnings.filterwarnings("ignore", message=".*does not appear to accept sample_weight.*")
+        return model.fit(X, y, sample_weight=weight)
 
 
-def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    base = float(y.mean()) if len(y) else 0.0
-    top = np.argsort(-p, kind="stable")[: max(1, len(p) // 10)]
+def _sample(y: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row indexes, weights): every row when there are at most ``limit``; else every positive
+    (up to half the limit) and a random share of the rest, each weighted by the inverse of its
+    sampling rate, so weighted rates, AUC and calibration estimate those of all rows."""
+    n = len(y)
+    if n <= limit:
+        return np.arange(n), np.ones(n)
+    rng = np.random.default_rng(seed)
+    out_index, out_weight = [], []
+    positives, negatives = np.flatnonzero(y), np.flatnonzero(~y.astype(bool))
+    keep_pos = min(len(positives), limit // 2)
+    for rows, keep in ((positives, keep_pos), (negatives, limit - keep_pos)):
+        chosen = np.sort(rng.choice(rows, size=min(keep, len(rows)), replace=False)) if len(rows) else rows
+        out_index.append(chosen)
+        out_weight.append(np.full(len(chosen), len(rows) / max(len(chosen), 1)))
+    index = np.concatenate(out_index)
+    order = np.argsort(index)
+    return index[order], np.concatenate(out_weight)[order]
+
+
+def _metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> dict[str, float]:
+    """Holdout figures; ``w`` are the sampling weights (rates and AUC as over every row)."""
+    total = float(w.sum())
+    base = float((w * y).sum() / total) if total else 0.0
+    order = np.argsort(-p, kind="stable")
+    top = order[: int(np.searchsorted(np.cumsum(w[order]), total / 10)) + 1]
     return {
-        "auc": float(roc_auc_score(y, p)),
-        "average_precision": float(average_precision_score(y, p)),
-        "brier": float(brier_score_loss(y, p)),
+        "auc": float(roc_auc_score(y, p, sample_weight=w)),
+        "average_precision": float(average_precision_score(y, p, sample_weight=w)),
+        "brier": float(brier_score_loss(y, p, sample_weight=w)),
         "base_rate": base,
-        "mean_probability": float(p.mean()),
-        "top_decile_lift": float(y[top].mean() / base) if base > 0 else 0.0,
-        "rows": int(len(y)),
-        "positives": int(y.sum()),
+        "mean_probability": float((w * p).sum() / total) if total else 0.0,
+        "top_decile_lift": float((w[top] * y[top]).sum() / w[top].sum() / base) if base > 0 else 0.0,
+        "rows": int(round(total)),
+        "positives": int(round((w * y).sum())),
     }
 
 
@@ -205,8 +233,9 @@ def _counts(frames: list[tuple[FeatureFrame, np.ndarray]]) -> tuple[int, int]:
 class HoldoutEvaluation:
     """A model fitted on the training snapshots and measured on the held-out ones.
 
-    ``predictions`` maps each held-out snapshot time to (entity indexes, probabilities): out-of-time
-    predictions a backtest can grade with, since the model never saw anything after them.
+    ``predictions`` maps the latest held-out snapshot time to (entity indexes, probabilities) for
+    every entity then: out-of-time predictions a backtest can grade with, since the model never
+    saw anything after them.
     """
 
     target: str
@@ -277,21 +306,25 @@ def evaluate_holdout(
     if short:
         return NotTrained(target, "not enough labelled history: " + "; ".join(short), counts)
 
+    pc_limit, seed = pc.max_training_rows, pc.random_state
     X_train, y_train, g_train = _stack(train_frames)
+    keep, w_train = _sample(y_train, pc_limit, seed)
+    X_train, y_train, g_train = X_train[keep], y_train[keep], g_train[keep]
+    evaluated = _fit_calibrated(X_train, y_train, g_train, w_train, pc)
     X_hold, y_hold, _ = _stack(hold_frames)
-    evaluated = _fit_calibrated(X_train, y_train, g_train, pc)
+    keep, w_hold = _sample(y_hold, pc_limit, seed + 1)
+    latest, _ = hold_frames[-1]
     with threadpool_limits(limits=1, user_api="openmp"):
-        p_hold = evaluated.predict_proba(X_hold)[:, 1]
+        p_hold = evaluated.predict_proba(X_hold[keep])[:, 1]
         p_train = evaluated.predict_proba(X_train)[:, 1]
-    holdout = _metrics(y_hold, p_hold)
-    bounds = np.cumsum([0] + [len(f.rows) for f, _ in hold_frames])
-    predictions = {
-        f.as_of: (f.rows, p_hold[bounds[k] : bounds[k + 1]]) for k, (f, _) in enumerate(hold_frames)
-    }
+        # The latest held-out snapshot in full: a backtest grades every account at that date.
+        predictions = {latest.as_of: (latest.rows, evaluated.predict_proba(latest.X)[:, 1] if len(latest.rows)
+                                      else np.empty(0))}
+    holdout = _metrics(y_hold[keep], p_hold, w_hold)
     metrics = {
         **counts,
         "holdout": holdout,
-        "train": _metrics(y_train, p_train),
+        "train": _metrics(y_train, p_train, w_train),
         "holdout_auc": holdout["auc"],
         "auc": holdout["auc"],  # the figure to show next to a version: measured on the time-based holdout
     }
@@ -320,7 +353,8 @@ def train(
     if isinstance(evaluation, NotTrained):
         return evaluation
     X_all, y_all, g_all = _stack(evaluation.frames)
-    final = _fit_calibrated(X_all, y_all, g_all, config.predictive)
+    keep, weight = _sample(y_all, config.predictive.max_training_rows, config.predictive.random_state)
+    final = _fit_calibrated(X_all[keep], y_all[keep], g_all[keep], weight, config.predictive)
     names = evaluation.frames[0][0].names
     blob = dumps(PredictiveModel(evaluation.target, names, final, sklearn.__version__, config.predictive.horizon_days))
     metrics = {**evaluation.metrics, "all_rows": int(len(y_all)), "all_positives": int(y_all.sum())}

@@ -293,3 +293,28 @@ def test_person_probabilities_prefer_the_lead_model() -> None:
 
 def test_type_codes_are_stable_feature_columns() -> None:
     assert ACCOUNT_FEATURES.index("points_demo") == TYPE_CODE["demo"]
+
+
+def test_sampling_keeps_positives_and_weights_the_rest_back() -> None:
+    from scoring.predictive import _sample
+
+    y = np.zeros(100, dtype=np.int8)
+    y[::10] = 1  # 10 positives, 90 negatives
+    index, weight = _sample(y, 30, seed=0)
+    assert len(index) == 30 and np.all(np.diff(index) > 0)
+    assert y[index].sum() == 10 and np.all(weight[y[index] == 1] == 1.0)
+    assert np.allclose(weight[y[index] == 0], 90 / 20)
+    assert weight.sum() == pytest.approx(100)
+    everything, ones = _sample(y, 100, seed=0)
+    assert everything.tolist() == list(range(100)) and np.all(ones == 1)
+
+
+def test_a_big_history_trains_on_a_weighted_sample(history: ScoringInputs) -> None:
+    config = ScoringConfig.model_validate({"predictive": {"algorithm": "logistic", "max_training_rows": 1000}})
+    result = train(history, config, ts(AS_OF))
+    assert isinstance(result, TrainedModel), result
+    m = result.metrics
+    assert m["train_rows"] > 1000  # counted before sampling
+    assert m["holdout"]["rows"] == m["holdout_rows"]  # weights add back up to every held-out row
+    assert m["holdout"]["auc"] > 0.7
+    assert m["holdout"]["mean_probability"] == pytest.approx(m["holdout"]["base_rate"], abs=0.1)
