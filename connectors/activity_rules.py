@@ -48,12 +48,23 @@ def _compile(rule: ActivityRule) -> _CompiledRule:
 
 
 class ActivityClassifier:
-    """Canonical activity type of a CRM record, from one CRM's rules."""
+    """Canonical activity type of a CRM record, from one CRM's rules.
+
+    The rules' answer depends only on the few fields they test, and activities repeat the same
+    few values (subtypes, statuses, templated subjects), so answers are memoized by those values.
+    """
+
+    MEMO_LIMIT = 200_000
 
     def __init__(self, rules: Iterable[ActivityRule], config: ActivityMappingConfig) -> None:
         self._rules: dict[str, list[_CompiledRule]] = {}
         for rule in rules:
             self._rules.setdefault(rule.object.lower(), []).append(_compile(rule))
+        self._tested: dict[str, tuple[str, ...]] = {
+            name: tuple(sorted({f for r in rules_ for f, _ in (*r.equals, *r.matches)}))
+            for name, rules_ in self._rules.items()
+        }
+        self._memo: dict[tuple[str, tuple[str, ...]], str | None] = {}
         self.connected_seconds = config.call_connected_seconds
         self.meaningful_seconds = config.meaningful_conversation_seconds
 
@@ -75,10 +86,16 @@ class ActivityClassifier:
         now: datetime | None = None,
     ) -> str | None:
         """The canonical type, or None when the record is not an activity (or no rule matches)."""
-        for rule in self._rules.get(object_name.lower(), []):
-            if rule.applies(record):
-                return self._refine(rule.type, duration_seconds, meeting_end, now)
-        return NOT_AN_ACTIVITY
+        name = object_name.lower()
+        key = (name, tuple(rule_text(record.get(f)) for f in self._tested.get(name, ())))
+        try:
+            matched = self._memo[key]
+        except KeyError:
+            matched = next((r.type for r in self._rules.get(name, []) if r.applies(record)), NOT_AN_ACTIVITY)
+            if len(self._memo) >= self.MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[key] = matched
+        return self._refine(matched, duration_seconds, meeting_end, now)
 
     def _refine(
         self, activity_type: str | None, duration: int | None, meeting_end: datetime | None, now: datetime | None

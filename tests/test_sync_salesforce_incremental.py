@@ -195,7 +195,7 @@ def test_a_large_increment_continues_in_bulk_after_the_first_rest_page(
     fresh_sandbox: SandboxHandle, engine: Engine, tmp_path
 ) -> None:
     config = sf_config(fresh_sandbox, tmp_path, sync={"page_size": 200, "bulk_threshold_rows": 300},
-                       pull={"objects": ["Account"]})
+                       pull={"objects": ["Account"], "bulk_page_records": 1000})
     pull_salesforce(engine, config)
     ids = _load_tied_accounts(fresh_sandbox, datetime.now(UTC) - timedelta(minutes=1))
     fresh_sandbox.request_log.clear()
@@ -204,6 +204,27 @@ def test_a_large_increment_continues_in_bulk_after_the_first_rest_page(
     assert counts.method == "rest+bulk" and counts.read == TIED and counts.upserted == TIED
     assert fresh_sandbox.request_log.count(path="/queryAll") == 1  # the first page told the size
     assert fresh_sandbox.request_log.count("POST", r"/jobs/query$") == 1
+    assert fresh_sandbox.request_log.count("GET", r"/results$") == 5  # 4,800 records in pages of 1,000
     assert set(store_rows(engine, "Account")) == set(ids)
     _, cursor_id, state = cursors(engine)["Account"]
     assert cursor_id is None and "bulk" not in state and "window" not in state
+
+
+def test_bulk_result_pages_resume_at_the_saved_locator(fresh_sandbox: SandboxHandle, engine: Engine, tmp_path) -> None:
+    ids = _load_tied_accounts(fresh_sandbox, datetime.now(UTC) - timedelta(days=1))
+    config = sf_config(fresh_sandbox, tmp_path, sync={"max_api_share": 1.0},
+                       pull={"objects": ["Account"], "bulk_page_records": 1000})
+    limits = fresh_sandbox.limits
+    # limits, describe, job, status, two result pages: the third page's download hits the limit
+    limits.set_maximum(API_LIMIT, limits.used(API_LIMIT) + 6)
+    paused = pull_salesforce(engine, config, full=True)
+    assert paused.paused and paused.objects["Account"].read == 2000
+    saved = cursors(engine)["Account"][2]["bulk"]
+    assert saved["locator"] and cursors(engine)["Account"][0] is None  # no high-water mark before the end
+    limits.set_maximum(API_LIMIT, 100_000)
+    fresh_sandbox.request_log.clear()
+    resumed = pull_salesforce(engine, config)
+    results = fresh_sandbox.request_log.entries("GET", r"/results$")
+    assert len(results) == 3 and f"locator={saved['locator']}" in results[0].query
+    assert resumed.objects["Account"].read == 3000  # the rest of the job, then an empty next window
+    assert resumed.objects["Account"].method == "bulk+rest" and set(store_rows(engine, "Account")) == set(ids)

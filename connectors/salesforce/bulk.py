@@ -2,10 +2,10 @@
 
 A full pull of a big org through REST costs one call per 2,000 records; a Bulk query job
 costs a few calls plus one per result page (hundreds of thousands of records each). Job
-creation and status go through simple-salesforce's ``restful``; result pages are read here
-with ``stream=True`` because simple-salesforce's Bulk 2.0 helpers load each page whole into
-memory (and into one string, four bytes a character as soon as one name is in CJK), and their
-query generator cannot resume at a saved locator after a pause.
+creation and status go through simple-salesforce's ``restful``; result pages are downloaded
+here with ``stream=True`` into a temporary file, because simple-salesforce's Bulk 2.0 helpers
+load each page whole into memory (and into one string, four bytes a character as soon as one
+name is in CJK), and their query generator cannot resume at a saved locator after a pause.
 
 Bulk results are not ordered (``ORDER BY`` would disable PK chunking and risk timeouts on big
 objects), so the cursor cannot move record by record: the job id and the next page's locator
@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from simple_salesforce import Salesforce
 from simple_salesforce.util import exception_handler
@@ -37,8 +38,18 @@ class BulkUnavailable(RuntimeError):
 
 @dataclass
 class BulkPage:
-    records: Iterator[dict[str, str]]  # CSV rows as text, streamed
+    """One downloaded result page: CSV in a temporary file, and where the next page starts."""
+
+    file: BinaryIO
     next_locator: str | None  # None after the last page
+
+    def rows(self) -> Iterator[list[str]]:
+        """The CSV rows, header first, streamed from the file."""
+        self.file.seek(0)
+        return csv.reader(_lines(iter(lambda: self.file.read(CHUNK_BYTES), b"")))
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def create_query_job(client: SalesforceClient, soql: str, what: str) -> str:
@@ -66,22 +77,26 @@ def wait_for_job(client: SalesforceClient, job_id: str, what: str, poll_seconds:
         wait = min(wait * 1.5, poll_seconds * MAX_POLL_GROWTH)
 
 
-def read_results_page(
-    sf: Salesforce, job_id: str, locator: str | None, max_records: int, handle: Callable[[BulkPage], None]
-) -> None:
-    """GET one result page and hand its rows to ``handle`` while they stream in (one API call)."""
+def download_results_page(sf: Salesforce, job_id: str, locator: str | None, max_records: int) -> BulkPage:
+    """GET one result page (one API call) into a temporary file, so the next page can be requested
+    while this one is stored: the server prepares a page while we write the previous one."""
     params: dict[str, Any] = {"maxRecords": max_records}
     if locator:
         params["locator"] = locator
     headers = {**sf.headers, "Accept": "text/csv"}
-    with sf.session.get(f"{sf.base_url}jobs/query/{job_id}/results", params=params, headers=headers,
-                        stream=True) as response:
-        if response.status_code >= 300:
-            exception_handler(response, name="bulk query results")
-        next_locator = response.headers.get("Sforce-Locator") or None
-        if next_locator == "null":
-            next_locator = None
-        handle(BulkPage(csv.DictReader(_lines(response.iter_content(CHUNK_BYTES))), next_locator))
+    spool = tempfile.TemporaryFile(prefix="abm-bulk-")  # noqa: SIM115  (handed to the caller, who closes it)
+    try:
+        with sf.session.get(f"{sf.base_url}jobs/query/{job_id}/results", params=params, headers=headers,
+                            stream=True) as response:
+            if response.status_code >= 300:
+                exception_handler(response, name="bulk query results")
+            next_locator = response.headers.get("Sforce-Locator") or None
+            for chunk in response.iter_content(CHUNK_BYTES):
+                spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    return BulkPage(spool, None if next_locator == "null" else next_locator)
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[str]:

@@ -1,7 +1,7 @@
 """Salesforce records to canonical rows.
 
 Every row of one object has the same columns (the batched upsert needs it): columns the org
-lacks are None, fields without a column go to ``extra``. Fields abm-sync writes itself are
+lacks are None, and the configured extra fields go to ``extra``. Fields abm-sync writes itself are
 never read (see :mod:`connectors.salesforce.fields`), and who-modified-last and the
 modification stamps are not content, so a score written back by abm-sync never makes a
 record look changed.
@@ -13,7 +13,7 @@ parents are pulled before activities, and memory stays flat however big the org 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,25 +47,45 @@ class MappedPage:
 class RecordMapper:
     """Maps the records of one object, read with ``fields`` (API name -> describe type)."""
 
-    def __init__(self, spec: ObjectSpec, fields: Mapping[str, str], classifier: ActivityClassifier, now: datetime):
+    def __init__(self, spec: ObjectSpec, fields: Mapping[str, str], classifier: ActivityClassifier, now: datetime,
+                 extra_fields: Iterable[str] = ()) -> None:
+        """``extra_fields``: the configured extra fields the org has; they are kept in ``extra``."""
         self.spec = spec
         self.classifier = classifier
         self.now = now
         self.converters: list[tuple[str, Converter]] = [(name, converter(t)) for name, t in fields.items()]
-        derived_from = {*spec.columns.values(), *spec.reads, *spec.optional}
-        self.extra_fields = [f for f in fields if f not in NOT_EXTRA and f not in derived_from]
+        wanted = {f.lower() for f in extra_fields}
+        self.extra_fields = [f for f in fields if f.lower() in wanted and f not in NOT_EXTRA]
 
     def typed(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """Field values as Python values (REST JSON or Bulk CSV alike)."""
+        """Field values of a REST record as Python values."""
         try:
             return {name: convert(record.get(name)) for name, convert in self.converters}
         except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"Salesforce {self.spec.name} {record.get('Id')!r}: a field value could not be read ({exc})"
-            ) from exc
+            raise self._unreadable(record.get("Id"), exc) from exc
 
-    def map_page(self, conn: Connection, records: Iterable[Mapping[str, Any]]) -> MappedPage:
-        typed = [self.typed(r) for r in records]
+    def csv_reader(self, header: list[str]) -> Callable[[list[str]], dict[str, Any]]:
+        """Typing for Bulk CSV rows with this header (columns located once, not per row)."""
+        position = {name: i for i, name in enumerate(header)}
+        missing = [name for name, _ in self.converters if name not in position]
+        if missing:
+            raise ValueError(f"Salesforce {self.spec.name}: Bulk results lack the columns {', '.join(missing)}")
+        aligned = [(name, position[name], convert) for name, convert in self.converters]
+        id_at = position["Id"]
+
+        def typed(row: list[str]) -> dict[str, Any]:
+            try:
+                return {name: convert(row[i]) for name, i, convert in aligned}
+            except (TypeError, ValueError, IndexError) as exc:
+                raise self._unreadable(row[id_at] if len(row) > id_at else None, exc) from exc
+
+        return typed
+
+    def _unreadable(self, record_id: Any, exc: Exception) -> ValueError:
+        return ValueError(f"Salesforce {self.spec.name} {record_id!r}: a field value could not be read ({exc})")
+
+    def map_page(self, conn: Connection, typed: list[dict[str, Any]]) -> MappedPage:
+        """Rows for records already typed by :meth:`typed` or :meth:`csv_reader`."""
         lookups = self._lookups(conn, typed) if self.spec.is_activity else {}
         rows: list[dict[str, Any]] = []
         skipped: list[str] = []

@@ -3,7 +3,7 @@
 Columns listed in ``columns`` are copied as they are (after type conversion); values that
 need a rule (an account's domain, a lead's conversion time, an activity's type and who it
 touched) are derived in :mod:`connectors.salesforce.mapping` from the fields in ``reads``.
-Every other field read lands in the row's ``extra``.
+Fields configured in ``salesforce.pull.extra_fields`` land in the row's ``extra``.
 """
 
 from __future__ import annotations

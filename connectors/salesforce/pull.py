@@ -154,7 +154,8 @@ class _Pull:
                 with conn.begin():
                     cursor = load_cursor(conn, CRM, spec.name)
                 fields = self.fields(conn, spec, cursor)
-                mapper = RecordMapper(spec, fields, self.classifier, ctx.now)
+                mapper = RecordMapper(spec, fields, self.classifier, ctx.now,
+                                      extra_fields=ctx.options.extra_fields.get(spec.name, []))
                 try:
                     window = ObjectPull(ctx, conn, spec, cursor, mapper, list(fields), counts).run()
                     break

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceError,
     SalesforceMalformedRequest,
@@ -35,7 +35,13 @@ from config.salesforce_pull import SalesforcePullOptions
 from connectors.budget import BudgetExhausted
 from connectors.cursor import Cursor, Window, save_cursor
 from connectors.result import ObjectCounts, Progress, ProgressCallback, SyncResult
-from connectors.salesforce.bulk import BulkPage, BulkUnavailable, create_query_job, read_results_page, wait_for_job
+from connectors.salesforce.bulk import (
+    BulkPage,
+    BulkUnavailable,
+    create_query_job,
+    download_results_page,
+    wait_for_job,
+)
 from connectors.salesforce.client import SalesforceClient, error_code
 from connectors.salesforce.deletes import SeenIds, flag_deleted
 from connectors.salesforce.mapping import RecordMapper
@@ -203,7 +209,7 @@ class ObjectPull:
                 position = (stamp, record["Id"])
                 break
         with self.conn.begin():
-            self._store(records)
+            self._store([self.mapper.typed(r) for r in records])
             if position is not None:
                 self.cursor.advance(*position, window)
             save_cursor(self.conn, self.cursor)
@@ -217,9 +223,8 @@ class ObjectPull:
             save_cursor(self.conn, self.cursor)
 
     # -- storing -------------------------------------------------------------------------------
-    def _store(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Map and upsert records inside the caller's transaction."""
-        batch = list(records)
+    def _store(self, batch: list[dict[str, Any]]) -> None:
+        """Map and upsert typed records inside the caller's transaction."""
         ctx, spec = self.ctx, self.spec
         page = self.mapper.map_page(self.conn, batch)
         self.counts.read += len(batch)
@@ -272,22 +277,32 @@ class ObjectPull:
         self.methods.append("bulk")
         name, ctx, client = self.spec.name, self.ctx, self.ctx.client
         job = self.cursor.state[BULK_KEY]
+
+        def download(locator: str | None) -> BulkPage:
+            return client.call(f"bulk results {name}", lambda sf: download_results_page(
+                sf, job["job"], locator, ctx.options.bulk_page_records))
+
         try:
             total = wait_for_job(client, job["job"], f"bulk job status {name}", ctx.options.bulk_poll_seconds,
                                  ctx.options.bulk_timeout_seconds, ctx.sleep)
             if self.counts.estimate is None:
                 self.counts.estimate = total
             ctx.emit(Progress(name, "estimate", self.counts.read, self.counts.estimate))
-            while True:
-                locator = job.get("locator")
-
-                def fetch(sf: Salesforce, locator: str | None = locator) -> None:
-                    read_results_page(sf, job["job"], locator, ctx.options.bulk_page_records,
-                                      lambda page: self._store_bulk_page(page))
-
-                client.call(f"bulk results {name}", fetch)
-                if self.cursor.state[BULK_KEY].get("done"):
-                    break
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="abm-bulk") as prefetch:
+                pending = prefetch.submit(download, job.get("locator"))
+                while pending is not None:
+                    page = pending.result()
+                    # The next page is requested before this one is stored (a pause or an error in
+                    # between only loses a download: the saved locator still points at that page).
+                    pending = prefetch.submit(download, page.next_locator) if page.next_locator else None
+                    try:
+                        self._store_bulk_page(page)
+                    except BaseException:
+                        if pending is not None and not pending.cancel():
+                            pending.add_done_callback(_close_downloaded)
+                        raise
+                    finally:
+                        page.close()
         except BudgetExhausted:
             raise
         except SalesforceError as exc:
@@ -299,16 +314,25 @@ class ObjectPull:
     def _store_bulk_page(self, page: BulkPage) -> None:
         job = self.cursor.state[BULK_KEY]
         with self.conn.begin():
-            batch: list[dict[str, Any]] = []
-            for record in page.records:
-                batch.append(record)
-                if len(batch) >= STORE_BATCH:
-                    self._store(batch)
-                    batch = []
-                    self.ctx.emit(Progress(self.spec.name, "records", self.counts.read, self.counts.estimate))
-            self._store(batch)
+            rows = page.rows()
+            header = next(rows, None)
+            if header is not None:
+                typed = self.mapper.csv_reader(header)
+                batch: list[dict[str, Any]] = []
+                for row in rows:
+                    batch.append(typed(row))
+                    if len(batch) >= STORE_BATCH:
+                        self._store(batch)
+                        batch = []
+                        self.ctx.emit(Progress(self.spec.name, "records", self.counts.read, self.counts.estimate))
+                self._store(batch)
             job["locator"] = page.next_locator
-            job["done"] = page.next_locator is None
             save_cursor(self.conn, self.cursor)
         self.ctx.emit(Progress(self.spec.name, "records", self.counts.read, self.counts.estimate))
         self.ctx.heartbeat()
+
+
+def _close_downloaded(future: Future[BulkPage]) -> None:
+    """A page downloaded for nothing (the run stopped meanwhile): drop its temporary file."""
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
