@@ -175,3 +175,14 @@ def test_acceptance_on_the_generated_m_org(tmp_path: Path) -> None:
     assert lift >= 3.0 and data["grade4_lift"] >= 3.0
     assert data["predictive_auc"] >= 0.80
     assert datetime.fromtimestamp(data["as_of"], UTC) == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_without_enough_history_the_grade_rests_on_rules(history: ScoringInputs) -> None:
+    config = ScoringConfig.model_validate({"predictive": {"algorithm": "logistic", "min_positive_labels": 10_000}})
+    e = evaluate(history, config, int(AS_OF.timestamp()))
+    assert e.predictive_auc is None and e.predictive_grades is None
+    assert "min_positive_labels: 10000" in e.predictive.reason
+    assert "no model as of the backtest date" in e.predictive_note
+    assert e.grade4_lift is not None  # the rules still grade
+    off = evaluate(history, ScoringConfig.model_validate({"predictive": {"enabled": False}}), int(AS_OF.timestamp()))
+    assert off.predictive_note == "disabled in the configuration" and "disabled" in off.predictive.reason
