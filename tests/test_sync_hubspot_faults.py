@@ -19,7 +19,7 @@ from test_sync_hubspot import (
 
 from config.connections import SyncOptions
 from config.model import AbmConfig
-from connectors.hubspot import pull_hubspot
+from connectors.hubspot import HubSpotSyncTuning, pull_hubspot
 from sandbox.runner import SandboxHandle, run_sandbox
 
 
@@ -139,3 +139,37 @@ def test_an_object_the_app_may_not_read_is_reported_and_the_rest_pulled(hs: Sand
     assert result.objects["web_events"].done and result.objects["contacts"].read == 20
     refused = [w for w in result.warnings if w.startswith("hubspot email_events: not pulled")]
     assert len(refused) == 1 and "MISSING_SCOPES" in refused[0]
+
+
+def test_an_incremental_paused_mid_search_resumes_where_it_stopped(hs: SandboxHandle, store: Engine,
+                                                                    tmp_path: Path) -> None:
+    seed_portal(hs, contacts=400, engagements=10, events=0)
+    config = hubspot_config(hs, tmp_path, sync=SyncOptions(page_size=100, max_api_share=1.0))
+    tuning = HubSpotSyncTuning(search_page_size=40, association_batch_size=80)
+    undisturbed = make_store(tmp_path / "undisturbed.db")
+    for engine in (undisturbed, store):
+        assert not quick_pull(engine, config, tuning=tuning).paused
+    portal = hs.hubspot_portal
+    contacts = portal.object_type("contacts")
+    rows, _ = portal.page(contacts, 0, 400, False)
+    for n, row in enumerate(rows[::2]):  # 200 contacts change: five search pages of 40
+        portal.update(contacts, int(row["hs_object_id"]), {"jobtitle": f"Director {n}"})
+    hs.request_log.clear()
+    assert not quick_pull(undisturbed, config, tuning=tuning).paused
+    whole = hs.request_log.count("POST", r"/crm/v3/objects/contacts/search$")
+    expected = store_snapshot(undisturbed)
+    undisturbed.dispose()
+
+    hs.hubspot_limits.reset()
+    hs.request_log.clear()
+    # companies (search, archived listing), then contacts: two search pages, their associations, a third page
+    hs.hubspot_limits.configure(daily=6)
+    paused = quick_pull(store, config, tuning=tuning)
+    assert paused.paused and not paused.objects["contacts"].done and paused.objects["contacts"].read == 80
+    hs.hubspot_limits.configure(daily=1_000_000)
+    hs.hubspot_limits.reset()
+    hs.request_log.clear()
+    resumed = quick_pull(store, config, tuning=tuning)
+    assert not resumed.paused and store_snapshot(store) == expected
+    # the resumed search starts after the two committed pages instead of at the window's start
+    assert hs.request_log.count("POST", r"/crm/v3/objects/contacts/search$") == whole - 2
