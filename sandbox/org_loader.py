@@ -66,12 +66,15 @@ def load_salesforce(org: SalesforceOrg, generated: Any) -> dict[str, int]:
             counts[object_name] = org.load(object_name, records)
         finally:
             records.close()
+    generated.release_salesforce()
     return counts
 
 
 def load_hubspot(hubspot: HubSpotSurface, generated: Any) -> dict[str, int]:
     """Load a generated org's HubSpot view; counts keyed ``hubspot.<what>``."""
-    return hubspot.load_generated(_PrefetchedHubSpot(generated.hubspot))
+    counts = hubspot.load_generated(_PrefetchedHubSpot(generated.hubspot))
+    generated.release_hubspot()
+    return counts
 
 
 class _PrefetchedHubSpot:

@@ -25,7 +25,7 @@ from sandbox.seed_plan import SIZES, OrgSize, resolve_size
 from sandbox.seed_salesforce import OBJECTS as SALESFORCE_OBJECTS
 from sandbox.seed_salesforce import SalesforceView
 from sandbox.seed_truth import GroundTruth, build_truth
-from sandbox.seed_world import World
+from sandbox.seed_world import HUBSPOT_ONLY_PARTS, SALESFORCE_ONLY_PARTS, World
 
 __all__ = ["SIZES", "GeneratedOrg", "GroundTruth", "MatchingSet", "OrgSize", "generate", "matching_set",
            "HUBSPOT_OBJECT_TYPES", "SALESFORCE_OBJECTS"]
@@ -45,6 +45,15 @@ class GeneratedOrg:
     @cached_property
     def truth(self) -> GroundTruth:
         return build_truth(self.world, self.salesforce, self.hubspot)
+
+    def release_salesforce(self) -> None:
+        """Free what only the Salesforce activities need (after loading them); reading them again rebuilds it."""
+        self.world.release(SALESFORCE_ONLY_PARTS)
+        self.salesforce.release()
+
+    def release_hubspot(self) -> None:
+        """Free what only the HubSpot engagements and events need (after loading them)."""
+        self.world.release(HUBSPOT_ONLY_PARTS)
 
 
 def _check(seed: int, as_of: datetime) -> None:

@@ -76,6 +76,12 @@ def _compile_pattern(pattern: str) -> tuple[str, str]:
     return fmt, "".join(ch for ch in pattern if ch in "#@?")
 
 
+def clear_name_caches() -> None:
+    """Empty the folding caches: they pay off while names repeat, not once a world is built."""
+    slug.cache_clear()
+    N.fold.cache_clear()
+
+
 def fill_digits(pattern: str, number: int) -> str:
     """Fill '#' with digits, '@' with digits 2-9 and '?' with capital letters, taken from ``number``."""
     fmt, slots = _compile_pattern(pattern)

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import numpy as np
 
-from sandbox.seed_companies import PROFILES, Company, generate_companies
+from sandbox.seed_companies import PROFILES, Company, clear_name_caches, generate_companies
 
 DAY = 86_400
 HISTORY_DAYS = 730  # opportunities and activities span about two years before as_of
@@ -108,6 +108,7 @@ def make_plan(seed: int, size: OrgSize, as_of: datetime) -> Plan:
     n_other = max(n_hubspot_only, round(0.6 * n_account_companies), 1)
     n = n_account_companies + n_other
     companies = generate_companies(random.Random(f"{seed}-companies"), rng_for(seed, "companies"), n)
+    clear_name_caches()  # the L org's unique names would otherwise stay cached for the process's life
 
     profile = np.array([PROFILES.index(c.engagement) for c in companies], dtype=np.int8)
     fit = np.array([c.fit for c in companies])

@@ -81,6 +81,11 @@ class SalesforceView:
             raise ValueError(f"the generator has no {object_name!r} records; objects: {', '.join(makers)}")
         return makers[object_name]()
 
+    def release(self) -> None:
+        """Forget the per-person and per-company lists built for rendering (rebuilt on demand)."""
+        for part in ("_lead_sources", "_brands"):
+            self.__dict__.pop(part, None)
+
     # -- ids -------------------------------------------------------------------------------
     def account_id(self, position: int) -> str:
         return sf_id("001", position)

@@ -21,11 +21,22 @@ from sandbox.seed_plan import OrgSize, Plan, make_plan
 HUBSPOT_EMAILS_PER_CAMPAIGN = 2
 
 
+SALESFORCE_ONLY_PARTS = ("salesforce_touches", "campaign_members")
+HUBSPOT_ONLY_PARTS = ("hubspot_touches", "hubspot_email_sends", "web_events", "hubspot_sales_persons")
+
+
 class World:
     def __init__(self, seed: int, size: OrgSize, as_of: datetime) -> None:
         self.seed = seed
         self.size = size
         self.as_of = as_of
+
+    def release(self, parts: tuple[str, ...]) -> None:
+        """Forget built ``parts`` (names of the cached properties) once a loader has streamed them;
+        they are rebuilt, identically, if read again. Seeding L loads HubSpot after Salesforce,
+        and the Salesforce activities need not sit in memory meanwhile."""
+        for part in parts:
+            self.__dict__.pop(part, None)
 
     @cached_property
     def plan(self) -> Plan:
