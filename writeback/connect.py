@@ -7,6 +7,7 @@ API budget guard and retry settings), HubSpot's token source and rate limiter.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from hubspot import HubSpot
@@ -73,8 +74,20 @@ def hubspot_sdk(config: AbmConfig, tokens: TokenSource) -> HubSpot:
                    ssl_ca_cert=str(hs.ca_file) if hs.ca_file else None, retry=False)
 
 
+_LIMITERS: dict[tuple[str, int, float], HubSpotRateLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
 def hubspot_limiter(config: AbmConfig) -> HubSpotRateLimiter:
-    return HubSpotRateLimiter(config.hubspot.requests_per_10s, config.hubspot.search_requests_per_second)
+    """One limiter per portal for the whole process: HubSpot counts every call of the app in one rolling
+    window, so ``abm init`` and each run's writer must see each other's calls (a fresh limiter would
+    burst a full window right after other calls and meet 429s)."""
+    hs = config.hubspot
+    key = (hs.base_url, hs.requests_per_10s, hs.search_requests_per_second)
+    with _LIMITERS_LOCK:
+        if key not in _LIMITERS:
+            _LIMITERS[key] = HubSpotRateLimiter(hs.requests_per_10s, hs.search_requests_per_second)
+        return _LIMITERS[key]
 
 
 def hubspot_writer(config: AbmConfig, limiter: HubSpotRateLimiter | None = None) -> HubSpotWriter:
