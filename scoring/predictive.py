@@ -184,7 +184,9 @@ def _fit_calibrated(
         # The logistic pipeline takes no weights: they then correct the calibration only, which
         # is where sampling shows (the intercept), so the warning says nothing actionable.
         warnings.filterwarnings("ignore", message=".*does not appear to accept sample_weight.*")
-        return model.fit(X, y, sample_weight=weight)
+        # All-ones weights (nothing was sampled) fit the same model without them, and skip
+        # scikit-learn's weighted-percentile binning, which made training ten times slower.
+        return model.fit(X, y, sample_weight=None if np.all(weight == 1.0) else weight)
 
 
 def _sample(y: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
