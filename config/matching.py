@@ -30,12 +30,13 @@ class DomainWeights(BaseModel):
     subdomain: float = Field(5.5, description="same registrable domain, different host: eu.acme.com vs acme.com")
     contact: float = Field(5.5, description="a contact of the account already uses this email domain")
     other_tld: float = Field(
-        1.0, description="same label, other suffix (acme.de vs acme.com, not two country suffixes); needs the name"
+        -1.5, description="same label, other suffix (acme.de vs acme.com, not two country suffixes): most often "
+        "a sister company or a namesake abroad, not the account itself"
     )
     account_name: float = Field(
         2.0, description="the account has no website and the person's domain label is its name (ultus.com ~ Ultus)"
     )
-    different: float = Field(-3.0, description="the person's corporate domain is another account's")
+    different: float = Field(-4.0, description="the person's corporate domain is another account's")
     unlisted: float = Field(
         -3.0, description="the person's corporate domain is no account's (a personal or new domain) and differs"
     )
@@ -48,17 +49,17 @@ class NameWeights(BaseModel):
 
     exact: float = Field(5.5, description="identical normalized names")
     typo: float = Field(4.5, description="the same words but one, off by a single slip ('Acme Sytems')")
-    high: float = Field(3.5, description="similarity >= high_at")
-    medium: float = Field(1.5, description="similarity >= medium_at")
+    high: float = Field(3.0, description="similarity >= high_at")
+    medium: float = Field(1.0, description="similarity >= medium_at")
     low: float = Field(-1.0, description="similarity >= low_at")
     different: float = Field(-4.0, description="similarity below low_at")
     acronym: float = Field(3.0, description="one name is the initials of the other (IBM)")
     domain_label: float = Field(
-        3.5, description="the typed name is the account's domain label: 'Nagoya Tsushin' ~ nagoya-tsushin.co.jp"
+        4.5, description="the typed name is the account's domain label: 'Nagoya Tsushin' ~ nagoya-tsushin.co.jp"
     )
-    legal_form_same: float = Field(0.5, description="both names carry the same legal form (Ltd = Limited)")
-    legal_form_partial: float = Field(-0.5, description="legal forms overlap: 'GmbH' vs 'GmbH & Co. KG'")
-    legal_form_different: float = Field(-1.5, description="both names carry a legal form and they differ")
+    legal_form_same: float = Field(0.8, description="both names carry the same legal form (Ltd = Limited)")
+    legal_form_partial: float = Field(-1.0, description="legal forms overlap: 'GmbH' vs 'GmbH & Co. KG'")
+    legal_form_different: float = Field(-2.5, description="both names carry a legal form and they differ")
     other_script: float = Field(
         0.0, description="names in different scripts whose transliterations do not agree: unknown, not different"
     )
@@ -80,10 +81,10 @@ class GeoWeights(BaseModel):
 
     country_same: float = Field(1.0, description="same ISO country")
     country_different: float = Field(-3.0, description="different countries: near-duplicate companies abroad")
-    state_same: float = Field(0.5, description="same state / region")
-    state_different: float = Field(-0.5, description="different state / region")
-    city_same: float = Field(0.5, description="same city")
-    city_different: float = Field(0.0, description="different city (offices move; mild at most)")
+    state_same: float = Field(0.3, description="same state / region")
+    state_different: float = Field(-1.0, description="different state / region")
+    city_same: float = Field(1.0, description="same city")
+    city_different: float = Field(-1.0, description="different city (offices move: mild)")
 
 
 class PhoneWeights(BaseModel):
@@ -105,6 +106,9 @@ class BlockingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_candidates: int = Field(20, ge=1, le=500, description="per person, after blocking")
+    prerank_cutoff: float = Field(
+        60.0, ge=0, le=100, description="rapidfuzz WRatio (0-100) of the names below which a candidate is not scored"
+    )
     max_token_share: float = Field(
         0.02, gt=0, le=1, description="name tokens in more than this share of accounts are too common to block on"
     )
@@ -137,6 +141,11 @@ class MatchingConfig(BaseModel):
     )
     ambiguity_margin: float = Field(
         0.0, ge=0, le=1, description="if the runner-up (after tie-breakers) is this close, an auto match becomes review"
+    )
+    review_ambiguous: bool = Field(
+        True,
+        description="an auto match becomes review when a tie-breaker chose between accounts not all tied to the "
+        "person's domain, or when it rests on the name alone and a longer account name contains it too",
     )
     tie_breakers: list[TieBreaker] = Field(
         default_factory=lambda: ["customer", "most_contacts", "recent_activity", "oldest"],

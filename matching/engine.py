@@ -15,19 +15,47 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from rapidfuzz import fuzz, process
+
 from config.matching import MatchingConfig
 from matching.domains import FreeMail, host_of, is_personal_domain, registrable_domain
 from matching.geo import city_key, country_code, state_code
 from matching.index import AccountIndex
 from matching.names import NameNormalizer, ascii_key
+from matching.parallel import match_in_processes
 from matching.score import Query, Scorer, Signal, logistic
 from matching.types import MatchResult, Pin, PreviousMatch
 from store.records import AccountRecord, PersonRecord
 
 _SIGNAL_ORDER = ("domain", "name", "legal", "country", "state", "city", "phone")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Name levels under which a domain match settles the query: no name-only candidate can do better.
+_AGREEING_NAMES = frozenset({"exact", "typo", "high", "domain_label", "other_script"})
 # Scored candidates kept per query key, for tie-breaking, stability and phone re-ranking.
 _KEEP = 5
+
+
+def _company_email(person: PersonRecord) -> str:
+    """A contact's email if it can say where they work: not on their own vanity domain (jane@doej.net)."""
+    email = person.email or ""
+    if "@" in email and is_personal_domain(registrable_domain(email), person.first_name, person.last_name):
+        return ""
+    return email
+
+
+def _one_registered_name(index: AccountIndex, positions: list[int]) -> bool:
+    """Accounts with the same name and legal form in the same country are one company entered twice.
+
+    Company registries do not give one legal name to two companies in one country; a record that
+    leaves the legal form or the country out is read as the same, a website that differs (both
+    known) as another company.
+    """
+    first = positions[0]
+    legal_forms = {index.legal[p] for p in positions} - {""}
+    countries = {index.country[p] for p in positions} - {""}
+    websites = {index.reg[p] for p in positions} - {""}
+    return (len(legal_forms) == 1 and len(countries) <= 1 and len(websites) <= 1
+            and all(index.name[p] == index.name[first] for p in positions))
 
 
 def _signals_json(signals: Mapping[str, Signal]) -> dict[str, Any]:
@@ -62,7 +90,7 @@ class Matcher:
         self._core_cache: dict[tuple[str, Any], list[tuple[float, int, dict[str, Signal]]]] = {}
         for crm, index in self.indexes.items():
             index.add_contacts(
-                (index.by_crm_id[(crm, p.account_crm_id)], p.email or "")
+                (index.by_crm_id[(crm, p.account_crm_id)], _company_email(p))
                 for p in contacts
                 if p.crm == crm and p.kind == "contact" and p.account_crm_id
                 and (crm, p.account_crm_id) in index.by_crm_id
@@ -142,12 +170,19 @@ class Matcher:
             scored[position] = (conf, position, signals)
         best = max(scored.values(), key=lambda s: s[0], default=None)
         settled = best is not None and best[0] >= self.config.auto_threshold and (
-            not core.name or best[2].get("name", ("",))[0] in ("exact", "high")
+            not core.name or best[2].get("name", ("",))[0] in _AGREEING_NAMES
         )
         if core.name and not settled:
             pool = index.name_candidates(core.name, core.tokens, limit * 5) - scored.keys()
-            if len(pool) > limit:
-                pool = sorted(pool, key=lambda p: -scorer.name_similarity(core.name, core.tokens, p))[:limit]
+            if pool and core.key:
+                # A cheap C-level pre-ranking on the ASCII keys (transliterated, so scripts meet) keeps the
+                # Python-level scoring to at most `limit` accounts whose names are not plainly different.
+                positions = list(pool)
+                keys = [index.ascii[p] for p in positions]
+                kept = [positions[i] for _, _, i in process.extract(core.key, keys, scorer=fuzz.WRatio, limit=limit,
+                                                                     score_cutoff=self.config.blocking.prerank_cutoff)]
+                # an account whose domain label is the typed name is kept whatever its name says
+                pool = kept + [p for p in positions if index.label_key[p].startswith(core.key) and p not in kept]
             for position in pool:
                 conf, signals = scorer.score(core, position)
                 scored[position] = (conf, position, signals)
@@ -192,6 +227,37 @@ class Matcher:
         decided_by = next((n for n, a, b in zip(names, full_key(keyed[0]), full_key(keyed[1]), strict=True) if a != b),
                           "account id")
         return winner, f"tie of {len(tied)} broken by {decided_by}"
+
+    def _doubt(self, index: AccountIndex, ranked: list[tuple[float, int, dict[str, Signal]]], position: int,
+               signals: dict[str, Signal], tied: bool) -> str | None:
+        """Why an auto match should rather be reviewed, if it should (``review_ambiguous``).
+
+        Two cases: a tie-breaker had to choose between accounts that are not all tied to the
+        person's email or web domain (they may be two companies of the same name), or the match
+        rests on the name alone and a longer account name contains it too (someone typed 'Abvo'
+        and there are 'Abvo LLC' and 'Abvo International'), unless the legal form tells them apart.
+        """
+        if tied:
+            # accounts that all carry the person's own domain (as website or through contacts) are one company
+            top = ranked[0][0] - self.config.tie_margin
+            tied_positions = [p for c, p, _ in ranked if c >= top]
+            if all(sig.get("domain", ("", 0.0))[1] > 0 for c, _, sig in ranked if c >= top):
+                return None
+            if _one_registered_name(index, tied_positions):
+                return None
+            return "tied accounts may be different companies"
+        if any(signals.get(k, ("", 0.0))[1] > 0 for k in ("domain", "phone")):
+            return None
+        if signals.get("legal", ("",))[0] == "same":
+            return None  # a typed legal form that is the account's own says the full name was meant, not a brand
+        mine = set(index.tokens[position])
+        for other_conf, other, other_signals in ranked:
+            if (other != position and other_conf >= self.config.review_threshold
+                    and other_signals.get("name", ("",))[0] in _AGREEING_NAMES
+                    and set(index.tokens[other]) > mine and other_signals.get("legal", ("",))[0] != "different"):
+                account = index.accounts[other]
+                return f"the name also fits {account.name or account.crm_id}"
+        return None
 
     def _with_phone(self, crm: str, q: Query, ranked: list[tuple[float, int, dict[str, Signal]]]):
         if not q.phone:
@@ -261,20 +327,27 @@ class Matcher:
                     conf, position, signals = prev
                     tie = None
         decision = self._decide(conf)
+        doubt = None
         if (decision == "auto" and runner is not None and self.config.ambiguity_margin > 0
                 and runner[0] >= conf - self.config.ambiguity_margin and tie is None):
             decision = "review"
             tie = f"runner-up within {self.config.ambiguity_margin:.2f}"
+        elif decision == "auto" and self.config.review_ambiguous and stability is None:
+            doubt = self._doubt(index, ranked, position, signals, tie is not None)
+            if doubt:
+                decision = "review"
         extra: dict[str, Any] = {"signals": _signals_json(signals), "candidates": len(ranked)}
         if runner is not None:
             extra["runner_up"] = {"account_id": index.accounts[runner[1]].id, "confidence": round(runner[0], 4)}
         method = "+".join(k for k in _SIGNAL_ORDER if k in signals and signals[k][1] > 0) or "weak"
         reason = "; ".join(signals[k][2] for k in _SIGNAL_ORDER if k in signals and signals[k][2])
-        notes = [n for n in (tie, stability) if n]
+        notes = [n for n in (tie, stability, doubt) if n]
         if tie:
             extra["tie"] = tie
         if stability:
             extra["stability"] = stability
+        if doubt:
+            extra["doubt"] = doubt
         if decision == "none":
             extra["best_account_id"] = index.accounts[position].id
             return MatchResult(person.id, None, "none", round(conf, 4), method,
@@ -304,16 +377,16 @@ def match(
     pins: Mapping[int, Pin] | None = None,
     last_activity: Mapping[int, datetime] | None = None,
     contacts: Sequence[PersonRecord] | None = None,
+    workers: int = 1,
 ) -> list[MatchResult]:
     """Match every person to an account of the same CRM; one result per person, in input order.
 
     ``previous`` and ``pins`` are keyed by person id; ``last_activity`` by account id (for the
     recent-activity tie-breaker). ``contacts`` are the existing contacts whose email domains and
     counts feed the contact-domain signal and the most-contacts tie-breaker; by default the
-    contacts among ``people``.
+    contacts among ``people``. ``workers`` > 1 spreads the people over forked processes (the
+    results are the same).
     """
     existing = [p for p in people if p.kind == "contact"] if contacts is None else contacts
     matcher = Matcher(accounts, config, contacts=existing, last_activity=last_activity)
-    previous = previous or {}
-    pins = pins or {}
-    return [matcher.match_person(p, previous=previous.get(p.id), pin=pins.get(p.id)) for p in people]
+    return match_in_processes(matcher, people, previous or {}, pins or {}, workers)

@@ -111,6 +111,7 @@ class AccountIndex:
         self.size = total
         self.idf = {t: math.log((total + 1) / (len(p) + 0.5)) for t, p in postings.items()}
         self.unseen_idf = math.log((total + 1) / 0.5)
+        self.weight = [sum(self.idf[t] for t in tokens) for tokens in self.tokens]  # IDF mass of each name
         max_df = max(blocking.min_token_accounts, int(blocking.max_token_share * total))
         self.postings = {t: np.asarray(p, dtype=np.int32) for t, p in postings.items() if len(p) <= max_df}
         grams: dict[str, list[int]] = defaultdict(list)
@@ -131,8 +132,9 @@ class AccountIndex:
         domains: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         for position, email in contacts:
             self.contact_count[position] = self.contact_count.get(position, 0) + 1
-            reg = registrable_domain(email) if email and "@" in email else ""
-            if reg and reg not in self.free_mail:
+            host = host_of(email) if email and "@" in email else ""
+            reg = registrable_domain(host) if host else ""
+            if reg and host not in self.free_mail:
                 domains[reg][position] += 1
         for reg, counts in domains.items():
             if reg in self.shared_domains:

@@ -168,6 +168,7 @@ class NameNormalizer:
         return " ".join(tokens), " ".join(legal)
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def acronym(normalized: str) -> str:
     """Initials of a multi-word normalized name, skipping 'and'/'the' ('international business machines' -> 'ibm')."""
     tokens = [t for t in normalized.split() if t not in _NEVER_STRIP]

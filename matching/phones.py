@@ -12,6 +12,7 @@ import functools
 import phonenumbers
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def digits(value: str | None) -> str:
     """The digits of a phone number as typed, for the cheap comparison."""
     if not value or not isinstance(value, str):

@@ -40,14 +40,14 @@ class Query:
 
 
 def _label_agrees(key: str, label: str) -> bool:
-    """'gaontech' ~ gaontech.co.kr, also with a short country or 'hq' tail or a 'get' head (millerus.com)."""
+    """'gaontech' ~ gaontech.co.kr, also with a country code at the end (millerus.com).
+
+    Longer decorations (acmegroup.com, getacme.com) are left out: a company takes them when the plain
+    name was already registered, by a namesake.
+    """
     if len(key) < 4:
         return False
-    if key == label:
-        return True
-    if label.startswith(key) and len(label) - len(key) <= 2:
-        return True
-    return label in (f"get{key}", f"{key}hq", f"{key}group")
+    return key == label or (label.startswith(key) and len(label) - len(key) <= 2)
 
 
 def _one_slip(mine: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
@@ -61,7 +61,8 @@ def _one_slip(mine: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
     if len(slipped) != 1:
         return False
     a, b = slipped[0]
-    return min(len(a), len(b)) >= 5 and OSA.distance(a, b, score_cutoff=1) <= 1
+    # keyboard slips are a Latin-alphabet thing: one different character in a CJK name is another word
+    return a.isascii() and b.isascii() and min(len(a), len(b)) >= 5 and OSA.distance(a, b, score_cutoff=1) <= 1
 
 
 def _country_suffix(registrable: str) -> bool:
@@ -94,37 +95,49 @@ class Scorer:
     def __init__(self, index: AccountIndex, config: MatchingConfig) -> None:
         self.index = index
         self.config = config
+        self._last_query: tuple[tuple[str, ...], list[float], float] = ((), [], 0.0)
+
+    def _query_weights(self, q_tokens: tuple[str, ...]) -> tuple[list[float], float]:
+        """IDF of each query token and their sum, computed once per query rather than per candidate."""
+        cached = self._last_query
+        if cached[0] is not q_tokens:
+            idf = self.index.token_idf
+            weights = [idf(t) for t in q_tokens]
+            cached = self._last_query = (q_tokens, weights, sum(weights))
+        return cached[1], cached[2]
 
     def name_similarity(self, q_name: str, q_tokens: tuple[str, ...], position: int) -> float:
         """0-1 similarity: max of character-level, order-free and IDF-weighted token agreement.
 
         The token measures are weighted by inverse document frequency over account names, so
-        sharing "international" says little and sharing "globex" a lot.
+        sharing "international" says little and sharing "globex" a lot. The cheap C-level measures
+        come first; the IDF overlap is only computed when they leave the pair below high_at.
         """
-        a_name = self.index.name[position]
+        index = self.index
+        a_name = index.name[position]
         if q_name == a_name:
             return 1.0
-        a_tokens = self.index.tokens[position]
-        idf = self.index.token_idf
-        char = Indel.normalized_similarity(q_name, a_name)
-        q_weight = sum(idf(t) for t in q_tokens)
-        a_weight = sum(idf(t) for t in a_tokens)
+        quick = max(Indel.normalized_similarity(q_name, a_name), fuzz.token_sort_ratio(q_name, a_name) / 100.0)
+        if quick >= self.config.name.high_at:
+            return quick
+        a_tokens = index.tokens[position]
+        idf = index.token_idf
+        q_idf, q_weight = self._query_weights(q_tokens)
+        a_weight = index.weight[position]
         shared = 0.0
-        a_set = set(a_tokens)
-        for token in q_tokens:
-            if token in a_set:
-                shared += idf(token)
+        for token, weight in zip(q_tokens, q_idf, strict=True):
+            if token in a_tokens:
+                shared += weight
             elif len(token) >= 4:
                 best, other = max(((Indel.normalized_similarity(token, o), o) for o in a_tokens if len(o) >= 4),
                                   default=(0.0, ""))
                 if best >= 0.8:
                     # a misspelt token is unknown to the index, so it borrows the weight of the word it matches
-                    shared += min(idf(token), idf(other)) * best
-                    q_weight += idf(other) - idf(token)
+                    shared += min(weight, idf(other)) * best
+                    q_weight += idf(other) - weight
         dice = min(1.0, 2.0 * shared / (q_weight + a_weight)) if q_weight + a_weight > 0 else 0.0
         token_set = fuzz.token_set_ratio(q_name, a_name) / 100.0
-        token_sort = fuzz.token_sort_ratio(q_name, a_name) / 100.0
-        return max(char, token_sort, dice, token_set * (0.6 + 0.4 * dice))
+        return max(quick, dice, token_set * (0.6 + 0.4 * dice))
 
     def compare_name(self, q: Query, position: int) -> tuple[Signal, float]:
         """The best reading of the typed name against the account: its name, transliterated or as its domain label.
@@ -151,9 +164,11 @@ class Scorer:
     def _direct_name_level(self, q: Query, position: int) -> tuple[Signal, float]:
         weights = self.config.name
         a_name = self.index.name[position]
-        sim = self.name_similarity(q.name, q.tokens, position)
         if q.name == a_name:
-            return ("exact", weights.exact, f"name {q.name} = {a_name}"), sim
+            return ("exact", weights.exact, f"name {q.name} = {a_name}"), 1.0
+        if not q.name.isascii():
+            return self._same_script_level(q, position)
+        sim = self.name_similarity(q.name, q.tokens, position)
         detail = f"name {sim:.2f}"
         if _one_slip(q.tokens, self.index.tokens[position]) or (q.key and q.key == self.index.ascii[position]):
             return ("typo", weights.typo, f"name {q.name} ~ {a_name} (typo)"), sim
@@ -166,6 +181,25 @@ class Scorer:
         if sim >= weights.low_at:
             return ("low", weights.low, detail), sim
         return ("different", weights.different, detail), sim
+
+    def _same_script_level(self, q: Query, position: int) -> tuple[Signal, float]:
+        """Two names in CJK, Arabic or Hebrew: one different ideograph or word is another company.
+
+        So only a name contained in the other (a city prefix: 武汉瑞华信息技术 ~ 瑞华信息技术) counts as high;
+        otherwise transliterations are compared and agreement counts as medium at most.
+        """
+        weights = self.config.name
+        a_name = self.index.name[position]
+        compact_q, compact_a = q.name.replace(" ", ""), a_name.replace(" ", "")
+        detail = f"name {q.name} ~ {a_name}"
+        if min(len(compact_q), len(compact_a)) >= 3 and (compact_q in compact_a or compact_a in compact_q):
+            return ("high", weights.high, detail), 0.95
+        sim = _key_similarity(q.key, self.index.ascii[position])
+        if sim >= weights.medium_at:
+            return ("medium", weights.medium, f"{detail} ({sim:.2f})"), sim
+        if sim >= weights.low_at:
+            return ("low", weights.low, f"{detail} ({sim:.2f})"), sim
+        return ("different", weights.different, f"{detail} ({sim:.2f})"), sim
 
     def _other_script_level(self, q: Query, position: int) -> tuple[Signal, float]:
         """Compare transliterations; agreement counts as high at most, disagreement as unknown."""
@@ -265,6 +299,8 @@ class Scorer:
         name_signal, sim = self.compare_name(q, position)
         signals: dict[str, Signal] = {}
         domain_signal = self.compare_domain(q, position, sim)
+        if domain_signal[0] == "account_name" and name_signal[1] >= self.config.name.high:
+            domain_signal = ("missing", 0.0, "")  # the domain says what the name already said: no new evidence
         if domain_signal[0] != "missing":
             signals["domain"] = domain_signal
         if name_signal[0] != "missing":
