@@ -25,14 +25,13 @@ from config.scoring import ScoringConfig
 from scoring.catalogue import TYPE_CODE
 from scoring.columns import ActivityColumns, LoadReport
 from scoring.inputs import EntityIndex, ScoringInputs, assemble_inputs
-from store.records import AccountRecord, OpportunityRecord, PersonRecord, record_from_row
-from store.schema import Account, AccountLink, Activity, Match, Opportunity, Person
+from store.records import OpportunityRecord
+from store.schema import AccountLink, Activity, Match, Opportunity
+from worker.match_stage import load_accounts, load_people
 
 TIED = ("auto", "pinned", "crm")
 PARTITION_ROWS = 200_000
 
-_ACCOUNT_COLUMNS = [Account.__table__.c[f] for f in AccountRecord.__dataclass_fields__]
-_PERSON_COLUMNS = [Person.__table__.c[f] for f in PersonRecord.__dataclass_fields__]
 _OPPORTUNITY_COLUMNS = [Opportunity.__table__.c[f] for f in OpportunityRecord.__dataclass_fields__]
 
 
@@ -117,27 +116,30 @@ def stream_activity_columns(
         func.coalesce(table.c.account_crm_id, ""),
     ).where(live, table.c.occurred_at.is_not(None))
     lookups = _Lookups(KeyLookup(index.account_index), KeyLookup(index.person_index))
-    result = conn.execution_options(stream_results=True, yield_per=partition_rows).execute(query)
+    # Options on the statement, not the connection: Connection.execution_options() changes the
+    # connection itself, and a server-side cursor would then wrap later statements (even DDL).
+    result = conn.execute(query.execution_options(stream_results=True, yield_per=partition_rows))
     parts = [_partition_columns(list(rows), lookups, report) for rows in result.partitions()]
     return ActivityColumns.concat(parts) if parts else ActivityColumns.empty()
 
 
 def _records(conn: Connection, cls: type, columns: list, where: object) -> Iterator:
-    return (record_from_row(cls, row) for row in conn.execute(select(*columns).where(where).order_by(columns[0])))
+    # Columns are selected in the record's field order, so records are built positionally.
+    return (cls(*row) for row in conn.execute(select(*columns).where(where).order_by(columns[0])))
 
 
 def load_score_inputs(
     conn: Connection, config: ScoringConfig, *, partition_rows: int = PARTITION_ROWS
 ) -> ScoringInputs:
     """Everything scoring needs, with the match table and cross-CRM links applied."""
-    accounts = list(_records(conn, AccountRecord, _ACCOUNT_COLUMNS, Account.is_deleted.is_(False)))
+    accounts = load_accounts(conn)
     canonical = dict(conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)).all())
     aliases = {(a.crm, a.crm_id): canonical[a.id] for a in accounts if a.id in canonical}
     scored = [a for a in accounts if a.id not in canonical]
     matches: dict[int, int | None] = {}
     for person_id, account_id, decision in conn.execute(select(Match.person_id, Match.account_id, Match.decision)):
         matches[person_id] = canonical.get(account_id, account_id) if decision in TIED else None
-    people = list(_records(conn, PersonRecord, _PERSON_COLUMNS, Person.is_deleted.is_(False)))
+    people = load_people(conn)
     opportunities = list(_records(conn, OpportunityRecord, _OPPORTUNITY_COLUMNS, Opportunity.is_deleted.is_(False)))
     index = EntityIndex.build(scored, people, aliases)
     report = LoadReport()

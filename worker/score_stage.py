@@ -17,24 +17,20 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, delete
 
 from config.scoring import ScoringConfig
 from scoring import predictive as pred
 from scoring.history import prune_before
-from scoring.inputs import ScoringInputs, build_inputs
+from scoring.inputs import ScoringInputs
 from scoring.scores import score
-from store.records import ActivityRecord, OpportunityRecord, record_from_row
-from store.schema import AccountLink, Activity, Match, Opportunity, ScoreHistory
-from worker.match_stage import load_accounts, load_people
+from store.schema import ScoreHistory
 from worker.models import active_model, save_model
+from worker.score_inputs import load_score_inputs
 from worker.score_store import SavedScores, save_score_set
 
 log = logging.getLogger("abm.scoring")
 
-_ACTIVITY_COLUMNS = [Activity.__table__.c[f] for f in ActivityRecord.__dataclass_fields__]
-_OPPORTUNITY_COLUMNS = [Opportunity.__table__.c[f] for f in OpportunityRecord.__dataclass_fields__]
-TIED = ("auto", "pinned", "crm")
 
 
 @dataclass
@@ -50,23 +46,6 @@ class ScoreOutcome:
     def counts(self) -> dict[str, int]:
         return {"scored": self.accounts + self.people, "upserted": self.saved.accounts_changed
                 + self.saved.people_changed, "skipped": self.skipped_activities}
-
-
-def load_inputs(conn: Connection, config: ScoringConfig) -> ScoringInputs:
-    """Everything scoring needs, as plain records, with the match table and cross-CRM links applied."""
-    accounts = load_accounts(conn)
-    canonical = dict(conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)).all())
-    aliases = {(a.crm, a.crm_id): canonical[a.id] for a in accounts if a.id in canonical}
-    scored = [a for a in accounts if a.id not in canonical]
-    matches: dict[int, int | None] = {}
-    for person_id, account_id, decision in conn.execute(select(Match.person_id, Match.account_id, Match.decision)):
-        matches[person_id] = canonical.get(account_id, account_id) if decision in TIED else None
-    people = load_people(conn)
-    activities = (record_from_row(ActivityRecord, r) for r in conn.execute(
-        select(*_ACTIVITY_COLUMNS).where(Activity.is_deleted.is_(False))))
-    opportunities = [record_from_row(OpportunityRecord, r) for r in conn.execute(
-        select(*_OPPORTUNITY_COLUMNS).where(Opportunity.is_deleted.is_(False)))]
-    return build_inputs(scored, people, activities, opportunities, config, matches, aliases)
 
 
 def _model_for(conn: Connection, inputs: ScoringInputs, config: ScoringConfig, as_of: int, target: str,
@@ -91,7 +70,7 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
     as_of = int(now.timestamp())
     outcome = ScoreOutcome()
     with engine.begin() as conn:
-        inputs = load_inputs(conn, config)
+        inputs = load_score_inputs(conn, config)
         population = inputs.population
         account_probability = lead_probability = None
         model_version = None
