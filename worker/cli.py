@@ -10,14 +10,15 @@ import typer
 
 from worker.cli_config import app as config_app
 from worker.cli_db import app as db_app
+from worker.cli_demo import demo_command
 from worker.cli_evaluate import evaluate_command
 from worker.cli_init import init_command
 from worker.cli_match import match_command
 from worker.cli_report import report_command
 from worker.cli_run import resync_command, run_command
 from worker.cli_sandbox import app as sandbox_app
-from worker.cli_sync import sync_command
 from worker.cli_serve import serve_command
+from worker.cli_sync import sync_command
 from worker.cli_writeback import writeback_command
 from worker.context import CliContext
 from worker.logs import configure_logging
@@ -36,6 +37,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.command("run")(run_command)
 app.command("resync")(resync_command)
 app.command("serve")(serve_command)
+app.command("demo")(demo_command)
 app.command("init")(init_command)
 app.command("writeback")(writeback_command)
 app.command("sync")(sync_command)

@@ -65,6 +65,8 @@ def sandbox_config(handle: SandboxHandle, secrets_dir: Path, database_url: str) 
             "auth": "private_app",
             "access_token_file": str(_write_secret(secrets_dir, "hubspot-access-token", hubspot)),
             "ca_file": str(handle.ca_path),
+            # The sandbox's own 10-second allowance (a real portal's depends on its tier).
+            "requests_per_10s": handle.hubspot_limits.per_ten_seconds,
         }
     return config
 
