@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint install clean
+.PHONY: demo test lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The whole product against the built-in sandbox (size M org in both CRMs, SQLite store in .abm/).
+demo: $(STAMP)
+	$(BIN)/abm demo
 
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
 test: $(STAMP)
