@@ -12,6 +12,7 @@ from config.admin import AdminConfig
 from config.connections import DatabaseConfig, HubSpotConfig, SalesforceConfig
 from config.matching import MatchingConfig
 from config.scoring import ScoringConfig
+from config.secrets import MissingSecret, SecretsSection
 from config.worker import WorkerConfig
 from config.writeback import WritebackConfig
 
@@ -52,3 +53,19 @@ class AbmConfig(BaseModel):
         if off:
             raise ValueError(f"{off[0]} is not enabled in the configuration (set {off[0]}.enabled: true)")
         return [c for c in enabled if not requested or c in requested]
+
+    def secret_values(self) -> list[str]:
+        """Every secret this configuration can read right now (unset or unreadable ones skipped):
+        what logs, pages and error messages must never show."""
+        values: list[str] = []
+        for name in type(self).model_fields:
+            section = getattr(self, name)
+            if isinstance(section, SecretsSection):
+                for secret in section.SECRETS:
+                    try:
+                        value = section.secret(secret, required=False)
+                    except MissingSecret:  # an unreadable file: reported when the secret is used
+                        continue
+                    if value is not None:
+                        values.append(value.get_secret_value())
+        return values

@@ -13,7 +13,7 @@ from rich.table import Table
 from connectors.hubspot.auth import HubSpotAuthError
 from connectors.salesforce.auth import SalesforceAuthError
 from worker.context import get_context
-from writeback.connect import chosen_crms, provision
+from writeback.connect import provision
 from writeback.provision import ProvisionReport
 
 console = Console()
@@ -39,7 +39,7 @@ def init_command(
     """Create abm-sync's score fields in Salesforce (Metadata API) and HubSpot (properties), if missing."""
     config = get_context(ctx).config
     try:
-        crms = chosen_crms(config, crm)
+        crms = config.chosen_crms(crm)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     try:

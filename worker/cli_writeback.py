@@ -17,7 +17,7 @@ from connectors.salesforce.auth import SalesforceAuthError
 from store.runs import create_run, finish_run, record_stage
 from worker.context import get_context
 from worker.lock import LeaseLock
-from writeback.connect import chosen_crms, writers
+from writeback.connect import writers
 from writeback.report import WritebackReport
 from writeback.run import preview_writeback, run_writeback
 
@@ -66,7 +66,7 @@ def writeback_command(
     cli = get_context(ctx)
     config = cli.config
     try:
-        crms = chosen_crms(config, crm)
+        crms = config.chosen_crms(crm)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     engine = cli.engine()

@@ -10,7 +10,6 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from config import AbmConfig, ConfigError, load_config
-from config.secrets import MissingSecret, SecretsSection
 from store.migrate import SchemaOutOfDate
 from store.session import open_store
 from worker.logs import configure_logging, masker
@@ -23,16 +22,7 @@ err_console = Console(stderr=True)
 
 def register_secrets(config: AbmConfig) -> None:
     """Teach the log masker every secret this configuration can read, before anything logs."""
-    for name in type(config).model_fields:
-        section = getattr(config, name)
-        if isinstance(section, SecretsSection):
-            for secret in section.SECRETS:
-                try:
-                    value = section.secret(secret, required=False)
-                except MissingSecret:  # unreadable file: reported when the secret is used
-                    continue
-                if value is not None:
-                    masker.register(value.get_secret_value())
+    masker.register(*config.secret_values())
 
 
 @dataclass

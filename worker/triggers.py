@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from config.model import CRM_NAMES as CRMS
 from store.runs import create_run
 from store.schema import Run
 
-CRMS = ("salesforce", "hubspot")
 TRIGGERS = ("schedule", "cli", "api", "page")
 
 

@@ -28,23 +28,6 @@ from writeback.provision_salesforce import provision_salesforce
 from writeback.run import Writer
 from writeback.salesforce import SalesforceWriter
 
-CRMS = ("salesforce", "hubspot")
-
-
-def chosen_crms(config: AbmConfig, crms: Sequence[str] = ()) -> list[str]:
-    """The CRMs to work on: those asked for (each must be enabled), else every enabled one."""
-    enabled = [crm for crm in CRMS if getattr(config, crm).enabled]
-    unknown = [c for c in crms if c not in CRMS]
-    if unknown:
-        raise ValueError(f"unknown CRM {unknown[0]!r}; expected salesforce or hubspot")
-    off = [c for c in crms if c not in enabled]
-    if off:
-        raise ValueError(f"{off[0]} is not enabled in the configuration (set {off[0]}.enabled: true)")
-    chosen = [c for c in CRMS if c in crms] if crms else enabled
-    if not chosen:
-        raise ValueError("no CRM is enabled: set salesforce.enabled or hubspot.enabled in the configuration")
-    return chosen
-
 
 def salesforce_client(config: AbmConfig) -> SalesforceClient:
     """The connector's signed-in client; its Metadata API client trusts the configured CA too."""

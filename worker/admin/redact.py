@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from config import AbmConfig
-from config.secrets import MissingSecret, SecretsSection
 
 MASK = "[redacted]"
 MIN_SECRET_CHARS = 6  # shorter values would mask ordinary words; no real credential is that short
@@ -26,17 +25,7 @@ class Redactor:
     @classmethod
     def from_config(cls, config: AbmConfig, extra: Iterable[str] = ()) -> Redactor:
         """Every secret the configuration can read right now (unset ones are skipped)."""
-        values = list(extra)
-        for name in type(config).model_fields:
-            section = getattr(config, name)
-            if isinstance(section, SecretsSection):
-                for secret_name in section.SECRETS:
-                    try:
-                        value = section.secret(secret_name, required=False)
-                    except MissingSecret:  # an unreadable file: nothing to mask
-                        continue
-                    if value is not None:
-                        values.append(value.get_secret_value())
+        values = [*extra, *config.secret_values()]
         return cls(values)
 
     def text(self, value: str | None) -> str | None:
