@@ -1,43 +1,22 @@
 """``abm sync --crm NAME [--full] [--objects ...]``: pull one CRM into the store, with progress and a summary.
 
-Each CRM is one entry in :data:`PULLERS`, a function with the same shape for all of them, so
+Each CRM is one entry in :mod:`connectors.registry`, a function with the same shape for all of them, so
 the command, its progress bars and its summary stay the same whichever CRM is pulled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import Engine
 
-from config import AbmConfig
+from connectors.registry import CRMS, pull_for
 from connectors.result import Progress as PullProgress
-from connectors.result import ProgressCallback, SyncResult, UnknownObjects
+from connectors.result import SyncResult, UnknownObjects
 from worker.context import EXIT_CONFIG, err_console, get_context
 
 console = Console()
-Puller = Callable[[Engine, AbmConfig, bool, Sequence[str] | None, ProgressCallback], SyncResult]
-
-
-def _salesforce(engine: Engine, config: AbmConfig, full: bool, objects: Sequence[str] | None,
-                progress: ProgressCallback) -> SyncResult:
-    from connectors.salesforce import pull_salesforce
-
-    return pull_salesforce(engine, config, full=full, objects=objects, progress=progress)
-
-
-def _hubspot(engine: Engine, config: AbmConfig, full: bool, objects: Sequence[str] | None,
-             progress: ProgressCallback) -> SyncResult:
-    from connectors.hubspot import pull_hubspot
-
-    return pull_hubspot(engine, config, full=full, objects=objects, progress=progress)
-
-
-PULLERS: dict[str, Puller] = {"salesforce": _salesforce, "hubspot": _hubspot}
 
 
 class _Bars:
@@ -72,14 +51,13 @@ def _summary(result: SyncResult) -> Table:
 
 def sync_command(
     ctx: typer.Context,
-    crm: str = typer.Option(..., "--crm", help=f"The CRM to pull: {', '.join(PULLERS)}."),
+    crm: str = typer.Option(..., "--crm", help=f"The CRM to pull: {', '.join(CRMS)}."),
     full: bool = typer.Option(False, "--full", help="Read everything, not only what changed since the last pull."),
     objects: list[str] | None = typer.Option(None, "--objects", help="Pull only these objects (repeatable)."),
 ) -> None:
     """Pull records from a CRM into the store (incremental unless --full)."""
-    puller = PULLERS.get(crm.lower())
-    if puller is None:
-        err_console.print(f"[red]error:[/red] unknown CRM {crm!r}; expected one of {', '.join(PULLERS)}")
+    if crm.lower() not in CRMS:
+        err_console.print(f"[red]error:[/red] unknown CRM {crm!r}; expected one of {', '.join(CRMS)}")
         raise typer.Exit(EXIT_CONFIG)
     cli = get_context(ctx)
     config = cli.config
@@ -91,7 +69,8 @@ def sync_command(
     columns = (TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console, transient=False) as progress:
-            result = puller(engine, config, full, objects or None, _Bars(progress))
+            result = pull_for(crm.lower())(engine, config, full=full, objects=objects or None,
+                                           progress=_Bars(progress))
     except UnknownObjects as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(EXIT_CONFIG) from None
