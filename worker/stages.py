@@ -57,7 +57,6 @@ def pull_stage(crm: str) -> Stage:
 
 def match_stage(ctx: RunContext) -> StageReport:
     outcome = run_match_stage(ctx.engine, ctx.config.matching)
-    ctx.shared["changed_people"] = outcome.changed_people
     return StageReport("match", counts={"matched": outcome.matched, "upserted": len(outcome.changed_people)},
                        detail={"decisions": outcome.by_decision, "people": outcome.people,
                                "cross_crm_links": outcome.links, "links_changed": outcome.changed_links})
