@@ -105,9 +105,12 @@ class BlockingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_candidates: int = Field(20, ge=1, le=500, description="per person, after blocking")
+    max_candidates: int = Field(8, ge=1, le=500, description="accounts fully scored per person, after blocking")
     prerank_cutoff: float = Field(
         60.0, ge=0, le=100, description="rapidfuzz WRatio (0-100) of the names below which a candidate is not scored"
+    )
+    prerank_spread: float = Field(
+        15.0, ge=0, le=100, description="...or this far below the best candidate's WRatio: far behind it, not scored"
     )
     max_token_share: float = Field(
         0.02, gt=0, le=1, description="name tokens in more than this share of accounts are too common to block on"
@@ -122,7 +125,7 @@ class BlockingConfig(BaseModel):
         "is a shared mail provider (treated as free mail)",
     )
     ngram: int = Field(3, ge=2, le=5, description="character n-gram size of the typo index")
-    max_ngram_accounts: int = Field(2000, ge=1, description="n-grams in more accounts than this are skipped")
+    max_ngram_tokens: int = Field(2000, ge=1, description="n-grams found in more distinct name words are skipped")
     min_ngram_overlap: float = Field(0.5, gt=0, le=1, description="share of a name's n-grams a candidate must share")
 
 

@@ -107,6 +107,7 @@ def email_domain(email: str | None) -> str:
     return host_of(email)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _letters(text: str | None) -> str:
     if not text:
         return ""

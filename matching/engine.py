@@ -31,6 +31,8 @@ _SIGNAL_ORDER = ("domain", "name", "legal", "country", "state", "city", "phone")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Name levels under which a domain match settles the query: no name-only candidate can do better.
 _AGREEING_NAMES = frozenset({"exact", "typo", "high", "domain_label", "other_script"})
+# Pre-ranking scores (0-100) this close to the best are all scored, whatever max_candidates says.
+_NEAR_TOP = 3.0
 # Scored candidates kept per query key, for tie-breaking, stability and phone re-ranking.
 _KEEP = 5
 
@@ -162,11 +164,11 @@ class Matcher:
         if cached is not None:
             return cached
         index, scorer = self.indexes[crm], self.scorers[crm]
-        core = dataclasses.replace(q, phone="")
+        core = q  # scored without its phone (per person, added by _with_phone), so people share the result
         limit = self.config.blocking.max_candidates
         scored: dict[int, tuple[float, int, dict[str, Signal]]] = {}
         for position in index.domain_candidates(reg for _, reg in core.domains):
-            conf, signals = scorer.score(core, position)
+            conf, signals = scorer.score(core, position, with_phone=False)
             scored[position] = (conf, position, signals)
         best = max(scored.values(), key=lambda s: s[0], default=None)
         settled = best is not None and best[0] >= self.config.auto_threshold and (
@@ -179,12 +181,24 @@ class Matcher:
                 # Python-level scoring to at most `limit` accounts whose names are not plainly different.
                 positions = list(pool)
                 keys = [index.ascii[p] for p in positions]
-                kept = [positions[i] for _, _, i in process.extract(core.key, keys, scorer=fuzz.WRatio, limit=limit,
-                                                                     score_cutoff=self.config.blocking.prerank_cutoff)]
+                ranked_names = process.extract(core.key, keys, scorer=fuzz.WRatio, limit=None,
+                                               score_cutoff=self.config.blocking.prerank_cutoff)
+                top = ranked_names[0][1] if ranked_names else 0.0
+                floor = top - self.config.blocking.prerank_spread
+                # `limit` accounts, but never fewer than all the names as close as the best (namesakes must
+                # all be seen, or a tie between two companies would pass for a clear match)
+                kept = [positions[i] for n, (_, score, i) in enumerate(ranked_names)
+                        if score >= floor and (n < limit or score >= top - _NEAR_TOP)]
                 # an account whose domain label is the typed name is kept whatever its name says
-                pool = kept + [p for p in positions if index.label_key[p].startswith(core.key) and p not in kept]
+                chosen = set(kept)
+                labelled = [p for p in index.by_key.get(core.key, ()) if p in pool and p not in chosen
+                            and index.label_key[p] == core.key]
+                # and longer names that contain every typed word: the rivals the ambiguity rule must see
+                words = set(core.tokens)
+                containing = [p for p in positions if p not in chosen and words.issubset(index.tokens[p])][:limit]
+                pool = kept + labelled + containing
             for position in pool:
-                conf, signals = scorer.score(core, position)
+                conf, signals = scorer.score(core, position, with_phone=False)
                 scored[position] = (conf, position, signals)
         ranked = sorted(scored.values(), key=lambda s: -s[0])[:_KEEP]
         if len(self._core_cache) < 2_000_000:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import gettext
+import re
 
 import pycountry
 
@@ -29,8 +30,11 @@ _LANGUAGES = ("de", "fr", "es", "it", "nl", "pt", "pt_BR", "sv", "da", "pl", "tr
               "zh_TW", "ko", "ar", "he")
 
 
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
 def _key(value: str) -> str:
-    return " ".join("".join(ch if ch.isalnum() else " " for ch in fold(value)).split())
+    return " ".join(_NOT_ALNUM.sub(" ", fold(value)).split())
 
 
 def _spellings(name: str) -> list[str]:

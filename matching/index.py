@@ -114,15 +114,15 @@ class AccountIndex:
         self.weight = [sum(self.idf[t] for t in tokens) for tokens in self.tokens]  # IDF mass of each name
         max_df = max(blocking.min_token_accounts, int(blocking.max_token_share * total))
         self.postings = {t: np.asarray(p, dtype=np.int32) for t, p in postings.items() if len(p) <= max_df}
+        # The typo index is over distinct name tokens, not accounts: far smaller, and a misspelt word
+        # finds the words it may stand for, whose postings then give the accounts.
+        self.known_tokens = [t for t, p in self.postings.items()]
         grams: dict[str, list[int]] = defaultdict(list)
-        for token, post in postings.items():
+        for token_id, token in enumerate(self.known_tokens):
             for gram in set(ngrams(token, blocking.ngram)):
-                grams[gram].extend(post)
-        self.grams = {
-            g: np.unique(np.asarray(p, dtype=np.int32))
-            for g, p in grams.items()
-            if len(p) <= blocking.max_ngram_accounts
-        }
+                grams[gram].append(token_id)
+        self.grams = {g: np.asarray(ids, dtype=np.int32) for g, ids in grams.items()
+                      if len(ids) <= blocking.max_ngram_tokens}
         self.contact_domains: dict[str, dict[int, int]] = {}
         self.shared_domains: set[str] = set()
         self.contact_count: dict[int, int] = {}
@@ -192,19 +192,22 @@ class AccountIndex:
         return found
 
     def ngram_candidates(self, tokens: Sequence[str], limit: int) -> list[int]:
-        """Accounts sharing at least min_ngram_overlap of the n-grams of misspelled tokens."""
-        grams = {g for t in tokens for g in ngrams(t, self.blocking.ngram)}
-        arrays = [self.grams[g] for g in grams if g in self.grams]
-        if not arrays:
-            return []
-        ids, counts = np.unique(np.concatenate(arrays), return_counts=True)
-        need = max(2, math.ceil(self.blocking.min_ngram_overlap * len(grams)))
-        keep = counts >= need
-        ids, counts = ids[keep], counts[keep]
-        if len(ids) > limit:
-            top = np.argsort(-counts, kind="stable")[:limit]
-            ids = ids[top]
-        return ids.tolist()
+        """Accounts with a word sharing at least min_ngram_overlap of the n-grams of a misspelt token."""
+        found: list[int] = []
+        for token in tokens:
+            grams = set(ngrams(token, self.blocking.ngram))
+            arrays = [self.grams[g] for g in grams if g in self.grams]
+            if not arrays:
+                continue
+            ids, counts = np.unique(np.concatenate(arrays), return_counts=True)
+            need = max(2, math.ceil(self.blocking.min_ngram_overlap * len(grams)))
+            keep = counts >= need
+            ids, counts = ids[keep], counts[keep]
+            for token_id in ids[np.argsort(-counts, kind="stable")][:limit].tolist():
+                found.extend(self.postings[self.known_tokens[token_id]][:limit].tolist())
+                if len(found) >= limit:
+                    return found[:limit]
+        return found
 
     def customer(self, position: int, customer_types: frozenset[str]) -> bool:
         kind = self.accounts[position].type

@@ -25,6 +25,7 @@ _APOSTROPHES = re.compile(r"['’`´]")
 _INITIAL_DOTS = re.compile(r"(?<=\b\w)\.(?=\w\b)")
 _WEB_SUFFIX = re.compile(r"\.(com|net|org|io|co|ai|de|fr|co\.uk|uk)\b")
 _AND = re.compile(r"\s*[&+]\s*")
+_NOT_ALNUM = re.compile(r"[\W_]+")  # exactly the characters str.isalnum() rejects
 
 # Variants that mean the same word; each maps to one canonical spelling (canonical maps to itself).
 ABBREVIATIONS: dict[str, str] = {
@@ -111,7 +112,7 @@ class NameNormalizer:
         text = _APOSTROPHES.sub("", text)
         text = _INITIAL_DOTS.sub("", text)
         text = _AND.sub(" and ", text)
-        return "".join(ch if ch.isalnum() else " " for ch in text).split()
+        return _NOT_ALNUM.sub(" ", text).split()
 
     def _strip_affixes(self, tokens: list[str], removed: list[str]) -> list[str]:
         """Strip legal forms at the end (any script) and known prefixes, never down to nothing."""
@@ -184,4 +185,4 @@ def ascii_key(normalized: str) -> str:
     company's domain label ('nagoya tsushin' vs nagoya-tsushin.co.jp).
     """
     text = normalized if normalized.isascii() else anyascii(normalized).lower()
-    return "".join(ch for ch in text if ch.isalnum())
+    return _NOT_ALNUM.sub("", text)

@@ -39,7 +39,7 @@ class Query:
     phone: str = ""
 
 
-def _label_agrees(key: str, label: str) -> bool:
+def label_agrees(key: str, label: str) -> bool:
     """'gaontech' ~ gaontech.co.kr, also with a country code at the end (millerus.com).
 
     Longer decorations (acmegroup.com, getacme.com) are left out: a company takes them when the plain
@@ -157,7 +157,7 @@ class Scorer:
             else:
                 best = self._other_script_level(q, position)
         label = index.label_key[position]
-        if label and q.key and best[0][1] < weights.domain_label and _label_agrees(q.key, label):
+        if label and q.key and best[0][1] < weights.domain_label and label_agrees(q.key, label):
             best = (("domain_label", weights.domain_label, f"name {q.name} ~ {index.host[position]}"), best[1])
         return best
 
@@ -234,7 +234,7 @@ class Scorer:
         if not a_reg:
             a_key = index.ascii[position]
             for _host, reg in q.domains:
-                if a_key and _label_agrees(a_key, domain_label(reg).replace("-", "")):
+                if a_key and label_agrees(a_key, domain_label(reg).replace("-", "")):
                     return ("account_name", weights.account_name, f"domain {reg} ~ name {index.name[position]}")
             return ("missing", 0.0, "")
         a_label = domain_label(a_reg)
@@ -262,22 +262,29 @@ class Scorer:
             signal = ("different", weights.legal_form_different, f"legal form {q.legal} != {theirs}")
         return signal if signal[1] else None  # a comparison configured to weigh nothing is not a reason
 
-    def compare_geo(self, q: Query, position: int) -> list[tuple[str, Signal]]:
+    def compare_geo(self, q: Query, position: int, signals: dict[str, Signal]) -> None:
+        """Country, state and city agreement, added to ``signals`` (a blank side adds nothing)."""
         g = self.config.geo
-        out: list[tuple[str, Signal]] = []
-        for key, mine, theirs, same, different in (
-            ("country", q.country, self.index.country[position], g.country_same, g.country_different),
-            ("state", q.state, self.index.state[position], g.state_same, g.state_different),
-            ("city", q.city, self.index.city[position], g.city_same, g.city_different),
-        ):
-            if mine and theirs:
-                if key == "country" and mine != theirs and not (len(mine) == len(theirs) == 2):
-                    continue  # a spelling pycountry does not know is not evidence of another country
-                if mine == theirs:
-                    out.append((key, ("same", same, f"{key} {mine.upper() if key != 'city' else mine}")))
-                else:
-                    out.append((key, ("different", different, f"{key} {mine} != {theirs}")))
-        return out
+        index = self.index
+        if q.country:
+            theirs = index.country[position]
+            if theirs == q.country:
+                signals["country"] = ("same", g.country_same, f"country {q.country.upper()}")
+            elif theirs and len(theirs) == len(q.country) == 2:
+                # a spelling pycountry does not know is not evidence of another country
+                signals["country"] = ("different", g.country_different, f"country {q.country} != {theirs}")
+        if q.state:
+            theirs = index.state[position]
+            if theirs == q.state:
+                signals["state"] = ("same", g.state_same, f"state {q.state.upper()}")
+            elif theirs:
+                signals["state"] = ("different", g.state_different, f"state {q.state} != {theirs}")
+        if q.city:
+            theirs = index.city[position]
+            if theirs == q.city:
+                signals["city"] = ("same", g.city_same, f"city {q.city}")
+            elif theirs:
+                signals["city"] = ("different", g.city_different, f"city {q.city} != {theirs}")
 
     def compare_phone(self, q: Query, position: int) -> Signal | None:
         theirs = self.index.phone[position]
@@ -294,8 +301,8 @@ class Scorer:
             return ("switchboard", p.same_switchboard, "phone same switchboard")
         return None
 
-    def score(self, q: Query, position: int) -> tuple[float, dict[str, Signal]]:
-        """(confidence, signals by comparison) for one pair."""
+    def score(self, q: Query, position: int, with_phone: bool = True) -> tuple[float, dict[str, Signal]]:
+        """(confidence, signals by comparison) for one pair; the phone is left out for a query's shared core."""
         name_signal, sim = self.compare_name(q, position)
         signals: dict[str, Signal] = {}
         domain_signal = self.compare_domain(q, position, sim)
@@ -308,10 +315,11 @@ class Scorer:
         legal = self.compare_legal(q, position)
         if legal:
             signals["legal"] = legal
-        for key, signal in self.compare_geo(q, position):
-            signals[key] = signal
-        phone = self.compare_phone(q, position)
+        self.compare_geo(q, position, signals)
+        phone = self.compare_phone(q, position) if with_phone and q.phone else None
         if phone:
             signals["phone"] = phone
-        total = self.config.prior + sum(s[1] for s in signals.values())
+        total = self.config.prior
+        for signal in signals.values():
+            total += signal[1]
         return logistic(total), signals
