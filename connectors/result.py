@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from store.runs import StageReport
+from sqlalchemy import Engine
+
+from store.runs import StageReport, create_run, finish_run, record_stage
 
 
 class UnknownObjects(ValueError):
@@ -92,3 +94,19 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+def open_pull_run(engine: Engine, crm: str, full: bool, trigger: str, objects: list[str]) -> int:
+    """A run record for a pull started on its own (`abm sync`); the pipeline passes its own run instead."""
+    return create_run(engine, "full" if full else "incremental", trigger,
+                      {"crm": crm, "full": full, "objects": objects}, state="running")
+
+
+def close_pull_run(engine: Engine, run_id: int, result: SyncResult, failure: BaseException | None) -> None:
+    """Record the pull as the run's one stage and finish it: failed, paused (API budget) or succeeded."""
+    report = result.stage_report()
+    if failure is not None:  # our messages and the CRMs' carry no secrets; length-capped for the record
+        report.state, report.error = "failed", f"{type(failure).__name__}: {failure}"[:2000]
+    record_stage(engine, run_id, report)
+    finish_run(engine, run_id, "failed" if failure is not None else "paused" if result.paused else "succeeded",
+               report.error)

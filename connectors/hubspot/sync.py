@@ -23,8 +23,7 @@ from connectors.hubspot.client import CRM, HubSpotApi, HubSpotApiError
 from connectors.hubspot.event_pull import EmailEventPull, WebEventPull
 from connectors.hubspot.objects import OBJECT_ORDER, SPECS
 from connectors.hubspot.record_pull import HubSpotSyncTuning, RecordPull
-from connectors.result import ProgressCallback, SyncResult, UnknownObjects
-from store.runs import create_run, finish_run, record_stage
+from connectors.result import ProgressCallback, SyncResult, UnknownObjects, close_pull_run, open_pull_run
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -73,8 +72,7 @@ def pull_hubspot(
     names = plan_objects(objects, rules)
     owns_run = run_id is None
     if owns_run:
-        run_id = create_run(engine, "full" if full else "incremental", trigger,
-                            {"crm": CRM, "full": full, "objects": names}, state="running")
+        run_id = open_pull_run(engine, CRM, full, trigger, names)
     started = time.monotonic()
     now = utcnow()
     run_start = now.replace(microsecond=now.microsecond // 1000 * 1000)  # HubSpot stamps are milliseconds
@@ -124,10 +122,5 @@ def pull_hubspot(
         result.seconds = time.monotonic() - started
         if owns_run:
             assert run_id is not None
-            report = result.stage_report()
-            if failure is not None:
-                report.state, report.error = "failed", f"{type(failure).__name__}: {failure}"[:2000]
-            record_stage(engine, run_id, report)
-            state = "failed" if failure is not None else "paused" if result.paused else "succeeded"
-            finish_run(engine, run_id, state, report.error)
+            close_pull_run(engine, run_id, result, failure)
     return result

@@ -25,7 +25,15 @@ from config.salesforce_pull import SALESFORCE_OBJECTS
 from connectors.activity_rules import ActivityClassifier
 from connectors.budget import ApiBudget, BudgetExhausted
 from connectors.cursor import Cursor, Window, load_cursor, save_cursor, set_state_datetime, state_datetime
-from connectors.result import ObjectCounts, Progress, ProgressCallback, SyncResult, UnknownObjects
+from connectors.result import (
+    ObjectCounts,
+    Progress,
+    ProgressCallback,
+    SyncResult,
+    UnknownObjects,
+    close_pull_run,
+    open_pull_run,
+)
 from connectors.salesforce.client import SalesforceClient, error_code
 from connectors.salesforce.deletes import flag_hard_deleted
 from connectors.salesforce.fields import (
@@ -39,7 +47,6 @@ from connectors.salesforce.mapping import RecordMapper
 from connectors.salesforce.objects import SPECS, ObjectSpec
 from connectors.salesforce.reader import FULL_NEXT_KEY, ObjectPull, PullContext
 from connectors.salesforce.values import parse_datetime, truncate_to_ms
-from store.runs import create_run, finish_run, record_stage
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -91,8 +98,7 @@ def pull_salesforce(
     names = resolve_objects(objects, config.salesforce.pull.objects)
     owns_run = run_id is None
     if owns_run:
-        run_id = create_run(engine, "full" if full else "incremental", trigger,
-                            {"crm": CRM, "full": full, "objects": names}, state="running")
+        run_id = open_pull_run(engine, CRM, full, trigger, names)
     started = time.monotonic()
     result = SyncResult(CRM, full, run_id)
     budget = ApiBudget(CRM, config.salesforce.sync.max_api_share)
@@ -115,18 +121,9 @@ def pull_salesforce(
         result.seconds = time.monotonic() - started
         if owns_run:
             assert run_id is not None
-            report = result.stage_report()
-            if failure is not None:
-                report.state, report.error = "failed", _safe_error(failure)
-            record_stage(engine, run_id, report)
-            state = "failed" if failure is not None else "paused" if result.paused else "succeeded"
-            finish_run(engine, run_id, state, report.error)
+            close_pull_run(engine, run_id, result, failure)
     return result
 
-
-def _safe_error(error: BaseException) -> str:
-    """The error for the run record (our messages and Salesforce's carry no secrets)."""
-    return f"{type(error).__name__}: {error}"[:2000]
 
 
 class _Pull:
