@@ -107,10 +107,10 @@ class BlockingConfig(BaseModel):
 
     max_candidates: int = Field(8, ge=1, le=500, description="accounts fully scored per person, after blocking")
     prerank_cutoff: float = Field(
-        60.0, ge=0, le=100, description="rapidfuzz WRatio (0-100) of the names below which a candidate is not scored"
+        75.0, ge=0, le=100, description="rapidfuzz WRatio (0-100) of the names below which a candidate is not scored"
     )
     prerank_spread: float = Field(
-        15.0, ge=0, le=100, description="...or this far below the best candidate's WRatio: far behind it, not scored"
+        10.0, ge=0, le=100, description="...or this far below the best candidate's WRatio: far behind it, not scored"
     )
     max_token_share: float = Field(
         0.02, gt=0, le=1, description="name tokens in more than this share of accounts are too common to block on"

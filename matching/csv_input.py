@@ -336,7 +336,7 @@ def result_rows(results: Sequence[MatchResult], people: CsvTable, accounts: CsvT
                 "runner_up_account_id": account_ids.get(runner.get("account_id") or 0, ""),
                 "runner_up_confidence": f"{runner['confidence']:.4f}" if runner else "",
                 "candidates": str(reasons.get("candidates", "")),
-                "signals": "; ".join(f"{k}={s['level']}({s['weight']:+g})" for k, s in signals.items()),
+                "signals": "; ".join(f"{k}={level}({weight:+g})" for k, (level, weight) in signals.items()),
             })
         yield row
 

@@ -31,6 +31,8 @@ _SIGNAL_ORDER = ("domain", "name", "legal", "country", "state", "city", "phone")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Name levels under which a domain match settles the query: no name-only candidate can do better.
 _AGREEING_NAMES = frozenset({"exact", "typo", "high", "domain_label", "other_script"})
+# Query cores remembered for people who share them (same company typed the same way, same domain).
+_CACHE_LIMIT = 100_000
 # Pre-ranking scores (0-100) this close to the best are all scored, whatever max_candidates says.
 _NEAR_TOP = 3.0
 # Scored candidates kept per query key, for tie-breaking, stability and phone re-ranking.
@@ -60,8 +62,9 @@ def _one_registered_name(index: AccountIndex, positions: list[int]) -> bool:
             and all(index.name[p] == index.name[first] for p in positions))
 
 
-def _signals_json(signals: Mapping[str, Signal]) -> dict[str, Any]:
-    return {k: {"level": s[0], "weight": round(s[1], 3), "detail": s[2]} for k, s in signals.items()}
+def _signals_json(signals: Mapping[str, Signal]) -> dict[str, list]:
+    """{signal: [level, weight]}: compact, as it is kept for every person (the details are in the reason)."""
+    return {k: [s[0], s[1]] for k, s in signals.items()}
 
 
 class Matcher:
@@ -147,7 +150,8 @@ class Matcher:
         )
 
     def query_for(self, person: PersonRecord) -> Query:
-        email = person.email if person.email and "@" in person.email else None
+        # the domain part only: it repeats across a company's people, so its parsing is cached
+        email = person.email.rsplit("@", 1)[1] if person.email and "@" in person.email else None
         q = self.company_query(person.company, (email, person.website), person.country, person.state,
                                person.city, person.phone)
         if q.domains and (person.last_name or person.first_name):
@@ -201,8 +205,9 @@ class Matcher:
                 conf, signals = scorer.score(core, position, with_phone=False)
                 scored[position] = (conf, position, signals)
         ranked = sorted(scored.values(), key=lambda s: -s[0])[:_KEEP]
-        if len(self._core_cache) < 2_000_000:
-            self._core_cache[key] = ranked
+        if len(self._core_cache) >= _CACHE_LIMIT:
+            self._core_cache.clear()  # bounded: a million distinct people must not pile up a million entries
+        self._core_cache[key] = ranked
         return ranked
 
     # -- decisions -------------------------------------------------------------------------------

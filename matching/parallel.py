@@ -1,8 +1,9 @@
 """Matching spread over worker processes that share one built matcher.
 
 The account index is built once, in the calling process; workers are forked from it and read it
-copy-on-write, so nothing is pickled on the way in. Each worker matches a contiguous slice of the
-people and sends its results back. Where fork is not available (Windows, or a platform that
+copy-on-write, so nothing is pickled on the way in. The calling process matches the first share
+of the people itself; each forked worker matches contiguous slices of the rest and sends its
+results back. Where fork is not available (Windows, or a platform that
 deprecates it) matching runs in the calling process.
 """
 
@@ -48,7 +49,7 @@ def match_in_processes(
     pins: Mapping[int, Pin],
     workers: int,
 ) -> list[MatchResult]:
-    """Results in input order, computed by ``workers`` forked processes."""
+    """Results in input order, computed by the calling process and ``workers - 1`` forked ones."""
     global _shared
     if workers <= 1 or len(people) < 2 * workers or "fork" not in multiprocessing.get_all_start_methods():
         _shared = (matcher, people, previous, pins)
@@ -56,17 +57,20 @@ def match_in_processes(
             return _match_slice((0, len(people)))
         finally:
             _shared = None
-    # Several slices per worker even out uneven ones, and the parent rebuilds each slice's results
-    # while the workers go on with the next.
-    slices = workers * 8
-    step = -(-len(people) // slices)
-    bounds = [(start, min(start + step, len(people))) for start in range(0, len(people), step)]
+    # The calling process is one of the workers: it takes the first share (a little less than the
+    # others, since it also rebuilds their results) and forked processes take the rest in slices.
+    own = int(len(people) / workers * 0.9)
+    rest = len(people) - own
+    slices = (workers - 1) * 6
+    step = max(1, -(-rest // slices))
+    bounds = [(start, min(start + step, len(people))) for start in range(own, len(people), step)]
     _shared = (matcher, people, previous, pins)
     gc.freeze()  # the collector would otherwise touch (and so copy) every shared object in each worker
     try:
-        results: list[MatchResult] = []
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for part in pool.imap(_match_slice_as_tuples, bounds, chunksize=1):
+        with multiprocessing.get_context("fork").Pool(workers - 1) as pool:
+            pending = pool.map_async(_match_slice_as_tuples, bounds, chunksize=1)
+            results = _match_slice((0, own))
+            for part in pending.get():
                 results.extend(MatchResult(*values) for values in part)
     finally:
         gc.unfreeze()

@@ -30,7 +30,10 @@ class MatchResult:
     """One person's outcome: the row written to ``matches`` (decision review/none keep account_id for display).
 
     ``account_id`` is the proposed account for auto, review, pinned and crm decisions and None for
-    none. ``reasons`` is the per-signal breakdown stored as JSON; ``reason`` the one-line summary.
+    none. ``reason`` is the one-line summary people read; ``reasons`` the breakdown stored as JSON:
+    ``signals`` ({comparison: [level, log-odds weight]}), ``candidates`` (how many were scored) and,
+    when they apply, ``runner_up``, ``tie``, ``stability``, ``doubt``, ``rolled_up_from``,
+    ``best_account_id`` (for none) or ``pinned_by``.
     """
 
     person_id: int

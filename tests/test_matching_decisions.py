@@ -72,8 +72,7 @@ def test_domain_and_name_agreement_is_an_auto_match_with_its_reasons() -> None:
     assert result.confidence == pytest.approx(logistic(-3 + 6 + 5), abs=1e-4)
     assert result.method == "domain+name"
     assert result.reason == "domain acme.com = acme.com; name acme = acme"
-    assert result.reasons["signals"]["domain"] == {
-        "level": "exact", "weight": 6.0, "detail": "domain acme.com = acme.com"}
+    assert result.reasons["signals"] == {"domain": ["exact", 6.0], "name": ["exact", 5.0]}
 
 
 def test_name_alone_is_review_and_the_same_country_lifts_it_to_auto() -> None:
