@@ -20,6 +20,8 @@ recall >= 0.97 on M and L; 1M leads against 200k accounts in <= 60 s wall on 2 c
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import random
 import resource
 import sys
@@ -109,15 +111,37 @@ class Accuracy:
         return self.review_right / rest if rest else 1.0
 
 
+class Truth:
+    """What the evaluation needs of the generator's ground truth, kept small so the large run can drop the rest.
+
+    A lead's match is right when the account belongs to the lead's true company (so a duplicate
+    account of that company is right too), as ``GroundTruth.lead_matches`` defines it.
+    """
+
+    def __init__(self, truth: Any) -> None:
+        codes: dict[str, int] = {}
+        self.account_company = {a: codes.setdefault(k, len(codes)) for a, k in truth.company_of_account.items()}
+        # company code + 1 for a lead whose company has an account, its negative when it has none
+        self.lead_company = {lead: (codes.setdefault(truth.lead_company[lead], len(codes)) + 1) * (1 if a else -1)
+                             for lead, a in truth.lead_account.items()}
+
+    def has_account(self, lead_id: str) -> bool:
+        return self.lead_company.get(lead_id, -1) > 0
+
+    def lead_matches(self, lead_id: str, account_id: str) -> bool:
+        code = self.lead_company.get(lead_id, -1)
+        return code > 0 and self.account_company.get(account_id) == code - 1
+
+
 def evaluate(leads: Sequence[PersonRecord], results: Sequence[MatchResult], account_crm_id: dict[int, str],
-             truth: Any, include: Callable[[PersonRecord], bool] = lambda p: True) -> Accuracy:
-    """Score results against ``truth`` (a ``sandbox.seed_truth.GroundTruth``)."""
+             truth: Truth, include: Callable[[PersonRecord], bool] = lambda p: True) -> Accuracy:
+    """Score results against the ground truth."""
     acc = Accuracy()
     for lead, result in zip(leads, results, strict=True):
         if not include(lead):
             continue
         acc.leads += 1
-        has_account = truth.lead_account.get(lead.crm_id) is not None
+        has_account = truth.has_account(lead.crm_id)
         acc.with_account += has_account
         proposed = account_crm_id.get(result.matched_account_id or result.account_id or 0)
         right = proposed is not None and has_account and truth.lead_matches(lead.crm_id, proposed)
@@ -147,14 +171,14 @@ def baseline(sample: Sequence[PersonRecord], accounts: Sequence[AccountRecord]) 
     return out, time.perf_counter() - started
 
 
-def evaluate_baseline(sample: Sequence[PersonRecord], proposed: Sequence[str | None], truth: Any,
+def evaluate_baseline(sample: Sequence[PersonRecord], proposed: Sequence[str | None], truth: Truth,
                       include: Callable[[PersonRecord], bool]) -> Accuracy:
     acc = Accuracy()
     for lead, account in zip(sample, proposed, strict=True):
         if not include(lead):
             continue
         acc.leads += 1
-        has_account = truth.lead_account.get(lead.crm_id) is not None
+        has_account = truth.has_account(lead.crm_id)
         acc.with_account += has_account
         if account is not None:
             acc.written += 1
@@ -165,8 +189,13 @@ def evaluate_baseline(sample: Sequence[PersonRecord], proposed: Sequence[str | N
 # -- reporting ------------------------------------------------------------------------------------
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
+
+
+def cpu_s(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def line(label: str, acc: Accuracy, rate: float | None = None) -> str:
@@ -184,20 +213,29 @@ def is_open(lead: PersonRecord) -> bool:
 
 
 def report(title: str, accounts: list[AccountRecord], leads: list[PersonRecord], contacts: list[PersonRecord],
-           truth: Any, config: MatchingConfig, workers: int, sample_size: int, seed: int) -> None:
+           truth: Truth, config: MatchingConfig, workers: int, sample_size: int, seed: int) -> None:
     print(f"\n== {title}: {len(accounts):,} accounts, {len(leads):,} leads, {len(contacts):,} contacts ==")
-    print(f"  process RSS before matching: {peak_mb():,.0f} MB peak")
+    before_rss = peak_mb()
+    cpu_before = cpu_s(resource.RUSAGE_SELF), cpu_s(resource.RUSAGE_CHILDREN)
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     results = match(leads, accounts, config, contacts=contacts, workers=workers)
     elapsed = time.perf_counter() - started
+    own_cpu = cpu_s(resource.RUSAGE_SELF) - cpu_before[0]
+    worker_cpu = cpu_s(resource.RUSAGE_CHILDREN) - cpu_before[1]
     rate = len(leads) / elapsed
-    print(f"  matched in {elapsed:,.1f} s wall ({workers} worker{'s' if workers > 1 else ''}): {rate:,.0f} leads/s; "
-          f"peak RSS {peak_mb():,.0f} MB")
+    print(f"  matched in {elapsed:,.1f} s wall with {workers} process{'es' if workers > 1 else ''} "
+          f"(index build included): {rate:,.0f} leads/s")
+    print(f"  CPU: {own_cpu:,.1f} s in this process + {worker_cpu:,.1f} s in forked workers "
+          f"(load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    print(f"  peak RSS: this process {peak_mb():,.0f} MB ({before_rss:,.0f} MB before matching: generator and "
+          f"records), largest worker {peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB (shares the parent's pages)")
     account_crm_id = {a.id: a.crm_id for a in accounts}
     print(HEADER)
     print(line("matcher, open leads", evaluate(leads, results, account_crm_id, truth, is_open), rate))
     if any(lead.is_converted for lead in leads):
-        print(line("matcher, all leads", evaluate(leads, results, account_crm_id, truth)))
+        print(line("matcher, all leads (*)", evaluate(leads, results, account_crm_id, truth)))
+        print("  (*) converted leads included: they keep the account they were converted to (decision crm)")
     if sample_size <= 0:
         return
     rng = random.Random(seed)
@@ -205,12 +243,14 @@ def report(title: str, accounts: list[AccountRecord], leads: list[PersonRecord],
     sample = [leads[i] for i in picks]
     proposed, base_elapsed = baseline(sample, accounts)
     sample_results = [results[i] for i in picks]
-    print(f"  on a sample of {len(sample):,} leads:")
-    print(line("matcher (blocking + signals)", evaluate(sample, sample_results, account_crm_id, truth, is_open)))
-    print(line(f"extractOne WRatio >= {BASELINE_CUTOFF:.0f} (brute force)",
-               evaluate_baseline(sample, proposed, truth, is_open), len(sample) / base_elapsed))
-    print(f"  (open leads; brute force over all {len(accounts):,} names would take "
-          f"{len(leads) * base_elapsed / len(sample) / 60:,.1f} min for every lead)")
+    print(f"  side by side on a random sample of {len(sample):,} leads (open leads):")
+    print(line("matcher (blocking + signals)", evaluate(sample, sample_results, account_crm_id, truth, is_open),
+               rate))
+    print(line(f"extractOne WRatio>={BASELINE_CUTOFF:.0f}, all names", evaluate_baseline(sample, proposed, truth,
+                                                                                        is_open),
+               len(sample) / base_elapsed))
+    print(f"  (brute force for all {len(leads):,} leads would take {len(leads) * base_elapsed / len(sample):,.0f} s "
+          f"in one process)")
 
 
 def org(size: str, seed: int, config: MatchingConfig, workers: int, sample_size: int) -> None:
@@ -220,7 +260,9 @@ def org(size: str, seed: int, config: MatchingConfig, workers: int, sample_size:
     accounts = records(sf.records("Account"), account_record)
     leads = records(sf.records("Lead"), lead_record)
     contacts = records(sf.records("Contact"), contact_record, start=len(leads) + 1)
-    truth = generated.truth
+    truth = Truth(generated.truth)
+    del generated
+    gc.collect()
     print(f"\n(generated the {size} org in {time.perf_counter() - started:,.1f} s)")
     report(f"{size} org (seed {seed})", accounts, leads, contacts, truth, config, workers, sample_size, seed)
 
@@ -230,7 +272,9 @@ def big(n_accounts: int, n_leads: int, seed: int, config: MatchingConfig, worker
     generated = matching_set(seed, n_accounts, n_leads, AS_OF)
     accounts = records(generated.accounts, account_record)
     leads = records(generated.leads, lead_record)
-    truth = generated.org.truth
+    truth = Truth(generated.org.truth)
+    del generated
+    gc.collect()
     print(f"\n(generated {n_leads:,} leads and {n_accounts:,} accounts in {time.perf_counter() - started:,.1f} s)")
     report(f"matching set (seed {seed})", accounts, leads, [], truth, config, workers, sample_size, seed)
 
@@ -245,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--baseline-sample", type=int, default=1_000, help="leads the brute-force baseline scores")
     args = parser.parse_args(argv)
     config = MatchingConfig()
-    print(f"python {sys.version.split()[0]}; figures are wall-clock on a shared machine")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; wall-clock figures depend on what else runs "
+          "on the machine (the load average is printed with each run)")
     for size in args.orgs:
         org(size, args.seed, config, args.workers, args.baseline_sample)
     if args.big_leads > 0:

@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks.matching import (
     AS_OF,
+    Truth,
     account_record,
     contact_record,
     evaluate,
@@ -29,7 +30,7 @@ def small_org(seed: int):
     accounts = records(sf.records("Account"), account_record)
     leads = records(sf.records("Lead"), lead_record)
     contacts = records(sf.records("Contact"), contact_record, start=len(leads) + 1)
-    return accounts, leads, contacts, generated.truth
+    return accounts, leads, contacts, Truth(generated.truth)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
