@@ -1,0 +1,204 @@
+"""The whole worker against a seeded sandbox: a full run, then an incremental run after 1% changed.
+
+    .venv/bin/python -m benchmarks.pipeline             # L org: 100k accounts, 1M people, 5M touches
+    .venv/bin/python -m benchmarks.pipeline --size S    # S and M for quick runs
+
+The sandbox (Salesforce and HubSpot, seeded with the generator's org of ``--size``) runs in a
+process of its own, so the peak memory printed is the worker's: this process runs the real
+pipeline (``worker.executor`` with ``worker.stages.build_plan``) on a config pointing at the
+sandbox, written by the same helper as ``abm sandbox serve`` and ``abm demo``, after creating
+the store and the custom fields as ``abm init`` does. Every figure per stage (seconds, counts,
+API calls per CRM) is read back from the run record the worker keeps (``store.runs``), so they
+are the product's own.
+
+Between the two runs the sandbox changes 1% of the records of both CRMs through its Python
+API, as a busy day would: in Salesforce, a field edited on 1% of accounts, leads, contacts,
+opportunities, tasks and events (the edits of ``benchmarks.sync_salesforce``) and as many new
+calls as 1% of the tasks, logged on contacts today; in HubSpot, the edits and new email and web
+events of ``benchmarks.sync_hubspot``.
+
+Targets (issue 9, L org): incremental run end to end <= 60 s; peak memory of the worker < 4 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import resource
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from benchmarks.sync_hubspot import _change as change_hubspot
+from benchmarks.sync_salesforce import CHANGES as SALESFORCE_EDITS
+from config import AbmConfig
+from sandbox.org_loader import SIZES
+from store import migrate
+from store.db import make_engine
+from store.runs import get_run
+from worker.executor import Executor
+from worker.lock import LeaseLock
+from worker.pipeline import Pipeline
+from worker.stages import build_plan
+from worker.triggers import RunOptions, request_run
+from writeback.connect import provision
+
+TARGET_INCREMENTAL_S = 60.0
+TARGET_PEAK_MB = 4096.0
+
+
+# -- the sandbox, in its own process ------------------------------------------------------------
+def change_salesforce(handle: Any, share: float, seed: int) -> dict[str, int]:
+    """Edit ``share`` of each object's live records and log as many new calls as ``share`` of the tasks."""
+    from sandbox.storage import quote_ident
+
+    org = handle.sandbox.salesforce.org
+    user = org.integration_user_id
+    rng = random.Random(seed)
+    changed: dict[str, int] = {}
+    with org.storage.transaction():
+        for object_name, (field, value) in SALESFORCE_EDITS.items():
+            obj = org.object(object_name)
+            ids = [r[0] for r in org.storage.fetchall(
+                f'SELECT "Id" FROM {quote_ident(obj.table)} WHERE "IsDeleted" = 0 ORDER BY "Id"')]
+            picked = rng.sample(ids, max(1, round(len(ids) * share))) if ids else []
+            for record_id in picked:
+                org.update(obj, record_id, {field: value}, user)
+            changed[f"{object_name} edited"] = len(picked)
+        task, contact = org.object("Task"), org.object("Contact")
+        new_calls = changed["Task edited"]
+        people = org.storage.fetchall(
+            f'SELECT "Id", "AccountId" FROM {quote_ident(contact.table)} WHERE "IsDeleted" = 0 ORDER BY "Id"')
+        today = datetime.now(UTC).date().isoformat()
+        for n, (who, what) in enumerate(rng.choices(people, k=new_calls) if people else []):
+            org.create(task, {"WhoId": who, "WhatId": what, "Subject": "Discovery call", "Status": "Completed",
+                              "Priority": "Normal", "TaskSubtype": "Call", "Type": "Call",
+                              "CallDurationInSeconds": 300 + n % 900, "ActivityDate": today}, user)
+        changed["Task (new calls)"] = new_calls if people else 0
+    return changed
+
+
+def serve_sandbox(conn: Connection, seed: int, size: str, directory: Path, database_url: str) -> None:
+    """The sandbox process: seed, send the worker's config, then change records when asked."""
+    from sandbox.runner import run_sandbox
+    from worker.cli_sandbox import sandbox_config
+
+    started = time.perf_counter()
+    with run_sandbox(seed=seed, size=size, state_path=directory / "sandbox.db",
+                     directory=directory / "sandbox") as handle:
+        conn.send({"settings": sandbox_config(handle, directory / "sandbox" / "secrets", database_url),
+                   "seeded": handle.seeded, "seed_s": time.perf_counter() - started})
+        while True:
+            command, argument = conn.recv()
+            if command == "change":
+                t = time.perf_counter()
+                changed = change_salesforce(handle, argument, seed)
+                changed.update({f"hubspot {k}": v for k, v in change_hubspot(handle, argument).items()})
+                conn.send((changed, time.perf_counter() - t))
+            elif command == "stop":
+                conn.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                return
+
+
+# -- the worker, here -------------------------------------------------------------------------------
+def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run_once(engine: Any, config: AbmConfig, options: RunOptions) -> dict[str, Any]:
+    """One run through the executor, as ``abm run`` does it; returns its run record."""
+    run_id = request_run(engine, options, "cli")
+    executor = Executor(engine, Pipeline(engine, config, build_plan), LeaseLock(engine), threading.Event())
+    executor.run_queued(run_id)
+    run = get_run(engine, run_id)
+    assert run is not None
+    return run
+
+
+def report(title: str, run: dict[str, Any], wall_s: float) -> None:
+    calls = ", ".join(f"{crm} {n:,}" for crm, n in sorted(run["api_calls"].items())) or "none"
+    print(f"\n{title}: run {run['id']} {run['state']} in {run['seconds']:,.1f} s (recorded; {wall_s:,.1f} s wall "
+          f"around it), API calls: {calls}; load average {load_average()}")
+    if run["error"]:
+        print(f"  ERROR: {run['error']}")
+    keys = ("read", "upserted", "deleted", "matched", "scored", "written", "skipped", "failed")
+    print(f"  {'stage':<22}{'state':<11}{'seconds':>9}" + "".join(f"{k:>10}" for k in keys)
+          + f"{'API calls':>11}")
+    for name, stage in run["stages"].items():
+        counts = stage.get("counts", {})
+        stage_calls = sum(stage.get("api_calls", {}).values())
+        print(f"  {name:<22}{stage['state']:<11}{stage['seconds']:>9,.1f}"
+              + "".join(f"{counts[k]:>10,}" if k in counts else f"{'':>10}" for k in keys)
+              + f"{stage_calls:>11,}")
+        if stage.get("error"):
+            print(f"    error: {stage['error'].splitlines()[0]}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="L", choices=SIZES)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--change", type=float, default=0.01, help="share of records changed before the increment")
+    parser.add_argument("--database", help="SQLAlchemy URL of an empty database (default: SQLite in a temp dir)")
+    args = parser.parse_args(argv)
+    print(f"load average at start: {load_average()} ({os.cpu_count()} cores)")
+    with tempfile.TemporaryDirectory(prefix="abm-bench-pipeline-") as tmp:
+        directory = Path(tmp)
+        database_url = args.database or f"sqlite:///{directory / 'abm.db'}"
+        ours, theirs = mp.get_context("spawn").Pipe()
+        server = mp.get_context("spawn").Process(
+            target=serve_sandbox, args=(theirs, args.seed, args.size, directory, database_url), daemon=True)
+        server.start()
+        try:
+            info = ours.recv()
+            print(f"sandbox {args.size} org (seed {args.seed}) seeded in {info['seed_s']:,.0f} s: "
+                  + ", ".join(f"{n:,} {o}" for o, n in info["seeded"].items()))
+            config = AbmConfig.model_validate(info["settings"])
+            engine = make_engine(database_url)
+            migrate.upgrade(engine)
+            t = time.perf_counter()
+            fields = provision(config, config.chosen_crms(), dry_run=False)
+            print(f"abm init: {sum(1 for f in fields.fields if f.status == 'created')} fields created in "
+                  f"{time.perf_counter() - t:,.1f} s")
+
+            t = time.perf_counter()
+            full = run_once(engine, config, RunOptions(full=True))
+            report(f"full run ({args.size})", full, time.perf_counter() - t)
+
+            ours.send(("change", args.change))
+            changed, change_s = ours.recv()
+            print(f"\nchanged {args.change:.0%} in the sandbox in {change_s:,.0f} s: "
+                  + ", ".join(f"{n:,} {what}" for what, n in changed.items()))
+
+            t = time.perf_counter()
+            incremental = run_once(engine, config, RunOptions())
+            incremental_wall = time.perf_counter() - t
+            report(f"incremental run after {args.change:.0%} changed", incremental, incremental_wall)
+            engine.dispose()
+            # Read before the sandbox process is reaped: until then the largest child is a matcher.
+            worker_mb, forked_mb = peak_mb(), peak_mb(resource.RUSAGE_CHILDREN)
+        finally:
+            ours.send(("stop", None))
+            sandbox_mb = ours.recv() if ours.poll(60) else float("nan")
+            server.join(timeout=60)
+    print(f"\npeak memory: worker process {worker_mb:,.0f} MB; largest forked matcher {forked_mb:,.0f} MB "
+          f"(shares the worker's pages); sandbox process {sandbox_mb:,.0f} MB (not the worker's)")
+    holds = incremental["state"] == "succeeded" and (incremental["seconds"] or 0) <= TARGET_INCREMENTAL_S
+    print(f"targets ({args.size}): incremental <= {TARGET_INCREMENTAL_S:.0f} s: "
+          f"{'yes' if holds else 'NO'} ({incremental['seconds']:,.1f} s); worker peak < {TARGET_PEAK_MB:,.0f} MB: "
+          f"{'yes' if worker_mb < TARGET_PEAK_MB else 'NO'}")
+    print(f"load average at end: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
