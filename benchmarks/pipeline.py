@@ -2,6 +2,8 @@
 
     .venv/bin/python -m benchmarks.pipeline             # L org: 100k accounts, 1M people, 5M touches
     .venv/bin/python -m benchmarks.pipeline --size S    # S and M for quick runs
+    .venv/bin/python -m benchmarks.pipeline --dir /tmp/l-org            # keep the org and the store...
+    .venv/bin/python -m benchmarks.pipeline --dir /tmp/l-org --reuse    # ...to measure an increment again
 
 The sandbox (Salesforce and HubSpot, seeded with the generator's org of ``--size``) runs in a
 process of its own, so the peak memory printed is the worker's: this process runs the real
@@ -11,7 +13,12 @@ the store and the custom fields as ``abm init`` does. Every figure per stage (se
 API calls per CRM) is read back from the run record the worker keeps (``store.runs``), so they
 are the product's own.
 
-Between the two runs the sandbox changes 1% of the records of both CRMs through its Python
+A full run writes scores into most records of both CRMs, which bumps their modification
+stamps, so the first incremental run after it re-reads what it wrote (every later run re-reads
+only its own, smaller, writes). That run is printed on its own, with nothing changed in the CRMs
+(``--no-settle`` skips it), and starts a lookback after the full run ended (10 minutes by
+default: a pull's window opens a lookback before the previous pull's start), so that the
+measured increment does not re-read the full run's writes again. Then the sandbox changes 1% of the records of both CRMs through its Python
 API, as a busy day would: in Salesforce, a field edited on 1% of accounts, leads, contacts,
 opportunities, tasks and events (the edits of ``benchmarks.sync_salesforce``) and as many new
 calls as 1% of the tasks, logged on contacts today; in HubSpot, the edits and new email and web
@@ -115,6 +122,11 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def lookback_s(config: AbmConfig) -> float:
+    """The longest lookback of the enabled CRMs' pulls: how far before its cursor a pull re-reads."""
+    return max(getattr(config, crm).sync.lookback_minutes * 60.0 for crm in config.chosen_crms())
+
+
 def run_once(engine: Any, config: AbmConfig, options: RunOptions) -> dict[str, Any]:
     """One run through the executor, as ``abm run`` does it; returns its run record."""
     run_id = request_run(engine, options, "cli")
@@ -144,16 +156,32 @@ def report(title: str, run: dict[str, Any], wall_s: float) -> None:
             print(f"    error: {stage['error'].splitlines()[0]}")
 
 
+def measure_incremental(title: str, engine: Any, config: AbmConfig) -> dict[str, Any]:
+    t = time.perf_counter()
+    run = run_once(engine, config, RunOptions())
+    report(title, run, time.perf_counter() - t)
+    return run
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="L", choices=SIZES)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--change", type=float, default=0.01, help="share of records changed before the increment")
-    parser.add_argument("--database", help="SQLAlchemy URL of an empty database (default: SQLite in a temp dir)")
+    parser.add_argument("--database", help="SQLAlchemy URL of an empty database (default: SQLite in the directory)")
+    parser.add_argument("--dir", type=Path, help="keep the sandbox's org and the store here (default: a temp dir)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="the org and store in --dir already had their full run: only change 1%% and run "
+                             "an incremental (to measure a fix without seeding and a full run again)")
+    parser.add_argument("--no-settle", dest="settle", action="store_false",
+                        help="skip the incremental run between the full run and the change")
     args = parser.parse_args(argv)
+    if args.reuse and not args.dir:
+        parser.error("--reuse needs --dir")
     print(f"load average at start: {load_average()} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory(prefix="abm-bench-pipeline-") as tmp:
-        directory = Path(tmp)
+        directory = args.dir or Path(tmp)
+        directory.mkdir(parents=True, exist_ok=True)
         database_url = args.database or f"sqlite:///{directory / 'abm.db'}"
         ours, theirs = mp.get_context("spawn").Pipe()
         server = mp.get_context("spawn").Process(
@@ -162,28 +190,32 @@ def main(argv: list[str] | None = None) -> None:
         try:
             info = ours.recv()
             print(f"sandbox {args.size} org (seed {args.seed}) seeded in {info['seed_s']:,.0f} s: "
-                  + ", ".join(f"{n:,} {o}" for o, n in info["seeded"].items()))
+                  + (", ".join(f"{n:,} {o}" for o, n in info["seeded"].items()) or f"reused from {directory}"))
             config = AbmConfig.model_validate(info["settings"])
             engine = make_engine(database_url)
-            migrate.upgrade(engine)
-            t = time.perf_counter()
-            fields = provision(config, config.chosen_crms(), dry_run=False)
-            print(f"abm init: {sum(1 for f in fields.fields if f.status == 'created')} fields created in "
-                  f"{time.perf_counter() - t:,.1f} s")
-
-            t = time.perf_counter()
-            full = run_once(engine, config, RunOptions(full=True))
-            report(f"full run ({args.size})", full, time.perf_counter() - t)
+            if not args.reuse:
+                migrate.upgrade(engine)
+                t = time.perf_counter()
+                fields = provision(config, config.chosen_crms(), dry_run=False)
+                print(f"abm init: {sum(1 for f in fields.fields if f.status == 'created')} fields created in "
+                      f"{time.perf_counter() - t:,.1f} s")
+                t = time.perf_counter()
+                full = run_once(engine, config, RunOptions(full=True))
+                report(f"full run ({args.size})", full, time.perf_counter() - t)
+                if args.settle:
+                    # The next window starts a lookback before this run's pull: start it a lookback after
+                    # the full run's last write, so the measured increment re-reads only what changed later.
+                    wait = lookback_s(config) + 5
+                    print(f"\nwaiting {wait:,.0f} s (the pulls' lookback) before the next incremental run")
+                    time.sleep(wait)
+                    measure_incremental("incremental run with nothing changed in the CRMs (re-reads what the "
+                                        "full run wrote back)", engine, config)
 
             ours.send(("change", args.change))
             changed, change_s = ours.recv()
             print(f"\nchanged {args.change:.0%} in the sandbox in {change_s:,.0f} s: "
                   + ", ".join(f"{n:,} {what}" for what, n in changed.items()))
-
-            t = time.perf_counter()
-            incremental = run_once(engine, config, RunOptions())
-            incremental_wall = time.perf_counter() - t
-            report(f"incremental run after {args.change:.0%} changed", incremental, incremental_wall)
+            incremental = measure_incremental(f"incremental run after {args.change:.0%} changed", engine, config)
             engine.dispose()
             # Read before the sandbox process is reaped: until then the largest child is a matcher.
             worker_mb, forked_mb = peak_mb(), peak_mb(resource.RUSAGE_CHILDREN)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from sqlalchemy import Engine, select, update
 
 from config.matching import MatchingConfig
+from store.runs import StageReport, create_run, finish_run, record_stage
 from store.schema import Account, AccountLink, Match, Person
 from store.upsert import upsert
 from worker.match_stage import run_match_stage
@@ -78,3 +81,45 @@ def test_admin_pins_win_and_survive_rematching(engine: Engine) -> None:
     outcome = run_match_stage(engine, MatchingConfig())
     assert _matches(engine)[lead] == (ids[SF_GLOBEX], "pinned", "pin")
     assert outcome.by_decision["pinned"] == 1
+
+
+def _record_match_run(engine: Engine) -> None:
+    """A run whose match stage succeeded, as the pipeline records it."""
+    run_id = create_run(engine, "full", "cli", state="running")
+    record_stage(engine, run_id, StageReport("match"))
+    finish_run(engine, run_id, "succeeded")
+
+
+def test_incremental_rematches_only_people_whose_match_can_have_moved(engine: Engine) -> None:
+    ids = _seed(engine)
+    assert run_match_stage(engine, MatchingConfig(), incremental=True).incremental is False  # no match stage yet
+    _record_match_run(engine)
+    full = _matches(engine)
+
+    quiet = run_match_stage(engine, MatchingConfig(), incremental=True)
+    assert quiet.incremental and quiet.people == 0 and quiet.changed_people == set()
+    assert quiet.by_decision == Counter(decision for _, decision, _ in full.values()) and quiet.links == 1
+    assert _matches(engine) == full
+
+    # A new lead is matched; nobody else is looked at while every account stays as it was.
+    with engine.begin() as conn:
+        upsert(conn, Person.__table__, [{"crm": "salesforce", "object": "Lead", "crm_id": "00Q000000000004AAA",
+                                         "kind": "lead", "email": "amy@globex.de", "company": "Globex GmbH",
+                                         "country": "DE", "account_crm_id": None}])
+        amy = conn.execute(select(Person.id).where(Person.crm_id == "00Q000000000004AAA")).scalar_one()
+    one = run_match_stage(engine, MatchingConfig(), incremental=True)
+    assert one.people == 1 and one.changed_people == {amy} and one.changed_links == 0
+    assert _matches(engine)[amy][:2] == (ids[SF_GLOBEX], "auto")
+
+    # A new account: the people no account holds are looked at again, and one of them finds it.
+    unheld = [p for p, (_, decision, _) in _matches(engine).items() if decision in ("review", "none")]
+    _record_match_run(engine)
+    with engine.begin() as conn:
+        upsert(conn, Account.__table__, [{"crm": "salesforce", "object": "Account", "crm_id": "001000000000003AAA",
+                                          "name": "Initech", "website": "nowhere-in-particular.io",
+                                          "domain": "nowhere-in-particular.io", "country": "US"}])
+        initech = conn.execute(select(Account.id).where(Account.crm_id == "001000000000003AAA")).scalar_one()
+    moved = run_match_stage(engine, MatchingConfig(), incremental=True)
+    assert ids["00Q000000000003AAA"] in unheld and moved.people == len(unheld) < len(full)
+    assert _matches(engine)[ids["00Q000000000003AAA"]][:2] == (initech, "auto")
+    assert moved.changed_people == {ids["00Q000000000003AAA"]}

@@ -6,6 +6,11 @@ million people that moves a thousand of them writes a thousand rows, and the peo
 moved are exactly the ones scoring must recompute.
 
 Admin pins are read from ``matches.pinned`` and handed to the matcher, which never changes them.
+
+An incremental run rematches only the people whose match can have moved since the last match
+stage (see :func:`people_to_rematch`): rematching a million people takes minutes, and a run every
+few minutes that changed a thousand records must not. The full run (nightly by default)
+rematches everyone, which also picks up the rarer, indirect moves.
 """
 
 from __future__ import annotations
@@ -14,14 +19,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, or_, select
 
 from config.matching import MatchingConfig
 from matching.engine import match
 from matching.link import link_accounts
 from matching.types import AccountLinkResult, MatchResult, Pin, PreviousMatch
 from store.records import AccountRecord, PersonRecord
-from store.schema import Account, AccountLink, Activity, Match, Person
+from store.schema import Account, AccountLink, Activity, Match, Person, Run
 from store.types import utcnow
 from store.upsert import upsert
 
@@ -34,7 +39,8 @@ _WRITE_BATCH = 10_000
 class MatchOutcome:
     """Counts for the run record, and who moved (for incremental rescoring)."""
 
-    people: int = 0
+    people: int = 0  # people matched by this stage (everyone, or those an incremental run rematched)
+    incremental: bool = False
     by_decision: dict[str, int] = field(default_factory=dict)
     changed_people: set[int] = field(default_factory=set)  # person ids whose account changed
     links: int = 0
@@ -53,11 +59,62 @@ def load_accounts(conn: Connection) -> list[AccountRecord]:
     return [AccountRecord(*r) for r in rows]
 
 
-def load_people(conn: Connection, only_ids: Iterable[int] | None = None) -> list[PersonRecord]:
+def load_people(conn: Connection, only_ids: Iterable[int] | None = None, kind: str | None = None
+                ) -> list[PersonRecord]:
     query = select(*_PERSON_COLUMNS).where(Person.is_deleted.is_(False)).order_by(Person.id)
-    if only_ids is not None:
-        query = query.where(Person.id.in_(list(only_ids)))
-    return [PersonRecord(*r) for r in conn.execute(query)]
+    if kind is not None:
+        query = query.where(Person.kind == kind)
+    if only_ids is None:
+        return [PersonRecord(*r) for r in conn.execute(query)]
+    wanted = sorted(set(only_ids))
+    return [PersonRecord(*r) for start in range(0, len(wanted), _WRITE_BATCH)
+            for r in conn.execute(query.where(Person.id.in_(wanted[start:start + _WRITE_BATCH])))]
+
+
+def last_match_start(conn: Connection, recent_runs: int = 200) -> datetime | None:
+    """When the latest run whose match stage succeeded started; None if none did lately.
+
+    A run pulls before it matches, so records it pulled carry a ``changed_at`` after this time
+    and are rematched once more by the next run: early, never late.
+    """
+    rows = conn.execute(select(Run.started_at, Run.stages).where(Run.started_at.is_not(None))
+                        .order_by(Run.id.desc()).limit(recent_runs))
+    for started_at, stages in rows:
+        if ((stages or {}).get("match") or {}).get("state") == "succeeded":
+            return started_at
+    return None
+
+
+def people_to_rematch(conn: Connection, since: datetime) -> tuple[list[int], bool]:
+    """The people whose match can have moved since ``since``, and whether any account changed.
+
+    - people never matched (new), and people whose own record changed (``changed_at``: a CRM
+      stamp bumped by our own writeback is not a change);
+    - when an account appeared, changed or was deleted: the people it could now claim that no
+      account holds (review and none decisions), and the people matched to it.
+
+    Left for the full run: a person held by one account whom a new or renamed account would
+    now win (the matcher's stability rule keeps most of them anyway), and moves through other
+    people's records (a new contact's email domain, the recent-activity tie-breaker).
+    """
+    live = Person.is_deleted.is_(False)
+    changed_accounts = select(Account.id).where(Account.changed_at > since)
+    accounts_changed = conn.execute(changed_accounts.limit(1)).first() is not None
+    unmatched = select(Person.id).outerjoin(Match, Match.person_id == Person.id).where(
+        live, or_(Match.person_id.is_(None), Person.changed_at > since))
+    ids = set(conn.execute(unmatched).scalars())
+    if accounts_changed:
+        claimable = select(Match.person_id).join(Person, Person.id == Match.person_id).where(
+            live, or_(Match.decision.in_(("review", "none")), Match.account_id.in_(changed_accounts)))
+        ids.update(conn.execute(claimable).scalars())
+    return sorted(ids), accounts_changed
+
+
+def decision_counts(conn: Connection) -> dict[str, int]:
+    """Live people per match decision, as the match table holds them after this stage."""
+    rows = conn.execute(select(Match.decision, func.count()).join(Person, Person.id == Match.person_id)
+                        .where(Person.is_deleted.is_(False)).group_by(Match.decision))
+    return {decision: int(n) for decision, n in rows}
 
 
 def load_previous(conn: Connection) -> tuple[dict[int, PreviousMatch], dict[int, Pin], dict[int, tuple]]:
@@ -155,24 +212,42 @@ def write_links(conn: Connection, links: Sequence[AccountLinkResult]) -> int:
 
 
 def run_match_stage(
-    engine: Engine, config: MatchingConfig, *, only_people: Iterable[int] | None = None
+    engine: Engine, config: MatchingConfig, *, only_people: Iterable[int] | None = None, incremental: bool = False
 ) -> MatchOutcome:
-    """Match people (all of them, or ``only_people``) and refresh cross-CRM links, in one transaction."""
+    """Match people and refresh cross-CRM links, in one transaction.
+
+    Everyone by default; ``only_people``; or, ``incremental``, those whose match can have moved
+    since the last successful match stage (everyone when there was none), with the cross-CRM
+    links recomputed only when an account changed.
+    """
     with engine.begin() as conn:
+        relink = True
+        if incremental and only_people is None:
+            since = last_match_start(conn)
+            if since is not None:
+                only_people, relink = people_to_rematch(conn, since)
         accounts = load_accounts(conn)
-        people = load_people(conn, only_people)
+        if only_people is None:
+            people = load_people(conn)
+            contacts = [p for p in people if p.kind == "contact"]
+        else:
+            people = load_people(conn, only_people)
+            contacts = load_people(conn, kind="contact")
         previous, pins, stored = load_previous(conn)
-        contacts = [p for p in people if p.kind == "contact"] if only_people is None else [
-            p for p in load_people(conn) if p.kind == "contact"
-        ]
         results = match(
             people, accounts, config, previous=previous, pins=pins,
-            last_activity=last_activity_by_account(conn, accounts), contacts=contacts,
-        )
+            last_activity=last_activity_by_account(conn, accounts) if people else {}, contacts=contacts,
+        ) if people else []
         outcome = write_matches(conn, results, stored, pins)
-        hubspot = [a for a in accounts if a.crm == "hubspot"]
-        salesforce = [a for a in accounts if a.crm == "salesforce"]
-        links = link_accounts(hubspot, salesforce, config) if hubspot and salesforce else []
-        outcome.links = len(links)
-        outcome.changed_links = write_links(conn, links)
+        outcome.incremental = only_people is not None
+        if outcome.incremental:
+            outcome.by_decision = decision_counts(conn)
+        if relink:
+            hubspot = [a for a in accounts if a.crm == "hubspot"]
+            salesforce = [a for a in accounts if a.crm == "salesforce"]
+            links = link_accounts(hubspot, salesforce, config) if hubspot and salesforce else []
+            outcome.changed_links = write_links(conn, links)
+            outcome.links = len(links)
+        else:
+            outcome.links = conn.execute(select(func.count()).select_from(AccountLink)).scalar_one()
     return outcome

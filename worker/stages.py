@@ -2,7 +2,8 @@
 
 :mod:`worker.pipeline` knows how to run stages; this module knows which ones a run needs:
 - pull each CRM the run covers (the enabled ones, or those asked for),
-- match people to accounts (all of them: a new account can be the better match for anyone),
+- match people to accounts: all of them in a full run (a new account can be the better match for
+  anyone), in other runs those whose match can have moved (see :mod:`worker.match_stage`),
 - score everything (a full run also retrains the predictive models),
 - write back to each CRM (scoped to some accounts and forced for an account resync; forced for
   a rewrite). Writes to a CRM whose pull ran out of API budget wait for the next run.
@@ -56,9 +57,10 @@ def pull_stage(crm: str) -> Stage:
 
 
 def match_stage(ctx: RunContext) -> StageReport:
-    outcome = run_match_stage(ctx.engine, ctx.config.matching)
+    outcome = run_match_stage(ctx.engine, ctx.config.matching, incremental=not ctx.options.full)
     return StageReport("match", counts={"matched": outcome.matched, "upserted": len(outcome.changed_people)},
                        detail={"decisions": outcome.by_decision, "people": outcome.people,
+                               "scope": "changed people" if outcome.incremental else "everyone",
                                "cross_crm_links": outcome.links, "links_changed": outcome.changed_links})
 
 
