@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sandbox.hubspot.events import EventStore
+from sandbox.hubspot.events import EMAIL_TABLE, WEB_TABLE, EventStore
 from sandbox.hubspot.portal import HubSpotPortal
 from sandbox.storage import quote_ident
 
@@ -40,6 +40,7 @@ def load_generated_portal(portal: HubSpotPortal, events: EventStore, view: Gener
         return {}
     counts = {f"hubspot.{t}": portal.load(t, view.records(t)) for t in LOAD_ORDER}
     counts["hubspot.associations"] = portal.load_associations(view.associations())
-    counts["hubspot.email_events"] = events.load_email_events(view.email_events())
-    counts["hubspot.web_events"] = events.load_web_events(view.web_events())
+    with portal.storage.deferred_indexes(EMAIL_TABLE, WEB_TABLE):
+        counts["hubspot.email_events"] = events.load_email_events(view.email_events())
+        counts["hubspot.web_events"] = events.load_web_events(view.web_events())
     return counts

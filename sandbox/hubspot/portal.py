@@ -17,8 +17,10 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox.faults import FaultInjector
-from sandbox.hubspot.associations import AssociationStore, default_type
+from sandbox.hubspot.associations import TABLE as ASSOCIATIONS_TABLE
+from sandbox.hubspot.associations import AssociationStore, AssociationType, default_type
 from sandbox.hubspot.errors import HubSpotError, not_found, validation
+from sandbox.hubspot.loading import RowBuilder
 from sandbox.hubspot.schema import (
     ARCHIVED,
     ARCHIVED_AT,
@@ -32,8 +34,6 @@ from sandbox.hubspot.schema import (
 from sandbox.hubspot.values import (
     PropertyValueError,
     iso_ms,
-    parse_timestamp,
-    python_to_storage,
     storage_to_wire,
     wire_to_storage,
 )
@@ -310,86 +310,66 @@ class HubSpotPortal:
         values the options lack become options, so the generator stays the source of truth.
         """
         obj = self.object_type(object_type)
-        count, pending, columns = 0, [], self._load_columns(obj)
-        max_id = 0
-        for record in records:
-            props = {k: v for k, v in (record.get("properties") or {}).items() if k not in AUDIT_PROPERTIES}
-            if any(obj.get_property(k) is None for k in props) or self._new_options(obj, props):
-                self._flush(obj, columns, pending)
-                pending = []
-                self._register(obj, props)
-                columns = self._load_columns(obj)
-            row = self._load_row(obj, columns, record, props)
-            max_id = max(max_id, row[0])
-            pending.append(row)
-            count += 1
-            if len(pending) >= batch:
-                self._flush(obj, columns, pending)
-                pending = []
-        self._flush(obj, columns, pending)
+        count, pending, max_id = 0, [], 0
+        with self.storage.deferred_indexes(obj.table):
+            builder = self._row_builder(obj)
+            for record in records:
+                props = builder.properties(record)
+                if not builder.known(props):
+                    self._flush(obj, builder.columns, pending)
+                    pending = []
+                    self._register(obj, props)
+                    builder = self._row_builder(obj)
+                row = builder.row(record, props)
+                max_id = max(max_id, row[0])
+                pending.append(row)
+                count += 1
+                if len(pending) >= batch:
+                    self._flush(obj, builder.columns, pending)
+                    pending = []
+            self._flush(obj, builder.columns, pending)
         self._bump_ids(obj, max_id)
         return count
+
+    def _row_builder(self, obj: HsObjectType) -> RowBuilder:
+        return RowBuilder(obj, self._load_columns(obj), AUDIT_PROPERTIES, lambda: self._new_id(obj),
+                          lambda values: self._derive(obj, values))
 
     def load_associations(self, pairs: Iterable[tuple[str, Any, str, Any]], batch: int = 50_000) -> int:
         """Associate generated ``(from_type, from_id, to_type, to_id)`` pairs with the pair's default
         (unlabeled) type, in both directions; returns the number of pairs."""
         count, pending = 0, []
-        for from_type, from_id, to_type, to_id in pairs:
-            source, target = self.object_type(from_type), self.object_type(to_type)
-            kind = default_type(source.name, target.name)
-            if kind is None:
-                raise ValueError(f"no association type from {source.name} to {target.name}")
-            pending.append((source.name, int(from_id), target.name, int(to_id), kind))
-            count += 1
-            if len(pending) >= batch:
-                self.associations.add_many(pending)
-                pending = []
-        self.associations.add_many(pending)
+        kinds: dict[tuple[str, str], tuple[str, str, AssociationType]] = {}
+        with self.storage.deferred_indexes(ASSOCIATIONS_TABLE):
+            for from_type, from_id, to_type, to_id in pairs:
+                pair = kinds.get((from_type, to_type))
+                if pair is None:
+                    pair = kinds[(from_type, to_type)] = self._association_kind(from_type, to_type)
+                source, target, kind = pair
+                pending.append((source, int(from_id), target, int(to_id), kind))
+                count += 1
+                if len(pending) >= batch:
+                    self.associations.add_many(pending)
+                    pending = []
+            self.associations.add_many(pending)
         return count
+
+    def _association_kind(self, from_type: str, to_type: str) -> tuple[str, str, AssociationType]:
+        source, target = self.object_type(from_type), self.object_type(to_type)
+        kind = default_type(source.name, target.name)
+        if kind is None:
+            raise ValueError(f"no association type from {source.name} to {target.name}")
+        return source.name, target.name, kind
 
     @staticmethod
     def _load_columns(obj: HsObjectType) -> list[str]:
         names = ["hs_object_id", ARCHIVED, ARCHIVED_AT]
         return names + [p for p in obj.properties if p not in names]
 
-    def _load_row(self, obj: HsObjectType, columns: list[str], record: Mapping[str, Any],
-                  props: Mapping[str, Any]) -> list[Any]:
-        values: Row = {}
-        for name, value in props.items():
-            prop = obj.properties[name]
-            values[name] = python_to_storage(prop, value)
-        record_id = int(record.get("id") or (record.get("properties") or {}).get("hs_object_id")
-                        or self._new_id(obj))
-        created = parse_timestamp(record["createdAt"]) if record.get("createdAt") else values.get(
-            obj.created_property) or now_ms()
-        updated = parse_timestamp(record["updatedAt"]) if record.get("updatedAt") else values.get(
-            obj.modified_property) or created
-        values.update({"hs_object_id": record_id, obj.created_property: created})
-        for modified in obj.modified_properties:
-            values[modified] = updated
-        archived = bool(record.get("archived"))
-        values[ARCHIVED] = int(archived)
-        values[ARCHIVED_AT] = (parse_timestamp(record["archivedAt"]) if record.get("archivedAt") else updated) \
-            if archived else None
-        self._derive(obj, values)
-        return [values.get(c) for c in columns]
-
     def _flush(self, obj: HsObjectType, columns: list[str], rows: list[list[Any]]) -> None:
         if rows:
-            with self.storage.transaction() as conn:
-                cols = ", ".join(quote_ident(c) for c in columns)
-                marks = ", ".join("?" for _ in columns)
-                conn.executemany(f"INSERT INTO {quote_ident(obj.table)} ({cols}) VALUES ({marks})", rows)
-
-    @staticmethod
-    def _new_options(obj: HsObjectType, props: Mapping[str, Any]) -> bool:
-        for name, value in props.items():
-            prop = obj.get_property(name)
-            if prop is not None and prop.validates_options and value not in (None, ""):
-                values = str(value).split(";") if prop.field_type == "checkbox" else [str(value)]
-                if any(v not in prop.option_values for v in values):
-                    return True
-        return False
+            with self.storage.transaction():
+                self.storage.insert_many(obj.table, columns, rows)
 
     def _register(self, obj: HsObjectType, props: Mapping[str, Any]) -> None:
         for name, value in props.items():

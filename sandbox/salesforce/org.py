@@ -17,6 +17,7 @@ from typing import Any
 from sandbox.faults import FaultInjector
 from sandbox.salesforce.errors import SalesforceError
 from sandbox.salesforce.inference import infer_field
+from sandbox.salesforce.loading import DERIVED_NAME, RowBuilder
 from sandbox.salesforce.schema import (
     DELETED_LOG_TABLE,
     HIDDEN_DELETED_AT,
@@ -27,7 +28,6 @@ from sandbox.salesforce.schema import (
 from sandbox.salesforce.values import (
     FieldValueError,
     now_stamp,
-    python_to_storage,
     storage_to_json,
     wire_to_storage,
 )
@@ -43,7 +43,6 @@ _CREATE_DEFAULTS = {
     "Task": {"Status": "Not Started", "Priority": "Normal"},
     "CampaignMember": {"Status": "Sent"},
 }
-_DERIVED_NAME = ("Lead", "Contact", "User")
 
 
 class RecordError(SalesforceError):
@@ -156,7 +155,7 @@ class SalesforceOrg:
         return out
 
     def _derive(self, obj: SfObject, row: dict[str, Any]) -> None:
-        if obj.name in _DERIVED_NAME and ("FirstName" in row or "LastName" in row):
+        if obj.name in DERIVED_NAME and ("FirstName" in row or "LastName" in row):
             row["Name"] = " ".join(p for p in (row.get("FirstName"), row.get("LastName")) if p)
         if obj.name == "Opportunity" and "StageName" in row:
             stage = (row.get("StageName") or "").lower()
@@ -204,7 +203,7 @@ class SalesforceOrg:
                               f"invalid cross reference id: {record_id}")
         changes = self._validated(obj, values, creating=False, csv=csv)
         self._check_rejection(current["Id"])
-        if obj.name in _DERIVED_NAME and ("FirstName" in changes or "LastName" in changes):
+        if obj.name in DERIVED_NAME and ("FirstName" in changes or "LastName" in changes):
             merged = {**current, **changes}
             changes["Name"] = " ".join(p for p in (merged.get("FirstName"), merged.get("LastName")) if p)
         else:
@@ -336,24 +335,29 @@ class SalesforceOrg:
 
         Fields the registry lacks are registered from the first record that carries them, so
         the generator stays the source of truth for what the org contains. Audit fields and
-        derived fields the generator leaves out get the values Salesforce would have.
+        derived fields the generator leaves out get the values Salesforce would have. Into an
+        empty table, secondary indexes are built once after the load (``Storage.deferred_indexes``).
         """
         obj = self.object(object_name)
         count, pending = 0, []
-        loader = _RowLoader(self, obj)
-        for record in records:
-            if any(obj.field(k) is None for k in record if k not in loader.index):
-                self._flush(obj, loader.fields, pending)
-                pending = []
-                self._register_unknown(obj, record)
-                loader = _RowLoader(self, obj)
-            pending.append(loader.row(record))
-            count += 1
-            if len(pending) >= batch:
-                self._flush(obj, loader.fields, pending)
-                pending = []
-        self._flush(obj, loader.fields, pending)
+        with self.storage.deferred_indexes(obj.table):
+            builder = self._row_builder(obj)
+            for record in records:
+                if not builder.knows_all(record) and any(obj.field(k) is None for k in record):
+                    self._flush(obj, builder.fields, pending)
+                    pending = []
+                    self._register_unknown(obj, record)
+                    builder = self._row_builder(obj)
+                pending.append(builder.row(record))
+                count += 1
+                if len(pending) >= batch:
+                    self._flush(obj, builder.fields, pending)
+                    pending = []
+            self._flush(obj, builder.fields, pending)
         return count
+
+    def _row_builder(self, obj: SfObject) -> RowBuilder:
+        return RowBuilder(obj, lambda: self.new_id(obj), self.integration_user_id, now_stamp())
 
     def _flush(self, obj: SfObject, fields: list[SfField], rows: list[list[Any]]) -> None:
         if rows:
@@ -364,48 +368,6 @@ class SalesforceOrg:
         for key, value in record.items():
             if obj.field(key) is None:
                 self.schema.add_field(obj.name, infer_field(key, value))
-
-
-class _RowLoader:
-    """Turns generator dicts into table rows fast (the L org has millions of activities)."""
-
-    def __init__(self, org: SalesforceOrg, obj: SfObject) -> None:
-        self.org, self.obj = org, obj
-        self.fields = list(obj.fields.values())
-        self.index: dict[str, tuple[int, SfField]] = {}
-        for i, f in enumerate(self.fields):
-            self.index[f.name] = (i, f)
-            self.index[f.name.lower()] = (i, f)
-        self.pos = {f.name: i for i, f in enumerate(self.fields)}
-        self.booleans = [i for i, f in enumerate(self.fields) if f.type == "boolean"]
-        self.stamp = now_stamp()
-        self.derive_name = obj.name in _DERIVED_NAME
-
-    def row(self, record: Mapping[str, Any]) -> list[Any]:
-        row: list[Any] = [None] * len(self.fields)
-        for key, value in record.items():
-            if value is not None:
-                i, f = self.index[key] if key in self.index else self.index[key.lower()]
-                row[i] = python_to_storage(f, value)
-        p, org = self.pos, self.org
-        row[p["Id"]] = to_18(row[p["Id"]]) if row[p["Id"]] else org.new_id(self.obj)
-        row[p["CreatedDate"]] = row[p["CreatedDate"]] or self.stamp
-        row[p["LastModifiedDate"]] = row[p["LastModifiedDate"]] or row[p["CreatedDate"]]
-        row[p["SystemModstamp"]] = row[p["SystemModstamp"]] or row[p["LastModifiedDate"]]
-        row[p["CreatedById"]] = row[p["CreatedById"]] or org.integration_user_id
-        row[p["LastModifiedById"]] = row[p["LastModifiedById"]] or row[p["CreatedById"]]
-        if "OwnerId" in p and row[p["OwnerId"]] is None:
-            row[p["OwnerId"]] = org.integration_user_id
-        for i in self.booleans:
-            if row[i] is None:
-                row[i] = 0
-        if self.derive_name and row[p["Name"]] is None:
-            row[p["Name"]] = " ".join(x for x in (row[p["FirstName"]], row[p["LastName"]]) if x)
-        if self.obj.name == "Opportunity" and "IsClosed" not in record and row[p["StageName"]]:
-            stage = row[p["StageName"]].lower()
-            row[p["IsClosed"]] = 1 if stage.startswith("closed") else 0
-            row[p["IsWon"]] = 1 if stage == "closed won" else 0
-        return row
 
 
 def not_found_record() -> SalesforceError:

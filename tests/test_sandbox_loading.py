@@ -1,0 +1,157 @@
+"""Bulk loading of a generated org: rows are stored exactly as the per-value conversions store them,
+and the loading shortcuts (deferred indexes, NULL columns left out, ids already in 18-character form)
+change nothing but speed."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from sandbox.app import Sandbox
+from sandbox.hubspot.portal import AUDIT_PROPERTIES
+from sandbox.hubspot.values import parse_timestamp
+from sandbox.hubspot.values import python_to_storage as hs_python_to_storage
+from sandbox.org_loader import load_hubspot, load_salesforce
+from sandbox.salesforce.loading import checked_id, converter
+from sandbox.salesforce.schema import SfField
+from sandbox.salesforce.values import python_to_storage
+from sandbox.seed import HUBSPOT_OBJECT_TYPES, SALESFORCE_OBJECTS, OrgSize, generate
+from sandbox.storage import Storage
+from store.ids import InvalidSalesforceId, to_18
+
+AS_OF = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+SIZE = OrgSize(accounts=60, leads=200, contacts=200, activities=2_000, users=6, campaigns=4)
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Sandbox, dict[str, list[dict]], dict[str, list[dict]]]:
+    """A sandbox loaded from the generator, with the generator's records kept to compare against."""
+    generated = generate(seed=5, size=SIZE, as_of=AS_OF)
+    sf = {o: list(generate(seed=5, size=SIZE, as_of=AS_OF).salesforce.records(o)) for o in SALESFORCE_OBJECTS}
+    hs = {o: list(generate(seed=5, size=SIZE, as_of=AS_OF).hubspot.records(o)) for o in HUBSPOT_OBJECT_TYPES}
+    sandbox = Sandbox(Path(tmp_path_factory.mktemp("loading")))
+    load_salesforce(sandbox.salesforce.org, generated)
+    load_hubspot(sandbox.hubspot, generated)
+    yield sandbox, sf, hs
+    sandbox.close()
+
+
+def test_salesforce_rows_hold_what_python_to_storage_gives(loaded) -> None:
+    sandbox, sf, _ = loaded
+    org = sandbox.salesforce.org
+    for object_name, records in sf.items():
+        obj = org.object(object_name)
+        assert records, object_name
+        for record in records:
+            stored = org.row(obj, record["Id"])
+            assert stored is not None, (object_name, record["Id"])
+            for key, value in record.items():
+                f = obj.field(key)
+                expected = to_18(value) if key == "Id" else python_to_storage(f, value)
+                assert stored[f.name] == expected, (object_name, key, value)
+            if "CreatedById" not in record:
+                assert stored["CreatedById"] == stored["LastModifiedById"] == org.integration_user_id
+            assert stored["SystemModstamp"] == stored["LastModifiedDate"]
+            for f in obj.fields.values():
+                if f.type == "boolean":
+                    assert stored[f.name] in (0, 1)
+            if object_name in ("Lead", "Contact", "User"):
+                assert stored["Name"] == " ".join(p for p in (record.get("FirstName"), record.get("LastName")) if p)
+
+
+def test_hubspot_rows_hold_what_python_to_storage_gives(loaded) -> None:
+    sandbox, _, hs = loaded
+    portal = sandbox.hubspot.portal
+    for object_type, records in hs.items():
+        obj = portal.object_type(object_type)
+        stored_rows = portal.rows_by_ids(obj, [int(r["id"]) for r in records])
+        assert len(stored_rows) == len(records), object_type
+        for record in records:
+            stored = stored_rows[int(record["id"])]
+            for name, value in record["properties"].items():
+                if name in AUDIT_PROPERTIES or (object_type == "contacts" and name == "email"):
+                    continue
+                assert stored[name] == hs_python_to_storage(obj.properties[name], value), (object_type, name)
+            assert stored[obj.created_property] == parse_timestamp(record["createdAt"])
+            assert all(stored[m] == parse_timestamp(record["updatedAt"]) for m in obj.modified_properties)
+            if object_type == "contacts" and record["properties"].get("email"):
+                assert stored["email"] == record["properties"]["email"].strip().lower()
+
+
+def test_loaded_tables_have_every_index_back(loaded) -> None:
+    sandbox, _, _ = loaded
+    fresh = Sandbox(sandbox.directory)
+    try:
+        wanted = set(fresh.storage.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
+    finally:
+        fresh.close()
+    assert set(sandbox.storage.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'index'")) == wanted
+
+
+@pytest.mark.parametrize("raw", [
+    "0010S0000000042QAA",  # right suffix: kept as it is
+    "0010s0000000042qaa",  # letter case changed: refused
+    "00Q0S0000000042",  # 15 characters: suffix added
+    "003aBcDeFgHiJkLMNO",  # wrong suffix: refused
+    "00T0S0000000000uaa",  # lower-case suffix: upper-cased
+])
+def test_checked_id_agrees_with_to_18(raw: str) -> None:
+    try:
+        expected = to_18(raw)
+    except InvalidSalesforceId as exc:
+        with pytest.raises(InvalidSalesforceId) as raised:
+            checked_id(raw)
+        assert str(raised.value) == str(exc)
+    else:
+        assert checked_id(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["not an id", "0010S0000000042QA", "0010S0000000042QA!", 42])
+def test_checked_id_refuses_what_to_18_refuses(raw: object) -> None:
+    with pytest.raises(InvalidSalesforceId):
+        checked_id(raw)
+
+
+@pytest.mark.parametrize(("field_type", "value"), [
+    ("datetime", datetime(2025, 1, 2, 3, 4, 5, 678_900, tzinfo=UTC)),
+    ("datetime", datetime.fromisoformat("2025-01-02T03:04:05+02:00")),
+    ("datetime", "2025-01-02T03:04:05Z"),
+    ("date", date(2024, 2, 29)),
+    ("date", datetime(2024, 2, 29, 23, 0, tzinfo=UTC)),
+    ("boolean", True), ("boolean", 0),
+    ("int", 7.0), ("double", Decimal("12.50")), ("currency", "99.5"),
+    ("string", 12), ("reference", "0010S0000000042QAA"),
+])
+def test_salesforce_converters_store_like_python_to_storage(field_type: str, value: object) -> None:
+    f = SfField("X__c", field_type)
+    assert converter(f)(value) == python_to_storage(f, value)
+
+
+def test_deferred_indexes_rebuild_after_the_block_even_on_error() -> None:
+    storage = Storage()
+    storage.create_table("empty", {"k": "TEXT", "v": "TEXT"}, key="k")
+    storage.create_index("empty", ["v"])
+    storage.create_table("full", {"k": "TEXT", "v": "TEXT"}, key="k")
+    storage.create_index("full", ["v"])
+    storage.insert_many("full", ["k", "v"], [["a", "b"]])
+    before = set(storage.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
+    with pytest.raises(RuntimeError), storage.deferred_indexes("empty", "full"):
+        names = {r[0] for r in storage.fetchall("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert names == {"ix_empty_k", "ix_full_k", "ix_full_v"}  # unique keys stay; a filled table is untouched
+        raise RuntimeError("loader failed")
+    assert set(storage.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'index'")) == before
+    with pytest.raises(Exception, match="UNIQUE"), storage.deferred_indexes("empty"):
+        storage.insert_many("empty", ["k", "v"], [["x", "1"], ["x", "2"]])
+
+
+def test_insert_many_leaves_out_null_columns_without_changing_rows() -> None:
+    storage = Storage()
+    storage.create_table("t", {"k": "TEXT", "a": "TEXT", "b": "INTEGER", "c": "REAL"}, key="k")
+    storage.insert_many("t", ["k", "a", "b", "c"], [["1", None, 0, None], ["2", "x", None, None]])
+    storage.insert_many("t", ["k", "a", "b", "c"], iter([["3", None, None, None]]))
+    storage.insert_many("t", ["k", "a", "b", "c"], [])
+    assert storage.fetchall("SELECT k, a, b, c FROM t ORDER BY k") == [
+        ("1", None, 0, None), ("2", "x", None, None), ("3", None, None, None)]
