@@ -13,19 +13,25 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from admin_support import seed_store, serve
-from sqlalchemy import Engine
+from crm_support import config_for, provisioned_crm
+from sqlalchemy import Engine, func, select
 
 from config import AbmConfig
+from sandbox.runner import SandboxHandle
 from store.runs import StageReport, get_run, record_stage
+from store.schema import Account, AccountLink, Match
 from worker.admin import create_admin_app
 from worker.executor import Executor, PipelineFn, StopToken
 from worker.lock import LeaseLock
+from worker.pipeline import Pipeline
+from worker.stages import build_plan
 from worker.triggers import RunOptions
 
 TOKEN = "browser-test-token-5f2c7d1e9a"
@@ -35,6 +41,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 FINISH_TIMEOUT_MS = 60_000
+REAL_RUN_TIMEOUT_MS = 300_000  # a whole pipeline on a small org, on a busy CI machine
 
 
 def _unavailable(reason: str) -> None:
@@ -73,21 +80,27 @@ class AdminServer:
     token: str
 
 
-@pytest.fixture
-def admin_server(engine: Engine, pipeline: PipelineFn, monkeypatch: pytest.MonkeyPatch) -> Iterator[AdminServer]:
+@contextmanager
+def _admin_with_executor(engine: Engine, config: AbmConfig, pipeline: PipelineFn) -> Iterator[AdminServer]:
     """The admin app on a real uvicorn, with an executor thread running queued runs through ``pipeline``."""
-    monkeypatch.setenv("ABM_ADMIN_TOKEN", TOKEN)
     stop = threading.Event()
     executor = Executor(engine, pipeline, LeaseLock(engine, holder="browser-test", lease=timedelta(seconds=10)), stop)
     worker = threading.Thread(target=executor.serve, kwargs={"poll_seconds": 1.0}, name="executor", daemon=True)
     worker.start()
     try:
-        with serve(create_admin_app(engine, AbmConfig(), executor.notify)) as url:
+        with serve(create_admin_app(engine, config, executor.notify)) as url:
             yield AdminServer(url, TOKEN)
     finally:
         stop.set()
         executor.notify()
         worker.join(timeout=60)
+
+
+@pytest.fixture
+def admin_server(engine: Engine, pipeline: PipelineFn, monkeypatch: pytest.MonkeyPatch) -> Iterator[AdminServer]:
+    monkeypatch.setenv("ABM_ADMIN_TOKEN", TOKEN)
+    with _admin_with_executor(engine, AbmConfig(), pipeline) as server:
+        yield server
 
 
 @pytest.fixture
@@ -105,23 +118,33 @@ def browser() -> Iterator[object]:
             instance.close()
 
 
+def _sign_in(page, server: AdminServer, problems: list[str]) -> None:
+    """Signed out, the page is the sign-in form; the token opens the dashboard."""
+    response = page.goto(f"{server.url}/")
+    assert response is not None and response.status == 401
+    page.fill("#token", server.token)
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:text('Dashboard')")
+    assert problems == ["Failed to load resource: the server responded with a status of 401 (Unauthorized)"]
+    problems.clear()  # that was the sign-in form's 401; from here on, nothing may fail
+
+
+def _watch_for_problems(page) -> list[str]:
+    """Script errors and failed loads the page reports, as they happen."""
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    return problems
+
+
 def test_page_signs_in_triggers_a_resync_and_shows_it_finish(engine: Engine, admin_server: AdminServer,
                                                              browser) -> None:
     seeded = seed_store(engine)
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    problems = _watch_for_problems(page)
 
-    # Signed out, the page is the sign-in form.
-    response = page.goto(f"{admin_server.url}/")
-    assert response is not None and response.status == 401
-    page.fill("#token", admin_server.token)
-    page.click("button[type=submit]")
-    page.wait_for_selector("h1:text('Dashboard')")
-    assert problems == ["Failed to load resource: the server responded with a status of 401 (Unauthorized)"]
-    problems.clear()  # that was the sign-in form's 401; from here on, nothing may fail
+    _sign_in(page, admin_server, problems)
     assert page.locator(f"#live-runs tr[data-run-id='{seeded.runs['full']}'] [data-state='succeeded']").count() == 1
     cookies = {c["name"]: c for c in context.cookies()}
     assert cookies["abm_admin_session"]["httpOnly"] and cookies["abm_admin_session"]["sameSite"] == "Strict"
@@ -175,3 +198,66 @@ def test_page_signs_in_triggers_a_resync_and_shows_it_finish(engine: Engine, adm
 
     assert problems == []  # no script errors, no blocked resources (CSP), no failed loads
     context.close()
+
+
+@pytest.fixture(scope="module")
+def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SandboxHandle, Path]]:
+    with provisioned_crm(tmp_path_factory.mktemp("browser-crm")) as crm:
+        yield crm
+
+
+def test_a_full_resync_from_the_page_runs_the_whole_pipeline_against_both_crms(
+    crm, engine: Engine, browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No stand-in: the button queues a run that pulls both sandbox CRMs, matches, scores and writes back,
+    and the page then shows what the run produced."""
+    monkeypatch.setenv("ABM_ADMIN_TOKEN", TOKEN)
+    config = config_for(crm[1], engine.url.render_as_string(hide_password=False))
+    with _admin_with_executor(engine, config, Pipeline(engine, config, build_plan)) as server:
+        context = browser.new_context(viewport={"width": 1360, "height": 900})
+        page = context.new_page()
+        problems = _watch_for_problems(page)
+        _sign_in(page, server, problems)
+        assert page.locator("#live-runs tr[data-run-id]").count() == 0
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("form.action:has(h3:text('Full resync')) button[type=submit]")
+        page.locator("#toast").wait_for(state="visible")
+        run_id = int(page.locator("#toast").inner_text().split("#", 1)[1].split(" ", 1)[0])
+        page.wait_for_selector(f"#live-runs tr[data-run-id='{run_id}'] [data-state='succeeded']",
+                               timeout=REAL_RUN_TIMEOUT_MS)
+
+        run = get_run(engine, run_id)
+        assert run is not None and run["state"] == "succeeded"
+        stages = run["stages"]
+        assert sorted(stages) == sorted(["pull:salesforce", "pull:hubspot", "match", "score",
+                                         "writeback:salesforce", "writeback:hubspot"])
+        assert all(stage["state"] == "succeeded" for stage in stages.values())
+        assert run["api_calls"]["salesforce"] > 0 and run["api_calls"]["hubspot"] > 0
+
+        # The dashboard updates in place with what the run scored: every business once (a company linked
+        # to an account of the other CRM is scored as that account).
+        with engine.connect() as conn:
+            accounts = conn.execute(select(func.count()).select_from(Account).where(
+                Account.is_deleted.is_(False), Account.id.not_in(select(AccountLink.account_id)))).scalar_one()
+        grade_total = page.locator("#live-grade-total")
+        page.wait_for_function("!document.querySelector('#live-grade-total').textContent.trim().startsWith('0 ')")
+        assert grade_total.inner_text() == f"{accounts} scored accounts"
+        assert page.locator("#live-grades svg.chart g.bar").count() >= 2
+
+        # An account page: its reasons and the people the matcher tied to it, from this run.
+        with engine.connect() as conn:
+            busiest = conn.execute(
+                select(Match.account_id, func.count()).where(Match.decision != "none", Match.account_id.is_not(None))
+                .group_by(Match.account_id).order_by(func.count().desc(), Match.account_id).limit(1)
+            ).one()
+        page.goto(f"{server.url}/accounts/{busiest[0]}")
+        page.wait_for_selector("#people-title")
+        people_rows = page.locator("section:has(#people-title) tbody tr")
+        assert people_rows.count() >= busiest[1]  # its own, plus those of a linked company in the other CRM
+        assert page.locator("section:has(#reasons-title)").inner_text().strip() != "Why"
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "admin-account-after-real-run.png"), full_page=True)
+        assert problems == []
+        context.close()

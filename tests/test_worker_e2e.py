@@ -18,13 +18,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
+from crm_support import config_for, provisioned_crm
 from sqlalchemy import Engine, select
 
 from config import AbmConfig
 from sandbox.clients import hubspot_client, simple_salesforce
-from sandbox.runner import SandboxHandle, run_sandbox
-from sandbox.seed_plan import OrgSize
+from sandbox.runner import SandboxHandle
 from store import migrate
 from store.db import make_engine
 from store.runs import get_run, list_runs
@@ -35,37 +34,15 @@ from worker.pipeline import Pipeline
 from worker.scheduler import queue_scheduled_run
 from worker.stages import build_plan
 from worker.triggers import RunOptions, request_run
-from writeback.connect import provision
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = OrgSize(accounts=60, leads=150, contacts=150, activities=2500)
 
 
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SandboxHandle, Path]]:
     """A small org in both CRMs, fields provisioned (`abm init`), and an abm.yaml pointing at it."""
-    directory = tmp_path_factory.mktemp("e2e")
-    with run_sandbox(seed=5, size=TINY) as handle:
-        secret, token = directory / "sf-secret", directory / "hs-token"
-        secret.write_text(handle.salesforce_credentials.client_secret)
-        token.write_text(handle.hubspot_access_token)
-        settings = {
-            "salesforce": {"enabled": True, "login_url": handle.base_url, "ca_file": str(handle.ca_path),
-                           "client_id": handle.salesforce_credentials.client_id,
-                           "client_secret_file": str(secret)},
-            "hubspot": {"enabled": True, "base_url": handle.base_url, "ca_file": str(handle.ca_path),
-                        "access_token_file": str(token)},
-            "scoring": {"predictive": {"enabled": False}},  # thin history; predictive has its own tests
-            "worker": {"lease_seconds": 5},
-        }
-        path = directory / "abm.yaml"
-        path.write_text(yaml.safe_dump(settings))
-        provision(AbmConfig.model_validate(settings), ["salesforce", "hubspot"], dry_run=False)
-        yield handle, path
-
-
-def _config(path: Path, database_url: str) -> AbmConfig:
-    return AbmConfig.model_validate({**yaml.safe_load(path.read_text()), "database": {"url": database_url}})
+    with provisioned_crm(tmp_path_factory.mktemp("e2e")) as crm:
+        yield crm
 
 
 def _executor(engine: Engine, config: AbmConfig) -> Executor:
@@ -95,7 +72,7 @@ def _full_run(engine: Engine, config: AbmConfig) -> None:
 def fresh_store(crm, database_url: str) -> tuple[Engine, AbmConfig, str]:
     engine = make_engine(database_url)
     migrate.upgrade(engine)
-    return engine, _config(crm[1], database_url), database_url
+    return engine, config_for(crm[1], database_url), database_url
 
 
 @pytest.fixture
