@@ -6,15 +6,16 @@ the wrong type is reported (exit status 1) rather than changed, since it may hol
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from connectors.hubspot.auth import HubSpotAuthError
-from connectors.salesforce.auth import SalesforceAuthError
 from worker.context import get_context
-from writeback.connect import provision
-from writeback.provision import ProvisionReport
+
+if TYPE_CHECKING:
+    from writeback.provision import ProvisionReport
 
 console = Console()
 EXIT_PROBLEMS = 1
@@ -37,6 +38,11 @@ def init_command(
     crm: list[str] = typer.Option([], "--crm", help="Only this CRM (repeatable): salesforce, hubspot."),
 ) -> None:
     """Create abm-sync's score fields in Salesforce (Metadata API) and HubSpot (properties), if missing."""
+    # The CRM clients load here, not at import: `abm --help` should not wait for them.
+    from connectors.hubspot.auth import HubSpotAuthError
+    from connectors.salesforce.auth import SalesforceAuthError
+    from writeback.connect import provision
+
     config = get_context(ctx).config
     try:
         crms = config.chosen_crms(crm)

@@ -11,20 +11,16 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from scoring import predictive as pred
-from scoring.catalogue import DAY
-from scoring.features import scores_as_of
-from scoring.portfolio import Impact, Portfolio, portfolio
-from scoring.rules import grades
 from worker.context import get_context
-from worker.models import active_model
-from worker.score_inputs import load_score_inputs
+
+if TYPE_CHECKING:
+    from scoring.portfolio import Impact, Portfolio
 
 console = Console()
 
@@ -84,6 +80,17 @@ def report_command(
 ) -> None:
     """ABM portfolio metrics: coverage, penetration, awareness, engagement, precision and relevance,
     impact (win rate, deal velocity) and obtainable revenue of the tracked accounts."""
+    # Scoring (numpy, scikit-learn) loads here, not at import: `abm --help` should not wait for it.
+    import numpy as np
+
+    from scoring import predictive as pred
+    from scoring.catalogue import DAY
+    from scoring.features import scores_as_of
+    from scoring.portfolio import portfolio
+    from scoring.rules import grades
+    from worker.models import active_model
+    from worker.score_inputs import load_score_inputs
+
     cli = get_context(ctx)
     config = cli.config.scoring
     as_of = int((as_of_day.replace(tzinfo=UTC) if as_of_day is not None else datetime.now(UTC)).timestamp())

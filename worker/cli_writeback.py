@@ -12,12 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from connectors.hubspot.auth import HubSpotAuthError
-from connectors.salesforce.auth import SalesforceAuthError
 from store.runs import create_run, finish_run, record_stage
 from worker.context import get_context
 from worker.lock import LeaseLock
-from writeback.connect import writers
 from writeback.report import WritebackReport
 from writeback.run import preview_writeback, run_writeback
 
@@ -73,6 +70,11 @@ def writeback_command(
     if dry_run:
         print_report(preview_writeback(engine, config.writeback, crms, force=force))
         return
+    # The CRM clients load here, not at import: `abm --help` should not wait for them.
+    from connectors.hubspot.auth import HubSpotAuthError
+    from connectors.salesforce.auth import SalesforceAuthError
+    from writeback.connect import writers
+
     try:
         built = writers(config, crms)  # signs in to each CRM
     except (SalesforceAuthError, HubSpotAuthError) as exc:
