@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
+from starlette.requests import Request
 
 from sandbox.clients import httpx_client, hubspot_client
+from sandbox.hubspot.event_pages import KeysetPage
+from sandbox.hubspot.events import email_events_query, web_events_query
 from sandbox.runner import SandboxHandle
 
 T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
@@ -102,3 +108,77 @@ def test_invalid_generated_events_are_refused(sandbox: SandboxHandle) -> None:
     with pytest.raises(ValueError, match="objectType"):
         sandbox.hubspot_events.load_web_events([{"objectType": "widget", "objectId": 1, "eventType": "e",
                                                  "occurredAt": T0}])
+
+
+# -- keyset paging ----------------------------------------------------------------------------
+def _pages(http: httpx.Client, path: str, params: dict[str, Any], items: str, token: str) -> list[str]:
+    """Every event id, page after page (two events a page), following the endpoint's own token."""
+    ids: list[str] = []
+    position = None
+    while True:
+        body = http.get(path, params={**params, "limit": 2, **({token: position} if position else {})}).json()
+        ids += [e["id"] for e in body[items]]
+        position = body["paging"]["next"]["after"] if token == "after" and body.get("paging") else (
+            body["offset"] if token == "offset" and body["hasMore"] else None)
+        if position is None:
+            return ids
+
+
+def test_events_sharing_a_timestamp_are_paged_once_each_in_id_order(sandbox: SandboxHandle,
+                                                                    http: httpx.Client) -> None:
+    contact_id = str(600_000_000 + uuid.uuid4().int % 10_000_000)
+    recipient = f"tie{uuid.uuid4().hex[:10]}@example.com"
+    ids = [f"tie-{contact_id}-{n}" for n in "cadbe"]
+    sandbox.hubspot_events.load_web_events({"id": i, "objectType": "contact", "objectId": contact_id,
+                                            "eventType": "e_visited_page", "occurredAt": T0} for i in ids)
+    sandbox.hubspot_events.load_email_events({"id": i, "type": "OPEN", "recipient": recipient, "created": T0}
+                                             for i in ids)
+    web = {"objectType": "contact", "objectId": contact_id}
+    assert _pages(http, "/events/v3/events", {**web, "sort": "ASCENDING"}, "results", "after") == sorted(ids)
+    assert _pages(http, "/events/v3/events", web, "results", "after") == sorted(ids, reverse=True)
+    assert _pages(http, "/email/public/v1/events", {"recipient": recipient}, "events", "offset") == sorted(
+        ids, reverse=True)
+
+
+def _plan(sandbox: SandboxHandle, query: KeysetPage) -> str:
+    sql, params = query.sql(100)
+    rows = sandbox.hubspot_portal.storage.fetchall(f"EXPLAIN QUERY PLAN {sql}", params)
+    return " | ".join(str(r[-1]) for r in rows)
+
+
+def _request(params: dict[str, Any]) -> Request:
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": [],
+                    "query_string": urlencode(params, doseq=True).encode()})
+
+
+@pytest.mark.parametrize(("params", "index"), [
+    ({"objectType": "contact", "eventType": "e_visited_page"}, "object_type_event_type_occurred_at_id"),
+    ({"objectType": "contact"}, "object_type_occurred_at_id"),
+    ({"objectType": "contact", "objectId": "42", "sort": "DESCENDING"}, "object_type_object_id_occurred_at_id"),
+    ({}, "occurred_at_id"),
+])
+def test_a_deep_web_events_page_seeks_in_an_index_that_covers_filter_and_order(
+        sandbox: SandboxHandle, params: dict[str, Any], index: str) -> None:
+    """The connector's request (window, sort, a page token from deep in the list): one index seek on
+    the filter and the position, rows read in page order, no sort of everything before the page."""
+    after = base64.urlsafe_b64encode(b"1780000000000:w-1234").decode()  # a page token from mid-2026
+    query = web_events_query(sandbox.hubspot_portal, _request({
+        "sort": "ASCENDING", "occurredAfter": "2026-01-01T00:00:00.000Z", "occurredBefore": "2026-11-01T00:00:00Z",
+        "after": after, **params}))
+    plan = _plan(sandbox, query)
+    assert f"USING INDEX ix_hs_web_events_{index} (" in plan and "(occurred_at,id)" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.parametrize(("params", "index"), [
+    ({"eventType": "OPEN"}, "type_created_id"),
+    ({"recipient": "someone@example.com"}, "recipient_created_id"),
+    ({}, "created_id"),
+])
+def test_a_deep_email_events_page_seeks_in_an_index_that_covers_filter_and_order(
+        sandbox: SandboxHandle, params: dict[str, Any], index: str) -> None:
+    query = email_events_query(_request({"startTimestamp": 1_600_000_000_000, "endTimestamp": 1_800_000_000_000,
+                                         "offset": base64.urlsafe_b64encode(b"1700000000000:e-9").decode(), **params}))
+    plan = _plan(sandbox, query)
+    assert f"USING INDEX ix_hs_email_events_{index} (" in plan and "(created,id)" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan

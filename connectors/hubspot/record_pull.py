@@ -64,7 +64,7 @@ class HubSpotSyncTuning:
     association_sweep_min_pages: int = 1  # list pages per object and incremental run, at least
     properties_ttl: timedelta = timedelta(hours=24)  # how long a portal's property list is trusted
     email_events_page_size: int = 1000  # the email events API's maximum
-    web_events_page_size: int = 100
+    web_events_page_size: int = 100  # the largest page any description of /events/v3/events states
     flush_rows: int = 2000
 
 

@@ -5,6 +5,10 @@ Email events page newest first with an opaque ``offset`` and ``hasMore``; web an
 page with ``paging.next.after``. Both are filtered by time window, type and recipient/object
 the way connectors pull them incrementally. Events are loaded in bulk from the generator and
 can be appended while the sandbox runs (new activity between two syncs).
+
+Pages are keyset pages (``event_pages``) on indexes that each lead with a filter the endpoints
+take (object type, event type, recipient) and end with the page order (timestamp, id), so every
+page costs the same however deep a connector pages.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from starlette.routing import Route
 
 from sandbox.hubspot.context import HubSpotContext, api_endpoint, json_response, query_bool, query_int
 from sandbox.hubspot.errors import not_found, validation
-from sandbox.hubspot.portal import PORTAL_ID
+from sandbox.hubspot.event_pages import KeysetPage
+from sandbox.hubspot.portal import PORTAL_ID, HubSpotPortal
 from sandbox.hubspot.schema import HubSpotSchema
 from sandbox.hubspot.values import iso_ms, parse_timestamp
 from sandbox.storage import Storage
@@ -33,8 +38,15 @@ EMAIL_EVENT_TYPES = ("SENT", "DROPPED", "PROCESSED", "DELIVERED", "DEFERRED", "B
 STANDARD_WEB_EVENT_TYPES = ("e_visited_page", "e_submitted_form", "e_clicked_cta", "e_viewed_cta",
                             "e_opened_email", "e_clicked_email_link")
 EMAIL_PAGE_DEFAULT, EMAIL_PAGE_MAX = 1000, 1000
-WEB_PAGE_DEFAULT, WEB_PAGE_MAX = 100, 1000
+# HubSpot's reference for /events/v3/events gives ``limit`` no maximum; 100 is the largest page any
+# description of it states, so the sandbox serves no more than that (a connector tuned here to a
+# larger page could not rely on getting it from HubSpot).
+WEB_PAGE_DEFAULT, WEB_PAGE_MAX = 100, 100
 BATCH_ROWS = 20_000
+# Equality filters that lead the events' indexes (each index then ends with timestamp, id).
+EMAIL_INDEXES: tuple[tuple[str, ...], ...] = ((), ("type",), ("recipient",))
+WEB_INDEXES: tuple[tuple[str, ...], ...] = ((), ("object_type",), ("object_type", "event_type"),
+                                            ("object_type", "object_id"))
 
 
 def _cursor(*parts: Any) -> str:
@@ -65,12 +77,12 @@ class EventStore:
         self.schema = schema
         storage.create_table(EMAIL_TABLE, {"id": "TEXT", "created": "INTEGER", "type": "TEXT", "recipient": "TEXT",
                                            "campaign": "INTEGER", "body": "TEXT"}, "id")
-        storage.create_index(EMAIL_TABLE, ["created", "id"])
-        storage.create_index(EMAIL_TABLE, ["recipient", "created"])
+        for leading in EMAIL_INDEXES:
+            storage.create_index(EMAIL_TABLE, [*leading, "created", "id"])
         storage.create_table(WEB_TABLE, {"id": "TEXT", "object_type": "TEXT", "object_id": "TEXT",
                                          "event_type": "TEXT", "occurred_at": "INTEGER", "body": "TEXT"}, "id")
-        storage.create_index(WEB_TABLE, ["object_type", "object_id", "occurred_at"])
-        storage.create_index(WEB_TABLE, ["occurred_at", "id"])
+        for leading in WEB_INDEXES:
+            storage.create_index(WEB_TABLE, [*leading, "occurred_at", "id"])
 
     # -- loading ---------------------------------------------------------------------------
     def _insert(self, table: str, columns: list[str], rows: Iterable[list[Any]]) -> int:
@@ -149,43 +161,68 @@ def _path_int(request: Request, name: str) -> int:
     return int(raw)
 
 
+def email_events_query(request: Request) -> KeysetPage:
+    """The page ``GET /email/public/v1/events`` asks for: newest first, past the ``offset`` event."""
+    params = request.query_params
+    query = KeysetPage(EMAIL_TABLE, "created", descending=True)
+    start, end = _timestamp_param(request, "startTimestamp"), _timestamp_param(request, "endTimestamp")
+    if start is not None:
+        query.since(start)
+    if end is not None:
+        query.until(end)
+    event_type = params.get("eventType")
+    if event_type:
+        if event_type.upper() not in EMAIL_EVENT_TYPES:
+            raise validation(f"eventType must be one of {', '.join(EMAIL_EVENT_TYPES)}, got {event_type!r}")
+        query.filter("type = ?", event_type.upper())
+    if params.get("recipient"):
+        query.filter("recipient = ?", params["recipient"].lower())
+    if params.get("campaignId"):
+        query.filter("campaign = ?", query_int(request, "campaignId", 0))
+    if query_bool(request, "excludeFilteredEvents"):
+        query.filter("json_extract(body, '$.filteredEvent') IS NOT 1")
+    if params.get("offset"):
+        query.resume_after(*_uncursor(params["offset"], "offset"))
+    return query
+
+
+def web_events_query(portal: HubSpotPortal, request: Request) -> KeysetPage:
+    """The page ``GET /events/v3/events`` asks for: by ``sort`` (newest first by default), past ``after``."""
+    params = request.query_params
+    sort = (params.get("sort") or "DESCENDING").upper()
+    if sort not in ("ASCENDING", "DESCENDING", "OCCURREDAT", "-OCCURREDAT"):
+        raise validation(f"sort must be ASCENDING or DESCENDING, got {params.get('sort')!r}")
+    query = KeysetPage(WEB_TABLE, "occurred_at", descending=sort in ("DESCENDING", "-OCCURREDAT"))
+    object_type, object_id = params.get("objectType"), params.get("objectId")
+    if object_id and not object_type:
+        raise validation("objectId needs objectType (e.g. objectType=contact&objectId=123)")
+    if object_type:
+        query.filter("object_type = ?", portal.object_type(object_type).name)
+    if object_id:
+        query.filter("object_id = ?", object_id)
+    if params.get("eventType"):
+        query.filter("event_type = ?", params["eventType"])
+    after_ts, before_ts = _timestamp_param(request, "occurredAfter"), _timestamp_param(request, "occurredBefore")
+    if after_ts is not None:
+        query.since(after_ts + 1)  # both bounds are exclusive, timestamps whole milliseconds
+    if before_ts is not None:
+        query.until(before_ts - 1)
+    ids = params.getlist("id")
+    if ids:
+        query.filter(f"id IN ({', '.join('?' for _ in ids)})", *ids)
+    if params.get("after"):
+        query.resume_after(*_uncursor(params["after"], "after"))
+    return query
+
+
 def routes(ctx: HubSpotContext, store: EventStore) -> list[Route]:
     storage = ctx.portal.storage
 
     async def email_events(request: Request) -> Response:
-        where, params = ["1 = 1"], []
-        start, end = _timestamp_param(request, "startTimestamp"), _timestamp_param(request, "endTimestamp")
-        if start is not None:
-            where.append("created >= ?")
-            params.append(start)
-        if end is not None:
-            where.append("created <= ?")
-            params.append(end)
-        event_type = request.query_params.get("eventType")
-        if event_type:
-            if event_type.upper() not in EMAIL_EVENT_TYPES:
-                raise validation(f"eventType must be one of {', '.join(EMAIL_EVENT_TYPES)}, got {event_type!r}")
-            where.append("type = ?")
-            params.append(event_type.upper())
-        if request.query_params.get("recipient"):
-            where.append("recipient = ?")
-            params.append(request.query_params["recipient"].lower())
-        if request.query_params.get("campaignId"):
-            where.append("campaign = ?")
-            params.append(query_int(request, "campaignId", 0))
-        if query_bool(request, "excludeFilteredEvents"):
-            where.append("json_extract(body, '$.filteredEvent') IS NOT 1")
-        offset = request.query_params.get("offset")
-        if offset:
-            created, event_id = _uncursor(offset, "offset")
-            where.append("(created < ? OR (created = ? AND id < ?))")
-            params.extend([created, created, event_id])
         limit = min(query_int(request, "limit", EMAIL_PAGE_DEFAULT, minimum=1), EMAIL_PAGE_MAX)
-        rows = storage.fetchall(f"SELECT created, id, body FROM {EMAIL_TABLE} WHERE {' AND '.join(where)} "
-                                "ORDER BY created DESC, id DESC LIMIT ?", [*params, limit + 1])
-        page = rows[:limit]
-        body: dict[str, Any] = {"hasMore": len(rows) > limit,
-                                "offset": _cursor(page[-1][0], page[-1][1]) if page else (offset or ""),
+        page, more = email_events_query(request).fetch(storage, limit)
+        offset = request.query_params.get("offset") or ""
+        body: dict[str, Any] = {"hasMore": more, "offset": _cursor(page[-1][0], page[-1][1]) if page else offset,
                                 "events": [json.loads(r[2]) for r in page]}
         return json_response(body)
 
@@ -197,49 +234,10 @@ def routes(ctx: HubSpotContext, store: EventStore) -> list[Route]:
         return json_response(json.loads(row[0]))
 
     async def web_events(request: Request) -> Response:
-        where, params = ["1 = 1"], []
-        object_type, object_id = request.query_params.get("objectType"), request.query_params.get("objectId")
-        if object_id and not object_type:
-            raise validation("objectId needs objectType (e.g. objectType=contact&objectId=123)")
-        if object_type:
-            obj = ctx.portal.object_type(object_type)
-            where.append("object_type = ?")
-            params.append(obj.name)
-        if object_id:
-            where.append("object_id = ?")
-            params.append(object_id)
-        event_type = request.query_params.get("eventType")
-        if event_type:
-            where.append("event_type = ?")
-            params.append(event_type)
-        after_ts, before_ts = _timestamp_param(request, "occurredAfter"), _timestamp_param(request, "occurredBefore")
-        if after_ts is not None:
-            where.append("occurred_at > ?")
-            params.append(after_ts)
-        if before_ts is not None:
-            where.append("occurred_at < ?")
-            params.append(before_ts)
-        ids = request.query_params.getlist("id")
-        if ids:
-            where.append(f"id IN ({', '.join('?' for _ in ids)})")
-            params.extend(ids)
-        sort = (request.query_params.get("sort") or "DESCENDING").upper()
-        if sort not in ("ASCENDING", "DESCENDING", "OCCURREDAT", "-OCCURREDAT"):
-            raise validation(f"sort must be ASCENDING or DESCENDING, got {request.query_params.get('sort')!r}")
-        descending = sort in ("DESCENDING", "-OCCURREDAT")
-        after = request.query_params.get("after")
-        if after:
-            stamp, event_id = _uncursor(after, "after")
-            op = "<" if descending else ">"
-            where.append(f"(occurred_at {op} ? OR (occurred_at = ? AND id {op} ?))")
-            params.extend([stamp, stamp, event_id])
         limit = min(query_int(request, "limit", WEB_PAGE_DEFAULT, minimum=1), WEB_PAGE_MAX)
-        order = "DESC" if descending else "ASC"
-        rows = storage.fetchall(f"SELECT occurred_at, id, body FROM {WEB_TABLE} WHERE {' AND '.join(where)} "
-                                f"ORDER BY occurred_at {order}, id {order} LIMIT ?", [*params, limit + 1])
-        page = rows[:limit]
+        page, more = web_events_query(ctx.portal, request).fetch(storage, limit)
         body: dict[str, Any] = {"results": [json.loads(r[2]) for r in page]}
-        if len(rows) > limit:
+        if more:
             token = _cursor(page[-1][0], page[-1][1])
             body["paging"] = {"next": {"after": token, "link": f"{request.url.path}?after={token}"}}
         return json_response(body)
