@@ -16,13 +16,14 @@ are the product's own.
 A full run writes scores into most records of both CRMs, which bumps their modification
 stamps, so the first incremental run after it re-reads what it wrote (every later run re-reads
 only its own, smaller, writes). That run is printed on its own, with nothing changed in the CRMs
-(``--no-settle`` skips it), and starts a lookback after the full run ended (10 minutes by
-default: a pull's window opens a lookback before the previous pull's start), so that the
-measured increment does not re-read the full run's writes again. Then the sandbox changes 1% of the records of both CRMs through its Python
-API, as a busy day would: in Salesforce, a field edited on 1% of accounts, leads, contacts,
-opportunities, tasks and events (the edits of ``benchmarks.sync_salesforce``) and as many new
-calls as 1% of the tasks, logged on contacts today; in HubSpot, the edits and new email and web
-events of ``benchmarks.sync_hubspot``.
+(``--no-settle`` skips it), and starts a lookback after the full run ended (a pull's window
+opens a lookback before the previous pull's start: 10 minutes by default, ``--lookback-minutes``
+to shorten the wait), so that the measured increment does not re-read the full run's writes.
+Then the sandbox changes 1% of the records of both CRMs through its Python API, as a busy day
+would: in Salesforce, a field edited on 1% of accounts, leads, contacts, opportunities, tasks
+and events (the edits of ``benchmarks.sync_salesforce``) and as many new calls as 1% of the
+tasks, logged on contacts today; in HubSpot, the edits and new email and web events of
+``benchmarks.sync_hubspot``.
 
 Targets (issue 9, L org): incremental run end to end <= 60 s; peak memory of the worker < 4 GB.
 """
@@ -48,7 +49,7 @@ from config import AbmConfig
 from sandbox.org_loader import SIZES
 from store import migrate
 from store.db import make_engine
-from store.runs import get_run
+from store.runs import get_run, list_runs
 from worker.executor import Executor
 from worker.lock import LeaseLock
 from worker.pipeline import Pipeline
@@ -127,6 +128,13 @@ def lookback_s(config: AbmConfig) -> float:
     return max(getattr(config, crm).sync.lookback_minutes * 60.0 for crm in config.chosen_crms())
 
 
+def seconds_since_last_run(engine: Any) -> float:
+    last = list_runs(engine, limit=1)
+    if not last or not last[0]["finished_at"]:
+        return 0.0
+    return (datetime.now(UTC) - datetime.fromisoformat(last[0]["finished_at"])).total_seconds()
+
+
 def run_once(engine: Any, config: AbmConfig, options: RunOptions) -> dict[str, Any]:
     """One run through the executor, as ``abm run`` does it; returns its run record."""
     run_id = request_run(engine, options, "cli")
@@ -171,10 +179,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database", help="SQLAlchemy URL of an empty database (default: SQLite in the directory)")
     parser.add_argument("--dir", type=Path, help="keep the sandbox's org and the store here (default: a temp dir)")
     parser.add_argument("--reuse", action="store_true",
-                        help="the org and store in --dir already had their full run: only change 1%% and run "
-                             "an incremental (to measure a fix without seeding and a full run again)")
+                        help="the org and store in --dir already had their full run: go on from there (to "
+                             "measure a fix without seeding and a full run again)")
     parser.add_argument("--no-settle", dest="settle", action="store_false",
                         help="skip the incremental run between the full run and the change")
+    parser.add_argument("--lookback-minutes", type=int,
+                        help="the pulls' lookback (default: the config's, 10 minutes); the settle run waits "
+                             "this long after the full run")
     args = parser.parse_args(argv)
     if args.reuse and not args.dir:
         parser.error("--reuse needs --dir")
@@ -191,7 +202,13 @@ def main(argv: list[str] | None = None) -> None:
             info = ours.recv()
             print(f"sandbox {args.size} org (seed {args.seed}) seeded in {info['seed_s']:,.0f} s: "
                   + (", ".join(f"{n:,} {o}" for o, n in info["seeded"].items()) or f"reused from {directory}"))
-            config = AbmConfig.model_validate(info["settings"])
+            settings = info["settings"]
+            config = AbmConfig.model_validate(settings)
+            if args.lookback_minutes is not None:
+                for crm in config.chosen_crms():
+                    sync = getattr(config, crm).sync.model_dump()
+                    settings[crm]["sync"] = {**sync, "lookback_minutes": args.lookback_minutes}
+                config = AbmConfig.model_validate(settings)
             engine = make_engine(database_url)
             if not args.reuse:
                 migrate.upgrade(engine)
@@ -202,14 +219,14 @@ def main(argv: list[str] | None = None) -> None:
                 t = time.perf_counter()
                 full = run_once(engine, config, RunOptions(full=True))
                 report(f"full run ({args.size})", full, time.perf_counter() - t)
-                if args.settle:
-                    # The next window starts a lookback before this run's pull: start it a lookback after
-                    # the full run's last write, so the measured increment re-reads only what changed later.
-                    wait = lookback_s(config) + 5
-                    print(f"\nwaiting {wait:,.0f} s (the pulls' lookback) before the next incremental run")
-                    time.sleep(wait)
-                    measure_incremental("incremental run with nothing changed in the CRMs (re-reads what the "
-                                        "full run wrote back)", engine, config)
+            if args.settle:
+                # The next window opens a lookback before this run's pull: start it a lookback after the
+                # last run's writes, so the measured increment re-reads only what changed after them.
+                wait = max(0.0, lookback_s(config) + 5 - seconds_since_last_run(engine))
+                print(f"\nwaiting {wait:,.0f} s (the pulls' lookback since the last run) before the next run")
+                time.sleep(wait)
+                measure_incremental("incremental run with nothing changed in the CRMs (re-reads what the "
+                                    "previous run wrote back)", engine, config)
 
             ours.send(("change", args.change))
             changed, change_s = ours.recv()
