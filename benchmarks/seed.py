@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.app import Sandbox
-from sandbox.org_loader import load_hubspot, load_salesforce
+from sandbox.org_loader import is_large, load_hubspot, load_salesforce
 from sandbox.seed import generate
 
 AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
@@ -36,7 +36,7 @@ def run_one(size: str, seed: int) -> dict[str, Any]:
     start, cpu_start = time.perf_counter(), time.process_time()
     generated = generate(seed=seed, size=size, as_of=AS_OF)
     with tempfile.TemporaryDirectory(prefix="abm-seed-bench-") as tmp:
-        sandbox = Sandbox(Path(tmp))
+        sandbox = Sandbox(Path(tmp), scratch=is_large(size))
         try:
             counts = load_salesforce(sandbox.salesforce.org, generated)
             salesforce_s, salesforce_cpu = time.perf_counter() - start, time.process_time() - cpu_start

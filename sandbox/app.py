@@ -25,6 +25,7 @@ from sandbox.salesforce.surface import SalesforceSurface
 from sandbox.storage import Storage
 
 ADMIN_PREFIX = "/__sandbox__"
+SCRATCH_FILE = "org-scratch.sqlite"
 
 
 class Surface(Protocol):
@@ -51,9 +52,15 @@ class Sandbox:
         state_path: Path | None = None,
         daily_api_requests: int | None = None,
         hubspot_options: dict[str, int] | None = None,
+        scratch: bool = False,
     ) -> None:
+        """``scratch`` keeps an org that is not kept (no ``state_path``) in a scratch file in
+        ``directory`` rather than in memory: the L org's tables would otherwise take ~5 GB of RAM."""
         self.directory = directory
-        self.storage = Storage(state_path)
+        if state_path is None and scratch:
+            self.storage = Storage(directory / SCRATCH_FILE, scratch=True)
+        else:
+            self.storage = Storage(state_path)
         self.faults = FaultInjector()
         self.request_log = RequestLog()
         self.limits = DailyLimits()

@@ -23,6 +23,16 @@ if TYPE_CHECKING:  # the generator loads only when an org is seeded
 
 LOAD_ORDER = ("User", "Account", "Campaign", "Lead", "Contact", "Opportunity", "Task", "Event", "CampaignMember")
 SIZES = ("S", "M", "L")
+# Past this many generated records (L has 6.1 million) an org without --state goes to a scratch file.
+LARGE_ORG_ROWS = 2_000_000
+
+
+def is_large(size: str | OrgSize) -> bool:
+    """Whether an org of ``size`` is better kept in a scratch file than in memory (the L org)."""
+    from sandbox.seed_plan import resolve_size
+
+    plan = resolve_size(size.upper() if isinstance(size, str) else size)
+    return plan.accounts + plan.leads + plan.contacts + plan.activities >= LARGE_ORG_ROWS
 
 
 def org_is_seeded(org: SalesforceOrg) -> bool:

@@ -29,7 +29,7 @@ from sandbox.hubspot.events import EventStore
 from sandbox.hubspot.limits import HubSpotLimits
 from sandbox.hubspot.portal import HubSpotPortal
 from sandbox.limits import DailyLimits
-from sandbox.org_loader import load_generated_org
+from sandbox.org_loader import is_large, load_generated_org
 from sandbox.requestlog import RequestLog
 from sandbox.salesforce.auth import SalesforceCredentials
 from sandbox.salesforce.context import API_LIMIT
@@ -164,13 +164,15 @@ def run_sandbox(
 ) -> Iterator[SandboxHandle]:
     """Serve a sandbox until the block exits. ``seed`` loads the generator's org of ``size``
     (S, M or L) unless ``state_path`` already holds an org; ``directory`` keeps the TLS and
-    JWT files (a temporary directory by default)."""
+    JWT files (a temporary directory by default), and a large org's scratch file when there is
+    no ``state_path`` (see ``org_loader.is_large``)."""
     with tempfile.TemporaryDirectory(prefix="abm-sandbox-") as tmp:
         workdir = directory or Path(tmp)
         tls = make_tls_files(workdir)
         hubspot_options = ({"requests_per_ten_seconds": hubspot_requests_per_ten_seconds}
                            if hubspot_requests_per_ten_seconds is not None else None)
-        sandbox = Sandbox(workdir, state_path, daily_api_requests=daily_api_requests, hubspot_options=hubspot_options)
+        sandbox = Sandbox(workdir, state_path, daily_api_requests=daily_api_requests, hubspot_options=hubspot_options,
+                          scratch=seed is not None and is_large(size))
         try:
             seeded: dict[str, int] = {}
             if seed is not None:

@@ -29,25 +29,44 @@ def quote_ident(name: str) -> str:
 
 
 class Storage:
-    """A SQLite database (in memory, or a file that keeps state across restarts)."""
+    """A SQLite database: in memory, in a file that keeps state across restarts, or in a scratch
+    file (``scratch=True``) that holds a large org without holding it in the process's memory.
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    A scratch file lives only as long as the storage: whatever an earlier, killed run left there
+    is discarded on open, and the file is deleted on close. Its pages sit in the operating
+    system's file cache, which gives them back under memory pressure, while SQLite keeps only
+    its page cache (256 MB) in the process; the L org is about 5 GB of tables and indexes.
+    """
+
+    def __init__(self, path: str | Path | None = None, scratch: bool = False) -> None:
+        if scratch and not path:
+            raise ValueError("a scratch storage needs a file path")
         self.path = str(path) if path else ":memory:"
+        self.scratch = scratch
+        if scratch:
+            self._remove_files()
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         # The sandbox trades crash-durability for speed: it is an emulator, not a system of record.
-        self._conn.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY")
+        persistent = self.path != ":memory:" and not scratch
+        self._conn.execute("PRAGMA journal_mode=WAL" if persistent else "PRAGMA journal_mode=MEMORY")
         self._conn.execute("PRAGMA synchronous=OFF")
         self._conn.execute("PRAGMA temp_store=MEMORY")
         self._conn.execute("PRAGMA cache_size=-262144")  # 256 MB page cache
 
     @property
     def is_persistent(self) -> bool:
-        return self.path != ":memory:"
+        return self.path != ":memory:" and not self.scratch
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self.scratch:
+                self._remove_files()
+
+    def _remove_files(self) -> None:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(self.path + suffix).unlink(missing_ok=True)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

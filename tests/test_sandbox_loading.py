@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.app import Sandbox
+from sandbox.app import SCRATCH_FILE, Sandbox
 from sandbox.hubspot.portal import AUDIT_PROPERTIES
 from sandbox.hubspot.values import parse_timestamp
 from sandbox.hubspot.values import python_to_storage as hs_python_to_storage
-from sandbox.org_loader import load_hubspot, load_salesforce
+from sandbox.org_loader import LARGE_ORG_ROWS, is_large, load_hubspot, load_salesforce
 from sandbox.salesforce.loading import checked_id, converter
 from sandbox.salesforce.schema import SfField
 from sandbox.salesforce.values import python_to_storage
@@ -155,3 +155,30 @@ def test_insert_many_leaves_out_null_columns_without_changing_rows() -> None:
     storage.insert_many("t", ["k", "a", "b", "c"], [])
     assert storage.fetchall("SELECT k, a, b, c FROM t ORDER BY k") == [
         ("1", None, 0, None), ("2", "x", None, None), ("3", None, None, None)]
+
+
+def test_scratch_storage_starts_empty_and_is_deleted_on_close(tmp_path: Path) -> None:
+    path = tmp_path / "org.sqlite"
+    path.write_bytes(b"left over by a killed run")
+    storage = Storage(path, scratch=True)
+    assert not storage.is_persistent
+    storage.create_table("t", {"k": "TEXT"}, key="k")
+    storage.insert_many("t", ["k"], [["a"]])
+    assert storage.fetchall("SELECT k FROM t") == [("a",)] and path.exists()
+    storage.close()
+    assert not list(tmp_path.iterdir())
+
+
+def test_only_large_orgs_go_to_a_scratch_file(tmp_path: Path) -> None:
+    assert not is_large("S") and not is_large("m") and is_large("L")
+    assert is_large(OrgSize(accounts=1, leads=1, contacts=1, activities=LARGE_ORG_ROWS, users=1, campaigns=1))
+    sandbox = Sandbox(tmp_path, scratch=True)
+    try:
+        assert sandbox.storage.path == str(tmp_path / SCRATCH_FILE)
+        load_salesforce(sandbox.salesforce.org, generate(seed=2, size=SIZE, as_of=AS_OF))
+    finally:
+        sandbox.close()
+    assert not (tmp_path / SCRATCH_FILE).exists()
+    kept = Sandbox(tmp_path, state_path=tmp_path / "kept.db", scratch=True)  # --state wins: the org is kept
+    kept.close()
+    assert (tmp_path / "kept.db").exists()
