@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
 from sqlalchemy import Engine, select, update
 
@@ -83,17 +84,20 @@ def test_admin_pins_win_and_survive_rematching(engine: Engine) -> None:
     assert outcome.by_decision["pinned"] == 1
 
 
-def _record_match_run(engine: Engine) -> None:
+def _record_match_run(engine: Engine, run_id: int | None = None, match_started_at: datetime | None = None) -> None:
     """A run whose match stage succeeded, as the pipeline records it."""
-    run_id = create_run(engine, "full", "cli", state="running")
-    record_stage(engine, run_id, StageReport("match"))
+    run_id = run_id or create_run(engine, "full", "cli", state="running")
+    detail = {"started_at": match_started_at.isoformat()} if match_started_at else {}
+    record_stage(engine, run_id, StageReport("match", detail=detail))
     finish_run(engine, run_id, "succeeded")
 
 
 def test_incremental_rematches_only_people_whose_match_can_have_moved(engine: Engine) -> None:
+    run_id = create_run(engine, "full", "cli", state="running")  # pulls what _seed writes, then matches
     ids = _seed(engine)
-    assert run_match_stage(engine, MatchingConfig(), incremental=True).incremental is False  # no match stage yet
-    _record_match_run(engine)
+    first = run_match_stage(engine, MatchingConfig(), incremental=True)
+    assert first.incremental is False  # no match stage yet: everyone
+    _record_match_run(engine, run_id, first.started_at)  # the match started after the pull's changes
     full = _matches(engine)
 
     quiet = run_match_stage(engine, MatchingConfig(), incremental=True)

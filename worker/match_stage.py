@@ -41,6 +41,7 @@ class MatchOutcome:
 
     people: int = 0  # people matched by this stage (everyone, or those an incremental run rematched)
     incremental: bool = False
+    started_at: datetime = field(default_factory=utcnow)  # before anything was read: the next run's "since"
     by_decision: dict[str, int] = field(default_factory=dict)
     changed_people: set[int] = field(default_factory=set)  # person ids whose account changed
     links: int = 0
@@ -72,16 +73,15 @@ def load_people(conn: Connection, only_ids: Iterable[int] | None = None, kind: s
 
 
 def last_match_start(conn: Connection, recent_runs: int = 200) -> datetime | None:
-    """When the latest run whose match stage succeeded started; None if none did lately.
-
-    A run pulls before it matches, so records it pulled carry a ``changed_at`` after this time
-    and are rematched once more by the next run: early, never late.
-    """
+    """When the latest successful match stage started (its ``started_at`` detail, else its run's
+    start: early, never late); None if no recent run matched."""
     rows = conn.execute(select(Run.started_at, Run.stages).where(Run.started_at.is_not(None))
                         .order_by(Run.id.desc()).limit(recent_runs))
-    for started_at, stages in rows:
-        if ((stages or {}).get("match") or {}).get("state") == "succeeded":
-            return started_at
+    for run_started_at, stages in rows:
+        stage = (stages or {}).get("match") or {}
+        if stage.get("state") == "succeeded":
+            started_at = (stage.get("detail") or {}).get("started_at")
+            return datetime.fromisoformat(started_at) if started_at else run_started_at
     return None
 
 
@@ -220,6 +220,7 @@ def run_match_stage(
     since the last successful match stage (everyone when there was none), with the cross-CRM
     links recomputed only when an account changed.
     """
+    started_at = utcnow()
     with engine.begin() as conn:
         relink = True
         if incremental and only_people is None:
@@ -239,6 +240,7 @@ def run_match_stage(
             last_activity=last_activity_by_account(conn, accounts) if people else {}, contacts=contacts,
         ) if people else []
         outcome = write_matches(conn, results, stored, pins)
+        outcome.started_at = started_at
         outcome.incremental = only_people is not None
         if outcome.incremental:
             outcome.by_decision = decision_counts(conn)

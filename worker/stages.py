@@ -61,6 +61,7 @@ def match_stage(ctx: RunContext) -> StageReport:
     return StageReport("match", counts={"matched": outcome.matched, "upserted": len(outcome.changed_people)},
                        detail={"decisions": outcome.by_decision, "people": outcome.people,
                                "scope": "changed people" if outcome.incremental else "everyone",
+                               "started_at": outcome.started_at.isoformat(),
                                "cross_crm_links": outcome.links, "links_changed": outcome.changed_links})
 
 
