@@ -160,6 +160,11 @@ def report(title: str, run: dict[str, Any], wall_s: float) -> None:
         print(f"  {name:<22}{stage['state']:<11}{stage['seconds']:>9,.1f}"
               + "".join(f"{counts[k]:>10,}" if k in counts else f"{'':>10}" for k in keys)
               + f"{stage_calls:>11,}")
+        detail = stage.get("detail", {})
+        if "scope" in detail:
+            print(f"    matched {detail.get('people', 0):,} people ({detail['scope']})")
+        if detail.get("phase_seconds"):
+            print("    " + ", ".join(f"{phase} {s:,.1f} s" for phase, s in detail["phase_seconds"].items()))
         if stage.get("error"):
             print(f"    error: {stage['error'].splitlines()[0]}")
 

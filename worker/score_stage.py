@@ -14,6 +14,7 @@ when there is none); a full run retrains. Every trained model is kept (see :mod:
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -42,6 +43,8 @@ class ScoreOutcome:
     models: dict[str, str] = field(default_factory=dict)  # target -> what happened, for the run record
     skipped_activities: int = 0  # touches with an unknown type, no time, or nobody to count them for
     unknown_types: dict[str, int] = field(default_factory=dict)
+    # Where the stage's time went (load, predictive, score, save), so a slow run says which part is slow.
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {"scored": self.accounts + self.people, "upserted": self.saved.accounts_changed
@@ -49,47 +52,57 @@ class ScoreOutcome:
 
 
 def _model_for(conn: Connection, inputs: ScoringInputs, config: ScoringConfig, as_of: int, target: str,
-               retrain: bool, now: datetime, notes: dict[str, str]) -> pred.PredictiveModel | None:
+               retrain: bool, now: datetime, notes: dict[str, str]) -> tuple[pred.PredictiveModel, int] | None:
+    """The model to predict ``target`` with and its version (trained first when needed), or None."""
     current = active_model(conn, target)
     if current is not None and not retrain:
         notes[target] = f"version {current.version} (trained {current.trained_at:%Y-%m-%d})"
-        return current.model
+        return current.model, current.version
     trained = pred.train(inputs, config, as_of, target=target)
     if isinstance(trained, pred.NotTrained):
         notes[target] = trained.reason if current is None else (
             f"kept version {current.version}: retraining declined ({trained.reason})")
-        return current.model if current is not None else None
+        return (current.model, current.version) if current is not None else None
     version = save_model(conn, trained, now=now)
     auc = trained.metrics.get("auc")
     notes[target] = f"trained version {version}" + (f" (holdout AUC {auc:.3f})" if isinstance(auc, float) else "")
-    return pred.load(trained.blob)
+    return pred.load(trained.blob), version
 
 
 def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, retrain: bool = False) -> ScoreOutcome:
     """Score every account and person as of ``now`` and save what changed, in one transaction."""
     as_of = int(now.timestamp())
     outcome = ScoreOutcome()
+    phases = outcome.phase_seconds
     with engine.begin() as conn:
+        started = time.perf_counter()
         inputs = load_score_inputs(conn, config)
+        phases["load"] = time.perf_counter() - started
         population = inputs.population
         account_probability = lead_probability = None
         model_version = None
         if config.predictive.enabled:
+            started = time.perf_counter()
             account_target = pred.account_target(config.predictive)
-            model = _model_for(conn, inputs, config, as_of, account_target, retrain, now, outcome.models)
-            if model is not None:
-                account_probability = pred.predict(model, inputs, config, as_of)
-                model_version = active_model(conn, account_target).version  # type: ignore[union-attr]
+            account_model = _model_for(conn, inputs, config, as_of, account_target, retrain, now, outcome.models)
+            if account_model is not None:
+                account_probability = pred.predict(account_model[0], inputs, config, as_of)
+                model_version = account_model[1]
             lead_model = _model_for(conn, inputs, config, as_of, pred.LEAD_CONVERTS, retrain, now, outcome.models)
             if lead_model is not None:
-                lead_probability = pred.predict(lead_model, inputs, config, as_of)
+                lead_probability = pred.predict(lead_model[0], inputs, config, as_of)
+            phases["predictive"] = time.perf_counter() - started
+        started = time.perf_counter()
         person_probability = pred.person_probabilities(lead_probability, account_probability,
                                                        population.person_account)
         scores = score(inputs.activities, population, inputs.opportunities, config, as_of,
                        predictive=account_probability, person_predictive=person_probability)
+        phases["score"] = time.perf_counter() - started
+        started = time.perf_counter()
         outcome.saved = save_score_set(conn, scores, population, inputs.account_ids, inputs.person_ids, config, now,
                                        model_version)
         conn.execute(delete(ScoreHistory).where(ScoreHistory.day < prune_before(now.date(), config.history)))
+        phases["save"] = time.perf_counter() - started
     outcome.accounts, outcome.people = population.n_accounts, population.n_people
     outcome.activities = len(inputs.activities.ts)
     report = inputs.load_report

@@ -69,7 +69,8 @@ def score_stage(ctx: RunContext) -> StageReport:
     outcome = run_score_stage(ctx.engine, ctx.config.scoring, utcnow(), retrain=ctx.options.full)
     detail: dict[str, object] = {"accounts": outcome.accounts, "people": outcome.people,
                                  "activities": outcome.activities, "models": outcome.models,
-                                 "history_rows": outcome.saved.history_rows}
+                                 "history_rows": outcome.saved.history_rows,
+                                 "phase_seconds": {k: round(v, 3) for k, v in outcome.phase_seconds.items()}}
     if outcome.unknown_types:
         detail["unknown_activity_types"] = outcome.unknown_types
     return StageReport("score", counts=outcome.counts(), detail=detail)
