@@ -153,20 +153,6 @@ class Storage:
             self.execute(f"ALTER TABLE {quote_ident(table)} ADD COLUMN {quote_ident(column)} {sql_type}")
 
     def insert_many(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Insert ``rows``, leaving out the columns that are NULL in every one of them.
-
-        Omitted columns are NULL all the same (no table here has defaults), but the sqlite3
-        module binds None through its adapter lookup, which costs more than the insert itself
-        for wide tables where most fields are empty (Task and Event rows).
-        """
-        rows = rows if isinstance(rows, list) else list(rows)
-        if not rows:
-            return
-        by_column = list(zip(*rows, strict=True))
-        keep = [i for i, values in enumerate(by_column) if values.count(None) != len(values)] or [0]
-        if len(keep) < len(columns):
-            columns = [columns[i] for i in keep]
-            rows = list(zip(*(by_column[i] for i in keep), strict=True))
         cols = ", ".join(quote_ident(c) for c in columns)
         marks = ", ".join("?" for _ in columns)
         self.executemany(f"INSERT INTO {quote_ident(table)} ({cols}) VALUES ({marks})", rows)

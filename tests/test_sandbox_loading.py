@@ -1,5 +1,5 @@
 """Bulk loading of a generated org: rows are stored exactly as the per-value conversions store them,
-and the loading shortcuts (deferred indexes, NULL columns left out, ids already in 18-character form)
+and the loading shortcuts (deferred indexes, ids already in 18-character form)
 change nothing but speed."""
 
 from __future__ import annotations
@@ -145,16 +145,6 @@ def test_deferred_indexes_rebuild_after_the_block_even_on_error() -> None:
     assert set(storage.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'index'")) == before
     with pytest.raises(Exception, match="UNIQUE"), storage.deferred_indexes("empty"):
         storage.insert_many("empty", ["k", "v"], [["x", "1"], ["x", "2"]])
-
-
-def test_insert_many_leaves_out_null_columns_without_changing_rows() -> None:
-    storage = Storage()
-    storage.create_table("t", {"k": "TEXT", "a": "TEXT", "b": "INTEGER", "c": "REAL"}, key="k")
-    storage.insert_many("t", ["k", "a", "b", "c"], [["1", None, 0, None], ["2", "x", None, None]])
-    storage.insert_many("t", ["k", "a", "b", "c"], iter([["3", None, None, None]]))
-    storage.insert_many("t", ["k", "a", "b", "c"], [])
-    assert storage.fetchall("SELECT k, a, b, c FROM t ORDER BY k") == [
-        ("1", None, 0, None), ("2", "x", None, None), ("3", None, None, None)]
 
 
 def test_scratch_storage_starts_empty_and_is_deleted_on_close(tmp_path: Path) -> None:
