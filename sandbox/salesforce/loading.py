@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from sandbox.salesforce.schema import NUMBER_TYPES, SfField, SfObject
@@ -37,16 +36,18 @@ def checked_id(value: Any) -> str:
     return to_18(value)
 
 
-def _datetime(f: SfField, value: Any) -> Any:
-    if type(value) is datetime and value.tzinfo is UTC and value.year >= 1000:
-        return value.isoformat(timespec="milliseconds")[:23] + "+0000"
-    return python_to_storage(f, value)
+def _datetime(f: SfField) -> Converter:
+    def convert(value: Any) -> Any:
+        if type(value) is datetime and value.tzinfo is UTC and value.year >= 1000:
+            return value.isoformat(timespec="milliseconds")[:23] + "+0000"
+        return python_to_storage(f, value)
+    return convert
 
 
-def _date(f: SfField, value: Any) -> Any:
-    if type(value) is date:
-        return value.isoformat()
-    return python_to_storage(f, value)
+def _date(f: SfField) -> Converter:
+    def convert(value: Any) -> Any:
+        return value.isoformat() if type(value) is date else python_to_storage(f, value)
+    return convert
 
 
 def _flag(value: Any) -> int:
@@ -60,9 +61,9 @@ def _number(value: Any) -> float:
 def converter(f: SfField) -> Converter:
     """The function that stores a generator value of field ``f`` (never called with None)."""
     if f.type == "datetime":
-        return partial(_datetime, f)
+        return _datetime(f)
     if f.type == "date":
-        return partial(_date, f)
+        return _date(f)
     if f.type == "boolean":
         return _flag
     if f.type == "int":
@@ -104,7 +105,7 @@ class RowBuilder:
         slots = self.slots
         for key, value in record.items():
             if value is not None:
-                i, convert = slots[key] if key in slots else slots[key.lower()]
+                i, convert = slots.get(key) or slots[key.lower()]
                 row[i] = convert(value)
         row[self._id] = checked_id(row[self._id]) if row[self._id] else self._new_id()
         created = row[self._created] = row[self._created] or self._stamp
