@@ -33,6 +33,7 @@ from simple_salesforce import Salesforce
 
 from sandbox.clients import DEFAULT_VERSION, sandbox_requests_session
 from sandbox.runner import run_sandbox
+from sandbox.storage import Storage
 
 AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
 REST_FIELDS = ("Id", "FirstName", "LastName", "Email", "Company", "Website", "Title", "Phone", "Country", "Status",
@@ -47,6 +48,11 @@ def peak_rss_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux reports KiB
 
 
+def org_mb(storage: Storage) -> int:
+    pages = storage.fetchone("PRAGMA page_count")[0] * storage.fetchone("PRAGMA page_size")[0]  # type: ignore[index]
+    return round(pages / 2**20)
+
+
 def serve(size: str, seed: int, directory: Path) -> None:
     """Child process: seed and serve; one JSON line when ready, another (final peak) when stdin closes."""
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -55,7 +61,8 @@ def serve(size: str, seed: int, directory: Path) -> None:
             "base_url": handle.base_url, "ca_path": str(handle.ca_path), "session": handle.salesforce_session(),
             "seed_s": round(time.perf_counter() - started, 1),
             "seed_cpu_s": round(time.process_time() - cpu_started, 1),
-            "seed_peak_rss_mb": peak_rss_mb(), "seeded": handle.seeded,
+            "seed_peak_rss_mb": peak_rss_mb(), "seeded": handle.seeded, "org_mb": org_mb(handle.sandbox.storage),
+            "org_in": "a scratch file" if handle.sandbox.storage.scratch else "memory",
         }
         print(json.dumps(ready), flush=True)
         sys.stdin.read()
@@ -135,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
             hubspot_rows = sum(n for name, n in info["seeded"].items() if name.startswith("hubspot."))
             print(f"seeded {args.size} ({rows:,} Salesforce rows, {hubspot_rows:,} HubSpot rows and events) and "
                   f"serving in {info['seed_s']:.0f} s wall, {info['seed_cpu_s']:.0f} s CPU; peak memory "
-                  f"{info['seed_peak_rss_mb']:,} MB", flush=True)
+                  f"{info['seed_peak_rss_mb']:,} MB; the org's tables and indexes take {info['org_mb']:,} MB in "
+                  f"{info['org_in']}", flush=True)
             sf = client(info)
             count, seconds, pages = rest_paging(sf, args.rest_rows)
             rest_rate = count / seconds if seconds else 0.0
