@@ -40,6 +40,11 @@ class DomainWeights(BaseModel):
     unlisted: float = Field(
         -3.0, description="the person's corporate domain is no account's (a personal or new domain) and differs"
     )
+    unlisted_no_website: float = Field(
+        -1.5,
+        description="the account has no website and the person's corporate domain is no account's and not the "
+        "account's name: most companies in a CRM list their website, so it is more often a namesake's domain",
+    )
 
 
 class NameWeights(BaseModel):
@@ -148,7 +153,8 @@ class MatchingConfig(BaseModel):
     review_ambiguous: bool = Field(
         True,
         description="an auto match becomes review when a tie-breaker chose between accounts not all tied to the "
-        "person's domain, or when it rests on the name alone and a longer account name contains it too",
+        "person's domain (or to one website), or when it rests on the name alone and the city differs or a longer "
+        "account name contains it too",
     )
     tie_breakers: list[TieBreaker] = Field(
         default_factory=lambda: ["customer", "most_contacts", "recent_activity", "oldest"],

@@ -21,7 +21,7 @@ from config.matching import MatchingConfig
 from matching.domains import FreeMail, host_of, is_personal_domain, registrable_domain
 from matching.geo import city_key, country_code, state_code
 from matching.index import AccountIndex
-from matching.names import NameNormalizer, ascii_key
+from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import match_in_processes
 from matching.score import Query, Scorer, Signal, logistic
 from matching.types import MatchResult, Pin, PreviousMatch
@@ -60,6 +60,15 @@ def _one_registered_name(index: AccountIndex, positions: list[int]) -> bool:
     websites = {index.reg[p] for p in positions} - {""}
     return (len(legal_forms) == 1 and len(countries) <= 1 and len(websites) <= 1
             and all(index.name[p] == index.name[first] for p in positions))
+
+
+def _one_website(index: AccountIndex, positions: list[int]) -> bool:
+    """Accounts that all give the same website are one company entered twice ('Cority Ltd', 'Cority Ltd Corp').
+
+    A domain belongs to one company; two records under it are a duplicate, whatever their names say.
+    """
+    websites = {index.reg[p] for p in positions}
+    return len(websites) == 1 and "" not in websites
 
 
 def _signals_json(signals: Mapping[str, Signal]) -> dict[str, list]:
@@ -142,6 +151,7 @@ class Matcher:
             tokens=tuple(normalized.split()),
             key=ascii_key(normalized),
             legal=self.normalizer.legal_form(name) if normalized else "",
+            latin=written_in_latin(name),
             domains=self.corporate_domains(*domain_values),
             country=code,
             state=state_code(state, code),
@@ -163,7 +173,7 @@ class Matcher:
     # -- scoring ---------------------------------------------------------------------------------
     def candidates(self, crm: str, q: Query) -> list[tuple[float, int, dict[str, Signal]]]:
         """Best scored candidates for a query (phone excluded: it is per person), best first."""
-        key = (crm, (q.name, q.legal, q.domains, q.country, q.state, q.city))
+        key = (crm, (q.name, q.legal, q.latin, q.domains, q.country, q.state, q.city))
         cached = self._core_cache.get(key)
         if cached is not None:
             return cached
@@ -251,10 +261,12 @@ class Matcher:
                signals: dict[str, Signal], tied: bool) -> str | None:
         """Why an auto match should rather be reviewed, if it should (``review_ambiguous``).
 
-        Two cases: a tie-breaker had to choose between accounts that are not all tied to the
-        person's email or web domain (they may be two companies of the same name), or the match
-        rests on the name alone and a longer account name contains it too (someone typed 'Abvo'
-        and there are 'Abvo LLC' and 'Abvo International'), unless the legal form tells them apart.
+        Three cases: a tie-breaker had to choose between accounts that are not all tied to the
+        person's email or web domain (they may be two companies of the same name); the match rests
+        on the name alone and the person's city is not the account's (a namesake, or a branch the
+        CRM may hold apart); or the match rests on the name alone and a longer account name contains
+        it too (someone typed 'Abvo' and there are 'Abvo LLC' and 'Abvo International'), unless the
+        legal form tells them apart.
         """
         if tied:
             # accounts that all carry the person's own domain (as website or through contacts) are one company
@@ -262,18 +274,21 @@ class Matcher:
             tied_positions = [p for c, p, _ in ranked if c >= top]
             if all(sig.get("domain", ("", 0.0))[1] > 0 for c, _, sig in ranked if c >= top):
                 return None
-            if _one_registered_name(index, tied_positions):
+            if _one_registered_name(index, tied_positions) or _one_website(index, tied_positions):
                 return None
             return "tied accounts may be different companies"
         if any(signals.get(k, ("", 0.0))[1] > 0 for k in ("domain", "phone")):
             return None
+        if signals.get("city", ("",))[0] == "different":
+            return "only the name agrees and the city differs"
         if signals.get("legal", ("",))[0] == "same":
             return None  # a typed legal form that is the account's own says the full name was meant, not a brand
         mine = set(index.tokens[position])
         for other_conf, other, other_signals in ranked:
             if (other != position and other_conf >= self.config.review_threshold
                     and other_signals.get("name", ("",))[0] in _AGREEING_NAMES
-                    and set(index.tokens[other]) > mine and other_signals.get("legal", ("",))[0] != "different"):
+                    and set(index.tokens[other]) > mine and other_signals.get("legal", ("",))[0] != "different"
+                    and not _one_website(index, [position, other])):
                 account = index.accounts[other]
                 return f"the name also fits {account.name or account.crm_id}"
         return None

@@ -18,7 +18,7 @@ import numpy as np
 from config.matching import BlockingConfig
 from matching.domains import FreeMail, domain_label, host_of, registrable_domain
 from matching.geo import city_key, country_code, state_code
-from matching.names import NameNormalizer, acronym, ascii_key
+from matching.names import NameNormalizer, acronym, ascii_key, written_in_latin
 from store.records import AccountRecord
 
 
@@ -47,6 +47,7 @@ class AccountIndex:
         self.tokens: list[tuple[str, ...]] = []
         self.acronym: list[str] = []
         self.legal: list[str] = []  # canonical legal form stripped from the name
+        self.latin: list[bool] = []  # the name is written in Latin letters (legal forms compare within a script)
         self.ascii: list[str] = []  # ascii_key of the name (transliterated when in another script)
         self.label_key: list[str] = []  # domain label without hyphens: nagoya-tsushin.co.jp -> nagoyatsushin
         self.host: list[str] = []
@@ -66,6 +67,7 @@ class AccountIndex:
         for i, acc in enumerate(self.accounts):
             name, legal = normalizer.split(acc.name)
             self.legal.append(legal)
+            self.latin.append(written_in_latin(acc.name))
             tokens = tuple(name.split())
             host = host_of(acc.domain or acc.website)
             reg = registrable_domain(host)

@@ -21,6 +21,8 @@ from cleanco.clean import prepare_default_terms
 
 # Transliterate only below Armenian (Latin, IPA, Greek, Cyrillic) and Latin Extended Additional.
 _FOLD_RANGES = ((0x0080, 0x0530), (0x1E00, 0x1F00), (0x2C60, 0x2C80), (0xA720, 0xA800))
+# Latin letters: Basic Latin to Latin Extended-B with IPA, Latin Extended Additional, -C and -D.
+_LATIN_RANGES = ((0x0000, 0x02B0), (0x1E00, 0x1F00), (0x2C60, 0x2C80), (0xA720, 0xA800))
 _APOSTROPHES = re.compile(r"['’`´]")
 _INITIAL_DOTS = re.compile(r"(?<=\b\w)\.(?=\w\b)")
 _WEB_SUFFIX = re.compile(r"\.(com|net|org|io|co|ai|de|fr|co\.uk|uk)\b")
@@ -82,6 +84,22 @@ def fold(text: str) -> str:
             continue  # an accent on a folded letter
         out.append(ch if ch.isascii() else _fold_char(ch))
     return unicodedata.normalize("NFKC", "".join(out)).casefold()
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def written_in_latin(text: str | None) -> bool:
+    """Whether every letter of a name is Latin: 'ООО «Урал Системы»' is not, though fold() makes it Latin.
+
+    A legal form written in another script is a translation, not a second company: a Russian ООО is
+    an LLC in English and a Japanese 株式会社 a 'Co., Ltd.' or a 'Corporation', so legal forms of two
+    names in different scripts are not compared.
+    """
+    if not text or not isinstance(text, str):
+        return True
+    text = unicodedata.normalize("NFKC", text)
+    if text.isascii():
+        return True
+    return all(not ch.isalpha() or any(low <= ord(ch) < high for low, high in _LATIN_RANGES) for ch in text)
 
 
 class NameNormalizer:

@@ -33,6 +33,7 @@ class Query:
     key: str  # ascii_key of the name
     domains: tuple[tuple[str, str], ...]  # (host, registrable) of corporate email / website, free mail excluded
     legal: str = ""  # canonical legal form stripped from the name
+    latin: bool = True  # the name was typed in Latin letters (legal forms in two scripts are not compared)
     country: str = ""
     state: str = ""
     city: str = ""
@@ -231,11 +232,17 @@ class Scorer:
             contacts = index.contact_domains.get(reg)
             if contacts and position in contacts:
                 return ("contact", weights.contact, f"contacts at {reg}: {contacts[position]}")
+        reg = q.domains[0][1]
+        listed = reg in index.by_domain or reg in index.contact_domains
         if not a_reg:
             a_key = index.ascii[position]
-            for _host, reg in q.domains:
-                if a_key and label_agrees(a_key, domain_label(reg).replace("-", "")):
-                    return ("account_name", weights.account_name, f"domain {reg} ~ name {index.name[position]}")
+            for _host, other in q.domains:
+                if a_key and a_key == domain_label(other).replace("-", ""):
+                    return ("account_name", weights.account_name, f"domain {other} ~ name {index.name[position]}")
+            if listed:
+                return ("different", weights.different, f"domain {reg} is another account's")
+            if weights.unlisted_no_website:
+                return ("unlisted_no_website", weights.unlisted_no_website, f"domain {reg} on no account")
             return ("missing", 0.0, "")
         a_label = domain_label(a_reg)
         for _host, reg in q.domains:
@@ -243,15 +250,19 @@ class Scorer:
                     and not (_country_suffix(reg) and _country_suffix(a_reg))):
                 # acme.de ~ acme.com; two national suffixes (acme.de, acme.fr) may be two companies
                 return ("other_tld", weights.other_tld, f"domain {reg} ~ {a_reg}")
-        reg = q.domains[0][1]
-        if reg in index.by_domain or reg in index.contact_domains:
+        if listed:
             return ("different", weights.different, f"domain {reg} != {a_reg} (another account's)")
         return ("unlisted", weights.unlisted, f"domain {reg} != {a_reg}")
 
     def compare_legal(self, q: Query, position: int) -> Signal | None:
-        """Legal forms typed on both sides: 'Miller LLC' and 'Miller Corp.' are two companies more often than one."""
+        """Legal forms typed on both sides: 'Miller LLC' and 'Miller Corp.' are two companies more often than one.
+
+        Only within one script: 'Ural Sistemy JSC' against 'ООО «Урал Системы»' is a translation, not evidence.
+        """
         theirs = self.index.legal[position]
         if not q.legal or not theirs or q.legal.isascii() != theirs.isascii():
+            return None
+        if q.latin != self.index.latin[position]:
             return None
         weights = self.config.name
         if q.legal == theirs:
