@@ -119,32 +119,43 @@ class Storage:
         self.execute(f"CREATE {kind} IF NOT EXISTS {name} ON {quote_ident(table)} ({cols})")
 
     @contextmanager
-    def deferred_indexes(self, *tables: str) -> Iterator[None]:
+    def deferred_indexes(self, *tables: str, unique_keeps_first: bool = False) -> Iterator[None]:
         """Bulk-load ``tables`` without their non-unique indexes, then build those indexes once.
 
         Keeping an index current through millions of inserts in random key order costs far more
-        than one sort at the end, and an index built in one pass packs its pages full (less
-        memory for the in-memory org). Unique indexes stay, so duplicate keys fail as before.
+        than one sort at the end. Unique indexes stay, so duplicate keys fail as before, unless
+        ``unique_keeps_first`` (for loads that ``INSERT OR IGNORE``): then they are deferred too,
+        and a key loaded twice keeps its first row, as ``INSERT OR IGNORE`` would have.
         Only empty tables are touched: an index on rows that exist would be rebuilt for nothing.
         Schemas create their indexes with ``IF NOT EXISTS`` at every start, so an org kept with
         ``--state`` whose load was interrupted gets them back on restart.
         """
-        dropped: list[str] = []
+        dropped: list[tuple[str, str, list[str]]] = []
         with self._lock:
             for table in tables:
                 if self.fetchone(f"SELECT 1 FROM {quote_ident(table)} LIMIT 1") is not None:
                     continue
                 for name, sql in self.fetchall(
-                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL "
-                    "AND sql NOT LIKE 'CREATE UNIQUE%'", (table,)
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+                    (table,),
                 ):
-                    self.execute(f"DROP INDEX {quote_ident(name)}")
-                    dropped.append(sql)
+                    if unique_keeps_first or not sql.upper().startswith("CREATE UNIQUE"):
+                        columns = [row[2] for row in self.fetchall(f"PRAGMA index_info({quote_ident(name)})")]
+                        self.execute(f"DROP INDEX {quote_ident(name)}")
+                        dropped.append((table, sql, columns))
         try:
             yield
         finally:
-            for sql in dropped:
-                self.execute(sql)
+            for table, sql, columns in dropped:
+                with self._lock:
+                    try:
+                        self.execute(sql)
+                    except sqlite3.IntegrityError:  # a unique key loaded twice: keep its first row
+                        keys = ", ".join(quote_ident(c) for c in columns)
+                        complete = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in columns)  # NULLs never clash
+                        self.execute(f"DELETE FROM {quote_ident(table)} WHERE {complete} AND rowid NOT IN "
+                                     f"(SELECT MIN(rowid) FROM {quote_ident(table)} WHERE {complete} GROUP BY {keys})")
+                        self.execute(sql)
 
     def add_column(self, table: str, column: str, sql_type: str) -> None:
         if sql_type not in SQL_TYPES:

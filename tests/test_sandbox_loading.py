@@ -172,3 +172,35 @@ def test_only_large_orgs_go_to_a_scratch_file(tmp_path: Path) -> None:
     kept = Sandbox(tmp_path, state_path=tmp_path / "kept.db", scratch=True)  # --state wins: the org is kept
     kept.close()
     assert (tmp_path / "kept.db").exists()
+
+
+def test_deferred_unique_indexes_keep_the_first_of_duplicate_keys() -> None:
+    storage = Storage()
+    storage.create_table("t", {"k": "TEXT", "v": "TEXT"}, key="k")
+    before = set(storage.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
+    with storage.deferred_indexes("t", unique_keeps_first=True):
+        assert not storage.fetchall("SELECT name FROM sqlite_master WHERE type = 'index'")
+        storage.executemany("INSERT OR IGNORE INTO t (k, v) VALUES (?, ?)",
+                            [("a", "first"), ("b", "only"), ("a", "second"), (None, "x"), (None, "y")])
+    assert set(storage.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'index'")) == before
+    assert storage.fetchall("SELECT k, v FROM t ORDER BY rowid") == [
+        ("a", "first"), ("b", "only"), (None, "x"), (None, "y")]
+
+
+def test_associations_loaded_twice_are_stored_once_in_each_direction(tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path)
+    try:
+        portal = sandbox.hubspot.portal
+        pairs = [("contacts", "1000001", "companies", "1000002"), ("contacts", 1000001, "companies", 1000002),
+                 ("deals", "1000003", "companies", "1000002")]
+        assert portal.load_associations(pairs) == 3
+        assert [(a.to_id, a.type_ids) for a in portal.associations.targets("contacts", 1000001, "companies")] == [
+            (1000002, (279,))]
+        assert {a.to_id for a in portal.associations.targets("companies", 1000002, "contacts")} == {1000001}
+        assert storage_rows(sandbox.storage, "hs_associations") == 4
+    finally:
+        sandbox.close()
+
+
+def storage_rows(storage: Storage, table: str) -> int:
+    return int(storage.fetchone(f'SELECT COUNT(*) FROM "{table}"')[0])

@@ -340,7 +340,7 @@ class HubSpotPortal:
         (unlabeled) type, in both directions; returns the number of pairs."""
         count, pending = 0, []
         kinds: dict[tuple[str, str], tuple[str, str, AssociationType]] = {}
-        with self.storage.deferred_indexes(ASSOCIATIONS_TABLE):
+        with self.storage.deferred_indexes(ASSOCIATIONS_TABLE, unique_keeps_first=True):
             for from_type, from_id, to_type, to_id in pairs:
                 pair = kinds.get((from_type, to_type))
                 if pair is None:
