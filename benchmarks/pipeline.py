@@ -128,6 +128,10 @@ def lookback_s(config: AbmConfig) -> float:
     return max(getattr(config, crm).sync.lookback_minutes * 60.0 for crm in config.chosen_crms())
 
 
+def had_full_run(engine: Any) -> bool:
+    return any(r["kind"] == "full" and r["state"] == "succeeded" for r in list_runs(engine, limit=1000))
+
+
 def seconds_since_last_run(engine: Any) -> float:
     last = list_runs(engine, limit=1)
     if not last or not last[0]["finished_at"]:
@@ -184,8 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database", help="SQLAlchemy URL of an empty database (default: SQLite in the directory)")
     parser.add_argument("--dir", type=Path, help="keep the sandbox's org and the store here (default: a temp dir)")
     parser.add_argument("--reuse", action="store_true",
-                        help="the org and store in --dir already had their full run: go on from there (to "
-                             "measure a fix without seeding and a full run again)")
+                        help="reuse the org seeded in --dir, and its store if that had its full run (to measure "
+                             "a fix without seeding again); the 1%% change repeats the first one's picks, so it "
+                             "changes fewer records")
     parser.add_argument("--no-settle", dest="settle", action="store_false",
                         help="skip the incremental run between the full run and the change")
     parser.add_argument("--lookback-minutes", type=int,
@@ -215,8 +220,8 @@ def main(argv: list[str] | None = None) -> None:
                     settings[crm]["sync"] = {**sync, "lookback_minutes": args.lookback_minutes}
                 config = AbmConfig.model_validate(settings)
             engine = make_engine(database_url)
-            if not args.reuse:
-                migrate.upgrade(engine)
+            migrate.upgrade(engine)
+            if not (args.reuse and had_full_run(engine)):
                 t = time.perf_counter()
                 fields = provision(config, config.chosen_crms(), dry_run=False)
                 print(f"abm init: {sum(1 for f in fields.fields if f.status == 'created')} fields created in "

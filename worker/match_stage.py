@@ -227,18 +227,20 @@ def run_match_stage(
             since = last_match_start(conn)
             if since is not None:
                 only_people, relink = people_to_rematch(conn, since)
-        accounts = load_accounts(conn)
+        accounts = load_accounts(conn) if only_people is None or only_people or relink else []
         if only_people is None:
             people = load_people(conn)
             contacts = [p for p in people if p.kind == "contact"]
         else:
-            people = load_people(conn, only_people)
-            contacts = load_people(conn, kind="contact")
-        previous, pins, stored = load_previous(conn)
-        results = match(
-            people, accounts, config, previous=previous, pins=pins,
-            last_activity=last_activity_by_account(conn, accounts) if people else {}, contacts=contacts,
-        ) if people else []
+            people = load_people(conn, only_people) if only_people else []
+            contacts = load_people(conn, kind="contact") if people else []
+        results: list[MatchResult] = []
+        stored: dict[int, tuple] = {}
+        pins: dict[int, Pin] = {}
+        if people:
+            previous, pins, stored = load_previous(conn)
+            results = match(people, accounts, config, previous=previous, pins=pins,
+                            last_activity=last_activity_by_account(conn, accounts), contacts=contacts)
         outcome = write_matches(conn, results, stored, pins)
         outcome.started_at = started_at
         outcome.incremental = only_people is not None
