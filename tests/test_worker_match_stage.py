@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select, update
 
 from config.matching import MatchingConfig
 from store.runs import StageReport, create_run, finish_run, record_stage
-from store.schema import Account, AccountLink, Match, Person
+from store.schema import Account, AccountLink, Match, Person, Run
 from store.upsert import upsert
-from worker.match_stage import run_match_stage
+from worker.match_stage import last_match_start, run_match_stage
 
 SF_ACME = "001000000000001AAA"
 SF_GLOBEX = "001000000000002AAA"
@@ -127,3 +127,12 @@ def test_incremental_rematches_only_people_whose_match_can_have_moved(engine: En
     assert ids["00Q000000000003AAA"] in unheld and moved.people == len(unheld) < len(full)
     assert _matches(engine)[ids["00Q000000000003AAA"]][:2] == (initech, "auto")
     assert moved.changed_people == {ids["00Q000000000003AAA"]}
+
+
+def test_a_match_stage_recorded_without_its_start_counts_from_the_stages_before_it(engine: Engine) -> None:
+    run_id = create_run(engine, "full", "cli", state="running")
+    record_stage(engine, run_id, StageReport("pull:salesforce", seconds=42.0))
+    _record_match_run(engine, run_id)
+    with engine.connect() as conn:
+        started = conn.execute(select(Run.started_at).where(Run.id == run_id)).scalar_one()
+        assert last_match_start(conn) == started + timedelta(seconds=42)
