@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import importlib
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandbox.hubspot.surface import HubSpotSurface
+from sandbox.parallel_seed import BackgroundHubSpotSeed
 from sandbox.salesforce.org import SalesforceOrg
 from sandbox.seed_prefetch import Prefetched
 from sandbox.storage import quote_ident
@@ -25,14 +27,13 @@ LOAD_ORDER = ("User", "Account", "Campaign", "Lead", "Contact", "Opportunity", "
 SIZES = ("S", "M", "L")
 # Past this many generated records (L has 6.1 million) an org without --state goes to a scratch file.
 LARGE_ORG_ROWS = 2_000_000
+# From this many (M has 245,000) HubSpot is seeded by a second process while Salesforce loads.
+PARALLEL_ORG_ROWS = 100_000
 
 
 def is_large(size: str | OrgSize) -> bool:
     """Whether an org of ``size`` is better kept in a scratch file than in memory (the L org)."""
-    from sandbox.seed_plan import resolve_size
-
-    plan = resolve_size(size.upper() if isinstance(size, str) else size)
-    return plan.accounts + plan.leads + plan.contacts + plan.activities >= LARGE_ORG_ROWS
+    return planned_rows(size) >= LARGE_ORG_ROWS
 
 
 def org_is_seeded(org: SalesforceOrg) -> bool:
@@ -40,13 +41,22 @@ def org_is_seeded(org: SalesforceOrg) -> bool:
     return org.storage.fetchone(f"SELECT 1 FROM {quote_ident(table)} LIMIT 1") is not None
 
 
+def planned_rows(size: str | OrgSize) -> int:
+    from sandbox.seed_plan import resolve_size
+
+    plan = resolve_size(size.upper() if isinstance(size, str) else size)
+    return plan.accounts + plan.leads + plan.contacts + plan.activities
+
+
 def load_generated_org(
     org: SalesforceOrg, seed: int, size: str | OrgSize = "S", as_of: datetime | None = None,
-    hubspot: HubSpotSurface | None = None,
+    hubspot: HubSpotSurface | None = None, parallel: bool | None = None, work_dir: Path | None = None,
 ) -> dict[str, int]:
     """Generate the org for (``seed``, ``size``) and load it; returns rows loaded per object
     (empty when the storage already holds an org). ``size`` is S, M, L or an :class:`OrgSize`
-    (tests use small custom orgs)."""
+    (tests use small custom orgs). With ``parallel`` (by default for orgs of
+    ``PARALLEL_ORG_ROWS`` records or more), HubSpot is seeded by a worker process meanwhile
+    (``sandbox.parallel_seed``), its file in ``work_dir`` (the system's temporary directory by default)."""
     if isinstance(size, str):
         size = size.upper()
         if size not in SIZES:
@@ -60,9 +70,20 @@ def load_generated_org(
             raise
         raise RuntimeError("the org generator (sandbox/seed.py) is not installed in this checkout; "
                            "start the sandbox without --seed for an empty org") from None
-    generated = seed_module.generate(seed=seed, size=size, as_of=as_of or datetime.now(UTC))
-    counts = load_salesforce(org, generated)
-    if hubspot is not None:
+    as_of = as_of or datetime.now(UTC)
+    generated = seed_module.generate(seed=seed, size=size, as_of=as_of)
+    if parallel is None:
+        parallel = planned_rows(size) >= PARALLEL_ORG_ROWS
+    background = BackgroundHubSpotSeed(seed, size, as_of, work_dir) if hubspot is not None and parallel else None
+    try:
+        counts = load_salesforce(org, generated)
+    except BaseException:
+        if background is not None:
+            background.cancel()
+        raise
+    if background is not None and hubspot is not None:
+        counts.update(background.merge_into(hubspot))
+    elif hubspot is not None:
         counts.update(load_hubspot(hubspot, generated))
     return counts
 

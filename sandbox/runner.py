@@ -176,7 +176,8 @@ def run_sandbox(
         try:
             seeded: dict[str, int] = {}
             if seed is not None:
-                seeded = load_generated_org(sandbox.salesforce.org, seed, size, as_of, hubspot=sandbox.hubspot)
+                seeded = load_generated_org(sandbox.salesforce.org, seed, size, as_of, hubspot=sandbox.hubspot,
+                                            work_dir=workdir)
             sock = _free_socket(port)
             bound_port = sock.getsockname()[1]
             config = uvicorn.Config(

@@ -204,3 +204,49 @@ def test_associations_loaded_twice_are_stored_once_in_each_direction(tmp_path: P
 
 def storage_rows(storage: Storage, table: str) -> int:
     return int(storage.fetchone(f'SELECT COUNT(*) FROM "{table}"')[0])
+
+
+def hubspot_tables(storage: Storage) -> dict[str, list[tuple]]:
+    """Every HubSpot table's rows (columns in name order), property definitions without their timestamps."""
+    out = {}
+    for (table,) in storage.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'hs%'"):
+        columns = sorted(storage.columns(table))
+        rows = storage.fetchall(f'SELECT {", ".join(chr(34) + c + chr(34) for c in columns)} FROM "{table}" '
+                                'ORDER BY rowid')
+        out[table] = [r[1:] for r in rows] if table == "hs_meta_properties" else rows  # (key, object)
+    return out
+
+
+def test_hubspot_seeded_by_a_worker_process_is_the_same_org(tmp_path: Path) -> None:
+    from sandbox.org_loader import load_generated_org
+
+    loaded = {}
+    for parallel in (False, True):
+        (tmp_path / str(parallel)).mkdir()
+        sandbox = Sandbox(tmp_path / str(parallel))
+        try:
+            counts = load_generated_org(sandbox.salesforce.org, 4, SIZE, AS_OF, hubspot=sandbox.hubspot,
+                                        parallel=parallel, work_dir=tmp_path)
+            custom = sorted((o.name, p.name) for o in sandbox.hubspot.portal.schema.types.values()
+                            for p in o.properties.values() if not p.hubspot_defined)
+            indexes = sandbox.storage.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY 1")
+            loaded[parallel] = (counts, hubspot_tables(sandbox.storage), custom, indexes)
+        finally:
+            sandbox.close()
+    assert loaded[True] == loaded[False]
+    assert loaded[True][2], "the generator's extra properties are registered in the serving process too"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["False", "True"]  # the worker's file is gone
+
+
+def test_a_failing_hubspot_worker_is_reported(tmp_path: Path) -> None:
+    from sandbox.parallel_seed import BackgroundHubSpotSeed
+
+    (tmp_path / "sandbox").mkdir()
+    sandbox = Sandbox(tmp_path / "sandbox")
+    try:
+        worker = BackgroundHubSpotSeed(4, "XL", AS_OF, tmp_path)
+        with pytest.raises(RuntimeError, match="(?s)worker process.*unknown org size"):
+            worker.merge_into(sandbox.hubspot)
+    finally:
+        sandbox.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sandbox"]

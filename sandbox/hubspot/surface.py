@@ -16,6 +16,7 @@ from sandbox.hubspot.errors import render_fault
 from sandbox.hubspot.limits import DEFAULT_DAILY, DEFAULT_PER_TEN_SECONDS, DEFAULT_SEARCH_PER_SECOND, HubSpotLimits
 from sandbox.hubspot.loader import GeneratedHubSpot, load_generated_portal
 from sandbox.hubspot.portal import PORTAL_ID, HubSpotPortal
+from sandbox.hubspot.schema import HubSpotSchema
 from sandbox.storage import Storage
 
 
@@ -57,6 +58,12 @@ class HubSpotSurface:
     def load_generated(self, view: GeneratedHubSpot) -> dict[str, int]:
         """Seed from the generator's HubSpot view (no-op when the portal already holds data)."""
         return load_generated_portal(self.portal, self.events, view)
+
+    def reload_schema(self) -> None:
+        """Re-read the property definitions after a seed filled the tables from another process
+        (``sandbox.parallel_seed``); every reader looks the schema up through the portal or here."""
+        self.portal.schema = HubSpotSchema(self.portal.storage)
+        self.events.schema = self.portal.schema
 
     def issue_access_token(self, ttl: float | None = None) -> str:
         """A fresh OAuth access token, as if the refresh flow had just run (``ttl`` seconds, default 30 min)."""
