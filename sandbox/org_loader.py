@@ -2,7 +2,8 @@
 
 Objects load parents first so references in the data point at rows that already exist.
 Records are generated on a background thread while the previous batch is written (the
-L org has millions of rows; see ``sandbox.seed_prefetch``).
+L org has millions of rows; see ``sandbox.seed_prefetch``), and for M and L a worker process
+seeds HubSpot while this one seeds Salesforce (``sandbox.parallel_seed``).
 An org kept with ``--state`` is not seeded twice: restarting on the same file keeps its data
 (and whatever tests or demos wrote since).
 """
