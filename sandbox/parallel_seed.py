@@ -11,7 +11,6 @@ The result is the same org as a sequential load.
 from __future__ import annotations
 
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -66,33 +65,33 @@ class BackgroundHubSpotSeed:
         self.path = self._dir / WORKER_FILE
         # A plain child interpreter rather than multiprocessing: that would re-run the caller's
         # __main__ module, which scripts calling run_sandbox() at top level do not guard.
+        # Its error output goes to a file: a pipe nobody reads until Salesforce is loaded could fill and stall it.
+        self._log = (self._dir / "worker.log").open("w+", encoding="utf-8")
         self._process = subprocess.Popen(
             [sys.executable, "-m", "sandbox.parallel_seed", str(seed), _size_argument(size), as_of.isoformat(),
              str(self.path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=self._log, text=True)
 
     def merge_into(self, hubspot: HubSpotSurface) -> dict[str, int]:
         """Counts keyed ``hubspot.<what>``, once the worker's tables are in ``hubspot``'s storage."""
         try:
-            out, err = self._process.communicate()
+            out, _ = self._process.communicate()
             if self._process.returncode != 0:
+                self._log.seek(0)
                 raise RuntimeError(f"seeding the HubSpot org failed in its worker process "
-                                   f"(exit code {self._process.returncode}):\n{err[-4000:]}")
+                                   f"(exit code {self._process.returncode}):\n{self._log.read()[-4000:]}")
             _copy_tables(hubspot.portal.storage, self.path)
             hubspot.reload_schema()
             return {str(k): int(v) for k, v in json.loads(out.strip().splitlines()[-1]).items()}
         finally:
             self.cancel()
 
-    def peak_rss_mb(self) -> int:
-        """The worker's peak memory (valid once it has ended); it is not part of this process's."""
-        return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
-
     def cancel(self) -> None:
         """Stop the worker if it still runs and delete its file."""
         if self._process.poll() is None:
             self._process.terminate()
             self._process.communicate()
+        self._log.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
