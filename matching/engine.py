@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from matching.domains import FreeMail, host_of, is_personal_domain, registrable_
 from matching.geo import city_key, country_code, state_code
 from matching.index import AccountIndex
 from matching.names import NameNormalizer, ascii_key, written_in_latin
-from matching.parallel import match_in_processes
+from matching.parallel import collector_paused, match_in_processes
 from matching.score import Query, Scorer, Signal, logistic
 from matching.types import MatchResult, Pin, PreviousMatch
 from store.records import AccountRecord, PersonRecord
@@ -96,12 +96,15 @@ class Matcher:
         by_crm: dict[str, list[AccountRecord]] = defaultdict(list)
         for account in accounts:
             by_crm[account.crm].append(account)
-        self.indexes = {
-            crm: AccountIndex(accs, self.normalizer, self.free_mail, config.blocking) for crm, accs in by_crm.items()
-        }
+        with collector_paused():
+            self.indexes = {
+                crm: AccountIndex(accs, self.normalizer, self.free_mail, config.blocking)
+                for crm, accs in by_crm.items()
+            }
         self.scorers = {crm: Scorer(index, config) for crm, index in self.indexes.items()}
         self._free_cache: dict[str, bool] = {}
         self._core_cache: dict[tuple[str, Any], list[tuple[float, int, dict[str, Signal]]]] = {}
+        self._name_cache: dict[tuple[str, str, str], tuple[list[tuple[float, int]], list[int], list[int]]] = {}
         for crm, index in self.indexes.items():
             index.add_contacts(
                 (index.by_crm_id[(crm, p.account_crm_id)], _company_email(p))
@@ -179,7 +182,6 @@ class Matcher:
             return cached
         index, scorer = self.indexes[crm], self.scorers[crm]
         core = q  # scored without its phone (per person, added by _with_phone), so people share the result
-        limit = self.config.blocking.max_candidates
         scored: dict[int, tuple[float, int, dict[str, Signal]]] = {}
         for position in index.domain_candidates(reg for _, reg in core.domains):
             conf, signals = scorer.score(core, position, with_phone=False)
@@ -189,29 +191,7 @@ class Matcher:
             not core.name or best[2].get("name", ("",))[0] in _AGREEING_NAMES
         )
         if core.name and not settled:
-            pool = index.name_candidates(core.name, core.tokens, limit * 5) - scored.keys()
-            if pool and core.key:
-                # A cheap C-level pre-ranking on the ASCII keys (transliterated, so scripts meet) keeps the
-                # Python-level scoring to at most `limit` accounts whose names are not plainly different.
-                positions = list(pool)
-                keys = [index.ascii[p] for p in positions]
-                ranked_names = process.extract(core.key, keys, scorer=fuzz.WRatio, limit=None,
-                                               score_cutoff=self.config.blocking.prerank_cutoff)
-                top = ranked_names[0][1] if ranked_names else 0.0
-                floor = top - self.config.blocking.prerank_spread
-                # `limit` accounts, but never fewer than all the names as close as the best (namesakes must
-                # all be seen, or a tie between two companies would pass for a clear match)
-                kept = [positions[i] for n, (_, score, i) in enumerate(ranked_names)
-                        if score >= floor and (n < limit or score >= top - _NEAR_TOP)]
-                # an account whose domain label is the typed name is kept whatever its name says
-                chosen = set(kept)
-                labelled = [p for p in index.by_key.get(core.key, ()) if p in pool and p not in chosen
-                            and index.label_key[p] == core.key]
-                # and longer names that contain every typed word: the rivals the ambiguity rule must see
-                words = set(core.tokens)
-                containing = [p for p in positions if p not in chosen and words.issubset(index.tokens[p])][:limit]
-                pool = kept + labelled + containing
-            for position in pool:
+            for position in self._name_pool(crm, core, scored.keys()):
                 conf, signals = scorer.score(core, position, with_phone=False)
                 scored[position] = (conf, position, signals)
         ranked = sorted(scored.values(), key=lambda s: -s[0])[:_KEEP]
@@ -219,6 +199,57 @@ class Matcher:
             self._core_cache.clear()  # bounded: a million distinct people must not pile up a million entries
         self._core_cache[key] = ranked
         return ranked
+
+    def _name_pool(self, crm: str, q: Query, excluded: Collection[int]) -> list[int]:
+        """Accounts worth scoring for the typed name, leaving out those already scored by domain.
+
+        A cheap C-level pre-ranking on the ASCII keys (transliterated, so scripts meet) keeps the
+        Python-level scoring to at most ``max_candidates`` accounts whose names are not plainly
+        different. What depends on the name alone is computed once per name and kept: people who
+        type the same company name are far more frequent than people with the same whole query.
+        """
+        ranked, labelled, containing = self._name_ranking(crm, q)
+        limit = self.config.blocking.max_candidates
+        if excluded:
+            ranked = [r for r in ranked if r[1] not in excluded]
+        top = ranked[0][0] if ranked else 0.0
+        floor = top - self.config.blocking.prerank_spread
+        # `limit` accounts, but never fewer than all the names as close as the best (namesakes must
+        # all be seen, or a tie between two companies would pass for a clear match)
+        kept = [p for n, (score, p) in enumerate(ranked) if score >= floor and (n < limit or score >= top - _NEAR_TOP)]
+        chosen = set(kept)
+        # an account whose domain label is the typed name is kept whatever its name says, and so are
+        # longer names that contain every typed word: the rivals the ambiguity rule must see
+        extra = [p for p in labelled if p not in chosen and p not in excluded]
+        extra += [p for p in containing if p not in chosen and p not in excluded][:limit]
+        return kept + extra
+
+    def _name_ranking(self, crm: str, q: Query) -> tuple[list[tuple[float, int]], list[int], list[int]]:
+        """(pre-rank score, position) of the name's candidates above the cutoff, best first; the accounts
+        whose domain label is the typed name; the accounts whose names contain every typed word."""
+        key = (crm, q.name, q.key)
+        cached = self._name_cache.get(key)
+        if cached is not None:
+            return cached
+        index = self.indexes[crm]
+        positions = sorted(index.name_candidates(q.name, q.tokens, self.config.blocking.max_candidates * 5))
+        ranked: list[tuple[float, int]] = []
+        labelled: list[int] = []
+        containing: list[int] = []
+        if positions and q.key:
+            keys = [index.ascii[p] for p in positions]
+            ranked = [(score, positions[i]) for _, score, i in process.extract(
+                q.key, keys, scorer=fuzz.WRatio, limit=None, score_cutoff=self.config.blocking.prerank_cutoff)]
+            labelled = [p for p in positions if index.label_key[p] == q.key]
+            words = set(q.tokens)
+            token_sets = index.token_sets
+            containing = [p for p in positions if words <= token_sets[p]]
+        elif positions:
+            ranked = [(0.0, p) for p in positions]  # nothing to pre-rank on: every candidate is scored
+        if len(self._name_cache) >= _CACHE_LIMIT:
+            self._name_cache.clear()
+        found = self._name_cache[key] = (ranked, labelled, containing)
+        return found
 
     # -- decisions -------------------------------------------------------------------------------
     def _tie_key(self, index: AccountIndex, position: int) -> tuple:

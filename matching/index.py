@@ -45,6 +45,7 @@ class AccountIndex:
         self.free_mail = free_mail
         self.name: list[str] = []
         self.tokens: list[tuple[str, ...]] = []
+        self.token_sets: list[frozenset[str]] = []  # the same words as a set, for containment tests
         self.acronym: list[str] = []
         self.legal: list[str] = []  # canonical legal form stripped from the name
         self.latin: list[bool] = []  # the name is written in Latin letters (legal forms compare within a script)
@@ -76,6 +77,7 @@ class AccountIndex:
             country = country_code(acc.country)
             self.name.append(name)
             self.tokens.append(tokens)
+            self.token_sets.append(frozenset(tokens))
             self.acronym.append(acronym(name))
             key = ascii_key(name)
             label_key = domain_label(reg).replace("-", "") if reg else ""

@@ -122,6 +122,7 @@ class NameNormalizer:
                 legal.add(tokens)
         self.legal_suffixes = legal
         self.max_legal_len = max((len(t) for t in legal), default=1)
+        self._legal_last = frozenset(t[-1] for t in legal)  # most names end in no legal word: one look-up
         self.split = functools.lru_cache(maxsize=1 << 21)(self._split)
 
     @staticmethod
@@ -137,15 +138,18 @@ class NameNormalizer:
         changed = True
         while changed and len(tokens) > 1:
             changed = False
-            for size in range(min(self.max_legal_len, len(tokens) - 1), 0, -1):
-                if tuple(tokens[-size:]) in self.legal_suffixes:
-                    removed.extend(tokens[-size:])
-                    del tokens[-size:]
-                    changed = True
-                    break
+            if tokens[-1] in self._legal_last:
+                for size in range(min(self.max_legal_len, len(tokens) - 1), 0, -1):
+                    if tuple(tokens[-size:]) in self.legal_suffixes:
+                        removed.extend(tokens[-size:])
+                        del tokens[-size:]
+                        changed = True
+                        break
             if len(tokens) > 1 and tokens[0] in LEGAL_PREFIXES:
                 removed.append(tokens.pop(0))
                 changed = True
+        if all(token.isascii() for token in tokens):
+            return tokens
         for i, token in enumerate(tokens):
             if token.isascii():
                 continue
