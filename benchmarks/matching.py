@@ -9,6 +9,7 @@ so the gain from blocking and from the extra signals (domains, geography, legal 
 
     python -m benchmarks.matching                      # M, L and the 1M/200k set
     python -m benchmarks.matching --orgs M --big-leads 0 --baseline-sample 500   # quick look
+    python -m benchmarks.matching --orgs M --big-leads 0 --list-wrong 20         # ...and wrong matches to study
 
 Auto-matches are leads the matcher writes an account for: ``auto`` decisions, plus converted
 leads, which keep the account they were converted to (``crm``). A match is right when the account
@@ -35,6 +36,7 @@ from rapidfuzz import fuzz, process, utils
 
 from config.matching import MatchingConfig
 from matching import MatchResult, match
+from matching.engine import NOTHING_TO_MATCH
 from sandbox.seed import generate, matching_set
 from store.records import AccountRecord, PersonRecord
 
@@ -90,6 +92,18 @@ class Accuracy:
     written_right: int = 0
     review: int = 0
     review_right: int = 0  # review proposals of the lead's true account
+    blank: int = 0  # leads with an account whose record holds no company name and no corporate domain
+
+    @property
+    def recall_informative(self) -> float:
+        """Recall over the leads that carry something to match on (a name or a corporate domain)."""
+        return self.written_right / (self.with_account - self.blank) if self.with_account > self.blank else 1.0
+
+    @property
+    def review_holds_informative(self) -> float:
+        """review_holds, leaving out the leads no matcher could place (nothing to match on)."""
+        rest = self.with_account - self.written_right - self.blank
+        return self.review_right / rest if rest > 0 else 1.0
 
     @property
     def precision(self) -> float:
@@ -145,6 +159,7 @@ def evaluate(leads: Sequence[PersonRecord], results: Sequence[MatchResult], acco
         acc.with_account += has_account
         proposed = account_crm_id.get(result.matched_account_id or result.account_id or 0)
         right = proposed is not None and has_account and truth.lead_matches(lead.crm_id, proposed)
+        acc.blank += has_account and result.reason == NOTHING_TO_MATCH
         if result.decision in ("auto", "crm"):
             acc.written += 1
             acc.written_right += right
@@ -212,8 +227,25 @@ def is_open(lead: PersonRecord) -> bool:
     return not lead.is_converted
 
 
+def print_wrong(leads: Sequence[PersonRecord], results: Sequence[MatchResult], accounts: Sequence[AccountRecord],
+                truth: Truth, how_many: int, seed: int) -> None:
+    """A random sample of wrong auto matches of open leads, with the reason the matcher gave: where to look next."""
+    by_id = {a.id: a for a in accounts}
+    wrong = [(lead, result) for lead, result in zip(leads, results, strict=True)
+             if result.decision == "auto" and not lead.is_converted
+             and not truth.lead_matches(lead.crm_id, by_id[result.matched_account_id or 0].crm_id)]
+    picked = random.Random(seed).sample(wrong, min(how_many, len(wrong)))
+    print(f"  {len(picked)} of {len(wrong):,} wrong auto matches (open leads):")
+    for lead, result in picked:
+        account = by_id[result.matched_account_id or 0]
+        where = "/".join(v or "-" for v in (lead.country, lead.city))
+        print(f"    {lead.company!r} <{lead.email or ''}> {where} -> {account.name!r} {account.website or ''} "
+              f"{'/'.join(v or '-' for v in (account.country, account.city))}: {result.confidence:.3f} {result.reason}")
+
+
 def report(title: str, accounts: list[AccountRecord], leads: list[PersonRecord], contacts: list[PersonRecord],
-           truth: Truth, config: MatchingConfig, workers: int, sample_size: int, seed: int) -> None:
+           truth: Truth, config: MatchingConfig, workers: int, sample_size: int, seed: int,
+           list_wrong: int = 0) -> None:
     print(f"\n== {title}: {len(accounts):,} accounts, {len(leads):,} leads, {len(contacts):,} contacts ==")
     before_rss = peak_mb()
     cpu_before = cpu_s(resource.RUSAGE_SELF), cpu_s(resource.RUSAGE_CHILDREN)
@@ -228,14 +260,22 @@ def report(title: str, accounts: list[AccountRecord], leads: list[PersonRecord],
           f"(index build included): {rate:,.0f} leads/s")
     print(f"  CPU: {own_cpu:,.1f} s in this process + {worker_cpu:,.1f} s in forked workers "
           f"(load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-    print(f"  peak RSS: this process {peak_mb():,.0f} MB ({before_rss:,.0f} MB before matching: generator and "
-          f"records), largest worker {peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB (shares the parent's pages)")
+    own_peak, worker_peak = peak_mb(), peak_mb(resource.RUSAGE_CHILDREN)
+    print(f"  peak RSS: this process {own_peak:,.0f} MB ({before_rss:,.0f} MB before matching: generator and "
+          f"records), largest worker {worker_peak:,.0f} MB; together at most "
+          f"{own_peak + (workers - 1) * worker_peak:,.0f} MB (pages a worker shares with this process counted twice)")
     account_crm_id = {a.id: a.crm_id for a in accounts}
     print(HEADER)
-    print(line("matcher, open leads", evaluate(leads, results, account_crm_id, truth, is_open), rate))
+    open_leads = evaluate(leads, results, account_crm_id, truth, is_open)
+    print(line("matcher, open leads", open_leads, rate))
     if any(lead.is_converted for lead in leads):
         print(line("matcher, all leads (*)", evaluate(leads, results, account_crm_id, truth)))
         print("  (*) converted leads included: they keep the account they were converted to (decision crm)")
+    print(f"  open leads with an account but no company name and no corporate domain (free mail, '[not provided]'): "
+          f"{open_leads.blank:,} ({open_leads.blank / max(open_leads.with_account, 1):.1%}); without them recall is "
+          f"{open_leads.recall_informative:.4f} and review holds {open_leads.review_holds_informative:.3f} of the rest")
+    if list_wrong:
+        print_wrong(leads, results, accounts, truth, list_wrong, seed)
     if sample_size <= 0:
         return
     rng = random.Random(seed)
@@ -253,7 +293,7 @@ def report(title: str, accounts: list[AccountRecord], leads: list[PersonRecord],
           f"in one process)")
 
 
-def org(size: str, seed: int, config: MatchingConfig, workers: int, sample_size: int) -> None:
+def org(size: str, seed: int, config: MatchingConfig, workers: int, sample_size: int, list_wrong: int = 0) -> None:
     started = time.perf_counter()
     generated = generate(seed, size, AS_OF)
     sf = generated.salesforce
@@ -264,10 +304,12 @@ def org(size: str, seed: int, config: MatchingConfig, workers: int, sample_size:
     del generated
     gc.collect()
     print(f"\n(generated the {size} org in {time.perf_counter() - started:,.1f} s)")
-    report(f"{size} org (seed {seed})", accounts, leads, contacts, truth, config, workers, sample_size, seed)
+    report(f"{size} org (seed {seed})", accounts, leads, contacts, truth, config, workers, sample_size, seed,
+           list_wrong)
 
 
-def big(n_accounts: int, n_leads: int, seed: int, config: MatchingConfig, workers: int, sample_size: int) -> None:
+def big(n_accounts: int, n_leads: int, seed: int, config: MatchingConfig, workers: int, sample_size: int,
+        list_wrong: int = 0) -> None:
     started = time.perf_counter()
     generated = matching_set(seed, n_accounts, n_leads, AS_OF)
     accounts = records(generated.accounts, account_record)
@@ -276,7 +318,7 @@ def big(n_accounts: int, n_leads: int, seed: int, config: MatchingConfig, worker
     del generated
     gc.collect()
     print(f"\n(generated {n_leads:,} leads and {n_accounts:,} accounts in {time.perf_counter() - started:,.1f} s)")
-    report(f"matching set (seed {seed})", accounts, leads, [], truth, config, workers, sample_size, seed)
+    report(f"matching set (seed {seed})", accounts, leads, [], truth, config, workers, sample_size, seed, list_wrong)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -287,14 +329,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--big-leads", type=int, default=1_000_000, help="0 skips the large set")
     parser.add_argument("--workers", type=int, default=2, help="processes for matching (the machine has 2 cores)")
     parser.add_argument("--baseline-sample", type=int, default=1_000, help="leads the brute-force baseline scores")
+    parser.add_argument("--list-wrong", type=int, default=0, help="print this many wrong auto matches per set")
     args = parser.parse_args(argv)
     config = MatchingConfig()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; wall-clock figures depend on what else runs "
           "on the machine (the load average is printed with each run)")
     for size in args.orgs:
-        org(size, args.seed, config, args.workers, args.baseline_sample)
+        org(size, args.seed, config, args.workers, args.baseline_sample, args.list_wrong)
     if args.big_leads > 0:
-        big(args.big_accounts, args.big_leads, args.seed, config, args.workers, min(args.baseline_sample, 300))
+        big(args.big_accounts, args.big_leads, args.seed, config, args.workers, min(args.baseline_sample, 300),
+            args.list_wrong)
 
 
 if __name__ == "__main__":

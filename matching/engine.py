@@ -37,6 +37,8 @@ _CACHE_LIMIT = 100_000
 _NEAR_TOP = 3.0
 # Scored candidates kept per query key, for tie-breaking, stability and phone re-ranking.
 _KEEP = 5
+# The reason given to a person whose record holds no company name and no corporate domain.
+NOTHING_TO_MATCH = "no company name or corporate domain"
 
 
 def _company_email(person: PersonRecord) -> str:
@@ -374,7 +376,7 @@ class Matcher:
         q = self.query_for(person)
         ranked = self._with_phone(person.crm, q, self.candidates(person.crm, q))
         if not ranked:
-            why = "no company name or corporate domain" if not q.name and not q.domains else "no candidate account"
+            why = NOTHING_TO_MATCH if not q.name and not q.domains else "no candidate account"
             return MatchResult(person.id, None, "none", 0.0, "none", why, {"candidates": 0})
         (conf, position, signals), tie = self._break_ties(index, ranked)
         runner = next((r for r in ranked if r[1] != position), None)
