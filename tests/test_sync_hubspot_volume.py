@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 from test_sync_hubspot import (
-    assert_store_matches_portal,
     hubspot_config,
     make_store,
     now_ms,
@@ -77,20 +76,3 @@ def test_a_full_sync_at_100_requests_per_10_seconds_meets_no_429(tmp_path: Path,
     with store.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM sync_cursors WHERE crm = 'hubspot'")).scalar() >= 8
 
-
-def test_the_generated_org_full_then_incremental_equals_the_portal(tmp_path: Path, store: Engine) -> None:
-    """The generator's S org (the M org is the benchmark's): every record, field and association."""
-    with run_sandbox(seed=3, size="S") as handle:
-        handle.hubspot_limits.configure(per_ten_seconds=1000, search_per_second=10)
-        config = hubspot_config(handle, tmp_path)
-        full = pull_hubspot(store, config, full=True)
-        assert not full.paused and full.objects["contacts"].read == handle.seeded["hubspot.contacts"]
-        assert_store_matches_portal(handle, store)
-        portal = handle.hubspot_portal
-        contacts = portal.object_type("contacts")
-        rows, _ = portal.page(contacts, 0, 50, False)
-        for row in rows[::5]:
-            portal.update(contacts, int(row["hs_object_id"]), {"jobtitle": "Head of Revenue"})
-        incremental = pull_hubspot(store, config)
-        assert not incremental.paused and incremental.objects["contacts"].upserted >= 10
-        assert_store_matches_portal(handle, store)
