@@ -275,7 +275,12 @@ def assert_store_matches_portal(handle: SandboxHandle, engine: Engine) -> None:
             assert row["occurred_at"] == (when(truth[crm_id]["hs_timestamp"]) or when(truth[crm_id]["hs_createdate"]))
             assert (row["person_crm_id"], row["account_crm_id"]) == (person[crm_id], company[crm_id])
 
-    emails = {p["email"].lower(): i for i, p in contacts.items() if p.get("email")}
+    # An event keeps the contact it was read for when that contact is archived later (the store
+    # marks the person deleted), so recipients resolve against archived contacts too.
+    portal = handle.hubspot_portal
+    archived, _ = portal.page(portal.object_type("contacts"), 0, 10**9, True)
+    emails = {str(r["email"]).lower(): str(r["hs_object_id"]) for r in archived if r.get("email")}
+    emails |= {p["email"].lower(): i for i, p in contacts.items() if p.get("email")}
     email_rows = store_rows(engine, "activities", "email_events")
     with handle.hubspot_portal.storage.transaction() as conn:
         stored = conn.execute("SELECT id, type, recipient FROM hs_email_events").fetchall()
