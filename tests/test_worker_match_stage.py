@@ -136,3 +136,20 @@ def test_a_match_stage_recorded_without_its_start_counts_from_the_stages_before_
     with engine.connect() as conn:
         started = conn.execute(select(Run.started_at).where(Run.id == run_id)).scalar_one()
         assert last_match_start(conn) == started + timedelta(seconds=42)
+
+
+def test_matching_in_chunks_writes_what_one_pass_writes(engine: Engine, monkeypatch) -> None:
+    import worker.match_stage as match_stage
+
+    ids = _seed(engine)
+    monkeypatch.setattr(match_stage, "MATCH_CHUNK", 2)  # five people: three chunks
+    chunked = run_match_stage(engine, MatchingConfig())
+    got = _matches(engine)
+    with engine.begin() as conn:
+        conn.execute(Match.__table__.delete())
+    monkeypatch.setattr(match_stage, "MATCH_CHUNK", 50_000)
+    whole = run_match_stage(engine, MatchingConfig())
+    assert _matches(engine) == got and len(got) == 5
+    assert (chunked.people, chunked.by_decision, chunked.changed_people) == (
+        whole.people, whole.by_decision, whole.changed_people)
+    assert got[ids["003000000000001AAA"]] == (ids[SF_GLOBEX], "crm", "crm")

@@ -11,19 +11,26 @@ An incremental run rematches only the people whose match can have moved since th
 stage (see :func:`people_to_rematch`): rematching a million people takes minutes, and a run every
 few minutes that changed a thousand records must not. The full run (nightly by default)
 rematches everyone, which also picks up the rarer, indirect moves.
+
+People go through the matcher in chunks of ``MATCH_CHUNK``, each with its own previous matches,
+and each chunk's changes are written before the next is read: the account index is built once,
+but a full rematch of 1.7 million people never holds 1.7 million records, results and stored
+rows at once (it held 6 GB that way). The existing contacts, which the contact-domain signal
+and the most-contacts tie-breaker read, are loaded with only the fields those read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, func, or_, select
 
 from config.matching import MatchingConfig
-from matching.engine import match
+from matching.engine import Matcher
 from matching.link import link_accounts
+from matching.parallel import match_in_processes
 from matching.types import AccountLinkResult, MatchResult, Pin, PreviousMatch
 from store.records import AccountRecord, PersonRecord
 from store.schema import Account, AccountLink, Activity, Match, Person, Run
@@ -33,6 +40,13 @@ from store.upsert import upsert
 _ACCOUNT_COLUMNS = [Account.__table__.c[f] for f in AccountRecord.__dataclass_fields__]
 _PERSON_COLUMNS = [Person.__table__.c[f] for f in PersonRecord.__dataclass_fields__]
 _WRITE_BATCH = 10_000
+# People matched and written per chunk: big enough that per-chunk queries cost nothing, small
+# enough that a chunk's records and results stay far below the account index in memory.
+MATCH_CHUNK = 50_000
+# What the matcher reads of an existing contact (see matching.engine.Matcher: its account and
+# the email that may name the company's domain); the other PersonRecord fields stay empty.
+_CONTACT_COLUMNS = (Person.id, Person.crm, Person.crm_id, Person.kind, Person.first_name, Person.last_name,
+                    Person.email, Person.account_crm_id)
 
 
 @dataclass
@@ -46,6 +60,13 @@ class MatchOutcome:
     changed_people: set[int] = field(default_factory=set)  # person ids whose account changed
     links: int = 0
     changed_links: int = 0
+
+    def add(self, chunk: MatchOutcome) -> None:
+        """Fold one chunk's counts and moves into this outcome."""
+        self.people += chunk.people
+        for decision, n in chunk.by_decision.items():
+            self.by_decision[decision] = self.by_decision.get(decision, 0) + n
+        self.changed_people |= chunk.changed_people
 
     @property
     def matched(self) -> int:
@@ -70,6 +91,30 @@ def load_people(conn: Connection, only_ids: Iterable[int] | None = None, kind: s
     wanted = sorted(set(only_ids))
     return [PersonRecord(*r) for start in range(0, len(wanted), _WRITE_BATCH)
             for r in conn.execute(query.where(Person.id.in_(wanted[start:start + _WRITE_BATCH])))]
+
+
+def load_contacts_for_matching(conn: Connection) -> list[PersonRecord]:
+    """Every live contact that names its CRM account, with only the fields the matcher reads of it."""
+    rows = conn.execute(select(*_CONTACT_COLUMNS).where(
+        Person.is_deleted.is_(False), Person.kind == "contact", Person.account_crm_id.is_not(None)))
+    return [PersonRecord(pid, crm, crm_id, kind, first, last, email, account_crm_id=account)
+            for pid, crm, crm_id, kind, first, last, email, account in rows]
+
+
+def _people_chunks(conn: Connection, only_ids: Sequence[int] | None) -> Iterator[list[PersonRecord]]:
+    """Live people in id order, ``MATCH_CHUNK`` at a time: everyone, or the sorted ``only_ids``."""
+    if only_ids is not None:
+        for start in range(0, len(only_ids), MATCH_CHUNK):
+            yield load_people(conn, only_ids[start:start + MATCH_CHUNK])
+        return
+    query = select(*_PERSON_COLUMNS).where(Person.is_deleted.is_(False)).order_by(Person.id).limit(MATCH_CHUNK)
+    after = 0
+    while True:
+        chunk = [PersonRecord(*r) for r in conn.execute(query.where(Person.id > after))]
+        if not chunk:
+            return
+        yield chunk
+        after = chunk[-1].id
 
 
 def last_match_start(conn: Connection, recent_runs: int = 200) -> datetime | None:
@@ -124,13 +169,17 @@ def decision_counts(conn: Connection) -> dict[str, int]:
     return {decision: int(n) for decision, n in rows}
 
 
-def load_previous(conn: Connection) -> tuple[dict[int, PreviousMatch], dict[int, Pin], dict[int, tuple]]:
-    """Last run's matches (for the stability rule), admin pins, and the stored rows (for diffing)."""
+def load_previous(
+    conn: Connection, person_ids: Sequence[int]
+) -> tuple[dict[int, PreviousMatch], dict[int, Pin], dict[int, tuple]]:
+    """These people's last matches (for the stability rule), admin pins, and stored rows (for diffing)."""
     previous: dict[int, PreviousMatch] = {}
     pins: dict[int, Pin] = {}
     stored: dict[int, tuple] = {}
-    rows = conn.execute(select(Match.person_id, Match.account_id, Match.decision, Match.confidence, Match.method,
-                               Match.reason, Match.pinned, Match.pinned_by))
+    query = select(Match.person_id, Match.account_id, Match.decision, Match.confidence, Match.method,
+                   Match.reason, Match.pinned, Match.pinned_by)
+    rows = (row for start in range(0, len(person_ids), _WRITE_BATCH)
+            for row in conn.execute(query.where(Match.person_id.in_(person_ids[start:start + _WRITE_BATCH]))))
     for person_id, account_id, decision, confidence, method, reason, pinned, pinned_by in rows:
         previous[person_id] = PreviousMatch(account_id, confidence, decision)
         stored[person_id] = (account_id, decision, confidence, method, reason)
@@ -235,20 +284,17 @@ def run_match_stage(
             if since is not None:
                 only_people, relink = people_to_rematch(conn, since)
         accounts = load_accounts(conn) if only_people is None or only_people or relink else []
-        if only_people is None:
-            people = load_people(conn)
-            contacts = [p for p in people if p.kind == "contact"]
-        else:
-            people = load_people(conn, only_people) if only_people else []
-            contacts = load_people(conn, kind="contact") if people else []
-        results: list[MatchResult] = []
-        stored: dict[int, tuple] = {}
-        pins: dict[int, Pin] = {}
-        if people:
-            previous, pins, stored = load_previous(conn)
-            results = match(people, accounts, config, previous=previous, pins=pins,
-                            last_activity=last_activity_by_account(conn, accounts), contacts=contacts)
-        outcome = write_matches(conn, results, stored, pins)
+        wanted = None if only_people is None else sorted(set(only_people))
+        outcome = MatchOutcome()
+        if wanted is None or wanted:
+            contacts = load_contacts_for_matching(conn)
+            matcher = Matcher(accounts, config, contacts=contacts,
+                              last_activity=last_activity_by_account(conn, accounts))
+            del contacts  # read into the index; a million records need not outlive it
+            for people in _people_chunks(conn, wanted):
+                previous, pins, stored = load_previous(conn, [p.id for p in people])
+                results = match_in_processes(matcher, people, previous, pins, workers=1)
+                outcome.add(write_matches(conn, results, stored, pins))
         outcome.started_at = started_at
         outcome.incremental = only_people is not None
         if outcome.incremental:
