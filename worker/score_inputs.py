@@ -25,14 +25,18 @@ from config.scoring import ScoringConfig
 from scoring.catalogue import TYPE_CODE
 from scoring.columns import ActivityColumns, LoadReport
 from scoring.inputs import EntityIndex, ScoringInputs, assemble_inputs
-from store.records import OpportunityRecord
-from store.schema import AccountLink, Activity, Match, Opportunity
-from worker.match_stage import load_accounts, load_people
+from store.records import OpportunityRecord, PersonRecord
+from store.schema import AccountLink, Activity, Match, Opportunity, Person
+from worker.match_stage import load_accounts
 
 TIED = ("auto", "pinned", "crm")
 PARTITION_ROWS = 200_000
 
 _OPPORTUNITY_COLUMNS = [Opportunity.__table__.c[f] for f in OpportunityRecord.__dataclass_fields__]
+# What scoring reads of a person (keys, persona title, roll-up and conversion facts): at 1.7 million
+# people, leaving names, emails, companies and addresses unread saves over a gigabyte.
+_SCORED_PERSON_FIELDS = ("id", "crm", "crm_id", "kind", "title", "account_crm_id", "is_converted", "converted_at",
+                         "converted_account_crm_id", "created_at")
 
 
 class KeyLookup:
@@ -128,6 +132,13 @@ def _records(conn: Connection, cls: type, columns: list, where: object) -> Itera
     return (cls(*row) for row in conn.execute(select(*columns).where(where).order_by(columns[0])))
 
 
+def load_scored_people(conn: Connection) -> list[PersonRecord]:
+    """Every live person, in id order, with only the fields scoring reads (the others stay empty)."""
+    columns = [Person.__table__.c[f] for f in _SCORED_PERSON_FIELDS]
+    rows = conn.execute(select(*columns).where(Person.is_deleted.is_(False)).order_by(Person.id))
+    return [PersonRecord(**dict(zip(_SCORED_PERSON_FIELDS, row, strict=True))) for row in rows]
+
+
 def load_score_inputs(
     conn: Connection, config: ScoringConfig, *, partition_rows: int = PARTITION_ROWS
 ) -> ScoringInputs:
@@ -139,7 +150,7 @@ def load_score_inputs(
     matches: dict[int, int | None] = {}
     for person_id, account_id, decision in conn.execute(select(Match.person_id, Match.account_id, Match.decision)):
         matches[person_id] = canonical.get(account_id, account_id) if decision in TIED else None
-    people = load_people(conn)
+    people = load_scored_people(conn)
     opportunities = list(_records(conn, OpportunityRecord, _OPPORTUNITY_COLUMNS, Opportunity.is_deleted.is_(False)))
     index = EntityIndex.build(scored, people, aliases)
     report = LoadReport()
