@@ -151,11 +151,15 @@ class Matcher:
         """What the comparisons read about a company as a person (or another CRM) describes it."""
         normalized = self.company_name(name)
         code = country_code(country)
+        legal = self.normalizer.legal_form(name) if normalized else ""
+        slip_name, slip_legal = self.normalizer.legal_slip(normalized) if normalized.isascii() else ("", "")
         return Query(
             name=normalized,
             tokens=tuple(normalized.split()),
             key=ascii_key(normalized),
-            legal=self.normalizer.legal_form(name) if normalized else "",
+            legal=legal,
+            slip_name=slip_name,
+            slip_legal=" ".join(sorted({*legal.split(), *slip_legal.split()})) if slip_name else "",
             latin=written_in_latin(name),
             domains=self.corporate_domains(*domain_values),
             country=code,
@@ -224,6 +228,9 @@ class Matcher:
         # longer names that contain every typed word: the rivals the ambiguity rule must see
         extra = [p for p in labelled if p not in chosen and p not in excluded]
         extra += [p for p in containing if p not in chosen and p not in excluded][:limit]
+        if q.slip_name:  # 'acme gmh': the account named 'acme', whatever the pre-ranking thought of it
+            named = self.indexes[crm].by_name.get(q.slip_name, ())
+            extra += [p for p in named if p not in chosen and p not in excluded]
         return kept + extra
 
     def _name_ranking(self, crm: str, q: Query) -> tuple[list[tuple[float, int]], list[int], list[int]]:

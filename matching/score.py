@@ -38,6 +38,9 @@ class Query:
     state: str = ""
     city: str = ""
     phone: str = ""
+    # the name read as ending in a mistyped legal form ('acme gmh' -> 'acme', legal 'gmbh'), '' when it does not
+    slip_name: str = ""
+    slip_legal: str = ""
 
 
 def label_agrees(key: str, label: str) -> bool:
@@ -167,6 +170,8 @@ class Scorer:
         a_name = self.index.name[position]
         if q.name == a_name:
             return ("exact", weights.exact, f"name {q.name} = {a_name}"), 1.0
+        if q.slip_name and q.slip_name == a_name:
+            return ("typo", weights.typo, f"name {q.name} ~ {a_name} (legal form mistyped)"), 1.0
         if not q.name.isascii():
             return self._same_script_level(q, position)
         sim = self.name_similarity(q.name, q.tokens, position)
@@ -260,17 +265,18 @@ class Scorer:
         Only within one script: 'Ural Sistemy JSC' against 'ООО «Урал Системы»' is a translation, not evidence.
         """
         theirs = self.index.legal[position]
-        if not q.legal or not theirs or q.legal.isascii() != theirs.isascii():
+        mine = q.slip_legal if q.slip_name and q.slip_name == self.index.name[position] else q.legal
+        if not mine or not theirs or mine.isascii() != theirs.isascii():
             return None
         if q.latin != self.index.latin[position]:
             return None
         weights = self.config.name
-        if q.legal == theirs:
-            signal = ("same", weights.legal_form_same, f"legal form {q.legal}")
-        elif set(q.legal.split()) & set(theirs.split()):
-            signal = ("partial", weights.legal_form_partial, f"legal form {q.legal} ~ {theirs}")
+        if mine == theirs:
+            signal = ("same", weights.legal_form_same, f"legal form {mine}")
+        elif set(mine.split()) & set(theirs.split()):
+            signal = ("partial", weights.legal_form_partial, f"legal form {mine} ~ {theirs}")
         else:
-            signal = ("different", weights.legal_form_different, f"legal form {q.legal} != {theirs}")
+            signal = ("different", weights.legal_form_different, f"legal form {mine} != {theirs}")
         return signal if signal[1] else None  # a comparison configured to weigh nothing is not a reason
 
     def compare_geo(self, q: Query, position: int, signals: dict[str, Signal]) -> None:

@@ -284,3 +284,11 @@ def test_converted_leads_keep_the_account_they_were_converted_to() -> None:
     rolled = one(converted, [*accounts[:1], account(2, "Acme Holdings", parent_crm_id="A1")],
                  rules(rollup_to_parent=True))
     assert (rolled.account_id, rolled.matched_account_id) == (1, 2)
+
+
+def test_a_mistyped_legal_form_still_meets_the_account_name() -> None:
+    accounts = [account(1, "Mara Analytik GmbH", country="DE"), account(2, "Mara Inc.", country="US")]
+    result = one(lead(1, "Mara Analytik GmH", country="Germany"), accounts)
+    assert (result.decision, result.account_id) == ("auto", 1)
+    assert result.reasons["signals"]["name"] == ["typo", 4.5]
+    assert "legal form mistyped" in result.reason

@@ -208,3 +208,25 @@ def test_phones_in_e164() -> None:
     assert compare("+1 415 555 0100", "", "(415) 555-0100", "US", 3) == "same"
     assert compare("+1 415 555 0100", "", "(415) 555-0199", "US", 3) == "switchboard"
     assert compare("+1 415 555 0100", "", "(415) 556-0100", "US", 3) == ""
+
+
+@pytest.mark.parametrize(
+    ("typed", "name", "legal"),
+    [
+        ("Mara Analytik GmH", "mara analytik", "gmbh"),  # a dropped letter
+        ("Stone Star Group Incc.", "stone star group", "incorporated"),  # a doubled letter
+        ("Casworks Gruppo rSl", "casworks gruppo", "srl"),  # two letters swapped
+        ("Fortton Coporation Inc", "fortton", "corporation incorporated"),
+        ("Giordano  Sr.l.", "giordano", "srl"),  # a stray space in the legal form
+        ("Cook Group Pty Ld", "cook group", "limited proprietary"),
+        ("Feedback Loop", "", ""),  # a word, not a slip of a common legal form
+        ("Blue Ink", "", ""),  # 3-letter forms are only read through swapped or doubled letters
+        ("Acme", "", ""),
+    ],
+)
+def test_legal_forms_typed_with_a_slip_are_read_as_legal_forms(typed: str, name: str, legal: str) -> None:
+    slip_name, slip_legal = NORMALIZER.legal_slip(NORMALIZER.normalize(typed))
+    assert slip_name == name
+    if name:
+        merged = {*NORMALIZER.legal_form(typed).split(), *slip_legal.split()}
+        assert " ".join(sorted(merged)) == legal
