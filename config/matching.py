@@ -33,6 +33,10 @@ class DomainWeights(BaseModel):
         -1.5, description="same label, other suffix (acme.de vs acme.com, not two country suffixes): most often "
         "a sister company or a namesake abroad, not the account itself"
     )
+    other_tld_unlisted: float = Field(
+        2.0, description="same label, other suffix, the person's domain is a generic one (.com, .net) no account "
+        "holds and the person is in the account's country: the company's other domain (acme.com beside acme.de)"
+    )
     account_name: float = Field(
         2.0, description="the account has no website and the person's domain label is its name (ultus.com ~ Ultus)"
     )

@@ -79,6 +79,10 @@ def _country_suffix(registrable: str) -> bool:
 _GENERIC_CC = frozenset({"io", "co", "ai", "me", "tv", "cc", "ly", "gg", "to", "fm", "sh", "ws"})
 
 
+# A domain label this long is a name of its own (golden-creek-capital), not a word many companies register.
+_LONG_LABEL = 10
+
+
 def _key_similarity(a: str, b: str) -> float:
     """Similarity of two transliterated keys: whole-string, or the shorter inside the longer (a city prefix)."""
     if not a or not b:
@@ -251,10 +255,18 @@ class Scorer:
             return ("missing", 0.0, "")
         a_label = domain_label(a_reg)
         for _host, reg in q.domains:
-            if (len(a_label) >= 3 and domain_label(reg) == a_label and name_sim >= self.config.name.medium_at
+            if (len(a_label) >= 3 and domain_label(reg) == a_label and (name_sim >= self.config.name.medium_at
+                                                                         or not q.name)
                     and not (_country_suffix(reg) and _country_suffix(a_reg))):
                 # acme.de ~ acme.com; two national suffixes (acme.de, acme.fr) may be two companies
-                return ("other_tld", weights.other_tld, f"domain {reg} ~ {a_reg}")
+                if (weights.other_tld_unlisted and not listed and not _country_suffix(reg) and q.country
+                        and q.country == index.country[position] and (q.name or len(a_label) >= _LONG_LABEL)):
+                    # a generic domain no account holds, and the person is where the account is: the company's
+                    # other domain (acme.com beside acme.de), not a sister company abroad; a national one
+                    # (acme.de beside acme.com) is as often a namesake's
+                    return ("other_tld_unlisted", weights.other_tld_unlisted, f"domain {reg} ~ {a_reg}")
+                if q.name:
+                    return ("other_tld", weights.other_tld, f"domain {reg} ~ {a_reg}")
         if listed:
             return ("different", weights.different, f"domain {reg} != {a_reg} (another account's)")
         return ("unlisted", weights.unlisted, f"domain {reg} != {a_reg}")

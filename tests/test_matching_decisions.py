@@ -292,3 +292,13 @@ def test_a_mistyped_legal_form_still_meets_the_account_name() -> None:
     assert (result.decision, result.account_id) == ("auto", 1)
     assert result.reasons["signals"]["name"] == ["typo", 4.5]
     assert "legal form mistyped" in result.reason
+
+
+def test_a_generic_domain_no_account_holds_is_the_companys_other_domain_in_its_country() -> None:
+    accounts = [account(1, "Abor Servicios S.L.", website="aborservicios.es", country="ES")]
+    home = one(lead(1, "Abor Servicios", "ana@aborservicios.com", country="Spain"), accounts)
+    assert home.reasons["signals"]["domain"] == ["other_tld_unlisted", 2.0]
+    abroad = one(lead(2, "Abor Servicios", "ana@aborservicios.com", country="Mexico"), accounts)
+    assert abroad.reasons["signals"]["domain"] == ["other_tld", 2.5]  # a sister company abroad, as RULES weigh it
+    national = one(lead(3, "Abor Servicios", "ana@aborservicios.fr", country="Spain"), accounts)
+    assert national.reasons["signals"].get("domain", [""])[0] != "other_tld_unlisted"
