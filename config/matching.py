@@ -69,6 +69,10 @@ class NameWeights(BaseModel):
     legal_form_same: float = Field(0.8, description="both names carry the same legal form (Ltd = Limited)")
     legal_form_partial: float = Field(-1.0, description="legal forms overlap: 'GmbH' vs 'GmbH & Co. KG'")
     legal_form_different: float = Field(-2.5, description="both names carry a legal form and they differ")
+    legal_form_foreign: float = Field(
+        0.0, description="they differ, and the person's is one the accounts of the account's country hardly ever "
+        "carry ('Lange Limited' for Lange GmbH in Germany): a guess at the legal form, not another company's"
+    )
     other_script: float = Field(
         0.0, description="names in different scripts whose transliterations do not agree: unknown, not different"
     )

@@ -9,6 +9,8 @@ scored what it did: the per-signal breakdown is kept for the ``reasons`` JSON.
 from __future__ import annotations
 
 import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -93,6 +95,30 @@ def _key_similarity(a: str, b: str) -> float:
     return sim
 
 
+# A legal form on fewer than this share of a country's accounts is not one of that country's.
+_FOREIGN_SHARE = 0.02
+# ...judged only in countries with at least this many accounts that carry a legal form.
+_FOREIGN_MIN_ACCOUNTS = 30
+
+
+def legal_form_shares(countries: Sequence[str], legal_forms: Sequence[str]) -> dict[str, dict[str, float]]:
+    """{country: {legal form: share of the country's accounts with a legal form}}, from the accounts themselves.
+
+    Learnt from the CRM rather than listed, so it knows the forms of every country its accounts are in;
+    countries with too few accounts to tell are left out.
+    """
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for country, legal in zip(countries, legal_forms, strict=True):
+        if country and legal:
+            counts[country][legal] += 1
+    out: dict[str, dict[str, float]] = {}
+    for country, forms in counts.items():
+        total = sum(forms.values())
+        if total >= _FOREIGN_MIN_ACCOUNTS:
+            out[country] = {legal: n / total for legal, n in forms.items()}
+    return out
+
+
 def logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
 
@@ -104,6 +130,7 @@ class Scorer:
         self.index = index
         self.config = config
         self._last_query: tuple[tuple[str, ...], list[float], float] = ((), [], 0.0)
+        self._legal_share = legal_form_shares(index.country, index.legal)
 
     def _query_weights(self, q_tokens: tuple[str, ...]) -> tuple[list[float], float]:
         """IDF of each query token and their sum, computed once per query rather than per candidate."""
@@ -283,13 +310,25 @@ class Scorer:
         if q.latin != self.index.latin[position]:
             return None
         weights = self.config.name
+        country = self.index.country[position]
         if mine == theirs:
             signal = ("same", weights.legal_form_same, f"legal form {mine}")
         elif set(mine.split()) & set(theirs.split()):
             signal = ("partial", weights.legal_form_partial, f"legal form {mine} ~ {theirs}")
+        elif (country and q.country in ("", country) and self._foreign(mine, country)
+              and not self._foreign(theirs, country)):
+            # 'Lange Limited' for Lange GmbH in Germany: a form the country's companies do not use is the
+            # person's guess at the legal form, not another company's (a British namesake says GB)
+            signal = ("foreign", weights.legal_form_foreign, f"legal form {mine} != {theirs} (not used in "
+                      f"{country.upper()})")
         else:
             signal = ("different", weights.legal_form_different, f"legal form {mine} != {theirs}")
         return signal if signal[1] else None  # a comparison configured to weigh nothing is not a reason
+
+    def _foreign(self, legal: str, country: str) -> bool:
+        """Whether the accounts of a country (enough of them to tell) hardly ever carry this legal form."""
+        shares = self._legal_share.get(country)
+        return shares is not None and shares.get(legal, 0.0) < _FOREIGN_SHARE
 
     def compare_geo(self, q: Query, position: int, signals: dict[str, Signal]) -> None:
         """Country, state and city agreement, added to ``signals`` (a blank side adds nothing)."""

@@ -302,3 +302,16 @@ def test_a_generic_domain_no_account_holds_is_the_companys_other_domain_in_its_c
     assert abroad.reasons["signals"]["domain"] == ["other_tld", 2.5]  # a sister company abroad, as RULES weigh it
     national = one(lead(3, "Abor Servicios", "ana@aborservicios.fr", country="Spain"), accounts)
     assert national.reasons["signals"].get("domain", [""])[0] != "other_tld_unlisted"
+
+
+def test_a_legal_form_the_accounts_country_does_not_use_is_a_guess_not_another_company() -> None:
+    germans = [account(i, f"Firma{i} GmbH", country="DE") for i in range(10, 50)]
+    accounts = [account(1, "Lange GmbH", country="DE"), *germans]
+    config = rules(name={"legal_form_different": -2.5, "legal_form_foreign": -0.5})
+    guess = one(lead(1, "Lange Limited", country="Germany"), accounts, config)
+    assert guess.reasons["signals"]["legal"] == ["foreign", -0.5]
+    assert guess.decision == "auto"
+    assert "legal form limited != gmbh (not used in DE)" in guess.reason
+    # in Britain 'Limited' is a legal form of its own: there it says another company
+    british = one(lead(2, "Lange Limited", country="United Kingdom"), accounts, config)
+    assert british.reasons["signals"]["legal"] == ["different", -2.5]
