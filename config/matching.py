@@ -63,6 +63,10 @@ class NameWeights(BaseModel):
     low: float = Field(-1.0, description="similarity >= low_at")
     different: float = Field(-4.0, description="similarity below low_at")
     acronym: float = Field(3.0, description="one name is the initials of the other (IBM)")
+    prefix: float = Field(
+        4.5, description="the typed words (rare ones, no legal form) are the first words of the account's name "
+        "('Pyrwave' for Pyrwave Partners Ltd: the brand); another account the words fit sends it to review"
+    )
     domain_label: float = Field(
         4.5, description="the typed name is the account's domain label: 'Nagoya Tsushin' ~ nagoya-tsushin.co.jp"
     )

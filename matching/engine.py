@@ -30,7 +30,7 @@ from store.records import AccountRecord, PersonRecord
 _SIGNAL_ORDER = ("domain", "name", "legal", "country", "state", "city", "phone")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Name levels under which a domain match settles the query: no name-only candidate can do better.
-_AGREEING_NAMES = frozenset({"exact", "typo", "high", "domain_label", "other_script"})
+_AGREEING_NAMES = frozenset({"exact", "typo", "high", "prefix", "domain_label", "other_script"})
 # Query cores remembered for people who share them (same company typed the same way, same domain).
 _CACHE_LIMIT = 100_000
 # Pre-ranking scores (0-100) this close to the best are all scored, whatever max_candidates says.
@@ -298,7 +298,7 @@ class Matcher:
         return winner, f"tie of {len(tied)} broken by {decided_by}"
 
     def _doubt(self, index: AccountIndex, ranked: list[tuple[float, int, dict[str, Signal]]], position: int,
-               signals: dict[str, Signal], tied: bool) -> str | None:
+               signals: dict[str, Signal], tied: bool, typed: tuple[str, ...] = ()) -> str | None:
         """Why an auto match should rather be reviewed, if it should (``review_ambiguous``).
 
         Three cases: a tie-breaker had to choose between accounts that are not all tied to the
@@ -306,7 +306,8 @@ class Matcher:
         on the name alone and the person's city is not the account's (a namesake, or a branch the
         CRM may hold apart); or the match rests on the name alone and a longer account name contains
         it too (someone typed 'Abvo' and there are 'Abvo LLC' and 'Abvo International'), unless the
-        legal form tells them apart.
+        legal form tells them apart. A match on the first words of the name (``typed``, the brand) is
+        doubted as soon as another account's name holds those words too.
         """
         if tied:
             # accounts that all carry the person's own domain (as website or through contacts) are one company
@@ -323,11 +324,14 @@ class Matcher:
             return "only the name agrees and the city differs"
         if signals.get("legal", ("",))[0] == "same":
             return None  # a typed legal form that is the account's own says the full name was meant, not a brand
-        mine = set(index.tokens[position])
+        brand = signals.get("name", ("",))[0] == "prefix"
+        mine = set(typed) if brand else set(index.tokens[position])
         for other_conf, other, other_signals in ranked:
+            theirs = set(index.tokens[other])
             if (other != position and other_conf >= self.config.review_threshold
                     and other_signals.get("name", ("",))[0] in _AGREEING_NAMES
-                    and set(index.tokens[other]) > mine and other_signals.get("legal", ("",))[0] != "different"
+                    and (theirs >= mine if brand else theirs > mine)
+                    and other_signals.get("legal", ("",))[0] != "different"
                     and not _one_website(index, [position, other])):
                 account = index.accounts[other]
                 return f"the name also fits {account.name or account.crm_id}"
@@ -407,7 +411,7 @@ class Matcher:
             decision = "review"
             tie = f"runner-up within {self.config.ambiguity_margin:.2f}"
         elif decision == "auto" and self.config.review_ambiguous and stability is None:
-            doubt = self._doubt(index, ranked, position, signals, tie is not None)
+            doubt = self._doubt(index, ranked, position, signals, tie is not None, q.tokens)
             if doubt:
                 decision = "review"
         extra: dict[str, Any] = {"signals": _signals_json(signals), "candidates": len(ranked)}

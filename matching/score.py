@@ -81,6 +81,8 @@ def _country_suffix(registrable: str) -> bool:
 _GENERIC_CC = frozenset({"io", "co", "ai", "me", "tv", "cc", "ly", "gg", "to", "fm", "sh", "ws"})
 
 
+# A typed brand is read as the first words of an account's name when its rarest word is in at most this many names.
+_BRAND_ACCOUNTS = 3
 # A domain label this long is a name of its own (golden-creek-capital), not a word many companies register.
 _LONG_LABEL = 10
 
@@ -131,6 +133,7 @@ class Scorer:
         self.config = config
         self._last_query: tuple[tuple[str, ...], list[float], float] = ((), [], 0.0)
         self._legal_share = legal_form_shares(index.country, index.legal)
+        self._rare_query: tuple[tuple[str, ...], bool] = ((), False)
 
     def _query_weights(self, q_tokens: tuple[str, ...]) -> tuple[list[float], float]:
         """IDF of each query token and their sum, computed once per query rather than per candidate."""
@@ -209,6 +212,8 @@ class Scorer:
         detail = f"name {sim:.2f}"
         if _one_slip(q.tokens, self.index.tokens[position]) or (q.key and q.key == self.index.ascii[position]):
             return ("typo", weights.typo, f"name {q.name} ~ {a_name} (typo)"), sim
+        if weights.prefix > weights.high and self._leads_name(q, position):
+            return ("prefix", weights.prefix, f"name {q.name} ~ {a_name} (its first words)"), sim
         if sim >= weights.high_at:
             return ("high", weights.high, detail), sim
         if (len(q.tokens) == 1 and q.name == self.index.acronym[position]) or a_name == acronym(q.name):
@@ -218,6 +223,27 @@ class Scorer:
         if sim >= weights.low_at:
             return ("low", weights.low, detail), sim
         return ("different", weights.different, detail), sim
+
+    def _leads_name(self, q: Query, position: int) -> bool:
+        """Whether the typed words are the first words of the account's name, and rare ones.
+
+        'Pyrwave' for Pyrwave Partners Ltd: people type the brand. Rare means that at most
+        ``_BRAND_ACCOUNTS`` accounts carry the rarest typed word: every one of them is then scored, so a
+        second account the words also begin (Pyrwave Technologies) is seen and the ambiguity rule sends
+        the match to review, and a namesake outside the CRM is unlikely; 'Phillips' or 'United' begin
+        too many names to say which. A typed legal form says the full name was typed ('Pacworks Inc.'
+        is a namesake of Pacworks Labs Inc, not its brand).
+        """
+        a_tokens = self.index.tokens[position]
+        n = len(q.tokens)
+        if q.legal or not 0 < n < len(a_tokens) or a_tokens[:n] != q.tokens or len(q.key) < 4:
+            return False
+        cached = self._rare_query
+        if cached[0] is not q.tokens:
+            postings = self.index.postings
+            rare = any(t in postings and len(postings[t]) <= _BRAND_ACCOUNTS for t in q.tokens)
+            cached = self._rare_query = (q.tokens, rare)
+        return cached[1]
 
     def _same_script_level(self, q: Query, position: int) -> tuple[Signal, float]:
         """Two names in CJK, Arabic or Hebrew: one different ideograph or word is another company.

@@ -22,6 +22,7 @@ RULES_DATA = {
     "domain": {"exact": 6.0, "subdomain": 5.5, "contact": 4.0, "other_tld": 2.5, "account_name": 2.0,
                "different": -2.0, "unlisted": -2.0},
     "name": {"exact": 5.0, "typo": 4.5, "high": 3.5, "medium": 1.5, "low": -1.0, "different": -4.0, "acronym": 3.0,
+             "prefix": 0.0,
              "domain_label": 3.5, "legal_form_same": 0.0, "legal_form_partial": 0.0, "legal_form_different": 0.0,
              "other_script": 0.0},
     "geo": {"country_same": 1.0, "country_different": -3.0, "state_same": 0.5, "state_different": -0.5,
@@ -315,3 +316,19 @@ def test_a_legal_form_the_accounts_country_does_not_use_is_a_guess_not_another_c
     # in Britain 'Limited' is a legal form of its own: there it says another company
     british = one(lead(2, "Lange Limited", country="United Kingdom"), accounts, config)
     assert british.reasons["signals"]["legal"] == ["different", -2.5]
+
+
+def test_a_rare_brand_typed_alone_is_the_account_it_begins_unless_another_account_shares_it() -> None:
+    config = rules(name={"prefix": 4.5})
+    accounts = [account(1, "Pyrwave Partners Ltd", country="GB"),
+                account(2, "Pyrwave Technologies, Inc.", country="US")]
+    brand = one(lead(1, "Pyrwave", country="United Kingdom"), accounts, config)
+    assert (brand.decision, brand.account_id) == ("auto", 1)
+    assert brand.reasons["signals"]["name"] == ["prefix", 4.5]
+    assert "its first words" in brand.reason
+    # a legal form says the full name was typed: a namesake's, not the brand
+    assert one(lead(2, "Pyrwave Ltd", country="United Kingdom"), accounts, config).reasons["signals"]["name"][0] \
+        != "prefix"
+    # two accounts in the person's country begin with it: which one is for a person to say
+    rivals = [*accounts, account(3, "Pyrwave Energy Ltd", country="GB")]
+    assert one(lead(3, "Pyrwave", country="United Kingdom"), rivals, config).decision == "review"
