@@ -24,6 +24,7 @@ from matching.index import AccountIndex
 from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import collector_paused, match_in_processes
 from matching.score import Query, Scorer, Signal, logistic
+from matching.slips import known_one_edit_away
 from matching.types import MatchResult, Pin, PreviousMatch
 from store.records import AccountRecord, PersonRecord
 
@@ -35,6 +36,8 @@ _AGREEING_NAMES = frozenset({"exact", "typo", "high", "prefix", "domain_label", 
 _CACHE_LIMIT = 100_000
 # Pre-ranking scores (0-100) this close to the best are all scored, whatever max_candidates says.
 _NEAR_TOP = 3.0
+# Keys (name letters without spaces) at least this long are also looked up one slip away.
+_LONG_KEY = 10
 # Scored candidates kept per query key, for tie-breaking, stability and phone re-ranking.
 _KEEP = 5
 # The reason given to a person whose record holds no company name and no corporate domain.
@@ -241,7 +244,25 @@ class Matcher:
         if cached is not None:
             return cached
         index = self.indexes[crm]
-        positions = sorted(index.name_candidates(q.name, q.tokens, self.config.blocking.max_candidates * 5))
+        limit = self.config.blocking.max_candidates * 5
+        found_positions = index.name_candidates(q.name, q.tokens, limit)
+        unknown = False
+        for token in q.tokens:
+            if len(token) >= 4 and token.isascii() and token not in index.idf:
+                # a word no account has: the accounts with a word one slip from it ('dnyara' ~ 'dynara')
+                unknown = True
+                for word in known_one_edit_away(token, index.postings):
+                    found_positions.update(index.postings[word][:limit].tolist())
+        if q.slip_name:
+            found_positions.update(index.by_key.get(ascii_key(q.slip_name), ())[:limit])
+        spelt: list[int] = []  # accounts whose name or domain label is the typed name, spelt right
+        if unknown and len(q.key) >= _LONG_KEY:
+            # a misspelt romanized name finds the account whose domain (or name) spells it right:
+            # 'kobayashi deisakusho' ~ kobayashi-seisakusho.co.jp for 小林製作所株式会社
+            for key in known_one_edit_away(q.key, index.by_key):
+                spelt += index.by_key[key][:limit]
+            found_positions.update(spelt)
+        positions = sorted(found_positions)
         ranked: list[tuple[float, int]] = []
         labelled: list[int] = []
         containing: list[int] = []
@@ -249,7 +270,7 @@ class Matcher:
             keys = [index.ascii[p] for p in positions]
             ranked = [(score, positions[i]) for _, score, i in process.extract(
                 q.key, keys, scorer=fuzz.WRatio, limit=None, score_cutoff=self.config.blocking.prerank_cutoff)]
-            labelled = [p for p in positions if index.label_key[p] == q.key]
+            labelled = [p for p in positions if index.label_key[p] == q.key] + spelt
             words = set(q.tokens)
             token_sets = index.token_sets
             containing = [p for p in positions if words <= token_sets[p]]

@@ -19,7 +19,7 @@ from rapidfuzz.distance import OSA, Indel
 from config.matching import MatchingConfig
 from matching.domains import domain_label
 from matching.index import AccountIndex
-from matching.names import acronym
+from matching.names import acronym, ascii_key
 from matching.phones import compare as compare_phones
 
 # A signal: (level, weight, detail shown to people).
@@ -68,7 +68,15 @@ def _one_slip(mine: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
         return False
     a, b = slipped[0]
     # keyboard slips are a Latin-alphabet thing: one different character in a CJK name is another word
-    return a.isascii() and b.isascii() and min(len(a), len(b)) >= 5 and OSA.distance(a, b, score_cutoff=1) <= 1
+    return a.isascii() and b.isascii() and min(len(a), len(b)) >= 5 and _slip(a, b)
+
+
+def _slip(a: str, b: str) -> bool:
+    """One edit apart, but not by another first letter: names that differ only there are as often two
+    names (Corvo, Norvo; Telica, Belica) as one mistyped; two swapped first letters still count."""
+    if OSA.distance(a, b, score_cutoff=1) > 1:
+        return False
+    return a[0] == b[0] or a[:2] == b[1::-1]
 
 
 def _country_suffix(registrable: str) -> bool:
@@ -83,8 +91,9 @@ _GENERIC_CC = frozenset({"io", "co", "ai", "me", "tv", "cc", "ly", "gg", "to", "
 
 # A typed brand is read as the first words of an account's name when its rarest word is in at most this many names.
 _BRAND_ACCOUNTS = 3
-# A domain label this long is a name of its own (golden-creek-capital), not a word many companies register.
-_LONG_LABEL = 10
+# A domain label this long is a name of its own (golden-creek-capital), not a word many companies register;
+# a typed name this long (letters only) that is one slip from such a label means it.
+_LONG_LABEL = _LONG_KEY = 10
 
 
 def _key_similarity(a: str, b: str) -> float:
@@ -195,8 +204,12 @@ class Scorer:
             else:
                 best = self._other_script_level(q, position)
         label = index.label_key[position]
-        if label and q.key and best[0][1] < weights.domain_label and label_agrees(q.key, label):
-            best = (("domain_label", weights.domain_label, f"name {q.name} ~ {index.host[position]}"), best[1])
+        if label and q.key and best[0][1] < weights.domain_label:
+            if label_agrees(q.key, label) or (q.slip_name and label_agrees(ascii_key(q.slip_name), label)):
+                best = (("domain_label", weights.domain_label, f"name {q.name} ~ {index.host[position]}"), best[1])
+            elif (best[0][1] < weights.typo and len(q.key) >= _LONG_KEY and len(label) >= _LONG_KEY
+                  and q.key.isascii() and _slip(q.key, label)):
+                best = (("typo", weights.typo, f"name {q.name} ~ {index.host[position]} (typo)"), best[1])
         return best
 
     def _direct_name_level(self, q: Query, position: int) -> tuple[Signal, float]:

@@ -10,7 +10,7 @@ turn real words into legal forms ('Blue Loop' is not a mistyped co-op, nor 'Appl
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 _ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 # Keys beside each letter on its row of a QWERTY keyboard.
@@ -52,3 +52,31 @@ def slip_table(words: Iterable[str], min_length: int = 3) -> dict[str, str]:
             if slipped not in known and len(slipped) >= 3:
                 table.setdefault(slipped, word)
     return table
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def known_one_edit_away(word: str, vocabulary: Container[str]) -> list[str]:
+    """Words of ``vocabulary`` one edit from ``word`` (a letter dropped, added, changed, or two swapped).
+
+    How a misspelt name word that no account has ('dnyara') finds the word it stands for ('dynara'):
+    character n-grams miss a slip near the start of a short word, and looking up the ~50 x length
+    spellings one edit away is cheap next to scoring (it is done once per distinct typed name).
+    """
+    found: list[str] = []
+    seen: set[str] = set()
+    n = len(word)
+    for i in range(n + 1):
+        head, tail = word[:i], word[i:]
+        edits = [head + ch + tail for ch in _LETTERS]  # added
+        if tail:
+            edits.append(head + tail[1:])  # dropped
+            edits += [head + ch + tail[1:] for ch in _LETTERS if ch != tail[0]]  # changed
+            if len(tail) > 1 and tail[0] != tail[1]:
+                edits.append(head + tail[1] + tail[0] + tail[2:])  # swapped
+        for edit in edits:
+            if edit in vocabulary and edit not in seen:
+                seen.add(edit)
+                found.append(edit)
+    return found

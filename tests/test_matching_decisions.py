@@ -332,3 +332,20 @@ def test_a_rare_brand_typed_alone_is_the_account_it_begins_unless_another_accoun
     # two accounts in the person's country begin with it: which one is for a person to say
     rivals = [*accounts, account(3, "Pyrwave Energy Ltd", country="GB")]
     assert one(lead(3, "Pyrwave", country="United Kingdom"), rivals, config).decision == "review"
+
+
+def test_a_misspelt_word_no_account_has_finds_the_word_it_stands_for() -> None:
+    accounts = [account(1, "Dynara Capital LLC", country="US"), account(2, "Casara Capital LLC", country="US"),
+                *(account(i, f"Firm{i} Capital LLC", country="US") for i in range(10, 40))]
+    result = one(lead(1, "Dnyara Capital LLC", country="US"), accounts, rules(name={"legal_form_same": 0.8}))
+    assert (result.decision, result.account_id) == ("auto", 1)
+    assert result.reasons["signals"]["name"][0] == "typo"
+
+
+def test_a_misspelt_romanized_name_finds_the_account_whose_domain_spells_it() -> None:
+    accounts = [account(1, "小林製作所株式会社", website="kobayashi-seisakusho.co.jp", country="JP")]
+    result = one(lead(1, "Kobayashi Deisakusho", country="Japan"), accounts)
+    assert result.account_id == 1
+    assert result.reasons["signals"]["name"][0] == "typo"
+    # another first letter is another name, not a slip (Corvo, Norvo)
+    assert one(lead(2, "Nobayashi Seisakusho", country="Japan"), accounts).decision == "none"

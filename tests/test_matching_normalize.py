@@ -230,3 +230,14 @@ def test_legal_forms_typed_with_a_slip_are_read_as_legal_forms(typed: str, name:
     if name:
         merged = {*NORMALIZER.legal_form(typed).split(), *slip_legal.split()}
         assert " ".join(sorted(merged)) == legal
+
+
+def test_known_words_one_edit_away() -> None:
+    from matching.slips import known_one_edit_away
+
+    vocabulary = {"dynara", "capital", "cenly", "amora"}
+    assert known_one_edit_away("dnyara", vocabulary) == ["dynara"]  # swapped
+    assert known_one_edit_away("capitl", vocabulary) == ["capital"]  # dropped
+    assert known_one_edit_away("cenlyy", vocabulary) == ["cenly"]  # added
+    assert known_one_edit_away("amorq", vocabulary) == ["amora"]  # changed
+    assert known_one_edit_away("globex", vocabulary) == []
