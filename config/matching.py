@@ -58,6 +58,10 @@ class NameWeights(BaseModel):
 
     exact: float = Field(5.5, description="identical normalized names")
     typo: float = Field(4.5, description="the same words but one, off by a single slip ('Acme Sytems')")
+    abbreviated: float = Field(
+        4.5, description="the same words in the same order, some shortened ('Crystal Port Sol' ~ Crystal Port "
+        "Solutions)"
+    )
     high: float = Field(3.0, description="similarity >= high_at")
     medium: float = Field(1.0, description="similarity >= medium_at")
     low: float = Field(-1.0, description="similarity >= low_at")

@@ -31,7 +31,7 @@ from store.records import AccountRecord, PersonRecord
 _SIGNAL_ORDER = ("domain", "name", "legal", "country", "state", "city", "phone")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Name levels under which a domain match settles the query: no name-only candidate can do better.
-_AGREEING_NAMES = frozenset({"exact", "typo", "high", "prefix", "domain_label", "other_script"})
+_AGREEING_NAMES = frozenset({"exact", "typo", "abbreviated", "high", "prefix", "domain_label", "other_script"})
 # Query cores remembered for people who share them (same company typed the same way, same domain).
 _CACHE_LIMIT = 100_000
 # Pre-ranking scores (0-100) this close to the best are all scored, whatever max_candidates says.

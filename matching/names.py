@@ -34,7 +34,8 @@ _NOT_ALNUM = re.compile(r"[\W_]+")  # exactly the characters str.isalnum() rejec
 # Variants that mean the same word; each maps to one canonical spelling (canonical maps to itself).
 ABBREVIATIONS: dict[str, str] = {
     "intl": "international", "int": "international", "internat": "international",
-    "tech": "technology", "technologies": "technology", "techs": "technology",
+    "tech": "technology", "technologies": "technology", "techs": "technology", "technologie": "technology",
+    "internacional": "international", "assoc": "associates", "assocs": "associates",
     "sys": "systems", "system": "systems",
     "svc": "services", "svcs": "services", "service": "services", "srvcs": "services",
     "mfg": "manufacturing", "mfrs": "manufacturing",

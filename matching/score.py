@@ -79,6 +79,32 @@ def _slip(a: str, b: str) -> bool:
     return a[0] == b[0] or a[:2] == b[1::-1]
 
 
+def _abbreviated(mine: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
+    """The same words in the same order, some of them shortened ('crystal port sol' ~ 'crystal port solutions');
+    at least one word is spelt out in both, so a string of initials is not taken for a name."""
+    if len(mine) != len(theirs) or len(mine) < 2:
+        return False
+    shortened = 0
+    for a, b in zip(mine, theirs, strict=True):
+        if a != b:
+            if not abbreviates(a, b):
+                return False
+            shortened += 1
+    return 0 < shortened < len(mine)
+
+
+def abbreviates(short: str, word: str) -> bool:
+    """Whether ``short`` is a usual shortening of ``word``: its first letter, then some of its letters in order,
+    and at least two letters shorter ('sol' solutions, 'nets' networks, 'dl' dienstleistungen, 'mfg').
+
+    What the abbreviation table does not list; within a name whose other words agree it is a good sign.
+    """
+    if len(short) < 2 or len(word) < len(short) + 2 or short[0] != word[0] or not short.isalpha():
+        return False
+    rest = iter(word[1:])
+    return all(ch in rest for ch in short[1:])
+
+
 def _country_suffix(registrable: str) -> bool:
     """Whether a registrable domain ends in a country-code TLD (acme.co.uk, acme.de), not a generic one."""
     last = registrable.rsplit(".", 1)[-1]
@@ -89,6 +115,8 @@ def _country_suffix(registrable: str) -> bool:
 _GENERIC_CC = frozenset({"io", "co", "ai", "me", "tv", "cc", "ly", "gg", "to", "fm", "sh", "ws"})
 
 
+# Credit of a word for its abbreviation (below a word spelt out, above a misspelt one's threshold).
+_ABBREVIATED = 0.9
 # A typed brand is read as the first words of an account's name when its rarest word is in at most this many names.
 _BRAND_ACCOUNTS = 3
 # A domain label this long is a name of its own (golden-creek-capital), not a word many companies register;
@@ -175,11 +203,17 @@ class Scorer:
         for token, weight in zip(q_tokens, q_idf, strict=True):
             if token in a_tokens:
                 shared += weight
-            elif len(token) >= 4:
-                best, other = max(((Indel.normalized_similarity(token, o), o) for o in a_tokens if len(o) >= 4),
-                                  default=(0.0, ""))
+            else:
+                best, other = 0.0, ""
+                if len(token) >= 4:
+                    best, other = max(((Indel.normalized_similarity(token, o), o) for o in a_tokens if len(o) >= 4),
+                                      default=(0.0, ""))
+                if best < 0.8:
+                    other = next((o for o in a_tokens if o not in q_tokens and abbreviates(token, o)), "")
+                    best = _ABBREVIATED if other else 0.0
                 if best >= 0.8:
-                    # a misspelt token is unknown to the index, so it borrows the weight of the word it matches
+                    # a misspelt or shortened token is unknown to the index, so it borrows the weight of the word
+                    # it stands for
                     shared += min(weight, idf(other)) * best
                     q_weight += idf(other) - weight
         dice = min(1.0, 2.0 * shared / (q_weight + a_weight)) if q_weight + a_weight > 0 else 0.0
@@ -225,6 +259,8 @@ class Scorer:
         detail = f"name {sim:.2f}"
         if _one_slip(q.tokens, self.index.tokens[position]) or (q.key and q.key == self.index.ascii[position]):
             return ("typo", weights.typo, f"name {q.name} ~ {a_name} (typo)"), sim
+        if _abbreviated(q.tokens, self.index.tokens[position]):
+            return ("abbreviated", weights.abbreviated, f"name {q.name} ~ {a_name} (abbreviated)"), sim
         if weights.prefix > weights.high and self._leads_name(q, position):
             return ("prefix", weights.prefix, f"name {q.name} ~ {a_name} (its first words)"), sim
         if sim >= weights.high_at:

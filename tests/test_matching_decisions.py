@@ -349,3 +349,10 @@ def test_a_misspelt_romanized_name_finds_the_account_whose_domain_spells_it() ->
     assert result.reasons["signals"]["name"][0] == "typo"
     # another first letter is another name, not a slip (Corvo, Norvo)
     assert one(lead(2, "Nobayashi Seisakusho", country="Japan"), accounts).decision == "none"
+
+
+def test_shortened_words_are_the_words_they_shorten() -> None:
+    accounts = [account(1, "Crystal Port Solutions SA", country="FR"), account(2, "Crystal Port GmbH", country="DE")]
+    result = one(lead(1, "Crystal Port Sol SA", country="France"), accounts, rules(name={"abbreviated": 4.5}))
+    assert (result.decision, result.account_id) == ("auto", 1)
+    assert result.reasons["signals"]["name"] == ["abbreviated", 4.5]

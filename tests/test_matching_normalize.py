@@ -241,3 +241,10 @@ def test_known_words_one_edit_away() -> None:
     assert known_one_edit_away("cenlyy", vocabulary) == ["cenly"]  # added
     assert known_one_edit_away("amorq", vocabulary) == ["amora"]  # changed
     assert known_one_edit_away("globex", vocabulary) == []
+
+
+def test_abbreviations_not_in_the_table() -> None:
+    from matching.score import abbreviates
+
+    assert abbreviates("sol", "solutions") and abbreviates("nets", "networks") and abbreviates("dl", "dienstleistungen")
+    assert not abbreviates("sol", "sol") and not abbreviates("nets", "ntworks") and not abbreviates("olu", "solutions")
