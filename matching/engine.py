@@ -327,8 +327,9 @@ class Matcher:
         on the name alone and the person's city is not the account's (a namesake, or a branch the
         CRM may hold apart); or the match rests on the name alone and a longer account name contains
         it too (someone typed 'Abvo' and there are 'Abvo LLC' and 'Abvo International'), unless the
-        legal form tells them apart. A match on the first words of the name (``typed``, the brand) is
-        doubted as soon as another account's name holds those words too.
+        legal form tells them apart, or the person's city is the account's and not the other's. A match
+        on the first words of the name (``typed``, the brand) is doubted as soon as another account's
+        name holds those words too.
         """
         if tied:
             # accounts that all carry the person's own domain (as website or through contacts) are one company
@@ -347,8 +348,11 @@ class Matcher:
             return None  # a typed legal form that is the account's own says the full name was meant, not a brand
         brand = signals.get("name", ("",))[0] == "prefix"
         mine = set(typed) if brand else set(index.tokens[position])
+        here = signals.get("city", ("",))[0] == "same"
         for other_conf, other, other_signals in ranked:
             theirs = set(index.tokens[other])
+            if here and other_signals.get("city", ("",))[0] == "different":
+                continue  # the person's city is the account's and not the other's: the city says which
             if (other != position and other_conf >= self.config.review_threshold
                     and other_signals.get("name", ("",))[0] in _AGREEING_NAMES
                     and (theirs >= mine if brand else theirs > mine)

@@ -356,3 +356,14 @@ def test_shortened_words_are_the_words_they_shorten() -> None:
     result = one(lead(1, "Crystal Port Sol SA", country="France"), accounts, rules(name={"abbreviated": 4.5}))
     assert (result.decision, result.account_id) == ("auto", 1)
     assert result.reasons["signals"]["name"] == ["abbreviated", 4.5]
+
+
+def test_a_longer_name_elsewhere_does_not_doubt_a_match_in_the_persons_city() -> None:
+    config = rules(geo={"city_same": 1.0, "city_different": -1.0}, name={"prefix": 4.5})
+    accounts = [account(1, "Globra GmbH", country="DE", city="Frankfurt am Main"),
+                account(2, "Globra Gruppe AG", country="DE", city="Hamburg")]
+    here = one(lead(1, "Globra", country="Germany", city="Frankfurt am Main"), accounts, config)
+    assert (here.decision, here.account_id) == ("auto", 1)
+    nowhere = one(lead(2, "Globra", country="Germany"), accounts, config)
+    assert nowhere.decision == "review"
+    assert "the name also fits Globra Gruppe AG" in nowhere.reason
