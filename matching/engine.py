@@ -19,7 +19,7 @@ from rapidfuzz import fuzz, process
 
 from config.matching import MatchingConfig
 from matching.domains import FreeMail, host_of, is_personal_domain, registrable_domain
-from matching.geo import city_key, country_code, state_code
+from matching.geo import city_key, countries_of_cities, country_code, state_code
 from matching.index import AccountIndex
 from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import collector_paused, match_in_processes
@@ -106,7 +106,16 @@ class Matcher:
                 crm: AccountIndex(accs, self.normalizer, self.free_mail, config.blocking)
                 for crm, accs in by_crm.items()
             }
-        self.scorers = {crm: Scorer(index, config) for crm, index in self.indexes.items()}
+        # where an account or a person with a city and no country is (learnt from the accounts with both)
+        self.city_country = countries_of_cities(
+            (c, k) for index in self.indexes.values() for c, k in zip(index.city, index.country, strict=True))
+        inferred: dict[str, set[int]] = {}
+        for crm, index in self.indexes.items():
+            inferred[crm] = {p for p, (c, k) in enumerate(zip(index.city, index.country, strict=True))
+                             if not k and c in self.city_country}
+            for p in inferred[crm]:
+                index.country[p] = self.city_country[index.city[p]]
+        self.scorers = {crm: Scorer(index, config, inferred[crm]) for crm, index in self.indexes.items()}
         self._free_cache: dict[str, bool] = {}
         self._core_cache: dict[tuple[str, Any], list[tuple[float, int, dict[str, Signal]]]] = {}
         self._name_cache: dict[tuple[str, str, str], tuple[list[tuple[float, int]], list[int], list[int]]] = {}
@@ -153,7 +162,7 @@ class Matcher:
     ) -> Query:
         """What the comparisons read about a company as a person (or another CRM) describes it."""
         normalized = self.company_name(name)
-        code = country_code(country)
+        code = country_code(country) or self.city_country.get(city_key(city), "")
         legal = self.normalizer.legal_form(name) if normalized else ""
         slip_name, slip_legal = self.normalizer.legal_slip(normalized) if normalized.isascii() else ("", "")
         return Query(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -165,9 +165,10 @@ def logistic(x: float) -> float:
 class Scorer:
     """Scores pairs against one account index with one configuration."""
 
-    def __init__(self, index: AccountIndex, config: MatchingConfig) -> None:
+    def __init__(self, index: AccountIndex, config: MatchingConfig, inferred_country: Collection[int] = ()) -> None:
         self.index = index
         self.config = config
+        self.inferred_country = inferred_country  # positions whose country was read from their city
         self._last_query: tuple[tuple[str, ...], list[float], float] = ((), [], 0.0)
         self._legal_share = legal_form_shares(index.country, index.legal)
         self._rare_query: tuple[tuple[str, ...], bool] = ((), False)
@@ -411,11 +412,12 @@ class Scorer:
         index = self.index
         if q.country:
             theirs = index.country[position]
+            where = f" (city {index.city[position]})" if position in self.inferred_country else ""
             if theirs == q.country:
-                signals["country"] = ("same", g.country_same, f"country {q.country.upper()}")
+                signals["country"] = ("same", g.country_same, f"country {q.country.upper()}{where}")
             elif theirs and len(theirs) == len(q.country) == 2:
                 # a spelling pycountry does not know is not evidence of another country
-                signals["country"] = ("different", g.country_different, f"country {q.country} != {theirs}")
+                signals["country"] = ("different", g.country_different, f"country {q.country} != {theirs}{where}")
         if q.state:
             theirs = index.state[position]
             if theirs == q.state:

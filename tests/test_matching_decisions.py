@@ -367,3 +367,14 @@ def test_a_longer_name_elsewhere_does_not_doubt_a_match_in_the_persons_city() ->
     nowhere = one(lead(2, "Globra", country="Germany"), accounts, config)
     assert nowhere.decision == "review"
     assert "the name also fits Globra Gruppe AG" in nowhere.reason
+
+
+def test_a_city_the_accounts_place_in_one_country_stands_for_that_country() -> None:
+    seattle = [account(i, f"Firm{i} LLC", country="US", city="Seattle") for i in range(10, 14)]
+    accounts = [account(1, "Norly Limited", city="Seattle"), *seattle]
+    result = one(lead(1, "Norly", country="Italy"), accounts)
+    assert result.decision == "none"
+    assert "country IT != US (city seattle)" in result.reason
+    # and a person with a city and no country is placed the same way
+    home = one(lead(2, "Norly", city="Seattle"), accounts)
+    assert home.reasons["signals"]["country"][0] == "same"
