@@ -23,7 +23,7 @@ from matching.geo import city_key, countries_of_cities, country_code, state_code
 from matching.index import AccountIndex
 from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import collector_paused, match_in_processes
-from matching.score import Query, Scorer, Signal, logistic
+from matching.score import Query, Scorer, Signal, abbreviated_words, logistic
 from matching.slips import known_one_edit_away
 from matching.types import MatchResult, Pin, PreviousMatch
 from store.records import AccountRecord, PersonRecord
@@ -271,6 +271,11 @@ class Matcher:
             for key in known_one_edit_away(q.key, index.by_key):
                 spelt += index.by_key[key][:limit]
             found_positions.update(spelt)
+        if not found_positions and len(q.tokens) >= 3:
+            # every word too common to search by and the name as typed is no account's: one with a stray last
+            # word or two ('johnson holdings ibc', 'united way group inc group') may be an account's name
+            for size in (1, 2):
+                found_positions.update(index.by_name.get(" ".join(q.tokens[:-size]), ())[:limit])
         positions = sorted(found_positions)
         ranked: list[tuple[float, int]] = []
         labelled: list[int] = []
@@ -280,6 +285,8 @@ class Matcher:
             ranked = [(score, positions[i]) for _, score, i in process.extract(
                 q.key, keys, scorer=fuzz.WRatio, limit=None, score_cutoff=self.config.blocking.prerank_cutoff)]
             labelled = [p for p in positions if index.label_key[p] == q.key] + spelt
+            # 'primix corp sol' is too short a string to pre-rank well against 'primix corporation solutions'
+            labelled += [p for p in positions if abbreviated_words(q.tokens, index.tokens[p])]
             words = set(q.tokens)
             token_sets = index.token_sets
             containing = [p for p in positions if words <= token_sets[p]]

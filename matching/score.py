@@ -79,7 +79,7 @@ def _slip(a: str, b: str) -> bool:
     return a[0] == b[0] or a[:2] == b[1::-1]
 
 
-def _abbreviated(mine: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
+def abbreviated_words(mine: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
     """The same words in the same order, some of them shortened ('crystal port sol' ~ 'crystal port solutions');
     at least one word is spelt out in both, so a string of initials is not taken for a name."""
     if len(mine) != len(theirs) or len(mine) < 2:
@@ -260,7 +260,7 @@ class Scorer:
         detail = f"name {sim:.2f}"
         if _one_slip(q.tokens, self.index.tokens[position]) or (q.key and q.key == self.index.ascii[position]):
             return ("typo", weights.typo, f"name {q.name} ~ {a_name} (typo)"), sim
-        if _abbreviated(q.tokens, self.index.tokens[position]):
+        if abbreviated_words(q.tokens, self.index.tokens[position]):
             return ("abbreviated", weights.abbreviated, f"name {q.name} ~ {a_name} (abbreviated)"), sim
         if weights.prefix > weights.high and self._leads_name(q, position):
             return ("prefix", weights.prefix, f"name {q.name} ~ {a_name} (its first words)"), sim

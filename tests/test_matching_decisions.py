@@ -378,3 +378,13 @@ def test_a_city_the_accounts_place_in_one_country_stands_for_that_country() -> N
     # and a person with a city and no country is placed the same way
     home = one(lead(2, "Norly", city="Seattle"), accounts)
     assert home.reasons["signals"]["country"][0] == "same"
+
+
+def test_candidates_for_shortened_names_and_for_common_words_with_a_stray_last_word() -> None:
+    accounts = [account(1, "Primix Corporation Solutions LLC", country="US"),
+                account(2, "Johnson Holdings Inc.", country="US", city="Denver"),
+                *(account(10 + i, f"Johnson Holdings {i}", country="US") for i in range(250))]
+    shortened, stray = match([lead(1, "Primix Corp Sol LLC", country="US"),
+                              lead(2, "Johnson Holdings Ibc.", country="US", city="Denver")], accounts, DEFAULT)
+    assert (shortened.account_id, shortened.reasons["signals"]["name"][0]) == (1, "abbreviated")
+    assert (stray.decision, stray.account_id) == ("review", 2)  # 'johnson' and 'holdings' are too common to search by
