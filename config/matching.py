@@ -71,6 +71,10 @@ class NameWeights(BaseModel):
         4.5, description="the typed words (rare ones, no legal form) are the first words of the account's name "
         "('Pyrwave' for Pyrwave Partners Ltd: the brand); another account the words fit sends it to review"
     )
+    prefix_country: float = Field(
+        3.0, description="the typed words begin the name of the only account of the person's country that has "
+        "them, though accounts abroad have them too ('Norly' in Italy: Norly Gruppo S.r.l.): worth a review"
+    )
     domain_label: float = Field(
         4.5, description="the typed name is the account's domain label: 'Nagoya Tsushin' ~ nagoya-tsushin.co.jp"
     )

@@ -31,7 +31,8 @@ from store.records import AccountRecord, PersonRecord
 _SIGNAL_ORDER = ("domain", "name", "legal", "country", "state", "city", "phone")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Name levels under which a domain match settles the query: no name-only candidate can do better.
-_AGREEING_NAMES = frozenset({"exact", "typo", "abbreviated", "high", "prefix", "domain_label", "other_script"})
+_AGREEING_NAMES = frozenset({"exact", "typo", "abbreviated", "high", "prefix", "prefix_country", "domain_label",
+                             "other_script"})
 # Query cores remembered for people who share them (same company typed the same way, same domain).
 _CACHE_LIMIT = 100_000
 # Pre-ranking scores (0-100) this close to the best are all scored, whatever max_candidates says.
@@ -362,7 +363,7 @@ class Matcher:
             return "only the name agrees and the city differs"
         if signals.get("legal", ("",))[0] == "same":
             return None  # a typed legal form that is the account's own says the full name was meant, not a brand
-        brand = signals.get("name", ("",))[0] == "prefix"
+        brand = signals.get("name", ("",))[0] in ("prefix", "prefix_country", "domain_label")
         mine = set(typed) if brand else set(index.tokens[position])
         here = signals.get("city", ("",))[0] == "same"
         for other_conf, other, other_signals in ranked:

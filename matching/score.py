@@ -119,6 +119,8 @@ _GENERIC_CC = frozenset({"io", "co", "ai", "me", "tv", "cc", "ly", "gg", "to", "
 _ABBREVIATED = 0.9
 # A typed brand is read as the first words of an account's name when its rarest word is in at most this many names.
 _BRAND_ACCOUNTS = 3
+# ...and read as one account's brand in the person's country when at most this many names have that word.
+_BRAND_SCAN = 50
 # A domain label this long is a name of its own (golden-creek-capital), not a word many companies register;
 # a typed name this long (letters only) that is one slip from such a label means it.
 _LONG_LABEL = _LONG_KEY = 10
@@ -171,7 +173,7 @@ class Scorer:
         self.inferred_country = inferred_country  # positions whose country was read from their city
         self._last_query: tuple[tuple[str, ...], list[float], float] = ((), [], 0.0)
         self._legal_share = legal_form_shares(index.country, index.legal)
-        self._rare_query: tuple[tuple[str, ...], bool] = ((), False)
+        self._brand_cache: dict[tuple[tuple[str, ...], str], str] = {}
 
     def _query_weights(self, q_tokens: tuple[str, ...]) -> tuple[list[float], float]:
         """IDF of each query token and their sum, computed once per query rather than per candidate."""
@@ -262,8 +264,12 @@ class Scorer:
             return ("typo", weights.typo, f"name {q.name} ~ {a_name} (typo)"), sim
         if abbreviated_words(q.tokens, self.index.tokens[position]):
             return ("abbreviated", weights.abbreviated, f"name {q.name} ~ {a_name} (abbreviated)"), sim
-        if weights.prefix > weights.high and self._leads_name(q, position):
+        brand = self._leads_name(q, position) if weights.prefix > weights.high else ""
+        if brand == "rare":
             return ("prefix", weights.prefix, f"name {q.name} ~ {a_name} (its first words)"), sim
+        if brand == "country" and weights.prefix_country > weights.medium and not sim >= weights.high_at:
+            return ("prefix_country", weights.prefix_country,
+                    f"name {q.name} ~ {a_name} (its first words, the only such name in {q.country.upper()})"), sim
         if sim >= weights.high_at:
             return ("high", weights.high, detail), sim
         if (len(q.tokens) == 1 and q.name == self.index.acronym[position]) or a_name == acronym(q.name):
@@ -274,26 +280,45 @@ class Scorer:
             return ("low", weights.low, detail), sim
         return ("different", weights.different, detail), sim
 
-    def _leads_name(self, q: Query, position: int) -> bool:
-        """Whether the typed words are the first words of the account's name, and rare ones.
+    def _leads_name(self, q: Query, position: int) -> str:
+        """'rare' when the typed words are the first words of the account's name and rare ones, 'country'
+        when they are only the first words of the one account of the person's country that has them,
+        '' otherwise.
 
         'Pyrwave' for Pyrwave Partners Ltd: people type the brand. Rare means that at most
         ``_BRAND_ACCOUNTS`` accounts carry the rarest typed word: every one of them is then scored, so a
         second account the words also begin (Pyrwave Technologies) is seen and the ambiguity rule sends
         the match to review, and a namesake outside the CRM is unlikely; 'Phillips' or 'United' begin
-        too many names to say which. A typed legal form says the full name was typed ('Pacworks Inc.'
-        is a namesake of Pacworks Labs Inc, not its brand).
+        too many names to say which. A brand found in many countries but in one account of the person's
+        ('Norly' in Italy: Norly Gruppo S.r.l.) is a proposal worth reviewing, not an auto match: another
+        Italian Norly may be missing from the CRM. A typed legal form says the full name was typed
+        ('Pacworks Inc.' is a namesake of Pacworks Labs Inc, not its brand).
         """
         a_tokens = self.index.tokens[position]
         n = len(q.tokens)
         if q.legal or not 0 < n < len(a_tokens) or a_tokens[:n] != q.tokens or len(q.key) < 4:
-            return False
-        cached = self._rare_query
-        if cached[0] is not q.tokens:
-            postings = self.index.postings
-            rare = any(t in postings and len(postings[t]) <= _BRAND_ACCOUNTS for t in q.tokens)
-            cached = self._rare_query = (q.tokens, rare)
-        return cached[1]
+            return ""
+        key = (q.tokens, q.country)
+        found = self._brand_cache.get(key)
+        if found is None:
+            found = self._brand_cache[key] = self._brand_rarity(q.tokens, q.country)
+            if len(self._brand_cache) > 50_000:
+                self._brand_cache.clear()
+        return found
+
+    def _brand_rarity(self, tokens: tuple[str, ...], country: str) -> str:
+        postings = self.index.postings
+        known = [postings[t] for t in tokens if t in postings]
+        if not known:
+            return ""
+        rarest = min(known, key=len)
+        if len(rarest) <= _BRAND_ACCOUNTS:
+            return "rare"
+        if not country or len(rarest) > _BRAND_SCAN:
+            return ""
+        countries = self.index.country
+        here = sum(1 for p in rarest.tolist() if countries[p] in (country, ""))
+        return "country" if here == 1 else ""
 
     def _same_script_level(self, q: Query, position: int) -> tuple[Signal, float]:
         """Two names in CJK, Arabic or Hebrew: one different ideograph or word is another company.

@@ -388,3 +388,14 @@ def test_candidates_for_shortened_names_and_for_common_words_with_a_stray_last_w
                               lead(2, "Johnson Holdings Ibc.", country="US", city="Denver")], accounts, DEFAULT)
     assert (shortened.account_id, shortened.reasons["signals"]["name"][0]) == (1, "abbreviated")
     assert (stray.decision, stray.account_id) == ("review", 2)  # 'johnson' and 'holdings' are too common to search by
+
+
+def test_a_brand_found_abroad_but_in_one_account_of_the_persons_country_is_worth_a_review() -> None:
+    config = rules(name={"prefix": 4.5, "prefix_country": 3.0})
+    abroad = [account(10 + i, f"Norly {kind}", country=c)
+              for i, (kind, c) in enumerate([("Limited", "CA"), ("B.V.", "NL"), ("S.A.", "MX"), ("GmbH", "DE")])]
+    accounts = [account(1, "Norly Gruppo S.r.l.", country="IT"), *abroad]
+    result = one(lead(1, "Norly", country="Italy"), accounts, config)
+    assert (result.decision, result.account_id) == ("review", 1)
+    assert result.reasons["signals"]["name"] == ["prefix_country", 3.0]
+    assert "the only such name in IT" in result.reason
