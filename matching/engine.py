@@ -258,26 +258,57 @@ class Matcher:
         found_positions = index.name_candidates(q.name, q.tokens, limit)
         unknown = False
         for token in q.tokens:
-            if len(token) >= 4 and token.isascii() and token not in index.idf:
-                # a word no account has: the accounts with a word one slip from it ('dnyara' ~ 'dynara')
+            if token.isascii() and token not in index.idf:
                 unknown = True
-                for word in known_one_edit_away(token, index.postings):
-                    found_positions.update(index.postings[word][:limit].tolist())
+                if len(token) >= 4:
+                    # a word no account has: the accounts with a word one slip from it ('dnyara' ~ 'dynara')
+                    for word in known_one_edit_away(token, index.postings):
+                        found_positions.update(index.postings[word][:limit].tolist())
         if q.slip_name:
             found_positions.update(index.by_key.get(ascii_key(q.slip_name), ())[:limit])
         spelt: list[int] = []  # accounts whose name or domain label is the typed name, spelt right
-        if unknown and len(q.key) >= _LONG_KEY:
-            # a misspelt romanized name finds the account whose domain (or name) spells it right:
-            # 'kobayashi deisakusho' ~ kobayashi-seisakusho.co.jp for 小林製作所株式会社
-            for key in known_one_edit_away(q.key, index.by_key):
-                spelt += index.by_key[key][:limit]
+        if unknown:
+            spelt = self._spelt_right(index, q, limit, [t not in index.idf for t in q.tokens])
             found_positions.update(spelt)
         if not found_positions and len(q.tokens) >= 3:
             # every word too common to search by and the name as typed is no account's: one with a stray last
             # word or two ('johnson holdings ibc', 'united way group inc group') may be an account's name
             for size in (1, 2):
                 found_positions.update(index.by_name.get(" ".join(q.tokens[:-size]), ())[:limit])
-        positions = sorted(found_positions)
+        ranked, labelled, containing = self._prerank(index, q, sorted(found_positions), spelt)
+        if not ranked and not unknown and q.key:
+            # nothing close: a slip may have made a rare word of a common one ('kim and marrtin networks'
+            # when another account has the same slip), so look for the name spelt right
+            spelt = self._spelt_right(index, q, limit, [True] * len(q.tokens))
+            if spelt:
+                ranked, labelled, containing = self._prerank(index, q, sorted(found_positions | set(spelt)), spelt)
+        if len(self._name_cache) >= _CACHE_LIMIT:
+            self._name_cache.clear()
+        found = self._name_cache[key] = (ranked, labelled, containing)
+        return found
+
+    def _spelt_right(self, index: AccountIndex, q: Query, limit: int, suspect: list[bool]) -> list[int]:
+        """Accounts whose name or domain label is the typed name one slip away, for names long enough to tell:
+        'kobayashi deisakusho' ~ kobayashi-seisakusho.co.jp for 小林製作所株式会社, 'prairie wya' ~ Prairie Way.
+
+        The slip is looked for in the ``suspect`` words only (those no account has), which keeps it cheap.
+        """
+        if len(q.key) < _LONG_KEY or not q.key.isascii() or q.key != "".join(q.tokens):
+            return []
+        found: list[int] = []
+        offset = 0
+        for token, look in zip(q.tokens, suspect, strict=True):
+            if look:
+                for key in known_one_edit_away(q.key, index.by_key, offset, offset + len(token)):
+                    found += index.by_key[key][:limit]
+            offset += len(token)
+        return found
+
+    def _prerank(self, index: AccountIndex, q: Query, positions: list[int], spelt: list[int]
+                 ) -> tuple[list[tuple[float, int]], list[int], list[int]]:
+        """(pre-rank score, position) above the cutoff, best first; the accounts kept whatever that score (their
+        domain label is the typed name, or they spell it right, or the name is theirs shortened); the accounts
+        whose names contain every typed word."""
         ranked: list[tuple[float, int]] = []
         labelled: list[int] = []
         containing: list[int] = []
@@ -287,16 +318,17 @@ class Matcher:
                 q.key, keys, scorer=fuzz.WRatio, limit=None, score_cutoff=self.config.blocking.prerank_cutoff)]
             labelled = [p for p in positions if index.label_key[p] == q.key] + spelt
             # 'primix corp sol' is too short a string to pre-rank well against 'primix corporation solutions'
-            labelled += [p for p in positions if abbreviated_words(q.tokens, index.tokens[p])]
+            n, tokens, first = len(q.tokens), index.tokens, q.tokens[0] if q.tokens else ""
+            maybe = [p for p in positions if len(tokens[p]) == n > 1 and tokens[p][0] == first]
+            if maybe:
+                passed = {p for _, p in ranked}
+                labelled += [p for p in maybe if p not in passed and abbreviated_words(q.tokens, tokens[p])]
             words = set(q.tokens)
             token_sets = index.token_sets
             containing = [p for p in positions if words <= token_sets[p]]
         elif positions:
             ranked = [(0.0, p) for p in positions]  # nothing to pre-rank on: every candidate is scored
-        if len(self._name_cache) >= _CACHE_LIMIT:
-            self._name_cache.clear()
-        found = self._name_cache[key] = (ranked, labelled, containing)
-        return found
+        return ranked, labelled, containing
 
     # -- decisions -------------------------------------------------------------------------------
     def _tie_key(self, index: AccountIndex, position: int) -> tuple:

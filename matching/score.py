@@ -212,7 +212,8 @@ class Scorer:
                     best, other = max(((Indel.normalized_similarity(token, o), o) for o in a_tokens if len(o) >= 4),
                                       default=(0.0, ""))
                 if best < 0.8:
-                    other = next((o for o in a_tokens if o not in q_tokens and abbreviates(token, o)), "")
+                    other = next((o for o in a_tokens if o[0] == token[0] and len(o) > len(token) + 1
+                                  and o not in q_tokens and abbreviates(token, o)), "")
                     best = _ABBREVIATED if other else 0.0
                 if best >= 0.8:
                     # a misspelt or shortened token is unknown to the index, so it borrows the weight of the word

@@ -54,25 +54,27 @@ def slip_table(words: Iterable[str], min_length: int = 3) -> dict[str, str]:
     return table
 
 
-_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
-def known_one_edit_away(word: str, vocabulary: Container[str]) -> list[str]:
-    """Words of ``vocabulary`` one edit from ``word`` (a letter dropped, added, changed, or two swapped).
+def known_one_edit_away(word: str, vocabulary: Container[str], start: int = 0, end: int | None = None) -> list[str]:
+    """Words of ``vocabulary`` one slip from ``word`` (a letter dropped, added, two swapped, or one hit
+    instead of the key beside it), the slip falling between ``start`` and ``end`` (the part of a name
+    that no account has).
 
     How a misspelt name word that no account has ('dnyara') finds the word it stands for ('dynara'):
-    character n-grams miss a slip near the start of a short word, and looking up the ~50 x length
-    spellings one edit away is cheap next to scoring (it is done once per distinct typed name).
+    character n-grams miss a slip near the start of a short word, and looking up the ~30 x length
+    spellings one slip away is cheap next to scoring (it is done once per distinct typed name).
     """
     found: list[str] = []
     seen: set[str] = set()
-    n = len(word)
-    for i in range(n + 1):
+    stop = len(word) if end is None else min(end, len(word))
+    for i in range(max(start, 0), stop + 1):
         head, tail = word[:i], word[i:]
         edits = [head + ch + tail for ch in _LETTERS]  # added
-        if tail:
+        if tail and i < stop:
             edits.append(head + tail[1:])  # dropped
-            edits += [head + ch + tail[1:] for ch in _LETTERS if ch != tail[0]]  # changed
+            edits += [head + ch + tail[1:] for ch in NEIGHBOURS.get(tail[0], "")]  # the key beside
             if len(tail) > 1 and tail[0] != tail[1]:
                 edits.append(head + tail[1] + tail[0] + tail[2:])  # swapped
         for edit in edits:

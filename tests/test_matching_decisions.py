@@ -399,3 +399,10 @@ def test_a_brand_found_abroad_but_in_one_account_of_the_persons_country_is_worth
     assert (result.decision, result.account_id) == ("review", 1)
     assert result.reasons["signals"]["name"] == ["prefix_country", 3.0]
     assert "the only such name in IT" in result.reason
+
+
+def test_a_slip_in_a_short_word_finds_the_name_spelt_right() -> None:
+    namesakes = [account(10 + i, f"Prairie Field{i} LLC", country="US") for i in range(60)]
+    accounts = [*namesakes, account(1, "Prairie Way LLC", country="US")]  # beyond the first postings searched
+    result = one(lead(1, "Prairie Wya LLC", country="US"), accounts)
+    assert (result.account_id or result.reasons["best_account_id"]) == 1  # found and scored, on the name's merits

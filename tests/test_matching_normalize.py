@@ -239,7 +239,8 @@ def test_known_words_one_edit_away() -> None:
     assert known_one_edit_away("dnyara", vocabulary) == ["dynara"]  # swapped
     assert known_one_edit_away("capitl", vocabulary) == ["capital"]  # dropped
     assert known_one_edit_away("cenlyy", vocabulary) == ["cenly"]  # added
-    assert known_one_edit_away("amorq", vocabulary) == ["amora"]  # changed
+    assert known_one_edit_away("amors", vocabulary) == ["amora"]  # the key beside
+    assert known_one_edit_away("amorp", vocabulary) == []  # a key far from the right one is not a slip
     assert known_one_edit_away("globex", vocabulary) == []
 
 
