@@ -33,6 +33,10 @@ class DomainWeights(BaseModel):
         -1.5, description="same label, other suffix (acme.de vs acme.com, not two country suffixes): most often "
         "a sister company or a namesake abroad, not the account itself"
     )
+    other_tld_unlisted: float = Field(
+        2.0, description="same label, other suffix, the person's domain is a generic one (.com, .net) no account "
+        "holds and the person is in the account's country: the company's other domain (acme.com beside acme.de)"
+    )
     account_name: float = Field(
         2.0, description="the account has no website and the person's domain label is its name (ultus.com ~ Ultus)"
     )
@@ -54,17 +58,33 @@ class NameWeights(BaseModel):
 
     exact: float = Field(5.5, description="identical normalized names")
     typo: float = Field(4.5, description="the same words but one, off by a single slip ('Acme Sytems')")
+    abbreviated: float = Field(
+        4.5, description="the same words in the same order, some shortened ('Crystal Port Sol' ~ Crystal Port "
+        "Solutions)"
+    )
     high: float = Field(3.0, description="similarity >= high_at")
     medium: float = Field(1.0, description="similarity >= medium_at")
     low: float = Field(-1.0, description="similarity >= low_at")
     different: float = Field(-4.0, description="similarity below low_at")
     acronym: float = Field(3.0, description="one name is the initials of the other (IBM)")
+    prefix: float = Field(
+        4.5, description="the typed words (rare ones, no legal form) are the first words of the account's name "
+        "('Pyrwave' for Pyrwave Partners Ltd: the brand); another account the words fit sends it to review"
+    )
+    prefix_country: float = Field(
+        3.0, description="the typed words begin the name of the only account of the person's country that has "
+        "them, though accounts abroad have them too ('Norly' in Italy: Norly Gruppo S.r.l.): worth a review"
+    )
     domain_label: float = Field(
         4.5, description="the typed name is the account's domain label: 'Nagoya Tsushin' ~ nagoya-tsushin.co.jp"
     )
     legal_form_same: float = Field(0.8, description="both names carry the same legal form (Ltd = Limited)")
     legal_form_partial: float = Field(-1.0, description="legal forms overlap: 'GmbH' vs 'GmbH & Co. KG'")
     legal_form_different: float = Field(-2.5, description="both names carry a legal form and they differ")
+    legal_form_foreign: float = Field(
+        0.0, description="they differ, and the person's is one the accounts of the account's country hardly ever "
+        "carry ('Lange Limited' for Lange GmbH in Germany): a guess at the legal form, not another company's"
+    )
     other_script: float = Field(
         0.0, description="names in different scripts whose transliterations do not agree: unknown, not different"
     )

@@ -19,22 +19,26 @@ from rapidfuzz import fuzz, process
 
 from config.matching import MatchingConfig
 from matching.domains import FreeMail, host_of, is_personal_domain, registrable_domain
-from matching.geo import city_key, country_code, state_code
+from matching.geo import city_key, countries_of_cities, country_code, state_code
 from matching.index import AccountIndex
 from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import collector_paused, match_in_processes
-from matching.score import Query, Scorer, Signal, logistic
+from matching.score import Query, Scorer, Signal, abbreviated_words, logistic
+from matching.slips import known_one_edit_away
 from matching.types import MatchResult, Pin, PreviousMatch
 from store.records import AccountRecord, PersonRecord
 
 _SIGNAL_ORDER = ("domain", "name", "legal", "country", "state", "city", "phone")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Name levels under which a domain match settles the query: no name-only candidate can do better.
-_AGREEING_NAMES = frozenset({"exact", "typo", "high", "domain_label", "other_script"})
+_AGREEING_NAMES = frozenset({"exact", "typo", "abbreviated", "high", "prefix", "prefix_country", "domain_label",
+                             "other_script"})
 # Query cores remembered for people who share them (same company typed the same way, same domain).
 _CACHE_LIMIT = 100_000
 # Pre-ranking scores (0-100) this close to the best are all scored, whatever max_candidates says.
 _NEAR_TOP = 3.0
+# Keys (name letters without spaces) at least this long are also looked up one slip away.
+_LONG_KEY = 10
 # Scored candidates kept per query key, for tie-breaking, stability and phone re-ranking.
 _KEEP = 5
 # The reason given to a person whose record holds no company name and no corporate domain.
@@ -103,7 +107,16 @@ class Matcher:
                 crm: AccountIndex(accs, self.normalizer, self.free_mail, config.blocking)
                 for crm, accs in by_crm.items()
             }
-        self.scorers = {crm: Scorer(index, config) for crm, index in self.indexes.items()}
+        # where an account or a person with a city and no country is (learnt from the accounts with both)
+        self.city_country = countries_of_cities(
+            (c, k) for index in self.indexes.values() for c, k in zip(index.city, index.country, strict=True))
+        inferred: dict[str, set[int]] = {}
+        for crm, index in self.indexes.items():
+            inferred[crm] = {p for p, (c, k) in enumerate(zip(index.city, index.country, strict=True))
+                             if not k and c in self.city_country}
+            for p in inferred[crm]:
+                index.country[p] = self.city_country[index.city[p]]
+        self.scorers = {crm: Scorer(index, config, inferred[crm]) for crm, index in self.indexes.items()}
         self._free_cache: dict[str, bool] = {}
         self._core_cache: dict[tuple[str, Any], list[tuple[float, int, dict[str, Signal]]]] = {}
         self._name_cache: dict[tuple[str, str, str], tuple[list[tuple[float, int]], list[int], list[int]]] = {}
@@ -150,12 +163,16 @@ class Matcher:
     ) -> Query:
         """What the comparisons read about a company as a person (or another CRM) describes it."""
         normalized = self.company_name(name)
-        code = country_code(country)
+        code = country_code(country) or self.city_country.get(city_key(city), "")
+        legal = self.normalizer.legal_form(name) if normalized else ""
+        slip_name, slip_legal = self.normalizer.legal_slip(normalized) if normalized.isascii() else ("", "")
         return Query(
             name=normalized,
             tokens=tuple(normalized.split()),
             key=ascii_key(normalized),
-            legal=self.normalizer.legal_form(name) if normalized else "",
+            legal=legal,
+            slip_name=slip_name,
+            slip_legal=" ".join(sorted({*legal.split(), *slip_legal.split()})) if slip_name else "",
             latin=written_in_latin(name),
             domains=self.corporate_domains(*domain_values),
             country=code,
@@ -224,6 +241,9 @@ class Matcher:
         # longer names that contain every typed word: the rivals the ambiguity rule must see
         extra = [p for p in labelled if p not in chosen and p not in excluded]
         extra += [p for p in containing if p not in chosen and p not in excluded][:limit]
+        if q.slip_name:  # 'acme gmh': the account named 'acme', whatever the pre-ranking thought of it
+            named = self.indexes[crm].by_name.get(q.slip_name, ())
+            extra += [p for p in named if p not in chosen and p not in excluded]
         return kept + extra
 
     def _name_ranking(self, crm: str, q: Query) -> tuple[list[tuple[float, int]], list[int], list[int]]:
@@ -234,7 +254,61 @@ class Matcher:
         if cached is not None:
             return cached
         index = self.indexes[crm]
-        positions = sorted(index.name_candidates(q.name, q.tokens, self.config.blocking.max_candidates * 5))
+        limit = self.config.blocking.max_candidates * 5
+        found_positions = index.name_candidates(q.name, q.tokens, limit)
+        unknown = False
+        for token in q.tokens:
+            if token.isascii() and token not in index.idf:
+                unknown = True
+                if len(token) >= 4:
+                    # a word no account has: the accounts with a word one slip from it ('dnyara' ~ 'dynara')
+                    for word in known_one_edit_away(token, index.postings):
+                        found_positions.update(index.postings[word][:limit].tolist())
+        if q.slip_name:
+            found_positions.update(index.by_key.get(ascii_key(q.slip_name), ())[:limit])
+        spelt: list[int] = []  # accounts whose name or domain label is the typed name, spelt right
+        if unknown:
+            spelt = self._spelt_right(index, q, limit, [t not in index.idf for t in q.tokens])
+            found_positions.update(spelt)
+        if not found_positions and len(q.tokens) >= 3:
+            # every word too common to search by and the name as typed is no account's: one with a stray last
+            # word or two ('johnson holdings ibc', 'united way group inc group') may be an account's name
+            for size in (1, 2):
+                found_positions.update(index.by_name.get(" ".join(q.tokens[:-size]), ())[:limit])
+        ranked, labelled, containing = self._prerank(index, q, sorted(found_positions), spelt)
+        if not ranked and not unknown and q.key:
+            # nothing close: a slip may have made a rare word of a common one ('kim and marrtin networks'
+            # when another account has the same slip), so look for the name spelt right
+            spelt = self._spelt_right(index, q, limit, [True] * len(q.tokens))
+            if spelt:
+                ranked, labelled, containing = self._prerank(index, q, sorted(found_positions | set(spelt)), spelt)
+        if len(self._name_cache) >= _CACHE_LIMIT:
+            self._name_cache.clear()
+        found = self._name_cache[key] = (ranked, labelled, containing)
+        return found
+
+    def _spelt_right(self, index: AccountIndex, q: Query, limit: int, suspect: list[bool]) -> list[int]:
+        """Accounts whose name or domain label is the typed name one slip away, for names long enough to tell:
+        'kobayashi deisakusho' ~ kobayashi-seisakusho.co.jp for 小林製作所株式会社, 'prairie wya' ~ Prairie Way.
+
+        The slip is looked for in the ``suspect`` words only (those no account has), which keeps it cheap.
+        """
+        if len(q.key) < _LONG_KEY or not q.key.isascii() or q.key != "".join(q.tokens):
+            return []
+        found: list[int] = []
+        offset = 0
+        for token, look in zip(q.tokens, suspect, strict=True):
+            if look:
+                for key in known_one_edit_away(q.key, index.by_key, offset, offset + len(token)):
+                    found += index.by_key[key][:limit]
+            offset += len(token)
+        return found
+
+    def _prerank(self, index: AccountIndex, q: Query, positions: list[int], spelt: list[int]
+                 ) -> tuple[list[tuple[float, int]], list[int], list[int]]:
+        """(pre-rank score, position) above the cutoff, best first; the accounts kept whatever that score (their
+        domain label is the typed name, or they spell it right, or the name is theirs shortened); the accounts
+        whose names contain every typed word."""
         ranked: list[tuple[float, int]] = []
         labelled: list[int] = []
         containing: list[int] = []
@@ -242,16 +316,19 @@ class Matcher:
             keys = [index.ascii[p] for p in positions]
             ranked = [(score, positions[i]) for _, score, i in process.extract(
                 q.key, keys, scorer=fuzz.WRatio, limit=None, score_cutoff=self.config.blocking.prerank_cutoff)]
-            labelled = [p for p in positions if index.label_key[p] == q.key]
+            labelled = [p for p in positions if index.label_key[p] == q.key] + spelt
+            # 'primix corp sol' is too short a string to pre-rank well against 'primix corporation solutions'
+            n, tokens, first = len(q.tokens), index.tokens, q.tokens[0] if q.tokens else ""
+            maybe = [p for p in positions if len(tokens[p]) == n > 1 and tokens[p][0] == first]
+            if maybe:
+                passed = {p for _, p in ranked}
+                labelled += [p for p in maybe if p not in passed and abbreviated_words(q.tokens, tokens[p])]
             words = set(q.tokens)
             token_sets = index.token_sets
             containing = [p for p in positions if words <= token_sets[p]]
         elif positions:
             ranked = [(0.0, p) for p in positions]  # nothing to pre-rank on: every candidate is scored
-        if len(self._name_cache) >= _CACHE_LIMIT:
-            self._name_cache.clear()
-        found = self._name_cache[key] = (ranked, labelled, containing)
-        return found
+        return ranked, labelled, containing
 
     # -- decisions -------------------------------------------------------------------------------
     def _tie_key(self, index: AccountIndex, position: int) -> tuple:
@@ -291,7 +368,7 @@ class Matcher:
         return winner, f"tie of {len(tied)} broken by {decided_by}"
 
     def _doubt(self, index: AccountIndex, ranked: list[tuple[float, int, dict[str, Signal]]], position: int,
-               signals: dict[str, Signal], tied: bool) -> str | None:
+               signals: dict[str, Signal], tied: bool, typed: tuple[str, ...] = ()) -> str | None:
         """Why an auto match should rather be reviewed, if it should (``review_ambiguous``).
 
         Three cases: a tie-breaker had to choose between accounts that are not all tied to the
@@ -299,7 +376,9 @@ class Matcher:
         on the name alone and the person's city is not the account's (a namesake, or a branch the
         CRM may hold apart); or the match rests on the name alone and a longer account name contains
         it too (someone typed 'Abvo' and there are 'Abvo LLC' and 'Abvo International'), unless the
-        legal form tells them apart.
+        legal form tells them apart, or the person's city is the account's and not the other's. A match
+        on the first words of the name (``typed``, the brand) is doubted as soon as another account's
+        name holds those words too.
         """
         if tied:
             # accounts that all carry the person's own domain (as website or through contacts) are one company
@@ -316,11 +395,17 @@ class Matcher:
             return "only the name agrees and the city differs"
         if signals.get("legal", ("",))[0] == "same":
             return None  # a typed legal form that is the account's own says the full name was meant, not a brand
-        mine = set(index.tokens[position])
+        brand = signals.get("name", ("",))[0] in ("prefix", "prefix_country", "domain_label")
+        mine = set(typed) if brand else set(index.tokens[position])
+        here = signals.get("city", ("",))[0] == "same"
         for other_conf, other, other_signals in ranked:
+            theirs = set(index.tokens[other])
+            if here and other_signals.get("city", ("",))[0] == "different":
+                continue  # the person's city is the account's and not the other's: the city says which
             if (other != position and other_conf >= self.config.review_threshold
                     and other_signals.get("name", ("",))[0] in _AGREEING_NAMES
-                    and set(index.tokens[other]) > mine and other_signals.get("legal", ("",))[0] != "different"
+                    and (theirs >= mine if brand else theirs > mine)
+                    and other_signals.get("legal", ("",))[0] != "different"
                     and not _one_website(index, [position, other])):
                 account = index.accounts[other]
                 return f"the name also fits {account.name or account.crm_id}"
@@ -400,7 +485,7 @@ class Matcher:
             decision = "review"
             tie = f"runner-up within {self.config.ambiguity_margin:.2f}"
         elif decision == "auto" and self.config.review_ambiguous and stability is None:
-            doubt = self._doubt(index, ranked, position, signals, tie is not None)
+            doubt = self._doubt(index, ranked, position, signals, tie is not None, q.tokens)
             if doubt:
                 decision = "review"
         extra: dict[str, Any] = {"signals": _signals_json(signals), "candidates": len(ranked)}

@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import gettext
 import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 
 import pycountry
 
@@ -111,3 +113,24 @@ def city_key(value: str | None) -> str:
     if not value or not isinstance(value, str):
         return ""
     return _key(value[:100])
+
+
+def countries_of_cities(pairs: Iterable[tuple[str, str]], min_records: int = 3,
+                        min_share: float = 0.9) -> dict[str, str]:
+    """{city key: country code} for the cities the records place in one country, learnt from (city, country).
+
+    A record with a city and no country ('Seattle', blank) is still somewhere: where the other records
+    of that city are. Only cities seen ``min_records`` times with ``min_share`` of them in one country
+    are kept, so a name two countries share (Paris, Texas) says nothing.
+    """
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for city, country in pairs:
+        if city and len(country) == 2:
+            counts[city][country] += 1
+    out: dict[str, str] = {}
+    for city, by_country in counts.items():
+        country, n = by_country.most_common(1)[0]
+        total = sum(by_country.values())
+        if total >= min_records and n >= min_share * total:
+            out[city] = country
+    return out

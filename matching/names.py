@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from anyascii import anyascii
 from cleanco.clean import prepare_default_terms
 
+from matching.slips import slip_table
+
 # Transliterate only below Armenian (Latin, IPA, Greek, Cyrillic) and Latin Extended Additional.
 _FOLD_RANGES = ((0x0080, 0x0530), (0x1E00, 0x1F00), (0x2C60, 0x2C80), (0xA720, 0xA800))
 # Latin letters: Basic Latin to Latin Extended-B with IPA, Latin Extended Additional, -C and -D.
@@ -32,7 +34,8 @@ _NOT_ALNUM = re.compile(r"[\W_]+")  # exactly the characters str.isalnum() rejec
 # Variants that mean the same word; each maps to one canonical spelling (canonical maps to itself).
 ABBREVIATIONS: dict[str, str] = {
     "intl": "international", "int": "international", "internat": "international",
-    "tech": "technology", "technologies": "technology", "techs": "technology",
+    "tech": "technology", "technologies": "technology", "techs": "technology", "technologie": "technology",
+    "internacional": "international", "assoc": "associates", "assocs": "associates",
     "sys": "systems", "system": "systems",
     "svc": "services", "svcs": "services", "service": "services", "srvcs": "services",
     "mfg": "manufacturing", "mfrs": "manufacturing",
@@ -59,6 +62,13 @@ EXTRA_LEGAL_FORMS: tuple[str, ...] = (
 LEGAL_PREFIXES = frozenset({"ooo", "oao", "zao", "pao", "ao", "pt", "cv", "tov", "pp", "شركة", "주", "株",
                             *(a for a in LEGAL_AFFIXES if a.isalnum())})
 _NEVER_STRIP = frozenset({"and", "the"})
+# Legal forms common enough that a mistyped spelling of one is more likely than a rare form or a word:
+# only these are read through typing slips ('Incc.', 'GmH'; 'Feedback Loop' is not a mistyped 'koop').
+SLIP_LEGAL_FORMS = frozenset({
+    "inc", "llc", "ltd", "plc", "llp", "corp", "corporation", "incorporated", "limited", "company", "gmbh", "srl",
+    "spa", "sarl", "sas", "ltda", "bhd", "sdnbhd", "ptyltd", "coltd", "jsc", "pjsc", "ojsc", "cjsc", "ooo", "bvba",
+    "sprl", "kgaa", "oyj", "sro", "kft", "sagl", "eurl", "sasu", "limitada", "gmbhcokg",
+})
 # Spellings of one legal form word, so that 'Corp.' and 'Corporation' compare equal.
 LEGAL_CANONICAL = {"inc": "incorporated", "corp": "corporation", "ltd": "limited", "co": "company",
                    "ltda": "limitada", "cia": "companhia", "pty": "proprietary", "bhd": "berhad"}
@@ -123,7 +133,13 @@ class NameNormalizer:
         self.legal_suffixes = legal
         self.max_legal_len = max((len(t) for t in legal), default=1)
         self._legal_last = frozenset(t[-1] for t in legal)  # most names end in no legal word: one look-up
+        # legal forms written as one string ('srl', 'ptyltd'), and their keyboard slips ('rsl', 'ptyld')
+        joined = {"".join(t): t for t in legal if all(x.isascii() for x in t)}
+        self._joined_legal = {k: v for k, v in joined.items() if len(k) >= 3}
+        targets = [k for k in joined if k in SLIP_LEGAL_FORMS]
+        self._legal_slips = {slip: joined[word] for slip, word in slip_table(targets).items() if slip not in joined}
         self.split = functools.lru_cache(maxsize=1 << 21)(self._split)
+        self.legal_slip = functools.lru_cache(maxsize=1 << 18)(self._legal_slip)
 
     @staticmethod
     def _tokens_plain(text: str) -> list[str]:
@@ -171,6 +187,27 @@ class NameNormalizer:
     def legal_form(self, name: str | None) -> str:
         """The legal form stripped from a name, canonical and order-free: 'Acme Co., Ltd.' -> 'company limited'."""
         return self.split(name)[1]
+
+    def _legal_slip(self, normalized: str) -> tuple[str, str]:
+        """A normalized name read as ending in a mistyped or mis-spaced legal form: ('mara analytik', 'gmbh')
+        for 'mara analytik gmh', ('giordano', 'srl') for 'giordano sr l'; ('', '') when it does not.
+
+        Only a reading, not the normalized name itself: 'Golden Crop' must still meet an account of that
+        name, so the scorer tries this when the name as typed finds no equal.
+        """
+        tokens = normalized.split()
+        for size in (1, 2, 3):
+            if len(tokens) <= size:
+                break
+            tail = tokens[-size:]
+            if size > 1 and any(len(t) > 3 for t in tail):
+                break  # only short pieces are a legal form with stray spaces or dots ('s r l', 'pty ld')
+            joined = "".join(tail)
+            form = self._legal_slips.get(joined) or (self._joined_legal.get(joined) if size > 1 else None)
+            if form:
+                legal = sorted({LEGAL_CANONICAL.get(t, t) for t in form} - _NEVER_STRIP)
+                return " ".join(tokens[:-size]), " ".join(legal)
+        return "", ""
 
     def _split(self, name: str | None) -> tuple[str, str]:
         if not name or not isinstance(name, str):

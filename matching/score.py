@@ -9,6 +9,8 @@ scored what it did: the per-signal breakdown is kept for the ``reasons`` JSON.
 from __future__ import annotations
 
 import math
+from collections import Counter, defaultdict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -17,7 +19,7 @@ from rapidfuzz.distance import OSA, Indel
 from config.matching import MatchingConfig
 from matching.domains import domain_label
 from matching.index import AccountIndex
-from matching.names import acronym
+from matching.names import acronym, ascii_key
 from matching.phones import compare as compare_phones
 
 # A signal: (level, weight, detail shown to people).
@@ -38,6 +40,9 @@ class Query:
     state: str = ""
     city: str = ""
     phone: str = ""
+    # the name read as ending in a mistyped legal form ('acme gmh' -> 'acme', legal 'gmbh'), '' when it does not
+    slip_name: str = ""
+    slip_legal: str = ""
 
 
 def label_agrees(key: str, label: str) -> bool:
@@ -63,7 +68,41 @@ def _one_slip(mine: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
         return False
     a, b = slipped[0]
     # keyboard slips are a Latin-alphabet thing: one different character in a CJK name is another word
-    return a.isascii() and b.isascii() and min(len(a), len(b)) >= 5 and OSA.distance(a, b, score_cutoff=1) <= 1
+    return a.isascii() and b.isascii() and min(len(a), len(b)) >= 5 and _slip(a, b)
+
+
+def _slip(a: str, b: str) -> bool:
+    """One edit apart, but not by another first letter: names that differ only there are as often two
+    names (Corvo, Norvo; Telica, Belica) as one mistyped; two swapped first letters still count."""
+    if OSA.distance(a, b, score_cutoff=1) > 1:
+        return False
+    return a[0] == b[0] or a[:2] == b[1::-1]
+
+
+def abbreviated_words(mine: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
+    """The same words in the same order, some of them shortened ('crystal port sol' ~ 'crystal port solutions');
+    at least one word is spelt out in both, so a string of initials is not taken for a name."""
+    if len(mine) != len(theirs) or len(mine) < 2:
+        return False
+    shortened = 0
+    for a, b in zip(mine, theirs, strict=True):
+        if a != b:
+            if not abbreviates(a, b):
+                return False
+            shortened += 1
+    return 0 < shortened < len(mine)
+
+
+def abbreviates(short: str, word: str) -> bool:
+    """Whether ``short`` is a usual shortening of ``word``: its first letter, then some of its letters in order,
+    and at least two letters shorter ('sol' solutions, 'nets' networks, 'dl' dienstleistungen, 'mfg').
+
+    What the abbreviation table does not list; within a name whose other words agree it is a good sign.
+    """
+    if len(short) < 2 or len(word) < len(short) + 2 or short[0] != word[0] or not short.isalpha():
+        return False
+    rest = iter(word[1:])
+    return all(ch in rest for ch in short[1:])
 
 
 def _country_suffix(registrable: str) -> bool:
@@ -76,6 +115,17 @@ def _country_suffix(registrable: str) -> bool:
 _GENERIC_CC = frozenset({"io", "co", "ai", "me", "tv", "cc", "ly", "gg", "to", "fm", "sh", "ws"})
 
 
+# Credit of a word for its abbreviation (below a word spelt out, above a misspelt one's threshold).
+_ABBREVIATED = 0.9
+# A typed brand is read as the first words of an account's name when its rarest word is in at most this many names.
+_BRAND_ACCOUNTS = 3
+# ...and read as one account's brand in the person's country when at most this many names have that word.
+_BRAND_SCAN = 50
+# A domain label this long is a name of its own (golden-creek-capital), not a word many companies register;
+# a typed name this long (letters only) that is one slip from such a label means it.
+_LONG_LABEL = _LONG_KEY = 10
+
+
 def _key_similarity(a: str, b: str) -> float:
     """Similarity of two transliterated keys: whole-string, or the shorter inside the longer (a city prefix)."""
     if not a or not b:
@@ -86,6 +136,30 @@ def _key_similarity(a: str, b: str) -> float:
     return sim
 
 
+# A legal form on fewer than this share of a country's accounts is not one of that country's.
+_FOREIGN_SHARE = 0.02
+# ...judged only in countries with at least this many accounts that carry a legal form.
+_FOREIGN_MIN_ACCOUNTS = 30
+
+
+def legal_form_shares(countries: Sequence[str], legal_forms: Sequence[str]) -> dict[str, dict[str, float]]:
+    """{country: {legal form: share of the country's accounts with a legal form}}, from the accounts themselves.
+
+    Learnt from the CRM rather than listed, so it knows the forms of every country its accounts are in;
+    countries with too few accounts to tell are left out.
+    """
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for country, legal in zip(countries, legal_forms, strict=True):
+        if country and legal:
+            counts[country][legal] += 1
+    out: dict[str, dict[str, float]] = {}
+    for country, forms in counts.items():
+        total = sum(forms.values())
+        if total >= _FOREIGN_MIN_ACCOUNTS:
+            out[country] = {legal: n / total for legal, n in forms.items()}
+    return out
+
+
 def logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
 
@@ -93,10 +167,13 @@ def logistic(x: float) -> float:
 class Scorer:
     """Scores pairs against one account index with one configuration."""
 
-    def __init__(self, index: AccountIndex, config: MatchingConfig) -> None:
+    def __init__(self, index: AccountIndex, config: MatchingConfig, inferred_country: Collection[int] = ()) -> None:
         self.index = index
         self.config = config
+        self.inferred_country = inferred_country  # positions whose country was read from their city
         self._last_query: tuple[tuple[str, ...], list[float], float] = ((), [], 0.0)
+        self._legal_share = legal_form_shares(index.country, index.legal)
+        self._brand_cache: dict[tuple[tuple[str, ...], str], str] = {}
 
     def _query_weights(self, q_tokens: tuple[str, ...]) -> tuple[list[float], float]:
         """IDF of each query token and their sum, computed once per query rather than per candidate."""
@@ -129,11 +206,18 @@ class Scorer:
         for token, weight in zip(q_tokens, q_idf, strict=True):
             if token in a_tokens:
                 shared += weight
-            elif len(token) >= 4:
-                best, other = max(((Indel.normalized_similarity(token, o), o) for o in a_tokens if len(o) >= 4),
-                                  default=(0.0, ""))
+            else:
+                best, other = 0.0, ""
+                if len(token) >= 4:
+                    best, other = max(((Indel.normalized_similarity(token, o), o) for o in a_tokens if len(o) >= 4),
+                                      default=(0.0, ""))
+                if best < 0.8:
+                    other = next((o for o in a_tokens if o[0] == token[0] and len(o) > len(token) + 1
+                                  and o not in q_tokens and abbreviates(token, o)), "")
+                    best = _ABBREVIATED if other else 0.0
                 if best >= 0.8:
-                    # a misspelt token is unknown to the index, so it borrows the weight of the word it matches
+                    # a misspelt or shortened token is unknown to the index, so it borrows the weight of the word
+                    # it stands for
                     shared += min(weight, idf(other)) * best
                     q_weight += idf(other) - weight
         dice = min(1.0, 2.0 * shared / (q_weight + a_weight)) if q_weight + a_weight > 0 else 0.0
@@ -158,8 +242,12 @@ class Scorer:
             else:
                 best = self._other_script_level(q, position)
         label = index.label_key[position]
-        if label and q.key and best[0][1] < weights.domain_label and label_agrees(q.key, label):
-            best = (("domain_label", weights.domain_label, f"name {q.name} ~ {index.host[position]}"), best[1])
+        if label and q.key and best[0][1] < weights.domain_label:
+            if label_agrees(q.key, label) or (q.slip_name and label_agrees(ascii_key(q.slip_name), label)):
+                best = (("domain_label", weights.domain_label, f"name {q.name} ~ {index.host[position]}"), best[1])
+            elif (best[0][1] < weights.typo and len(q.key) >= _LONG_KEY and len(label) >= _LONG_KEY
+                  and q.key.isascii() and _slip(q.key, label)):
+                best = (("typo", weights.typo, f"name {q.name} ~ {index.host[position]} (typo)"), best[1])
         return best
 
     def _direct_name_level(self, q: Query, position: int) -> tuple[Signal, float]:
@@ -167,12 +255,22 @@ class Scorer:
         a_name = self.index.name[position]
         if q.name == a_name:
             return ("exact", weights.exact, f"name {q.name} = {a_name}"), 1.0
+        if q.slip_name and q.slip_name == a_name:
+            return ("typo", weights.typo, f"name {q.name} ~ {a_name} (legal form mistyped)"), 1.0
         if not q.name.isascii():
             return self._same_script_level(q, position)
         sim = self.name_similarity(q.name, q.tokens, position)
         detail = f"name {sim:.2f}"
         if _one_slip(q.tokens, self.index.tokens[position]) or (q.key and q.key == self.index.ascii[position]):
             return ("typo", weights.typo, f"name {q.name} ~ {a_name} (typo)"), sim
+        if abbreviated_words(q.tokens, self.index.tokens[position]):
+            return ("abbreviated", weights.abbreviated, f"name {q.name} ~ {a_name} (abbreviated)"), sim
+        brand = self._leads_name(q, position) if weights.prefix > weights.high else ""
+        if brand == "rare":
+            return ("prefix", weights.prefix, f"name {q.name} ~ {a_name} (its first words)"), sim
+        if brand == "country" and weights.prefix_country > weights.medium and not sim >= weights.high_at:
+            return ("prefix_country", weights.prefix_country,
+                    f"name {q.name} ~ {a_name} (its first words, the only such name in {q.country.upper()})"), sim
         if sim >= weights.high_at:
             return ("high", weights.high, detail), sim
         if (len(q.tokens) == 1 and q.name == self.index.acronym[position]) or a_name == acronym(q.name):
@@ -182,6 +280,46 @@ class Scorer:
         if sim >= weights.low_at:
             return ("low", weights.low, detail), sim
         return ("different", weights.different, detail), sim
+
+    def _leads_name(self, q: Query, position: int) -> str:
+        """'rare' when the typed words are the first words of the account's name and rare ones, 'country'
+        when they are only the first words of the one account of the person's country that has them,
+        '' otherwise.
+
+        'Pyrwave' for Pyrwave Partners Ltd: people type the brand. Rare means that at most
+        ``_BRAND_ACCOUNTS`` accounts carry the rarest typed word: every one of them is then scored, so a
+        second account the words also begin (Pyrwave Technologies) is seen and the ambiguity rule sends
+        the match to review, and a namesake outside the CRM is unlikely; 'Phillips' or 'United' begin
+        too many names to say which. A brand found in many countries but in one account of the person's
+        ('Norly' in Italy: Norly Gruppo S.r.l.) is a proposal worth reviewing, not an auto match: another
+        Italian Norly may be missing from the CRM. A typed legal form says the full name was typed
+        ('Pacworks Inc.' is a namesake of Pacworks Labs Inc, not its brand).
+        """
+        a_tokens = self.index.tokens[position]
+        n = len(q.tokens)
+        if q.legal or not 0 < n < len(a_tokens) or a_tokens[:n] != q.tokens or len(q.key) < 4:
+            return ""
+        key = (q.tokens, q.country)
+        found = self._brand_cache.get(key)
+        if found is None:
+            found = self._brand_cache[key] = self._brand_rarity(q.tokens, q.country)
+            if len(self._brand_cache) > 50_000:
+                self._brand_cache.clear()
+        return found
+
+    def _brand_rarity(self, tokens: tuple[str, ...], country: str) -> str:
+        postings = self.index.postings
+        known = [postings[t] for t in tokens if t in postings]
+        if not known:
+            return ""
+        rarest = min(known, key=len)
+        if len(rarest) <= _BRAND_ACCOUNTS:
+            return "rare"
+        if not country or len(rarest) > _BRAND_SCAN:
+            return ""
+        countries = self.index.country
+        here = sum(1 for p in rarest.tolist() if countries[p] in (country, ""))
+        return "country" if here == 1 else ""
 
     def _same_script_level(self, q: Query, position: int) -> tuple[Signal, float]:
         """Two names in CJK, Arabic or Hebrew: one different ideograph or word is another company.
@@ -246,10 +384,18 @@ class Scorer:
             return ("missing", 0.0, "")
         a_label = domain_label(a_reg)
         for _host, reg in q.domains:
-            if (len(a_label) >= 3 and domain_label(reg) == a_label and name_sim >= self.config.name.medium_at
+            if (len(a_label) >= 3 and domain_label(reg) == a_label and (name_sim >= self.config.name.medium_at
+                                                                         or not q.name)
                     and not (_country_suffix(reg) and _country_suffix(a_reg))):
                 # acme.de ~ acme.com; two national suffixes (acme.de, acme.fr) may be two companies
-                return ("other_tld", weights.other_tld, f"domain {reg} ~ {a_reg}")
+                if (weights.other_tld_unlisted and not listed and not _country_suffix(reg) and q.country
+                        and q.country == index.country[position] and (q.name or len(a_label) >= _LONG_LABEL)):
+                    # a generic domain no account holds, and the person is where the account is: the company's
+                    # other domain (acme.com beside acme.de), not a sister company abroad; a national one
+                    # (acme.de beside acme.com) is as often a namesake's
+                    return ("other_tld_unlisted", weights.other_tld_unlisted, f"domain {reg} ~ {a_reg}")
+                if q.name:
+                    return ("other_tld", weights.other_tld, f"domain {reg} ~ {a_reg}")
         if listed:
             return ("different", weights.different, f"domain {reg} != {a_reg} (another account's)")
         return ("unlisted", weights.unlisted, f"domain {reg} != {a_reg}")
@@ -260,18 +406,31 @@ class Scorer:
         Only within one script: 'Ural Sistemy JSC' against 'ООО «Урал Системы»' is a translation, not evidence.
         """
         theirs = self.index.legal[position]
-        if not q.legal or not theirs or q.legal.isascii() != theirs.isascii():
+        mine = q.slip_legal if q.slip_name and q.slip_name == self.index.name[position] else q.legal
+        if not mine or not theirs or mine.isascii() != theirs.isascii():
             return None
         if q.latin != self.index.latin[position]:
             return None
         weights = self.config.name
-        if q.legal == theirs:
-            signal = ("same", weights.legal_form_same, f"legal form {q.legal}")
-        elif set(q.legal.split()) & set(theirs.split()):
-            signal = ("partial", weights.legal_form_partial, f"legal form {q.legal} ~ {theirs}")
+        country = self.index.country[position]
+        if mine == theirs:
+            signal = ("same", weights.legal_form_same, f"legal form {mine}")
+        elif set(mine.split()) & set(theirs.split()):
+            signal = ("partial", weights.legal_form_partial, f"legal form {mine} ~ {theirs}")
+        elif (country and q.country in ("", country) and self._foreign(mine, country)
+              and not self._foreign(theirs, country)):
+            # 'Lange Limited' for Lange GmbH in Germany: a form the country's companies do not use is the
+            # person's guess at the legal form, not another company's (a British namesake says GB)
+            signal = ("foreign", weights.legal_form_foreign, f"legal form {mine} != {theirs} (not used in "
+                      f"{country.upper()})")
         else:
-            signal = ("different", weights.legal_form_different, f"legal form {q.legal} != {theirs}")
+            signal = ("different", weights.legal_form_different, f"legal form {mine} != {theirs}")
         return signal if signal[1] else None  # a comparison configured to weigh nothing is not a reason
+
+    def _foreign(self, legal: str, country: str) -> bool:
+        """Whether the accounts of a country (enough of them to tell) hardly ever carry this legal form."""
+        shares = self._legal_share.get(country)
+        return shares is not None and shares.get(legal, 0.0) < _FOREIGN_SHARE
 
     def compare_geo(self, q: Query, position: int, signals: dict[str, Signal]) -> None:
         """Country, state and city agreement, added to ``signals`` (a blank side adds nothing)."""
@@ -279,11 +438,12 @@ class Scorer:
         index = self.index
         if q.country:
             theirs = index.country[position]
+            where = f" (city {index.city[position]})" if position in self.inferred_country else ""
             if theirs == q.country:
-                signals["country"] = ("same", g.country_same, f"country {q.country.upper()}")
+                signals["country"] = ("same", g.country_same, f"country {q.country.upper()}{where}")
             elif theirs and len(theirs) == len(q.country) == 2:
                 # a spelling pycountry does not know is not evidence of another country
-                signals["country"] = ("different", g.country_different, f"country {q.country} != {theirs}")
+                signals["country"] = ("different", g.country_different, f"country {q.country} != {theirs}{where}")
         if q.state:
             theirs = index.state[position]
             if theirs == q.state:

@@ -40,11 +40,12 @@ def test_auto_matches_are_precise_on_small_orgs(seed: int) -> None:
     account_crm_id = {a.id: a.crm_id for a in accounts}
     everyone = evaluate(leads, results, account_crm_id, truth)
     open_leads = evaluate(leads, results, account_crm_id, truth, is_open)
-    # measured: precision 0.995-0.999, recall 0.954-0.969 (all leads); 0.933-0.955 open leads
+    # measured: precision 0.995-0.998, recall 0.968-0.975 (all leads); open leads precision 0.993-0.997,
+    # recall 0.954-0.964
     assert everyone.precision >= 0.99
-    assert everyone.recall >= 0.94
+    assert everyone.recall >= 0.96
     assert open_leads.precision >= 0.99
-    assert open_leads.recall >= 0.92
+    assert open_leads.recall >= 0.945
     assert everyone.review > 0  # the review band is used, not only auto and none
 
 

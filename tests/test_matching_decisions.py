@@ -22,6 +22,7 @@ RULES_DATA = {
     "domain": {"exact": 6.0, "subdomain": 5.5, "contact": 4.0, "other_tld": 2.5, "account_name": 2.0,
                "different": -2.0, "unlisted": -2.0},
     "name": {"exact": 5.0, "typo": 4.5, "high": 3.5, "medium": 1.5, "low": -1.0, "different": -4.0, "acronym": 3.0,
+             "prefix": 0.0,
              "domain_label": 3.5, "legal_form_same": 0.0, "legal_form_partial": 0.0, "legal_form_different": 0.0,
              "other_script": 0.0},
     "geo": {"country_same": 1.0, "country_different": -3.0, "state_same": 0.5, "state_different": -0.5,
@@ -284,3 +285,124 @@ def test_converted_leads_keep_the_account_they_were_converted_to() -> None:
     rolled = one(converted, [*accounts[:1], account(2, "Acme Holdings", parent_crm_id="A1")],
                  rules(rollup_to_parent=True))
     assert (rolled.account_id, rolled.matched_account_id) == (1, 2)
+
+
+def test_a_mistyped_legal_form_still_meets_the_account_name() -> None:
+    accounts = [account(1, "Mara Analytik GmbH", country="DE"), account(2, "Mara Inc.", country="US")]
+    result = one(lead(1, "Mara Analytik GmH", country="Germany"), accounts)
+    assert (result.decision, result.account_id) == ("auto", 1)
+    assert result.reasons["signals"]["name"] == ["typo", 4.5]
+    assert "legal form mistyped" in result.reason
+
+
+def test_a_generic_domain_no_account_holds_is_the_companys_other_domain_in_its_country() -> None:
+    accounts = [account(1, "Abor Servicios S.L.", website="aborservicios.es", country="ES")]
+    home = one(lead(1, "Abor Servicios", "ana@aborservicios.com", country="Spain"), accounts)
+    assert home.reasons["signals"]["domain"] == ["other_tld_unlisted", 2.0]
+    abroad = one(lead(2, "Abor Servicios", "ana@aborservicios.com", country="Mexico"), accounts)
+    assert abroad.reasons["signals"]["domain"] == ["other_tld", 2.5]  # a sister company abroad, as RULES weigh it
+    national = one(lead(3, "Abor Servicios", "ana@aborservicios.fr", country="Spain"), accounts)
+    assert national.reasons["signals"].get("domain", [""])[0] != "other_tld_unlisted"
+
+
+def test_a_legal_form_the_accounts_country_does_not_use_is_a_guess_not_another_company() -> None:
+    germans = [account(i, f"Firma{i} GmbH", country="DE") for i in range(10, 50)]
+    accounts = [account(1, "Lange GmbH", country="DE"), *germans]
+    config = rules(name={"legal_form_different": -2.5, "legal_form_foreign": -0.5})
+    guess = one(lead(1, "Lange Limited", country="Germany"), accounts, config)
+    assert guess.reasons["signals"]["legal"] == ["foreign", -0.5]
+    assert guess.decision == "auto"
+    assert "legal form limited != gmbh (not used in DE)" in guess.reason
+    # in Britain 'Limited' is a legal form of its own: there it says another company
+    british = one(lead(2, "Lange Limited", country="United Kingdom"), accounts, config)
+    assert british.reasons["signals"]["legal"] == ["different", -2.5]
+
+
+def test_a_rare_brand_typed_alone_is_the_account_it_begins_unless_another_account_shares_it() -> None:
+    config = rules(name={"prefix": 4.5})
+    accounts = [account(1, "Pyrwave Partners Ltd", country="GB"),
+                account(2, "Pyrwave Technologies, Inc.", country="US")]
+    brand = one(lead(1, "Pyrwave", country="United Kingdom"), accounts, config)
+    assert (brand.decision, brand.account_id) == ("auto", 1)
+    assert brand.reasons["signals"]["name"] == ["prefix", 4.5]
+    assert "its first words" in brand.reason
+    # a legal form says the full name was typed: a namesake's, not the brand
+    assert one(lead(2, "Pyrwave Ltd", country="United Kingdom"), accounts, config).reasons["signals"]["name"][0] \
+        != "prefix"
+    # two accounts in the person's country begin with it: which one is for a person to say
+    rivals = [*accounts, account(3, "Pyrwave Energy Ltd", country="GB")]
+    assert one(lead(3, "Pyrwave", country="United Kingdom"), rivals, config).decision == "review"
+
+
+def test_a_misspelt_word_no_account_has_finds_the_word_it_stands_for() -> None:
+    accounts = [account(1, "Dynara Capital LLC", country="US"), account(2, "Casara Capital LLC", country="US"),
+                *(account(i, f"Firm{i} Capital LLC", country="US") for i in range(10, 40))]
+    result = one(lead(1, "Dnyara Capital LLC", country="US"), accounts, rules(name={"legal_form_same": 0.8}))
+    assert (result.decision, result.account_id) == ("auto", 1)
+    assert result.reasons["signals"]["name"][0] == "typo"
+
+
+def test_a_misspelt_romanized_name_finds_the_account_whose_domain_spells_it() -> None:
+    accounts = [account(1, "小林製作所株式会社", website="kobayashi-seisakusho.co.jp", country="JP")]
+    result = one(lead(1, "Kobayashi Deisakusho", country="Japan"), accounts)
+    assert result.account_id == 1
+    assert result.reasons["signals"]["name"][0] == "typo"
+    # another first letter is another name, not a slip (Corvo, Norvo)
+    assert one(lead(2, "Nobayashi Seisakusho", country="Japan"), accounts).decision == "none"
+
+
+def test_shortened_words_are_the_words_they_shorten() -> None:
+    accounts = [account(1, "Crystal Port Solutions SA", country="FR"), account(2, "Crystal Port GmbH", country="DE")]
+    result = one(lead(1, "Crystal Port Sol SA", country="France"), accounts, rules(name={"abbreviated": 4.5}))
+    assert (result.decision, result.account_id) == ("auto", 1)
+    assert result.reasons["signals"]["name"] == ["abbreviated", 4.5]
+
+
+def test_a_longer_name_elsewhere_does_not_doubt_a_match_in_the_persons_city() -> None:
+    config = rules(geo={"city_same": 1.0, "city_different": -1.0}, name={"prefix": 4.5})
+    accounts = [account(1, "Globra GmbH", country="DE", city="Frankfurt am Main"),
+                account(2, "Globra Gruppe AG", country="DE", city="Hamburg")]
+    here = one(lead(1, "Globra", country="Germany", city="Frankfurt am Main"), accounts, config)
+    assert (here.decision, here.account_id) == ("auto", 1)
+    nowhere = one(lead(2, "Globra", country="Germany"), accounts, config)
+    assert nowhere.decision == "review"
+    assert "the name also fits Globra Gruppe AG" in nowhere.reason
+
+
+def test_a_city_the_accounts_place_in_one_country_stands_for_that_country() -> None:
+    seattle = [account(i, f"Firm{i} LLC", country="US", city="Seattle") for i in range(10, 14)]
+    accounts = [account(1, "Norly Limited", city="Seattle"), *seattle]
+    result = one(lead(1, "Norly", country="Italy"), accounts)
+    assert result.decision == "none"
+    assert "country IT != US (city seattle)" in result.reason
+    # and a person with a city and no country is placed the same way
+    home = one(lead(2, "Norly", city="Seattle"), accounts)
+    assert home.reasons["signals"]["country"][0] == "same"
+
+
+def test_candidates_for_shortened_names_and_for_common_words_with_a_stray_last_word() -> None:
+    accounts = [account(1, "Primix Corporation Solutions LLC", country="US"),
+                account(2, "Johnson Holdings Inc.", country="US", city="Denver"),
+                *(account(10 + i, f"Johnson Holdings {i}", country="US") for i in range(250))]
+    shortened, stray = match([lead(1, "Primix Corp Sol LLC", country="US"),
+                              lead(2, "Johnson Holdings Ibc.", country="US", city="Denver")], accounts, DEFAULT)
+    assert (shortened.account_id, shortened.reasons["signals"]["name"][0]) == (1, "abbreviated")
+    assert (stray.decision, stray.account_id) == ("review", 2)  # 'johnson' and 'holdings' are too common to search by
+
+
+def test_a_brand_found_abroad_but_in_one_account_of_the_persons_country_is_worth_a_review() -> None:
+    config = rules(name={"prefix": 4.5, "prefix_country": 3.0})
+    abroad = [account(10 + i, f"Norly {kind}", country=c)
+              for i, (kind, c) in enumerate([("Limited", "CA"), ("B.V.", "NL"), ("S.A.", "MX"), ("GmbH", "DE")])]
+    accounts = [account(1, "Norly Gruppo S.r.l.", country="IT"), *abroad]
+    result = one(lead(1, "Norly", country="Italy"), accounts, config)
+    assert (result.decision, result.account_id) == ("review", 1)
+    assert result.reasons["signals"]["name"] == ["prefix_country", 3.0]
+    assert "the only such name in IT" in result.reason
+
+
+def test_a_slip_in_a_short_word_finds_the_name_spelt_right() -> None:
+    namesakes = [account(10 + i, f"Prairie Field{i} LLC", country="US") for i in range(60)]
+    accounts = [*namesakes, account(1, "Prairie Way LLC", country="US")]  # beyond the first postings searched
+    result = one(lead(1, "Prairie Wya LLC", country="US"), accounts)
+    assert (result.account_id or result.reasons["best_account_id"]) == 1  # found and scored, on the name's merits

@@ -208,3 +208,44 @@ def test_phones_in_e164() -> None:
     assert compare("+1 415 555 0100", "", "(415) 555-0100", "US", 3) == "same"
     assert compare("+1 415 555 0100", "", "(415) 555-0199", "US", 3) == "switchboard"
     assert compare("+1 415 555 0100", "", "(415) 556-0100", "US", 3) == ""
+
+
+@pytest.mark.parametrize(
+    ("typed", "name", "legal"),
+    [
+        ("Mara Analytik GmH", "mara analytik", "gmbh"),  # a dropped letter
+        ("Stone Star Group Incc.", "stone star group", "incorporated"),  # a doubled letter
+        ("Casworks Gruppo rSl", "casworks gruppo", "srl"),  # two letters swapped
+        ("Fortton Coporation Inc", "fortton", "corporation incorporated"),
+        ("Giordano  Sr.l.", "giordano", "srl"),  # a stray space in the legal form
+        ("Cook Group Pty Ld", "cook group", "limited proprietary"),
+        ("Feedback Loop", "", ""),  # a word, not a slip of a common legal form
+        ("Blue Ink", "", ""),  # 3-letter forms are only read through swapped or doubled letters
+        ("Acme", "", ""),
+    ],
+)
+def test_legal_forms_typed_with_a_slip_are_read_as_legal_forms(typed: str, name: str, legal: str) -> None:
+    slip_name, slip_legal = NORMALIZER.legal_slip(NORMALIZER.normalize(typed))
+    assert slip_name == name
+    if name:
+        merged = {*NORMALIZER.legal_form(typed).split(), *slip_legal.split()}
+        assert " ".join(sorted(merged)) == legal
+
+
+def test_known_words_one_edit_away() -> None:
+    from matching.slips import known_one_edit_away
+
+    vocabulary = {"dynara", "capital", "cenly", "amora"}
+    assert known_one_edit_away("dnyara", vocabulary) == ["dynara"]  # swapped
+    assert known_one_edit_away("capitl", vocabulary) == ["capital"]  # dropped
+    assert known_one_edit_away("cenlyy", vocabulary) == ["cenly"]  # added
+    assert known_one_edit_away("amors", vocabulary) == ["amora"]  # the key beside
+    assert known_one_edit_away("amorp", vocabulary) == []  # a key far from the right one is not a slip
+    assert known_one_edit_away("globex", vocabulary) == []
+
+
+def test_abbreviations_not_in_the_table() -> None:
+    from matching.score import abbreviates
+
+    assert abbreviates("sol", "solutions") and abbreviates("nets", "networks") and abbreviates("dl", "dienstleistungen")
+    assert not abbreviates("sol", "sol") and not abbreviates("nets", "ntworks") and not abbreviates("olu", "solutions")
