@@ -247,11 +247,27 @@ class HoldoutEvaluation:
     frames: list[tuple[FeatureFrame, np.ndarray]]  # every snapshot, oldest first, for the final refit
 
 
-def _stack(parts: list[tuple[FeatureFrame, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    X = np.concatenate([f.X for f, _ in parts])
+def _labels(parts: list[tuple[FeatureFrame, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and snapshot times (the calibration folds' groups) of the snapshots' rows, stacked."""
     y = np.concatenate([lab for _, lab in parts]).astype(np.int8)
     groups = np.concatenate([np.full(len(lab), f.as_of) for f, lab in parts])
-    return X, y, groups
+    return y, groups
+
+
+def _rows(parts: list[tuple[FeatureFrame, np.ndarray]], index: np.ndarray) -> np.ndarray:
+    """Rows ``index`` (sorted) of the snapshots' features as if stacked, without stacking them all.
+
+    A big org's snapshots hold millions of rows (12 snapshots of 375,000 open leads, 45 features:
+    1.3 GB); training reads the sampled ones, so only those are copied.
+    """
+    out = np.empty((len(index), parts[0][0].X.shape[1]))
+    start = 0
+    for frame, labels in parts:
+        end = start + len(labels)
+        lo, hi = np.searchsorted(index, (start, end))
+        out[lo:hi] = frame.X[index[lo:hi] - start]
+        start = end
+    return out
 
 
 def evaluate_holdout(
@@ -309,15 +325,15 @@ def evaluate_holdout(
         return NotTrained(target, "not enough labelled history: " + "; ".join(short), counts)
 
     pc_limit, seed = pc.max_training_rows, pc.random_state
-    X_train, y_train, g_train = _stack(train_frames)
+    y_train, g_train = _labels(train_frames)
     keep, w_train = _sample(y_train, pc_limit, seed)
-    X_train, y_train, g_train = X_train[keep], y_train[keep], g_train[keep]
+    X_train, y_train, g_train = _rows(train_frames, keep), y_train[keep], g_train[keep]
     evaluated = _fit_calibrated(X_train, y_train, g_train, w_train, pc)
-    X_hold, y_hold, _ = _stack(hold_frames)
+    y_hold, _ = _labels(hold_frames)
     keep, w_hold = _sample(y_hold, pc_limit, seed + 1)
     latest, _ = hold_frames[-1]
     with threadpool_limits(limits=1, user_api="openmp"):
-        p_hold = evaluated.predict_proba(X_hold[keep])[:, 1]
+        p_hold = evaluated.predict_proba(_rows(hold_frames, keep))[:, 1]
         p_train = evaluated.predict_proba(X_train)[:, 1]
         # The latest held-out snapshot in full: a backtest grades every account at that date.
         predictions = {latest.as_of: (latest.rows, evaluated.predict_proba(latest.X)[:, 1] if len(latest.rows)
@@ -354,9 +370,9 @@ def train(
     evaluation = evaluate_holdout(inputs, config, as_of, target=target)
     if isinstance(evaluation, NotTrained):
         return evaluation
-    X_all, y_all, g_all = _stack(evaluation.frames)
+    y_all, g_all = _labels(evaluation.frames)
     keep, weight = _sample(y_all, config.predictive.max_training_rows, config.predictive.random_state)
-    final = _fit_calibrated(X_all[keep], y_all[keep], g_all[keep], weight, config.predictive)
+    final = _fit_calibrated(_rows(evaluation.frames, keep), y_all[keep], g_all[keep], weight, config.predictive)
     names = evaluation.frames[0][0].names
     blob = dumps(PredictiveModel(evaluation.target, names, final, sklearn.__version__, config.predictive.horizon_days))
     metrics = {**evaluation.metrics, "all_rows": int(len(y_all)), "all_positives": int(y_all.sum())}
