@@ -69,10 +69,11 @@ def match_in_processes(
     _shared = (matcher, people, previous, pins)
     try:
         with collector_paused(), multiprocessing.get_context("fork").Pool(workers - 1) as pool:
-            pending = pool.map_async(_match_slice_as_tuples, bounds, chunksize=1)
+            pending = pool.imap(_match_slice_as_tuples, bounds, chunksize=1)
             results = _match_slice((0, own))
-            for part in pending.get():
+            for part in pending:  # in order, each slice's tuples freed once rebuilt
                 results.extend(MatchResult(*values) for values in part)
+                del part
     finally:
         _shared = None
     return results
@@ -96,5 +97,8 @@ def collector_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        # what the block allocated joins the oldest generation rather than the youngest: left young, the
+        # first allocation after enable() would walk millions of objects again (a second per million)
+        gc.freeze()
         gc.unfreeze()
         gc.enable()
