@@ -91,6 +91,7 @@ class Matcher:
         *,
         contacts: Sequence[PersonRecord] = (),
         last_activity: Mapping[int, datetime] | None = None,
+        workers: int = 1,
     ) -> None:
         self.config = config
         self.free_mail = FreeMail(config.extra_free_mail_domains)
@@ -103,7 +104,7 @@ class Matcher:
             by_crm[account.crm].append(account)
         with collector_paused():
             self.indexes = {
-                crm: AccountIndex(accs, self.normalizer, self.free_mail, config.blocking)
+                crm: AccountIndex(accs, self.normalizer, self.free_mail, config.blocking, workers)
                 for crm, accs in by_crm.items()
             }
         self.scorers = {crm: Scorer(index, config) for crm, index in self.indexes.items()}
@@ -472,5 +473,5 @@ def match(
     results are the same).
     """
     existing = [p for p in people if p.kind == "contact"] if contacts is None else contacts
-    matcher = Matcher(accounts, config, contacts=existing, last_activity=last_activity)
+    matcher = Matcher(accounts, config, contacts=existing, last_activity=last_activity, workers=workers)
     return match_in_processes(matcher, people, previous or {}, pins or {}, workers)
