@@ -257,12 +257,12 @@ class Matcher:
         labelled: list[int] = []
         containing: list[int] = []
         if positions and q.key:
-            keys = [index.ascii[p] for p in positions]
+            ascii_keys, label_keys, token_sets, typed = index.ascii, index.label_key, index.token_sets, q.key
+            keys = [ascii_keys[p] for p in positions]
             ranked = [(score, positions[i]) for _, score, i in process.extract(
-                q.key, keys, scorer=fuzz.WRatio, limit=None, score_cutoff=self.config.blocking.prerank_cutoff)]
-            labelled = [p for p in positions if index.label_key[p] == q.key]
+                typed, keys, scorer=fuzz.WRatio, limit=None, score_cutoff=self.config.blocking.prerank_cutoff)]
+            labelled = [p for p in positions if label_keys[p] == typed]
             words = set(q.tokens)
-            token_sets = index.token_sets
             containing = [p for p in positions if words <= token_sets[p]]
         elif positions:
             ranked = [(0.0, p) for p in positions]  # nothing to pre-rank on: every candidate is scored

@@ -225,21 +225,22 @@ class AccountIndex:
         acr = acronym(name)
         if acr:
             found.update(self.by_name.get(acr, ()))
-        usable = sorted((t for t in set(tokens) if t in self.postings), key=lambda t: len(self.postings[t]))
+        postings, idf = self.postings, self.idf
+        usable = sorted((t for t in set(tokens) if t in postings), key=lambda t: len(postings[t]))
         if usable:
-            current = self.postings[usable[0]]
+            current = postings[usable[0]]
             for token in usable[1:]:
                 if len(current) <= limit:
                     break
-                narrowed = np.intersect1d(current, self.postings[token], assume_unique=True)
+                narrowed = np.intersect1d(current, postings[token], assume_unique=True)
                 if len(narrowed):
                     current = narrowed
             if len(current) > limit:
                 current = current[:limit]
             found.update(current.tolist())
-            if len(usable) > 1 and len(self.postings[usable[1]]) <= limit:
-                found.update(self.postings[usable[1]].tolist())
-        unknown = [t for t in tokens if t not in self.idf and len(t) >= 3]
+            if len(usable) > 1 and len(postings[usable[1]]) <= limit:
+                found.update(postings[usable[1]].tolist())
+        unknown = [t for t in tokens if t not in idf and len(t) >= 3]
         if unknown:
             found.update(self.ngram_candidates(unknown, limit))
         return found

@@ -63,7 +63,7 @@ def match_in_processes(
     # others, since it also rebuilds their results) and forked processes take the rest in slices.
     own = int(len(people) / workers * 0.9)
     rest = len(people) - own
-    slices = (workers - 1) * 6
+    slices = (workers - 1) * 24  # small: a worker holds one slice's results (and their pickle) at a time
     step = max(1, -(-rest // slices))
     bounds = [(start, min(start + step, len(people))) for start in range(own, len(people), step)]
     _shared = (matcher, people, previous, pins)
