@@ -10,6 +10,7 @@ margin against the previous match, and the optional roll-up to the ultimate pare
 from __future__ import annotations
 
 import dataclasses
+from array import array
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
@@ -109,12 +110,13 @@ class Matcher:
             }
         self.scorers = {crm: Scorer(index, config) for crm, index in self.indexes.items()}
         self._free_cache: dict[str, bool] = {}
+        self._methods: dict[str, str] = {}
         # pure functions of typed values, filled once the shared domains are known
         self._name_parts: dict[str | None, tuple[str, tuple[str, ...], str, str, bool]] = {}
         self._geo_parts: dict[tuple[str | None, str | None, str | None], tuple[str, str, str]] = {}
         self._domain_parts: dict[str | None, tuple[str, str] | None] = {}
         self._core_cache: dict[tuple[str, Any], list[tuple[float, int, dict[str, Signal]]]] = {}
-        self._name_cache: dict[tuple[str, str, str], tuple[list[tuple[float, int]], list[int], list[int]]] = {}
+        self._name_cache: dict[tuple[str, str, str], tuple[array, array, array, array]] = {}
         for crm, index in self.indexes.items():
             index.add_contacts(
                 (index.by_crm_id[(crm, p.account_crm_id)], _company_email(p))
@@ -228,8 +230,9 @@ class Matcher:
         different. What depends on the name alone is computed once per name and kept: people who
         type the same company name are far more frequent than people with the same whole query.
         """
-        ranked, labelled, containing = self._name_ranking(crm, q)
+        scores, positions, labelled, containing = self._name_ranking(crm, q)
         limit = self.config.blocking.max_candidates
+        ranked = list(zip(scores, positions, strict=True))
         if excluded:
             ranked = [r for r in ranked if r[1] not in excluded]
         top = ranked[0][0] if ranked else 0.0
@@ -244,9 +247,11 @@ class Matcher:
         extra += [p for p in containing if p not in chosen and p not in excluded][:limit]
         return kept + extra
 
-    def _name_ranking(self, crm: str, q: Query) -> tuple[list[tuple[float, int]], list[int], list[int]]:
-        """(pre-rank score, position) of the name's candidates above the cutoff, best first; the accounts
-        whose domain label is the typed name; the accounts whose names contain every typed word."""
+    def _name_ranking(self, crm: str, q: Query) -> tuple[array, array, array, array]:
+        """Pre-rank scores and positions of the name's candidates above the cutoff, best first; the accounts
+        whose domain label is the typed name; the accounts whose names contain every typed word.
+
+        Kept as arrays: a hundred thousand cached names as lists of (float, int) tuples weigh ~150 MB."""
         key = (crm, q.name, q.key)
         cached = self._name_cache.get(key)
         if cached is not None:
@@ -268,7 +273,8 @@ class Matcher:
             ranked = [(0.0, p) for p in positions]  # nothing to pre-rank on: every candidate is scored
         if len(self._name_cache) >= _CACHE_LIMIT:
             self._name_cache.clear()
-        found = self._name_cache[key] = (ranked, labelled, containing)
+        found = self._name_cache[key] = (array("d", [r[0] for r in ranked]), array("i", [r[1] for r in ranked]),
+                                         array("i", labelled), array("i", containing))
         return found
 
     # -- decisions -------------------------------------------------------------------------------
@@ -425,6 +431,7 @@ class Matcher:
         if runner is not None:
             extra["runner_up"] = {"account_id": index.accounts[runner[1]].id, "confidence": round(runner[0], 4)}
         method = "+".join(k for k in _SIGNAL_ORDER if k in signals and signals[k][1] > 0) or "weak"
+        method = self._methods.setdefault(method, method)  # a few dozen combinations: one string each, not 1M
         reason = "; ".join(signals[k][2] for k in _SIGNAL_ORDER if k in signals and signals[k][2])
         notes = [n for n in (tie, stability, doubt) if n]
         if tie:
