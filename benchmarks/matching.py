@@ -21,11 +21,15 @@ recall >= 0.97 on M and L; 1M leads against 200k accounts in <= 60 s wall on 2 c
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import ctypes.util
 import gc
 import os
 import random
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -208,6 +212,128 @@ def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
 
 
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the system, so what was dropped (the generator's
+    rows) no longer counts in this process's RSS."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as f:
+        for row in f:
+            if row.startswith("VmRSS:"):
+                return int(row.split()[1]) / 1024
+    return 0.0
+
+
+def _smaps(pid: int) -> dict[str, float] | None:
+    """Rss, Pss and Uss (private pages) of a process in MB, from /proc/<pid>/smaps_rollup (Linux)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            rows = (row.partition(":") for row in f)
+            values = {k: int(v.split()[0]) / 1024 for k, _, v in rows if v.strip()[:1].isdigit()}
+    except (OSError, ValueError):
+        return None
+    return {"rss": values.get("Rss", 0.0), "pss": values.get("Pss", 0.0),
+            "uss": values.get("Private_Clean", 0.0) + values.get("Private_Dirty", 0.0)}
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
+
+
+class MemorySampler(threading.Thread):
+    """Samples this process and its children (the forked matching workers) from /proc while matching runs.
+
+    Per process: the peak RSS, PSS (shared pages split between the processes sharing them) and USS (pages
+    only that process holds); for the run: the peak of the sum of the processes' PSS, which is the physical
+    memory the run occupies at that moment, each shared page counted once. RSS is read every ``interval``
+    (cheap); PSS and USS (smaps_rollup walks every page: ~30 ms per GB, kernel time of this process) when the
+    summed RSS reaches a new high by ``step`` or every ``pss_every`` seconds, and once at the end.
+    """
+
+    def __init__(self, interval: float = 0.5, step: float = 0.05, pss_every: float = 10.0) -> None:
+        super().__init__(daemon=True)
+        self.interval, self.step, self.pss_every = interval, step, pss_every
+        self.peaks: dict[str, dict[str, float]] = {}  # "this" / "worker": peak rss, pss, uss over samples
+        self.peak_total_pss = 0.0
+        self.peak_total_rss = 0.0
+        self.samples = self.pss_samples = 0
+        self.cost = 0.0  # CPU seconds this thread spent reading /proc
+        self._pss_at = (0.0, 0.0)  # summed RSS and time of the last PSS sample
+        self._stop_event = threading.Event()
+        self.available = os.path.exists("/proc/self/smaps_rollup")
+
+    def _peak(self, who: str, values: dict[str, float]) -> None:
+        peak = self.peaks.setdefault(who, {"rss": 0.0, "pss": 0.0, "uss": 0.0})
+        for k, v in values.items():
+            peak[k] = max(peak[k], v)
+
+    def sample(self, force_pss: bool = False) -> None:
+        started = time.thread_time()
+        me = os.getpid()
+        processes = [("this", me), *(("worker", child) for child in _children(me))]
+        rss = {pid: rss_mb(pid) for _, pid in processes}
+        total_rss = sum(rss.values())
+        for who, pid in processes:
+            self._peak(who, {"rss": rss[pid]})
+        self.peak_total_rss = max(self.peak_total_rss, total_rss)
+        self.samples += 1
+        if (force_pss or total_rss > self._pss_at[0] * (1 + self.step)
+                or time.perf_counter() - self._pss_at[1] > self.pss_every):
+            self._pss_at = (max(total_rss, self._pss_at[0]), time.perf_counter())
+            total_pss = 0.0
+            for who, pid in processes:
+                m = _smaps(pid)
+                if m is not None:
+                    total_pss += m["pss"]
+                    self._peak(who, m)
+            self.peak_total_pss = max(self.peak_total_pss, total_pss)
+            self.pss_samples += 1
+        self.cost += time.thread_time() - started
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> MemorySampler:
+        if self.available:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.available:
+            self._stop_event.set()
+            self.join()
+            self.sample(force_pss=True)
+
+
+def reset_peak_rss() -> bool:
+    """Restart this process's peak RSS (VmHWM) from its current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def hwm_mb() -> float:
+    with contextlib.suppress(OSError), open("/proc/self/status") as f:
+        for row in f:
+            if row.startswith("VmHWM:"):
+                return int(row.split()[1]) / 1024
+    return peak_mb()
+
+
 def cpu_s(who: int) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
@@ -247,11 +373,15 @@ def report(title: str, accounts: list[AccountRecord], leads: list[PersonRecord],
            truth: Truth, config: MatchingConfig, workers: int, sample_size: int, seed: int,
            list_wrong: int = 0) -> None:
     print(f"\n== {title}: {len(accounts):,} accounts, {len(leads):,} leads, {len(contacts):,} contacts ==")
-    before_rss = peak_mb()
+    release_memory()
+    generator_peak = peak_mb()
+    before_rss = rss_mb()
+    hwm_reset = reset_peak_rss()
     cpu_before = cpu_s(resource.RUSAGE_SELF), cpu_s(resource.RUSAGE_CHILDREN)
     load = os.getloadavg()[0]
     started = time.perf_counter()
-    results = match(leads, accounts, config, contacts=contacts, workers=workers)
+    with MemorySampler() as sampler:
+        results = match(leads, accounts, config, contacts=contacts, workers=workers)
     elapsed = time.perf_counter() - started
     own_cpu = cpu_s(resource.RUSAGE_SELF) - cpu_before[0]
     worker_cpu = cpu_s(resource.RUSAGE_CHILDREN) - cpu_before[1]
@@ -260,10 +390,21 @@ def report(title: str, accounts: list[AccountRecord], leads: list[PersonRecord],
           f"(index build included): {rate:,.0f} leads/s")
     print(f"  CPU: {own_cpu:,.1f} s in this process + {worker_cpu:,.1f} s in forked workers "
           f"(load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-    own_peak, worker_peak = peak_mb(), peak_mb(resource.RUSAGE_CHILDREN)
-    print(f"  peak RSS: this process {own_peak:,.0f} MB ({before_rss:,.0f} MB before matching: generator and "
-          f"records), largest worker {worker_peak:,.0f} MB; together at most "
-          f"{own_peak + (workers - 1) * worker_peak:,.0f} MB (pages a worker shares with this process counted twice)")
+    own_peak, worker_peak = (hwm_mb() if hwm_reset else peak_mb()), peak_mb(resource.RUSAGE_CHILDREN)
+    print(f"  memory before matching: this process {before_rss:,.0f} MB RSS (the records to match and the ground "
+          f"truth, the generator dropped; it peaked at {generator_peak:,.0f} MB, which is not counted below)")
+    print(f"  peak RSS while matching: this process {own_peak:,.0f} MB{'' if hwm_reset else ' (since start)'}, "
+          f"largest worker {worker_peak:,.0f} MB (RSS counts the pages a worker shares with this process in both)")
+    if sampler.samples:
+        this, worker = sampler.peaks.get("this", {}), sampler.peaks.get("worker")
+        worker_text = (f"; workers: RSS {worker['rss']:,.0f}, PSS {worker['pss']:,.0f}, USS {worker['uss']:,.0f}"
+                       if worker else "")
+        print(f"  sampled from /proc every {sampler.interval} s ({sampler.samples} samples, {sampler.pss_samples} "
+              f"with PSS; {sampler.cost:.1f} s CPU spent sampling, counted in this process's), peak MB: this "
+              f"process RSS {this.get('rss', 0):,.0f}, PSS {this.get('pss', 0):,.0f}, USS {this.get('uss', 0):,.0f}"
+              f"{worker_text}")
+        print(f"  PEAK MEMORY of the run (peak of the sum of all processes' PSS: shared pages counted once): "
+              f"{sampler.peak_total_pss:,.0f} MB (sum of RSS {sampler.peak_total_rss:,.0f} MB)")
     account_crm_id = {a.id: a.crm_id for a in accounts}
     print(HEADER)
     open_leads = evaluate(leads, results, account_crm_id, truth, is_open)

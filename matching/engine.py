@@ -10,6 +10,7 @@ margin against the previous match, and the optional roll-up to the ultimate pare
 from __future__ import annotations
 
 import dataclasses
+from array import array
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
@@ -35,6 +36,9 @@ _AGREEING_NAMES = frozenset({"exact", "typo", "abbreviated", "high", "prefix", "
                              "other_script"})
 # Query cores remembered for people who share them (same company typed the same way, same domain).
 _CACHE_LIMIT = 100_000
+# Whole query cores repeat far less (about 5% of a million leads within 100,000 entries, 2% within 20,000) and
+# each entry holds its scored candidates with their signals (2.5 KB): kept fewer, for memory.
+_CORE_CACHE_LIMIT = 20_000
 # Pre-ranking scores (0-100) this close to the best are all scored, whatever max_candidates says.
 _NEAR_TOP = 3.0
 # Keys (name letters without spaces) at least this long are also looked up one slip away.
@@ -92,6 +96,7 @@ class Matcher:
         *,
         contacts: Sequence[PersonRecord] = (),
         last_activity: Mapping[int, datetime] | None = None,
+        workers: int = 1,
     ) -> None:
         self.config = config
         self.free_mail = FreeMail(config.extra_free_mail_domains)
@@ -104,7 +109,7 @@ class Matcher:
             by_crm[account.crm].append(account)
         with collector_paused():
             self.indexes = {
-                crm: AccountIndex(accs, self.normalizer, self.free_mail, config.blocking)
+                crm: AccountIndex(accs, self.normalizer, self.free_mail, config.blocking, workers)
                 for crm, accs in by_crm.items()
             }
         # where an account or a person with a city and no country is (learnt from the accounts with both)
@@ -118,8 +123,13 @@ class Matcher:
                 index.country[p] = self.city_country[index.city[p]]
         self.scorers = {crm: Scorer(index, config, inferred[crm]) for crm, index in self.indexes.items()}
         self._free_cache: dict[str, bool] = {}
+        self._methods: dict[str, str] = {}
+        # pure functions of typed values, filled once the shared domains are known
+        self._name_parts: dict[str | None, tuple[str, tuple[str, ...], str, str, bool, str, str]] = {}
+        self._geo_parts: dict[tuple[str | None, str | None, str | None], tuple[str, str, str]] = {}
+        self._domain_parts: dict[str | None, tuple[str, str] | None] = {}
         self._core_cache: dict[tuple[str, Any], list[tuple[float, int, dict[str, Signal]]]] = {}
-        self._name_cache: dict[tuple[str, str, str], tuple[list[tuple[float, int]], list[int], list[int]]] = {}
+        self._name_cache: dict[tuple[str, str, str], tuple[array, array, array, array]] = {}
         for crm, index in self.indexes.items():
             index.add_contacts(
                 (index.by_crm_id[(crm, p.account_crm_id)], _company_email(p))
@@ -140,11 +150,17 @@ class Matcher:
         """(host, registrable) of each email/website value that is not a free or disposable provider."""
         out: list[tuple[str, str]] = []
         for value in values:
-            host = host_of(value) if value else ""
-            reg = registrable_domain(host) if host else ""
-            # the host, not just its registrable domain: lists name providers like x.indevs.in
-            if reg and not self._is_free(host) and reg not in self.shared_domains and (host, reg) not in out:
-                out.append((host, reg))
+            found = self._domain_parts.get(value, False)
+            if found is False:
+                host = host_of(value) if value else ""
+                reg = registrable_domain(host) if host else ""
+                # the host, not just its registrable domain: lists name providers like x.indevs.in
+                found = (host, reg) if reg and not self._is_free(host) and reg not in self.shared_domains else None
+                if len(self._domain_parts) >= _CACHE_LIMIT:
+                    self._domain_parts.clear()
+                self._domain_parts[value] = found
+            if found is not None and found not in out:
+                out.append(found)
         return tuple(out)
 
     def company_name(self, typed: str | None) -> str:
@@ -162,24 +178,29 @@ class Matcher:
         phone: str | None = None,
     ) -> Query:
         """What the comparisons read about a company as a person (or another CRM) describes it."""
-        normalized = self.company_name(name)
-        code = country_code(country) or self.city_country.get(city_key(city), "")
-        legal = self.normalizer.legal_form(name) if normalized else ""
-        slip_name, slip_legal = self.normalizer.legal_slip(normalized) if normalized.isascii() else ("", "")
-        return Query(
-            name=normalized,
-            tokens=tuple(normalized.split()),
-            key=ascii_key(normalized),
-            legal=legal,
-            slip_name=slip_name,
-            slip_legal=" ".join(sorted({*legal.split(), *slip_legal.split()})) if slip_name else "",
-            latin=written_in_latin(name),
-            domains=self.corporate_domains(*domain_values),
-            country=code,
-            state=state_code(state, code),
-            city=city_key(city),
-            phone=phone or "",
-        )
+        # each part depends on one or two typed values only, which repeat across people: computed once per value
+        named = self._name_parts.get(name)
+        if named is None:
+            normalized = self.company_name(name)
+            legal = self.normalizer.legal_form(name) if normalized else ""
+            slip_name, slip_legal = self.normalizer.legal_slip(normalized) if normalized.isascii() else ("", "")
+            slip_legal = " ".join(sorted({*legal.split(), *slip_legal.split()})) if slip_name else ""
+            named = (normalized, tuple(normalized.split()), ascii_key(normalized), legal, written_in_latin(name),
+                     slip_name, slip_legal)
+            if len(self._name_parts) >= _CACHE_LIMIT:
+                self._name_parts.clear()
+            self._name_parts[name] = named
+        geo = self._geo_parts.get((country, state, city))
+        if geo is None:
+            code = country_code(country) or self.city_country.get(city_key(city), "")
+            geo = (code, state_code(state, code), city_key(city))
+            if len(self._geo_parts) >= _CACHE_LIMIT:
+                self._geo_parts.clear()
+            self._geo_parts[(country, state, city)] = geo
+        normalized, tokens, key, legal, latin, slip_name, slip_legal = named
+        return Query(name=normalized, tokens=tokens, key=key, domains=self.corporate_domains(*domain_values),
+                     legal=legal, latin=latin, country=geo[0], state=geo[1], city=geo[2], phone=phone or "",
+                     slip_name=slip_name, slip_legal=slip_legal)
 
     def query_for(self, person: PersonRecord) -> Query:
         # the domain part only: it repeats across a company's people, so its parsing is cached
@@ -214,7 +235,7 @@ class Matcher:
                 conf, signals = scorer.score(core, position, with_phone=False)
                 scored[position] = (conf, position, signals)
         ranked = sorted(scored.values(), key=lambda s: -s[0])[:_KEEP]
-        if len(self._core_cache) >= _CACHE_LIMIT:
+        if len(self._core_cache) >= _CORE_CACHE_LIMIT:
             self._core_cache.clear()  # bounded: a million distinct people must not pile up a million entries
         self._core_cache[key] = ranked
         return ranked
@@ -227,8 +248,9 @@ class Matcher:
         different. What depends on the name alone is computed once per name and kept: people who
         type the same company name are far more frequent than people with the same whole query.
         """
-        ranked, labelled, containing = self._name_ranking(crm, q)
+        scores, positions, labelled, containing = self._name_ranking(crm, q)
         limit = self.config.blocking.max_candidates
+        ranked = list(zip(scores, positions, strict=True))
         if excluded:
             ranked = [r for r in ranked if r[1] not in excluded]
         top = ranked[0][0] if ranked else 0.0
@@ -246,9 +268,11 @@ class Matcher:
             extra += [p for p in named if p not in chosen and p not in excluded]
         return kept + extra
 
-    def _name_ranking(self, crm: str, q: Query) -> tuple[list[tuple[float, int]], list[int], list[int]]:
-        """(pre-rank score, position) of the name's candidates above the cutoff, best first; the accounts
-        whose domain label is the typed name; the accounts whose names contain every typed word."""
+    def _name_ranking(self, crm: str, q: Query) -> tuple[array, array, array, array]:
+        """Pre-rank scores and positions of the name's candidates above the cutoff, best first; the accounts
+        whose domain label is the typed name; the accounts whose names contain every typed word.
+
+        Kept as arrays: a hundred thousand cached names as lists of (float, int) tuples weigh ~150 MB."""
         key = (crm, q.name, q.key)
         cached = self._name_cache.get(key)
         if cached is not None:
@@ -284,7 +308,8 @@ class Matcher:
                 ranked, labelled, containing = self._prerank(index, q, sorted(found_positions | set(spelt)), spelt)
         if len(self._name_cache) >= _CACHE_LIMIT:
             self._name_cache.clear()
-        found = self._name_cache[key] = (ranked, labelled, containing)
+        found = self._name_cache[key] = (array("d", [r[0] for r in ranked]), array("i", [r[1] for r in ranked]),
+                                         array("i", labelled), array("i", containing))
         return found
 
     def _spelt_right(self, index: AccountIndex, q: Query, limit: int, suspect: list[bool]) -> list[int]:
@@ -313,7 +338,8 @@ class Matcher:
         labelled: list[int] = []
         containing: list[int] = []
         if positions and q.key:
-            keys = [index.ascii[p] for p in positions]
+            ascii_keys, token_sets = index.ascii, index.token_sets
+            keys = [ascii_keys[p] for p in positions]
             ranked = [(score, positions[i]) for _, score, i in process.extract(
                 q.key, keys, scorer=fuzz.WRatio, limit=None, score_cutoff=self.config.blocking.prerank_cutoff)]
             labelled = [p for p in positions if index.label_key[p] == q.key] + spelt
@@ -324,7 +350,6 @@ class Matcher:
                 passed = {p for _, p in ranked}
                 labelled += [p for p in maybe if p not in passed and abbreviated_words(q.tokens, tokens[p])]
             words = set(q.tokens)
-            token_sets = index.token_sets
             containing = [p for p in positions if words <= token_sets[p]]
         elif positions:
             ranked = [(0.0, p) for p in positions]  # nothing to pre-rank on: every candidate is scored
@@ -492,6 +517,7 @@ class Matcher:
         if runner is not None:
             extra["runner_up"] = {"account_id": index.accounts[runner[1]].id, "confidence": round(runner[0], 4)}
         method = "+".join(k for k in _SIGNAL_ORDER if k in signals and signals[k][1] > 0) or "weak"
+        method = self._methods.setdefault(method, method)  # a few dozen combinations: one string each, not 1M
         reason = "; ".join(signals[k][2] for k in _SIGNAL_ORDER if k in signals and signals[k][2])
         notes = [n for n in (tie, stability, doubt) if n]
         if tie:
@@ -540,5 +566,5 @@ def match(
     results are the same).
     """
     existing = [p for p in people if p.kind == "contact"] if contacts is None else contacts
-    matcher = Matcher(accounts, config, contacts=existing, last_activity=last_activity)
+    matcher = Matcher(accounts, config, contacts=existing, last_activity=last_activity, workers=workers)
     return match_in_processes(matcher, people, previous or {}, pins or {}, workers)

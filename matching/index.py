@@ -10,6 +10,7 @@ is what the scorer reads in its inner loop.
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -30,6 +31,57 @@ def ngrams(token: str, size: int) -> list[str]:
     return [padded[i : i + size] for i in range(len(padded) - size + 1)]
 
 
+# Fewer accounts than this are normalized in the calling process alone: a fork costs more than it saves.
+_PARALLEL_FROM = 20_000
+
+
+def _features(accounts: Sequence[AccountRecord], normalizer: NameNormalizer,
+              free_mail: FreeMail) -> list[tuple[str, str, bool, str, str, str, str, str]]:
+    """(name, legal form, written in Latin, host, registrable domain, country, state, city) of each account:
+    the costly, per-account part of the index build."""
+    out = []
+    for acc in accounts:
+        name, legal = normalizer.split(acc.name)
+        host = host_of(acc.domain or acc.website)
+        reg = registrable_domain(host)
+        if reg and host in free_mail:
+            host = reg = ""
+        country = country_code(acc.country)
+        out.append((name, legal, written_in_latin(acc.name), host, reg, country, state_code(acc.state, country),
+                    city_key(acc.city)))
+    return out
+
+
+def _features_of(bounds: tuple[int, int]) -> list[tuple[str, str, bool, str, str, str, str, str]]:
+    assert _shared_build is not None, "a worker started without the accounts"
+    accounts, normalizer, free_mail = _shared_build
+    return _features(accounts[bounds[0] : bounds[1]], normalizer, free_mail)
+
+
+_shared_build: tuple[Sequence[AccountRecord], NameNormalizer, FreeMail] | None = None
+
+
+def account_features(accounts: Sequence[AccountRecord], normalizer: NameNormalizer, free_mail: FreeMail,
+                     workers: int = 1) -> list[tuple[str, str, bool, str, str, str, str, str]]:
+    """``_features`` of every account, the later part computed by ``workers - 1`` forked processes (same values)."""
+    global _shared_build
+    if workers <= 1 or len(accounts) < _PARALLEL_FROM or "fork" not in multiprocessing.get_all_start_methods():
+        return _features(accounts, normalizer, free_mail)
+    own = len(accounts) // workers
+    step = -(-(len(accounts) - own) // (workers - 1))
+    bounds = [(start, min(start + step, len(accounts))) for start in range(own, len(accounts), step)]
+    _shared_build = (accounts, normalizer, free_mail)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers - 1) as pool:
+            pending = pool.map_async(_features_of, bounds, chunksize=1)
+            out = _features(accounts[:own], normalizer, free_mail)
+            for part in pending.get():
+                out.extend(part)
+    finally:
+        _shared_build = None
+    return out
+
+
 class AccountIndex:
     """Normalized features of a set of accounts plus the blocking indexes over them."""
 
@@ -39,6 +91,7 @@ class AccountIndex:
         normalizer: NameNormalizer,
         free_mail: FreeMail,
         blocking: BlockingConfig,
+        workers: int = 1,
     ) -> None:
         self.accounts = list(accounts)
         self.blocking = blocking
@@ -65,16 +118,12 @@ class AccountIndex:
         by_acronym: dict[str, list[int]] = defaultdict(list)
         by_key: dict[str, list[int]] = defaultdict(list)
         postings: dict[str, list[int]] = defaultdict(list)
-        for i, acc in enumerate(self.accounts):
-            name, legal = normalizer.split(acc.name)
+        features = account_features(self.accounts, normalizer, free_mail, workers)
+        for i, (acc, (name, legal, latin, host, reg, country, state, city)) in enumerate(
+                zip(self.accounts, features, strict=True)):
             self.legal.append(legal)
-            self.latin.append(written_in_latin(acc.name))
+            self.latin.append(latin)
             tokens = tuple(name.split())
-            host = host_of(acc.domain or acc.website)
-            reg = registrable_domain(host)
-            if reg and host in free_mail:
-                host = reg = ""
-            country = country_code(acc.country)
             self.name.append(name)
             self.tokens.append(tokens)
             self.token_sets.append(frozenset(tokens))
@@ -90,8 +139,8 @@ class AccountIndex:
             self.host.append(host)
             self.reg.append(reg)
             self.country.append(country)
-            self.state.append(state_code(acc.state, country))
-            self.city.append(city_key(acc.city))
+            self.state.append(state)
+            self.city.append(city)
             self.phone.append(acc.phone or "")
             self.position[acc.id] = i
             self.by_crm_id[(acc.crm, acc.crm_id)] = i
@@ -176,21 +225,22 @@ class AccountIndex:
         acr = acronym(name)
         if acr:
             found.update(self.by_name.get(acr, ()))
-        usable = sorted((t for t in set(tokens) if t in self.postings), key=lambda t: len(self.postings[t]))
+        postings, idf = self.postings, self.idf
+        usable = sorted((t for t in set(tokens) if t in postings), key=lambda t: len(postings[t]))
         if usable:
-            current = self.postings[usable[0]]
+            current = postings[usable[0]]
             for token in usable[1:]:
                 if len(current) <= limit:
                     break
-                narrowed = np.intersect1d(current, self.postings[token], assume_unique=True)
+                narrowed = np.intersect1d(current, postings[token], assume_unique=True)
                 if len(narrowed):
                     current = narrowed
             if len(current) > limit:
                 current = current[:limit]
             found.update(current.tolist())
-            if len(usable) > 1 and len(self.postings[usable[1]]) <= limit:
-                found.update(self.postings[usable[1]].tolist())
-        unknown = [t for t in tokens if t not in self.idf and len(t) >= 3]
+            if len(usable) > 1 and len(postings[usable[1]]) <= limit:
+                found.update(postings[usable[1]].tolist())
+        unknown = [t for t in tokens if t not in idf and len(t) >= 3]
         if unknown:
             found.update(self.ngram_candidates(unknown, limit))
         return found

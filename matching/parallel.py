@@ -1,9 +1,9 @@
 """Matching spread over worker processes that share one built matcher.
 
 The account index is built once, in the calling process; workers are forked from it and read it
-copy-on-write, so nothing is pickled on the way in. The calling process matches the first share
-of the people itself; each forked worker matches contiguous slices of the rest and sends its
-results back. Where fork is not available (Windows, or a platform that
+copy-on-write, so nothing is pickled on the way in. The people are cut into small contiguous
+slices that the calling process and the forked workers claim one at a time; the workers send their
+slices' results back. Where fork is not available (Windows, or a platform that
 deprecates it) matching runs in the calling process.
 """
 
@@ -15,7 +15,7 @@ import multiprocessing
 import operator
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from matching.types import MatchResult, Pin, PreviousMatch
 from store.records import PersonRecord
@@ -43,6 +43,28 @@ def _match_slice_as_tuples(bounds: tuple[int, int]) -> list[tuple]:
     return [_as_tuple(result) for result in _match_slice(bounds)]
 
 
+# The slices of the people, and the index of the next one no process has claimed yet (shared memory).
+_bounds: list[tuple[int, int]] | None = None
+_next: Any = None
+
+
+def _claim() -> int:
+    """The next unclaimed slice's index (len(_bounds) and beyond when none is left)."""
+    with _next.get_lock():
+        claimed = _next.value
+        _next.value = claimed + 1
+    return claimed
+
+
+def _match_claimed(_task: int) -> tuple[int, list[tuple]] | None:
+    """One pool task: match the next unclaimed slice, if any is left."""
+    assert _bounds is not None, "a worker started without the slices"
+    claimed = _claim()
+    if claimed >= len(_bounds):
+        return None
+    return claimed, _match_slice_as_tuples(_bounds[claimed])
+
+
 def match_in_processes(
     matcher: Matcher,
     people: Sequence[PersonRecord],
@@ -59,22 +81,28 @@ def match_in_processes(
                 return _match_slice((0, len(people)))
         finally:
             _shared = None
-    # The calling process is one of the workers: it takes the first share (a little less than the
-    # others, since it also rebuilds their results) and forked processes take the rest in slices.
-    own = int(len(people) / workers * 0.9)
-    rest = len(people) - own
-    slices = (workers - 1) * 6
-    step = max(1, -(-rest // slices))
-    bounds = [(start, min(start + step, len(people))) for start in range(own, len(people), step)]
-    _shared = (matcher, people, previous, pins)
+    # The calling process is one of the workers. All processes claim the next slice from a shared counter
+    # until none is left, so whichever runs slower (the calling process also unpickles the others' results,
+    # other programs share the cores) simply takes fewer slices. Slices are small: a worker holds one
+    # slice's results (and their pickle) at a time, and the last slice claimed bounds the wait at the end.
+    global _bounds, _next
+    context = multiprocessing.get_context("fork")
+    step = max(1, -(-len(people) // (workers * 24)))
+    bounds = [(start, min(start + step, len(people))) for start in range(0, len(people), step)]
+    _shared, _bounds, _next = (matcher, people, previous, pins), bounds, context.Value("i", 0)
     try:
-        with collector_paused(), multiprocessing.get_context("fork").Pool(workers - 1) as pool:
-            pending = pool.map_async(_match_slice_as_tuples, bounds, chunksize=1)
-            results = _match_slice((0, own))
-            for part in pending.get():
-                results.extend(MatchResult(*values) for values in part)
+        with collector_paused(), context.Pool(workers - 1) as pool:
+            pending = pool.imap_unordered(_match_claimed, range(len(bounds)), chunksize=1)
+            parts: list[list[MatchResult] | None] = [None] * len(bounds)
+            while (claimed := _claim()) < len(bounds):
+                parts[claimed] = _match_slice(bounds[claimed])
+            for done in pending:
+                if done is not None:
+                    parts[done[0]] = [MatchResult(*values) for values in done[1]]
+                    del done
+        results = [result for part in parts for result in part or ()]
     finally:
-        _shared = None
+        _shared = _bounds = _next = None
     return results
 
 
@@ -96,5 +124,8 @@ def collector_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        # what the block allocated joins the oldest generation rather than the youngest: left young, the
+        # first allocation after enable() would walk millions of objects again (a second per million)
+        gc.freeze()
         gc.unfreeze()
         gc.enable()
