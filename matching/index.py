@@ -226,7 +226,9 @@ class AccountIndex:
         if acr:
             found.update(self.by_name.get(acr, ()))
         postings, idf = self.postings, self.idf
-        usable = sorted((t for t in set(tokens) if t in postings), key=lambda t: len(postings[t]))
+        # ties broken by the word itself: set order follows the per-process hash seed, and a person's match
+        # must not change from one run to the next with nothing changed
+        usable = sorted((t for t in set(tokens) if t in postings), key=lambda t: (len(postings[t]), t))
         if usable:
             current = postings[usable[0]]
             for token in usable[1:]:

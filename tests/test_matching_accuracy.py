@@ -54,3 +54,32 @@ def test_forked_workers_give_the_same_results() -> None:
     alone = match(leads, accounts, MatchingConfig(), contacts=contacts)
     assert match(leads, accounts, MatchingConfig(), contacts=contacts, workers=2) == alone
     assert match(leads[:3], accounts, MatchingConfig(), contacts=contacts, workers=4) == alone[:3]
+
+
+_RESULTS_DIGEST = """
+import hashlib, sys
+sys.path.insert(0, "tests")
+from test_matching_accuracy import small_org
+from config.matching import MatchingConfig
+from matching import match
+accounts, leads, contacts, _ = small_org(3)
+results = match(leads, accounts, MatchingConfig(), contacts=contacts)
+print(hashlib.sha256(repr(results).encode()).hexdigest())
+"""
+
+
+def test_results_do_not_depend_on_the_hash_seed() -> None:
+    """String hashing is salted per process: a set's order must never decide a match, or a person's
+    match would move between two runs with nothing changed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    digests = {
+        subprocess.run([sys.executable, "-c", _RESULTS_DIGEST], cwd=root, check=True, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert len(digests) == 1
