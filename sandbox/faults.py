@@ -1,7 +1,9 @@
 """Fault injection: make the sandbox misbehave the way production CRMs do.
 
 Connectors must survive 429 storms, 5xx, expired sessions, spent daily budgets, slow or
-hung responses, dropped connections and records that refuse a write. Rules match requests by
+hung responses, dropped connections (before the request is served, or after: the change is
+made but its answer is lost, as when a client times out on a slow call) and records that
+refuse a write. Rules match requests by
 HTTP method and a path regex and fire a given number of times; they are set through the
 Python API (tests, benchmarks) or the sandbox-only admin endpoint (``/__sandbox__/faults``).
 Nothing here is specific to one CRM: each surface renders the error body for a status.
@@ -16,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = ("status", "latency", "hang", "drop")
+KINDS = ("status", "latency", "hang", "drop", "lose_answer")
 
 
 @dataclass
@@ -110,6 +112,10 @@ class FaultInjector:
     def drop(self, method: str = "*", path: str = ".*", times: int | None = 1) -> FaultRule:
         """Close the connection without any response."""
         return self.add(FaultRule("drop", method, path, times))
+
+    def lose_answer(self, method: str = "*", path: str = ".*", times: int | None = 1) -> FaultRule:
+        """Serve the request (its change is made), then close the connection without the answer."""
+        return self.add(FaultRule("lose_answer", method, path, times))
 
     def take(self, method: str, path: str) -> FaultRule | None:
         """The first rule matching this request, counted as fired (and spent when its times run out)."""

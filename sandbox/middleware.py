@@ -93,8 +93,17 @@ class SandboxMiddleware:
                 record()
             await send(message)
 
+        async def swallow(message: Message) -> None:
+            # lose_answer: the request is served (its change made, its status logged), the answer never sent
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                record()
+
         try:
-            if rule is not None and rule.kind != "latency":
+            if rule is not None and rule.kind == "lose_answer":
+                await self.app(scope, receive, swallow)
+                await _drop_connection(send)
+            elif rule is not None and rule.kind != "latency":
                 await self._apply(rule, path, send, send_wrapper)
             else:
                 if rule is not None:
@@ -121,6 +130,7 @@ class SandboxMiddleware:
         if rule.kind == "hang":
             await asyncio.sleep(rule.seconds)
         await _drop_connection(raw_send)
+
 
 
 def _seconds(value: float) -> str:
