@@ -190,6 +190,20 @@ def test_bulk_job_step_failing_once_is_retried_alone(handle: SandboxHandle, sf: 
     assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
 
 
+def test_bulk_job_whose_close_answer_is_lost_runs_once(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
+    """The PATCH that closes the job is served but its answer lost (as when a big job's close times
+    out): the retried close finds the job closed, and the writer waits for it instead of failing."""
+    seeded = seed_salesforce(handle, engine, n_accounts=150)
+    handle.faults.lose_answer(method="PATCH", path=r"/jobs/ingest/[^/]+$", times=1)
+    report = run(engine, fast_writer(sf, bulk_threshold=100))
+    account = by_object(report)["Account"]
+    assert (account.mode, account.written, account.failed) == ("bulk", 150, 0)
+    assert handle.request_log.count("POST", r"/jobs/ingest$") == 1
+    assert handle.request_log.count("PUT", r"/batches$") == 1  # not uploaded again
+    assert handle.request_log.count("PATCH", r"/jobs/ingest/[^/]+$") == 2  # the lost close and its retry
+    assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
+
+
 # -- faults ---------------------------------------------------------------------------------
 def test_partial_failures_deleted_record_and_field_security_are_retried_later(
     handle: SandboxHandle, sf: Salesforce, engine: Engine

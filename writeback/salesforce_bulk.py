@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 from simple_salesforce.util import call_salesforce
 
 from writeback.retry import RetryPolicy, WritebackStopped
 
 FINAL_STATES = ("JobComplete", "Failed", "Aborted")
+# A job in one of these states was closed (not aborted): its upload is being or has been processed.
+CLOSED_STATES = ("UploadComplete", "InProgress", "JobComplete", "Failed")
 CSV_TYPE = "text/csv"
 
 
@@ -71,9 +74,7 @@ class BulkUpdate:
             if response.status_code != 201:
                 raise WritebackStopped("salesforce", f"Bulk job {job_id}: upload answered {response.status_code}",
                                        whole_crm=False)
-            self.policy.call(lambda: self.sf.restful(f"jobs/ingest/{job_id}", method="PATCH",
-                                                     json={"state": "UploadComplete"}),
-                             f"closing Bulk job {job_id}")
+            self._close(job_id)
         except BaseException:
             self._abort(job_id)
             raise
@@ -90,6 +91,25 @@ class BulkUpdate:
                 record_id = row.get("Id") or row.get("sf__Id") or ""
                 result.failed[record_id] = bulk_error(row.get("sf__Error", ""))
         return result
+
+    def _close(self, job_id: str) -> None:
+        """Mark the upload complete; a close whose answer was lost counts once the job says it is closed.
+
+        Closing makes Salesforce queue the job; when the answer to that PATCH is lost (a read
+        timeout while a big job is taken in, a dropped connection), the retried PATCH finds the job
+        no longer Open and answers INVALIDJOBSTATE. The job's own state tells whether the first
+        PATCH took: then the job runs and is waited for like any other, and is not uploaded again.
+        """
+        try:
+            self.policy.call(lambda: self.sf.restful(f"jobs/ingest/{job_id}", method="PATCH",
+                                                     json={"state": "UploadComplete"}),
+                             f"closing Bulk job {job_id}")
+        except SalesforceMalformedRequest as exc:
+            if "INVALIDJOBSTATE" not in str(exc.content):
+                raise
+            info = self.policy.call(lambda: self.sf.restful(f"jobs/ingest/{job_id}"), f"checking Bulk job {job_id}")
+            if info.get("state") not in CLOSED_STATES:
+                raise
 
     def _wait(self, obj: str, job_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout_s
