@@ -332,3 +332,26 @@ def test_search_limiter_paces_fractional_rates() -> None:
     assert clock.now == pytest.approx(4 * 0.8)  # 2 per 0.8 s
     with pytest.raises(ValueError):
         RollingWindowLimiter(0, 1.0)
+
+
+def test_pulls_and_writers_of_one_portal_share_its_rate_window(tmp_path) -> None:
+    """HubSpot counts every call of the app in one rolling window: a run's pull and its write-back (and the
+    next pull) must pace against the same limiter, or the second bursts a full window into 429s."""
+    from config import AbmConfig
+    from config.connections import HubSpotConfig
+    from connectors.hubspot.client import HubSpotApi
+    from writeback.connect import hubspot_limiter
+
+    token = tmp_path / "token"
+    token.write_text("pat-na1-test")
+    portal = HubSpotConfig(enabled=True, base_url="https://127.0.0.1:9", access_token_file=token,
+                           requests_per_10s=100)
+    other = HubSpotConfig(enabled=True, base_url="https://127.0.0.2:9", access_token_file=token,
+                          requests_per_10s=100)
+    pull, next_pull, elsewhere = HubSpotApi(portal), HubSpotApi(portal), HubSpotApi(other)
+    try:
+        assert pull.limiter is next_pull.limiter is hubspot_limiter(AbmConfig(hubspot=portal))
+        assert elsewhere.limiter is not pull.limiter
+    finally:
+        for api in (pull, next_pull, elsewhere):
+            api.close()

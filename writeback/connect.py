@@ -7,7 +7,6 @@ API budget guard and retry settings), HubSpot's token source and rate limiter.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 from hubspot import HubSpot
@@ -16,7 +15,7 @@ from simple_salesforce import Salesforce
 from config import AbmConfig
 from connectors.budget import ApiBudget
 from connectors.hubspot.auth import TokenSource
-from connectors.hubspot.ratelimit import HubSpotRateLimiter
+from connectors.hubspot.ratelimit import HubSpotRateLimiter, portal_limiter
 from connectors.retry import RetrySettings
 from connectors.salesforce.client import SalesforceClient
 from sandbox.clients import trust_ca_for_mdapi
@@ -57,20 +56,10 @@ def hubspot_sdk(config: AbmConfig, tokens: TokenSource) -> HubSpot:
                    ssl_ca_cert=str(hs.ca_file) if hs.ca_file else None, retry=False)
 
 
-_LIMITERS: dict[tuple[str, int, float], HubSpotRateLimiter] = {}
-_LIMITERS_LOCK = threading.Lock()
-
-
 def hubspot_limiter(config: AbmConfig) -> HubSpotRateLimiter:
-    """One limiter per portal for the whole process: HubSpot counts every call of the app in one rolling
-    window, so ``abm init`` and each run's writer must see each other's calls (a fresh limiter would
-    burst a full window right after other calls and meet 429s)."""
+    """The portal's one limiter in this process, shared with the pulls (see ``portal_limiter``)."""
     hs = config.hubspot
-    key = (hs.base_url, hs.requests_per_10s, hs.search_requests_per_second)
-    with _LIMITERS_LOCK:
-        if key not in _LIMITERS:
-            _LIMITERS[key] = HubSpotRateLimiter(hs.requests_per_10s, hs.search_requests_per_second)
-        return _LIMITERS[key]
+    return portal_limiter(hs.base_url, hs.requests_per_10s, hs.search_requests_per_second)
 
 
 def hubspot_writer(config: AbmConfig, limiter: HubSpotRateLimiter | None = None) -> HubSpotWriter:

@@ -38,7 +38,7 @@ from hubspot.events.exceptions import ApiException as EventsApiException
 from config.connections import HubSpotConfig
 from connectors.budget import ApiBudget, BudgetExhausted
 from connectors.hubspot.auth import TokenSource, ssl_context
-from connectors.hubspot.ratelimit import HubSpotRateLimiter
+from connectors.hubspot.ratelimit import HubSpotRateLimiter, portal_limiter
 from connectors.retry import RetrySettings, parse_retry_after, retrying
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,8 @@ class HubSpotApi:
     ) -> None:
         self.config = config
         self.tokens = tokens or TokenSource(config)
-        self.limiter = limiter or HubSpotRateLimiter(config.requests_per_10s, config.search_requests_per_second)
+        self.limiter = limiter or portal_limiter(config.base_url, config.requests_per_10s,
+                                                 config.search_requests_per_second)
         self.budget = budget or ApiBudget(CRM, config.sync.max_api_share)
         self.retry = retry
         self.timeout = (CONNECT_TIMEOUT_S, timeout_s)

@@ -122,3 +122,18 @@ def _whole_requests(per_second: float) -> tuple[int, float]:
         count = int(per_second)
         return count, count / per_second
     return 1, 1.0 / per_second
+
+
+_PORTAL_LIMITERS: dict[tuple[str, int, float], HubSpotRateLimiter] = {}
+_PORTAL_LIMITERS_LOCK = threading.Lock()
+
+
+def portal_limiter(base_url: str, requests_per_10s: int, search_requests_per_second: float) -> HubSpotRateLimiter:
+    """One limiter per portal for the whole process: HubSpot counts every call of the app in one rolling
+    window, so a run's pull, its write-back and ``abm init`` must see each other's calls (a fresh limiter
+    would burst a full window right after another's calls and meet 429s)."""
+    key = (base_url, requests_per_10s, search_requests_per_second)
+    with _PORTAL_LIMITERS_LOCK:
+        if key not in _PORTAL_LIMITERS:
+            _PORTAL_LIMITERS[key] = HubSpotRateLimiter(requests_per_10s, search_requests_per_second)
+        return _PORTAL_LIMITERS[key]
