@@ -81,16 +81,11 @@ def load_accounts(conn: Connection) -> list[AccountRecord]:
     return [AccountRecord(*r) for r in rows]
 
 
-def load_people(conn: Connection, only_ids: Iterable[int] | None = None, kind: str | None = None
-                ) -> list[PersonRecord]:
+def load_people(conn: Connection, ids: Sequence[int]) -> list[PersonRecord]:
+    """These live people (``ids`` sorted), in id order."""
     query = select(*_PERSON_COLUMNS).where(Person.is_deleted.is_(False)).order_by(Person.id)
-    if kind is not None:
-        query = query.where(Person.kind == kind)
-    if only_ids is None:
-        return [PersonRecord(*r) for r in conn.execute(query)]
-    wanted = sorted(set(only_ids))
-    return [PersonRecord(*r) for start in range(0, len(wanted), _WRITE_BATCH)
-            for r in conn.execute(query.where(Person.id.in_(wanted[start:start + _WRITE_BATCH])))]
+    return [PersonRecord(*r) for start in range(0, len(ids), _WRITE_BATCH)
+            for r in conn.execute(query.where(Person.id.in_(ids[start:start + _WRITE_BATCH])))]
 
 
 def load_contacts_for_matching(conn: Connection) -> list[PersonRecord]:
