@@ -124,20 +124,68 @@ def _lead_labels(inputs: ScoringInputs, frame: FeatureFrame, horizon: int) -> np
     return (converted >= frame.as_of) & (converted < frame.as_of + horizon)
 
 
-def _frames(
-    inputs: ScoringInputs, config: ScoringConfig, times: Sequence[int], target: str
-) -> list[tuple[FeatureFrame, np.ndarray]]:
+@dataclass(frozen=True)
+class Snapshot:
+    """One snapshot: every row's label (for the counts), and the features of a stratified sample
+    of its rows with inverse-rate weights.
+
+    Sampling each snapshot as it is built bounds memory by the training limit, not by the org:
+    an L org's 12 lead snapshots in full are 1.6 GB of features, of which training reads
+    ``max_training_rows`` at most. Rows sampled within (snapshot, label) strata and weighted by
+    the inverse of their rate estimate the same rates, AUC and calibration as every row.
+    """
+
+    as_of: int
+    labels: np.ndarray  # bool, one per entity at the snapshot
+    X: np.ndarray  # features of the sampled rows
+    y: np.ndarray  # int8 labels of the sampled rows
+    weight: np.ndarray  # inverse sampling rate of each sampled row
+    names: tuple[str, ...]
+
+
+def _labelled_frame(
+    inputs: ScoringInputs, config: ScoringConfig, t: int, target: str
+) -> tuple[FeatureFrame, np.ndarray]:
     horizon = config.predictive.horizon_days * DAY
-    out = []
-    for t in times:
-        scores = scores_as_of(inputs, config, t)
-        if target == LEAD_CONVERTS:
-            frame = lead_features(inputs, config, t, scores)
-            out.append((frame, _lead_labels(inputs, frame, horizon)))
-        else:
-            frame = account_features(inputs, config, t, scores)
-            out.append((frame, _account_labels(inputs, frame, horizon, target)))
-    return out
+    scores = scores_as_of(inputs, config, t)
+    if target == LEAD_CONVERTS:
+        frame = lead_features(inputs, config, t, scores)
+        return frame, _lead_labels(inputs, frame, horizon)
+    frame = account_features(inputs, config, t, scores)
+    return frame, _account_labels(inputs, frame, horizon, target)
+
+
+def _snapshots(
+    inputs: ScoringInputs, config: ScoringConfig, times: Sequence[int], target: str, per_snapshot: int, keep_whole: int
+) -> tuple[list[Snapshot], FeatureFrame]:
+    """The sampled snapshots at ``times``, and the frame at ``keep_whole`` in full (the one a
+    backtest grades every entity at)."""
+    out, whole = [], None
+    for k, t in enumerate(times):
+        frame, labels = _labelled_frame(inputs, config, t, target)
+        index, weight = _sample(labels, per_snapshot, config.predictive.random_state + k)
+        out.append(Snapshot(t, labels, frame.X[index], labels[index].astype(np.int8), weight, frame.names))
+        if t == keep_whole:
+            whole = frame
+    assert whole is not None, "keep_whole must be one of the snapshot times"
+    return out, whole
+
+
+def _stack(snapshots: Sequence[Snapshot], limit: int, seed: int) -> tuple[np.ndarray, ...]:
+    """(X, y, groups, weight) of the snapshots' samples, resampled to ``limit`` rows if more;
+    weights multiply, as the two samplings are independent."""
+    y = np.concatenate([s.y for s in snapshots])
+    weight = np.concatenate([s.weight for s in snapshots])
+    groups = np.concatenate([np.full(len(s.y), s.as_of) for s in snapshots])
+    keep, again = _sample(y, limit, seed)
+    out = np.empty((len(keep), snapshots[0].X.shape[1]))
+    start = 0
+    for s in snapshots:  # copy only the kept rows, snapshot by snapshot
+        end = start + len(s.y)
+        lo, hi = np.searchsorted(keep, (start, end))
+        out[lo:hi] = s.X[keep[lo:hi] - start]
+        start = end
+    return out, y[keep], groups[keep], weight[keep] * again
 
 
 # ---------------------------------------------------------------- model
@@ -227,8 +275,8 @@ def _metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> dict[str, float]:
     }
 
 
-def _counts(frames: list[tuple[FeatureFrame, np.ndarray]]) -> tuple[int, int]:
-    return sum(len(y) for _, y in frames), sum(int(y.sum()) for _, y in frames)
+def _counts(snapshots: Sequence[Snapshot]) -> tuple[int, int]:
+    return sum(len(s.labels) for s in snapshots), sum(int(s.labels.sum()) for s in snapshots)
 
 
 @dataclass(frozen=True)
@@ -244,30 +292,7 @@ class HoldoutEvaluation:
     metrics: dict[str, Any]
     params: dict[str, Any]
     predictions: dict[int, tuple[np.ndarray, np.ndarray]]
-    frames: list[tuple[FeatureFrame, np.ndarray]]  # every snapshot, oldest first, for the final refit
-
-
-def _labels(parts: list[tuple[FeatureFrame, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and snapshot times (the calibration folds' groups) of the snapshots' rows, stacked."""
-    y = np.concatenate([lab for _, lab in parts]).astype(np.int8)
-    groups = np.concatenate([np.full(len(lab), f.as_of) for f, lab in parts])
-    return y, groups
-
-
-def _rows(parts: list[tuple[FeatureFrame, np.ndarray]], index: np.ndarray) -> np.ndarray:
-    """Rows ``index`` (sorted) of the snapshots' features as if stacked, without stacking them all.
-
-    A big org's snapshots hold millions of rows (12 snapshots of 375,000 open leads, 45 features:
-    1.3 GB); training reads the sampled ones, so only those are copied.
-    """
-    out = np.empty((len(index), parts[0][0].X.shape[1]))
-    start = 0
-    for frame, labels in parts:
-        end = start + len(labels)
-        lo, hi = np.searchsorted(index, (start, end))
-        out[lo:hi] = frame.X[index[lo:hi] - start]
-        start = end
-    return out
+    snapshots: list[Snapshot]  # every snapshot's sample, oldest first, for the final refit
 
 
 def evaluate_holdout(
@@ -301,12 +326,15 @@ def evaluate_holdout(
             f"(raise max_snapshots or lower snapshot_every_days / holdout_share)",
             {"snapshots": len(times)},
         )
-    frames = _frames(inputs, config, times, target)
-    by_time = dict(zip(times, frames, strict=True))
-    train_frames = [by_time[t] for t in train_times]
-    hold_frames = [by_time[t] for t in holdout_times]
-    train_rows, train_pos = _counts(train_frames)
-    hold_rows, hold_pos = _counts(hold_frames)
+    pc_limit, seed = pc.max_training_rows, pc.random_state
+    # Enough rows per snapshot for the training snapshots together to fill the limit.
+    per_snapshot = -(-pc_limit // len(train_times))
+    snapshots, latest = _snapshots(inputs, config, times, target, per_snapshot, keep_whole=holdout_times[-1])
+    by_time = {s.as_of: s for s in snapshots}
+    train_snaps = [by_time[t] for t in train_times]
+    hold_snaps = [by_time[t] for t in holdout_times]
+    train_rows, train_pos = _counts(train_snaps)
+    hold_rows, hold_pos = _counts(hold_snaps)
     counts = {
         "train_rows": train_rows, "train_positives": train_pos,
         "holdout_rows": hold_rows, "holdout_positives": hold_pos,
@@ -324,21 +352,16 @@ def evaluate_holdout(
     if short:
         return NotTrained(target, "not enough labelled history: " + "; ".join(short), counts)
 
-    pc_limit, seed = pc.max_training_rows, pc.random_state
-    y_train, g_train = _labels(train_frames)
-    keep, w_train = _sample(y_train, pc_limit, seed)
-    X_train, y_train, g_train = _rows(train_frames, keep), y_train[keep], g_train[keep]
+    X_train, y_train, g_train, w_train = _stack(train_snaps, pc_limit, seed)
     evaluated = _fit_calibrated(X_train, y_train, g_train, w_train, pc)
-    y_hold, _ = _labels(hold_frames)
-    keep, w_hold = _sample(y_hold, pc_limit, seed + 1)
-    latest, _ = hold_frames[-1]
+    X_hold, y_hold, _, w_hold = _stack(hold_snaps, pc_limit, seed + 1)
     with threadpool_limits(limits=1, user_api="openmp"):
-        p_hold = evaluated.predict_proba(_rows(hold_frames, keep))[:, 1]
+        p_hold = evaluated.predict_proba(X_hold)[:, 1]
         p_train = evaluated.predict_proba(X_train)[:, 1]
         # The latest held-out snapshot in full: a backtest grades every account at that date.
         predictions = {latest.as_of: (latest.rows, evaluated.predict_proba(latest.X)[:, 1] if len(latest.rows)
                                       else np.empty(0))}
-    holdout = _metrics(y_hold[keep], p_hold, w_hold)
+    holdout = _metrics(y_hold, p_hold, w_hold)
     metrics = {
         **counts,
         "holdout": holdout,
@@ -350,13 +373,13 @@ def evaluate_holdout(
         "target": target,
         "as_of": as_of,
         "predictive": pc.model_dump(),
-        "features": list(frames[0][0].names),
+        "features": list(snapshots[0].names),
         "train_snapshots": train_times,
         "holdout_snapshots": holdout_times,
         "sklearn_version": sklearn.__version__,
         "blob_format": BLOB_FORMAT,
     }
-    return HoldoutEvaluation(target, metrics, params, predictions, frames)
+    return HoldoutEvaluation(target, metrics, params, predictions, snapshots)
 
 
 def train(
@@ -370,12 +393,13 @@ def train(
     evaluation = evaluate_holdout(inputs, config, as_of, target=target)
     if isinstance(evaluation, NotTrained):
         return evaluation
-    y_all, g_all = _labels(evaluation.frames)
-    keep, weight = _sample(y_all, config.predictive.max_training_rows, config.predictive.random_state)
-    final = _fit_calibrated(_rows(evaluation.frames, keep), y_all[keep], g_all[keep], weight, config.predictive)
-    names = evaluation.frames[0][0].names
+    pc = config.predictive
+    X, y, groups, weight = _stack(evaluation.snapshots, pc.max_training_rows, pc.random_state)
+    final = _fit_calibrated(X, y, groups, weight, pc)
+    names = evaluation.snapshots[0].names
+    all_rows, all_positives = _counts(evaluation.snapshots)
     blob = dumps(PredictiveModel(evaluation.target, names, final, sklearn.__version__, config.predictive.horizon_days))
-    metrics = {**evaluation.metrics, "all_rows": int(len(y_all)), "all_positives": int(y_all.sum())}
+    metrics = {**evaluation.metrics, "all_rows": all_rows, "all_positives": all_positives}
     return TrainedModel(evaluation.target, blob, metrics, evaluation.params)
 
 

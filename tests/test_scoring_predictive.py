@@ -318,3 +318,19 @@ def test_a_big_history_trains_on_a_weighted_sample(history: ScoringInputs) -> No
     assert m["holdout"]["rows"] == m["holdout_rows"]  # weights add back up to every held-out row
     assert m["holdout"]["auc"] > 0.7
     assert m["holdout"]["mean_probability"] == pytest.approx(m["holdout"]["base_rate"], abs=0.1)
+
+
+def test_snapshots_keep_a_weighted_sample_not_every_row(history: ScoringInputs) -> None:
+    """Memory is bounded by the training limit: each snapshot keeps at most its share of it,
+    and its weights still add up to every row it had."""
+    from scoring.predictive import HoldoutEvaluation, evaluate_holdout
+
+    config = ScoringConfig.model_validate({"predictive": {"algorithm": "logistic", "max_training_rows": 1000}})
+    evaluation = evaluate_holdout(history, config, ts(AS_OF))
+    assert isinstance(evaluation, HoldoutEvaluation), evaluation
+    share = -(-1000 // evaluation.metrics["train_snapshots"])
+    assert any(len(s.labels) > share for s in evaluation.snapshots)  # sampling did happen
+    for snapshot in evaluation.snapshots:
+        assert len(snapshot.y) == len(snapshot.X) <= share
+        assert snapshot.weight.sum() == pytest.approx(len(snapshot.labels))
+        assert snapshot.y.sum() == min(int(snapshot.labels.sum()), share // 2)
