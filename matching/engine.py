@@ -21,10 +21,11 @@ from rapidfuzz import fuzz, process
 from config.matching import MatchingConfig
 from matching.domains import FreeMail, host_of, is_personal_domain, registrable_domain
 from matching.firmographics import compare_industry, compare_size, industry_key
-from matching.geo import city_key, countries_of_cities, country_code, state_code
+from matching.geo import city_key, countries_of_cities, country_code, mail_country, state_code
 from matching.index import AccountIndex
 from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import collector_paused, match_in_processes
+from matching.phones import country_of as phone_country
 from matching.score import Query, Scorer, Signal, abbreviated_words, logistic
 from matching.slips import known_one_edit_away
 from matching.types import MatchResult, Pin, PreviousMatch
@@ -212,6 +213,11 @@ class Matcher:
             kept = tuple(d for d in q.domains if not is_personal_domain(d[1], person.first_name, person.last_name))
             if kept != q.domains:
                 q = dataclasses.replace(q, domains=kept)
+        if not q.country:
+            # no country typed: the phone's country code, else the email's national suffix (web.de, alice.it)
+            country = phone_country(person.phone) or mail_country(email)
+            if country:
+                q = dataclasses.replace(q, country=country)
         return q
 
     # -- scoring ---------------------------------------------------------------------------------

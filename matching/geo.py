@@ -134,3 +134,22 @@ def countries_of_cities(pairs: Iterable[tuple[str, str]], min_records: int = 3,
         if total >= min_records and n >= min_share * total:
             out[city] = country
     return out
+
+
+# Country-code suffixes that companies and mail providers everywhere use as generic ones.
+_GENERIC_SUFFIXES = frozenset({"io", "co", "ai", "me", "tv", "cc", "ly", "gg", "to", "fm", "sh", "ws", "eu"})
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def mail_country(domain: str | None) -> str:
+    """The country of an email domain's national suffix ('hotmail.co.uk' -> 'GB', 'alice.it' -> 'IT'), '' for a
+    generic one (.com, .io)."""
+    if not domain or not isinstance(domain, str):
+        return ""
+    suffix = domain.rstrip(".").rsplit(".", 1)[-1].lower()
+    if len(suffix) != 2 or not suffix.isalpha() or suffix in _GENERIC_SUFFIXES:
+        return ""
+    if suffix == "uk":
+        return "GB"
+    found = pycountry.countries.get(alpha_2=suffix.upper())
+    return found.alpha_2 if found else ""
