@@ -21,11 +21,10 @@ from rapidfuzz import fuzz, process
 from config.matching import MatchingConfig
 from matching.domains import FreeMail, host_of, is_personal_domain, registrable_domain
 from matching.firmographics import compare_industry, compare_size, industry_key
-from matching.geo import city_key, countries_of_cities, country_code, mail_country, state_code
+from matching.geo import city_key, countries_of_cities, country_code, mail_country, phone_country, state_code
 from matching.index import AccountIndex
 from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import collector_paused, match_in_processes
-from matching.phones import country_of as phone_country
 from matching.score import Query, Scorer, Signal, abbreviated_words, logistic
 from matching.slips import known_one_edit_away
 from matching.types import MatchResult, Pin, PreviousMatch

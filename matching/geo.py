@@ -15,6 +15,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
+import phonenumbers
 import pycountry
 
 from matching.names import fold
@@ -153,3 +154,19 @@ def mail_country(domain: str | None) -> str:
         return "GB"
     found = pycountry.countries.get(alpha_2=suffix.upper())
     return found.alpha_2 if found else ""
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def phone_country(value: str | None) -> str:
+    """The ISO country of a number typed with its country code ('+39 02 1234 5678' -> 'IT'), '' otherwise.
+
+    A number without '+' says nothing (a national format fits many countries), and neither does one
+    whose code several countries share unless its area code tells them apart (+1: US, CA, the Caribbean).
+    """
+    if not value or not isinstance(value, str) or not value.lstrip().startswith("+") or len(value) > 64:
+        return ""
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return ""
+    return phonenumbers.region_code_for_number(parsed) or ""

@@ -48,18 +48,3 @@ def compare(a: str, a_region: str, b: str, b_region: str, switchboard_digits: in
         return "switchboard"
     return ""
 
-
-@functools.lru_cache(maxsize=1 << 16)
-def country_of(value: str | None) -> str:
-    """The ISO country of a number typed with its country code ('+39 02 1234 5678' -> 'IT'), '' otherwise.
-
-    A number without '+' says nothing (a national format fits many countries), and neither does one
-    whose code several countries share unless its area code tells them apart (+1: US, CA, the Caribbean).
-    """
-    if not value or not isinstance(value, str) or not value.lstrip().startswith("+") or len(value) > 64:
-        return ""
-    try:
-        parsed = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        return ""
-    return phonenumbers.region_code_for_number(parsed) or ""
