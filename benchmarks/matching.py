@@ -56,7 +56,7 @@ def account_record(i: int, row: dict[str, Any]) -> AccountRecord:
         id=i, crm="salesforce", crm_id=row["Id"], name=row.get("Name"), website=row.get("Website"),
         country=row.get("BillingCountry"), state=row.get("BillingState"), city=row.get("BillingCity"),
         phone=row.get("Phone"), parent_crm_id=row.get("ParentId"), type=row.get("Type"),
-        created_at=row.get("CreatedDate"),
+        created_at=row.get("CreatedDate"), industry=row.get("Industry"), employees=row.get("NumberOfEmployees"),
     )
 
 
@@ -65,7 +65,8 @@ def lead_record(i: int, row: dict[str, Any]) -> PersonRecord:
         id=i, crm="salesforce", crm_id=row["Id"], kind="lead", first_name=row.get("FirstName"),
         last_name=row.get("LastName"), email=row.get("Email"), company=row.get("Company"),
         website=row.get("Website"), phone=row.get("Phone"), country=row.get("Country"), state=row.get("State"),
-        city=row.get("City"), is_converted=bool(row.get("IsConverted")),
+        city=row.get("City"), industry=row.get("Industry"), employees=row.get("NumberOfEmployees"),
+        is_converted=bool(row.get("IsConverted")),
         converted_account_crm_id=row.get("ConvertedAccountId"),
     )
 

@@ -125,6 +125,28 @@ class PhoneWeights(BaseModel):
     )
 
 
+class FirmographicWeights(BaseModel):
+    """What the person says about their company beside its name (a lead's Industry and NumberOfEmployees,
+    from the form or enrichment) vs. the account's: tells namesakes apart ('Quantra Inc.' in software,
+    'Quantra Corporation' in retail). Values come from different sources, so agreement counts for less than
+    a name or a domain, and only a plain disagreement counts against."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    industry_same: float = Field(1.0, description="same industry value (case and punctuation aside)")
+    industry_different: float = Field(-2.0, description="both give an industry and they differ")
+    size_same: float = Field(0.7, description="employee counts within size_close_ratio of each other")
+    size_different: float = Field(-1.5, description="employee counts more than size_far_ratio apart")
+    size_close_ratio: float = Field(3.0, ge=1, description="a company size given by a person is a guess or a band")
+    size_far_ratio: float = Field(10.0, ge=1, description="...but not off by an order of magnitude")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FirmographicWeights:
+        if self.size_close_ratio > self.size_far_ratio:
+            raise ValueError("size_close_ratio must not exceed size_far_ratio")
+        return self
+
+
 class BlockingConfig(BaseModel):
     """Which accounts are even considered for a person: never all pairs."""
 
@@ -193,6 +215,7 @@ class MatchingConfig(BaseModel):
     name: NameWeights = NameWeights()
     geo: GeoWeights = GeoWeights()
     phone: PhoneWeights = PhoneWeights()
+    firmographic: FirmographicWeights = FirmographicWeights()
     blocking: BlockingConfig = BlockingConfig()
     extra_free_mail_domains: list[str] = Field(
         default_factory=list, description="added to the packaged free and disposable mail lists"

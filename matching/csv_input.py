@@ -38,6 +38,8 @@ ACCOUNT_COLUMNS: dict[str, tuple[str, ...]] = {
     "phone": ("phone", "phone number"),
     "parent_id": ("parent id", "parentid", "parent account id", "parent"),
     "type": ("type", "account type"),
+    "industry": ("industry",),
+    "employees": ("employees", "number of employees", "numberofemployees", "company size"),
     "created": ("created", "created at", "created date", "createddate"),
 }
 PEOPLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -51,6 +53,8 @@ PEOPLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "phone": ("phone", "phone number", "mobile phone"),
     "kind": ("kind", "record type", "object"),
     "account_id": ("account id", "accountid"),
+    "industry": ("industry",),
+    "employees": ("employees", "number of employees", "numberofemployees", "company size"),
 }
 ACCOUNT_NEEDS = (("id",), ("name", "website"))  # each group: at least one of these columns
 PEOPLE_NEEDS = (("id",), ("company", "email", "website"))
@@ -266,6 +270,7 @@ def read_accounts(data: bytes, source: str = "accounts.csv") -> CsvTable:
             state=values.get("state") or None, city=values.get("city") or None, phone=values.get("phone") or None,
             parent_crm_id=values.get("parent_id") or None, type=values.get("type") or None,
             created_at=_created(table, line, record_id, values.get("created", "")),
+            industry=values.get("industry") or None, employees=_employees(table, line, record_id, values),
         ))
         table.csv_ids.append(record_id)
     known = set(table.csv_ids)
@@ -275,6 +280,18 @@ def read_accounts(data: bytes, source: str = "accounts.csv") -> CsvTable:
                                              f"parent id {account.parent_crm_id!r} is not in the file; no roll-up",
                                              account.crm_id))
     return table
+
+
+def _employees(table: CsvTable, line: int, record_id: str, values: dict[str, str]) -> int | None:
+    """A whole number of employees ('1,200' too); anything else is reported and left out."""
+    text = values.get("employees", "").strip().replace(",", "").replace("_", "")
+    if not text:
+        return None
+    if text.isdigit() and len(text) <= 9:
+        return int(text)
+    table.problems.append(RowProblem(table.source, line, "warning",
+                                     f"employees {text[:40]!r} is not a whole number; ignored", record_id))
+    return None
 
 
 def read_people(data: bytes, source: str = "people.csv") -> CsvTable:
@@ -301,6 +318,7 @@ def read_people(data: bytes, source: str = "people.csv") -> CsvTable:
             website=values.get("website") or None, country=values.get("country") or None,
             state=values.get("state") or None, city=values.get("city") or None, phone=values.get("phone") or None,
             account_crm_id=(values.get("account_id") or None) if kind == "contact" else None,
+            industry=values.get("industry") or None, employees=_employees(table, line, record_id, values),
         ))
         table.csv_ids.append(record_id)
     return table

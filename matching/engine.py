@@ -20,7 +20,8 @@ from rapidfuzz import fuzz, process
 
 from config.matching import MatchingConfig
 from matching.domains import FreeMail, host_of, is_personal_domain, registrable_domain
-from matching.geo import city_key, countries_of_cities, country_code, state_code
+from matching.firmographics import compare_industry, compare_size, industry_key
+from matching.geo import city_key, countries_of_cities, country_code, mail_country, phone_country, state_code
 from matching.index import AccountIndex
 from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import collector_paused, match_in_processes
@@ -29,7 +30,7 @@ from matching.slips import known_one_edit_away
 from matching.types import MatchResult, Pin, PreviousMatch
 from store.records import AccountRecord, PersonRecord
 
-_SIGNAL_ORDER = ("domain", "name", "legal", "country", "state", "city", "phone")
+_SIGNAL_ORDER = ("domain", "name", "legal", "country", "state", "city", "phone", "industry", "size")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Name levels under which a domain match settles the query: no name-only candidate can do better.
 _AGREEING_NAMES = frozenset({"exact", "typo", "abbreviated", "high", "prefix", "prefix_country", "domain_label",
@@ -211,6 +212,11 @@ class Matcher:
             kept = tuple(d for d in q.domains if not is_personal_domain(d[1], person.first_name, person.last_name))
             if kept != q.domains:
                 q = dataclasses.replace(q, domains=kept)
+        if not q.country:
+            # no country typed: the phone's country code, else the email's national suffix (web.de, alice.it)
+            country = phone_country(person.phone) or mail_country(email)
+            if country:
+                q = dataclasses.replace(q, country=country)
         return q
 
     # -- scoring ---------------------------------------------------------------------------------
@@ -401,7 +407,8 @@ class Matcher:
         on the name alone and the person's city is not the account's (a namesake, or a branch the
         CRM may hold apart); or the match rests on the name alone and a longer account name contains
         it too (someone typed 'Abvo' and there are 'Abvo LLC' and 'Abvo International'), unless the
-        legal form tells them apart, or the person's city is the account's and not the other's. A match
+        legal form tells them apart, or the person's city (industry, company size) is the account's and not
+        the other's. A match
         on the first words of the name (``typed``, the brand) is doubted as soon as another account's
         name holds those words too.
         """
@@ -422,11 +429,11 @@ class Matcher:
             return None  # a typed legal form that is the account's own says the full name was meant, not a brand
         brand = signals.get("name", ("",))[0] in ("prefix", "prefix_country", "domain_label")
         mine = set(typed) if brand else set(index.tokens[position])
-        here = signals.get("city", ("",))[0] == "same"
+        agreeing = [k for k in ("city", "industry", "size") if signals.get(k, ("",))[0] == "same"]
         for other_conf, other, other_signals in ranked:
             theirs = set(index.tokens[other])
-            if here and other_signals.get("city", ("",))[0] == "different":
-                continue  # the person's city is the account's and not the other's: the city says which
+            if any(other_signals.get(k, ("",))[0] == "different" for k in agreeing):
+                continue  # the person's city (industry, size) is the account's and not the other's: it says which
             if (other != position and other_conf >= self.config.review_threshold
                     and other_signals.get("name", ("",))[0] in _AGREEING_NAMES
                     and (theirs >= mine if brand else theirs > mine)
@@ -436,17 +443,29 @@ class Matcher:
                 return f"the name also fits {account.name or account.crm_id}"
         return None
 
-    def _with_phone(self, crm: str, q: Query, ranked: list[tuple[float, int, dict[str, Signal]]]):
-        if not q.phone:
+    def _with_person(self, crm: str, q: Query, person: PersonRecord,
+                     ranked: list[tuple[float, int, dict[str, Signal]]]):
+        """The candidates of a query's shared core, with what only this person says: phone, industry, size."""
+        industry = industry_key(person.industry)
+        employees = person.employees if isinstance(person.employees, int) else None
+        if not q.phone and not industry and not employees:
             return ranked
-        scorer = self.scorers[crm]
+        scorer, index, firmographic = self.scorers[crm], self.indexes[crm], self.config.firmographic
         out = []
         changed = False
         for conf, position, signals in ranked:
-            phone = scorer.compare_phone(q, position)
-            if phone:
+            account = index.accounts[position]
+            extra = {}
+            if q.phone:
+                extra["phone"] = scorer.compare_phone(q, position)
+            if industry:
+                extra["industry"] = compare_industry(industry, account.industry, firmographic)
+            if employees:
+                extra["size"] = compare_size(employees, account.employees, firmographic)
+            extra = {k: v for k, v in extra.items() if v}
+            if extra:
                 changed = True
-                signals = {**signals, "phone": phone}
+                signals = {**signals, **extra}
                 conf = logistic(self.config.prior + sum(s[1] for s in signals.values()))
             out.append((conf, position, signals))
         return sorted(out, key=lambda s: -s[0]) if changed else ranked
@@ -484,7 +503,7 @@ class Matcher:
                     return self._finish(person, index, "crm", 1.0, method, position,
                                         f"{what} {account.name or account.crm_id}", {}, None, None)
         q = self.query_for(person)
-        ranked = self._with_phone(person.crm, q, self.candidates(person.crm, q))
+        ranked = self._with_person(person.crm, q, person, self.candidates(person.crm, q))
         if not ranked:
             why = NOTHING_TO_MATCH if not q.name and not q.domains else "no candidate account"
             return MatchResult(person.id, None, "none", 0.0, "none", why, {"candidates": 0})
@@ -497,7 +516,7 @@ class Matcher:
                 prev = next((r for r in ranked if r[1] == prev_pos), None)
                 if prev is None:
                     prev_conf, prev_signals = self.scorers[person.crm].score(q, prev_pos)
-                    prev = (prev_conf, prev_pos, prev_signals)
+                    prev = self._with_person(person.crm, q, person, [(prev_conf, prev_pos, prev_signals)])[0]
                 if conf < prev[0] + self.config.stability_margin and prev[0] >= self.config.review_threshold:
                     stability = f"kept previous match (new candidate better by {conf - prev[0]:.2f} only)"
                     runner = (conf, position, signals)

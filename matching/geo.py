@@ -15,6 +15,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
+import phonenumbers
 import pycountry
 
 from matching.names import fold
@@ -134,3 +135,38 @@ def countries_of_cities(pairs: Iterable[tuple[str, str]], min_records: int = 3,
         if total >= min_records and n >= min_share * total:
             out[city] = country
     return out
+
+
+# Country-code suffixes that companies and mail providers everywhere use as generic ones.
+_GENERIC_SUFFIXES = frozenset({"io", "co", "ai", "me", "tv", "cc", "ly", "gg", "to", "fm", "sh", "ws", "eu"})
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def mail_country(domain: str | None) -> str:
+    """The country of an email domain's national suffix ('hotmail.co.uk' -> 'GB', 'alice.it' -> 'IT'), '' for a
+    generic one (.com, .io)."""
+    if not domain or not isinstance(domain, str):
+        return ""
+    suffix = domain.rstrip(".").rsplit(".", 1)[-1].lower()
+    if len(suffix) != 2 or not suffix.isalpha() or suffix in _GENERIC_SUFFIXES:
+        return ""
+    if suffix == "uk":
+        return "GB"
+    found = pycountry.countries.get(alpha_2=suffix.upper())
+    return found.alpha_2 if found else ""
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def phone_country(value: str | None) -> str:
+    """The ISO country of a number typed with its country code ('+39 02 1234 5678' -> 'IT'), '' otherwise.
+
+    A number without '+' says nothing (a national format fits many countries), and neither does one
+    whose code several countries share unless its area code tells them apart (+1: US, CA, the Caribbean).
+    """
+    if not value or not isinstance(value, str) or not value.lstrip().startswith("+") or len(value) > 64:
+        return ""
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return ""
+    return phonenumbers.region_code_for_number(parsed) or ""

@@ -47,3 +47,4 @@ def compare(a: str, a_region: str, b: str, b_region: str, switchboard_digits: in
     if ea[:-switchboard_digits] == eb[:-switchboard_digits]:
         return "switchboard"
     return ""
+

@@ -52,12 +52,17 @@ def test_reads_every_documented_column() -> None:
 
 
 def test_salesforce_labels_semicolons_and_a_bom_are_understood() -> None:
-    export = "\ufeffAccount ID;Account Name;Website;Billing Country;Industry\n001;Acme;acme.com;US;Retail\n"
+    export = ("\ufeffAccount ID;Account Name;Website;Billing Country;Industry;Number Of Employees;Rating\n"
+              "001;Acme;acme.com;US;Retail;1,200;Hot\n")
     table = read_accounts(export.encode("utf-8"))
     assert table.columns == {"id": "Account ID", "name": "Account Name", "website": "Website",
-                             "country": "Billing Country"}
-    assert table.ignored_columns == ["Industry"]
-    assert (table.records[0].name, table.records[0].country) == ("Acme", "US")
+                             "country": "Billing Country", "industry": "Industry", "employees": "Number Of Employees"}
+    assert table.ignored_columns == ["Rating"]
+    record = table.records[0]
+    assert (record.name, record.country, record.industry, record.employees) == ("Acme", "US", "Retail", 1200)
+    people = read_people(b"id,company,industry,employees\nL1,Acme,Retail,about 50\n")
+    assert (people.records[0].industry, people.records[0].employees) == ("Retail", None)
+    assert [p.message for p in people.problems] == ["employees 'about 50' is not a whole number; ignored"]
 
 
 def test_a_missing_required_column_stops_the_file_with_the_columns_found() -> None:

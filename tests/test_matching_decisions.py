@@ -353,7 +353,7 @@ def test_a_misspelt_romanized_name_finds_the_account_whose_domain_spells_it() ->
 
 def test_shortened_words_are_the_words_they_shorten() -> None:
     accounts = [account(1, "Crystal Port Solutions SA", country="FR"), account(2, "Crystal Port GmbH", country="DE")]
-    result = one(lead(1, "Crystal Port Sol SA", country="France"), accounts, rules(name={"abbreviated": 4.5}))
+    result = one(lead(1, "Crystal Port Soltns SA", country="France"), accounts, rules(name={"abbreviated": 4.5}))
     assert (result.decision, result.account_id) == ("auto", 1)
     assert result.reasons["signals"]["name"] == ["abbreviated", 4.5]
 
@@ -406,3 +406,50 @@ def test_a_slip_in_a_short_word_finds_the_name_spelt_right() -> None:
     accounts = [*namesakes, account(1, "Prairie Way LLC", country="US")]  # beyond the first postings searched
     result = one(lead(1, "Prairie Wya LLC", country="US"), accounts)
     assert (result.account_id or result.reasons["best_account_id"]) == 1  # found and scored, on the name's merits
+
+
+def test_industry_and_company_size_tell_namesakes_apart() -> None:
+    accounts = [account(1, "Quantra Inc.", country="US", industry="Technology", employees=800),
+                account(2, "Quantra Corporation", country="US", industry="Retail", employees=40)]
+    blind = one(lead(1, "Quantra", country="US"), accounts, DEFAULT)
+    assert blind.decision == "review" and "tie of 2" in blind.reason
+    by_industry = one(lead(2, "Quantra", country="US", industry="retail"), accounts, DEFAULT)
+    assert (by_industry.decision, by_industry.account_id) == ("auto", 2)
+    assert "industry retail" in by_industry.reason
+    assert by_industry.reasons["signals"]["industry"] == ["same", 1.0]
+    by_size = one(lead(3, "Quantra", country="US", employees=1000), accounts, DEFAULT)
+    assert (by_size.decision, by_size.account_id) == ("auto", 1)
+    assert "employees 1000 ~ 800" in by_size.reason
+    # a size between the two ratios says nothing; a different industry counts against the only namesake
+    assert "size" not in one(lead(4, "Quantra", country="US", employees=200), accounts[:1]).reasons["signals"]
+    alone = one(lead(5, "Quantra", country="US", industry="Food & Beverage"), accounts[:1], DEFAULT)
+    assert alone.decision == "review" and "industry food and beverage != technology" in alone.reason
+
+
+def test_firmographic_weights_come_from_the_configuration() -> None:
+    accounts = [account(1, "Quantra Inc.", country="US", industry="Technology")]
+    off = rules(firmographic={"industry_same": 0.0, "industry_different": 0.0})
+    assert one(lead(1, "Quantra", country="US", industry="Retail"), accounts, off).decision == "auto"
+
+
+def test_with_no_country_typed_the_phone_code_or_the_mail_suffix_says_where_the_person_is() -> None:
+    accounts = [account(1, "Specsys S.r.l.", country="IT"), account(2, "Specsys Corp.", country="CA")]
+    by_phone = one(lead(1, "Specsys", "dsantoro@gmail.com", phone="+39 02 8059 4416"), accounts)
+    assert (by_phone.decision, by_phone.account_id) == ("auto", 1)
+    assert "country IT" in by_phone.reason
+    by_mail = one(lead(2, "Specsys", "dsantoro@alice.it"), accounts)
+    assert (by_mail.decision, by_mail.account_id) == ("auto", 1)
+    # a national number format, a generic suffix or a typed country say nothing more
+    assert one(lead(3, "Specsys", "d@gmail.com", phone="02 8059 4416"), accounts).decision == "review"
+    assert one(lead(4, "Specsys", "d@santoro.io"), accounts).decision != "auto"
+    typed = one(lead(5, "Specsys", "dsantoro@alice.it", country="Canada"), accounts)
+    assert typed.account_id == 2
+
+
+def test_usual_short_forms_of_solutions_networks_and_dienstleistungen() -> None:
+    from matching.names import NameNormalizer
+
+    normalize = NameNormalizer().normalize
+    assert normalize("Braun Sol GmbH") == normalize("Braun Solutions GmbH") == "braun solutions"
+    assert normalize("Green Nets Ltd") == "green networks"
+    assert normalize("Weber DL GmbH") == "weber dienstleistungen"
