@@ -85,6 +85,10 @@ class NameWeights(BaseModel):
         0.0, description="they differ, and the person's is one the accounts of the account's country hardly ever "
         "carry ('Lange Limited' for Lange GmbH in Germany): a guess at the legal form, not another company's"
     )
+    transliterated: float = Field(
+        4.5, description="names in different scripts that read the same ('Hikari Shoken' ~ 光証券株式会社): as sure "
+        "as a name typed with a slip, not as one spelt the account's way (romanizations vary)"
+    )
     other_script: float = Field(
         0.0, description="names in different scripts whose transliterations do not agree: unknown, not different"
     )

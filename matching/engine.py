@@ -23,6 +23,7 @@ from matching.domains import FreeMail, host_of, is_personal_domain, registrable_
 from matching.firmographics import compare_industry, compare_size, industry_key
 from matching.geo import city_key, countries_of_cities, country_code, mail_country, phone_country, state_code
 from matching.index import AccountIndex
+from matching.japanese import reading_key
 from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import collector_paused, match_in_processes
 from matching.score import Query, Scorer, Signal, abbreviated_words, logistic
@@ -34,7 +35,7 @@ _SIGNAL_ORDER = ("domain", "name", "legal", "country", "state", "city", "phone",
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Name levels under which a domain match settles the query: no name-only candidate can do better.
 _AGREEING_NAMES = frozenset({"exact", "typo", "abbreviated", "high", "prefix", "prefix_country", "domain_label",
-                             "other_script"})
+                             "other_script", "transliterated"})
 # Query cores remembered for people who share them (same company typed the same way, same domain).
 _CACHE_LIMIT = 100_000
 # Whole query cores repeat far less (about 5% of a million leads within 100,000 entries, 2% within 20,000) and
@@ -186,7 +187,7 @@ class Matcher:
             legal = self.normalizer.legal_form(name) if normalized else ""
             slip_name, slip_legal = self.normalizer.legal_slip(normalized) if normalized.isascii() else ("", "")
             slip_legal = " ".join(sorted({*legal.split(), *slip_legal.split()})) if slip_name else ""
-            named = (normalized, tuple(normalized.split()), ascii_key(normalized), legal, written_in_latin(name),
+            named = (normalized, tuple(normalized.split()), reading_key(normalized), legal, written_in_latin(name),
                      slip_name, slip_legal)
             if len(self._name_parts) >= _CACHE_LIMIT:
                 self._name_parts.clear()
@@ -217,6 +218,10 @@ class Matcher:
             country = phone_country(person.phone) or mail_country(email)
             if country:
                 q = dataclasses.replace(q, country=country)
+        if not q.latin and q.name and (q.country == "JP" or any(reg.endswith(".jp") for _, reg in q.domains)):
+            key = reading_key(q.name, japan=True)  # kanji typed in Japan are read in Japanese, not in Chinese
+            if key != q.key:
+                q = dataclasses.replace(q, key=key)
         return q
 
     # -- scoring ---------------------------------------------------------------------------------
@@ -285,7 +290,7 @@ class Matcher:
             return cached
         index = self.indexes[crm]
         limit = self.config.blocking.max_candidates * 5
-        found_positions = index.name_candidates(q.name, q.tokens, limit)
+        found_positions = index.name_candidates(q.name, q.tokens, limit, q.key)
         unknown = False
         for token in q.tokens:
             if token.isascii() and token not in index.idf:

@@ -19,6 +19,7 @@ import numpy as np
 from config.matching import BlockingConfig
 from matching.domains import FreeMail, domain_label, host_of, registrable_domain
 from matching.geo import city_key, country_code, state_code
+from matching.japanese import reading_key
 from matching.names import NameNormalizer, acronym, ascii_key, written_in_latin
 from store.records import AccountRecord
 
@@ -128,7 +129,7 @@ class AccountIndex:
             self.tokens.append(tokens)
             self.token_sets.append(frozenset(tokens))
             self.acronym.append(acronym(name))
-            key = ascii_key(name)
+            key = reading_key(name, country == "JP" or reg.endswith(".jp"))
             label_key = domain_label(reg).replace("-", "") if reg else ""
             self.ascii.append(key)
             self.label_key.append(label_key)
@@ -213,11 +214,11 @@ class AccountIndex:
                 found.update(self.by_label.get(label, ()))
         return found
 
-    def name_candidates(self, name: str, tokens: Sequence[str], limit: int) -> set[int]:
+    def name_candidates(self, name: str, tokens: Sequence[str], limit: int, key: str | None = None) -> set[int]:
         """Exact name or its ASCII key (other scripts, domain labels), acronym, then the rarest tokens (intersected
         while too many), then n-grams of unknown tokens."""
         found: set[int] = set(self.by_name.get(name, ()))
-        key = ascii_key(name)
+        key = ascii_key(name) if key is None else key
         if len(key) >= 3:
             found.update(self.by_key.get(key, ())[:limit])
         if len(tokens) == 1:

@@ -341,11 +341,16 @@ class Scorer:
         return ("different", weights.different, f"{detail} ({sim:.2f})"), sim
 
     def _other_script_level(self, q: Query, position: int) -> tuple[Signal, float]:
-        """Compare transliterations; agreement counts as high at most, disagreement as unknown."""
+        """Compare transliterations: the same reading counts as ``transliterated``, a close one as high at most,
+        disagreement as unknown."""
         weights = self.config.name
         a_key = self.index.ascii[position]
         sim = _key_similarity(q.key, a_key)
         detail = f"name {q.name} ~ {self.index.name[position]} (transliterated {sim:.2f})"
+        if q.key == a_key and len(a_key) >= 4:
+            return ("transliterated", weights.transliterated, detail), sim
+        if len(q.key) >= _LONG_KEY and len(a_key) >= _LONG_KEY and q.key.isascii() and _slip(q.key, a_key):
+            return ("typo", weights.typo, f"{detail} (typo)"), sim  # as against the account's domain label
         if sim >= weights.high_at:
             return ("high", weights.high, detail), sim
         if sim >= weights.medium_at:

@@ -347,8 +347,31 @@ def test_a_misspelt_romanized_name_finds_the_account_whose_domain_spells_it() ->
     result = one(lead(1, "Kobayashi Deisakusho", country="Japan"), accounts)
     assert result.account_id == 1
     assert result.reasons["signals"]["name"][0] == "typo"
-    # another first letter is another name, not a slip (Corvo, Norvo)
-    assert one(lead(2, "Nobayashi Seisakusho", country="Japan"), accounts).decision == "none"
+    # another first letter is another name, not a slip (Corvo, Norvo): a close name at most
+    other = one(lead(2, "Nobayashi Seisakusho", country="Japan"), accounts)
+    assert other.decision != "auto" and other.reasons.get("signals", {}).get("name", [""])[0] != "typo"
+
+
+def test_a_japanese_name_meets_its_romanized_account_and_back() -> None:
+    """Kanji are read in Japanese (Hepburn, long vowels plain), not as Chinese: 光証券 is Hikari Shoken."""
+    config = rules(name={"transliterated": 4.5})
+    accounts = [account(1, "光証券株式会社", country="JP"), account(2, "Toyo Hoken Co., Ltd.", country="JP"),
+                account(3, "Kyushu Systems Co., Ltd.", country="JP")]
+    romanized = one(lead(1, "Hikari Shoken K.K.", country="Japan"), accounts, config)
+    assert (romanized.decision, romanized.account_id) == ("auto", 1)
+    assert romanized.reasons["signals"]["name"] == ["transliterated", 4.5]
+    # kanji typed by a person in Japan (no kana to tell them from Chinese), and kana with a loanword
+    assert one(lead(2, "東洋保険", country="Japan"), accounts, config).account_id == 2
+    assert one(lead(3, "有限会社九州システムズ", country="JP"), accounts, config).account_id == 3
+
+
+def test_kanji_outside_japan_are_read_as_chinese() -> None:
+    from matching.japanese import reading_key
+
+    assert reading_key("光証券", japan=True) == "hikarishoken"
+    assert reading_key("光証券") == "guangzhengquan"  # no kana and no Japanese record: Chinese
+    assert reading_key("大和ホールディングス") == "yamatoholdings"  # kana say Japanese
+    assert reading_key("acme holdings", japan=True) == "acmeholdings"
 
 
 def test_shortened_words_are_the_words_they_shorten() -> None:
