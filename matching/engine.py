@@ -415,7 +415,8 @@ class Matcher:
         legal form tells them apart, or the person's city (industry, company size) is the account's and not
         the other's. A match
         on the first words of the name (``typed``, the brand) is doubted as soon as another account's
-        name holds those words too.
+        name holds those words too; one on the account's website name (the typed name is its domain label) only
+        by an account whose own name or website is the typed name.
         """
         if tied:
             # accounts that all carry the person's own domain (as website or through contacts) are one company
@@ -435,10 +436,13 @@ class Matcher:
         brand = signals.get("name", ("",))[0] in ("prefix", "prefix_country", "domain_label")
         mine = set(typed) if brand else set(index.tokens[position])
         agreeing = [k for k in ("city", "industry", "size") if signals.get(k, ("",))[0] == "same"]
+        label = signals.get("name", ("",))[0] == "domain_label"
         for other_conf, other, other_signals in ranked:
             theirs = set(index.tokens[other])
-            if any(other_signals.get(k, ("",))[0] == "different" for k in agreeing):
+            if any(other_signals.get(k, ("",))[0] != "same" for k in agreeing):
                 continue  # the person's city (industry, size) is the account's and not the other's: it says which
+            if label and other_signals.get("name", ("",))[0] not in ("domain_label", "exact"):
+                continue  # the typed name is this account's website name (daonhansol.co.kr), not the other's
             if (other != position and other_conf >= self.config.review_threshold
                     and other_signals.get("name", ("",))[0] in _AGREEING_NAMES
                     and (theirs >= mine if brand else theirs > mine)

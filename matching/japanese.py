@@ -23,8 +23,8 @@ from matching.names import ABBREVIATIONS, ascii_key
 
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 _KANJI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-# a long o or u (ou, oo, uu) not followed by a vowel: 東洋 touyou is Toyo, 井上 inoue stays Inoue
-_LONG_VOWELS = re.compile(r"(?<=[ou])u(?![aeiou])|(?<=o)o(?![aeiou])")
+# a long vowel (uu, oo, and ou not followed by a vowel): 東洋 touyou is Toyo, 中央 chuuou Chuo, 井上 inoue Inoue
+_LONG_VOWELS = re.compile(r"(?<=u)u|(?<=o)o|(?<=o)u(?![aeiou])")
 _NOT_ALNUM = re.compile(r"[\W_]+")
 
 # Words common in Japanese company names, read as a company writes them in Latin letters.

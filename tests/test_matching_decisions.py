@@ -390,6 +390,10 @@ def test_a_longer_name_elsewhere_does_not_doubt_a_match_in_the_persons_city() ->
     nowhere = one(lead(2, "Globra", country="Germany"), accounts, config)
     assert nowhere.decision == "review"
     assert "the name also fits Globra Gruppe AG" in nowhere.reason
+    # the longer name's city is not known: the person's city is still this account's and not the other's
+    unknown = [accounts[0], account(3, "Globra Gruppe AG", country="DE")]
+    assert (one(lead(3, "Globra", country="Germany", city="Frankfurt am Main"), unknown, config).decision,
+            one(lead(4, "Globra", country="Germany"), unknown, config).decision) == ("auto", "review")
 
 
 def test_a_city_the_accounts_place_in_one_country_stands_for_that_country() -> None:
