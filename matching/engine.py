@@ -23,9 +23,9 @@ from matching.domains import FreeMail, host_of, is_personal_domain, registrable_
 from matching.firmographics import compare_industry, compare_size, industry_key
 from matching.geo import city_key, countries_of_cities, country_code, mail_country, phone_country, state_code
 from matching.index import AccountIndex
-from matching.japanese import reading_key
 from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import collector_paused, match_in_processes
+from matching.readings import reading_key
 from matching.score import Query, Scorer, Signal, abbreviated_words, logistic
 from matching.slips import known_one_edit_away
 from matching.types import MatchResult, Pin, PreviousMatch

@@ -19,8 +19,8 @@ import numpy as np
 from config.matching import BlockingConfig
 from matching.domains import FreeMail, domain_label, host_of, registrable_domain
 from matching.geo import city_key, country_code, state_code
-from matching.japanese import reading_key
 from matching.names import NameNormalizer, acronym, ascii_key, written_in_latin
+from matching.readings import reading_key
 from store.records import AccountRecord
 
 

@@ -366,12 +366,24 @@ def test_a_japanese_name_meets_its_romanized_account_and_back() -> None:
 
 
 def test_kanji_outside_japan_are_read_as_chinese() -> None:
-    from matching.japanese import reading_key
+    from matching.readings import reading_key
 
     assert reading_key("光証券", japan=True) == "hikarishoken"
     assert reading_key("光証券") == "guangzhengquan"  # no kana and no Japanese record: Chinese
     assert reading_key("大和ホールディングス") == "yamatoholdings"  # kana say Japanese
     assert reading_key("acme holdings", japan=True) == "acmeholdings"
+
+
+def test_a_korean_name_meets_its_romanized_account() -> None:
+    """Hangul in the Revised Romanization (한국 Hanguk, 새롬 Saerom), loanwords as the English words they are."""
+    from matching.readings import reading_key
+
+    assert reading_key("새롬 한국 시스템") == reading_key("saerom hanguk systems") == "saeromhanguksystems"
+    assert reading_key("물류 제약 산업") == "mullyujeyaksaneop"
+    accounts = [account(1, "Saerom Hanguk System Co., Ltd.", country="KR"), account(2, "한빛 시스템", country="KR")]
+    result = one(lead(1, "주식회사 새롬 한국 시스템", country="KR"), accounts, rules(name={"transliterated": 4.5}))
+    assert (result.decision, result.account_id) == ("auto", 1)
+    assert result.reasons["signals"]["name"] == ["transliterated", 4.5]
 
 
 def test_shortened_words_are_the_words_they_shorten() -> None:

@@ -1,16 +1,20 @@
-"""Japanese company names read in Latin letters (modified Hepburn, long vowels unmarked), as people type them.
+"""Japanese and Korean company names read in Latin letters as the companies themselves write them.
 
 anyascii reads every ideograph as Chinese, so 光証券 becomes 'guangzhengquan' and never meets the
-account 'Hikari Shoken Co., Ltd.' nor its domain hikarishoken.co.jp. A name is read as Japanese
-when it holds kana, or kanji and the record is Japanese (country JP or a .jp domain); pykakasi gives
-the readings. Two things kakasi does not do as a company's own romanization does:
+account 'Hikari Shoken Co., Ltd.' nor its domain hikarishoken.co.jp; and it spells Hangul letter by
+letter (한국 'hangug', 새롬 'saelom') where Korean companies use the Revised Romanization (Hanguk,
+Saerom). So:
 
-- long vowels are written plainly (Toyo, Kyushu, Shoken, not touyou, kyuushuu, shouken);
-- the words that end or begin most company names are read as words, not merged with their
-  neighbours (日本製薬 is Nihon Seiyaku, not nihonsei-kusuri), and their katakana loanwords are
-  written as the English words they are (ホールディングス: Holdings, システムズ: Systems).
+- a name is read as Japanese when it holds kana, or kanji and the record is Japanese (country JP
+  or a .jp domain); pykakasi gives the readings (modified Hepburn), with long vowels written
+  plainly (Toyo, Kyushu, Shoken, not touyou, kyuushuu, shouken), and the words that end or begin
+  most company names read as words, not merged with their neighbours (日本製薬 is Nihon Seiyaku, not
+  nihonsei-kusuri);
+- Hangul is romanized syllable by syllable with the Revised Romanization's rules for final
+  consonants (ㄱ is k at the end, g before a vowel; ㄹ is l, r between vowels);
+- loanwords written in kana or Hangul are the English words they are (ホールディングス, 홀딩스: Holdings).
 
-Only names with kana or kanji get here (cached), so Latin names cost nothing more.
+Only names with kana, kanji or Hangul get here (cached), so Latin names cost nothing more.
 """
 
 from __future__ import annotations
@@ -102,8 +106,61 @@ def reading(normalized: str) -> str:
     return " ".join(w for w in words if w)
 
 
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+_INITIALS = ("g", "kk", "n", "d", "tt", "r", "m", "b", "pp", "s", "ss", "", "j", "jj", "ch", "k", "t", "p", "h")
+_VOWELS = ("a", "ae", "ya", "yae", "eo", "e", "yeo", "ye", "o", "wa", "wae", "oe", "yo", "u", "wo", "we", "wi", "yu",
+           "eu", "ui", "i")
+# Final consonants: as written before a consonant or at the end, and carried over to a following vowel.
+_FINALS = ("", "k", "k", "k", "n", "n", "n", "t", "l", "k", "m", "l", "l", "l", "p", "l", "m", "p", "p", "t", "t", "ng",
+           "t", "t", "k", "t", "p", "t")
+_FINALS_LINKED = ("", "g", "kk", "ks", "n", "nj", "nh", "d", "r", "lg", "lm", "lb", "ls", "lt", "lp", "lh", "m", "b",
+                  "bs", "s", "ss", "ng", "j", "ch", "k", "t", "p", "h")
+# Loanwords companies write in English.
+KOREAN_WORDS: dict[str, str] = {
+    "시스템": "systems", "시스템즈": "systems", "테크": "tech", "소프트": "soft", "컨설팅": "consulting",
+    "에너지": "energy", "미디어": "media", "그룹": "group", "홀딩스": "holdings", "솔루션": "solutions",
+    "솔루션즈": "solutions", "네트웍스": "networks", "네트웍": "networks", "엔지니어링": "engineering",
+    "인터내셔널": "international", "코리아": "korea", "텔레콤": "telecom", "글로벌": "global", "바이오": "bio",
+    "파트너스": "partners", "서비스": "services", "디지털": "digital", "케미칼": "chemical", "로지스틱스": "logistics",
+    "테크놀로지": "technology", "일렉트로닉스": "electronics", "캐피탈": "capital", "파마": "pharma",
+}
+
+
+def _korean_word(word: str) -> str:
+    """A Hangul word in the Revised Romanization (sound changes other than a final carried over left out)."""
+    syllables = [ord(ch) - 0xAC00 if "\uac00" <= ch <= "\ud7a3" else -1 for ch in word]
+    out: list[str] = []
+    for i, code in enumerate(syllables):
+        if code < 0:
+            out.append(word[i])
+            continue
+        initial, vowel, final = code // 588, code % 588 // 28, code % 28
+        lead = _INITIALS[initial]
+        if initial == 5 and i and syllables[i - 1] >= 0 and syllables[i - 1] % 28 == 8:
+            lead = "l"  # ㄹ after ㄹ: 물류 mullyu
+        out.append(lead + _VOWELS[vowel])
+        following = syllables[i + 1] if i + 1 < len(syllables) else -1
+        if final:
+            out.append(_FINALS_LINKED[final] if following >= 0 and following // 588 == 11 else _FINALS[final])
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def korean_reading(normalized: str) -> str:
+    """'새롬 한국 시스템' -> 'saerom hanguk systems'."""
+    words = []
+    for token in normalized.split():
+        english = KOREAN_WORDS.get(token)
+        words.append(ABBREVIATIONS.get(english, english) if english else _korean_word(token))
+    return " ".join(words)
+
+
 def reading_key(normalized: str, japan: bool = False) -> str:
-    """ascii_key of a normalized name, read as Japanese when it is (see ``is_japanese``)."""
-    if not is_japanese(normalized, japan):
+    """ascii_key of a normalized name, read as Japanese (see ``is_japanese``) or Korean when it is."""
+    if normalized.isascii():
         return ascii_key(normalized)
-    return _NOT_ALNUM.sub("", reading(normalized).lower())
+    if is_japanese(normalized, japan):
+        return _NOT_ALNUM.sub("", reading(normalized).lower())
+    if _HANGUL.search(normalized):
+        return ascii_key(korean_reading(normalized))
+    return ascii_key(normalized)
