@@ -25,7 +25,7 @@ from matching.geo import city_key, countries_of_cities, country_code, mail_count
 from matching.index import AccountIndex
 from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import collector_paused, match_in_processes
-from matching.readings import reading_key
+from matching.readings import place_free_key, reading_key
 from matching.score import Query, Scorer, Signal, abbreviated_words, logistic
 from matching.slips import known_one_edit_away
 from matching.types import MatchResult, Pin, PreviousMatch
@@ -305,6 +305,15 @@ class Matcher:
         if unknown:
             spelt = self._spelt_right(index, q, limit, [t not in index.idf for t in q.tokens])
             found_positions.update(spelt)
+        # the name read without the place a Chinese registered name begins with ('Yongxin Zixun' for
+        # 深圳永信咨询有限公司), and back: kept whatever the pre-ranking thinks of the longer reading
+        core = place_free_key(q.name, q.country == "JP") if not q.latin else ""
+        keyed = list(index.by_key.get(core, ())[:limit]) if len(core) >= 4 else []
+        if q.key.isascii() and len(q.key) >= 4:
+            keyed += [p for p in index.by_key.get(q.key, ())[:limit] if not index.latin[p]]
+        if keyed:
+            found_positions.update(keyed)
+            spelt = spelt + [p for p in keyed if p not in spelt]
         if not found_positions and len(q.tokens) >= 3:
             # every word too common to search by and the name as typed is no account's: one with a stray last
             # word or two ('johnson holdings ibc', 'united way group inc group') may be an account's name

@@ -20,7 +20,7 @@ from config.matching import BlockingConfig
 from matching.domains import FreeMail, domain_label, host_of, registrable_domain
 from matching.geo import city_key, country_code, state_code
 from matching.names import NameNormalizer, acronym, ascii_key, written_in_latin
-from matching.readings import reading_key
+from matching.readings import place_free_key, reading_key
 from store.records import AccountRecord
 
 
@@ -137,6 +137,9 @@ class AccountIndex:
                 by_key[key].append(i)
             if len(label_key) >= 3 and label_key != key:
                 by_key[label_key].append(i)
+            core = place_free_key(name, country == "JP" or reg.endswith(".jp"))  # 深圳永信咨询 ~ Yongxin Zixun
+            if len(core) >= 4 and core not in (key, label_key):
+                by_key[core].append(i)
             self.host.append(host)
             self.reg.append(reg)
             self.country.append(country)

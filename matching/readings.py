@@ -12,7 +12,10 @@ Saerom). So:
   nihonsei-kusuri);
 - Hangul is romanized syllable by syllable with the Revised Romanization's rules for final
   consonants (ㄱ is k at the end, g before a vowel; ㄹ is l, r between vowels);
-- loanwords written in kana or Hangul are the English words they are (ホールディングス, 홀딩스: Holdings).
+- loanwords written in kana or Hangul are the English words they are (ホールディングス, 홀딩스: Holdings);
+- a Chinese registered name begins with its place of registration (深圳永信咨询有限公司), which the
+  company leaves out in Latin letters (Yongxin Zixun Co., Ltd.): ``place_free_key`` is the reading
+  without it, a second key the name is found and compared by.
 
 Only names with kana, kanji or Hangul get here (cached), so Latin names cost nothing more.
 """
@@ -164,3 +167,28 @@ def reading_key(normalized: str, japan: bool = False) -> str:
     if _HANGUL.search(normalized):
         return ascii_key(korean_reading(normalized))
     return ascii_key(normalized)
+
+
+# Provinces and large cities that begin Chinese registered names (行政区划 + 字号 + 行业 + 组织形式).
+CHINESE_PLACES: tuple[str, ...] = (
+    "中国", "北京", "上海", "天津", "重庆", "深圳", "广州", "杭州", "南京", "武汉", "成都", "西安",
+    "苏州", "青岛", "大连", "厦门", "宁波", "长沙", "郑州", "沈阳", "哈尔滨", "济南", "合肥", "福州",
+    "昆明", "南昌", "长春", "石家庄", "太原", "南宁", "贵阳", "兰州", "海口", "乌鲁木齐", "呼和浩特", "银川",
+    "西宁", "拉萨", "无锡", "东莞", "佛山", "珠海", "温州", "常州", "徐州", "烟台", "泉州", "香港",
+    "广东", "浙江", "江苏", "山东", "河南", "河北", "湖北", "湖南", "四川", "福建", "安徽", "江西",
+    "辽宁", "吉林", "黑龙江", "云南", "贵州", "陕西", "山西", "甘肃", "海南", "广西", "内蒙古", "新疆",
+)
+_PLACES = sorted(CHINESE_PLACES, key=len, reverse=True)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def place_free_key(normalized: str, japan: bool = False) -> str:
+    """The reading key of a Chinese name without the place it begins with ('深圳永信咨询' -> 'yongxinzixun'), ''
+    when it begins with none (or is Latin, Japanese or Korean)."""
+    if normalized.isascii() or is_japanese(normalized, japan) or _HANGUL.search(normalized):
+        return ""
+    place = next((p for p in _PLACES if normalized.startswith(p)), None)
+    if place is None:
+        return ""
+    rest = normalized[len(place):].lstrip("市省 ")
+    return ascii_key(rest) if len(rest) >= 2 else ""

@@ -21,6 +21,7 @@ from matching.domains import domain_label
 from matching.index import AccountIndex
 from matching.names import acronym, ascii_key
 from matching.phones import compare as compare_phones
+from matching.readings import place_free_key
 
 # A signal: (level, weight, detail shown to people).
 Signal = tuple[str, float, str]
@@ -347,7 +348,8 @@ class Scorer:
         a_key = self.index.ascii[position]
         sim = _key_similarity(q.key, a_key)
         detail = f"name {q.name} ~ {self.index.name[position]} (transliterated {sim:.2f})"
-        if q.key == a_key and len(a_key) >= 4:
+        if len(a_key) >= 4 and (q.key == a_key or self._place_free(q) == a_key
+                                or q.key == self._account_place_free(position)):
             return ("transliterated", weights.transliterated, detail), sim
         if len(q.key) >= _LONG_KEY and len(a_key) >= _LONG_KEY and q.key.isascii() and _slip(q.key, a_key):
             return ("typo", weights.typo, f"{detail} (typo)"), sim  # as against the account's domain label
@@ -356,6 +358,18 @@ class Scorer:
         if sim >= weights.medium_at:
             return ("medium", weights.medium, detail), sim
         return ("other_script", weights.other_script, detail), sim
+
+    @staticmethod
+    def _place_free(q: Query) -> str:
+        """The typed Chinese name's key without the place it begins with (深圳永信咨询: yongxinzixun)."""
+        return place_free_key(q.name, q.country == "JP") if not q.latin else ""
+
+    def _account_place_free(self, position: int) -> str:
+        index = self.index
+        if index.latin[position]:
+            return ""
+        japan = index.country[position] == "JP" or index.reg[position].endswith(".jp")
+        return place_free_key(index.name[position], japan)
 
     def compare_domain(self, q: Query, position: int, name_sim: float) -> Signal:
         weights = self.config.domain

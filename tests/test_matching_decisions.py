@@ -374,6 +374,21 @@ def test_kanji_outside_japan_are_read_as_chinese() -> None:
     assert reading_key("acme holdings", japan=True) == "acmeholdings"
 
 
+def test_a_chinese_registered_name_meets_the_account_without_its_place_and_back() -> None:
+    """深圳永信咨询有限公司 is registered in Shenzhen; in Latin letters the company is Yongxin Zixun."""
+    config = rules(name={"transliterated": 4.5})
+    accounts = [account(1, "Yongxin Zixun Co., Ltd.", country="CN"),
+                account(2, "杭州中科金桥集团有限公司", country="CN")]
+    native = one(lead(1, "深圳永信咨询有限责任公司", country="China"), accounts, config)
+    assert (native.decision, native.account_id) == ("auto", 1)
+    assert native.reasons["signals"]["name"] == ["transliterated", 4.5]
+    assert one(lead(2, "Zhongke Jinqiao Jituan", country="CN"), accounts, config).account_id == 2
+    # a name that begins with no place keeps its whole reading
+    from matching.readings import place_free_key
+
+    assert place_free_key("长城实业") == "" and place_free_key("武汉新宇安达贸易") == "xinyuandamaoyi"
+
+
 def test_a_korean_name_meets_its_romanized_account() -> None:
     """Hangul in the Revised Romanization (한국 Hanguk, 새롬 Saerom), loanwords as the English words they are."""
     from matching.readings import reading_key
