@@ -60,7 +60,8 @@ def _company_email(person: PersonRecord) -> str:
 
 
 def _one_registered_name(index: AccountIndex, positions: list[int]) -> bool:
-    """Accounts with the same name and legal form in the same country are one company entered twice.
+    """Accounts with the same name and legal form in the same country are one company entered twice, and so are
+    accounts in one country whose names, in two scripts, read the same.
 
     Company registries do not give one legal name to two companies in one country; a record that
     leaves the legal form or the country out is read as the same, a website that differs (both
@@ -70,8 +71,23 @@ def _one_registered_name(index: AccountIndex, positions: list[int]) -> bool:
     legal_forms = {index.legal[p] for p in positions} - {""}
     countries = {index.country[p] for p in positions} - {""}
     websites = {index.reg[p] for p in positions} - {""}
-    return (len(legal_forms) == 1 and len(countries) <= 1 and len(websites) <= 1
-            and all(index.name[p] == index.name[first] for p in positions))
+    if all(index.name[p] == index.name[first] for p in positions):
+        return len(legal_forms) == 1 and len(countries) <= 1 and len(websites) <= 1
+    # the name once in its own script and once in Latin letters ('上海汇通天成咨询有限公司', 'Huitong Tiancheng
+    # Zixun'): the same reading in one country, the legal forms of the Latin records alike (one in another script
+    # is a translation)
+    latin_forms = {index.legal[p] for p in positions if index.latin[p]} - {""}
+    return (len({index.latin[p] for p in positions}) == 2 and len(countries) == 1 and len(websites) <= 1
+            and len(latin_forms) <= 1 and len(readings := {_reading_of(index, p) for p in positions}) == 1
+            and len(readings.pop()) >= 6)
+
+
+def _reading_of(index: AccountIndex, position: int) -> str:
+    """An account's name read in Latin letters, without the place a Chinese registered name begins with."""
+    if index.latin[position]:
+        return index.ascii[position]
+    japan = index.country[position] == "JP" or index.reg[position].endswith(".jp")
+    return place_free_key(index.name[position], japan) or index.ascii[position]
 
 
 def _one_website(index: AccountIndex, positions: list[int]) -> bool:

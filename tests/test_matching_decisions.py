@@ -389,6 +389,17 @@ def test_a_chinese_registered_name_meets_the_account_without_its_place_and_back(
     assert place_free_key("长城实业") == "" and place_free_key("武汉新宇安达贸易") == "xinyuandamaoyi"
 
 
+def test_one_company_entered_in_two_scripts_is_one_company_for_a_tie() -> None:
+    config = rules(name={"transliterated": 4.5, "exact": 4.5})  # the two records score alike
+    twice = [account(1, "上海汇通天成咨询有限公司", country="CN", city="上海市"),
+             account(2, "Huitong Tiancheng Zixun", country="CN", city="上海市")]
+    result = one(lead(1, "Huitong Tiancheng Zixun Co. Ltd", country="CN"), twice, config)
+    assert result.decision == "auto" and "tie of 2" in result.reason
+    # two companies of one reading in two countries (or with two websites) are not
+    apart = [twice[0], account(3, "Huitong Tiancheng Zixun", country="SG")]
+    assert one(lead(2, "Huitong Tiancheng Zixun Co. Ltd"), apart, config).decision == "review"
+
+
 def test_a_korean_name_meets_its_romanized_account() -> None:
     """Hangul in the Revised Romanization (한국 Hanguk, 새롬 Saerom), loanwords as the English words they are."""
     from matching.readings import reading_key
