@@ -26,7 +26,7 @@ from matching.index import AccountIndex
 from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import collector_paused, match_in_processes
 from matching.readings import place_free_key, reading_key
-from matching.score import Query, Scorer, Signal, abbreviated_words, logistic
+from matching.score import Query, Scorer, Signal, _one_slip, abbreviated_words, logistic
 from matching.slips import known_one_edit_away
 from matching.types import MatchResult, Pin, PreviousMatch
 from store.records import AccountRecord, PersonRecord
@@ -71,8 +71,15 @@ def _one_registered_name(index: AccountIndex, positions: list[int]) -> bool:
     legal_forms = {index.legal[p] for p in positions} - {""}
     countries = {index.country[p] for p in positions} - {""}
     websites = {index.reg[p] for p in positions} - {""}
+    cities = {index.city[p] for p in positions}
+    here = len(cities) == 1 and "" not in cities and len(countries) == 1 and len(websites) <= 1
     if all(index.name[p] == index.name[first] for p in positions):
-        return len(legal_forms) == 1 and len(countries) <= 1 and len(websites) <= 1
+        # one legal form, or, in one city, one record's legal form the other's with a word added ('Velia S.p.A.',
+        # 'Velia S.p.A. Limited'): a form typed onto the name once more, not another company
+        return (len(legal_forms) == 1 or (here and _nested(legal_forms))) and len(countries) <= 1 and len(websites) <= 1
+    if (here and len(legal_forms) <= 1 and all(index.tokens[p] == index.tokens[first]
+                                              or _one_slip(index.tokens[p], index.tokens[first]) for p in positions)):
+        return True  # the name once mistyped, in the same city ('Atlantic Haven Internattional', New York)
     # the name once in its own script and once in Latin letters ('上海汇通天成咨询有限公司', 'Huitong Tiancheng
     # Zixun'): the same reading in one country, the legal forms of the Latin records alike (one in another script
     # is a translation)
@@ -88,6 +95,12 @@ def _reading_of(index: AccountIndex, position: int) -> str:
         return index.ascii[position]
     japan = index.country[position] == "JP" or index.reg[position].endswith(".jp")
     return place_free_key(index.name[position], japan) or index.ascii[position]
+
+
+def _nested(legal_forms: set[str]) -> bool:
+    """Legal forms each of which holds the words of the shorter ones: 'spa' < 'limited spa'."""
+    words = sorted((set(f.split()) for f in legal_forms), key=len)
+    return all(a <= b for a, b in zip(words, words[1:], strict=False))
 
 
 def _one_website(index: AccountIndex, positions: list[int]) -> bool:

@@ -400,6 +400,20 @@ def test_one_company_entered_in_two_scripts_is_one_company_for_a_tie() -> None:
     assert one(lead(2, "Huitong Tiancheng Zixun Co. Ltd"), apart, config).decision == "review"
 
 
+def test_one_company_entered_twice_in_one_city_with_a_slip_or_a_legal_form_added_is_one_company() -> None:
+    config = rules(name={"typo": 5.0, "legal_form_partial": 0.0})  # the two records score alike
+    for second in ("Velia Soluzioni S.p.A. Limited", "Velia Soluzzioni S.p.A."):
+        twice = [account(1, "Velia Soluzioni S.p.A.", website="velia-soluzioni.it", country="IT", city="Torino"),
+                 account(2, second, country="IT", city="Torino")]
+        result = one(lead(1, "Velia Soluzioni", country="Italy"), twice, config)
+        assert result.decision == "auto" and "tie of 2" in result.reason, second
+    # other legal forms, or the same name in two cities, may be two companies
+    for second, city in (("Velia Soluzioni GmbH", "Torino"), ("Velia Soluzioni S.p.A. Limited", "Milano")):
+        twice = [account(1, "Velia Soluzioni S.p.A.", website="velia-soluzioni.it", country="IT", city="Torino"),
+                 account(2, second, country="IT", city=city)]
+        assert one(lead(2, "Velia Soluzioni", country="Italy"), twice, config).decision == "review", second
+
+
 def test_a_korean_name_meets_its_romanized_account() -> None:
     """Hangul in the Revised Romanization (한국 Hanguk, 새롬 Saerom), loanwords as the English words they are."""
     from matching.readings import reading_key
