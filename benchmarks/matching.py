@@ -25,12 +25,14 @@ import contextlib
 import ctypes
 import ctypes.util
 import gc
+import multiprocessing
 import os
 import random
 import resource
 import sys
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +41,7 @@ from typing import Any
 from rapidfuzz import fuzz, process, utils
 
 from config.matching import MatchingConfig
-from matching import MatchResult, match
+from matching import MatchResult, match_iter
 from matching.engine import NOTHING_TO_MATCH
 from sandbox.seed import generate, matching_set
 from store.records import AccountRecord, PersonRecord
@@ -134,41 +136,80 @@ class Truth:
     """What the evaluation needs of the generator's ground truth, kept small so the large run can drop the rest.
 
     A lead's match is right when the account belongs to the lead's true company (so a duplicate
-    account of that company is right too), as ``GroundTruth.lead_matches`` defines it.
+    account of that company is right too), as ``GroundTruth.lead_matches`` defines it. Leads are
+    known by their position in the list matched: one int each in an array, not a dict keyed by
+    Salesforce id (a million of those weigh ~200 MB).
     """
 
-    def __init__(self, truth: Any) -> None:
+    def __init__(self, truth: Any, leads: Sequence[PersonRecord]) -> None:
         codes: dict[str, int] = {}
         self.account_company = {a: codes.setdefault(k, len(codes)) for a, k in truth.company_of_account.items()}
-        # company code + 1 for a lead whose company has an account, its negative when it has none
-        self.lead_company = {lead: (codes.setdefault(truth.lead_company[lead], len(codes)) + 1) * (1 if a else -1)
-                             for lead, a in truth.lead_account.items()}
+        # company code + 1 for a lead whose company has an account, its negative when it has none, 0 when unknown
+        self.lead_company = array("i", bytes(4 * len(leads)))
+        lead_account, lead_company = truth.lead_account, truth.lead_company
+        for i, lead in enumerate(leads):
+            if lead.crm_id in lead_account:
+                code = codes.setdefault(lead_company[lead.crm_id], len(codes)) + 1
+                self.lead_company[i] = code if lead_account[lead.crm_id] else -code
 
-    def has_account(self, lead_id: str) -> bool:
-        return self.lead_company.get(lead_id, -1) > 0
+    def has_account(self, lead: int) -> bool:
+        return self.lead_company[lead] > 0
 
-    def lead_matches(self, lead_id: str, account_id: str) -> bool:
-        code = self.lead_company.get(lead_id, -1)
+    def lead_matches(self, lead: int, account_id: str) -> bool:
+        code = self.lead_company[lead]
         return code > 0 and self.account_company.get(account_id) == code - 1
 
 
-def evaluate(leads: Sequence[PersonRecord], results: Sequence[MatchResult], account_crm_id: dict[int, str],
-             truth: Truth, include: Callable[[PersonRecord], bool] = lambda p: True) -> Accuracy:
-    """Score results against the ground truth."""
+_DECISIONS = ("auto", "crm", "review", "none", "pinned")
+_CODE = {d: i for i, d in enumerate(_DECISIONS)}
+
+
+class Outcomes:
+    """What the evaluation reads of each result, filled as the matcher streams them: a few bytes a lead in
+    columns rather than a million MatchResults (~1.1 KB each) held to the end. With ``keep_auto`` the auto
+    results of open leads are kept whole too (for --list-wrong)."""
+
+    def __init__(self, keep_auto: bool = False) -> None:
+        self.decision = array("b")
+        self.proposed = array("q")  # the account proposed (before a roll-up), 0 for none
+        self.blank = array("b")  # the lead had nothing to match on
+        self.auto: dict[int, MatchResult] | None = {} if keep_auto else None
+
+    @classmethod
+    def of(cls, leads: Iterable[PersonRecord], results: Iterable[MatchResult]) -> Outcomes:
+        outcomes = cls()
+        for lead, result in zip(leads, results, strict=True):
+            outcomes.add(lead, result)
+        return outcomes
+
+    def add(self, lead: PersonRecord, result: MatchResult) -> None:
+        if self.auto is not None and result.decision == "auto" and not lead.is_converted:
+            self.auto[len(self.decision)] = result
+        self.decision.append(_CODE[result.decision])
+        self.proposed.append(result.matched_account_id or result.account_id or 0)
+        self.blank.append(result.reason == NOTHING_TO_MATCH)
+
+
+def evaluate(leads: Sequence[PersonRecord], outcomes: Outcomes, account_crm_id: dict[int, str], truth: Truth,
+             include: Callable[[PersonRecord], bool] = lambda p: True, picks: Iterable[int] | None = None
+             ) -> Accuracy:
+    """Score results against the ground truth (of the leads at ``picks`` only, when given)."""
     acc = Accuracy()
-    for lead, result in zip(leads, results, strict=True):
-        if not include(lead):
+    auto, crm, review = _CODE["auto"], _CODE["crm"], _CODE["review"]
+    for i in range(len(leads)) if picks is None else picks:
+        if not include(leads[i]):
             continue
         acc.leads += 1
-        has_account = truth.has_account(lead.crm_id)
+        has_account = truth.has_account(i)
         acc.with_account += has_account
-        proposed = account_crm_id.get(result.matched_account_id or result.account_id or 0)
-        right = proposed is not None and has_account and truth.lead_matches(lead.crm_id, proposed)
-        acc.blank += has_account and result.reason == NOTHING_TO_MATCH
-        if result.decision in ("auto", "crm"):
+        proposed = account_crm_id.get(outcomes.proposed[i])
+        right = proposed is not None and has_account and truth.lead_matches(i, proposed)
+        acc.blank += has_account and outcomes.blank[i]
+        decision = outcomes.decision[i]
+        if decision in (auto, crm):
             acc.written += 1
             acc.written_right += right
-        elif result.decision == "review":
+        elif decision == review:
             acc.review += 1
             acc.review_right += right
     return acc
@@ -191,18 +232,18 @@ def baseline(sample: Sequence[PersonRecord], accounts: Sequence[AccountRecord]) 
     return out, time.perf_counter() - started
 
 
-def evaluate_baseline(sample: Sequence[PersonRecord], proposed: Sequence[str | None], truth: Truth,
-                      include: Callable[[PersonRecord], bool]) -> Accuracy:
+def evaluate_baseline(leads: Sequence[PersonRecord], picks: Sequence[int], proposed: Sequence[str | None],
+                      truth: Truth, include: Callable[[PersonRecord], bool]) -> Accuracy:
     acc = Accuracy()
-    for lead, account in zip(sample, proposed, strict=True):
-        if not include(lead):
+    for i, account in zip(picks, proposed, strict=True):
+        if not include(leads[i]):
             continue
         acc.leads += 1
-        has_account = truth.has_account(lead.crm_id)
+        has_account = truth.has_account(i)
         acc.with_account += has_account
         if account is not None:
             acc.written += 1
-            acc.written_right += has_account and truth.lead_matches(lead.crm_id, account)
+            acc.written_right += has_account and truth.lead_matches(i, account)
     return acc
 
 
@@ -354,13 +395,12 @@ def is_open(lead: PersonRecord) -> bool:
     return not lead.is_converted
 
 
-def print_wrong(leads: Sequence[PersonRecord], results: Sequence[MatchResult], accounts: Sequence[AccountRecord],
+def print_wrong(leads: Sequence[PersonRecord], auto: dict[int, MatchResult], accounts: Sequence[AccountRecord],
                 truth: Truth, how_many: int, seed: int) -> None:
     """A random sample of wrong auto matches of open leads, with the reason the matcher gave: where to look next."""
     by_id = {a.id: a for a in accounts}
-    wrong = [(lead, result) for lead, result in zip(leads, results, strict=True)
-             if result.decision == "auto" and not lead.is_converted
-             and not truth.lead_matches(lead.crm_id, by_id[result.matched_account_id or 0].crm_id)]
+    wrong = [(leads[i], result) for i, result in sorted(auto.items())
+             if not truth.lead_matches(i, by_id[result.matched_account_id or 0].crm_id)]
     picked = random.Random(seed).sample(wrong, min(how_many, len(wrong)))
     print(f"  {len(picked)} of {len(wrong):,} wrong auto matches (open leads):")
     for lead, result in picked:
@@ -375,14 +415,18 @@ def report(title: str, accounts: list[AccountRecord], leads: list[PersonRecord],
            list_wrong: int = 0) -> None:
     print(f"\n== {title}: {len(accounts):,} accounts, {len(leads):,} leads, {len(contacts):,} contacts ==")
     release_memory()
-    generator_peak = peak_mb()
+    generator_peak = peak_mb(resource.RUSAGE_CHILDREN)  # the generator's process: the only child so far
     before_rss = rss_mb()
     hwm_reset = reset_peak_rss()
     cpu_before = cpu_s(resource.RUSAGE_SELF), cpu_s(resource.RUSAGE_CHILDREN)
     load = os.getloadavg()[0]
     started = time.perf_counter()
+    outcomes = Outcomes(keep_auto=list_wrong > 0)
     with MemorySampler() as sampler:
-        results = match(leads, accounts, config, contacts=contacts, workers=workers)
+        # counted as they come: the results are not all held (in a pipeline they are written out the same way)
+        for lead, result in zip(leads, match_iter(leads, accounts, config, contacts=contacts, workers=workers),
+                                strict=True):
+            outcomes.add(lead, result)
     elapsed = time.perf_counter() - started
     own_cpu = cpu_s(resource.RUSAGE_SELF) - cpu_before[0]
     worker_cpu = cpu_s(resource.RUSAGE_CHILDREN) - cpu_before[1]
@@ -391,9 +435,12 @@ def report(title: str, accounts: list[AccountRecord], leads: list[PersonRecord],
           f"(index build included): {rate:,.0f} leads/s")
     print(f"  CPU: {own_cpu:,.1f} s in this process + {worker_cpu:,.1f} s in forked workers "
           f"(load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-    own_peak, worker_peak = (hwm_mb() if hwm_reset else peak_mb()), peak_mb(resource.RUSAGE_CHILDREN)
+    own_peak = hwm_mb() if hwm_reset else peak_mb()
+    # sampled: getrusage's peak over children counts the generator's process too
+    worker_peak = sampler.peaks.get("worker", {}).get("rss", 0.0)
     print(f"  memory before matching: this process {before_rss:,.0f} MB RSS (the records to match and the ground "
-          f"truth, the generator dropped; it peaked at {generator_peak:,.0f} MB, which is not counted below)")
+          f"truth; the generator ran in a process of its own, which peaked at {generator_peak:,.0f} MB and is not "
+          "counted below)")
     print(f"  peak RSS while matching: this process {own_peak:,.0f} MB{'' if hwm_reset else ' (since start)'}, "
           f"largest worker {worker_peak:,.0f} MB (RSS counts the pages a worker shares with this process in both)")
     if sampler.samples:
@@ -408,43 +455,65 @@ def report(title: str, accounts: list[AccountRecord], leads: list[PersonRecord],
               f"{sampler.peak_total_pss:,.0f} MB (sum of RSS {sampler.peak_total_rss:,.0f} MB)")
     account_crm_id = {a.id: a.crm_id for a in accounts}
     print(HEADER)
-    open_leads = evaluate(leads, results, account_crm_id, truth, is_open)
+    open_leads = evaluate(leads, outcomes, account_crm_id, truth, is_open)
     print(line("matcher, open leads", open_leads, rate))
     if any(lead.is_converted for lead in leads):
-        print(line("matcher, all leads (*)", evaluate(leads, results, account_crm_id, truth)))
+        print(line("matcher, all leads (*)", evaluate(leads, outcomes, account_crm_id, truth)))
         print("  (*) converted leads included: they keep the account they were converted to (decision crm)")
     print(f"  open leads with an account but no company name and no corporate domain (free mail, '[not provided]'): "
           f"{open_leads.blank:,} ({open_leads.blank / max(open_leads.with_account, 1):.1%}); without them recall is "
           f"{open_leads.recall_informative:.4f} and review holds {open_leads.review_holds_informative:.3f} of the rest")
     if list_wrong:
-        print_wrong(leads, results, accounts, truth, list_wrong, seed)
+        print_wrong(leads, outcomes.auto or {}, accounts, truth, list_wrong, seed)
     if sample_size <= 0:
         return
     rng = random.Random(seed)
     picks = sorted(rng.sample(range(len(leads)), min(sample_size, len(leads))))
     sample = [leads[i] for i in picks]
     proposed, base_elapsed = baseline(sample, accounts)
-    sample_results = [results[i] for i in picks]
     print(f"  side by side on a random sample of {len(sample):,} leads (open leads):")
-    print(line("matcher (blocking + signals)", evaluate(sample, sample_results, account_crm_id, truth, is_open),
+    print(line("matcher (blocking + signals)", evaluate(leads, outcomes, account_crm_id, truth, is_open, picks),
                rate))
-    print(line(f"extractOne WRatio>={BASELINE_CUTOFF:.0f}, all names", evaluate_baseline(sample, proposed, truth,
-                                                                                        is_open),
+    print(line(f"extractOne WRatio>={BASELINE_CUTOFF:.0f}, all names", evaluate_baseline(leads, picks, proposed,
+                                                                                        truth, is_open),
                len(sample) / base_elapsed))
     print(f"  (brute force for all {len(leads):,} leads would take {len(leads) * base_elapsed / len(sample):,.0f} s "
           f"in one process)")
 
 
-def org(size: str, seed: int, config: MatchingConfig, workers: int, sample_size: int, list_wrong: int = 0) -> None:
-    started = time.perf_counter()
+def _org_records(size: str, seed: int) -> tuple[list[AccountRecord], list[PersonRecord], list[PersonRecord], Truth]:
     generated = generate(seed, size, AS_OF)
     sf = generated.salesforce
     accounts = records(sf.records("Account"), account_record)
     leads = records(sf.records("Lead"), lead_record)
     contacts = records(sf.records("Contact"), contact_record, start=len(leads) + 1)
-    truth = Truth(generated.truth)
-    del generated
-    gc.collect()
+    return accounts, leads, contacts, Truth(generated.truth, leads)
+
+
+def _set_records(n_accounts: int, n_leads: int, seed: int) -> tuple[list[AccountRecord], list[PersonRecord], Truth]:
+    generated = matching_set(seed, n_accounts, n_leads, AS_OF)
+    accounts = records(generated.accounts, account_record)
+    leads = records(generated.leads, lead_record)
+    return accounts, leads, Truth(generated.org.truth, leads)
+
+
+def generated_apart(make: Callable[..., Any], *args: Any) -> Any:
+    """``make(*args)`` run in a forked process, its records sent back pickled.
+
+    The generator's world (~1.8 GB for the 1M set, freed before matching) would otherwise leave this
+    process's heap fragmented around the records: hundreds of MB still counted as resident, and pages
+    that the forked matching workers copy as they read the records scattered among them. Received in
+    one piece, the same records lie together. Where fork is not available they are made here.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return make(*args)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return pool.apply(make, args)
+
+
+def org(size: str, seed: int, config: MatchingConfig, workers: int, sample_size: int, list_wrong: int = 0) -> None:
+    started = time.perf_counter()
+    accounts, leads, contacts, truth = generated_apart(_org_records, size, seed)
     print(f"\n(generated the {size} org in {time.perf_counter() - started:,.1f} s)")
     report(f"{size} org (seed {seed})", accounts, leads, contacts, truth, config, workers, sample_size, seed,
            list_wrong)
@@ -453,12 +522,7 @@ def org(size: str, seed: int, config: MatchingConfig, workers: int, sample_size:
 def big(n_accounts: int, n_leads: int, seed: int, config: MatchingConfig, workers: int, sample_size: int,
         list_wrong: int = 0) -> None:
     started = time.perf_counter()
-    generated = matching_set(seed, n_accounts, n_leads, AS_OF)
-    accounts = records(generated.accounts, account_record)
-    leads = records(generated.leads, lead_record)
-    truth = Truth(generated.org.truth)
-    del generated
-    gc.collect()
+    accounts, leads, truth = generated_apart(_set_records, n_accounts, n_leads, seed)
     print(f"\n(generated {n_leads:,} leads and {n_accounts:,} accounts in {time.perf_counter() - started:,.1f} s)")
     report(f"matching set (seed {seed})", accounts, leads, [], truth, config, workers, sample_size, seed, list_wrong)
 

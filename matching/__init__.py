@@ -1,11 +1,13 @@
 """Lead-to-account matching: a pure functional core (plain records in, plain results out).
 
-Public API: :func:`match`, :class:`Matcher` (reusable index), :func:`link_accounts` (cross-CRM
+Public API: :func:`match` (:func:`match_iter` yields the same results one at a time, for callers
+that need not hold them all), :class:`Matcher` (reusable index), :func:`link_accounts` (cross-CRM
 identity) and the normalizers used by both.
 """
 
-from matching.engine import Matcher, match
+from matching.engine import Matcher, match, match_iter
 from matching.link import link_accounts
 from matching.types import AccountLinkResult, MatchResult, Pin, PreviousMatch
 
-__all__ = ["AccountLinkResult", "MatchResult", "Matcher", "Pin", "PreviousMatch", "link_accounts", "match"]
+__all__ = ["AccountLinkResult", "MatchResult", "Matcher", "Pin", "PreviousMatch", "link_accounts", "match",
+           "match_iter"]

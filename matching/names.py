@@ -64,6 +64,8 @@ EXTRA_LEGAL_FORMS: tuple[str, ...] = (
 LEGAL_PREFIXES = frozenset({"ooo", "oao", "zao", "pao", "ao", "pt", "cv", "tov", "pp", "شركة", "주", "株",
                             *(a for a in LEGAL_AFFIXES if a.isalnum())})
 _NEVER_STRIP = frozenset({"and", "the"})
+# Entries of each per-name cache here: enough for the names that repeat close together, not every name seen.
+_NAME_CACHE = 1 << 16
 # Legal forms common enough that a mistyped spelling of one is more likely than a rare form or a word:
 # only these are read through typing slips ('Incc.', 'GmH'; 'Feedback Loop' is not a mistyped 'koop').
 SLIP_LEGAL_FORMS = frozenset({
@@ -98,7 +100,7 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", "".join(out)).casefold()
 
 
-@functools.lru_cache(maxsize=1 << 18)
+@functools.lru_cache(maxsize=_NAME_CACHE)
 def written_in_latin(text: str | None) -> bool:
     """Whether every letter of a name is Latin: 'ООО «Урал Системы»' is not, though fold() makes it Latin.
 
@@ -140,8 +142,11 @@ class NameNormalizer:
         self._joined_legal = {k: v for k, v in joined.items() if len(k) >= 3}
         targets = [k for k in joined if k in SLIP_LEGAL_FORMS]
         self._legal_slips = {slip: joined[word] for slip, word in slip_table(targets).items() if slip not in joined}
-        self.split = functools.lru_cache(maxsize=1 << 21)(self._split)
-        self.legal_slip = functools.lru_cache(maxsize=1 << 18)(self._legal_slip)
+        # Bounded: a million leads type ~500,000 different names, and an unbounded cache held all of them in each
+        # matching process (~250 MB apiece). The matcher keeps its own cache of what it derives from a typed name,
+        # so these mostly serve the two look-ups of one name in a row (normalize, then legal_form).
+        self.split = functools.lru_cache(maxsize=_NAME_CACHE)(self._split)
+        self.legal_slip = functools.lru_cache(maxsize=_NAME_CACHE)(self._legal_slip)
 
     @staticmethod
     def _tokens_plain(text: str) -> list[str]:
@@ -230,14 +235,14 @@ class NameNormalizer:
         return " ".join(tokens), " ".join(legal)
 
 
-@functools.lru_cache(maxsize=1 << 18)
+@functools.lru_cache(maxsize=_NAME_CACHE)
 def acronym(normalized: str) -> str:
     """Initials of a multi-word normalized name, skipping 'and'/'the' ('international business machines' -> 'ibm')."""
     tokens = [t for t in normalized.split() if t not in _NEVER_STRIP]
     return "".join(t[0] for t in tokens) if len(tokens) >= 2 else ""
 
 
-@functools.lru_cache(maxsize=1 << 20)
+@functools.lru_cache(maxsize=_NAME_CACHE)
 def ascii_key(normalized: str) -> str:
     """Letters and digits of a normalized name in ASCII, without spaces: 'ruihua xinxi' -> 'ruihuaxinxi'.
 

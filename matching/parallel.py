@@ -3,7 +3,8 @@
 The account index is built once, in the calling process; workers are forked from it and read it
 copy-on-write, so nothing is pickled on the way in. The people are cut into small contiguous
 slices that the calling process and the forked workers claim one at a time; the workers send their
-slices' results back. Where fork is not available (Windows, or a platform that
+slices' results back, and results are yielded in input order as soon as the slices before them are
+done, so a caller need not hold them all. Where fork is not available (Windows, or a platform that
 deprecates it) matching runs in the calling process.
 """
 
@@ -73,18 +74,37 @@ def match_in_processes(
     workers: int,
 ) -> list[MatchResult]:
     """Results in input order, computed by the calling process and ``workers - 1`` forked ones."""
+    return list(iter_in_processes(matcher, people, previous, pins, workers))
+
+
+def iter_in_processes(
+    matcher: Matcher,
+    people: Sequence[PersonRecord],
+    previous: Mapping[int, PreviousMatch],
+    pins: Mapping[int, Pin],
+    workers: int,
+) -> Iterator[MatchResult]:
+    """Results in input order as they are ready, so a caller that writes or counts them need not hold a million.
+
+    Only the slices finished ahead of the first one still being matched wait here (a few slices), not
+    every result. One run at a time per process: the forked workers read module globals. Consume it to
+    the end (or close it): the pool lives as long as the iteration.
+    """
     global _shared
     if workers <= 1 or len(people) < 2 * workers or "fork" not in multiprocessing.get_all_start_methods():
         _shared = (matcher, people, previous, pins)
         try:
             with collector_paused():
-                return _match_slice((0, len(people)))
+                for p in people:
+                    yield matcher.match_person(p, previous=previous.get(p.id), pin=pins.get(p.id))
         finally:
             _shared = None
+        return
     # The calling process is one of the workers. All processes claim the next slice from a shared counter
     # until none is left, so whichever runs slower (the calling process also unpickles the others' results,
     # other programs share the cores) simply takes fewer slices. Slices are small: a worker holds one
     # slice's results (and their pickle) at a time, and the last slice claimed bounds the wait at the end.
+    # Slices are claimed in input order, so the ones finished out of order and waiting to be yielded are few.
     global _bounds, _next
     context = multiprocessing.get_context("fork")
     step = max(1, -(-len(people) // (workers * 24)))
@@ -93,17 +113,42 @@ def match_in_processes(
     try:
         with collector_paused(), context.Pool(workers - 1) as pool:
             pending = pool.imap_unordered(_match_claimed, range(len(bounds)), chunksize=1)
-            parts: list[list[MatchResult] | None] = [None] * len(bounds)
+            ready: dict[int, list[MatchResult] | list[tuple]] = {}
+            done_tasks = 0
+            emitted = 0  # slices yielded so far: the next one to yield
+
+            def collect(block: bool) -> None:
+                nonlocal done_tasks
+                while done_tasks < len(bounds):
+                    try:
+                        done = pending.next(timeout=None if block else 0)
+                    except multiprocessing.TimeoutError:
+                        return
+                    done_tasks += 1
+                    if done is not None:
+                        ready[done[0]] = done[1]
+                    if block:
+                        return
+
             while (claimed := _claim()) < len(bounds):
-                parts[claimed] = _match_slice(bounds[claimed])
-            for done in pending:
-                if done is not None:
-                    parts[done[0]] = [MatchResult(*values) for values in done[1]]
-                    del done
-        results = [result for part in parts for result in part or ()]
+                ready[claimed] = _match_slice(bounds[claimed])
+                collect(block=False)
+                while emitted in ready:
+                    yield from _results(ready.pop(emitted))
+                    emitted += 1
+            while emitted < len(bounds):
+                while emitted not in ready:
+                    collect(block=True)
+                yield from _results(ready.pop(emitted))
+                emitted += 1
     finally:
         _shared = _bounds = _next = None
-    return results
+
+
+def _results(part: list[MatchResult] | list[tuple]) -> Iterator[MatchResult]:
+    """A slice's results: the calling process's own as they are, a worker's rebuilt from their tuples."""
+    for item in part:
+        yield item if isinstance(item, MatchResult) else MatchResult(*item)
 
 
 @contextlib.contextmanager

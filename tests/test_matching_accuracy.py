@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks.matching import (
     AS_OF,
+    Outcomes,
     Truth,
     account_record,
     contact_record,
@@ -20,7 +21,7 @@ from benchmarks.matching import (
     records,
 )
 from config.matching import MatchingConfig
-from matching import match
+from matching import match, match_iter
 from sandbox.seed import generate
 
 
@@ -30,13 +31,13 @@ def small_org(seed: int):
     accounts = records(sf.records("Account"), account_record)
     leads = records(sf.records("Lead"), lead_record)
     contacts = records(sf.records("Contact"), contact_record, start=len(leads) + 1)
-    return accounts, leads, contacts, Truth(generated.truth)
+    return accounts, leads, contacts, Truth(generated.truth, leads)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_auto_matches_are_precise_on_small_orgs(seed: int) -> None:
     accounts, leads, contacts, truth = small_org(seed)
-    results = match(leads, accounts, MatchingConfig(), contacts=contacts)
+    results = Outcomes.of(leads, match(leads, accounts, MatchingConfig(), contacts=contacts))
     account_crm_id = {a.id: a.crm_id for a in accounts}
     everyone = evaluate(leads, results, account_crm_id, truth)
     open_leads = evaluate(leads, results, account_crm_id, truth, is_open)
@@ -54,6 +55,7 @@ def test_forked_workers_give_the_same_results() -> None:
     alone = match(leads, accounts, MatchingConfig(), contacts=contacts)
     assert match(leads, accounts, MatchingConfig(), contacts=contacts, workers=2) == alone
     assert match(leads[:3], accounts, MatchingConfig(), contacts=contacts, workers=4) == alone[:3]
+    assert list(match_iter(leads, accounts, MatchingConfig(), contacts=contacts, workers=2)) == alone
 
 
 _RESULTS_DIGEST = """
@@ -61,7 +63,7 @@ import hashlib, sys
 sys.path.insert(0, "tests")
 from test_matching_accuracy import small_org
 from config.matching import MatchingConfig
-from matching import match
+from matching import match, match_iter
 accounts, leads, contacts, _ = small_org(3)
 results = match(leads, accounts, MatchingConfig(), contacts=contacts)
 print(hashlib.sha256(repr(results).encode()).hexdigest())
