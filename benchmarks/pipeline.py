@@ -165,8 +165,13 @@ def report(title: str, run: dict[str, Any], wall_s: float) -> None:
               + "".join(f"{counts[k]:>10,}" if k in counts else f"{'':>10}" for k in keys)
               + f"{stage_calls:>11,}")
         detail = stage.get("detail", {})
-        if "scope" in detail:
+        if name == "match" and "scope" in detail:
             print(f"    matched {detail.get('people', 0):,} people ({detail['scope']})")
+        elif "dirty" in detail:
+            dirty = detail["dirty"]
+            print(f"    rescored {dirty['accounts']:,} accounts and {dirty['people']:,} people ({detail['scope']})")
+        elif "scope" in detail:
+            print(f"    {detail['scope']}")
         if detail.get("phase_seconds"):
             print("    " + ", ".join(f"{phase} {s:,.1f} s" for phase, s in detail["phase_seconds"].items()))
         if stage.get("error"):

@@ -11,13 +11,16 @@ from config.matching import MatchingConfig
 from config.scoring import ScoringConfig
 from scoring.predictive import TrainedModel
 from store.schema import Account, Activity, Person, Score
+from store.types import utcnow
 from store.upsert import upsert
 from worker.match_stage import run_match_stage
 from worker.models import activate_version, list_versions, save_model
-from worker.score_stage import run_score_stage
+from worker.score_stage import Incremental, run_score_stage
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 ACME = "001000000000001AAA"
+QUIET = "001000000000002AAA"
+VP = "003000000000001AAA"
 
 
 def _seed(engine: Engine) -> dict[str, int]:
@@ -75,3 +78,64 @@ def test_model_versions_are_kept_and_an_older_one_can_be_restored(engine: Engine
         assert [(v.version, v.is_active) for v in list_versions(conn, "account_won")] == [(2, False), (1, True)]
         with pytest.raises(LookupError, match="stored versions: \\[2, 1\\]"):
             activate_version(conn, "account_won", 7)
+
+
+def _touch(engine: Engine, crm_id: str, kind: str, person: str | None, account: str | None, when: datetime) -> None:
+    with engine.begin() as conn:
+        upsert(conn, Activity.__table__, [{"crm": "salesforce", "object": "Task", "crm_id": crm_id,
+                                           "activity_type": kind, "person_crm_id": person,
+                                           "account_crm_id": account, "occurred_at": when}])
+
+
+def _scored_at(engine: Engine) -> dict[tuple[str, int], datetime]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(Score.entity_kind, Score.entity_id, Score.scored_at))
+        return {(kind, entity): when for kind, entity, when in rows}  # UTCDateTime: aware, in UTC
+
+
+def _people(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return dict(conn.execute(select(Person.crm_id, Person.id)).all())
+
+
+def test_an_incremental_run_saves_only_what_new_data_touched(engine: Engine) -> None:
+    ids = _seed(engine)
+    _touch(engine, "00T000000000009AAA", "meeting_completed", None, QUIET, NOW - timedelta(days=4))
+    run_match_stage(engine, MatchingConfig())
+    run_score_stage(engine, ScoringConfig(), NOW)
+    people = _people(engine)
+    since = utcnow()
+    _touch(engine, "00T000000000010AAA", "call_connected", VP, None, NOW + timedelta(days=1))
+
+    later = NOW + timedelta(days=3)
+    outcome = run_score_stage(engine, ScoringConfig(), later, incremental=Incremental(since))
+    assert (outcome.dirty_accounts, outcome.dirty_people) == (1, 1)
+    scored = _scored_at(engine)
+    assert scored["account", ids[ACME]] == later  # the new call's account (its person's match)
+    assert scored["person", people[VP]] == later  # and the person who made it
+    assert scored["account", ids[QUIET]] == NOW  # untouched: decay waits for the full run
+    assert scored["person", people["51"]] == NOW  # Acme's other person: nothing of theirs changed
+
+    # Decay alone would have changed Quiet Ltd's row: a full run at the same moment re-saves it.
+    run_score_stage(engine, ScoringConfig(), later)
+    assert _scored_at(engine)["account", ids[QUIET]] == later
+
+
+def test_an_incremental_run_rescores_both_accounts_of_a_person_whose_match_moved(engine: Engine) -> None:
+    ids = _seed(engine)
+    run_match_stage(engine, MatchingConfig())
+    run_score_stage(engine, ScoringConfig(), NOW)
+    people = _people(engine)
+    since = utcnow()
+    with engine.begin() as conn:  # the VP moves to Quiet Ltd in the CRM
+        upsert(conn, Person.__table__, [{"crm": "salesforce", "object": "Contact", "crm_id": VP, "kind": "contact",
+                                         "email": "vp@quiet.co.uk", "title": "VP Sales", "account_crm_id": QUIET}])
+    moved = run_match_stage(engine, MatchingConfig(), incremental=True, only_people=[people[VP]])
+    assert moved.changed_people == {people[VP]} and moved.left_accounts == {ids[ACME]}
+
+    later = NOW + timedelta(hours=1)
+    run_score_stage(engine, ScoringConfig(), later,
+                    incremental=Incremental(since, extra_accounts=frozenset(moved.left_accounts)))
+    scored = _scored_at(engine)
+    assert scored["account", ids[QUIET]] == later and scored["account", ids[ACME]] == later
+    assert scored["person", people[VP]] == later and scored["person", people["51"]] == NOW

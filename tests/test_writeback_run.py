@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 from test_writeback_support import (
+    bump_engagement,
     change_scores,
     salesforce_mismatches,
     seed_hubspot,
@@ -30,6 +31,7 @@ from sandbox.clients import hubspot_client, simple_salesforce
 from sandbox.runner import SandboxHandle, run_sandbox
 from store.db import make_engine
 from store.schema import AccountLink, Match, Score, WritebackState
+from store.types import utcnow
 from writeback.catalogue import Catalogue
 from writeback.hubspot import HubSpotWriter
 from writeback.provision import ProvisionReport
@@ -132,6 +134,29 @@ def test_scoped_pass_and_dropped_baseline(handle: SandboxHandle, engine: Engine)
     ids = ", ".join(f"'{i}'" for i in seeded.accounts)
     rows = sf.query_all(f"SELECT ABM_Predictive_Score__c FROM Account WHERE Id IN ({ids})")["records"]
     assert {r["ABM_Predictive_Score__c"] for r in rows} == {None}
+
+
+def test_an_incremental_pass_reads_and_writes_only_what_changed_since(handle: SandboxHandle, engine: Engine) -> None:
+    seeded = seed_salesforce(handle, engine, n_accounts=20, n_leads=6)
+    run_writeback(engine, CONFIG, writers(handle)[:1])
+    since = utcnow()
+    accounts = list(seeded.accounts.values())
+    rescored, unscored = accounts[:2], accounts[2]
+    bump_engagement(engine, "account", rescored, by=7)
+    change_scores(engine, "account", rescored, scored_at=utcnow())
+    bump_engagement(engine, "account", [unscored], by=7)  # changed, but not by a run after `since`
+    matched = list(seeded.people["Lead"].values())[1]  # every third lead (the first) is unmatched
+    with engine.begin() as conn:  # a match written since (its reason changed)
+        found = conn.execute(update(Match).where(Match.person_id == matched)
+                             .values(reason="same company name", matched_at=utcnow())).rowcount
+    assert found == 1
+
+    report = run_writeback(engine, CONFIG, writers(handle)[:1], changed_since=since)
+    by = {o.object: o for o in report.objects}
+    assert (by["Account"].records, by["Account"].written) == (2, 2)
+    assert (by["Lead"].records, by["Lead"].written) == (1, 1)
+    full = run_writeback(engine, CONFIG, writers(handle)[:1])
+    assert {o.object: o.written for o in full.objects} == {"Account": 1, "Lead": 0, "Contact": 0}
 
 
 # -- a worker killed halfway ------------------------------------------------------------------

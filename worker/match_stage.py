@@ -58,6 +58,10 @@ class MatchOutcome:
     started_at: datetime = field(default_factory=utcnow)  # before anything was read: the next run's "since"
     by_decision: dict[str, int] = field(default_factory=dict)
     changed_people: set[int] = field(default_factory=set)  # person ids whose account changed
+    # The accounts moved people left (the match table no longer says so, and their roll-ups lost
+    # someone), and both sides of every link added, changed or removed: incremental scoring needs them.
+    left_accounts: set[int] = field(default_factory=set)
+    relinked_accounts: set[int] = field(default_factory=set)
     links: int = 0
     changed_links: int = 0
 
@@ -67,6 +71,7 @@ class MatchOutcome:
         for decision, n in chunk.by_decision.items():
             self.by_decision[decision] = self.by_decision.get(decision, 0) + n
         self.changed_people |= chunk.changed_people
+        self.left_accounts |= chunk.left_accounts
 
     @property
     def matched(self) -> int:
@@ -231,18 +236,20 @@ def write_matches(
         after = (r.account_id, r.decision, r.confidence, r.method, r.reason)
         if before == after:
             continue
-        if _written_account(before[1] if before else None, before[0] if before else None) != _written_account(
-            r.decision, r.account_id
-        ):
+        left = _written_account(before[1] if before else None, before[0] if before else None)
+        if left != _written_account(r.decision, r.account_id):
             outcome.changed_people.add(r.person_id)
+            if left is not None:
+                outcome.left_accounts.add(left)
         rows.append(_match_row(r, now, r.person_id in pins))
     for start in range(0, len(rows), _WRITE_BATCH):
         upsert(conn, Match.__table__, rows[start:start + _WRITE_BATCH], key=("person_id",))
     return outcome
 
 
-def write_links(conn: Connection, links: Sequence[AccountLinkResult]) -> int:
-    """Replace the cross-CRM links with the current ones; returns how many changed."""
+def write_links(conn: Connection, links: Sequence[AccountLinkResult]) -> tuple[int, set[int]]:
+    """Replace the cross-CRM links with the current ones; returns how many changed, and the
+    accounts on either side of a changed link (old and new canonical accounts included)."""
     current = {row.account_id: (row.canonical_account_id, row.method)
                for row in conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id,
                                               AccountLink.method))}
@@ -259,7 +266,12 @@ def write_links(conn: Connection, links: Sequence[AccountLinkResult]) -> int:
     ]
     if rows:
         upsert(conn, AccountLink.__table__, rows, key=("account_id",))
-    return len(rows) + len(gone)
+    touched = {a for a in gone} | {current[a][0] for a in gone}
+    for row in rows:
+        touched |= {row["account_id"], row["canonical_account_id"]}
+        if row["account_id"] in current:
+            touched.add(current[row["account_id"]][0])
+    return len(rows) + len(gone), touched
 
 
 def run_match_stage(
@@ -298,7 +310,7 @@ def run_match_stage(
             hubspot = [a for a in accounts if a.crm == "hubspot"]
             salesforce = [a for a in accounts if a.crm == "salesforce"]
             links = link_accounts(hubspot, salesforce, config) if hubspot and salesforce else []
-            outcome.changed_links = write_links(conn, links)
+            outcome.changed_links, outcome.relinked_accounts = write_links(conn, links)
             outcome.links = len(links)
         else:
             outcome.links = conn.execute(select(func.count()).select_from(AccountLink)).scalar_one()

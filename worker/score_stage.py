@@ -9,6 +9,14 @@ Two store facts shape the scoring inputs here, not in :mod:`scoring`:
 
 Predictive models: an incremental run uses the active model of each target (training one only
 when there is none); a full run retrains. Every trained model is kept (see :mod:`worker.models`).
+
+Scope: a full run saves every account and person. An incremental run saves only the entities new
+data touched since the last successful score stage (see :mod:`worker.score_scope`): everyone
+else keeps the row the last full run (or the run that last touched them) saved, so their time
+decay is refreshed by the scheduled full run, and writeback has only real changes to send. The
+scores of the saved entities are computed exactly as a full run would at this moment: touches are
+still read for everyone (roll-ups, and the inputs the predictive model reads), fit is learned from
+the deals in the store now, and percentile grades rank against every account as scored now.
 """
 
 from __future__ import annotations
@@ -18,21 +26,33 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, delete
+from sqlalchemy import Connection, Engine, delete, select
 
 from config.scoring import ScoringConfig
 from scoring import predictive as pred
 from scoring.history import prune_before
 from scoring.inputs import ScoringInputs
 from scoring.scores import score
-from store.schema import ScoreHistory
+from store.schema import AccountLink, ScoreHistory
+from store.types import utcnow
 from worker.models import active_model, save_model
 from worker.score_inputs import load_score_inputs
+from worker.score_scope import Scope, dirty_scope, touched_since
 from worker.score_store import SavedScores, save_score_set
 
 log = logging.getLogger("abm.scoring")
 
 
+@dataclass(frozen=True)
+class Incremental:
+    """An incremental score stage: rescore what changed in the store after ``since`` (the start of
+    the last successful score stage), plus what the run's earlier stages know and the store no
+    longer says: the accounts moved people left and relinked accounts (the match stage), and the
+    accounts an admin asked to resync (rescored with all their people)."""
+
+    since: datetime
+    extra_accounts: frozenset[int] = frozenset()
+    resync_accounts: frozenset[int] = frozenset()
 
 @dataclass
 class ScoreOutcome:
@@ -45,6 +65,10 @@ class ScoreOutcome:
     unknown_types: dict[str, int] = field(default_factory=dict)
     # Where the stage's time went (load, predictive, score, save), so a slow run says which part is slow.
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    started_at: datetime = field(default_factory=utcnow)  # the next incremental run's "since"
+    since: datetime | None = None  # an incremental run's: changes after it were rescored
+    dirty_accounts: int | None = None  # saved (compared) by an incremental run; None: everyone
+    dirty_people: int | None = None
 
     def counts(self) -> dict[str, int]:
         return {"scored": self.accounts + self.people, "upserted": self.saved.accounts_changed
@@ -69,15 +93,35 @@ def _model_for(conn: Connection, inputs: ScoringInputs, config: ScoringConfig, a
     return pred.load(trained.blob), version
 
 
-def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, retrain: bool = False) -> ScoreOutcome:
-    """Score every account and person as of ``now`` and save what changed, in one transaction."""
+def _scope(conn: Connection, inputs: ScoringInputs, incremental: Incremental, outcome: ScoreOutcome) -> Scope:
+    """The dirty entities of an incremental run."""
+    since = incremental.since
+    canonical = dict(conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)).all())
+    scope = dirty_scope(touched_since(conn, since), canonical, inputs.account_ids, inputs.person_ids,
+                        inputs.population.person_account, inputs.activities,
+                        extra_accounts=incremental.extra_accounts | incremental.resync_accounts,
+                        extra_people_of=incremental.resync_accounts)
+    outcome.since = since
+    outcome.dirty_accounts, outcome.dirty_people = int(scope.accounts.sum()), int(scope.people.sum())
+    return scope
+
+
+def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, retrain: bool = False,
+                    incremental: Incremental | None = None) -> ScoreOutcome:
+    """Score as of ``now`` and save what changed, in one transaction: every account and person,
+    or (``incremental``) those new data touched since the last successful score stage."""
     as_of = int(now.timestamp())
     outcome = ScoreOutcome()
     phases = outcome.phase_seconds
     with engine.begin() as conn:
+        scope = None
         started = time.perf_counter()
         inputs = load_score_inputs(conn, config)
         phases["load"] = time.perf_counter() - started
+        if incremental is not None:
+            started = time.perf_counter()
+            scope = _scope(conn, inputs, incremental, outcome)
+            phases["scope"] = time.perf_counter() - started
         population = inputs.population
         account_probability = lead_probability = None
         model_version = None
@@ -100,7 +144,8 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
         phases["score"] = time.perf_counter() - started
         started = time.perf_counter()
         outcome.saved = save_score_set(conn, scores, population, inputs.account_ids, inputs.person_ids, config, now,
-                                       model_version)
+                                       model_version, only_accounts=None if scope is None else scope.account_rows,
+                                       only_people=None if scope is None else scope.person_rows)
         conn.execute(delete(ScoreHistory).where(ScoreHistory.day < prune_before(now.date(), config.history)))
         phases["save"] = time.perf_counter() - started
     outcome.accounts, outcome.people = population.n_accounts, population.n_people

@@ -27,6 +27,7 @@ from store.upsert import upsert
 COMPARED = ("engagement", "sales_activity", "marketing", "fit", "grade", "predictive", "breadth", "velocity",
             "trend", "alignment", "reasons_text")
 _BATCH = 10_000
+_ID_CHUNK = 900  # ids per IN list: under every SQLite's limit on bound parameters
 
 
 _DIGITS = {"predictive": 4}
@@ -51,15 +52,23 @@ class SavedScores:
     changed_person_ids: frozenset[int] = frozenset()
 
 
-def _stored(conn: Connection, kind: str) -> dict[int, tuple]:
+def _stored(conn: Connection, kind: str, ids: list[int] | None = None) -> dict[int, tuple]:
+    """The compared columns of the stored rows of ``kind`` (only of ``ids`` when given, in chunks)."""
     columns = [Score.__table__.c[c] for c in COMPARED]
-    rows = conn.execute(select(Score.entity_id, *columns).where(Score.entity_kind == kind))
-    return {r[0]: tuple(r[1:]) for r in rows}
+    query = select(Score.entity_id, *columns).where(Score.entity_kind == kind)
+    if ids is None:
+        return {r[0]: tuple(r[1:]) for r in conn.execute(query)}
+    out: dict[int, tuple] = {}
+    for begin in range(0, len(ids), _ID_CHUNK):
+        rows = conn.execute(query.where(Score.entity_id.in_(ids[begin:begin + _ID_CHUNK])))
+        out.update((r[0], tuple(r[1:])) for r in rows)
+    return out
 
 
-def save_scores(conn: Connection, kind: str, rows: Iterable[dict[str, Any]]) -> set[int]:
-    """Upsert the rows whose visible values changed; returns those entity ids."""
-    stored = _stored(conn, kind)
+def save_scores(conn: Connection, kind: str, rows: Iterable[dict[str, Any]], ids: list[int] | None = None) -> set[int]:
+    """Upsert the rows whose visible values changed; returns those entity ids. ``ids``: the rows'
+    entity ids when they are a subset (an incremental run), so only those stored rows are read."""
+    stored = _stored(conn, kind, ids)
     changed: set[int] = set()
     batch: list[dict[str, Any]] = []
     for raw in rows:
@@ -94,11 +103,24 @@ def save_score_set(
     config: ScoringConfig,
     now: datetime,
     model_version: int | None = None,
+    *,
+    only_accounts: np.ndarray | None = None,
+    only_people: np.ndarray | None = None,
 ) -> SavedScores:
-    """Save current scores of accounts and people, and today's account snapshot."""
+    """Save current scores of accounts and people, and today's account snapshot.
+
+    ``only_accounts`` / ``only_people`` (row indexes) limit the save to an incremental run's dirty
+    entities: the other rows keep their stored values, and today's snapshot gets only those accounts.
+    """
+    def subset(ids: np.ndarray, only: np.ndarray | None) -> list[int] | None:
+        return None if only is None else ids[only].tolist()
+
     accounts = save_scores(conn, ACCOUNT, score_rows(scores, population, account_ids, config, now, kind=ACCOUNT,
-                                                     model_version=model_version))
+                                                     only=only_accounts, model_version=model_version),
+                           subset(account_ids, only_accounts))
     people = save_scores(conn, PERSON, score_rows(scores, population, person_ids, config, now, kind=PERSON,
-                                                  model_version=model_version))
-    history = save_history(conn, history_rows(scores, population, account_ids, now.date(), kind=ACCOUNT))
+                                                  only=only_people, model_version=model_version),
+                         subset(person_ids, only_people))
+    history = save_history(conn, history_rows(scores, population, account_ids, now.date(), kind=ACCOUNT,
+                                              only=only_accounts))
     return SavedScores(len(accounts), len(people), history, frozenset(accounts), frozenset(people))

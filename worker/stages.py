@@ -4,9 +4,13 @@
 - pull each CRM the run covers (the enabled ones, or those asked for),
 - match people to accounts: all of them in a full run (a new account can be the better match for
   anyone), in other runs those whose match can have moved (see :mod:`worker.match_stage`),
-- score everything (a full run also retrains the predictive models),
-- write back to each CRM (scoped to some accounts and forced for an account resync; forced for
-  a rewrite). Writes to a CRM whose pull ran out of API budget wait for the next run.
+- score: everything in a full run or a resync of everything (a full run also retrains the
+  predictive models); in an incremental run, what new data touched (see :mod:`worker.score_scope`),
+  plus the accounts of an account resync with all their people,
+- write back to each CRM: in an incremental run only the records whose score or match changed
+  since that CRM's last successful writeback (see :func:`writeback.run.run_writeback`); scoped to
+  some accounts and forced for an account resync; everything, forced, for a rewrite. Writes to a
+  CRM whose pull ran out of API budget wait for the next run.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from store.schema import Account
 from store.types import utcnow
 from worker.match_stage import run_match_stage
 from worker.pipeline import RunContext, Stage
-from worker.score_stage import run_score_stage
+from worker.score_scope import last_stage_start
+from worker.score_stage import Incremental, run_score_stage
 from worker.triggers import RunOptions
 
 
@@ -58,6 +63,7 @@ def pull_stage(crm: str) -> Stage:
 
 def match_stage(ctx: RunContext) -> StageReport:
     outcome = run_match_stage(ctx.engine, ctx.config.matching, incremental=not ctx.options.full)
+    ctx.shared["match_left_accounts"] = outcome.left_accounts | outcome.relinked_accounts
     return StageReport("match", counts={"matched": outcome.matched, "upserted": len(outcome.changed_people)},
                        detail={"decisions": outcome.by_decision, "people": outcome.people,
                                "scope": "changed people" if outcome.incremental else "everyone",
@@ -65,12 +71,41 @@ def match_stage(ctx: RunContext) -> StageReport:
                                "cross_crm_links": outcome.links, "links_changed": outcome.changed_links})
 
 
+def scoped(options: RunOptions) -> bool:
+    """Whether a run scores and writes back only what changed: not a full run, nor a resync of
+    everything (with or without ``--rewrite``), which redo every account and person."""
+    return not options.full and (bool(options.accounts) or not (options.resync or options.rewrite))
+
+
+def _account_ids(ctx: RunContext) -> list[int]:
+    """The store ids of the accounts an account resync names (resolved once per run)."""
+    account_ids = ctx.shared.get("account_ids")
+    if account_ids is None:
+        account_ids = ctx.shared["account_ids"] = resolve_accounts(ctx, ctx.options.accounts)
+    return account_ids
+
+
 def score_stage(ctx: RunContext) -> StageReport:
-    outcome = run_score_stage(ctx.engine, ctx.config.scoring, utcnow(), retrain=ctx.options.full)
+    incremental = since = None
+    if scoped(ctx.options):
+        with ctx.engine.connect() as conn:
+            since = last_stage_start(conn, "score")
+    if since is not None:  # else no score stage recorded: score everyone
+        incremental = Incremental(
+            since, extra_accounts=frozenset(ctx.shared.get("match_left_accounts", ())),
+            resync_accounts=frozenset(_account_ids(ctx) if ctx.options.accounts else ()))
+    outcome = run_score_stage(ctx.engine, ctx.config.scoring, utcnow(), retrain=ctx.options.full,
+                              incremental=incremental)
     detail: dict[str, object] = {"accounts": outcome.accounts, "people": outcome.people,
                                  "activities": outcome.activities, "models": outcome.models,
                                  "history_rows": outcome.saved.history_rows,
+                                 "started_at": outcome.started_at.isoformat(),
                                  "phase_seconds": {k: round(v, 3) for k, v in outcome.phase_seconds.items()}}
+    if outcome.since is None:
+        detail["scope"] = "everyone"
+    else:
+        detail["scope"] = f"touched since {outcome.since.isoformat()}"
+        detail["dirty"] = {"accounts": outcome.dirty_accounts, "people": outcome.dirty_people}
     if outcome.unknown_types:
         detail["unknown_activity_types"] = outcome.unknown_types
     return StageReport("score", counts=outcome.counts(), detail=detail)
@@ -93,22 +128,29 @@ def resolve_accounts(ctx: RunContext, crm_ids: Sequence[str]) -> list[int]:
 
 
 def writeback_stage(crm: str) -> Stage:
-    """Write changed fields to ``crm``; an account resync writes (forced) only its accounts and people."""
+    """Write changed fields to ``crm``: in an incremental run only records whose score or match
+    changed since the last successful writeback to ``crm`` (everything when none is recorded);
+    an account resync writes (forced) only its accounts and people; a rewrite, everything."""
 
     def run(ctx: RunContext) -> StageReport:
         from writeback.connect import writers
         from writeback.run import run_writeback
 
+        started_at = utcnow()
         options = ctx.options
-        account_ids = None
-        if options.accounts:
-            account_ids = ctx.shared.get("account_ids")
-            if account_ids is None:
-                account_ids = ctx.shared["account_ids"] = resolve_accounts(ctx, options.accounts)
+        account_ids = _account_ids(ctx) if options.accounts else None
+        changed_since = None
+        if scoped(options) and not options.accounts:
+            with ctx.engine.connect() as conn:
+                changed_since = last_stage_start(conn, f"writeback:{crm}")
         report = run_writeback(ctx.engine, ctx.config.writeback, writers(ctx.config, [crm]),
                                force=options.rewrite or bool(options.accounts), run_id=ctx.run_id,
-                               account_ids=account_ids)
-        return report.stage_report(f"writeback:{crm}")
+                               account_ids=account_ids, changed_since=changed_since)
+        stage = report.stage_report(f"writeback:{crm}")
+        stage.detail["started_at"] = started_at.isoformat()
+        stage.detail["scope"] = ("everything" if account_ids is None and changed_since is None else
+                                 f"changed since {changed_since.isoformat()}" if changed_since else "accounts")
+        return stage
 
     return Stage(f"writeback:{crm}", run, crm=crm, writes_to_crm=True)
 

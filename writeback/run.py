@@ -73,10 +73,13 @@ def plan_changes(
 
 def _object_report(engine: Engine, config: WritebackConfig, catalogue: Catalogue, crm: str, obj: str,
                    ledger: WritebackLedger, now: datetime, force: bool,
-                   account_ids: Collection[int] | None) -> tuple[ObjectReport, Plan]:
+                   account_ids: Collection[int] | None,
+                   changed_since: datetime | None = None) -> tuple[ObjectReport, Plan]:
     fields = catalogue.fields(crm, obj)
-    records = load_targets(engine, crm, obj, catalogue.kind(crm, obj), account_ids)
-    plan = plan_changes(records, fields, ledger.baseline(), ledger.errors(), now, force)
+    records = load_targets(engine, crm, obj, catalogue.kind(crm, obj), account_ids, changed_since)
+    scoped = account_ids is not None or changed_since is not None
+    baseline = ledger.baseline([r.crm_id for r in records] if scoped else None)
+    plan = plan_changes(records, fields, baseline, ledger.errors(), now, force)
     report = ObjectReport(crm, obj, records=len(records), changed=len(plan.due) + len(plan.deferred),
                           deferred=len(plan.deferred), samples=[Sample.of(c) for c in plan.due[: config.sample_size]])
     return report, plan
@@ -94,6 +97,7 @@ def preview_writeback(
     force: bool = False,
     now: datetime | None = None,
     account_ids: Collection[int] | None = None,
+    changed_since: datetime | None = None,
 ) -> WritebackReport:
     """What :func:`run_writeback` would write (``--dry-run``): counts and samples, no CRM contact at all."""
     started = time.perf_counter()
@@ -103,7 +107,8 @@ def preview_writeback(
     for crm in crms:
         for obj in catalogue.objects(crm):
             ledger = WritebackLedger(engine, crm, obj, _backoff(config))
-            obj_report, plan = _object_report(engine, config, catalogue, crm, obj, ledger, now, force, account_ids)
+            obj_report, plan = _object_report(engine, config, catalogue, crm, obj, ledger, now, force, account_ids,
+                                              changed_since)
             obj_report.mode = write_mode(config, crm, len(plan.due))
             report.objects.append(obj_report)
     report.seconds = time.perf_counter() - started
@@ -128,11 +133,15 @@ def run_writeback(
     now: datetime | None = None,
     run_id: int | None = None,
     account_ids: Collection[int] | None = None,
+    changed_since: datetime | None = None,
 ) -> WritebackReport:
     """Write every changed catalogue field of every scored record to each writer's CRM.
 
     ``account_ids`` (store ids) limits the pass to those accounts and the people matched to
-    them. A CRM that stops the run (budget spent, outage, rate limited too long) keeps what was
+    them; ``changed_since`` (an incremental run) to the records whose score or match changed
+    after it or whose last write failed (see :mod:`writeback.source`). Either way what is
+    written is still only what differs from what was last written to the CRM, unless ``force``.
+    A CRM that stops the run (budget spent, outage, rate limited too long) keeps what was
     written; the other CRMs still run.
     """
     started = time.perf_counter()
@@ -145,7 +154,7 @@ def run_writeback(
         for obj in catalogue.objects(writer.crm):
             ledger = WritebackLedger(engine, writer.crm, obj, _backoff(config), run_id)
             obj_report, plan = _object_report(engine, config, catalogue, writer.crm, obj, ledger, now, force,
-                                              account_ids)
+                                              account_ids, changed_since)
             obj_report.mode = writer.mode(len(plan.due))
             report.objects.append(obj_report)
             if stopped is not None:

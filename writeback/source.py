@@ -4,17 +4,23 @@ Accounts linked across CRMs (``account_links``) show their canonical account's s
 CRMs: a rep looking at the same business in Salesforce and in HubSpot must see one score, not
 two that disagree. A person's matched account is written as that account's record in the
 person's own CRM (the account itself, or the account linked to it there).
+
+``changed_since`` (an incremental run) keeps the records whose score changed after it (``scored_at``
+moves only when a visible score does), people whose match was written after it, and records with a
+pending write error (their retry must not wait for a full run): a run that rescored a thousand
+accounts reads a thousand targets, not a million.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, or_, select
 from sqlalchemy.orm import aliased
 
-from store.schema import Account, AccountLink, Match, Person, Score
+from store.schema import Account, AccountLink, Match, Person, Score, WritebackError
 from writeback.values import MatchValues, ScoreValues, TargetRecord
 
 SCORE_COLUMNS = ("engagement", "sales_activity", "marketing", "fit", "grade", "predictive", "trend", "alignment",
@@ -45,8 +51,14 @@ def _linked_group(conn: Connection, account_ids: Collection[int]) -> set[int]:
     return ids
 
 
-def load_accounts(engine: Engine, crm: str, obj: str, account_ids: Collection[int] | None = None) -> list[TargetRecord]:
-    """Scored, live accounts of ``crm`` ``obj`` (optionally only ``account_ids``, store ids)."""
+def _pending_errors(crm: str, obj: str) -> Any:
+    return select(WritebackError.crm_id).where(WritebackError.crm == crm, WritebackError.object == obj)
+
+
+def load_accounts(engine: Engine, crm: str, obj: str, account_ids: Collection[int] | None = None,
+                  changed_since: datetime | None = None) -> list[TargetRecord]:
+    """Scored, live accounts of ``crm`` ``obj`` (optionally only ``account_ids``, store ids, or
+    those changed since ``changed_since``)."""
     own = aliased(Score)
     canon = aliased(Score)
     query = (
@@ -59,6 +71,9 @@ def load_accounts(engine: Engine, crm: str, obj: str, account_ids: Collection[in
                Account.merged_into.is_(None), or_(own.id.isnot(None), canon.id.isnot(None)))
         .order_by(Account.crm_id)
     )
+    if changed_since is not None:
+        query = query.where(or_(own.scored_at > changed_since, canon.scored_at > changed_since,
+                                Account.crm_id.in_(_pending_errors(crm, obj))))
     with engine.connect() as conn:
         if account_ids is not None:
             query = query.where(Account.id.in_(sorted(_linked_group(conn, account_ids))))
@@ -96,9 +111,11 @@ class _AccountInCrm:
         return self.members.get((self.canonical.get(account_id, account_id), crm))
 
 
-def load_people(engine: Engine, crm: str, obj: str, account_ids: Collection[int] | None = None) -> list[TargetRecord]:
+def load_people(engine: Engine, crm: str, obj: str, account_ids: Collection[int] | None = None,
+                changed_since: datetime | None = None) -> list[TargetRecord]:
     """Scored, live people of ``crm`` ``obj`` with their match (only people matched to
-    ``account_ids`` when given). Converted leads are left out: Salesforce refuses writes to them."""
+    ``account_ids`` when given, or those changed since ``changed_since``). Converted leads are left
+    out: Salesforce refuses writes to them."""
     matched = aliased(Account)
     query = (
         select(Person.crm_id, *_score_columns(Score), Match.decision, Match.account_id, Match.confidence,
@@ -112,6 +129,9 @@ def load_people(engine: Engine, crm: str, obj: str, account_ids: Collection[int]
                Person.is_converted.is_(False))
         .order_by(Person.crm_id)
     )
+    if changed_since is not None:
+        query = query.where(or_(Score.scored_at > changed_since, Match.matched_at > changed_since,
+                                Person.crm_id.in_(_pending_errors(crm, obj))))
     with engine.connect() as conn:
         if account_ids is not None:
             query = query.where(Match.account_id.in_(sorted(_linked_group(conn, account_ids))))
@@ -134,9 +154,9 @@ def load_people(engine: Engine, crm: str, obj: str, account_ids: Collection[int]
     return records
 
 
-def load_targets(engine: Engine, crm: str, obj: str, kind: str,
-                 account_ids: Collection[int] | None = None) -> list[TargetRecord]:
+def load_targets(engine: Engine, crm: str, obj: str, kind: str, account_ids: Collection[int] | None = None,
+                 changed_since: datetime | None = None) -> list[TargetRecord]:
     """The records of one CRM object to write, whichever kind of record it holds."""
     if kind == "account":
-        return load_accounts(engine, crm, obj, account_ids)
-    return load_people(engine, crm, obj, account_ids)
+        return load_accounts(engine, crm, obj, account_ids, changed_since)
+    return load_people(engine, crm, obj, account_ids, changed_since)

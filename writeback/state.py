@@ -17,6 +17,8 @@ from store.schema import WritebackError, WritebackState
 from store.upsert import upsert
 from writeback.diff import RecordChange
 
+_ID_CHUNK = 900  # crm ids per IN list: under every SQLite's limit on bound parameters
+
 STATE_KEY = ("crm", "object", "crm_id", "field")
 
 
@@ -66,14 +68,18 @@ class WritebackLedger:
         self.run_id = run_id
         self._errors: dict[str, PendingError] = {}
 
-    def baseline(self) -> dict[str, dict[str, str | None]]:
-        """crm_id -> {field: last value written}."""
+    def baseline(self, crm_ids: Sequence[str] | None = None) -> dict[str, dict[str, str | None]]:
+        """crm_id -> {field: last value written}; only of ``crm_ids`` when given (read in chunks),
+        so a scoped pass does not read the baseline of a million records to diff a thousand."""
         out: dict[str, dict[str, str | None]] = {}
         t = WritebackState.__table__
         query = select(t.c.crm_id, t.c.field, t.c.value).where(t.c.crm == self.crm, t.c.object == self.obj)
+        queries = [query] if crm_ids is None else [
+            query.where(t.c.crm_id.in_(crm_ids[i:i + _ID_CHUNK])) for i in range(0, len(crm_ids), _ID_CHUNK)]
         with self.engine.connect() as conn:
-            for crm_id, field, value in conn.execute(query):
-                out.setdefault(crm_id, {})[field] = value
+            for q in queries:
+                for crm_id, field, value in conn.execute(q):
+                    out.setdefault(crm_id, {})[field] = value
         return out
 
     def errors(self) -> dict[str, PendingError]:
