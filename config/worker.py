@@ -22,6 +22,12 @@ class ScheduleConfig(BaseModel):
         description="crontab (minute hour day month weekday) of the full run that re-reads everything; null = never",
     )
     timezone: str = Field("UTC", description="time zone of full_cron, e.g. Europe/Berlin")
+    rescore_everyone_hours: int | None = Field(
+        24, ge=1, le=24 * 31,
+        description="an incremental run rescores every account and person (not only what new data touched) "
+                    "when the last such rescore is older than this, so time decay and grades stay current "
+                    "between full runs; null = only full runs and resyncs of everything do",
+    )
 
     @field_validator("full_cron")
     @classmethod

@@ -4,8 +4,9 @@ successful score stage.
 Scores drift every day with time decay, so rescoring (and then writing back) everyone on every
 run rewrites nearly every score row and CRM field for no new information: on an L org that was
 1.8 million score rows and 170,000 CRM writes after 1% of the records changed. A mature product
-refreshes decay in the scheduled full run and lets an incremental run update what new data
-touched. "Touched" is read from the store, not from the run, so a run whose score stage failed
+refreshes decay on a slower beat (the full run, or the first incremental run once the last rescore
+of everyone is ``rescore_everyone_hours`` old: :func:`everyone_due`) and lets the other runs update
+what new data touched. "Touched" is read from the store, not from the run, so a run whose score stage failed
 leaves its changes for the next one:
 
 - a touch added, changed or deleted (``changed_at``): its person and the account it names;
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -38,19 +39,35 @@ from store.schema import Account, AccountLink, Activity, Match, Opportunity, Per
 RECENT_RUNS = 200
 
 
-def last_stage_start(conn: Connection, stage: str, recent_runs: int = RECENT_RUNS) -> datetime | None:
-    """When ``stage`` last started in a run where it succeeded (its ``started_at`` detail); None when
-    no recent run records one, and the caller then works on everything."""
+def last_stage_start(conn: Connection, stage: str, recent_runs: int = RECENT_RUNS, *,
+                     scope: str | None = None) -> datetime | None:
+    """When ``stage`` last started in a run where it succeeded (its ``started_at`` detail), and had
+    the recorded ``scope`` if one is given; None when no recent run records one, and the caller then
+    works on everything."""
     rows = conn.execute(select(Run.stages).where(Run.started_at.is_not(None)).order_by(Run.id.desc())
                         .limit(recent_runs))
     for (stages,) in rows:
         record = (stages or {}).get(stage) or {}
         if record.get("state") != "succeeded":
             continue
-        started_at = (record.get("detail") or {}).get("started_at")
+        detail = record.get("detail") or {}
+        if scope is not None and detail.get("scope") != scope:
+            continue
+        started_at = detail.get("started_at")
         if started_at:
             return datetime.fromisoformat(started_at)
     return None
+
+
+def everyone_due(conn: Connection, now: datetime, every_hours: int | None) -> bool:
+    """Whether an incremental run should rescore everyone: the last score stage that did is older
+    than ``every_hours`` (or beyond the recent runs read). Decay moves every score a little each day
+    and grades rank against every account, so rows no new data touched would otherwise keep
+    yesterday's numbers until the next full run, which may be a week away."""
+    if every_hours is None:
+        return False
+    last = last_stage_start(conn, "score", scope="everyone")
+    return last is None or now - last >= timedelta(hours=every_hours)
 
 
 @dataclass

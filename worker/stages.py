@@ -6,7 +6,8 @@
   anyone), in other runs those whose match can have moved (see :mod:`worker.match_stage`),
 - score: everything in a full run or a resync of everything (a full run also retrains the
   predictive models); in an incremental run, what new data touched (see :mod:`worker.score_scope`),
-  plus the accounts of an account resync with all their people,
+  plus the accounts of an account resync with all their people, or everyone once a day
+  (``worker.schedule.rescore_everyone_hours``) so time decay and grades stay current,
 - write back to each CRM: in an incremental run only the records whose score or match changed
   since that CRM's last successful writeback (see :func:`writeback.run.run_writeback`); scoped to
   some accounts and forced for an account resync; everything, forced, for a rewrite. Writes to a
@@ -28,7 +29,7 @@ from store.schema import Account
 from store.types import utcnow
 from worker.match_stage import run_match_stage
 from worker.pipeline import RunContext, Stage
-from worker.score_scope import last_stage_start
+from worker.score_scope import everyone_due, last_stage_start
 from worker.score_stage import Incremental, run_score_stage
 from worker.triggers import RunOptions
 
@@ -87,9 +88,14 @@ def _account_ids(ctx: RunContext) -> list[int]:
 
 def score_stage(ctx: RunContext) -> StageReport:
     incremental = since = None
+    refresh = False
     if scoped(ctx.options):
         with ctx.engine.connect() as conn:
             since = last_stage_start(conn, "score")
+            refresh = since is not None and everyone_due(conn, utcnow(),
+                                                         ctx.config.worker.schedule.rescore_everyone_hours)
+    if refresh:
+        since = None
     if since is not None:  # else no score stage recorded: score everyone
         incremental = Incremental(
             since, extra_accounts=frozenset(ctx.shared.get("match_left_accounts", ())),
@@ -103,6 +109,9 @@ def score_stage(ctx: RunContext) -> StageReport:
                                  "phase_seconds": {k: round(v, 3) for k, v in outcome.phase_seconds.items()}}
     if outcome.since is None:
         detail["scope"] = "everyone"
+        if refresh:
+            detail["reason"] = (f"no rescore of everyone in the last "
+                                f"{ctx.config.worker.schedule.rescore_everyone_hours} h (time decay, grades)")
     else:
         detail["scope"] = f"touched since {outcome.since.isoformat()}"
         detail["dirty"] = {"accounts": outcome.dirty_accounts, "people": outcome.dirty_people}
