@@ -532,3 +532,49 @@ def test_usual_short_forms_of_solutions_networks_and_dienstleistungen() -> None:
     assert normalize("Braun Sol GmbH") == normalize("Braun Solutions GmbH") == "braun solutions"
     assert normalize("Green Nets Ltd") == "green networks"
     assert normalize("Weber DL GmbH") == "weber dienstleistungen"
+
+
+# -- what a review proposes -------------------------------------------------------------------------
+
+
+def test_a_review_of_tied_namesakes_proposes_the_best_supported_not_the_tie_breakers_pick() -> None:
+    contacts = [PersonRecord(id=900 + i, crm="salesforce", crm_id=f"C{i}", kind="contact", account_crm_id="A2")
+                for i in range(2)]
+    accounts = [account(1, "Acme Corp", website="acme.com", country="US", city="Boston", industry="Retail"),
+                account(2, "Acme Corp", website="acme-group.com", country="US", city="Boston")]
+    person = lead(1, "Acme", "x@gmail.com", country="US", city="Boston", industry="Retail")
+    result = one(person, accounts, contacts=contacts)
+    # 0.989 (industry agrees) and 0.971 are tied within 0.02; two websites: maybe two companies, so review
+    assert result.decision == "review"
+    assert result.account_id == 1
+    assert result.confidence == pytest.approx(logistic(-3 + 5 + 1 + 0.5 + 1), abs=1e-4)
+    assert result.reasons["proposed"] == "best supported of the tied accounts proposed"
+    assert result.reasons["runner_up"]["account_id"] == 2
+    # the same tie between records of one company (one website) is written to the tie-breakers' pick
+    one_company = [accounts[0], account(2, "Acme Corp", website="acme.com", country="US", city="Boston")]
+    written = one(person, one_company, contacts=contacts)
+    assert (written.decision, written.account_id) == ("auto", 2)
+    assert "proposed" not in written.reasons
+
+
+def test_a_review_proposes_the_namesake_in_the_persons_city_when_only_one_fits() -> None:
+    # 'Phillips' is 'Phillips Energy Ltd.' in medium likeness ('energy' is a common word of company names)
+    config = rules(geo={"city_same": 1.0, "city_different": -1.0}, name={"high_at": 0.99})
+    energy = [account(10 + i, f"{name} Energy GmbH", country="DE") for i, name in enumerate(("Adler", "Berg", "Dorn"))]
+    edinburgh = account(1, "Phillips Ltd", country="GB", city="Edinburgh")
+    london = account(2, "Phillips Energy Ltd.", country="GB", city="London")
+    person = lead(1, "Phillips", "x@gmail.com", country="GB", city="London")
+    result = one(person, [edinburgh, london, *energy], config)
+    # the exact name is the better score (0.88 against 0.62), but not written, and the person is in London
+    assert result.decision == "review"
+    assert result.account_id == 2
+    assert result.reasons["signals"] == {"name": ["medium", 1.5], "country": ["same", 1.0], "city": ["same", 1.0]}
+    assert result.confidence == pytest.approx(logistic(0.5), abs=1e-4)
+    assert result.reasons["proposed"].startswith("Phillips Energy Ltd. proposed")
+    # two namesakes in London: nothing tells which, the best score is proposed
+    other = account(3, "Phillips Energy PLC", country="GB", city="London")
+    assert one(person, [edinburgh, london, other, *energy], config).account_id == 1
+    # a namesake in London whose industry is not the person's is no better a proposal
+    retail = lead(2, "Phillips", "x@gmail.com", country="GB", city="London", industry="Energy")
+    shop = account(4, "Phillips Energy Ltd.", country="GB", city="London", industry="Retail")
+    assert one(retail, [edinburgh, shop, *energy], config).account_id == 1
