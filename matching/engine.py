@@ -491,6 +491,27 @@ class Matcher:
                 return f"the name also fits {account.name or account.crm_id}"
         return None
 
+    def _in_country(self, crm: str, q: Query, person: PersonRecord,
+                    ranked: list[tuple[float, int, dict[str, Signal]]]) -> list[tuple[float, int, dict[str, Signal]]]:
+        """Accounts of the person's country whose names hold every typed word and that were not scored, scored.
+
+        Blocking keeps a few of the names that hold the typed words, whichever country they are in; a brand
+        with namesakes abroad ('Norly' typed in Italy; Norly Inc., Norly Ltd, ... and Norly Gruppo S.r.l.)
+        can leave the person's own company out. Looked for only when nothing is written, and what it finds is
+        proposed for review at most, so what is written stays what blocking and scoring decided.
+        """
+        if not q.name or not q.country:
+            return []
+        index, scorer = self.indexes[crm], self.scorers[crm]
+        seen = {p for _, p, _ in ranked}
+        country = index.country
+        found = [p for p in self._name_ranking(crm, q)[3] if country[p] == q.country and p not in seen]
+        if not found:
+            return []
+        scored = [(conf, p, signals) for p in found[:self.config.blocking.max_candidates]
+                  for conf, signals in (scorer.score(q, p, with_phone=False),)]
+        return sorted(self._with_person(crm, q, person, scored), key=lambda s: -s[0])
+
     def _review_proposal(self, index: AccountIndex, ranked: list[tuple[float, int, dict[str, Signal]]],
                          chosen: tuple[float, int, dict[str, Signal]]):
         """The account a review proposes, and why when it is not ``chosen`` (see matching/review.py): the best
@@ -598,8 +619,20 @@ class Matcher:
             if doubt:
                 decision = "review"
         proposed = None
-        if decision == "review" and stability is None:
-            (conf, position, signals), proposed = self._review_proposal(index, ranked, (conf, position, signals))
+        if decision in ("review", "none") and stability is None:
+            wider = self._in_country(person.crm, q, person, ranked)
+            if wider:
+                ranked = sorted([*ranked, *wider], key=lambda s: -s[0])
+                if wider[0][0] > conf:
+                    # proposed at most: what the candidates the match was decided on did not hold is not written
+                    conf, position, signals = wider[0]
+                    tie = None
+                    proposed = "found among the accounts of the person's country whose names hold the typed words"
+                    if conf >= self.config.review_threshold:
+                        decision = "review"
+            if decision == "review":
+                (conf, position, signals), why = self._review_proposal(index, ranked, (conf, position, signals))
+                proposed = why or proposed
             if proposed:
                 runner = next((r for r in ranked if r[1] != position), None)
         extra: dict[str, Any] = {"signals": _signals_json(signals), "candidates": len(ranked)}

@@ -578,3 +578,23 @@ def test_a_review_proposes_the_namesake_in_the_persons_city_when_only_one_fits()
     retail = lead(2, "Phillips", "x@gmail.com", country="GB", city="London", industry="Energy")
     shop = account(4, "Phillips Energy Ltd.", country="GB", city="London", industry="Retail")
     assert one(retail, [edinburgh, shop, *energy], config).account_id == 1
+
+
+def test_a_brand_crowded_out_by_namesakes_abroad_is_found_in_the_persons_country_and_only_proposed() -> None:
+    config = rules(name={"prefix": 4.5}, blocking={"max_candidates": 2})
+    # two namesakes abroad take the places blocking gives the closest names, and of the longer names that hold
+    # the typed word the first two, American too
+    abroad = [account(10, "Norly Inc.", country="US"), account(11, "Norly Ltd", country="GB"),
+              *(account(12 + i, f"Norly {word} Inc.", country="US") for i, word in enumerate(("Alpha", "Bravo")))]
+    italy = account(1, "Norly Gruppo S.r.l.", country="IT", city="Roma", industry="Retail")
+    accounts = [*abroad, italy]
+    result = one(lead(1, "Norly", "x@gmail.com", country="Italy"), accounts, config)
+    assert (result.decision, result.account_id) == ("review", 1)
+    assert result.reasons["signals"]["name"] == ["prefix_country", 3.0]
+    assert result.confidence == pytest.approx(logistic(-3 + 3 + 1), abs=1e-4)
+    assert "found among the accounts of the person's country" in result.reasons["proposed"]
+    # what only the wider search found is proposed, not written, however well it scores
+    sure = one(lead(2, "Norly", "x@gmail.com", country="Italy", city="Roma", industry="Retail"), accounts, config)
+    assert (sure.decision, sure.account_id) == ("review", 1)
+    assert sure.confidence == pytest.approx(logistic(-3 + 3 + 1 + 0.5 + 1), abs=1e-4)
+    assert sure.confidence >= config.auto_threshold
