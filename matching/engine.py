@@ -493,19 +493,22 @@ class Matcher:
 
     def _in_country(self, crm: str, q: Query, person: PersonRecord,
                     ranked: list[tuple[float, int, dict[str, Signal]]]) -> list[tuple[float, int, dict[str, Signal]]]:
-        """Accounts of the person's country whose names hold every typed word and that were not scored, scored.
+        """Accounts of the person's country that blocking found for the name (close or holding every typed word)
+        but did not score, scored.
 
-        Blocking keeps a few of the names that hold the typed words, whichever country they are in; a brand
-        with namesakes abroad ('Norly' typed in Italy; Norly Inc., Norly Ltd, ... and Norly Gruppo S.r.l.)
-        can leave the person's own company out. Looked for only when nothing is written, and what it finds is
-        proposed for review at most, so what is written stays what blocking and scoring decided.
+        Blocking scores the closest names and a few of those that hold the typed words, whichever country
+        they are in: a brand with namesakes abroad ('Norly' typed in Italy; Norly Inc., Norly Ltd, ... and
+        Norly Gruppo S.r.l.), or a slip that is another company's name abroad, can leave the person's own
+        company out. Looked for only when nothing is written, and what it finds is proposed for review at
+        most, so what is written stays what blocking and scoring decided.
         """
         if not q.name or not q.country:
             return []
         index, scorer = self.indexes[crm], self.scorers[crm]
         seen = {p for _, p, _ in ranked}
         country = index.country
-        found = [p for p in self._name_ranking(crm, q)[3] if country[p] == q.country and p not in seen]
+        _, positions, _, containing = self._name_ranking(crm, q)
+        found = [p for p in dict.fromkeys((*positions, *containing)) if country[p] == q.country and p not in seen]
         if not found:
             return []
         scored = [(conf, p, signals) for p in found[:self.config.blocking.max_candidates]
@@ -627,7 +630,7 @@ class Matcher:
                     # proposed at most: what the candidates the match was decided on did not hold is not written
                     conf, position, signals = wider[0]
                     tie = None
-                    proposed = "found among the accounts of the person's country whose names hold the typed words"
+                    proposed = "found among the accounts of the person's country with the typed name"
                     if conf >= self.config.review_threshold:
                         decision = "review"
             if decision == "review":

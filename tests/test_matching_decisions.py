@@ -598,3 +598,14 @@ def test_a_brand_crowded_out_by_namesakes_abroad_is_found_in_the_persons_country
     assert (sure.decision, sure.account_id) == ("review", 1)
     assert sure.confidence == pytest.approx(logistic(-3 + 3 + 1 + 0.5 + 1), abs=1e-4)
     assert sure.confidence >= config.auto_threshold
+
+
+def test_a_mistyped_name_cut_by_blocking_is_found_in_the_persons_country_and_only_proposed() -> None:
+    config = rules(name={"typo": 4.5}, blocking={"max_candidates": 1})
+    # the American namesake of the typed slip takes the one place blocking gives; the Brazilian company is 'close'
+    accounts = [account(1, "Granite Harbuor Inc", country="US"), account(2, "Granite Harbour Ltda", country="BR")]
+    result = one(lead(1, "Granite Harbuor", "x@gmail.com", country="Brazil"), accounts, config)
+    assert (result.decision, result.account_id) == ("review", 2)
+    assert result.reasons["signals"] == {"name": ["typo", 4.5], "country": ["same", 1.0]}
+    assert result.confidence == pytest.approx(logistic(-3 + 4.5 + 1), abs=1e-4)
+    assert result.reasons["runner_up"]["account_id"] == 1
