@@ -26,6 +26,7 @@ from matching.index import AccountIndex
 from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import collector_paused, iter_in_processes
 from matching.readings import place_free_key, reading_key
+from matching.review import best_supported, telling_alternative
 from matching.score import Query, Scorer, Signal, _one_slip, abbreviated_words, logistic
 from matching.slips import known_one_edit_away
 from matching.types import MatchResult, Pin, PreviousMatch
@@ -490,6 +491,47 @@ class Matcher:
                 return f"the name also fits {account.name or account.crm_id}"
         return None
 
+    def _in_country(self, crm: str, q: Query, person: PersonRecord,
+                    ranked: list[tuple[float, int, dict[str, Signal]]]) -> list[tuple[float, int, dict[str, Signal]]]:
+        """Accounts of the person's country that blocking found for the name (close or holding every typed word)
+        but did not score, scored.
+
+        Blocking scores the closest names and a few of those that hold the typed words, whichever country
+        they are in: a brand with namesakes abroad ('Norly' typed in Italy; Norly Inc., Norly Ltd, ... and
+        Norly Gruppo S.r.l.), or a slip that is another company's name abroad, can leave the person's own
+        company out. Looked for only when nothing is written, and what it finds is proposed for review at
+        most, so what is written stays what blocking and scoring decided.
+        """
+        if not q.name or not q.country:
+            return []
+        index, scorer = self.indexes[crm], self.scorers[crm]
+        seen = {p for _, p, _ in ranked}
+        country = index.country
+        _, positions, _, containing = self._name_ranking(crm, q)
+        found = [p for p in dict.fromkeys((*positions, *containing)) if country[p] == q.country and p not in seen]
+        if not found:
+            return []
+        scored = [(conf, p, signals) for p in found[:self.config.blocking.max_candidates]
+                  for conf, signals in (scorer.score(q, p, with_phone=False),)]
+        return sorted(self._with_person(crm, q, person, scored), key=lambda s: -s[0])
+
+    def _review_proposal(self, index: AccountIndex, ranked: list[tuple[float, int, dict[str, Signal]]],
+                         chosen: tuple[float, int, dict[str, Signal]]):
+        """The account a review proposes, and why when it is not ``chosen`` (see matching/review.py): the best
+        supported of tied candidates rather than the tie-breakers' pick, then the one candidate that has right
+        what the proposal has wrong of the person's city, industry or size."""
+        def full_key(r: tuple[float, int, dict[str, Signal]]) -> tuple:
+            return (*self._tie_key(index, r[1]), -r[0], index.accounts[r[1]].id)
+
+        picked = best_supported(ranked, chosen, self.config.tie_margin, full_key)
+        why = "best supported of the tied accounts proposed" if picked is not chosen else None
+        other = telling_alternative(ranked, picked, self.config.review_threshold)
+        if other is not None:
+            picked = other
+            name = index.accounts[other[1]].name or index.accounts[other[1]].crm_id
+            why = f"{name} proposed: it agrees on what the person says beside the name"
+        return picked, why
+
     def _with_person(self, crm: str, q: Query, person: PersonRecord,
                      ranked: list[tuple[float, int, dict[str, Signal]]]):
         """The candidates of a query's shared core, with what only this person says: phone, industry, size."""
@@ -579,19 +621,38 @@ class Matcher:
             doubt = self._doubt(index, ranked, position, signals, tie is not None, q.tokens)
             if doubt:
                 decision = "review"
+        proposed = None
+        if decision in ("review", "none") and stability is None:
+            wider = self._in_country(person.crm, q, person, ranked)
+            if wider:
+                ranked = sorted([*ranked, *wider], key=lambda s: -s[0])
+                if wider[0][0] > conf:
+                    # proposed at most: what the candidates the match was decided on did not hold is not written
+                    conf, position, signals = wider[0]
+                    tie = None
+                    proposed = "found among the accounts of the person's country with the typed name"
+                    if conf >= self.config.review_threshold:
+                        decision = "review"
+            if decision == "review":
+                (conf, position, signals), why = self._review_proposal(index, ranked, (conf, position, signals))
+                proposed = why or proposed
+            if proposed:
+                runner = next((r for r in ranked if r[1] != position), None)
         extra: dict[str, Any] = {"signals": _signals_json(signals), "candidates": len(ranked)}
         if runner is not None:
             extra["runner_up"] = {"account_id": index.accounts[runner[1]].id, "confidence": round(runner[0], 4)}
         method = "+".join(k for k in _SIGNAL_ORDER if k in signals and signals[k][1] > 0) or "weak"
         method = self._methods.setdefault(method, method)  # a few dozen combinations: one string each, not 1M
         reason = "; ".join(signals[k][2] for k in _SIGNAL_ORDER if k in signals and signals[k][2])
-        notes = [n for n in (tie, stability, doubt) if n]
+        notes = [n for n in (tie, stability, doubt, proposed) if n]
         if tie:
             extra["tie"] = tie
         if stability:
             extra["stability"] = stability
         if doubt:
             extra["doubt"] = doubt
+        if proposed:
+            extra["proposed"] = proposed
         if decision == "none":
             extra["best_account_id"] = index.accounts[position].id
             return MatchResult(person.id, None, "none", round(conf, 4), method,

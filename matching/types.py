@@ -32,8 +32,9 @@ class MatchResult:
     ``account_id`` is the proposed account for auto, review, pinned and crm decisions and None for
     none. ``reason`` is the one-line summary people read; ``reasons`` the breakdown stored as JSON:
     ``signals`` ({comparison: [level, log-odds weight]}), ``candidates`` (how many were scored) and,
-    when they apply, ``runner_up``, ``tie``, ``stability``, ``doubt``, ``rolled_up_from``,
-    ``best_account_id`` (for none) or ``pinned_by``.
+    when they apply, ``runner_up``, ``tie``, ``stability``, ``doubt``, ``proposed`` (why a review proposes
+    another account than the best score or the tie-breakers' pick), ``rolled_up_from``, ``best_account_id``
+    (for none) or ``pinned_by``.
     """
 
     person_id: int

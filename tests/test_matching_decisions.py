@@ -532,3 +532,80 @@ def test_usual_short_forms_of_solutions_networks_and_dienstleistungen() -> None:
     assert normalize("Braun Sol GmbH") == normalize("Braun Solutions GmbH") == "braun solutions"
     assert normalize("Green Nets Ltd") == "green networks"
     assert normalize("Weber DL GmbH") == "weber dienstleistungen"
+
+
+# -- what a review proposes -------------------------------------------------------------------------
+
+
+def test_a_review_of_tied_namesakes_proposes_the_best_supported_not_the_tie_breakers_pick() -> None:
+    contacts = [PersonRecord(id=900 + i, crm="salesforce", crm_id=f"C{i}", kind="contact", account_crm_id="A2")
+                for i in range(2)]
+    accounts = [account(1, "Acme Corp", website="acme.com", country="US", city="Boston", industry="Retail"),
+                account(2, "Acme Corp", website="acme-group.com", country="US", city="Boston")]
+    person = lead(1, "Acme", "x@gmail.com", country="US", city="Boston", industry="Retail")
+    result = one(person, accounts, contacts=contacts)
+    # 0.989 (industry agrees) and 0.971 are tied within 0.02; two websites: maybe two companies, so review
+    assert result.decision == "review"
+    assert result.account_id == 1
+    assert result.confidence == pytest.approx(logistic(-3 + 5 + 1 + 0.5 + 1), abs=1e-4)
+    assert result.reasons["proposed"] == "best supported of the tied accounts proposed"
+    assert result.reasons["runner_up"]["account_id"] == 2
+    # the same tie between records of one company (one website) is written to the tie-breakers' pick
+    one_company = [accounts[0], account(2, "Acme Corp", website="acme.com", country="US", city="Boston")]
+    written = one(person, one_company, contacts=contacts)
+    assert (written.decision, written.account_id) == ("auto", 2)
+    assert "proposed" not in written.reasons
+
+
+def test_a_review_proposes_the_namesake_in_the_persons_city_when_only_one_fits() -> None:
+    # 'Phillips' is 'Phillips Energy Ltd.' in medium likeness ('energy' is a common word of company names)
+    config = rules(geo={"city_same": 1.0, "city_different": -1.0}, name={"high_at": 0.99})
+    energy = [account(10 + i, f"{name} Energy GmbH", country="DE") for i, name in enumerate(("Adler", "Berg", "Dorn"))]
+    edinburgh = account(1, "Phillips Ltd", country="GB", city="Edinburgh")
+    london = account(2, "Phillips Energy Ltd.", country="GB", city="London")
+    person = lead(1, "Phillips", "x@gmail.com", country="GB", city="London")
+    result = one(person, [edinburgh, london, *energy], config)
+    # the exact name is the better score (0.88 against 0.62), but not written, and the person is in London
+    assert result.decision == "review"
+    assert result.account_id == 2
+    assert result.reasons["signals"] == {"name": ["medium", 1.5], "country": ["same", 1.0], "city": ["same", 1.0]}
+    assert result.confidence == pytest.approx(logistic(0.5), abs=1e-4)
+    assert result.reasons["proposed"].startswith("Phillips Energy Ltd. proposed")
+    # two namesakes in London: nothing tells which, the best score is proposed
+    other = account(3, "Phillips Energy PLC", country="GB", city="London")
+    assert one(person, [edinburgh, london, other, *energy], config).account_id == 1
+    # a namesake in London whose industry is not the person's is no better a proposal
+    retail = lead(2, "Phillips", "x@gmail.com", country="GB", city="London", industry="Energy")
+    shop = account(4, "Phillips Energy Ltd.", country="GB", city="London", industry="Retail")
+    assert one(retail, [edinburgh, shop, *energy], config).account_id == 1
+
+
+def test_a_brand_crowded_out_by_namesakes_abroad_is_found_in_the_persons_country_and_only_proposed() -> None:
+    config = rules(name={"prefix": 4.5}, blocking={"max_candidates": 2})
+    # two namesakes abroad take the places blocking gives the closest names, and of the longer names that hold
+    # the typed word the first two, American too
+    abroad = [account(10, "Norly Inc.", country="US"), account(11, "Norly Ltd", country="GB"),
+              *(account(12 + i, f"Norly {word} Inc.", country="US") for i, word in enumerate(("Alpha", "Bravo")))]
+    italy = account(1, "Norly Gruppo S.r.l.", country="IT", city="Roma", industry="Retail")
+    accounts = [*abroad, italy]
+    result = one(lead(1, "Norly", "x@gmail.com", country="Italy"), accounts, config)
+    assert (result.decision, result.account_id) == ("review", 1)
+    assert result.reasons["signals"]["name"] == ["prefix_country", 3.0]
+    assert result.confidence == pytest.approx(logistic(-3 + 3 + 1), abs=1e-4)
+    assert "found among the accounts of the person's country" in result.reasons["proposed"]
+    # what only the wider search found is proposed, not written, however well it scores
+    sure = one(lead(2, "Norly", "x@gmail.com", country="Italy", city="Roma", industry="Retail"), accounts, config)
+    assert (sure.decision, sure.account_id) == ("review", 1)
+    assert sure.confidence == pytest.approx(logistic(-3 + 3 + 1 + 0.5 + 1), abs=1e-4)
+    assert sure.confidence >= config.auto_threshold
+
+
+def test_a_mistyped_name_cut_by_blocking_is_found_in_the_persons_country_and_only_proposed() -> None:
+    config = rules(name={"typo": 4.5}, blocking={"max_candidates": 1})
+    # the American namesake of the typed slip takes the one place blocking gives; the Brazilian company is 'close'
+    accounts = [account(1, "Granite Harbuor Inc", country="US"), account(2, "Granite Harbour Ltda", country="BR")]
+    result = one(lead(1, "Granite Harbuor", "x@gmail.com", country="Brazil"), accounts, config)
+    assert (result.decision, result.account_id) == ("review", 2)
+    assert result.reasons["signals"] == {"name": ["typo", 4.5], "country": ["same", 1.0]}
+    assert result.confidence == pytest.approx(logistic(-3 + 4.5 + 1), abs=1e-4)
+    assert result.reasons["runner_up"]["account_id"] == 1
