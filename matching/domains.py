@@ -124,9 +124,12 @@ def is_personal_domain(registrable: str, first_name: str | None, last_name: str 
     Such an address says nothing about the employer, like free mail; its label is the surname,
     optionally with the first name or its initial, before or after.
     """
-    last, first = _letters(last_name), _letters(first_name)
+    last = _letters(last_name)
     if len(last) < 3:
         return False
     label = _NOT_LETTER.sub("", domain_label(registrable))
+    if last not in label:
+        return False  # every form holds the surname: most company domains are settled here, once per person
+    first = _letters(first_name)
     forms = {last, last + first[:1], first[:1] + last} | ({first + last, last + first} if first else set())
     return label in forms

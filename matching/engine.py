@@ -10,19 +10,21 @@ margin against the previous match, and the optional roll-up to the ultimate pare
 from __future__ import annotations
 
 import dataclasses
+import operator
 from array import array
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from rapidfuzz import fuzz, process
 
 from config.matching import MatchingConfig
 from matching.domains import FreeMail, host_of, is_personal_domain, registrable_domain
 from matching.firmographics import compare_industry, compare_size, industry_key
 from matching.geo import city_key, countries_of_cities, country_code, mail_country, phone_country, state_code
-from matching.index import AccountIndex
+from matching.index import AccountIndex, sift_hash, word_signature
 from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import collector_paused, iter_in_processes
 from matching.readings import place_free_key, reading_key
@@ -388,19 +390,27 @@ class Matcher:
         labelled: list[int] = []
         containing: list[int] = []
         if positions and q.key:
-            ascii_keys, token_sets = index.ascii, index.token_sets
-            keys = [ascii_keys[p] for p in positions]
+            # gathered in C: a list comprehension over the positions costs more than the pre-ranking itself
+            keys = operator.itemgetter(*positions)(index.ascii) if len(positions) > 1 else (index.ascii[positions[0]],)
             ranked = [(score, positions[i]) for _, score, i in process.extract(
                 q.key, keys, scorer=fuzz.WRatio, limit=None, score_cutoff=self.config.blocking.prerank_cutoff)]
-            labelled = [p for p in positions if index.label_key[p] == q.key] + spelt
+            at = np.array(positions, dtype=np.intp)
+            label_key, tokens, token_sets = index.label_key, index.tokens, index.token_sets
+            labelled = [p for p in at[index.label_hash[at] == np.uint64(sift_hash(q.key))].tolist()
+                        if label_key[p] == q.key] + spelt
             # 'primix corp sol' is too short a string to pre-rank well against 'primix corporation solutions'
-            n, tokens, first = len(q.tokens), index.tokens, q.tokens[0] if q.tokens else ""
-            maybe = [p for p in positions if len(tokens[p]) == n > 1 and tokens[p][0] == first]
-            if maybe:
-                passed = {p for _, p in ranked}
-                labelled += [p for p in maybe if p not in passed and abbreviated_words(q.tokens, tokens[p])]
+            n = len(q.tokens)
+            if n > 1:
+                first = q.tokens[0]
+                same_shape = at[(index.n_tokens[at] == np.uint64(n))
+                                & (index.first_hash[at] == np.uint64(sift_hash(first)))].tolist()
+                maybe = [p for p in same_shape if tokens[p][0] == first]
+                if maybe:
+                    passed = {p for _, p in ranked}
+                    labelled += [p for p in maybe if p not in passed and abbreviated_words(q.tokens, tokens[p])]
             words = set(q.tokens)
-            containing = [p for p in positions if words <= token_sets[p]]
+            sig = np.uint64(word_signature(words))
+            containing = [p for p in at[(index.token_sig[at] & sig) == sig].tolist() if words <= token_sets[p]]
         elif positions:
             ranked = [(0.0, p) for p in positions]  # nothing to pre-rank on: every candidate is scored
         return ranked, labelled, containing

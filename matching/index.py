@@ -32,14 +32,37 @@ def ngrams(token: str, size: int) -> list[str]:
     return [padded[i : i + size] for i in range(len(padded) - size + 1)]
 
 
+def sift_hash(text: str) -> int:
+    """``hash(text)`` as an unsigned 64-bit number (for a numpy uint64 column)."""
+    return hash(text) & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def word_signature(words: Iterable[str]) -> int:
+    """One bit (of 64) per word, chosen by its hash: a name holds every word of another only if its signature holds
+    the other's bits (the converse need not be true)."""
+    sig = 0
+    for word in words:
+        sig |= 1 << (hash(word) & 63)
+    return sig
+
+
 # Fewer accounts than this are normalized in the calling process alone: a fork costs more than it saves.
 _PARALLEL_FROM = 20_000
 
 
-def _features(accounts: Sequence[AccountRecord], normalizer: NameNormalizer,
-              free_mail: FreeMail) -> list[tuple[str, str, bool, str, str, str, str, str]]:
-    """(name, legal form, written in Latin, host, registrable domain, country, state, city) of each account:
-    the costly, per-account part of the index build."""
+# What ``_features`` gives for each account: name, legal form, written in Latin, host, registrable domain, country,
+# state, city, then what is read from them: acronym, reading key, domain label key, key without a Chinese place,
+# and the sifting numbers of the pre-ranking (see AccountIndex.n_tokens).
+Features = tuple[str, str, bool, str, str, str, str, str, str, str, str, str, tuple[int, int, int, int]]
+
+
+def _features(accounts: Sequence[AccountRecord], normalizer: NameNormalizer, free_mail: FreeMail) -> list[Features]:
+    """The costly, per-account part of the index build: everything read from one account alone.
+
+    The readings (kanji through pykakasi, Hangul, the place a Chinese name begins with) are here rather than
+    in the index loop so that forked processes share them: read in the calling process alone, they left one
+    core idle for seconds at 200,000 accounts.
+    """
     out = []
     for acc in accounts:
         name, legal = normalizer.split(acc.name)
@@ -48,12 +71,18 @@ def _features(accounts: Sequence[AccountRecord], normalizer: NameNormalizer,
         if reg and host in free_mail:
             host = reg = ""
         country = country_code(acc.country)
+        japan = country == "JP" or reg.endswith(".jp")
+        label_key = domain_label(reg).replace("-", "") if reg else ""
+        tokens = name.split()
+        # hashes agree with the calling process's: its forks share its hash seed
+        sifting = (len(tokens), sift_hash(tokens[0]) if tokens else 0, sift_hash(label_key), word_signature(tokens))
         out.append((name, legal, written_in_latin(acc.name), host, reg, country, state_code(acc.state, country),
-                    city_key(acc.city)))
+                    city_key(acc.city), acronym(name), reading_key(name, japan), label_key,
+                    place_free_key(name, japan), sifting))
     return out
 
 
-def _features_of(bounds: tuple[int, int]) -> list[tuple[str, str, bool, str, str, str, str, str]]:
+def _features_of(bounds: tuple[int, int]) -> list[Features]:
     assert _shared_build is not None, "a worker started without the accounts"
     accounts, normalizer, free_mail = _shared_build
     return _features(accounts[bounds[0] : bounds[1]], normalizer, free_mail)
@@ -63,7 +92,7 @@ _shared_build: tuple[Sequence[AccountRecord], NameNormalizer, FreeMail] | None =
 
 
 def account_features(accounts: Sequence[AccountRecord], normalizer: NameNormalizer, free_mail: FreeMail,
-                     workers: int = 1) -> list[tuple[str, str, bool, str, str, str, str, str]]:
+                     workers: int = 1) -> list[Features]:
     """``_features`` of every account, the later part computed by ``workers - 1`` forked processes (same values)."""
     global _shared_build
     if workers <= 1 or len(accounts) < _PARALLEL_FROM or "fork" not in multiprocessing.get_all_start_methods():
@@ -120,25 +149,24 @@ class AccountIndex:
         by_key: dict[str, list[int]] = defaultdict(list)
         postings: dict[str, list[int]] = defaultdict(list)
         features = account_features(self.accounts, normalizer, free_mail, workers)
-        for i, (acc, (name, legal, latin, host, reg, country, state, city)) in enumerate(
-                zip(self.accounts, features, strict=True)):
+        sifting: list[tuple[int, int, int, int]] = []
+        for i, (acc, feature) in enumerate(zip(self.accounts, features, strict=True)):
+            name, legal, latin, host, reg, country, state, city, initials, key, label_key, core, sift = feature
+            sifting.append(sift)
             self.legal.append(legal)
             self.latin.append(latin)
             tokens = tuple(name.split())
             self.name.append(name)
             self.tokens.append(tokens)
             self.token_sets.append(frozenset(tokens))
-            self.acronym.append(acronym(name))
-            key = reading_key(name, country == "JP" or reg.endswith(".jp"))
-            label_key = domain_label(reg).replace("-", "") if reg else ""
+            self.acronym.append(initials)
             self.ascii.append(key)
             self.label_key.append(label_key)
             if len(key) >= 3:
                 by_key[key].append(i)
             if len(label_key) >= 3 and label_key != key:
                 by_key[label_key].append(i)
-            core = place_free_key(name, country == "JP" or reg.endswith(".jp"))  # 深圳永信咨询 ~ Yongxin Zixun
-            if len(core) >= 4 and core not in (key, label_key):
+            if len(core) >= 4 and core not in (key, label_key):  # 深圳永信咨询 ~ Yongxin Zixun
                 by_key[core].append(i)
             self.host.append(host)
             self.reg.append(reg)
@@ -164,6 +192,12 @@ class AccountIndex:
         self.by_name = dict(by_name)
         self.by_acronym = dict(by_acronym)
         self.by_key = dict(by_key)
+        # Per-account numbers that let the pre-ranking sift a name's candidates in numpy rather than by reading
+        # each account's tuple of words (objects scattered over the heap): how many words, a hash of the first
+        # word and of the domain label key, and a 64-bit signature of the words (one bit per word's hash). They
+        # only narrow; the words themselves decide, so a hash collision costs a comparison, never a result.
+        columns = np.array(sifting, dtype=np.uint64).reshape(-1, 4).T
+        self.n_tokens, self.first_hash, self.label_hash, self.token_sig = (np.ascontiguousarray(c) for c in columns)
         total = max(len(self.accounts), 1)
         self.size = total
         self.idf = {t: math.log((total + 1) / (len(p) + 0.5)) for t, p in postings.items()}
