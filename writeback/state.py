@@ -18,6 +18,9 @@ from store.upsert import upsert
 from writeback.diff import RecordChange
 
 _ID_CHUNK = 900  # crm ids per IN list: under every SQLite's limit on bound parameters
+# Past this many ids (a daily rescore of everyone), one scan of the object's baseline beats a
+# thousand IN lists; the rows of other records are dropped as they are read.
+_WHOLE_BASELINE_OVER = 50_000
 
 STATE_KEY = ("crm", "object", "crm_id", "field")
 
@@ -74,12 +77,15 @@ class WritebackLedger:
         out: dict[str, dict[str, str | None]] = {}
         t = WritebackState.__table__
         query = select(t.c.crm_id, t.c.field, t.c.value).where(t.c.crm == self.crm, t.c.object == self.obj)
-        queries = [query] if crm_ids is None else [
+        whole = crm_ids is None or len(crm_ids) > _WHOLE_BASELINE_OVER
+        queries = [query] if whole else [
             query.where(t.c.crm_id.in_(crm_ids[i:i + _ID_CHUNK])) for i in range(0, len(crm_ids), _ID_CHUNK)]
+        wanted = None if crm_ids is None or not whole else set(crm_ids)
         with self.engine.connect() as conn:
             for q in queries:
                 for crm_id, field, value in conn.execute(q):
-                    out.setdefault(crm_id, {})[field] = value
+                    if wanted is None or crm_id in wanted:
+                        out.setdefault(crm_id, {})[field] = value
         return out
 
     def errors(self) -> dict[str, PendingError]:
