@@ -12,8 +12,9 @@ when there is none); a full run retrains. Every trained model is kept (see :mod:
 
 Scope: a full run saves every account and person. An incremental run saves only the entities new
 data touched since the last successful score stage (see :mod:`worker.score_scope`): everyone
-else keeps the row the last full run (or the run that last touched them) saved, so their time
-decay is refreshed by the scheduled full run, and writeback has only real changes to send. The
+else keeps the row the last rescore of everyone (or the run that last touched them) saved, so
+their time decay is refreshed by the full run or the daily rescore of everyone (see
+:func:`worker.score_scope.everyone_due`), and writeback has only real changes to send. The
 scores of the saved entities are computed exactly as a full run would at this moment: touches are
 still read for everyone (roll-ups, and the inputs the predictive model reads), fit is learned from
 the deals in the store now, and percentile grades rank against every account as scored now.
