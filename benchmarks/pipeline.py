@@ -149,6 +149,13 @@ def run_once(engine: Any, config: AbmConfig, options: RunOptions) -> dict[str, A
     return run
 
 
+def _mb(stage: dict[str, Any], key: str, width: int) -> str:
+    """A stage's recorded memory: ``peak_rss_mb`` is the process's peak at the stage's end (it only
+    rises, so the stage where it rises set it); ``stage_rss_mb`` the highest RSS sampled during it."""
+    value = stage.get("detail", {}).get(key)
+    return f"{value:>{width},}" if value is not None else f"{'':>{width}}"
+
+
 def report(title: str, run: dict[str, Any], wall_s: float) -> None:
     calls = ", ".join(f"{crm} {n:,}" for crm, n in sorted(run["api_calls"].items())) or "none"
     print(f"\n{title}: run {run['id']} {run['state']} in {run['seconds']:,.1f} s (recorded; {wall_s:,.1f} s wall "
@@ -157,13 +164,13 @@ def report(title: str, run: dict[str, Any], wall_s: float) -> None:
         print(f"  ERROR: {run['error']}")
     keys = ("read", "upserted", "deleted", "matched", "scored", "written", "skipped", "failed")
     print(f"  {'stage':<22}{'state':<11}{'seconds':>9}" + "".join(f"{k:>10}" for k in keys)
-          + f"{'API calls':>11}")
+          + f"{'API calls':>11}{'peak MB':>9}{'stage MB':>10}")
     for name, stage in run["stages"].items():
         counts = stage.get("counts", {})
         stage_calls = sum(stage.get("api_calls", {}).values())
         print(f"  {name:<22}{stage['state']:<11}{stage['seconds']:>9,.1f}"
               + "".join(f"{counts[k]:>10,}" if k in counts else f"{'':>10}" for k in keys)
-              + f"{stage_calls:>11,}")
+              + f"{stage_calls:>11,}" + _mb(stage, "peak_rss_mb", 9) + _mb(stage, "stage_rss_mb", 10))
         detail = stage.get("detail", {})
         if name == "match" and "scope" in detail:
             print(f"    matched {detail.get('people', 0):,} people ({detail['scope']})")

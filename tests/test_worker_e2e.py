@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from crm_support import config_for, provisioned_crm
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from config import AbmConfig
 from sandbox.clients import hubspot_client, simple_salesforce
@@ -80,6 +80,57 @@ def store(fresh_store: tuple[Engine, AbmConfig, str]) -> tuple[Engine, AbmConfig
     """A store after a full run: the CRMs' fields already hold every score."""
     _full_run(*fresh_store[:2])
     return fresh_store
+
+
+def _stored(engine: Engine, crm: str) -> tuple[int, int]:
+    with engine.connect() as conn:
+        accounts = conn.execute(select(func.count()).select_from(Account).where(Account.crm == crm)).scalar_one()
+        people = conn.execute(select(func.count()).select_from(Person).where(Person.crm == crm)).scalar_one()
+    return accounts, people
+
+
+def test_both_pulls_of_a_run_run_at_once_and_commit_everything(crm, fresh_store) -> None:
+    """The two pulls share one store (SQLite: one writer at a time) and both land whole."""
+    engine, config, _ = fresh_store
+    run_id = request_run(engine, RunOptions(full=True), "cli")
+    assert _executor(engine, config).run_queued(run_id) == "succeeded", get_run(engine, run_id)
+    run = get_run(engine, run_id)
+    assert list(run["stages"])[2:] == ["match", "score", "writeback:salesforce", "writeback:hubspot"] or \
+        list(run["stages"])[2:] == ["match", "score", "writeback:hubspot", "writeback:salesforce"]
+    pulls = {name: run["stages"][name] for name in ("pull:salesforce", "pull:hubspot")}
+    assert all(p["state"] == "succeeded" and p["counts"]["read"] > 0 for p in pulls.values()), pulls
+    assert run["counts"]["read"] >= sum(p["counts"]["read"] for p in pulls.values())
+    assert set(run["api_calls"]) == {"salesforce", "hubspot"}
+    assert all(p["detail"]["peak_rss_mb"] > 0 for p in run["stages"].values())
+    handle, _ = crm
+    sf_accounts = simple_salesforce(handle).query("SELECT COUNT() FROM Account")["totalSize"]
+    assert _stored(engine, "salesforce")[0] == sf_accounts
+    assert all(n > 0 for n in (*_stored(engine, "salesforce"), *_stored(engine, "hubspot")))
+
+
+def test_a_failing_pull_lets_the_other_crms_pull_commit(crm, fresh_store) -> None:
+    """Salesforce's pull (the first in the plan) fails; HubSpot's, running beside it, still commits."""
+    handle, _ = crm
+    engine, config, _ = fresh_store
+    handle.faults.fail(400, path="^/services/data/", times=None)
+    try:
+        run_id = request_run(engine, RunOptions(full=True), "cli")
+        assert _executor(engine, config).run_queued(run_id) == "failed"
+    finally:
+        handle.faults.clear()
+    run = get_run(engine, run_id)
+    assert run["state"] == "failed" and "400" in run["error"]
+    assert run["stages"]["pull:salesforce"]["state"] == "failed"
+    hubspot = run["stages"]["pull:hubspot"]
+    assert hubspot["state"] == "succeeded" and hubspot["counts"]["read"] > 0, hubspot
+    assert run["counts"]["read"] == hubspot["counts"]["read"] and "match" not in run["stages"]
+    assert _stored(engine, "hubspot")[0] > 0 and _stored(engine, "salesforce") == (0, 0)
+    # The next run continues from HubSpot's committed cursors: it does not list everything again.
+    run_id = request_run(engine, RunOptions(), "cli")
+    assert _executor(engine, config).run_queued(run_id) == "succeeded", get_run(engine, run_id)
+    again = get_run(engine, run_id)["stages"]["pull:hubspot"]
+    assert again["counts"]["read"] < hubspot["counts"]["read"]
+    assert _stored(engine, "salesforce")[0] > 0
 
 
 def test_a_scheduled_run_after_new_activity_rewrites_exactly_the_affected_accounts(crm, store) -> None:

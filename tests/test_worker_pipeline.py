@@ -85,3 +85,78 @@ def test_a_stop_request_cancels_before_the_next_stage(engine: Engine) -> None:
     stages = get_run(engine, ctx.run_id)["stages"]
     assert stages["pull:salesforce"]["state"] == "succeeded" and stages["match"]["state"] == "cancelled"
     assert calls == ["pull"]
+
+
+def _write_marker(engine: Engine, name: str, started: threading.Barrier) -> StageReport:
+    """A stage that writes a run of its own through its own connection while its sibling writes too."""
+    started.wait(timeout=30)  # both stages are running at once
+    for n in range(20):
+        run_id = create_run(engine, f"marker:{name}", str(n))
+        assert run_id
+    return StageReport(name, counts={"upserted": 20})
+
+
+def test_independent_stages_of_one_step_run_at_once_and_are_all_recorded(engine: Engine) -> None:
+    ctx = _ctx(engine)
+    started = threading.Barrier(2)
+    threads: dict[str, str] = {}
+
+    def pull(name: str) -> Stage:
+        def run(ctx: RunContext) -> StageReport:
+            threads[name] = threading.current_thread().name
+            return _write_marker(ctx.engine, name, started)
+
+        return Stage(name, run, crm=name.split(":")[1])
+
+    calls: list[str] = []
+    assert run_stages(ctx, [(pull("pull:salesforce"), pull("pull:hubspot")), stage("match", calls)]) == "succeeded"
+    assert threads["pull:salesforce"] != threads["pull:hubspot"]  # the barrier proves they overlapped
+    run = get_run(engine, ctx.run_id)
+    assert set(run["stages"]) == {"pull:salesforce", "pull:hubspot", "match"}
+    assert list(run["stages"])[-1] == "match" and run["counts"]["upserted"] == 40
+    for name in ("pull:salesforce", "pull:hubspot"):
+        detail = run["stages"][name]["detail"]
+        assert run["stages"][name]["state"] == "succeeded" and detail["peak_rss_mb"] > 0
+        assert detail["stage_rss_mb"] > 0
+    from store.runs import list_runs
+
+    kinds = [r["kind"] for r in list_runs(engine, limit=100)]
+    assert kinds.count("marker:pull:salesforce") == 20 and kinds.count("marker:pull:hubspot") == 20
+
+
+def test_a_failing_stage_lets_its_sibling_finish_and_commit_then_fails_the_run(engine: Engine) -> None:
+    ctx = _ctx(engine)
+    started = threading.Barrier(2)
+    calls: list[str] = []
+
+    def broken(ctx: RunContext) -> StageReport:
+        started.wait(timeout=30)
+        raise ConnectionError("hubspot is down")
+
+    def salesforce(ctx: RunContext) -> StageReport:
+        return _write_marker(ctx.engine, "pull:salesforce", started)
+
+    with pytest.raises(ConnectionError):
+        run_stages(ctx, [(Stage("pull:hubspot", broken, crm="hubspot"),
+                          Stage("pull:salesforce", salesforce, crm="salesforce")), stage("match", calls)])
+    run = get_run(engine, ctx.run_id)
+    assert run["stages"]["pull:hubspot"]["state"] == "failed"
+    assert "hubspot is down" in run["stages"]["pull:hubspot"]["error"]
+    assert run["stages"]["pull:salesforce"]["state"] == "succeeded" and run["counts"]["upserted"] == 20
+    assert "match" not in run["stages"] and calls == []
+
+
+def test_a_stop_request_during_a_step_cancels_the_next_one(engine: Engine) -> None:
+    stop = threading.Event()
+    ctx = _ctx(engine, stop)
+    calls: list[str] = []
+
+    def pull_then_sigterm(ctx: RunContext) -> StageReport:
+        stop.set()
+        return StageReport("pull:salesforce", state="cancelled")
+
+    plan = [(Stage("pull:salesforce", pull_then_sigterm), stage("pull:hubspot", calls)), stage("match", calls)]
+    assert run_stages(ctx, plan) == "cancelled"
+    stages = get_run(engine, ctx.run_id)["stages"]
+    assert stages["pull:salesforce"]["state"] == "cancelled" and stages["match"]["state"] == "cancelled"
+    assert list(stages)[-1] == "match" and "match" not in calls

@@ -1,10 +1,12 @@
 """One run: pull each CRM -> match -> score -> write back, every stage recorded as it ends.
 
 The orchestration rules live here and nowhere else:
-- Stages run in order; each one's report (counts, API calls, seconds, error) is committed to the
+- Stages run in order, except independent ones grouped in a step (the two pulls, the two writebacks),
+  which run at once; each one's report (counts, API calls, seconds, memory, error) is committed to the
   run record the moment it ends, so a later failure never hides what already happened.
 - A stage that raises is recorded as failed with its error, and the run fails; what earlier stages
-  committed (cursors, records, matches, scores) stays, and the next run continues from there.
+  and the stages running next to it committed (cursors, records, matches, scores) stays, and the
+  next run continues from there.
 - A pull that runs out of API budget is *paused*, not failed: the local stages still run on what
   was pulled, writing back to that CRM is skipped (it would spend the same budget), and the run
   ends paused so the next one resumes.
@@ -14,7 +16,9 @@ The orchestration rules live here and nowhere else:
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +29,7 @@ from sqlalchemy import Engine
 from config import AbmConfig
 from store.runs import StageReport, record_stage
 from worker.executor import StopToken, describe_error
+from worker.memory import RssSampler
 from worker.triggers import RunOptions
 
 log = logging.getLogger("abm.pipeline")
@@ -59,36 +64,93 @@ def _log_stage(run_id: int, report: StageReport) -> None:
                     "counts": report.counts, "api_calls": report.api_calls})
 
 
-def run_stages(ctx: RunContext, stages: Sequence[Stage]) -> str:
-    """Run ``stages`` in order and return the run's final state (raises if a stage failed)."""
-    for stage in stages:
-        if ctx.stop.is_set():
-            record_stage(ctx.engine, ctx.run_id, StageReport(stage.name, state="cancelled"))
-            log.info("run %s stopping before %s", ctx.run_id, stage.name)
-            return "cancelled"
-        if stage.writes_to_crm and stage.crm in ctx.paused_crms:
-            report = StageReport(stage.name, state="skipped",
-                                 detail={"reason": f"the {stage.crm} API budget is spent; the next run writes back"})
-            record_stage(ctx.engine, ctx.run_id, report)
-            _log_stage(ctx.run_id, report)
-            continue
-        started = time.perf_counter()
+Step = Stage | tuple[Stage, ...]  # a tuple: stages with no dependency on each other, run concurrently
+
+
+def _skip_reason(ctx: RunContext, stage: Stage) -> str | None:
+    if stage.writes_to_crm and stage.crm in ctx.paused_crms:
+        return f"the {stage.crm} API budget is spent; the next run writes back"
+    return None
+
+
+def _run_one(ctx: RunContext, stage: Stage) -> tuple[StageReport, BaseException | None]:
+    """Run one stage and return its report (a failed one with its error when it raised), with its
+    memory: the process's peak RSS at its end and the highest RSS sampled while it ran."""
+    started = time.perf_counter()
+    error: BaseException | None = None
+    with RssSampler() as memory:
         try:
             report = stage.run(ctx)
         except Exception as exc:
-            failed = StageReport(stage.name, state="failed", seconds=time.perf_counter() - started,
-                                 error=describe_error(exc))
-            record_stage(ctx.engine, ctx.run_id, failed)
-            _log_stage(ctx.run_id, failed)
-            raise
-        if not report.seconds:
-            report.seconds = time.perf_counter() - started
-        record_stage(ctx.engine, ctx.run_id, report)
-        _log_stage(ctx.run_id, report)
-        if report.state == "paused" and stage.crm:
-            ctx.paused_crms.add(stage.crm)
-        elif report.state == "cancelled":
+            error = exc
+            report = StageReport(stage.name, state="failed", error=describe_error(exc))
+    if not report.seconds:
+        report.seconds = time.perf_counter() - started
+    report.detail.update(memory.detail())
+    return report, error
+
+
+def _record(ctx: RunContext, stage: Stage, report: StageReport) -> None:
+    record_stage(ctx.engine, ctx.run_id, report)
+    _log_stage(ctx.run_id, report)
+    if report.state == "paused" and stage.crm:
+        ctx.paused_crms.add(stage.crm)
+
+
+def _run_group(ctx: RunContext, group: Sequence[Stage]) -> list[tuple[Stage, StageReport, BaseException | None]]:
+    """Run independent stages at once, one thread each (their work is waiting on a CRM's API), and
+    record each as it ends. Each stage opens its own connections from the engine's pool; SQLite
+    writers queue on its lock (``busy_timeout`` in :mod:`store.db`). A stage that fails does not
+    stop its siblings: what they commit stays, and the run fails once all of them have ended."""
+    outcomes: list[tuple[Stage, StageReport, BaseException | None]] = []
+    lock = threading.Lock()  # record_stage reads and rewrites the run's JSON: one at a time
+
+    def work(stage: Stage) -> None:
+        report, error = _run_one(ctx, stage)
+        with lock:
+            _record(ctx, stage, report)
+            outcomes.append((stage, report, error))
+
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(work, stage),
+                                name=f"stage-{stage.name}", daemon=True) for stage in group[1:]]
+    for thread in threads:
+        thread.start()
+    work(group[0])  # the first one in this thread: signals and tracebacks stay where they were
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def run_stages(ctx: RunContext, steps: Sequence[Step]) -> str:
+    """Run ``steps`` in order and return the run's final state (raises if a stage failed).
+
+    A step is a stage or a tuple of independent stages run concurrently (the two pulls, the two
+    writebacks), so a run costs the slower of them rather than their sum.
+    """
+    for step in steps:
+        group = step if isinstance(step, tuple) else (step,)
+        if ctx.stop.is_set():
+            for stage in group:
+                record_stage(ctx.engine, ctx.run_id, StageReport(stage.name, state="cancelled"))
+            log.info("run %s stopping before %s", ctx.run_id, ", ".join(s.name for s in group))
             return "cancelled"
+        to_run = []
+        for stage in group:
+            reason = _skip_reason(ctx, stage)
+            if reason is None:
+                to_run.append(stage)
+                continue
+            report = StageReport(stage.name, state="skipped", detail={"reason": reason})
+            record_stage(ctx.engine, ctx.run_id, report)
+            _log_stage(ctx.run_id, report)
+        if not to_run:
+            continue
+        outcomes = _run_group(ctx, to_run)
+        errors = [error for _stage, _report, error in outcomes if error is not None]
+        if errors:
+            raise errors[0]
+        if any(report.state == "cancelled" for _stage, report, _error in outcomes) and not ctx.stop.is_set():
+            return "cancelled"  # (with a stop request, the next step is recorded cancelled first)
     if ctx.stop.is_set():
         return "cancelled"
     return "paused" if ctx.paused_crms else "succeeded"
@@ -98,7 +160,7 @@ class Pipeline:
     """The executor's pipeline function: builds the stage list for a run's options and runs it."""
 
     def __init__(self, engine: Engine, config: AbmConfig,
-                 plan: Callable[[AbmConfig, RunOptions], Sequence[Stage]]) -> None:
+                 plan: Callable[[AbmConfig, RunOptions], Sequence[Step]]) -> None:
         self.engine = engine
         self.config = config
         self.plan = plan

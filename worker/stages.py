@@ -28,7 +28,7 @@ from store.runs import StageReport
 from store.schema import Account
 from store.types import utcnow
 from worker.match_stage import run_match_stage
-from worker.pipeline import RunContext, Stage
+from worker.pipeline import RunContext, Stage, Step
 from worker.score_scope import everyone_due, last_stage_start
 from worker.score_stage import Incremental, run_score_stage
 from worker.triggers import RunOptions
@@ -164,8 +164,9 @@ def writeback_stage(crm: str) -> Stage:
     return Stage(f"writeback:{crm}", run, crm=crm, writes_to_crm=True)
 
 
-def build_plan(config: AbmConfig, options: RunOptions) -> list[Stage]:
-    """The stages of a run with ``options``, in order."""
+def build_plan(config: AbmConfig, options: RunOptions) -> list[Step]:
+    """The stages of a run with ``options``, in order; the pulls of the CRMs run concurrently, as
+    do the writebacks (neither depends on the other CRM's), so each pair costs the slower one."""
     crms = config.chosen_crms(options.crms)
-    return [*(pull_stage(crm) for crm in crms), Stage("match", match_stage), Stage("score", score_stage),
-            *(writeback_stage(crm) for crm in crms)]
+    return [tuple(pull_stage(crm) for crm in crms), Stage("match", match_stage), Stage("score", score_stage),
+            tuple(writeback_stage(crm) for crm in crms)]
