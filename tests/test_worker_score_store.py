@@ -62,3 +62,41 @@ def test_scores_are_saved_with_reasons_and_unchanged_scores_are_not_rewritten(en
     with engine.connect() as conn:
         days = conn.execute(select(func.count(func.distinct(ScoreHistory.day)))).scalar_one()
         assert days == 2 and conn.execute(select(func.count()).select_from(ScoreHistory)).scalar_one() == 6
+
+
+def _rows(n: int, engagement: float) -> list[dict]:
+    return [{"entity_kind": "person", "entity_id": i, "engagement": engagement, "sales_activity": 1.0,
+             "marketing": 2.0, "fit": 0.5, "grade": 2, "predictive": None, "breadth": None, "velocity": 0.0,
+             "trend": "steady", "alignment": "aligned", "reasons_text": f"Person {i}: a reason long enough to count",
+             "breakdown": {}, "model_version": None, "scored_at": NOW} for i in range(1, n + 1)]
+
+
+def test_saving_everyones_scores_reads_the_stored_rows_a_batch_at_a_time(engine: Engine) -> None:
+    """An L org's daily rescore of everyone compared 1.7 million people against all their stored rows
+    held at once (0.9 GB); batches hold only a batch's. Same changes found either way."""
+    import tracemalloc
+
+    from worker.score_store import save_scores
+
+    n, batch = 6_000, 500
+    with engine.begin() as conn:
+        assert len(save_scores(conn, "person", _rows(n, 1.0), batch_size=batch)) == n
+    rows = _rows(n, 1.0)
+    for row in rows[::7]:
+        row["engagement"] = 3.0
+    with engine.begin() as conn:
+        tracemalloc.start()
+        try:
+            changed = save_scores(conn, "person", iter(rows), batch_size=batch)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert changed == {row["entity_id"] for row in rows[::7]}
+    stored_all = n * 500  # bytes the stored rows of everyone take held together (about 540 B a row)
+    assert peak < stored_all / 2, f"peak {peak:,} B: the stored rows of everyone were held at once"
+    with engine.begin() as conn:  # a subset (an incremental run) finds its changes too
+        subset = rows[100:400]
+        for row in subset[:10]:
+            row["engagement"] = 4.0
+        ids = [row["entity_id"] for row in subset]
+        assert save_scores(conn, "person", subset, ids, batch_size=batch) == set(ids[:10])
