@@ -349,6 +349,29 @@ def testfull_then_incremental_sync_equals_the_portal(hs: SandboxHandle, store: E
     assert incremental.objects["contacts"].method == "search"
 
 
+def test_objects_are_pulled_side_by_side_and_all_land(hs: SandboxHandle, store: Engine, tmp_path: Path) -> None:
+    """While one object's search waits on HubSpot, the next objects' pages are read; the store still
+    equals the portal and every call is counted once."""
+    ids = seed_portal(hs)
+    config = hubspot_config(hs, tmp_path)
+    assert not pull_hubspot(store, config).paused
+    client = hubspot_client(hs)
+    client.crm.companies.basic_api.update(ids["companies"][2], {"properties": {"name": "Renamed GmbH"}})
+    client.crm.contacts.basic_api.update(ids["contacts"][3], {"properties": {"jobtitle": "Head of Data"}})
+    hs.request_log.clear()
+    hs.faults.delay(2.0, method="POST", path="/crm/v3/objects/companies/search$", times=1)
+    try:
+        incremental = pull_hubspot(store, config)
+    finally:
+        hs.faults.clear()
+    assert not incremental.paused and all(c.done for c in incremental.objects.values())
+    assert_store_matches_portal(hs, store)
+    assert incremental.api_calls == hs.request_log.count()
+    [slow] = [e for e in hs.request_log.entries("POST", "/crm/v3/objects/companies/search$") if e.fault]
+    others = hs.request_log.entries(path="/crm/v3/objects/(contacts|deals)")
+    assert others and min(e.seq for e in others) < slow.seq  # answered while companies' search was held
+
+
 def test_incremental_with_nothing_changed_rewrites_nothing(hs: SandboxHandle, store: Engine, tmp_path: Path) -> None:
     seed_portal(hs, contacts=30, engagements=10, events=20)
     config = hubspot_config(hs, tmp_path)

@@ -145,7 +145,8 @@ def test_an_incremental_paused_mid_search_resumes_where_it_stopped(hs: SandboxHa
                                                                     tmp_path: Path) -> None:
     seed_portal(hs, contacts=400, engagements=10, events=0)
     config = hubspot_config(hs, tmp_path, sync=SyncOptions(page_size=100, max_api_share=1.0))
-    tuning = HubSpotSyncTuning(search_page_size=40, association_batch_size=80)
+    # One object at a time: the daily limit of 6 below must fall at a known call of the contacts' search.
+    tuning = HubSpotSyncTuning(search_page_size=40, association_batch_size=80, concurrent_objects=1)
     undisturbed = make_store(tmp_path / "undisturbed.db")
     for engine in (undisturbed, store):
         assert not quick_pull(engine, config, tuning=tuning).paused

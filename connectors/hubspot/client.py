@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -134,6 +135,8 @@ class HubSpotApi:
         self.sleep = sleep
         self.calls: Counter[str] = Counter()  # sent requests by kind ("list:contacts", "search:deals"...)
         self.rate_limited = 0  # 429 answers received (other than the daily limit)
+        # Objects are pulled side by side (connectors.hubspot.sync): counters and budget are shared.
+        self._count_lock = threading.Lock()
         # urllib3 retries off: the retry policy above decides, and counts every attempt.
         sdk = HubSpot(host=config.base_url, ssl_ca_cert=str(config.ca_file) if config.ca_file else None,
                       retry=False)
@@ -251,9 +254,11 @@ class HubSpotApi:
     def _attempt(self, kind: str, what: str, send: Callable[[dict[str, str]], Answer], search: bool
                  ) -> dict[str, Any]:
         token = self.tokens.token()
-        self.budget.before_call(what)
+        with self._count_lock:
+            self.budget.before_call(what)
         with self.limiter.slot(search=search):
-            self.calls[kind] += 1
+            with self._count_lock:
+                self.calls[kind] += 1
             try:
                 answer = send({"Authorization": f"Bearer {token}", "Accept": "application/json"})
             except (urllib3.exceptions.HTTPError, httpx.TransportError) as exc:
@@ -273,7 +278,8 @@ class HubSpotApi:
     def _observe_usage(self, headers: Mapping[str, str]) -> None:
         daily, remaining = headers.get("X-HubSpot-RateLimit-Daily"), headers.get("X-HubSpot-RateLimit-Daily-Remaining")
         if daily and remaining and daily.isdigit() and remaining.isdigit():
-            self.budget.observe(int(daily) - int(remaining), int(daily))
+            with self._count_lock:
+                self.budget.observe(int(daily) - int(remaining), int(daily))
 
     def _raise_for(self, answer: Answer, what: str, token: str) -> dict[str, Any]:
         body = answer.json()
@@ -287,7 +293,8 @@ class HubSpotApi:
                     "hubspot: the portal's daily API limit is spent (HubSpot answered 429 DAILY); the run is "
                     "paused and the next one continues where this one stopped",
                 )
-            self.rate_limited += 1
+            with self._count_lock:
+                self.rate_limited += 1
             retry_after = parse_retry_after(answer.headers.get("Retry-After"))
             if retry_after is None:
                 interval = answer.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")

@@ -66,6 +66,7 @@ class HubSpotSyncTuning:
     email_events_page_size: int = 1000  # the email events API's maximum
     web_events_page_size: int = 100  # the largest page any description of /events/v3/events states
     flush_rows: int = 2000
+    concurrent_objects: int = 3  # objects pulled side by side (see connectors.hubspot.sync.run_concurrently)
 
 
 def sweep_pages(records: int, page_size: int, elapsed: timedelta, period: timedelta, minimum: int) -> int:

@@ -8,9 +8,11 @@ was read, and the next run continues from the saved cursors.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import Engine
@@ -46,6 +48,39 @@ def plan_objects(objects: Sequence[str] | None, rules: HubSpotActivities) -> lis
         return [name for name in ALL_OBJECTS if name in wanted]
     return [name for name in ALL_OBJECTS
             if (SPECS[name].table != "activities" if name in SPECS else False) or rules.pulls(name)]
+
+
+def run_concurrently(work: Callable[[str], None], names: Sequence[str], workers: int) -> None:
+    """``work(name)`` for every name, up to ``workers`` at once, started in ``names``' order.
+
+    Why: an incremental pull is paced by search's per-second limit, and each object's search pages
+    wait on it while its association reads, archived listings and event pages (the general
+    10-second window) could be going: objects pulled side by side overlap the two. Objects do not
+    depend on each other's rows (links are by CRM id; email events whose contact arrives later are
+    linked at the end of the pull), and each commits its own pages with its own cursor.
+
+    When one fails the others still finish (what they commit is valid) and not-yet-started ones are
+    skipped; the first error is raised after all have ended, a paused budget
+    (:class:`BudgetExhausted`) before any other.
+    """
+    if workers <= 1 or len(names) <= 1:
+        for name in names:
+            work(name)
+        return
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hubspot-pull") as pool:
+        for name in names:
+            def guarded(name: str = name) -> None:
+                if errors:
+                    return
+                try:
+                    work(name)
+                except BaseException as exc:  # re-raised below, once every object has ended
+                    errors.append(exc)
+
+            pool.submit(contextvars.copy_context().run, guarded)
+    if errors:
+        raise next((e for e in errors if isinstance(e, BudgetExhausted)), errors[0])
 
 
 def pull_hubspot(
@@ -84,7 +119,7 @@ def pull_hubspot(
         client = client or HubSpotApi(settings)
         common = {"run_start": run_start, "lookback": timedelta(minutes=settings.sync.lookback_minutes),
                   "progress": progress}
-        for name in names:
+        def pull_object(name: str) -> None:
             counts = result.counts(name)
             try:
                 if name in SPECS:
@@ -103,6 +138,10 @@ def pull_hubspot(
                 # needs Enterprise): the other objects are still worth pulling.
                 result.warnings.append(f"hubspot {name}: not pulled, HubSpot refused access ({exc}); grant the "
                                        "app the scope HubSpot names, or leave this object out with --objects")
+
+        for name in names:
+            result.counts(name)  # in plan order, before any thread adds its own
+        run_concurrently(pull_object, names, tuning.concurrent_objects)
         if EMAIL_EVENTS in names or "contacts" in names:
             with engine.begin() as conn:
                 store_ops.link_email_events(conn, EMAIL_EVENTS)
