@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 from test_sync_hubspot import (
+    assert_store_matches_portal,
     full_then_incremental,
     hubspot_config,
     make_store,
@@ -174,3 +175,29 @@ def test_an_incremental_paused_mid_search_resumes_where_it_stopped(hs: SandboxHa
     assert not resumed.paused and store_snapshot(store) == expected
     # the resumed search starts after the two committed pages instead of at the window's start
     assert hs.request_log.count("POST", r"/crm/v3/objects/contacts/search$") == whole - 2
+
+
+def test_searches_go_on_while_a_batchs_associations_are_read(hs: SandboxHandle, store: Engine,
+                                                              tmp_path: Path) -> None:
+    """Search is paced by its own limit: the association read, mapping and store writes of one batch
+    of search pages happen while the next pages are searched, and land in search order."""
+    seed_portal(hs, contacts=400, engagements=10, events=0)
+    config = hubspot_config(hs, tmp_path, sync=SyncOptions(page_size=100))
+    tuning = HubSpotSyncTuning(search_page_size=40, association_batch_size=80, concurrent_objects=1)
+    assert not quick_pull(store, config, tuning=tuning).paused
+    portal = hs.hubspot_portal
+    contacts = portal.object_type("contacts")
+    rows, _ = portal.page(contacts, 0, 400, False)
+    for n, row in enumerate(rows[::2]):  # 200 contacts change: five search pages of 40, three batches
+        portal.update(contacts, int(row["hs_object_id"]), {"jobtitle": f"Head of {n}"})
+    hs.request_log.clear()
+    hs.faults.delay(2.0, method="POST", path="^/crm/v4/associations/contacts/", times=1)
+    try:
+        result = quick_pull(store, config, tuning=tuning)
+    finally:
+        hs.faults.clear()
+    assert not result.paused and result.objects["contacts"].done and result.objects["contacts"].read >= 200
+    assert_store_matches_portal(hs, store)
+    [held] = [e for e in hs.request_log.entries("POST", "^/crm/v4/associations/contacts/") if e.fault]
+    searches = hs.request_log.entries("POST", "/crm/v3/objects/contacts/search$")
+    assert len(searches) >= 5 and min(e.seq for e in searches[2:]) < held.seq

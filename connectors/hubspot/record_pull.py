@@ -23,7 +23,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
+import queue
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -194,23 +197,30 @@ class RecordPull:
         first = True
         # Search pages are held until a full association batch is due: one v4 read of 1,000 ids
         # instead of five of 200. The cursor moves only once the held pages reach the sink.
+        # Search is paced by its per-second limit, so the association read, mapping and store
+        # writes of each batch happen in a second thread while the next searches go out; batches
+        # reach the sink and the cursor in search order.
+        def land(held: list[Mapping[str, Any]], position: SearchPosition | None) -> None:
+            sink.add(held, self._links(list(dict.fromkeys(str(r["id"]) for r in held if r.get("id")))))
+            cursor.state[SEARCH] = position.to_json() if position is not None else None
+            self._report("records", self.counts.estimate)
+            sink.maybe_flush()
+
         held: list[Mapping[str, Any]] = []
-        while position is not None:
-            body = search_body(position, upper_ms, self.spec.modified_property, properties, limit)
-            page = self.api.search(self.spec.name, body)
-            results = page.get("results") or []
-            if first and page.get("total") is not None:
-                self.counts.estimate = int(page["total"])
-                self._report("estimate", self.counts.estimate)
-                first = False
-            held.extend(results)
-            position = next_position(position, results, limit, self.spec.modified_property)
-            if position is None or len(held) + limit > self.tuning.association_batch_size:
-                sink.add(held, self._links(list(dict.fromkeys(str(r["id"]) for r in held if r.get("id")))))
-                held = []
-                cursor.state[SEARCH] = position.to_json() if position is not None else None
-                self._report("records", self.counts.estimate)
-                sink.maybe_flush()
+        with InOrderWorker(f"hubspot-{self.spec.name}") as behind:
+            while position is not None:
+                body = search_body(position, upper_ms, self.spec.modified_property, properties, limit)
+                page = self.api.search(self.spec.name, body)
+                results = page.get("results") or []
+                if first and page.get("total") is not None:
+                    self.counts.estimate = int(page["total"])
+                    self._report("estimate", self.counts.estimate)
+                    first = False
+                held.extend(results)
+                position = next_position(position, results, limit, self.spec.modified_property)
+                if position is None or len(held) + limit > self.tuning.association_batch_size:
+                    behind.submit(land, held, position)
+                    held = []
         cursor.complete(window)
         cursor.state.pop(SEARCH, None)
         sink.flush()
@@ -273,6 +283,45 @@ class RecordPull:
                 sink.add(restored, self._links([str(r["id"]) for r in restored]))
         cursor.state[ARCHIVED_IDS] = sorted(current, key=_numeric)
         sink.flush()
+
+
+class InOrderWorker:
+    """Runs submitted steps one after another in a thread of its own, in the order submitted.
+
+    ``submit`` blocks while ``depth`` steps wait (what is held in memory stays bounded) and raises
+    the error of a step that failed (later steps are dropped: they would land pages out of order).
+    Leaving the ``with`` block waits for the submitted steps, then raises a step's error, unless
+    the block itself is raising: that error wins, after the steps before it have landed.
+    """
+
+    def __init__(self, name: str, depth: int = 2) -> None:
+        self._queue: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._loop,), name=name,
+                                        daemon=True)
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    item[0](*item[1])
+                except BaseException as exc:  # raised in the submitting thread
+                    self._error = exc
+
+    def submit(self, step: Callable[..., None], *args: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((step, args))
+
+    def __enter__(self) -> InOrderWorker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if exc is None and self._error is not None:
+            raise self._error
 
 
 def _numeric(value: str) -> tuple[int, str]:
