@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select, update
 from config.matching import MatchingConfig
 from store.runs import StageReport, create_run, finish_run, record_stage
 from store.schema import Account, AccountLink, Match, Person, Run
+from store.types import utcnow
 from store.upsert import upsert
 from worker.match_stage import last_match_start, run_match_stage
 
@@ -127,6 +128,23 @@ def test_incremental_rematches_only_people_whose_match_can_have_moved(engine: En
     assert ids["00Q000000000003AAA"] in unheld and moved.people == len(unheld) < len(full)
     assert _matches(engine)[ids["00Q000000000003AAA"]][:2] == (initech, "auto")
     assert moved.changed_people == {ids["00Q000000000003AAA"]}
+
+
+def test_incremental_rematches_a_changed_person_only_when_a_matching_field_changed(engine: Engine) -> None:
+    ids = _seed(engine)
+    run_match_stage(engine, MatchingConfig())
+    _record_match_run(engine)
+    jen, bob = ids["00Q000000000001AAA"], ids["00Q000000000002AAA"]
+    with engine.begin() as conn:  # a new title for one (scoring reads it), a new company for the other
+        conn.execute(update(Person).where(Person.id == jen).values(title="VP Sales", changed_at=utcnow()))
+        conn.execute(update(Person).where(Person.id == bob).values(company="Globex GmbH", changed_at=utcnow()))
+    outcome = run_match_stage(engine, MatchingConfig(), incremental=True)
+    assert outcome.incremental and outcome.people == 1
+    with engine.connect() as conn:
+        keys = dict(conn.execute(select(Match.person_id, Match.inputs_key)).all())
+    assert all(keys.values())  # every match keeps what it was matched on
+    _record_match_run(engine)
+    assert run_match_stage(engine, MatchingConfig(), incremental=True).people == 0  # bob's new key is stored
 
 
 def test_a_match_stage_recorded_without_its_start_counts_from_the_stages_before_it(engine: Engine) -> None:

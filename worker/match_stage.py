@@ -21,7 +21,7 @@ and the most-contacts tie-breaker read, are loaded with only the fields those re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, func, or_, select
 
 from config.matching import MatchingConfig
 from matching.engine import Matcher
+from matching.inputs_key import match_inputs_key
 from matching.link import link_accounts
 from matching.parallel import match_in_processes
 from matching.types import AccountLinkResult, MatchResult, Pin, PreviousMatch
@@ -141,7 +142,9 @@ def people_to_rematch(conn: Connection, since: datetime) -> tuple[list[int], boo
     """The people whose match can have moved since ``since``, and whether any account changed.
 
     - people never matched (new), and people whose own record changed (``changed_at``: a CRM
-      stamp bumped by our own writeback is not a change);
+      stamp bumped by our own writeback is not a change) in a field the matcher reads (their
+      :func:`~matching.inputs_key.match_inputs_key` differs from the one stored with the match:
+      a new title or lead status moves nobody);
     - when an account appeared, changed or was deleted: the people it could now claim that no
       account holds (review and none decisions), and the people matched to it.
 
@@ -152,9 +155,14 @@ def people_to_rematch(conn: Connection, since: datetime) -> tuple[list[int], boo
     live = Person.is_deleted.is_(False)
     changed_accounts = select(Account.id).where(Account.changed_at > since)
     accounts_changed = conn.execute(changed_accounts.limit(1)).first() is not None
-    unmatched = select(Person.id).outerjoin(Match, Match.person_id == Person.id).where(
-        live, or_(Match.person_id.is_(None), Person.changed_at > since))
+    unmatched = select(Person.id).outerjoin(Match, Match.person_id == Person.id).where(live, Match.person_id.is_(None))
     ids = set(conn.execute(unmatched).scalars())
+    changed = select(*_PERSON_COLUMNS, Match.inputs_key).join(Match, Match.person_id == Person.id).where(
+        live, Person.changed_at > since)
+    for row in conn.execute(changed):
+        person = PersonRecord(*row[:-1])
+        if match_inputs_key(person) != row[-1]:
+            ids.add(person.id)
     if accounts_changed:
         claimable = select(Match.person_id).join(Person, Person.id == Match.person_id).where(
             live, or_(Match.decision.in_(("review", "none")), Match.account_id.in_(changed_accounts)))
@@ -177,12 +185,12 @@ def load_previous(
     pins: dict[int, Pin] = {}
     stored: dict[int, tuple] = {}
     query = select(Match.person_id, Match.account_id, Match.decision, Match.confidence, Match.method,
-                   Match.reason, Match.pinned, Match.pinned_by)
+                   Match.reason, Match.pinned, Match.pinned_by, Match.inputs_key)
     rows = (row for start in range(0, len(person_ids), _WRITE_BATCH)
             for row in conn.execute(query.where(Match.person_id.in_(person_ids[start:start + _WRITE_BATCH]))))
-    for person_id, account_id, decision, confidence, method, reason, pinned, pinned_by in rows:
+    for person_id, account_id, decision, confidence, method, reason, pinned, pinned_by, inputs_key in rows:
         previous[person_id] = PreviousMatch(account_id, confidence, decision)
-        stored[person_id] = (account_id, decision, confidence, method, reason)
+        stored[person_id] = (account_id, decision, confidence, method, reason, inputs_key)
         if pinned:
             pins[person_id] = Pin(account_id, pinned_by)
     return previous, pins, stored
@@ -204,7 +212,7 @@ def last_activity_by_account(conn: Connection, accounts: Sequence[AccountRecord]
     return out
 
 
-def _match_row(result: MatchResult, now: datetime, pinned: bool) -> dict:
+def _match_row(result: MatchResult, now: datetime, pinned: bool, inputs_key: str | None) -> dict:
     return {
         "person_id": result.person_id,
         "account_id": result.account_id,
@@ -216,6 +224,7 @@ def _match_row(result: MatchResult, now: datetime, pinned: bool) -> dict:
         "pinned": pinned,
         "pinned_by": result.pinned_by,
         "matched_at": now,
+        "inputs_key": inputs_key,
     }
 
 
@@ -225,15 +234,20 @@ def _written_account(decision: str | None, account_id: int | None) -> int | None
 
 
 def write_matches(
-    conn: Connection, results: Sequence[MatchResult], stored: dict[int, tuple], pins: dict[int, Pin]
+    conn: Connection, results: Sequence[MatchResult], stored: dict[int, tuple], pins: dict[int, Pin],
+    inputs_keys: Mapping[int, str] | None = None,
 ) -> MatchOutcome:
+    """Write the results that differ from the stored rows (``inputs_keys``: person id -> the
+    fingerprint of what they were matched on, kept so later runs know when to rematch them)."""
     outcome = MatchOutcome(people=len(results))
     now = utcnow()
     rows = []
+    keys = inputs_keys or {}
     for r in results:
         outcome.by_decision[r.decision] = outcome.by_decision.get(r.decision, 0) + 1
         before = stored.get(r.person_id)
-        after = (r.account_id, r.decision, r.confidence, r.method, r.reason)
+        key = keys.get(r.person_id)
+        after = (r.account_id, r.decision, r.confidence, r.method, r.reason, key)
         if before == after:
             continue
         left = _written_account(before[1] if before else None, before[0] if before else None)
@@ -241,7 +255,7 @@ def write_matches(
             outcome.changed_people.add(r.person_id)
             if left is not None:
                 outcome.left_accounts.add(left)
-        rows.append(_match_row(r, now, r.person_id in pins))
+        rows.append(_match_row(r, now, r.person_id in pins, key))
     for start in range(0, len(rows), _WRITE_BATCH):
         upsert(conn, Match.__table__, rows[start:start + _WRITE_BATCH], key=("person_id",))
     return outcome
@@ -301,7 +315,8 @@ def run_match_stage(
             for people in _people_chunks(conn, wanted):
                 previous, pins, stored = load_previous(conn, [p.id for p in people])
                 results = match_in_processes(matcher, people, previous, pins, workers=1)
-                outcome.add(write_matches(conn, results, stored, pins))
+                keys = {p.id: match_inputs_key(p) for p in people}
+                outcome.add(write_matches(conn, results, stored, pins, keys))
         outcome.started_at = started_at
         outcome.incremental = only_people is not None
         if outcome.incremental:
