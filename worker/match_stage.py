@@ -25,9 +25,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, func, or_, select
+from sqlalchemy import Connection, Engine, func, select
 
 from config.matching import MatchingConfig
+from matching.claims import ClaimKeys
 from matching.engine import Matcher
 from matching.inputs_key import match_inputs_key
 from matching.link import link_accounts
@@ -138,23 +139,23 @@ def last_match_start(conn: Connection, recent_runs: int = 200) -> datetime | Non
     return None
 
 
-def people_to_rematch(conn: Connection, since: datetime) -> tuple[list[int], bool]:
-    """The people whose match can have moved since ``since``, and whether any account changed.
+def people_to_rematch(conn: Connection, since: datetime) -> tuple[list[int], list[int]]:
+    """The people whose match can have moved since ``since``, and the accounts that changed.
 
     - people never matched (new), and people whose own record changed (``changed_at``: a CRM
       stamp bumped by our own writeback is not a change) in a field the matcher reads (their
       :func:`~matching.inputs_key.match_inputs_key` differs from the one stored with the match:
       a new title or lead status moves nobody);
-    - when an account appeared, changed or was deleted: the people it could now claim that no
-      account holds (review and none decisions), and the people matched to it.
+    - when an account appeared, changed or was deleted: the people matched or proposed to it.
+      The people no account holds that it could now claim are found by :func:`claimable_people`
+      once the index is built.
 
     Left for the full run: a person held by one account whom a new or renamed account would
     now win (the matcher's stability rule keeps most of them anyway), and moves through other
     people's records (a new contact's email domain, the recent-activity tie-breaker).
     """
     live = Person.is_deleted.is_(False)
-    changed_accounts = select(Account.id).where(Account.changed_at > since)
-    accounts_changed = conn.execute(changed_accounts.limit(1)).first() is not None
+    changed_accounts = list(conn.execute(select(Account.id).where(Account.changed_at > since)).scalars())
     unmatched = select(Person.id).outerjoin(Match, Match.person_id == Person.id).where(live, Match.person_id.is_(None))
     ids = set(conn.execute(unmatched).scalars())
     changed = select(*_PERSON_COLUMNS, Match.inputs_key).join(Match, Match.person_id == Person.id).where(
@@ -163,11 +164,22 @@ def people_to_rematch(conn: Connection, since: datetime) -> tuple[list[int], boo
         person = PersonRecord(*row[:-1])
         if match_inputs_key(person) != row[-1]:
             ids.add(person.id)
-    if accounts_changed:
-        claimable = select(Match.person_id).join(Person, Person.id == Match.person_id).where(
-            live, or_(Match.decision.in_(("review", "none")), Match.account_id.in_(changed_accounts)))
-        ids.update(conn.execute(claimable).scalars())
-    return sorted(ids), accounts_changed
+    for start in range(0, len(changed_accounts), _WRITE_BATCH):
+        ids.update(conn.execute(select(Match.person_id).join(Person, Person.id == Match.person_id).where(
+            live, Match.account_id.in_(changed_accounts[start:start + _WRITE_BATCH]))).scalars())
+    return sorted(ids), changed_accounts
+
+
+def claimable_people(conn: Connection, matcher: Matcher, account_ids: Sequence[int]) -> set[int]:
+    """The people no account holds (review and none decisions) whom these accounts could claim."""
+    if not account_ids:
+        return set()
+    claims = ClaimKeys(matcher, account_ids)
+    unheld = select(Person.id, Person.crm, Person.email, Person.website, Person.company).join(
+        Match, Match.person_id == Person.id).where(Person.is_deleted.is_(False),
+                                                   Match.decision.in_(("review", "none")))
+    return {pid for pid, crm, email, website, company in conn.execute(unheld)
+            if claims.may_claim(crm, email, website, company)}
 
 
 def decision_counts(conn: Connection) -> dict[str, int]:
@@ -300,18 +312,22 @@ def run_match_stage(
     started_at = utcnow()
     with engine.begin() as conn:
         relink = True
+        changed_accounts: list[int] = []
         if incremental and only_people is None:
             since = last_match_start(conn)
             if since is not None:
-                only_people, relink = people_to_rematch(conn, since)
+                only_people, changed_accounts = people_to_rematch(conn, since)
+                relink = bool(changed_accounts)
         accounts = load_accounts(conn) if only_people is None or only_people or relink else []
         wanted = None if only_people is None else sorted(set(only_people))
         outcome = MatchOutcome()
-        if wanted is None or wanted:
+        if wanted is None or wanted or changed_accounts:
             contacts = load_contacts_for_matching(conn)
             matcher = Matcher(accounts, config, contacts=contacts,
                               last_activity=last_activity_by_account(conn, accounts))
             del contacts  # read into the index; a million records need not outlive it
+            if wanted is not None and changed_accounts:
+                wanted = sorted(set(wanted) | claimable_people(conn, matcher, changed_accounts))
             for people in _people_chunks(conn, wanted):
                 previous, pins, stored = load_previous(conn, [p.id for p in people])
                 results = match_in_processes(matcher, people, previous, pins, workers=1)
