@@ -154,6 +154,32 @@ def test_incremental_rematches_a_changed_person_only_when_a_matching_field_chang
     assert run_match_stage(engine, MatchingConfig(), incremental=True).people == 0  # bob's new key is stored
 
 
+def test_incremental_relinks_only_the_companies_a_changed_account_can_affect(engine: Engine) -> None:
+    ids = _seed(engine)
+    with engine.begin() as conn:
+        upsert(conn, Account.__table__, [{"crm": "hubspot", "object": "companies", "crm_id": "902", "name": "Initech",
+                                          "website": "initech.example", "domain": "initech.example", "country": "US"}])
+        initech_hs = conn.execute(select(Account.id).where(Account.crm_id == "902")).scalar_one()
+    run_match_stage(engine, MatchingConfig())
+    _record_match_run(engine)
+    with engine.begin() as conn:  # a stored link no change can affect: an incremental run leaves it be
+        conn.execute(update(AccountLink).where(AccountLink.account_id == ids["901"]).values(method="kept"))
+        upsert(conn, Account.__table__, [{"crm": "salesforce", "object": "Account", "crm_id": "001000000000003AAA",
+                                          "name": "Initech", "website": "initech.example",
+                                          "domain": "initech.example", "country": "US"}])
+        initech_sf = conn.execute(select(Account.id).where(Account.crm_id == "001000000000003AAA")).scalar_one()
+    outcome = run_match_stage(engine, MatchingConfig(), incremental=True)
+    with engine.connect() as conn:
+        links = {r.account_id: (r.canonical_account_id, r.method) for r in
+                 conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id, AccountLink.method))}
+    assert links == {ids["901"]: (ids[SF_ACME], "kept"), initech_hs: (initech_sf, "name")}
+    assert outcome.changed_links == 1 and outcome.relinked_accounts == {initech_hs, initech_sf}
+    run_match_stage(engine, MatchingConfig())  # the full run links everyone again
+    with engine.connect() as conn:
+        assert conn.execute(select(AccountLink.method).where(AccountLink.account_id == ids["901"])).scalar_one() \
+            != "kept"
+
+
 def test_a_match_stage_recorded_without_its_start_counts_from_the_stages_before_it(engine: Engine) -> None:
     run_id = create_run(engine, "full", "cli", state="running")
     record_stage(engine, run_id, StageReport("pull:salesforce", seconds=42.0))
