@@ -62,13 +62,16 @@ TARGET_PEAK_MB = 4096.0
 
 
 # -- the sandbox, in its own process ------------------------------------------------------------
-def change_salesforce(handle: Any, share: float, seed: int) -> dict[str, int]:
-    """Edit ``share`` of each object's live records and log as many new calls as ``share`` of the tasks."""
+def change_salesforce(handle: Any, share: float, seed: int, round_: int = 0) -> dict[str, int]:
+    """Edit ``share`` of each object's live records and log as many new calls as ``share`` of the tasks.
+
+    Each ``round_`` of changes to one org picks other records (see :func:`change_round`).
+    """
     from sandbox.storage import quote_ident
 
     org = handle.sandbox.salesforce.org
     user = org.integration_user_id
-    rng = random.Random(seed)
+    rng = random.Random(f"{seed}:{round_}")
     changed: dict[str, int] = {}
     with org.storage.transaction():
         for object_name, (field, value) in SALESFORCE_EDITS.items():
@@ -106,8 +109,9 @@ def serve_sandbox(conn: Connection, seed: int, size: str, directory: Path, datab
             command, argument = conn.recv()
             if command == "change":
                 t = time.perf_counter()
-                changed = change_salesforce(handle, argument, seed)
-                changed.update({f"hubspot {k}": v for k, v in change_hubspot(handle, argument).items()})
+                share, round_ = argument
+                changed = change_salesforce(handle, share, seed, round_)
+                changed.update({f"hubspot {k}": v for k, v in change_hubspot(handle, share, round_).items()})
                 conn.send((changed, time.perf_counter() - t))
             elif command == "stop":
                 conn.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -121,6 +125,19 @@ def peak_mb() -> float:
 
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def change_round(directory: Path) -> int:
+    """The number of this change to the org kept in ``directory`` (0 for a new org), counted in a file there.
+
+    A reused org must not be given the same edits again: records already holding the edited values
+    would not change, and the increment measured would skip the work a real day of changes brings
+    (people whose records changed are rematched, for one).
+    """
+    counter = directory / "changes.count"
+    done = int(counter.read_text()) if counter.exists() else 0
+    counter.write_text(str(done + 1))
+    return done
 
 
 def lookback_s(config: AbmConfig) -> float:
@@ -201,8 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dir", type=Path, help="keep the sandbox's org and the store here (default: a temp dir)")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the org seeded in --dir, and its store if that had its full run (to measure "
-                             "a fix without seeding again); the 1%% change repeats the first one's picks, so it "
-                             "changes fewer records")
+                             "a fix without seeding again); each change to a reused org edits other records")
     parser.add_argument("--no-settle", dest="settle", action="store_false",
                         help="skip the incremental run between the full run and the change")
     parser.add_argument("--lookback-minutes", type=int,
@@ -250,9 +266,10 @@ def main(argv: list[str] | None = None) -> None:
                 measure_incremental("incremental run with nothing changed in the CRMs (re-reads what the "
                                     "previous run wrote back)", engine, config)
 
-            ours.send(("change", args.change))
+            round_ = change_round(directory)
+            ours.send(("change", (args.change, round_)))
             changed, change_s = ours.recv()
-            print(f"\nchanged {args.change:.0%} in the sandbox in {change_s:,.0f} s: "
+            print(f"\nchanged {args.change:.0%} in the sandbox (change {round_} to this org) in {change_s:,.0f} s: "
                   + ", ".join(f"{n:,} {what}" for what, n in changed.items()))
             incremental = measure_incremental(f"incremental run after {args.change:.0%} changed", engine, config)
             engine.dispose()

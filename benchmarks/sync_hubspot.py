@@ -47,8 +47,13 @@ EDITS = {"companies": "city", "contacts": "jobtitle", "deals": "amount", "calls"
 
 
 # -- the sandbox, in its own process ------------------------------------------------------------
-def _change(handle: Any, share: float) -> dict[str, int]:
-    """Edit ``share`` of every object's live records and add that share of new events."""
+def _change(handle: Any, share: float, round_: int = 0) -> dict[str, int]:
+    """Edit ``share`` of every object's live records and add that share of new events.
+
+    ``round_`` numbers the changes made to one org: each round edits other records, to other
+    values, and adds events of new ids, so a change repeated on a reused org is a real change
+    (repeating the same edits would change nothing, and measure an increment that is no work).
+    """
     from sandbox.storage import quote_ident
 
     portal = handle.hubspot_portal
@@ -58,21 +63,23 @@ def _change(handle: Any, share: float) -> dict[str, int]:
         ids = [int(r[0]) for r in portal.storage.fetchall(
             f'SELECT "hs_object_id" FROM {quote_ident(obj.table)} WHERE "_archived" = 0 ORDER BY "hs_object_id"')]
         step = max(1, round(1 / share)) if ids else 1
-        picked = ids[::step]
+        picked = ids[round_ % step::step]
         for n, record_id in enumerate(picked):
-            portal.update(obj, record_id, {prop: str(1000 + n) if prop == "amount" else f"edited {n}"})
+            value = str(1000 + 7 * round_ + n) if prop == "amount" else f"edited {round_}-{n}"
+            portal.update(obj, record_id, {prop: value})
         changed[object_type] = len(picked)
     now = int(time.time() * 1000) - 1000
     events = handle.hubspot_events
     email = portal.storage.fetchall("SELECT type, recipient, campaign FROM hs_email_events")
-    picked_email = email[::max(1, round(1 / share))]
+    step = max(1, round(1 / share))
+    picked_email = email[round_ % step::step]
     changed[EMAIL_EVENTS] = events.load_email_events(
-        {"id": f"bench-{n}", "type": kind, "recipient": recipient, "emailCampaignId": campaign, "created": now}
+        {"id": f"bench-{round_}-{n}", "type": kind, "recipient": recipient, "emailCampaignId": campaign, "created": now}
         for n, (kind, recipient, campaign) in enumerate(picked_email))
     web = portal.storage.fetchall("SELECT object_id, event_type FROM hs_web_events")
-    picked_web = web[::max(1, round(1 / share))]
+    picked_web = web[round_ % step::step]
     changed[WEB_EVENTS] = events.load_web_events(
-        {"id": f"bench-{n}", "objectType": "contacts", "objectId": object_id, "eventType": event_type,
+        {"id": f"bench-{round_}-{n}", "objectType": "contacts", "objectId": object_id, "eventType": event_type,
          "occurredAt": now, "properties": {"hs_url": "https://www.abm-sandbox.example/pricing"}}
         for n, (object_id, event_type) in enumerate(picked_web))
     return changed

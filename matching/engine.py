@@ -21,7 +21,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from config.matching import MatchingConfig
-from matching.domains import FreeMail, host_of, is_personal_domain, registrable_domain
+from matching.domains import FreeMail, email_domain, host_of, is_personal_domain, registrable_domain
 from matching.firmographics import compare_industry, compare_size, industry_key
 from matching.geo import city_key, countries_of_cities, country_code, mail_country, phone_country, state_code
 from matching.index import AccountIndex, sift_hash, word_signature
@@ -57,7 +57,8 @@ NOTHING_TO_MATCH = "no company name or corporate domain"
 def _company_email(person: PersonRecord) -> str:
     """A contact's email if it can say where they work: not on their own vanity domain (jane@doej.net)."""
     email = person.email or ""
-    if "@" in email and is_personal_domain(registrable_domain(email), person.first_name, person.last_name):
+    if "@" in email and is_personal_domain(registrable_domain(email_domain(email)), person.first_name,
+                                           person.last_name):
         return ""
     return email
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from config.matching import BlockingConfig
-from matching.domains import FreeMail, domain_label, host_of, registrable_domain
+from matching.domains import FreeMail, domain_label, email_domain, host_of, registrable_domain
 from matching.geo import city_key, country_code, state_code
 from matching.names import NameNormalizer, acronym, ascii_key, written_in_latin
 from matching.readings import place_free_key, reading_key
@@ -223,7 +223,7 @@ class AccountIndex:
         domains: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         for position, email in contacts:
             self.contact_count[position] = self.contact_count.get(position, 0) + 1
-            host = host_of(email) if email and "@" in email else ""
+            host = email_domain(email)
             reg = registrable_domain(host) if host else ""
             if reg and host not in self.free_mail:
                 domains[reg][position] += 1

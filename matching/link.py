@@ -25,35 +25,50 @@ def _sf_id(value: str) -> str | None:
         return None
 
 
+def named_salesforce_id(company: AccountRecord) -> str | None:
+    """The Salesforce account id (18 characters) HubSpot's integration stamped on a company, if valid."""
+    return _sf_id(company.linked_salesforce_id) if company.linked_salesforce_id else None
+
+
+class Linker:
+    """The Salesforce accounts' index, built once, to link HubSpot companies to (all or a few)."""
+
+    def __init__(self, salesforce_accounts: Sequence[AccountRecord], config: MatchingConfig) -> None:
+        self.config = config
+        self.matcher = Matcher([a for a in salesforce_accounts if a.crm == "salesforce"], config)
+        self.index = self.matcher.indexes.get("salesforce")
+
+    def link(self, company: AccountRecord) -> AccountLinkResult | None:
+        """The Salesforce account this HubSpot company is, or None."""
+        index, config = self.index, self.config
+        if index is None:
+            return None
+        sf_id = named_salesforce_id(company)
+        position = index.by_crm_id.get(("salesforce", sf_id)) if sf_id else None
+        if position is not None:
+            return AccountLinkResult(company.id, index.accounts[position].id, "salesforceaccountid", 1.0)
+        q = self.matcher.company_query(company.name, (company.domain or company.website,), company.country,
+                                       company.state, company.city)
+        ranked = self.matcher.candidates("salesforce", q)
+        if not ranked:
+            return None
+        conf, position, signals = ranked[0]
+        runner = ranked[1][0] if len(ranked) > 1 else 0.0
+        if conf < config.link_threshold or conf - runner <= config.tie_margin:
+            return None
+        domain_level = signals.get("domain", ("",))[0]
+        name_level = signals.get("name", ("",))[0]
+        if domain_level in ("exact", "subdomain", "other_tld") or name_level == "exact":
+            method = "+".join(k for k in ("domain", "name") if k in signals and signals[k][1] > 0)
+            return AccountLinkResult(company.id, index.accounts[position].id, method, round(conf, 4))
+        return None
+
+
 def link_accounts(
     hubspot_companies: Sequence[AccountRecord],
     salesforce_accounts: Sequence[AccountRecord],
     config: MatchingConfig,
 ) -> list[AccountLinkResult]:
     """One link per HubSpot company that is a Salesforce account; unlinked companies are left out."""
-    matcher = Matcher([a for a in salesforce_accounts if a.crm == "salesforce"], config)
-    index = matcher.indexes.get("salesforce")
-    if index is None:
-        return []
-    links: list[AccountLinkResult] = []
-    for company in hubspot_companies:
-        sf_id = _sf_id(company.linked_salesforce_id) if company.linked_salesforce_id else None
-        position = index.by_crm_id.get(("salesforce", sf_id)) if sf_id else None
-        if position is not None:
-            links.append(AccountLinkResult(company.id, index.accounts[position].id, "salesforceaccountid", 1.0))
-            continue
-        q = matcher.company_query(company.name, (company.domain or company.website,), company.country, company.state,
-                                  company.city)
-        ranked = matcher.candidates("salesforce", q)
-        if not ranked:
-            continue
-        conf, position, signals = ranked[0]
-        runner = ranked[1][0] if len(ranked) > 1 else 0.0
-        if conf < config.link_threshold or conf - runner <= config.tie_margin:
-            continue
-        domain_level = signals.get("domain", ("",))[0]
-        name_level = signals.get("name", ("",))[0]
-        if domain_level in ("exact", "subdomain", "other_tld") or name_level == "exact":
-            method = "+".join(k for k in ("domain", "name") if k in signals and signals[k][1] > 0)
-            links.append(AccountLinkResult(company.id, index.accounts[position].id, method, round(conf, 4)))
-    return links
+    linker = Linker(salesforce_accounts, config)
+    return [link for company in hubspot_companies if (link := linker.link(company)) is not None]

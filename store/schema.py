@@ -183,6 +183,9 @@ class Match(Base):
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     pinned_by: Mapped[str | None] = mapped_column(String(255))
     matched_at: Mapped[datetime | None]
+    # What the person's matching fields were when matched (matching.inputs_key): an incremental
+    # run rematches a changed person only when these differ, not for a new title.
+    inputs_key: Mapped[str | None] = mapped_column(String(16))
 
 
 class AccountLink(Base):

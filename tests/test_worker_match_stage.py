@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select, update
 from config.matching import MatchingConfig
 from store.runs import StageReport, create_run, finish_run, record_stage
 from store.schema import Account, AccountLink, Match, Person, Run
+from store.types import utcnow
 from store.upsert import upsert
 from worker.match_stage import last_match_start, run_match_stage
 
@@ -115,7 +116,14 @@ def test_incremental_rematches_only_people_whose_match_can_have_moved(engine: En
     assert one.people == 1 and one.changed_people == {amy} and one.changed_links == 0
     assert _matches(engine)[amy][:2] == (ids[SF_GLOBEX], "auto")
 
-    # A new account: the people no account holds are looked at again, and one of them finds it.
+    # A new account: of the people no account holds, those it could claim (it shares a domain, a
+    # word of its name...) are looked at again, and one of them finds it. Nobody else is.
+    with engine.begin() as conn:
+        upsert(conn, Person.__table__, [{"crm": "salesforce", "object": "Lead", "crm_id": "00Q000000000005AAA",
+                                         "kind": "lead", "email": "kim@umbrella-pharma.example", "company": "Umbrella",
+                                         "country": "US", "account_crm_id": None}])
+    _record_match_run(engine)
+    assert run_match_stage(engine, MatchingConfig(), incremental=True).people == 1
     unheld = [p for p, (_, decision, _) in _matches(engine).items() if decision in ("review", "none")]
     _record_match_run(engine)
     with engine.begin() as conn:
@@ -124,9 +132,52 @@ def test_incremental_rematches_only_people_whose_match_can_have_moved(engine: En
                                           "domain": "nowhere-in-particular.io", "country": "US"}])
         initech = conn.execute(select(Account.id).where(Account.crm_id == "001000000000003AAA")).scalar_one()
     moved = run_match_stage(engine, MatchingConfig(), incremental=True)
-    assert ids["00Q000000000003AAA"] in unheld and moved.people == len(unheld) < len(full)
+    assert ids["00Q000000000003AAA"] in unheld and len(unheld) == 2 and moved.people == 1
     assert _matches(engine)[ids["00Q000000000003AAA"]][:2] == (initech, "auto")
     assert moved.changed_people == {ids["00Q000000000003AAA"]}
+
+
+def test_incremental_rematches_a_changed_person_only_when_a_matching_field_changed(engine: Engine) -> None:
+    ids = _seed(engine)
+    run_match_stage(engine, MatchingConfig())
+    _record_match_run(engine)
+    jen, bob = ids["00Q000000000001AAA"], ids["00Q000000000002AAA"]
+    with engine.begin() as conn:  # a new title for one (scoring reads it), a new company for the other
+        conn.execute(update(Person).where(Person.id == jen).values(title="VP Sales", changed_at=utcnow()))
+        conn.execute(update(Person).where(Person.id == bob).values(company="Globex GmbH", changed_at=utcnow()))
+    outcome = run_match_stage(engine, MatchingConfig(), incremental=True)
+    assert outcome.incremental and outcome.people == 1
+    with engine.connect() as conn:
+        keys = dict(conn.execute(select(Match.person_id, Match.inputs_key)).all())
+    assert all(keys.values())  # every match keeps what it was matched on
+    _record_match_run(engine)
+    assert run_match_stage(engine, MatchingConfig(), incremental=True).people == 0  # bob's new key is stored
+
+
+def test_incremental_relinks_only_the_companies_a_changed_account_can_affect(engine: Engine) -> None:
+    ids = _seed(engine)
+    with engine.begin() as conn:
+        upsert(conn, Account.__table__, [{"crm": "hubspot", "object": "companies", "crm_id": "902", "name": "Initech",
+                                          "website": "initech.example", "domain": "initech.example", "country": "US"}])
+        initech_hs = conn.execute(select(Account.id).where(Account.crm_id == "902")).scalar_one()
+    run_match_stage(engine, MatchingConfig())
+    _record_match_run(engine)
+    with engine.begin() as conn:  # a stored link no change can affect: an incremental run leaves it be
+        conn.execute(update(AccountLink).where(AccountLink.account_id == ids["901"]).values(method="kept"))
+        upsert(conn, Account.__table__, [{"crm": "salesforce", "object": "Account", "crm_id": "001000000000003AAA",
+                                          "name": "Initech", "website": "initech.example",
+                                          "domain": "initech.example", "country": "US"}])
+        initech_sf = conn.execute(select(Account.id).where(Account.crm_id == "001000000000003AAA")).scalar_one()
+    outcome = run_match_stage(engine, MatchingConfig(), incremental=True)
+    with engine.connect() as conn:
+        links = {r.account_id: (r.canonical_account_id, r.method) for r in
+                 conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id, AccountLink.method))}
+    assert links == {ids["901"]: (ids[SF_ACME], "kept"), initech_hs: (initech_sf, "name")}
+    assert outcome.changed_links == 1 and outcome.relinked_accounts == {initech_hs, initech_sf}
+    run_match_stage(engine, MatchingConfig())  # the full run links everyone again
+    with engine.connect() as conn:
+        assert conn.execute(select(AccountLink.method).where(AccountLink.account_id == ids["901"])).scalar_one() \
+            != "kept"
 
 
 def test_a_match_stage_recorded_without_its_start_counts_from_the_stages_before_it(engine: Engine) -> None:

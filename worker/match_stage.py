@@ -21,15 +21,17 @@ and the most-contacts tie-breaker read, are loaded with only the fields those re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, func, or_, select
+from sqlalchemy import Connection, Engine, func, select
 
 from config.matching import MatchingConfig
+from matching.claims import ClaimKeys
 from matching.engine import Matcher
-from matching.link import link_accounts
+from matching.inputs_key import match_inputs_key
+from matching.link import Linker, named_salesforce_id
 from matching.parallel import match_in_processes
 from matching.types import AccountLinkResult, MatchResult, Pin, PreviousMatch
 from store.records import AccountRecord, PersonRecord
@@ -137,29 +139,47 @@ def last_match_start(conn: Connection, recent_runs: int = 200) -> datetime | Non
     return None
 
 
-def people_to_rematch(conn: Connection, since: datetime) -> tuple[list[int], bool]:
-    """The people whose match can have moved since ``since``, and whether any account changed.
+def people_to_rematch(conn: Connection, since: datetime) -> tuple[list[int], list[int]]:
+    """The people whose match can have moved since ``since``, and the accounts that changed.
 
     - people never matched (new), and people whose own record changed (``changed_at``: a CRM
-      stamp bumped by our own writeback is not a change);
-    - when an account appeared, changed or was deleted: the people it could now claim that no
-      account holds (review and none decisions), and the people matched to it.
+      stamp bumped by our own writeback is not a change) in a field the matcher reads (their
+      :func:`~matching.inputs_key.match_inputs_key` differs from the one stored with the match:
+      a new title or lead status moves nobody);
+    - when an account appeared, changed or was deleted: the people matched or proposed to it.
+      The people no account holds that it could now claim are found by :func:`claimable_people`
+      once the index is built.
 
     Left for the full run: a person held by one account whom a new or renamed account would
     now win (the matcher's stability rule keeps most of them anyway), and moves through other
     people's records (a new contact's email domain, the recent-activity tie-breaker).
     """
     live = Person.is_deleted.is_(False)
-    changed_accounts = select(Account.id).where(Account.changed_at > since)
-    accounts_changed = conn.execute(changed_accounts.limit(1)).first() is not None
-    unmatched = select(Person.id).outerjoin(Match, Match.person_id == Person.id).where(
-        live, or_(Match.person_id.is_(None), Person.changed_at > since))
+    changed_accounts = list(conn.execute(select(Account.id).where(Account.changed_at > since)).scalars())
+    unmatched = select(Person.id).outerjoin(Match, Match.person_id == Person.id).where(live, Match.person_id.is_(None))
     ids = set(conn.execute(unmatched).scalars())
-    if accounts_changed:
-        claimable = select(Match.person_id).join(Person, Person.id == Match.person_id).where(
-            live, or_(Match.decision.in_(("review", "none")), Match.account_id.in_(changed_accounts)))
-        ids.update(conn.execute(claimable).scalars())
-    return sorted(ids), accounts_changed
+    changed = select(*_PERSON_COLUMNS, Match.inputs_key).join(Match, Match.person_id == Person.id).where(
+        live, Person.changed_at > since)
+    for row in conn.execute(changed):
+        person = PersonRecord(*row[:-1])
+        if match_inputs_key(person) != row[-1]:
+            ids.add(person.id)
+    for start in range(0, len(changed_accounts), _WRITE_BATCH):
+        ids.update(conn.execute(select(Match.person_id).join(Person, Person.id == Match.person_id).where(
+            live, Match.account_id.in_(changed_accounts[start:start + _WRITE_BATCH]))).scalars())
+    return sorted(ids), changed_accounts
+
+
+def claimable_people(conn: Connection, matcher: Matcher, account_ids: Sequence[int]) -> set[int]:
+    """The people no account holds (review and none decisions) whom these accounts could claim."""
+    if not account_ids:
+        return set()
+    claims = ClaimKeys(matcher, account_ids)
+    unheld = select(Person.id, Person.crm, Person.email, Person.website, Person.company).join(
+        Match, Match.person_id == Person.id).where(Person.is_deleted.is_(False),
+                                                   Match.decision.in_(("review", "none")))
+    return {pid for pid, crm, email, website, company in conn.execute(unheld)
+            if claims.may_claim(crm, email, website, company)}
 
 
 def decision_counts(conn: Connection) -> dict[str, int]:
@@ -177,12 +197,12 @@ def load_previous(
     pins: dict[int, Pin] = {}
     stored: dict[int, tuple] = {}
     query = select(Match.person_id, Match.account_id, Match.decision, Match.confidence, Match.method,
-                   Match.reason, Match.pinned, Match.pinned_by)
+                   Match.reason, Match.pinned, Match.pinned_by, Match.inputs_key)
     rows = (row for start in range(0, len(person_ids), _WRITE_BATCH)
             for row in conn.execute(query.where(Match.person_id.in_(person_ids[start:start + _WRITE_BATCH]))))
-    for person_id, account_id, decision, confidence, method, reason, pinned, pinned_by in rows:
+    for person_id, account_id, decision, confidence, method, reason, pinned, pinned_by, inputs_key in rows:
         previous[person_id] = PreviousMatch(account_id, confidence, decision)
-        stored[person_id] = (account_id, decision, confidence, method, reason)
+        stored[person_id] = (account_id, decision, confidence, method, reason, inputs_key)
         if pinned:
             pins[person_id] = Pin(account_id, pinned_by)
     return previous, pins, stored
@@ -204,7 +224,7 @@ def last_activity_by_account(conn: Connection, accounts: Sequence[AccountRecord]
     return out
 
 
-def _match_row(result: MatchResult, now: datetime, pinned: bool) -> dict:
+def _match_row(result: MatchResult, now: datetime, pinned: bool, inputs_key: str | None) -> dict:
     return {
         "person_id": result.person_id,
         "account_id": result.account_id,
@@ -216,6 +236,7 @@ def _match_row(result: MatchResult, now: datetime, pinned: bool) -> dict:
         "pinned": pinned,
         "pinned_by": result.pinned_by,
         "matched_at": now,
+        "inputs_key": inputs_key,
     }
 
 
@@ -225,15 +246,20 @@ def _written_account(decision: str | None, account_id: int | None) -> int | None
 
 
 def write_matches(
-    conn: Connection, results: Sequence[MatchResult], stored: dict[int, tuple], pins: dict[int, Pin]
+    conn: Connection, results: Sequence[MatchResult], stored: dict[int, tuple], pins: dict[int, Pin],
+    inputs_keys: Mapping[int, str] | None = None,
 ) -> MatchOutcome:
+    """Write the results that differ from the stored rows (``inputs_keys``: person id -> the
+    fingerprint of what they were matched on, kept so later runs know when to rematch them)."""
     outcome = MatchOutcome(people=len(results))
     now = utcnow()
     rows = []
+    keys = inputs_keys or {}
     for r in results:
         outcome.by_decision[r.decision] = outcome.by_decision.get(r.decision, 0) + 1
         before = stored.get(r.person_id)
-        after = (r.account_id, r.decision, r.confidence, r.method, r.reason)
+        key = keys.get(r.person_id)
+        after = (r.account_id, r.decision, r.confidence, r.method, r.reason, key)
         if before == after:
             continue
         left = _written_account(before[1] if before else None, before[0] if before else None)
@@ -241,10 +267,46 @@ def write_matches(
             outcome.changed_people.add(r.person_id)
             if left is not None:
                 outcome.left_accounts.add(left)
-        rows.append(_match_row(r, now, r.person_id in pins))
+        rows.append(_match_row(r, now, r.person_id in pins, key))
     for start in range(0, len(rows), _WRITE_BATCH):
         upsert(conn, Match.__table__, rows[start:start + _WRITE_BATCH], key=("person_id",))
     return outcome
+
+
+def cross_crm_links(conn: Connection, accounts: Sequence[AccountRecord], config: MatchingConfig,
+                    changed: Sequence[int] | None) -> list[AccountLinkResult]:
+    """The cross-CRM link of every HubSpot company that is a Salesforce account.
+
+    With ``changed`` (an incremental run: the accounts that changed since the last match stage),
+    only the companies those changes can affect are linked again: a changed company, one linked to
+    a changed account or naming its Salesforce id, and one whose domain or name blocking now
+    offers a changed account. Every other company keeps its stored link: linking all of them
+    again took half a minute on a large org for each account edit.
+    """
+    hubspot = [a for a in accounts if a.crm == "hubspot"]
+    salesforce = [a for a in accounts if a.crm == "salesforce"]
+    if not hubspot or not salesforce:
+        return []
+    linker = Linker(salesforce, config)
+    if changed is None:
+        return [link for company in hubspot if (link := linker.link(company)) is not None]
+    changed_ids = set(changed)
+    changed_sf_ids = {a.crm_id for a in salesforce if a.id in changed_ids}
+    stored = {row.account_id: AccountLinkResult(row.account_id, row.canonical_account_id, row.method or "",
+                                                row.confidence or 0.0)
+              for row in conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id,
+                                             AccountLink.method, AccountLink.confidence))}
+    claims = ClaimKeys(linker.matcher, changed_ids)
+    links: list[AccountLinkResult] = []
+    for company in hubspot:
+        old = stored.get(company.id)
+        again = (company.id in changed_ids or (old is not None and old.canonical_account_id in changed_ids)
+                 or named_salesforce_id(company) in changed_sf_ids
+                 or claims.may_claim("salesforce", None, company.domain or company.website, company.name))
+        link = linker.link(company) if again else old
+        if link is not None:
+            links.append(link)
+    return links
 
 
 def write_links(conn: Connection, links: Sequence[AccountLinkResult]) -> tuple[int, set[int]]:
@@ -286,30 +348,34 @@ def run_match_stage(
     started_at = utcnow()
     with engine.begin() as conn:
         relink = True
+        changed_accounts: list[int] = []
         if incremental and only_people is None:
             since = last_match_start(conn)
             if since is not None:
-                only_people, relink = people_to_rematch(conn, since)
+                only_people, changed_accounts = people_to_rematch(conn, since)
+                relink = bool(changed_accounts)
         accounts = load_accounts(conn) if only_people is None or only_people or relink else []
         wanted = None if only_people is None else sorted(set(only_people))
         outcome = MatchOutcome()
-        if wanted is None or wanted:
+        if wanted is None or wanted or changed_accounts:
             contacts = load_contacts_for_matching(conn)
             matcher = Matcher(accounts, config, contacts=contacts,
                               last_activity=last_activity_by_account(conn, accounts))
             del contacts  # read into the index; a million records need not outlive it
+            if wanted is not None and changed_accounts:
+                wanted = sorted(set(wanted) | claimable_people(conn, matcher, changed_accounts))
             for people in _people_chunks(conn, wanted):
                 previous, pins, stored = load_previous(conn, [p.id for p in people])
                 results = match_in_processes(matcher, people, previous, pins, workers=1)
-                outcome.add(write_matches(conn, results, stored, pins))
+                keys = {p.id: match_inputs_key(p) for p in people}
+                outcome.add(write_matches(conn, results, stored, pins, keys))
+            del matcher  # the links below build an index of their own
         outcome.started_at = started_at
         outcome.incremental = only_people is not None
         if outcome.incremental:
             outcome.by_decision = decision_counts(conn)
         if relink:
-            hubspot = [a for a in accounts if a.crm == "hubspot"]
-            salesforce = [a for a in accounts if a.crm == "salesforce"]
-            links = link_accounts(hubspot, salesforce, config) if hubspot and salesforce else []
+            links = cross_crm_links(conn, accounts, config, changed_accounts or None)
             outcome.changed_links, outcome.relinked_accounts = write_links(conn, links)
             outcome.links = len(links)
         else:
