@@ -14,10 +14,30 @@ Scope: a full run saves every account and person. An incremental run saves only 
 data touched since the last successful score stage (see :mod:`worker.score_scope`): everyone
 else keeps the row the last rescore of everyone (or the run that last touched them) saved, so
 their time decay is refreshed by the full run or the daily rescore of everyone (see
-:func:`worker.score_scope.everyone_due`), and writeback has only real changes to send. The
-scores of the saved entities are computed exactly as a full run would at this moment: touches are
-still read for everyone (roll-ups, and the inputs the predictive model reads), fit is learned from
-the deals in the store now, and percentile grades rank against every account as scored now.
+:func:`worker.score_scope.everyone_due`), and writeback has only real changes to send.
+
+What an incremental run reads: only the dirty entities and what their scores need (see
+:mod:`worker.score_subset`; an L org's 1% increment reads about half its touches instead of all of
+them, as the touched accounts are the busy ones). What depends on the whole population comes from
+the :class:`scoring.scores.PopulationState` the last scoring of everyone stored (``score_state``,
+written by every stage that read everyone: a full run, the daily rescore of everyone, a fallback):
+
+- fit: the model (lift of every segment value) learned from every won and lost account then. A
+  deal won or lost since changes the lifts (anyone's fit) only at the next scoring of everyone;
+- percentile grades (``grade.mode: percentiles``): the grade scores at which the ranking of every
+  account and every person then drew grades 4, 3 and 2; a rescored entity is graded against those
+  lines, not ranked among the few loaded (a tie at a line gets the higher grade). Threshold grades
+  and predictive grades need no state;
+- predictive: the active models (never retrained by an incremental run), predicting only for the
+  entities read, with features computed exactly as a full run computes them (fit from the state).
+
+Everything else of a saved entity (engagement, sales, marketing, breadth, velocity, trend,
+alignment, reasons, probabilities) is what a full scoring at this moment gives, as the touches,
+people and deals it reads are all of theirs. Sums over them may add up in another order, so a
+breakdown can differ in the last bits of a float (a rounded value only if it sits on a rounding
+boundary to the last bit).
+With no stored state, a state computed under other ``scoring:`` settings, or a model still to be
+trained, the stage reads everyone as before (and stores the state).
 """
 
 from __future__ import annotations

@@ -25,20 +25,31 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from config.scoring import ScoringConfig
 from scoring.catalogue import TYPE_CODE
-from scoring.columns import ActivityColumns, LoadReport
+from scoring.columns import LoadReport
 from scoring.inputs import EntityIndex, ScoringInputs, assemble_inputs
 from store.records import AccountRecord, OpportunityRecord, PersonRecord
 from store.schema import Account, AccountLink, Activity, Match, Opportunity, Person
-from worker.score_inputs import _SCORED_PERSON_FIELDS, TIED, KeyLookup, _epoch_seconds, _Lookups, _partition_columns
+from worker.score_inputs import (
+    _SCORED_PERSON_FIELDS,
+    PARTITION_ROWS,
+    TIED,
+    KeyLookup,
+    _epoch_seconds,
+    _Lookups,
+    columns_from_arrays,
+)
 from worker.score_scope import Touched
 
 CHUNK = 900  # values per IN list: under every SQLite's limit on bound parameters
+# Past this share of all people, their touches are found by one scan of the table, not by index.
+SCAN_SHARE = 0.1
 
 _ACCOUNT_COLUMNS = [Account.__table__.c[f] for f in AccountRecord.__dataclass_fields__]
 _OPPORTUNITY_COLUMNS = [Opportunity.__table__.c[f] for f in OpportunityRecord.__dataclass_fields__]
@@ -176,26 +187,33 @@ class _People:
 
 
 class _Touches:
-    """Touch rows read by person key or by account key, each read once."""
+    """Touch rows read by person key or by account key (each key read once), or found by one
+    sequential scan when the wanted people are a large share of everyone: past that share, fetching
+    row after row through an index costs more than reading the table in order."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.rows: dict[int, tuple] = {}
+        self.parts: list[tuple[np.ndarray, ...]] = []  # (id, crm, type, seconds, person key, account key)
         self.people_done: set[Key] = set()
         self.accounts_done: set[Key] = set()
         table = Activity.__table__
         self._select = select(table.c.id, table.c.crm, table.c.activity_type, _epoch_seconds(conn),
-                              table.c.person_crm_id, table.c.account_crm_id).where(
+                              func.coalesce(table.c.person_crm_id, ""),
+                              func.coalesce(table.c.account_crm_id, "")).where(
             table.c.is_deleted.is_(False), table.c.occurred_at.is_not(None))
 
-    def _read(self, column: object, keys: set[Key], done: set[Key], position: int) -> list[tuple]:
+    def _keep(self, rows: list[tuple]) -> None:
+        if rows:
+            self.parts.append(tuple(np.array(c) for c in zip(*rows, strict=True)))
+
+    def _read(self, column: Any, keys: set[Key], done: set[Key], position: int) -> list[tuple]:
         missing = keys - done
-        out = []
+        out: list[tuple] = []
         for chunk in _chunks({crm_id for _, crm_id in missing}):
-            for row in self.conn.execute(self._select.where(column.in_(chunk))):  # type: ignore[attr-defined]
-                if (row[1], row[position]) in missing:
-                    self.rows.setdefault(row[0], tuple(row))
-                    out.append(row)
+            result = self.conn.execute(self._select.where(column.in_(chunk)))
+            out.extend(r for r in result.cursor.fetchall() if (r[1], r[position]) in missing)
+            result.close()
+        self._keep(out)
         done |= missing
         return out
 
@@ -203,9 +221,49 @@ class _Touches:
         """The touches these people made (only those not read for them before)."""
         return self._read(Activity.__table__.c.person_crm_id, keys, self.people_done, 4)
 
-    def naming(self, keys: set[Key]) -> list[tuple]:
+    def naming(self, keys: set[Key]) -> None:
         """The touches that name these accounts' keys (only those not read for them before)."""
-        return self._read(Activity.__table__.c.account_crm_id, keys, self.accounts_done, 5)
+        self._read(Activity.__table__.c.account_crm_id, keys, self.accounts_done, 5)
+
+    def scan(self, people: set[Key], accounts: set[Key]) -> None:
+        """Every touch these people made or that names these accounts, in one pass over the table.
+        Rows come straight from the driver's cursor (no result rows built for the millions that are
+        left out; the columns need no conversion) and are kept by set lookups."""
+        result = self.conn.execute(self._select.execution_options(stream_results=True))
+        cursor = result.cursor
+        try:
+            while rows := cursor.fetchmany(PARTITION_ROWS):
+                self._keep([r for r in rows if (r[1], r[4]) in people or (r[1], r[5]) in accounts])
+        finally:
+            result.close()
+        self.people_done |= people
+        self.accounts_done |= accounts
+
+    def columns(self) -> tuple[np.ndarray, ...]:
+        """(crm, type, seconds, person key, account key) of every touch read once, in store id order
+        (the order a full read has them in, so sums add up in the same order)."""
+        if not self.parts:
+            return tuple(np.empty(0, dtype=dtype) for dtype in (str, str, np.int64, str, str))
+        joined = [np.concatenate([p[i] for p in self.parts]) for i in range(6)]
+        _, first = np.unique(joined[0], return_index=True)
+        return tuple(c[first] for c in joined[1:])
+
+    def makers(self, accounts: set[Key]) -> set[Key]:
+        """``(crm, person key)`` of the people who made the touches read that name these accounts."""
+        out: set[Key] = set()
+        lookup = KeyLookup(dict.fromkeys(accounts, 0))
+        for _, crm, _, _, person, account in self.parts:
+            named = lookup.find(crm, account) >= 0
+            out.update(zip(crm[named].tolist(), person[named].tolist(), strict=True))
+        return {k for k in out if k[1]}
+
+    def pairs(self, position: int) -> set[Key]:
+        """Distinct ``(crm, person key)`` (position 4) or ``(crm, account key)`` (5) of the touches read."""
+        out: set[Key] = set()
+        for part in self.parts:
+            out.update(zip(part[1].tolist(), part[position].tolist(), strict=True))
+        out.discard(("", ""))
+        return {k for k in out if k[1]}
 
 
 def load_subset_inputs(
@@ -237,21 +295,23 @@ def load_subset_inputs(
 
     # What their scores read.
     dirty_keys = accounts.keys(dirty_accounts)
-    named_touches = touches.naming(dirty_keys)
-    makers = {(row[1], row[4]) for row in named_touches if row[4]}
-    everyone = dirty_people | people.tied_to(dirty_accounts) | people.by_keys(makers)
+    known = dirty_people | people.tied_to(dirty_accounts)
+    if len(known) > SCAN_SHARE * _live_people(conn):
+        touches.scan({people.rows[p][1:3] for p in known}, dirty_keys)
+    else:
+        touches.of_people({people.rows[p][1:3] for p in known})
+        touches.naming(dirty_keys)
+    makers = touches.makers(dirty_keys)
+    everyone = known | people.by_keys(makers)
     touches.of_people({people.rows[p][1:3] for p in everyone})
     context = {people.account_of(p) for p in everyone}
-    for _, crm, _, _, _, account_crm_id in touches.rows.values():
-        if account_crm_id:
-            context.add(accounts.key_to_account.get((crm, account_crm_id)))
+    context |= {accounts.key_to_account.get(key) for key in touches.pairs(5)}
     loaded_accounts = dirty_accounts | (context - {None})
 
     account_records = [AccountRecord(*r) for chunk in _chunks(loaded_accounts)
                        for r in conn.execute(select(*_ACCOUNT_COLUMNS).where(Account.id.in_(chunk)))]
     account_records.sort(key=lambda a: a.id)
-    person_records = [PersonRecord(**dict(zip(_SCORED_PERSON_FIELDS, people.rows[p], strict=True)))
-                      for p in sorted(everyone)]
+    person_records = [_person(people.rows[p]) for p in sorted(everyone)]
     opportunities = []
     wanted_deals = accounts.keys(dirty_accounts)
     for chunk in _chunks({crm_id for _, crm_id in wanted_deals}):
@@ -262,14 +322,23 @@ def load_subset_inputs(
 
     index = EntityIndex.build(account_records, person_records, accounts.aliases)
     report = LoadReport()
-    ordered = [touches.rows[i][1:] for i in sorted(touches.rows)]  # store order, as a full read has them
     lookups = _Lookups(KeyLookup(index.account_index), KeyLookup(index.person_index))
-    activities = (_partition_columns([tuple("" if v is None else v for v in r) for r in ordered], lookups, report)
-                  if ordered else ActivityColumns.empty())
+    activities = columns_from_arrays(*touches.columns(), lookups, report)
     matches = {p: people.match[p] for p in everyone if p in people.match}
     inputs = assemble_inputs(account_records, person_records, activities, report, opportunities, config, index,
                              matches)
     return SubsetInputs(inputs, _rows(inputs.account_ids, dirty_accounts), _rows(inputs.person_ids, dirty_people))
+
+
+def _person(row: tuple) -> PersonRecord:
+    pid, crm, crm_id, kind, title, account_crm_id, is_converted, converted_at, converted_account_crm_id, created = row
+    return PersonRecord(pid, crm, crm_id, kind, title=title, account_crm_id=account_crm_id,
+                        is_converted=is_converted, converted_at=converted_at,
+                        converted_account_crm_id=converted_account_crm_id, created_at=created)
+
+
+def _live_people(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(Person).where(Person.is_deleted.is_(False))).scalar_one()
 
 
 def _rows(ids: np.ndarray, wanted: Collection[int]) -> np.ndarray:
