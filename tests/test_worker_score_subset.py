@@ -7,6 +7,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, delete, select, update
 from test_scoring_predictive import AS_OF, synthetic_history
 from test_worker_score_stage import ACME, NOW, QUIET, VP, _seed, _touch
@@ -16,6 +17,7 @@ from config.scoring import GradeConfig, PredictiveConfig, ScoringConfig
 from store.schema import Account, Activity, Opportunity, Person, Score, ScoreState
 from store.types import utcnow
 from store.upsert import upsert
+from worker import score_subset
 from worker.match_stage import run_match_stage
 from worker.score_inputs import load_score_inputs
 from worker.score_scope import dirty_scope, touched_since
@@ -55,6 +57,14 @@ def _scores(engine: Engine) -> dict[tuple[str, int], tuple]:
         return {(r[0], r[1]): tuple(r[2:]) for r in conn.execute(select(Score.entity_kind, Score.entity_id, *columns))}
 
 
+@pytest.fixture(params=["by index", "by scan"])
+def touch_reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways the subset finds touches: IN lists over the indexes, or one scan of the table."""
+    monkeypatch.setattr(score_subset, "SCAN_SHARE", 1.0 if request.param == "by index" else 0.0)
+    return request.param
+
+
+@pytest.mark.usefixtures("touch_reads")
 def test_the_dirty_entities_score_as_a_full_scoring_would_with_models_trained(engine: Engine) -> None:
     """New touches at a few accounts and an account's own record edited: the incremental run reads
     only what they need and saves, for each dirty account and person, what a scoring of everyone at
@@ -100,6 +110,7 @@ def test_the_dirty_entities_score_as_a_full_scoring_would_with_models_trained(en
     assert {k: incremental[k] for k in dirty} == {k: _scores(engine)[k] for k in dirty}
 
 
+@pytest.mark.usefixtures("touch_reads")
 def test_an_incremental_run_reads_only_the_touched_accounts_touches(engine: Engine) -> None:
     ids = _seed(engine)
     _touch(engine, "00T000000000009AAA", "meeting_completed", None, QUIET, NOW - timedelta(days=4))
