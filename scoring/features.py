@@ -19,7 +19,7 @@ from scoring.engine import gather
 from scoring.fit import DIMENSIONS
 from scoring.inputs import ScoringInputs
 from scoring.outcomes import NEVER
-from scoring.scores import Population, ScoreSet, score
+from scoring.scores import Population, PopulationState, ScoreSet, score
 
 YEARS_10 = 3650.0  # "never happened" for day counts; far beyond any horizon so trees split on it cleanly
 # "Unknown" for values that are never negative (ages, fit). Not NaN: a column that is unknown
@@ -90,9 +90,12 @@ def population_as_of(inputs: ScoringInputs, as_of: int) -> Population:
     return replace(inputs.population, person_account=person_account)
 
 
-def scores_as_of(inputs: ScoringInputs, config: ScoringConfig, as_of: int) -> ScoreSet:
-    """Rules-based scores as of a past date, with the roll-up of that date."""
-    return score(inputs.activities, population_as_of(inputs, as_of), inputs.opportunities, config, as_of)
+def scores_as_of(inputs: ScoringInputs, config: ScoringConfig, as_of: int,
+                 state: PopulationState | None = None) -> ScoreSet:
+    """Rules-based scores as of a past date, with the roll-up of that date. ``state``: the fit of
+    a scoring of everyone, when ``inputs`` hold only part of the population (see :func:`score`)."""
+    return score(inputs.activities, population_as_of(inputs, as_of), inputs.opportunities, config, as_of,
+                 state=state)
 
 
 def _days_since(when: np.ndarray, as_of: int) -> np.ndarray:

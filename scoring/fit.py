@@ -136,3 +136,84 @@ def compute_fit(
             f"(learned fit needs {config.min_labelled_accounts} with both outcomes)"
         )
     return FitResult(fit, parts, "rules", labelled, note)
+
+
+# ---------------------------------------------------------------- stored fit (incremental runs)
+
+_CATEGORICAL = (0, 3)  # industry, country: value names; the bands are codes fixed by the config
+
+
+@dataclass(frozen=True)
+class FitModel:
+    """What :func:`compute_fit` learned from the whole population, in a form that can be stored and
+    applied to any subset of accounts: the log-odds lift of every segment value (by its case-folded
+    name for industry and country, by band code for the bands), and the display name each value
+    had. An incremental run scores a few thousand accounts; learning fit from those alone would give
+    another fit, so it applies the model the last scoring of everyone learned instead."""
+
+    mode: str  # "learned" or "rules"
+    labelled: int
+    note: str
+    lifts: tuple[dict[str, float], ...]  # per dimension: value key -> lift (learned mode only)
+    display: tuple[dict[str, str], ...]  # per categorical dimension: value key -> name shown in reasons
+
+    def to_json(self) -> dict:
+        return {"mode": self.mode, "labelled": self.labelled, "note": self.note,
+                "lifts": list(self.lifts), "display": list(self.display)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> FitModel:
+        return cls(data["mode"], int(data["labelled"]), data["note"], tuple(data["lifts"]), tuple(data["display"]))
+
+
+def _value_keys(segments: AccountSegments, d: int) -> list[str]:
+    if d in _CATEGORICAL:
+        return [name.casefold() for name in segments.names[d]]
+    return [str(code) for code in range(len(segments.names[d]))]
+
+
+def learn_fit(segments: AccountSegments, opps: OpportunityColumns, as_of: int, config: FitConfig) -> FitModel:
+    """The model behind :func:`compute_fit` for these accounts (``apply_fit`` of it on the same
+    accounts gives the same :class:`FitResult`)."""
+    result = compute_fit(segments, opps, as_of, config)
+    display = tuple({name.casefold(): name for name in reversed(segments.names[d])} if d in _CATEGORICAL else {}
+                    for d in range(len(DIMENSIONS)))
+    if result.mode != "learned":
+        return FitModel(result.mode, result.labelled, result.note, tuple({} for _ in DIMENSIONS), display)
+    lifts: list[dict[str, float]] = []
+    for d in range(len(DIMENSIONS)):
+        code = segments.codes[:, d]
+        keys = _value_keys(segments, d)
+        table: dict[str, float] = {}
+        for c, lift in zip(code.tolist(), result.parts[:, d].tolist(), strict=True):
+            if c >= 0:
+                table.setdefault(keys[c], lift)
+        lifts.append(table)
+    return FitModel(result.mode, result.labelled, result.note, tuple(lifts), display)
+
+
+def apply_fit(model: FitModel, segments: AccountSegments, config: FitConfig) -> FitResult:
+    """Fit of these accounts from a stored model: a segment value the model never saw (or an unknown
+    one) adds nothing, as a value without labelled accounts does when fit is learned."""
+    n = segments.codes.shape[0]
+    if model.mode != "learned":
+        rules = compute_fit(segments, OpportunityColumns.empty(), 0, config.model_copy(update={"mode": "rules"}))
+        return FitResult(rules.fit, rules.parts, model.mode, model.labelled, model.note)
+    parts = np.zeros((n, len(DIMENSIONS)))
+    for d in range(len(DIMENSIONS)):
+        table = model.lifts[d]
+        by_code = np.array([table.get(k, 0.0) for k in _value_keys(segments, d)] + [0.0], dtype=np.float64)
+        code = segments.codes[:, d]
+        parts[:, d] = by_code[np.where(code >= 0, code, len(by_code) - 1)]
+    fit = 100.0 / (1.0 + np.exp(-parts.sum(axis=1)))
+    return FitResult(fit, parts, model.mode, model.labelled, model.note)
+
+
+def with_display_names(segments: AccountSegments, model: FitModel) -> AccountSegments:
+    """The segments with each known value named as the whole population first spelled it, so a
+    reason reads the same whichever subset of accounts was loaded."""
+    names = tuple(
+        tuple(model.display[d].get(name.casefold(), name) for name in segments.names[d]) if d in _CATEGORICAL
+        else segments.names[d]
+        for d in range(len(DIMENSIONS)))
+    return AccountSegments(segments.codes, names)

@@ -24,6 +24,11 @@ class OpportunityColumns:
     def __len__(self) -> int:
         return len(self.account)
 
+    @classmethod
+    def empty(cls) -> OpportunityColumns:
+        return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool),
+                   np.empty(0, np.float64))
+
     def account_labels(self, n_accounts: int, as_of: int) -> tuple[np.ndarray, np.ndarray]:
         """(customer, lost) per account from deals closed before ``as_of``; a customer is never 'lost'."""
         closed = (self.closed < as_of) & (self.account >= 0)

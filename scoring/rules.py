@@ -47,13 +47,19 @@ def grade_score(fit: np.ndarray, engagement: np.ndarray, config: GradeConfig) ->
 
 
 def grades(
-    fit: np.ndarray, engagement: np.ndarray, config: GradeConfig, predictive: np.ndarray | None = None
+    fit: np.ndarray, engagement: np.ndarray, config: GradeConfig, predictive: np.ndarray | None = None,
+    cutoffs: tuple[float, float, float] | None = None,
 ) -> np.ndarray:
     """1-4 (4 = act now). From the predictive probability when one is given and enabled, else rules.
 
     Rows without a probability (NaN: an entity the model does not cover) are graded by the rules.
+    ``cutoffs`` (percentile mode only): grade scores of the lowest grade 4, 3 and 2 when the whole
+    population was ranked (:func:`percentile_cutoffs`), for grading a subset the way that ranking did.
     """
-    rules = _rules_grades(fit, engagement, config)
+    if cutoffs is not None and config.mode == "percentiles":
+        rules = _by_cutoffs(grade_score(fit, engagement, config), cutoffs)
+    else:
+        rules = _rules_grades(fit, engagement, config)
     if predictive is not None and config.use_predictive:
         p = np.asarray(predictive, dtype=np.float64)
         known = ~np.isnan(p)
@@ -71,14 +77,36 @@ def _rules_grades(fit: np.ndarray, engagement: np.ndarray, config: GradeConfig) 
     order = np.lexsort((np.arange(n), -score))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
-    p = config.percentiles
     grade = np.ones(n, dtype=np.int8)
-    cut4 = int(round(p.grade_4 * n))
-    cut3 = cut4 + int(round(p.grade_3 * n))
-    cut2 = cut3 + int(round(p.grade_2 * n))
+    cut4, cut3, cut2 = _percentile_cuts(n, config)
     grade[rank < cut2] = 2
     grade[rank < cut3] = 3
     grade[rank < cut4] = 4
+    return grade
+
+
+def _percentile_cuts(n: int, config: GradeConfig) -> tuple[int, int, int]:
+    p = config.percentiles
+    cut4 = int(round(p.grade_4 * n))
+    cut3 = cut4 + int(round(p.grade_3 * n))
+    cut2 = cut3 + int(round(p.grade_2 * n))
+    return cut4, cut3, cut2
+
+
+def percentile_cutoffs(score: np.ndarray, config: GradeConfig) -> tuple[float, float, float]:
+    """The grade scores at which percentile grading put the lowest grade 4, 3 and 2 of this
+    population (``inf`` when a grade got nobody): what an incremental run grades a few rescored
+    entities against instead of ranking them among themselves."""
+    ranked = np.sort(np.asarray(score, dtype=np.float64))[::-1]
+    return tuple(float(ranked[cut - 1]) if 0 < cut <= len(ranked) else float("inf")  # type: ignore[return-value]
+                 for cut in _percentile_cuts(len(ranked), config))
+
+
+def _by_cutoffs(score: np.ndarray, cutoffs: tuple[float, float, float]) -> np.ndarray:
+    grade = np.ones(score.shape, dtype=np.int8)
+    grade[score >= cutoffs[2]] = 2
+    grade[score >= cutoffs[1]] = 3
+    grade[score >= cutoffs[0]] = 4
     return grade
 
 

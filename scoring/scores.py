@@ -26,10 +26,10 @@ from scoring.engine import (
     resolve_accounts,
     window_crossings,
 )
-from scoring.fit import AccountSegments, FitResult, compute_fit
+from scoring.fit import AccountSegments, FitModel, FitResult, apply_fit, compute_fit, learn_fit
 from scoring.outcomes import OpportunityColumns
 from scoring.personas import PersonaColumns
-from scoring.rules import alignment, engagement_0_100, grade_score, grades, velocity
+from scoring.rules import alignment, engagement_0_100, grade_score, grades, percentile_cutoffs, velocity
 
 N_PERSONAS = 4
 
@@ -51,6 +51,43 @@ class Population:
     @property
     def n_people(self) -> int:
         return len(self.person_account)
+
+
+@dataclass(frozen=True)
+class PopulationState:
+    """What scoring learns from the whole population rather than from one entity: the fit model
+    (learned from every labelled account) and, for percentile grades, the grade scores at which the
+    ranking of every account and every person drew grades 4, 3 and 2. A scoring of everyone
+    produces it (:func:`population_state`); scoring a subset with it gives each entity the fit and
+    grade that scoring gave (see :mod:`worker.score_stage` for when it is refreshed)."""
+
+    fit: FitModel
+    account_cutoffs: tuple[float, float, float] | None = None
+    person_cutoffs: tuple[float, float, float] | None = None
+
+    def to_json(self) -> dict:
+        def cuts(values: tuple[float, float, float] | None) -> list[float | None] | None:
+            return None if values is None else [v if np.isfinite(v) else None for v in values]
+        return {"fit": self.fit.to_json(), "account_cutoffs": cuts(self.account_cutoffs),
+                "person_cutoffs": cuts(self.person_cutoffs)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> PopulationState:
+        def cuts(values: list[float | None] | None) -> tuple[float, float, float] | None:
+            return None if values is None else tuple(float("inf") if v is None else float(v) for v in values)  # type: ignore[return-value]
+        return cls(FitModel.from_json(data["fit"]), cuts(data.get("account_cutoffs")), cuts(data.get("person_cutoffs")))
+
+
+def population_state(scores: ScoreSet, population: Population, opps: OpportunityColumns,
+                     config: ScoringConfig) -> PopulationState:
+    """The state a scoring of everyone leaves for incremental runs (``scores`` must cover everyone)."""
+    fit = learn_fit(population.segments, opps, scores.as_of, config.fit)
+    if config.grade.mode != "percentiles":
+        return PopulationState(fit)
+    p_fit = gather(scores.fit.fit, population.person_account, config.fit.base)
+    return PopulationState(fit, percentile_cutoffs(scores.grade_score, config.grade),
+                           percentile_cutoffs(grade_score(p_fit, scores.person_engagement, config.grade),
+                                              config.grade))
 
 
 @dataclass(frozen=True)
@@ -96,8 +133,12 @@ def score(
     *,
     predictive: np.ndarray | None = None,
     person_predictive: np.ndarray | None = None,
+    state: PopulationState | None = None,
 ) -> ScoreSet:
-    """Full rescore as of ``as_of`` (seconds since the epoch); only touches before it count."""
+    """Full rescore as of ``as_of`` (seconds since the epoch); only touches before it count.
+
+    ``state``: fit and percentile grades from a scoring of everyone, for scoring a subset of the
+    population (an incremental run); without it they are learned and ranked from ``population``."""
     catalogue = Catalogue.from_config(config)
     agg = aggregate(
         acts,
@@ -108,7 +149,8 @@ def score(
         window_days=config.velocity.window_days,
         n_accounts=population.n_accounts,
     )
-    return finish(agg, population, opps, config, predictive=predictive, person_predictive=person_predictive)
+    return finish(agg, population, opps, config, predictive=predictive, person_predictive=person_predictive,
+                  state=state)
 
 
 def dirty_entities(
@@ -213,6 +255,7 @@ def finish(
     *,
     predictive: np.ndarray | None = None,
     person_predictive: np.ndarray | None = None,
+    state: PopulationState | None = None,
 ) -> ScoreSet:
     """Scores from aggregates: all per-entity arithmetic, no touch is read here."""
     catalogue = Catalogue.from_config(config)
@@ -234,15 +277,19 @@ def finish(
         else np.zeros(agg.n_accounts)
     )
     vel, trend = velocity(agg.account_recent, agg.account_previous, agg.account_new_people, config.velocity)
-    fit = compute_fit(population.segments, opps, agg.as_of, config.fit)
-    grade = grades(fit.fit, engagement, config.grade, predictive)
+    if state is None:
+        fit = compute_fit(population.segments, opps, agg.as_of, config.fit)
+    else:
+        fit = apply_fit(state.fit, population.segments, config.fit)
+    grade = grades(fit.fit, engagement, config.grade, predictive, None if state is None else state.account_cutoffs)
 
     p_sales, p_marketing, p_raw = (agg.person_type_points @ team_sums).T
     p_engagement = engagement_0_100(p_raw, config.engagement)
     p_vel, p_trend = velocity(agg.person_recent, agg.person_previous, 0, config.velocity)
     matched = population.person_account >= 0
     p_fit = gather(fit.fit, population.person_account, config.fit.base)
-    p_grade = grades(p_fit, p_engagement, config.grade, person_predictive)
+    p_grade = grades(p_fit, p_engagement, config.grade, person_predictive,
+                     None if state is None else state.person_cutoffs)
     p_alignment = alignment(p_sales, p_marketing, config.alignment)
 
     # Persona level: the people of each persona matched to the account, sales against marketing.

@@ -91,6 +91,8 @@ class Person(CrmRecord, Base):
     __table_args__ = (
         UniqueConstraint("crm", "object", "crm_id", name="uq_people_key"),
         Index("ix_people_email", "email"),
+        Index("ix_people_changed_at", "changed_at"),  # what an incremental score stage rescores
+        Index("ix_people_converted_account_crm_id", "converted_account_crm_id"),  # an account's converted leads
     )
 
     kind: Mapped[str] = mapped_column(String(16))  # "lead" or "contact"
@@ -154,6 +156,7 @@ class Activity(CrmRecord, Base):
     __table_args__ = (
         UniqueConstraint("crm", "object", "crm_id", name="uq_activities_key"),
         Index("ix_activities_occurred_at", "occurred_at"),
+        Index("ix_activities_changed_at", "changed_at"),  # what an incremental score stage rescores
     )
 
     activity_type: Mapped[str] = mapped_column(String(64))  # canonical, see scoring's catalogue
@@ -172,6 +175,7 @@ class Match(Base):
     """Which account a person belongs to, how sure we are, and why."""
 
     __tablename__ = "matches"
+    __table_args__ = (Index("ix_matches_matched_at", "matched_at"),)
 
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
@@ -254,6 +258,22 @@ class PredictiveModel(Base):
     metrics: Mapped[dict[str, Any] | None]
     params: Mapped[dict[str, Any] | None]
     blob: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ScoreState(Base):
+    """What the last scoring of everyone learned from the whole population (fit model, percentile
+    grade cutoffs), so an incremental run can score a few entities without loading everyone.
+
+    One row per ``name``; ``config_hash`` is the scoring settings it was computed with (a state
+    computed under other settings is not used)."""
+
+    __tablename__ = "score_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    computed_at: Mapped[datetime]
+    as_of: Mapped[int] = mapped_column(BigInteger)
+    config_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[dict[str, Any]]
 
 
 class WritebackState(Base):

@@ -150,3 +150,45 @@ def test_incremental_recomputes_only_what_changed() -> None:
         rescore_incremental(before, acts1, pop, opps, config, T0 + 3600, dirty_acc, _),
         score(acts1, pop, opps, config, T0 + 3600),
     )
+
+
+# ---------------------------------------------------------------- stored population state
+
+
+def test_a_stored_fit_model_gives_the_fit_it_was_learned_with_on_any_subset() -> None:
+    from scoring.fit import account_segments, apply_fit, compute_fit, learn_fit, with_display_names
+    from scoring.scores import PopulationState
+    from store.records import AccountRecord
+
+    rng = np.random.default_rng(3)
+    industries = ["Software", "software ", "Retail", None, "Media"]
+    accounts = [AccountRecord(id=i, crm="hubspot", crm_id=str(i), industry=industries[i % 5],
+                              employees=int(rng.integers(1, 5000)), country=["US", "DE", None][i % 3])
+                for i in range(200)]
+    config = ScoringConfig()
+    segments = account_segments(accounts, config.fit)
+    account = rng.integers(0, 200, 120)
+    opps = OpportunityColumns(account.astype(np.int64), np.full(120, T0 - 90 * DAY), np.full(120, T0 - DAY),
+                              rng.random(120) < 0.4, np.zeros(120))
+    full = compute_fit(segments, opps, T0, config.fit)
+    assert full.mode == "learned"
+    model = PopulationState.from_json(PopulationState(learn_fit(segments, opps, T0, config.fit)).to_json()).fit
+    assert np.array_equal(apply_fit(model, segments, config.fit).fit, full.fit)
+    some = [accounts[i] for i in (7, 1, 150, 33)][::-1]  # "software " first: named as everyone first spelled it
+    sub = with_display_names(account_segments(some, config.fit), model)
+    assert np.array_equal(apply_fit(model, sub, config.fit).fit, full.fit[[33, 150, 1, 7]])
+    assert [sub.label(i, 0) for i in range(4)] == [segments.label(i, 0) for i in (33, 150, 1, 7)]
+
+
+def test_percentile_cutoffs_grade_a_subset_as_the_ranking_of_everyone_did() -> None:
+    from config.scoring import GradeConfig
+    from scoring.rules import grade_score, grades, percentile_cutoffs
+
+    rng = np.random.default_rng(4)
+    config = GradeConfig(mode="percentiles")
+    fit, engagement = rng.uniform(0, 100, 1000), rng.uniform(0, 100, 1000)
+    everyone = grades(fit, engagement, config)
+    cutoffs = percentile_cutoffs(grade_score(fit, engagement, config), config)
+    some = rng.choice(1000, 37, replace=False)
+    assert np.array_equal(grades(fit[some], engagement[some], config, cutoffs=cutoffs), everyone[some])
+    assert not np.array_equal(grades(fit[some], engagement[some], config), everyone[some])  # ranked alone

@@ -84,7 +84,13 @@ class _Lookups:
 
 def _partition_columns(rows: list[tuple], lookups: _Lookups, report: LoadReport) -> ActivityColumns:
     crm, kind, ts, person_id, account_id = (np.array(column) for column in zip(*rows, strict=True))
-    report.rows += len(rows)
+    return columns_from_arrays(crm, kind, ts, person_id, account_id, lookups, report)
+
+
+def columns_from_arrays(crm: np.ndarray, kind: np.ndarray, ts: np.ndarray, person_id: np.ndarray,
+                        account_id: np.ndarray, lookups: _Lookups, report: LoadReport) -> ActivityColumns:
+    """Touch columns from raw key columns (empty strings for no person or account)."""
+    report.rows += len(ts)
     names, inverse = np.unique(kind, return_inverse=True)
     codes = np.array([TYPE_CODE.get(str(n), -1) for n in names], dtype=np.int64)
     for n, count in zip(names[codes < 0], np.bincount(inverse, minlength=len(names))[codes < 0], strict=True):

@@ -14,32 +14,54 @@ Scope: a full run saves every account and person. An incremental run saves only 
 data touched since the last successful score stage (see :mod:`worker.score_scope`): everyone
 else keeps the row the last rescore of everyone (or the run that last touched them) saved, so
 their time decay is refreshed by the full run or the daily rescore of everyone (see
-:func:`worker.score_scope.everyone_due`), and writeback has only real changes to send. The
-scores of the saved entities are computed exactly as a full run would at this moment: touches are
-still read for everyone (roll-ups, and the inputs the predictive model reads), fit is learned from
-the deals in the store now, and percentile grades rank against every account as scored now.
+:func:`worker.score_scope.everyone_due`), and writeback has only real changes to send.
+
+What an incremental run reads: only the dirty entities and what their scores need (see
+:mod:`worker.score_subset`; an L org's 1% increment reads about half its touches instead of all of
+them, as the touched accounts are the busy ones). What depends on the whole population comes from
+the :class:`scoring.scores.PopulationState` the last scoring of everyone stored (``score_state``,
+written by every stage that read everyone: a full run, the daily rescore of everyone, a fallback):
+
+- fit: the model (lift of every segment value) learned from every won and lost account then. A
+  deal won or lost since changes the lifts (anyone's fit) only at the next scoring of everyone;
+- percentile grades (``grade.mode: percentiles``): the grade scores at which the ranking of every
+  account and every person then drew grades 4, 3 and 2; a rescored entity is graded against those
+  lines, not ranked among the few loaded (a tie at a line gets the higher grade). Threshold grades
+  and predictive grades need no state;
+- predictive: the active models (never retrained by an incremental run), predicting only for the
+  entities read, with features computed exactly as a full run computes them (fit from the state).
+
+Everything else of a saved entity (engagement, sales, marketing, breadth, velocity, trend,
+alignment, reasons, probabilities) is what a full scoring at this moment gives, as the touches,
+people and deals it reads are all of theirs. Sums over them may add up in another order, so a
+breakdown can differ in the last bits of a float (a rounded value only if it sits on a rounding
+boundary to the last bit).
+With no stored state, a state computed under other ``scoring:`` settings, or a model still to be
+trained, the stage reads everyone as before (and stores the state).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, select
 
 from config.scoring import ScoringConfig
 from scoring import predictive as pred
+from scoring.fit import with_display_names
 from scoring.history import prune_before
 from scoring.inputs import ScoringInputs
-from scoring.scores import score
+from scoring.scores import PopulationState, population_state, score
 from store.schema import AccountLink, ScoreHistory
 from store.types import utcnow
-from worker.models import active_model, save_model
+from worker.models import ActiveModel, active_model, save_model
 from worker.score_inputs import load_score_inputs
 from worker.score_scope import Scope, dirty_scope, touched_since
-from worker.score_store import SavedScores, save_score_set
+from worker.score_store import SavedScores, load_population_state, save_population_state, save_score_set
+from worker.score_subset import load_subset_inputs
 
 log = logging.getLogger("abm.scoring")
 
@@ -70,6 +92,7 @@ class ScoreOutcome:
     since: datetime | None = None  # an incremental run's: changes after it were rescored
     dirty_accounts: int | None = None  # saved (compared) by an incremental run; None: everyone
     dirty_people: int | None = None
+    loaded: str = "everyone"  # or "dirty entities": what the stage read (see the module docstring)
 
     def counts(self) -> dict[str, int]:
         return {"scored": self.accounts + self.people, "upserted": self.saved.accounts_changed
@@ -107,6 +130,85 @@ def _scope(conn: Connection, inputs: ScoringInputs, incremental: Incremental, ou
     return scope
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """What an incremental run scores the dirty entities against: the population state and the
+    active models, all kept by earlier runs."""
+
+    state: PopulationState
+    models: dict[str, ActiveModel]
+
+
+def _stored(conn: Connection, config: ScoringConfig) -> _Stored | None:
+    """The stored state and models, or None when something is missing (the stage then reads
+    everyone, as the first incremental run after an upgrade or a settings change does)."""
+    state = load_population_state(conn, config)
+    if state is None:
+        return None
+    models: dict[str, ActiveModel] = {}
+    if config.predictive.enabled:
+        for target in (pred.account_target(config.predictive), pred.LEAD_CONVERTS):
+            current = active_model(conn, target)
+            if current is None:  # a model to train: that needs everyone's history
+                return None
+            models[target] = current
+    return _Stored(state, models)
+
+
+def _score_dirty(conn: Connection, config: ScoringConfig, now: datetime, incremental: Incremental,
+                 stored: _Stored, outcome: ScoreOutcome) -> None:
+    """The incremental stage on the dirty entities alone, against the stored population state."""
+    as_of = int(now.timestamp())
+    phases = outcome.phase_seconds
+    started = time.perf_counter()
+    touched = touched_since(conn, incremental.since)
+    phases["scope"] = time.perf_counter() - started
+    started = time.perf_counter()
+    subset = load_subset_inputs(conn, config, touched,
+                                extra_accounts=incremental.extra_accounts | incremental.resync_accounts,
+                                extra_people_of=incremental.resync_accounts)
+    state = stored.state
+    # Segment values named as the whole population spells them, whichever accounts were loaded.
+    population = replace(subset.inputs.population,
+                         segments=with_display_names(subset.inputs.population.segments, state.fit))
+    inputs = replace(subset.inputs, population=population)
+    phases["load"] = time.perf_counter() - started
+    account_probability = lead_probability = None
+    model_version = None
+    if config.predictive.enabled:
+        started = time.perf_counter()
+        for target, current in stored.models.items():
+            outcome.models[target] = f"version {current.version} (trained {current.trained_at:%Y-%m-%d})"
+            probability = pred.predict(current.model, inputs, config, as_of, state=state)
+            if target == pred.LEAD_CONVERTS:
+                lead_probability = probability
+            else:
+                account_probability, model_version = probability, current.version
+        phases["predictive"] = time.perf_counter() - started
+    started = time.perf_counter()
+    person_probability = pred.person_probabilities(lead_probability, account_probability, population.person_account)
+    scores = score(inputs.activities, population, inputs.opportunities, config, as_of,
+                   predictive=account_probability, person_predictive=person_probability, state=state)
+    phases["score"] = time.perf_counter() - started
+    started = time.perf_counter()
+    outcome.saved = save_score_set(conn, scores, population, inputs.account_ids, inputs.person_ids, config, now,
+                                   model_version, only_accounts=subset.account_rows, only_people=subset.person_rows)
+    conn.execute(delete(ScoreHistory).where(ScoreHistory.day < prune_before(now.date(), config.history)))
+    phases["save"] = time.perf_counter() - started
+    outcome.since, outcome.loaded = incremental.since, "dirty entities"
+    outcome.dirty_accounts, outcome.dirty_people = len(subset.account_rows), len(subset.person_rows)
+    outcome.accounts, outcome.people = population.n_accounts, population.n_people
+    outcome.activities = len(inputs.activities.ts)
+    _report_skipped(inputs, outcome)
+
+
+def _report_skipped(inputs: ScoringInputs, outcome: ScoreOutcome) -> None:
+    report = inputs.load_report
+    outcome.skipped_activities = sum(report.unknown_type.values()) + report.no_timestamp + report.unattributed
+    if report.unknown_type:  # a mapping gap: visible in the run record instead of silently lower scores
+        outcome.unknown_types = dict(report.unknown_type)
+
+
 def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, retrain: bool = False,
                     incremental: Incremental | None = None) -> ScoreOutcome:
     """Score as of ``now`` and save what changed, in one transaction: every account and person,
@@ -115,6 +217,10 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
     outcome = ScoreOutcome()
     phases = outcome.phase_seconds
     with engine.begin() as conn:
+        stored = _stored(conn, config) if incremental is not None else None
+        if incremental is not None and stored is not None:
+            _score_dirty(conn, config, now, incremental, stored, outcome)
+            return outcome
         scope = None
         started = time.perf_counter()
         inputs = load_score_inputs(conn, config)
@@ -148,11 +254,11 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
                                        model_version, only_accounts=None if scope is None else scope.account_rows,
                                        only_people=None if scope is None else scope.person_rows)
         conn.execute(delete(ScoreHistory).where(ScoreHistory.day < prune_before(now.date(), config.history)))
+        # Everyone was scored: keep what the population taught, for the next incremental runs.
+        save_population_state(conn, population_state(scores, population, inputs.opportunities, config), config,
+                              now, as_of)
         phases["save"] = time.perf_counter() - started
     outcome.accounts, outcome.people = population.n_accounts, population.n_people
     outcome.activities = len(inputs.activities.ts)
-    report = inputs.load_report
-    outcome.skipped_activities = sum(report.unknown_type.values()) + report.no_timestamp + report.unattributed
-    if report.unknown_type:  # a mapping gap: visible in the run record instead of silently lower scores
-        outcome.unknown_types = dict(report.unknown_type)
+    _report_skipped(inputs, outcome)
     return outcome

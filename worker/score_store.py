@@ -9,6 +9,8 @@ field. ``scored_at`` is therefore "when this score last changed", which is also 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,8 +21,8 @@ from sqlalchemy import Connection, select
 
 from config.scoring import ScoringConfig
 from scoring.rows import ACCOUNT, PERSON, history_rows, score_rows
-from scoring.scores import Population, ScoreSet
-from store.schema import Score, ScoreHistory
+from scoring.scores import Population, PopulationState, ScoreSet
+from store.schema import Score, ScoreHistory, ScoreState
 from store.upsert import upsert
 
 # Columns compared to decide whether a stored score changed (breakdown follows them).
@@ -145,3 +147,30 @@ def save_score_set(
     history = save_history(conn, history_rows(scores, population, account_ids, now.date(), kind=ACCOUNT,
                                               only=only_accounts))
     return SavedScores(len(accounts), len(people), history, frozenset(accounts), frozenset(people))
+
+
+POPULATION = "population"
+
+
+def config_fingerprint(config: ScoringConfig) -> str:
+    """A hash of the scoring settings: a stored population state computed under other settings
+    (another fit mode, other bands, other grade shares, another catalogue) is not used."""
+    text = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def save_population_state(conn: Connection, state: PopulationState, config: ScoringConfig, now: datetime,
+                          as_of: int) -> None:
+    """Keep what a scoring of everyone learned (see :class:`scoring.scores.PopulationState`)."""
+    upsert(conn, ScoreState.__table__, [{"name": POPULATION, "computed_at": now, "as_of": as_of,
+                                         "config_hash": config_fingerprint(config), "state": state.to_json()}],
+           key=("name",))
+
+
+def load_population_state(conn: Connection, config: ScoringConfig) -> PopulationState | None:
+    """The stored state when it was computed with these settings; else None (score everyone)."""
+    row = conn.execute(select(ScoreState.config_hash, ScoreState.state)
+                       .where(ScoreState.name == POPULATION)).first()
+    if row is None or row.config_hash != config_fingerprint(config):
+        return None
+    return PopulationState.from_json(row.state)
