@@ -17,7 +17,7 @@ from config.scoring import GradeConfig, PredictiveConfig, ScoringConfig
 from store.schema import Account, Activity, Opportunity, Person, Score, ScoreState
 from store.types import utcnow
 from store.upsert import upsert
-from worker import score_subset
+from worker import score_stage, score_subset
 from worker.match_stage import run_match_stage
 from worker.score_inputs import load_score_inputs
 from worker.score_scope import dirty_scope, touched_since
@@ -55,6 +55,12 @@ def _scores(engine: Engine) -> dict[tuple[str, int], tuple]:
     columns = [Score.__table__.c[c] for c in COMPARED]
     with engine.connect() as conn:
         return {(r[0], r[1]): tuple(r[2:]) for r in conn.execute(select(Score.entity_kind, Score.entity_id, *columns))}
+
+
+@pytest.fixture(autouse=True)
+def read_alone_whatever_the_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These orgs are tiny, so any touch is a large share of them: read the dirty entities alone anyway."""
+    monkeypatch.setattr(score_stage, "SUBSET_MAX_SHARE", 1.0)
 
 
 @pytest.fixture(params=["by index", "by scan"])
@@ -181,3 +187,20 @@ def test_without_stored_state_the_stage_reads_everyone_and_stores_the_state(engi
     scoped = run_score_stage(engine, NO_MODELS.model_copy(update={"fit": other}), NOW + timedelta(days=3),
                              incremental=Incremental(since))
     assert scoped.loaded == "dirty entities"
+
+
+def test_when_many_are_touched_the_stage_reads_everyone(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading a large share of the org entity by entity costs more time and memory than reading everyone."""
+    _seed(engine)
+    run_match_stage(engine, MatchingConfig())
+    run_score_stage(engine, NO_MODELS, NOW)
+    monkeypatch.setattr(score_stage, "SUBSET_MAX_SHARE", 0.4)  # one account of the two is touched: half of them
+    since = utcnow()
+    _touch(engine, "00T000000000010AAA", "call_connected", VP, None, NOW + timedelta(days=1))
+    outcome = run_score_stage(engine, NO_MODELS, NOW + timedelta(days=1), incremental=Incremental(since))
+    assert outcome.loaded.startswith("everyone") and outcome.accounts == 2 and outcome.dirty_accounts == 1
+    monkeypatch.setattr(score_stage, "SUBSET_MAX_SHARE", 0.6)
+    since = utcnow()
+    _touch(engine, "00T000000000011AAA", "call_connected", VP, None, NOW + timedelta(days=2))
+    assert run_score_stage(engine, NO_MODELS, NOW + timedelta(days=2),
+                           incremental=Incremental(since)).loaded == "dirty entities"
