@@ -22,7 +22,7 @@ from matching.engine import Matcher
 from matching.names import ascii_key
 
 
-class ClaimKeys:
+class Claims:
     """The positions of some accounts in a built :class:`Matcher`'s indexes, per CRM."""
 
     def __init__(self, matcher: Matcher, account_ids: Iterable[int]) -> None:

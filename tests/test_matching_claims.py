@@ -6,7 +6,7 @@ import random
 
 from config.matching import MatchingConfig
 from matching import match
-from matching.claims import ClaimKeys
+from matching.claims import Claims
 from matching.engine import Matcher
 from store.records import AccountRecord
 from tests.test_matching_accuracy import small_org
@@ -23,7 +23,7 @@ def _matcher() -> Matcher:
 
 
 def test_a_person_sharing_a_key_with_a_changed_account_may_be_claimed() -> None:
-    claims = ClaimKeys(_matcher(), [1, 2, 3])
+    claims = Claims(_matcher(), [1, 2, 3])
     assert claims.may_claim("salesforce", "jo@acme.com", None, None)  # the domain
     assert claims.may_claim("salesforce", None, "shop.acme.com", None)
     assert claims.may_claim("salesforce", None, None, "ACME Inc.")  # a word of the name
@@ -32,11 +32,11 @@ def test_a_person_sharing_a_key_with_a_changed_account_may_be_claimed() -> None:
 
 
 def test_nobody_else_is_claimed() -> None:
-    claims = ClaimKeys(_matcher(), [1, 2, 3])
+    claims = Claims(_matcher(), [1, 2, 3])
     assert not claims.may_claim("salesforce", "jo@globex.de", None, "Globex")  # an unchanged account's
     assert not claims.may_claim("salesforce", "jo@gmail.com", None, None)  # free mail names no company
     assert not claims.may_claim("hubspot", "jo@acme.com", None, "Acme")  # no changed account in that CRM
-    assert not ClaimKeys(_matcher(), []).may_claim("salesforce", "jo@acme.com", None, "Acme")
+    assert not Claims(_matcher(), []).may_claim("salesforce", "jo@acme.com", None, "Acme")
 
 
 def test_people_a_changed_account_wins_are_nearly_all_claimed() -> None:
@@ -50,7 +50,7 @@ def test_people_a_changed_account_wins_are_nearly_all_claimed() -> None:
     changed = set(random.Random(7).sample([a.id for a in accounts], len(accounts) // 10))
     won = [lead for lead, r in zip(leads, results, strict=True)
            if r.account_id in changed and r.decision in ("auto", "review") and not lead.is_converted]
-    claims = ClaimKeys(matcher, changed)
+    claims = Claims(matcher, changed)
     flagged = [lead for lead in won if claims.may_claim(lead.crm, lead.email, lead.website, lead.company)]
     assert len(won) > 100, len(won)
     assert len(flagged) / len(won) >= 0.97, (len(flagged), len(won))

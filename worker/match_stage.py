@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, func, select
 
 from config.matching import MatchingConfig
-from matching.claims import ClaimKeys
+from matching.claims import Claims
 from matching.engine import Matcher
 from matching.inputs_key import match_inputs_key
 from matching.link import Linker, named_salesforce_id
@@ -174,7 +174,7 @@ def claimable_people(conn: Connection, matcher: Matcher, account_ids: Sequence[i
     """The people no account holds (review and none decisions) whom these accounts could claim."""
     if not account_ids:
         return set()
-    claims = ClaimKeys(matcher, account_ids)
+    claims = Claims(matcher, account_ids)
     unheld = select(Person.id, Person.crm, Person.email, Person.website, Person.company).join(
         Match, Match.person_id == Person.id).where(Person.is_deleted.is_(False),
                                                    Match.decision.in_(("review", "none")))
@@ -296,7 +296,7 @@ def cross_crm_links(conn: Connection, accounts: Sequence[AccountRecord], config:
                                                 row.confidence or 0.0)
               for row in conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id,
                                              AccountLink.method, AccountLink.confidence))}
-    claims = ClaimKeys(linker.matcher, changed_ids)
+    claims = Claims(linker.matcher, changed_ids)
     links: list[AccountLinkResult] = []
     for company in hubspot:
         old = stored.get(company.id)
