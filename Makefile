@@ -22,8 +22,11 @@ demo: $(STAMP)
 	$(BIN)/abm demo
 
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
+# Most tests wait on the sandbox (rate limits, retries, leases) far more than they compute, so they run in
+# TEST_WORKERS processes (pytest-xdist), each with its own sandbox; TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
