@@ -1,10 +1,13 @@
 """Loading the scoring inputs from the store: accounts, people, matches, links, deals and touches.
 
 Accounts, people and deals are read as records (hundreds of thousands at most, and scoring
-needs their fields). Touches can be tens of millions, so they are streamed in partitions of
-plain columns: the database turns timestamps into epoch seconds, and each partition's keys are
-resolved to entity positions with sorted-array lookups (``np.searchsorted``), never a Python
-object per touch.
+needs their fields). Touches can be tens of millions, so they are streamed in partitions straight
+from the driver's cursor: the database turns timestamps into epoch seconds, and each partition's
+keys are resolved to entity positions by the entity index's own dicts, in C-level ``map`` calls.
+On an L org (5.9 million touches) that is about 11 CPU seconds against 47 for SQLAlchemy result
+rows turned into numpy string arrays and resolved with ``np.unique`` and ``np.searchsorted``
+(building the string arrays alone took 19). The timestamp conversion is not what costs: SQLite's
+``strftime('%s')`` over every touch takes under a second of the scan.
 
 Two store facts shape the inputs here, not in :mod:`scoring`:
 - the match table decides whose touches count for which account: ``auto``, ``pinned`` and
@@ -15,8 +18,9 @@ Two store facts shape the inputs here, not in :mod:`scoring`:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 from sqlalchemy import BigInteger, Connection, Integer, cast, extract, func, select
@@ -25,6 +29,7 @@ from config.scoring import ScoringConfig
 from scoring.catalogue import TYPE_CODE
 from scoring.columns import ActivityColumns, LoadReport
 from scoring.inputs import EntityIndex, ScoringInputs, assemble_inputs
+from store.cursor_rows import driver_batches
 from store.records import OpportunityRecord, PersonRecord
 from store.schema import AccountLink, Activity, Match, Opportunity, Person
 from worker.match_stage import load_accounts
@@ -40,31 +45,21 @@ _SCORED_PERSON_FIELDS = ("id", "crm", "crm_id", "kind", "title", "account_crm_id
 
 
 class KeyLookup:
-    """``(crm, crm_id) -> position`` as one sorted array of ids per CRM, for whole-column lookups."""
+    """``(crm, crm_id) -> position`` for whole columns: one dict lookup per row, done by ``map`` in C.
+
+    Empty and missing ids never match (a touch without a person has ``None`` or ``""`` there).
+    """
 
     def __init__(self, mapping: Mapping[tuple[str, str], int]) -> None:
-        by_crm: dict[str, list[tuple[str, int]]] = {}
-        for (crm, crm_id), position in mapping.items():
-            by_crm.setdefault(crm, []).append((crm_id, position))
-        self._tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for crm, pairs in by_crm.items():
-            pairs.sort()
-            self._tables[crm] = (np.array([k for k, _ in pairs]), np.array([v for _, v in pairs], dtype=np.int64))
+        # The entity index's dict itself when it has no empty id (always, in practice): no copy.
+        if any(not crm_id for _, crm_id in mapping):
+            mapping = {key: position for key, position in mapping.items() if key[1]}
+        self._get = mapping.get
 
-    def find(self, crm: np.ndarray, crm_id: np.ndarray) -> np.ndarray:
+    def find(self, crm: Sequence[str], crm_id: Sequence[str | None]) -> np.ndarray:
         """Position per row, -1 where the key is unknown or the id is empty."""
-        out = np.full(len(crm_id), -1, dtype=np.int64)
-        for name in np.unique(crm):
-            table = self._tables.get(str(name))
-            if table is None:
-                continue
-            keys, values = table
-            rows = np.flatnonzero(crm == name)
-            ids = crm_id[rows]
-            at = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
-            hit = (keys[at] == ids) & (ids != "")
-            out[rows[hit]] = values[at[hit]]
-        return out
+        n = len(crm_id)
+        return np.fromiter(map(self._get, zip(crm, crm_id, strict=True), repeat(-1, n)), dtype=np.int64, count=n)
 
 
 def _epoch_seconds(conn: Connection) -> object:
@@ -82,36 +77,36 @@ class _Lookups:
     people: KeyLookup
 
 
-def _partition_columns(rows: list[tuple], lookups: _Lookups, report: LoadReport) -> ActivityColumns:
-    crm, kind, ts, person_id, account_id = (np.array(column) for column in zip(*rows, strict=True))
-    return columns_from_arrays(crm, kind, ts, person_id, account_id, lookups, report)
-
-
-def columns_from_arrays(crm: np.ndarray, kind: np.ndarray, ts: np.ndarray, person_id: np.ndarray,
-                        account_id: np.ndarray, lookups: _Lookups, report: LoadReport) -> ActivityColumns:
-    """Touch columns from raw key columns (empty strings for no person or account)."""
-    report.rows += len(ts)
-    names, inverse = np.unique(kind, return_inverse=True)
-    codes = np.array([TYPE_CODE.get(str(n), -1) for n in names], dtype=np.int64)
-    for n, count in zip(names[codes < 0], np.bincount(inverse, minlength=len(names))[codes < 0], strict=True):
-        report.unknown_type[str(n)] += int(count)
-    type_code = codes[inverse]
+def columns_from_arrays(crm: Sequence[str], kind: Sequence[str], ts: Sequence[int], person_id: Sequence[str | None],
+                        account_id: Sequence[str | None], lookups: _Lookups, report: LoadReport) -> ActivityColumns:
+    """Touch columns from raw key columns (tuples from a cursor or arrays; ``None`` or ``""`` for no
+    person or account)."""
+    n = len(ts)
+    report.rows += n
+    type_code = np.fromiter(map(TYPE_CODE.get, kind, repeat(-1, n)), dtype=np.int64, count=n)
+    known_type = type_code >= 0
+    if not known_type.all():
+        report.unknown_type.update(str(kind[i]) for i in np.flatnonzero(~known_type).tolist())
     person = lookups.people.find(crm, person_id)
     account = lookups.accounts.find(crm, account_id)
-    known_type = type_code >= 0
     attributable = (person >= 0) | (account >= 0)
     report.unattributed += int((known_type & ~attributable).sum())
     keep = known_type & attributable
     return ActivityColumns(
         person[keep].astype(np.int32), account[keep].astype(np.int32), type_code[keep].astype(np.int8),
-        ts[keep].astype(np.int64),
+        np.asarray(ts, dtype=np.int64)[keep],
     )
 
 
 def stream_activity_columns(
     conn: Connection, index: EntityIndex, report: LoadReport, partition_rows: int = PARTITION_ROWS
 ) -> ActivityColumns:
-    """Every live touch with a timestamp, as columns; what cannot be used is counted in ``report``."""
+    """Every live touch with a timestamp, as columns; what cannot be used is counted in ``report``.
+
+    Rows come from the driver's cursor (see :mod:`store.cursor_rows`), ``partition_rows`` at a
+    time, in the table's own order (no ``ORDER BY``: the order every load of everyone has read
+    them in, so the engine's sums add up in the same order).
+    """
     table = Activity.__table__
     live = table.c.is_deleted.is_(False)
     report.no_timestamp += conn.execute(
@@ -119,17 +114,11 @@ def stream_activity_columns(
     ).scalar_one()
     report.rows += report.no_timestamp
     query = select(
-        table.c.crm,
-        table.c.activity_type,
-        _epoch_seconds(conn),
-        func.coalesce(table.c.person_crm_id, ""),
-        func.coalesce(table.c.account_crm_id, ""),
+        table.c.crm, table.c.activity_type, _epoch_seconds(conn), table.c.person_crm_id, table.c.account_crm_id,
     ).where(live, table.c.occurred_at.is_not(None))
     lookups = _Lookups(KeyLookup(index.account_index), KeyLookup(index.person_index))
-    # Options on the statement, not the connection: Connection.execution_options() changes the
-    # connection itself, and a server-side cursor would then wrap later statements (even DDL).
-    result = conn.execute(query.execution_options(stream_results=True, yield_per=partition_rows))
-    parts = [_partition_columns(list(rows), lookups, report) for rows in result.partitions()]
+    parts = [columns_from_arrays(*zip(*rows, strict=True), lookups, report)
+             for rows in driver_batches(conn, query, partition_rows)]
     return ActivityColumns.concat(parts) if parts else ActivityColumns.empty()
 
 
