@@ -1,14 +1,15 @@
 """Loading the scoring inputs from the store: accounts, people, matches, links, deals and touches.
 
 Accounts and deals are read as records (hundreds of thousands at most, and scoring needs their
-fields); people (millions) as columns of the driver's tuples, times turned into epoch seconds by the
-database (see :class:`scoring.inputs.PeopleColumns`). Touches can be tens of millions, so they are streamed in partitions straight
-from the driver's cursor: the database turns timestamps into epoch seconds, and each partition's
-keys are resolved to entity positions by the entity index's own dicts, in C-level ``map`` calls.
-On an L org (5.9 million touches) that is about 11 CPU seconds against 47 for SQLAlchemy result
-rows turned into numpy string arrays and resolved with ``np.unique`` and ``np.searchsorted``
-(building the string arrays alone took 19). The timestamp conversion is not what costs: SQLite's
-``strftime('%s')`` over every touch takes under a second of the scan.
+fields); people (millions) as columns of the driver's tuples, with times turned into epoch seconds
+by the database (see :class:`scoring.inputs.PeopleColumns`). Touches can be tens of millions, so
+they are streamed in batches straight from the driver's cursor (:mod:`store.cursor_rows`): the
+database turns timestamps into epoch seconds, and each batch's keys are resolved to entity
+positions by the entity index's own dicts, in C-level ``map`` calls, never a Python object per
+touch that outlives its batch. The timestamp conversion is not what costs: SQLite's
+``strftime('%s')`` over an L org's 5.9 million touches takes under 3 CPU seconds of the scan, the
+driver's rows about 9, and Python's cyclic garbage collector, unless paused, more than everything
+else together (see :mod:`worker.gc_pause`).
 
 Two store facts shape the inputs here, not in :mod:`scoring`:
 - the match table decides whose touches count for which account: ``auto``, ``pinned`` and
@@ -35,6 +36,7 @@ from scoring.outcomes import NEVER
 from store.cursor_rows import driver_batches
 from store.records import OpportunityRecord
 from store.schema import AccountLink, Activity, Match, Opportunity, Person
+from worker.gc_pause import cyclic_gc_paused
 from worker.match_stage import load_accounts
 
 TIED = ("auto", "pinned", "crm")
@@ -175,15 +177,17 @@ def _matches(conn: Connection, canonical: Mapping[int, int]) -> dict[int, int | 
 def load_score_inputs(
     conn: Connection, config: ScoringConfig, *, partition_rows: int = PARTITION_ROWS
 ) -> ScoringInputs:
-    """Everything scoring needs, with the match table and cross-CRM links applied."""
-    accounts = load_accounts(conn)
-    canonical = dict(conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)).all())
-    aliases = {(a.crm, a.crm_id): canonical[a.id] for a in accounts if a.id in canonical}
-    scored = [a for a in accounts if a.id not in canonical]
-    matches = _matches(conn, canonical)
-    people = load_scored_people(conn)
-    opportunities = list(_records(conn, OpportunityRecord, _OPPORTUNITY_COLUMNS, Opportunity.is_deleted.is_(False)))
-    index = EntityIndex.build(scored, people, aliases)
-    report = LoadReport()
-    activities = stream_activity_columns(conn, index, report, partition_rows)
-    return assemble_inputs(scored, people, activities, report, opportunities, config, index, matches)
+    """Everything scoring needs, with the match table and cross-CRM links applied (built with the
+    cyclic garbage collector paused: see :mod:`worker.gc_pause`)."""
+    with cyclic_gc_paused():
+        accounts = load_accounts(conn)
+        canonical = dict(conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)).all())
+        aliases = {(a.crm, a.crm_id): canonical[a.id] for a in accounts if a.id in canonical}
+        scored = [a for a in accounts if a.id not in canonical]
+        matches = _matches(conn, canonical)
+        people = load_scored_people(conn)
+        opportunities = list(_records(conn, OpportunityRecord, _OPPORTUNITY_COLUMNS, Opportunity.is_deleted.is_(False)))
+        index = EntityIndex.build(scored, people, aliases)
+        report = LoadReport()
+        activities = stream_activity_columns(conn, index, report, partition_rows)
+        return assemble_inputs(scored, people, activities, report, opportunities, config, index, matches)
