@@ -191,19 +191,22 @@ def lead_features(
     agg = s.agg
     pop = population_as_of(inputs, as_of)
     people = inputs.people
-    n_people = agg.n_people
-    acc = pop.person_account.astype(np.int64)
+    # Every column is taken at the rows first: built for every person and then subset, an L org's
+    # 1.8 million people made the lead features the score stage's peak (45 float columns, twice).
+    rows = np.flatnonzero(people.is_lead & (people.created < as_of) & (people.converted >= as_of))
+    acc = pop.person_account.astype(np.int64)[rows]
     deals = _deal_history(inputs, agg.n_accounts, as_of)
-    persona = pop.personas.persona.astype(np.int64)
-    seniority = pop.personas.seniority.astype(np.float64)  # -1 unknown
+    persona = pop.personas.persona.astype(np.int64)[rows]
+    seniority = pop.personas.seniority.astype(np.float64)[rows]  # -1 unknown
+    created = people.created[rows]
     columns = [
-        *np.log1p(agg.person_type_points).T,
-        np.log1p(s.person_engagement_raw),
-        np.log1p(s.person_sales),
-        np.log1p(s.person_marketing),
-        np.log1p(agg.person_recent),
-        np.log1p(agg.person_previous),
-        np.log(s.person_velocity),
+        *np.log1p(agg.person_type_points[rows]).T,
+        np.log1p(s.person_engagement_raw[rows]),
+        np.log1p(s.person_sales[rows]),
+        np.log1p(s.person_marketing[rows]),
+        np.log1p(agg.person_recent[rows]),
+        np.log1p(agg.person_previous[rows]),
+        np.log(s.person_velocity[rows]),
         *(persona == p for p in range(len(PERSONAS))),
         seniority,
         acc >= 0,
@@ -211,10 +214,9 @@ def lead_features(
         np.log1p(gather(s.engagement_raw, acc, 0.0)),
         gather(agg.account_people.astype(np.float64), acc, 0.0),
         gather(deals["open_deals"], acc, 0.0),
-        np.where(people.created > 0, (as_of - people.created) / DAY, UNKNOWN),
+        np.where(created > 0, (as_of - created) / DAY, UNKNOWN),
     ]
-    X = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns]) if n_people else np.empty(
+    X = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns]) if len(rows) else np.empty(
         (0, len(LEAD_FEATURES))
     )
-    rows = np.flatnonzero(people.is_lead & (people.created < as_of) & (people.converted >= as_of))
-    return FeatureFrame(as_of=as_of, rows=rows, X=X[rows], names=LEAD_FEATURES)
+    return FeatureFrame(as_of=as_of, rows=rows, X=X, names=LEAD_FEATURES)
