@@ -98,6 +98,15 @@ def scores_as_of(inputs: ScoringInputs, config: ScoringConfig, as_of: int,
                  state=state)
 
 
+def reusable(inputs: ScoringInputs, rules: ScoreSet | None) -> ScoreSet | None:
+    """``rules`` when its aggregates are those of ``inputs``' own population (see
+    :func:`with_predictions`), else None: a caller then lets go of it before scoring again, rather
+    than holding two score sets of everyone at once."""
+    if rules is None or population_as_of(inputs, rules.as_of) is not inputs.population:
+        return None
+    return rules
+
+
 def with_predictions(inputs: ScoringInputs, config: ScoringConfig, rules: ScoreSet, *,
                      predictive: np.ndarray | None, person_predictive: np.ndarray | None,
                      state: PopulationState | None = None) -> ScoreSet:
@@ -111,7 +120,7 @@ def with_predictions(inputs: ScoringInputs, config: ScoringConfig, rules: ScoreS
     is not the population's own (a person created, or a lead converted, after it: a clock ahead of
     the stage's), the aggregates differ and the population is scored again.
     """
-    if population_as_of(inputs, rules.as_of) is not inputs.population:
+    if reusable(inputs, rules) is None:
         return score(inputs.activities, inputs.population, inputs.opportunities, config, rules.as_of,
                      predictive=predictive, person_predictive=person_predictive, state=state)
     return finish(rules.agg, inputs.population, inputs.opportunities, config, predictive=predictive,

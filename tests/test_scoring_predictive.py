@@ -17,6 +17,7 @@ from scoring.features import (
     account_features,
     lead_features,
     population_as_of,
+    reusable,
     scores_as_of,
     with_predictions,
 )
@@ -368,6 +369,7 @@ def test_predictions_from_one_rules_pass_score_as_a_scoring_with_them(history: S
     as_of = ts(AS_OF) - days_before * DAY
     # 300 days back, people created since do not roll up yet: the aggregates are not reusable.
     assert (population_as_of(history, as_of) is history.population) == (days_before == 0)
+    assert (reusable(history, scores_as_of(history, config, as_of)) is not None) == (days_before == 0)
     account_model = train(history, config, ts(AS_OF))
     lead_model = train(history, config, ts(AS_OF), target=LEAD_CONVERTS)
     assert isinstance(account_model, TrainedModel) and isinstance(lead_model, TrainedModel)

@@ -53,7 +53,7 @@ from sqlalchemy import Connection, Engine, delete, func, select
 
 from config.scoring import ScoringConfig
 from scoring import predictive as pred
-from scoring.features import scores_as_of, with_predictions
+from scoring.features import reusable, scores_as_of, with_predictions
 from scoring.fit import with_display_names
 from scoring.history import prune_before
 from scoring.inputs import ScoringInputs
@@ -207,6 +207,7 @@ def _score_dirty(conn: Connection, config: ScoringConfig, now: datetime, increme
         phases["predictive"] = time.perf_counter() - started
     started = time.perf_counter()
     person_probability = pred.person_probabilities(lead_probability, account_probability, population.person_account)
+    rules = reusable(inputs, rules)
     scores = _final_scores(inputs, config, as_of, rules, account_probability, person_probability, state)
     del rules
     phases["score"] = time.perf_counter() - started
@@ -226,8 +227,9 @@ def _final_scores(inputs: ScoringInputs, config: ScoringConfig, as_of: int, rule
                   predictive: np.ndarray | None, person_predictive: np.ndarray | None,
                   state: PopulationState | None = None) -> ScoreSet:
     """The scores to save. The predictions were computed from ``rules`` (the rules-based scores at
-    ``as_of``, once for both models; None when predictive scoring is off); adding them changes only
-    the grades, so the aggregates of ``rules`` are reused rather than every touch read a third time."""
+    ``as_of``, once for both models; None when predictive scoring is off or their aggregates are not
+    the population's, see :func:`scoring.features.reusable`); adding them changes only the grades,
+    so the aggregates of ``rules`` are reused rather than every touch read a third time."""
     if rules is None:
         return score(inputs.activities, inputs.population, inputs.opportunities, config, as_of,
                      predictive=predictive, person_predictive=person_predictive, state=state)
@@ -289,6 +291,7 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
         started = time.perf_counter()
         person_probability = pred.person_probabilities(lead_probability, account_probability,
                                                        population.person_account)
+        rules = reusable(inputs, rules)  # when not, freed before the population is scored again
         scores = _final_scores(inputs, config, as_of, rules, account_probability, person_probability)
         del rules
         phases["score"] = time.perf_counter() - started
