@@ -48,7 +48,7 @@ from scoring.features import (
 )
 from scoring.inputs import ScoringInputs
 from scoring.outcomes import NEVER
-from scoring.scores import PopulationState
+from scoring.scores import PopulationState, ScoreSet
 
 BLOB_FORMAT = 1
 ACCOUNT_WON, ACCOUNT_OPENED, LEAD_CONVERTS = "account_won", "account_opened", "lead_converts"
@@ -453,14 +453,17 @@ def load(blob: bytes) -> PredictiveModel:
 
 
 def predict(model: PredictiveModel, inputs: ScoringInputs, config: ScoringConfig, as_of: int, *,
-            state: PopulationState | None = None) -> np.ndarray:
+            state: PopulationState | None = None, scores: ScoreSet | None = None) -> np.ndarray:
     """Probabilities for every account (account models) or person (lead model) as of ``as_of``.
 
     Entities the model does not apply to (an account created later, a contact, a converted
     lead) get NaN, which the grade treats as "no prediction, use the rules". ``state``: the fit of
     a scoring of everyone when ``inputs`` are part of the population (an incremental run).
+    ``scores``: :func:`scoring.features.scores_as_of` for these inputs, date and state when the
+    caller has it already (the score stage computes it once for both models and the final scores).
     """
-    scores = scores_as_of(inputs, config, as_of, state)
+    if scores is None:
+        scores = scores_as_of(inputs, config, as_of, state)
     if model.target == LEAD_CONVERTS:
         frame = lead_features(inputs, config, as_of, scores)
         n = inputs.population.n_people

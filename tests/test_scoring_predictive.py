@@ -11,7 +11,16 @@ import pytest
 from config.scoring import ScoringConfig
 from scoring.catalogue import DAY, TYPE_CODE
 from scoring.columns import ActivityColumns
-from scoring.features import ACCOUNT_FEATURES, LEAD_FEATURES, account_features, lead_features
+from scoring.features import (
+    ACCOUNT_FEATURES,
+    LEAD_FEATURES,
+    account_features,
+    lead_features,
+    population_as_of,
+    reusable,
+    scores_as_of,
+    with_predictions,
+)
 from scoring.inputs import ScoringInputs, build_inputs
 from scoring.outcomes import NEVER, OpportunityColumns
 from scoring.predictive import (
@@ -27,6 +36,7 @@ from scoring.predictive import (
     train,
 )
 from scoring.rules import grades
+from scoring.scores import score
 from store.records import AccountRecord, ActivityRecord, OpportunityRecord, PersonRecord
 
 AS_OF = datetime(2026, 3, 1, tzinfo=UTC)
@@ -334,3 +344,43 @@ def test_snapshots_keep_a_weighted_sample_not_every_row(history: ScoringInputs) 
         assert len(snapshot.y) == len(snapshot.X) <= share
         assert snapshot.weight.sum() == pytest.approx(len(snapshot.labels))
         assert snapshot.y.sum() == min(int(snapshot.labels.sum()), share // 2)
+
+
+# ---------------------------------------------------------------- the score stage's single rules pass
+
+
+def assert_same_scores(a: object, b: object) -> None:
+    """Every field of two ScoreSets (their aggregates and fit too) exactly equal."""
+    for name in a.__dataclass_fields__:
+        x, y = getattr(a, name), getattr(b, name)
+        if hasattr(x, "__dataclass_fields__"):
+            assert_same_scores(x, y)
+        elif isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            np.testing.assert_array_equal(x, y, err_msg=name)
+        else:
+            assert x == y, name
+
+
+@pytest.mark.parametrize("days_before", [0, 300])
+def test_predictions_from_one_rules_pass_score_as_a_scoring_with_them(history: ScoringInputs,
+                                                                       days_before: int) -> None:
+    config = ScoringConfig.model_validate({"predictive": {"algorithm": "logistic", "min_positive_labels": 10,
+                                                          "min_holdout_positives": 3}})
+    as_of = ts(AS_OF) - days_before * DAY
+    # 300 days back, people created since do not roll up yet: the aggregates are not reusable.
+    assert (population_as_of(history, as_of) is history.population) == (days_before == 0)
+    assert (reusable(history, scores_as_of(history, config, as_of)) is not None) == (days_before == 0)
+    account_model = train(history, config, ts(AS_OF))
+    lead_model = train(history, config, ts(AS_OF), target=LEAD_CONVERTS)
+    assert isinstance(account_model, TrainedModel) and isinstance(lead_model, TrainedModel)
+    rules = scores_as_of(history, config, as_of)
+    account_p = predict(load(account_model.blob), history, config, as_of, scores=rules)
+    lead_p = predict(load(lead_model.blob), history, config, as_of, scores=rules)
+    np.testing.assert_array_equal(account_p, predict(load(account_model.blob), history, config, as_of))
+    np.testing.assert_array_equal(lead_p, predict(load(lead_model.blob), history, config, as_of))
+    person_p = person_probabilities(lead_p, account_p, history.population.person_account)
+    got = with_predictions(history, config, rules, predictive=account_p, person_predictive=person_p)
+    expected = score(history.activities, history.population, history.opportunities, config, as_of,
+                     predictive=account_p, person_predictive=person_p)
+    assert_same_scores(got, expected)
+    assert np.isfinite(got.predictive).any() and not np.array_equal(got.grade, rules.grade)

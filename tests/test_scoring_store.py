@@ -12,6 +12,7 @@ from test_scoring_predictive import AS_OF, synthetic_history
 
 from config.scoring import ScoringConfig
 from scoring.inputs import build_inputs
+from scoring.outcomes import NEVER
 from scoring.scores import score
 from store.ids import to_18
 from store.records import AccountRecord, ActivityRecord, PersonRecord
@@ -88,7 +89,13 @@ def test_store_loader_equals_record_path(engine: Engine, org) -> None:
     np.testing.assert_allclose(a.agg.account_type_points, b.agg.account_type_points)
     np.testing.assert_allclose(a.engagement, b.engagement)
     np.testing.assert_array_equal(a.grade, b.grade)
-    np.testing.assert_array_equal(loaded.people.converted, expected.people.converted)
+    # People come as columns of driver tuples (times as the database's epoch seconds): every fact the
+    # record path derives, the same.
+    for fact in ("is_lead", "created", "converted", "linked_by_conversion"):
+        np.testing.assert_array_equal(getattr(loaded.people, fact), getattr(expected.people, fact), err_msg=fact)
+    assert loaded.people.converted.min() < NEVER and loaded.people.linked_by_conversion.any()
+    assert list(loaded.population.person_titles) == list(expected.population.person_titles)
+    np.testing.assert_array_equal(loaded.population.personas.persona, expected.population.personas.persona)
     np.testing.assert_array_equal(loaded.account_created, expected.account_created)
     # The linked Salesforce account is not scored on its own; its contact's webinars count for account 0.
     assert 900 not in loaded.account_ids.tolist()

@@ -1,10 +1,15 @@
 """Loading the scoring inputs from the store: accounts, people, matches, links, deals and touches.
 
-Accounts, people and deals are read as records (hundreds of thousands at most, and scoring
-needs their fields). Touches can be tens of millions, so they are streamed in partitions of
-plain columns: the database turns timestamps into epoch seconds, and each partition's keys are
-resolved to entity positions with sorted-array lookups (``np.searchsorted``), never a Python
-object per touch.
+Accounts and deals are read as records (hundreds of thousands at most, and scoring needs their
+fields); people (millions) as columns of the driver's tuples, with times turned into epoch seconds
+by the database (see :class:`scoring.inputs.PeopleColumns`). Touches can be tens of millions, so
+they are streamed in batches straight from the driver's cursor (:mod:`store.cursor_rows`): the
+database turns timestamps into epoch seconds, and each batch's keys are resolved to entity
+positions by the entity index's own dicts, in C-level ``map`` calls, never a Python object per
+touch that outlives its batch. The timestamp conversion is not what costs: SQLite's
+``strftime('%s')`` over an L org's 5.9 million touches takes under 3 CPU seconds of the scan, the
+driver's rows about 9, and Python's cyclic garbage collector, unless paused, more than everything
+else together (see :mod:`worker.gc_pause`).
 
 Two store facts shape the inputs here, not in :mod:`scoring`:
 - the match table decides whose touches count for which account: ``auto``, ``pinned`` and
@@ -15,18 +20,23 @@ Two store facts shape the inputs here, not in :mod:`scoring`:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
-from sqlalchemy import BigInteger, Connection, Integer, cast, extract, func, select
+from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, cast, extract, func, select
 
 from config.scoring import ScoringConfig
 from scoring.catalogue import TYPE_CODE
 from scoring.columns import ActivityColumns, LoadReport
-from scoring.inputs import EntityIndex, ScoringInputs, assemble_inputs
-from store.records import OpportunityRecord, PersonRecord
+from scoring.inputs import EntityIndex, PeopleColumns, ScoringInputs, assemble_inputs
+from scoring.outcomes import NEVER
+from store.cursor_rows import driver_batches
+from store.records import OpportunityRecord
 from store.schema import AccountLink, Activity, Match, Opportunity, Person
+from worker.gc_pause import cyclic_gc_paused
 from worker.match_stage import load_accounts
 
 TIED = ("auto", "pinned", "crm")
@@ -40,36 +50,27 @@ _SCORED_PERSON_FIELDS = ("id", "crm", "crm_id", "kind", "title", "account_crm_id
 
 
 class KeyLookup:
-    """``(crm, crm_id) -> position`` as one sorted array of ids per CRM, for whole-column lookups."""
+    """``(crm, crm_id) -> position`` for whole columns: one dict lookup per row, done by ``map`` in C.
+
+    Empty and missing ids never match (a touch without a person has ``None`` or ``""`` there).
+    """
 
     def __init__(self, mapping: Mapping[tuple[str, str], int]) -> None:
-        by_crm: dict[str, list[tuple[str, int]]] = {}
-        for (crm, crm_id), position in mapping.items():
-            by_crm.setdefault(crm, []).append((crm_id, position))
-        self._tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for crm, pairs in by_crm.items():
-            pairs.sort()
-            self._tables[crm] = (np.array([k for k, _ in pairs]), np.array([v for _, v in pairs], dtype=np.int64))
+        # The entity index's dict itself when it has no empty id (always, in practice): no copy.
+        if any(not crm_id for _, crm_id in mapping):
+            mapping = {key: position for key, position in mapping.items() if key[1]}
+        self._get = mapping.get
 
-    def find(self, crm: np.ndarray, crm_id: np.ndarray) -> np.ndarray:
+    def find(self, crm: Sequence[str], crm_id: Sequence[str | None]) -> np.ndarray:
         """Position per row, -1 where the key is unknown or the id is empty."""
-        out = np.full(len(crm_id), -1, dtype=np.int64)
-        for name in np.unique(crm):
-            table = self._tables.get(str(name))
-            if table is None:
-                continue
-            keys, values = table
-            rows = np.flatnonzero(crm == name)
-            ids = crm_id[rows]
-            at = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
-            hit = (keys[at] == ids) & (ids != "")
-            out[rows[hit]] = values[at[hit]]
-        return out
+        n = len(crm_id)
+        return np.fromiter(map(self._get, zip(crm, crm_id, strict=True), repeat(-1, n)), dtype=np.int64, count=n)
 
 
-def _epoch_seconds(conn: Connection) -> object:
-    """``activities.occurred_at`` as whole seconds since the epoch, computed by the database."""
-    column = Activity.__table__.c.occurred_at
+def _epoch_seconds(conn: Connection, column: ColumnElement | None = None) -> ColumnElement:
+    """``column`` (default ``activities.occurred_at``) as whole seconds since the epoch, computed by
+    the database (NULL stays NULL)."""
+    column = Activity.__table__.c.occurred_at if column is None else column
     if conn.dialect.name == "postgresql":
         return cast(func.floor(extract("epoch", column)), BigInteger)
     # SQLite keeps naive UTC text; strftime('%s') reads it as UTC.
@@ -82,36 +83,36 @@ class _Lookups:
     people: KeyLookup
 
 
-def _partition_columns(rows: list[tuple], lookups: _Lookups, report: LoadReport) -> ActivityColumns:
-    crm, kind, ts, person_id, account_id = (np.array(column) for column in zip(*rows, strict=True))
-    return columns_from_arrays(crm, kind, ts, person_id, account_id, lookups, report)
-
-
-def columns_from_arrays(crm: np.ndarray, kind: np.ndarray, ts: np.ndarray, person_id: np.ndarray,
-                        account_id: np.ndarray, lookups: _Lookups, report: LoadReport) -> ActivityColumns:
-    """Touch columns from raw key columns (empty strings for no person or account)."""
-    report.rows += len(ts)
-    names, inverse = np.unique(kind, return_inverse=True)
-    codes = np.array([TYPE_CODE.get(str(n), -1) for n in names], dtype=np.int64)
-    for n, count in zip(names[codes < 0], np.bincount(inverse, minlength=len(names))[codes < 0], strict=True):
-        report.unknown_type[str(n)] += int(count)
-    type_code = codes[inverse]
+def columns_from_arrays(crm: Sequence[str], kind: Sequence[str], ts: Sequence[int], person_id: Sequence[str | None],
+                        account_id: Sequence[str | None], lookups: _Lookups, report: LoadReport) -> ActivityColumns:
+    """Touch columns from raw key columns (tuples from a cursor or arrays; ``None`` or ``""`` for no
+    person or account)."""
+    n = len(ts)
+    report.rows += n
+    type_code = np.fromiter(map(TYPE_CODE.get, kind, repeat(-1, n)), dtype=np.int64, count=n)
+    known_type = type_code >= 0
+    if not known_type.all():
+        report.unknown_type.update(str(kind[i]) for i in np.flatnonzero(~known_type).tolist())
     person = lookups.people.find(crm, person_id)
     account = lookups.accounts.find(crm, account_id)
-    known_type = type_code >= 0
     attributable = (person >= 0) | (account >= 0)
     report.unattributed += int((known_type & ~attributable).sum())
     keep = known_type & attributable
     return ActivityColumns(
         person[keep].astype(np.int32), account[keep].astype(np.int32), type_code[keep].astype(np.int8),
-        ts[keep].astype(np.int64),
+        np.asarray(ts, dtype=np.int64)[keep],
     )
 
 
 def stream_activity_columns(
     conn: Connection, index: EntityIndex, report: LoadReport, partition_rows: int = PARTITION_ROWS
 ) -> ActivityColumns:
-    """Every live touch with a timestamp, as columns; what cannot be used is counted in ``report``."""
+    """Every live touch with a timestamp, as columns; what cannot be used is counted in ``report``.
+
+    Rows come from the driver's cursor (see :mod:`store.cursor_rows`), ``partition_rows`` at a
+    time, in the table's own order (no ``ORDER BY``: the order every load of everyone has read
+    them in, so the engine's sums add up in the same order).
+    """
     table = Activity.__table__
     live = table.c.is_deleted.is_(False)
     report.no_timestamp += conn.execute(
@@ -119,17 +120,11 @@ def stream_activity_columns(
     ).scalar_one()
     report.rows += report.no_timestamp
     query = select(
-        table.c.crm,
-        table.c.activity_type,
-        _epoch_seconds(conn),
-        func.coalesce(table.c.person_crm_id, ""),
-        func.coalesce(table.c.account_crm_id, ""),
+        table.c.crm, table.c.activity_type, _epoch_seconds(conn), table.c.person_crm_id, table.c.account_crm_id,
     ).where(live, table.c.occurred_at.is_not(None))
     lookups = _Lookups(KeyLookup(index.account_index), KeyLookup(index.person_index))
-    # Options on the statement, not the connection: Connection.execution_options() changes the
-    # connection itself, and a server-side cursor would then wrap later statements (even DDL).
-    result = conn.execute(query.execution_options(stream_results=True, yield_per=partition_rows))
-    parts = [_partition_columns(list(rows), lookups, report) for rows in result.partitions()]
+    parts = [columns_from_arrays(*zip(*rows, strict=True), lookups, report)
+             for rows in driver_batches(conn, query, partition_rows)]
     return ActivityColumns.concat(parts) if parts else ActivityColumns.empty()
 
 
@@ -138,27 +133,61 @@ def _records(conn: Connection, cls: type, columns: list, where: object) -> Itera
     return (cls(*row) for row in conn.execute(select(*columns).where(where).order_by(columns[0])))
 
 
-def load_scored_people(conn: Connection) -> list[PersonRecord]:
-    """Every live person, in id order, with only the fields scoring reads (the others stay empty)."""
-    columns = [Person.__table__.c[f] for f in _SCORED_PERSON_FIELDS]
-    rows = conn.execute(select(*columns).where(Person.is_deleted.is_(False)).order_by(Person.id))
-    return [PersonRecord(**dict(zip(_SCORED_PERSON_FIELDS, row, strict=True))) for row in rows]
+def load_scored_people(conn: Connection, batch_rows: int = PARTITION_ROWS) -> PeopleColumns:
+    """Every live person, in id order, as the columns scoring reads (keys, persona title, roll-up
+    and conversion facts; names, emails, companies and addresses are left unread), straight from
+    the driver's tuples with times as epoch seconds (see :class:`scoring.inputs.PeopleColumns`)."""
+    table = Person.__table__
+    query = select(
+        table.c.id, table.c.crm, table.c.crm_id, table.c.kind, table.c.title, table.c.account_crm_id,
+        table.c.is_converted, _epoch_seconds(conn, table.c.converted_at), table.c.converted_account_crm_id,
+        _epoch_seconds(conn, table.c.created_at),
+    ).where(table.c.is_deleted.is_(False)).order_by(table.c.id)
+    columns: list[list] = [[] for _ in range(10)]
+    for rows in driver_batches(conn, query, batch_rows):
+        for out, values in zip(columns, zip(*rows, strict=True), strict=True):
+            out.extend(values)
+        del rows
+    ids, crm, crm_id, kind, title, account, converted, converted_at, converted_account, created_at = columns
+    return PeopleColumns(
+        id=np.array(ids, dtype=np.int64),
+        # Two distinct values each: one string object apiece instead of one per person.
+        crm=list(map(sys.intern, crm)),
+        crm_id=crm_id,
+        kind=list(map(sys.intern, kind)),
+        title=title,
+        account_crm_id=account,
+        is_converted=np.array([bool(v) for v in converted], dtype=bool),
+        converted_at=np.array([NEVER if v is None else v for v in converted_at], dtype=np.int64),
+        converted_account_crm_id=converted_account,
+        created_at=np.array([0 if v is None else v for v in created_at], dtype=np.int64),
+    )
+
+
+def _matches(conn: Connection, canonical: Mapping[int, int]) -> dict[int, int | None]:
+    """Person id -> the (canonical) account the match table ties them to; None: tied to nothing."""
+    query = select(Match.person_id, Match.account_id, Match.decision)
+    matches: dict[int, int | None] = {}
+    for rows in driver_batches(conn, query, PARTITION_ROWS):
+        for person_id, account_id, decision in rows:
+            matches[person_id] = canonical.get(account_id, account_id) if decision in TIED else None
+    return matches
 
 
 def load_score_inputs(
     conn: Connection, config: ScoringConfig, *, partition_rows: int = PARTITION_ROWS
 ) -> ScoringInputs:
-    """Everything scoring needs, with the match table and cross-CRM links applied."""
-    accounts = load_accounts(conn)
-    canonical = dict(conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)).all())
-    aliases = {(a.crm, a.crm_id): canonical[a.id] for a in accounts if a.id in canonical}
-    scored = [a for a in accounts if a.id not in canonical]
-    matches: dict[int, int | None] = {}
-    for person_id, account_id, decision in conn.execute(select(Match.person_id, Match.account_id, Match.decision)):
-        matches[person_id] = canonical.get(account_id, account_id) if decision in TIED else None
-    people = load_scored_people(conn)
-    opportunities = list(_records(conn, OpportunityRecord, _OPPORTUNITY_COLUMNS, Opportunity.is_deleted.is_(False)))
-    index = EntityIndex.build(scored, people, aliases)
-    report = LoadReport()
-    activities = stream_activity_columns(conn, index, report, partition_rows)
-    return assemble_inputs(scored, people, activities, report, opportunities, config, index, matches)
+    """Everything scoring needs, with the match table and cross-CRM links applied (built with the
+    cyclic garbage collector paused: see :mod:`worker.gc_pause`)."""
+    with cyclic_gc_paused():
+        accounts = load_accounts(conn)
+        canonical = dict(conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)).all())
+        aliases = {(a.crm, a.crm_id): canonical[a.id] for a in accounts if a.id in canonical}
+        scored = [a for a in accounts if a.id not in canonical]
+        matches = _matches(conn, canonical)
+        people = load_scored_people(conn)
+        opportunities = list(_records(conn, OpportunityRecord, _OPPORTUNITY_COLUMNS, Opportunity.is_deleted.is_(False)))
+        index = EntityIndex.build(scored, people, aliases)
+        report = LoadReport()
+        activities = stream_activity_columns(conn, index, report, partition_rows)
+        return assemble_inputs(scored, people, activities, report, opportunities, config, index, matches)

@@ -48,14 +48,16 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+import numpy as np
 from sqlalchemy import Connection, Engine, delete, func, select
 
 from config.scoring import ScoringConfig
 from scoring import predictive as pred
+from scoring.features import reusable, scores_as_of, with_predictions
 from scoring.fit import with_display_names
 from scoring.history import prune_before
 from scoring.inputs import ScoringInputs
-from scoring.scores import PopulationState, population_state, score
+from scoring.scores import PopulationState, ScoreSet, population_state, score
 from store.schema import Account, AccountLink, Person, ScoreHistory
 from store.types import utcnow
 from worker.models import ActiveModel, active_model, save_model
@@ -191,11 +193,13 @@ def _score_dirty(conn: Connection, config: ScoringConfig, now: datetime, increme
     phases["load"] = time.perf_counter() - started
     account_probability = lead_probability = None
     model_version = None
+    rules = None
     if config.predictive.enabled:
         started = time.perf_counter()
+        rules = scores_as_of(inputs, config, as_of, state)
         for target, current in stored.models.items():
             outcome.models[target] = f"version {current.version} (trained {current.trained_at:%Y-%m-%d})"
-            probability = pred.predict(current.model, inputs, config, as_of, state=state)
+            probability = pred.predict(current.model, inputs, config, as_of, state=state, scores=rules)
             if target == pred.LEAD_CONVERTS:
                 lead_probability = probability
             else:
@@ -203,8 +207,9 @@ def _score_dirty(conn: Connection, config: ScoringConfig, now: datetime, increme
         phases["predictive"] = time.perf_counter() - started
     started = time.perf_counter()
     person_probability = pred.person_probabilities(lead_probability, account_probability, population.person_account)
-    scores = score(inputs.activities, population, inputs.opportunities, config, as_of,
-                   predictive=account_probability, person_predictive=person_probability, state=state)
+    rules = reusable(inputs, rules)
+    scores = _final_scores(inputs, config, as_of, rules, account_probability, person_probability, state)
+    del rules
     phases["score"] = time.perf_counter() - started
     started = time.perf_counter()
     outcome.saved = save_score_set(conn, scores, population, inputs.account_ids, inputs.person_ids, config, now,
@@ -216,6 +221,20 @@ def _score_dirty(conn: Connection, config: ScoringConfig, now: datetime, increme
     outcome.accounts, outcome.people = population.n_accounts, population.n_people
     outcome.activities = len(inputs.activities.ts)
     _report_skipped(inputs, outcome)
+
+
+def _final_scores(inputs: ScoringInputs, config: ScoringConfig, as_of: int, rules: ScoreSet | None,
+                  predictive: np.ndarray | None, person_predictive: np.ndarray | None,
+                  state: PopulationState | None = None) -> ScoreSet:
+    """The scores to save. The predictions were computed from ``rules`` (the rules-based scores at
+    ``as_of``, once for both models; None when predictive scoring is off or their aggregates are not
+    the population's, see :func:`scoring.features.reusable`); adding them changes only the grades,
+    so the aggregates of ``rules`` are reused rather than every touch read a third time."""
+    if rules is None:
+        return score(inputs.activities, inputs.population, inputs.opportunities, config, as_of,
+                     predictive=predictive, person_predictive=person_predictive, state=state)
+    return with_predictions(inputs, config, rules, predictive=predictive, person_predictive=person_predictive,
+                            state=state)
 
 
 def _report_skipped(inputs: ScoringInputs, outcome: ScoreOutcome) -> None:
@@ -254,22 +273,27 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
         population = inputs.population
         account_probability = lead_probability = None
         model_version = None
+        rules = None
         if config.predictive.enabled:
             started = time.perf_counter()
             account_target = pred.account_target(config.predictive)
             account_model = _model_for(conn, inputs, config, as_of, account_target, retrain, now, outcome.models)
-            if account_model is not None:
-                account_probability = pred.predict(account_model[0], inputs, config, as_of)
-                model_version = account_model[1]
             lead_model = _model_for(conn, inputs, config, as_of, pred.LEAD_CONVERTS, retrain, now, outcome.models)
+            # The rules-based scores both models read, computed once (see _final_scores), after any
+            # training: training's own snapshots are not held alongside them.
+            rules = scores_as_of(inputs, config, as_of)
+            if account_model is not None:
+                account_probability = pred.predict(account_model[0], inputs, config, as_of, scores=rules)
+                model_version = account_model[1]
             if lead_model is not None:
-                lead_probability = pred.predict(lead_model[0], inputs, config, as_of)
+                lead_probability = pred.predict(lead_model[0], inputs, config, as_of, scores=rules)
             phases["predictive"] = time.perf_counter() - started
         started = time.perf_counter()
         person_probability = pred.person_probabilities(lead_probability, account_probability,
                                                        population.person_account)
-        scores = score(inputs.activities, population, inputs.opportunities, config, as_of,
-                       predictive=account_probability, person_predictive=person_probability)
+        rules = reusable(inputs, rules)  # when not, freed before the population is scored again
+        scores = _final_scores(inputs, config, as_of, rules, account_probability, person_probability)
+        del rules
         phases["score"] = time.perf_counter() - started
         started = time.perf_counter()
         outcome.saved = save_score_set(conn, scores, population, inputs.account_ids, inputs.person_ids, config, now,

@@ -34,6 +34,7 @@ from config.scoring import ScoringConfig
 from scoring.catalogue import TYPE_CODE
 from scoring.columns import LoadReport
 from scoring.inputs import EntityIndex, ScoringInputs, assemble_inputs
+from store.cursor_rows import driver_batches
 from store.records import AccountRecord, OpportunityRecord, PersonRecord
 from store.schema import Account, AccountLink, Activity, Match, Opportunity, Person
 from worker.score_inputs import (
@@ -229,13 +230,8 @@ class _Touches:
         """Every touch these people made or that names these accounts, in one pass over the table.
         Rows come straight from the driver's cursor (no result rows built for the millions that are
         left out; the columns need no conversion) and are kept by set lookups."""
-        result = self.conn.execute(self._select.execution_options(stream_results=True))
-        cursor = result.cursor
-        try:
-            while rows := cursor.fetchmany(PARTITION_ROWS):
-                self._keep([r for r in rows if (r[1], r[4]) in people or (r[1], r[5]) in accounts])
-        finally:
-            result.close()
+        for rows in driver_batches(self.conn, self._select, PARTITION_ROWS):
+            self._keep([r for r in rows if (r[1], r[4]) in people or (r[1], r[5]) in accounts])
         self.people_done |= people
         self.accounts_done |= accounts
 
