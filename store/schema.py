@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -169,6 +170,14 @@ class Activity(CrmRecord, Base):
     account_crm_id: Mapped[str | None] = mapped_column(String(64), index=True)
     campaign_crm_id: Mapped[str | None] = mapped_column(String(64))
     campaign_type: Mapped[str | None] = mapped_column(String(255))
+
+
+# The touches that name an account: what the matcher's recent-activity tie-breaker reads the latest of, from an
+# index alone (see worker.match_stage.last_activity_by_account, whose condition this must stay for the index
+# to serve it).
+ACCOUNT_TOUCHES = and_(Activity.account_crm_id.is_not(None), Activity.is_deleted.is_(False))
+Index("ix_activities_account_last", Activity.crm, Activity.account_crm_id, Activity.occurred_at,
+      sqlite_where=ACCOUNT_TOUCHES, postgresql_where=ACCOUNT_TOUCHES)
 
 
 class Match(Base):
