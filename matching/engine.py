@@ -10,10 +10,11 @@ margin against the previous match, and the optional roll-up to the ultimate pare
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import operator
 from array import array
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,17 +22,17 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from config.matching import MatchingConfig
-from matching.domains import FreeMail, email_domain, host_of, is_personal_domain, registrable_domain
+from matching.domains import FreeMail, host_of, is_personal_domain, registrable_domain
 from matching.firmographics import compare_industry, compare_size, industry_key
 from matching.geo import city_key, countries_of_cities, country_code, mail_country, phone_country, state_code
-from matching.index import AccountIndex, sift_hash, word_signature
+from matching.index import AccountIndex, Features, sift_hash, word_signature
 from matching.names import NameNormalizer, ascii_key, written_in_latin
 from matching.parallel import collector_paused, iter_in_processes
 from matching.readings import place_free_key, reading_key
 from matching.review import best_supported, telling_alternative
 from matching.score import Query, Scorer, Signal, _one_slip, abbreviated_words, logistic
 from matching.slips import known_one_edit_away
-from matching.types import MatchResult, Pin, PreviousMatch
+from matching.types import ContactEmail, MatchResult, Pin, PreviousMatch
 from store.records import AccountRecord, PersonRecord
 
 _SIGNAL_ORDER = ("domain", "name", "legal", "country", "state", "city", "phone", "industry", "size")
@@ -52,15 +53,6 @@ _LONG_KEY = 10
 _KEEP = 5
 # The reason given to a person whose record holds no company name and no corporate domain.
 NOTHING_TO_MATCH = "no company name or corporate domain"
-
-
-def _company_email(person: PersonRecord) -> str:
-    """A contact's email if it can say where they work: not on their own vanity domain (jane@doej.net)."""
-    email = person.email or ""
-    if "@" in email and is_personal_domain(registrable_domain(email_domain(email)), person.first_name,
-                                           person.last_name):
-        return ""
-    return email
 
 
 def _one_registered_name(index: AccountIndex, positions: list[int]) -> bool:
@@ -130,9 +122,17 @@ class Matcher:
         config: MatchingConfig,
         *,
         contacts: Sequence[PersonRecord] = (),
+        contact_emails: Iterable[ContactEmail | tuple] = (),
         last_activity: Mapping[int, datetime] | None = None,
         workers: int = 1,
+        known_features: Mapping[int, Features] | None = None,
+        keep_features: bool = False,
     ) -> None:
+        """``contacts`` are the existing contacts (the contact-domain signal, the most-contacts tie-breaker), or
+        ``contact_emails`` the same as plain tuples (people of another kind, or without an account, are left out
+        of the former only). ``known_features`` and ``keep_features``: see :class:`~matching.index.AccountIndex`
+        (an index built over some of the same account records in this process lends its features to this one).
+        """
         self.config = config
         self.free_mail = FreeMail(config.extra_free_mail_domains)
         self.normalizer = NameNormalizer(config.extra_legal_terms, config.abbreviations)
@@ -144,7 +144,8 @@ class Matcher:
             by_crm[account.crm].append(account)
         with collector_paused():
             self.indexes = {
-                crm: AccountIndex(accs, self.normalizer, self.free_mail, config.blocking, workers)
+                crm: AccountIndex(accs, self.normalizer, self.free_mail, config.blocking, workers, known_features,
+                                  keep_features)
                 for crm, accs in by_crm.items()
             }
         # where an account or a person with a city and no country is (learnt from the accounts with both)
@@ -165,14 +166,39 @@ class Matcher:
         self._domain_parts: dict[str | None, tuple[str, str] | None] = {}
         self._core_cache: dict[tuple[str, Any], list[tuple[float, int, dict[str, Signal]]]] = {}
         self._name_cache: dict[tuple[str, str, str], tuple[array, array, array, array]] = {}
-        for crm, index in self.indexes.items():
-            index.add_contacts(
-                (index.by_crm_id[(crm, p.account_crm_id)], _company_email(p))
-                for p in contacts
-                if p.crm == crm and p.kind == "contact" and p.account_crm_id
-                and (crm, p.account_crm_id) in index.by_crm_id
-            )
+        with collector_paused():
+            self._add_contacts(itertools.chain(
+                ((p.crm, p.account_crm_id, p.email, p.first_name, p.last_name)
+                 for p in contacts if p.kind == "contact" and p.account_crm_id), contact_emails))
         self.shared_domains: frozenset[str] = frozenset().union(*(i.shared_domains for i in self.indexes.values()))
+
+    def _add_contacts(self, contacts: Iterable[ContactEmail | tuple]) -> None:
+        """Each index's existing contacts, as (account position, registrable domain of a company email or '').
+
+        One pass over what may be over a million contacts, each email domain read once (a company's contacts
+        share theirs): reading each address in full took ten seconds on a large org, more than the index.
+        """
+        positions = {crm: {crm_id: p for (_, crm_id), p in index.by_crm_id.items()}
+                     for crm, index in self.indexes.items()}
+        found: dict[str, list[tuple[int, str]]] = {crm: [] for crm in self.indexes}
+        domains: dict[str, str] = {}  # an email's domain part -> its registrable domain, '' for free mail
+        for crm, account_crm_id, email, first_name, last_name in contacts:
+            position = positions[crm].get(account_crm_id) if crm in positions else None
+            if position is None:
+                continue
+            reg = ""
+            if email and "@" in email:
+                part = email[email.rindex("@") + 1:]
+                reg = domains.get(part)
+                if reg is None:
+                    host = host_of(part)
+                    reg = registrable_domain(host) if host else ""
+                    domains[part] = reg = reg if reg and host not in self.free_mail else ""
+                if reg and is_personal_domain(reg, first_name, last_name):
+                    reg = ""  # their own vanity domain (jane@doej.net) says nothing of where they work
+            found[crm].append((position, reg))
+        for crm, pairs in found.items():
+            self.indexes[crm].add_contact_domains(pairs)
 
     # -- queries ---------------------------------------------------------------------------------
     def _is_free(self, reg: str) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -92,8 +92,18 @@ _shared_build: tuple[Sequence[AccountRecord], NameNormalizer, FreeMail] | None =
 
 
 def account_features(accounts: Sequence[AccountRecord], normalizer: NameNormalizer, free_mail: FreeMail,
-                     workers: int = 1) -> list[Features]:
-    """``_features`` of every account, the later part computed by ``workers - 1`` forked processes (same values)."""
+                     workers: int = 1, known: Mapping[int, Features] | None = None) -> list[Features]:
+    """``_features`` of every account, the later part computed by ``workers - 1`` forked processes (same values).
+
+    ``known`` (account id -> features) are features already read from these very records by an index built with
+    the same normalizer and free-mail list, in this process (the sifting hashes are this process's): a second
+    index over some of the same accounts (the cross-CRM linker's) then reads only the others.
+    """
+    if known:
+        missing = [a for a in accounts if a.id not in known]
+        computed = dict(zip((a.id for a in missing), account_features(missing, normalizer, free_mail, workers),
+                            strict=True))
+        return [known[a.id] if a.id in known else computed[a.id] for a in accounts]
     global _shared_build
     if workers <= 1 or len(accounts) < _PARALLEL_FROM or "fork" not in multiprocessing.get_all_start_methods():
         return _features(accounts, normalizer, free_mail)
@@ -122,6 +132,8 @@ class AccountIndex:
         free_mail: FreeMail,
         blocking: BlockingConfig,
         workers: int = 1,
+        known_features: Mapping[int, Features] | None = None,
+        keep_features: bool = False,
     ) -> None:
         self.accounts = list(accounts)
         self.blocking = blocking
@@ -148,7 +160,10 @@ class AccountIndex:
         by_acronym: dict[str, list[int]] = defaultdict(list)
         by_key: dict[str, list[int]] = defaultdict(list)
         postings: dict[str, list[int]] = defaultdict(list)
-        features = account_features(self.accounts, normalizer, free_mail, workers)
+        features = account_features(self.accounts, normalizer, free_mail, workers, known_features)
+        # kept on request, for another index over the same accounts (``known_features``); tens of megabytes of
+        # tuples at 200,000 accounts otherwise (their strings are the columns below)
+        self.features: list[Features] | None = features if keep_features else None
         sifting: list[tuple[int, int, int, int]] = []
         for i, (acc, feature) in enumerate(zip(self.accounts, features, strict=True)):
             name, legal, latin, host, reg, country, state, city, initials, key, label_key, core, sift = feature
@@ -220,12 +235,24 @@ class AccountIndex:
 
     def add_contacts(self, contacts: Iterable[tuple[int, str]]) -> None:
         """Register (account position, email) of existing contacts: the 'contact at that domain' signal."""
+        def domains() -> Iterator[tuple[int, str]]:
+            for position, email in contacts:
+                host = email_domain(email)
+                reg = registrable_domain(host) if host else ""
+                yield position, reg if reg and host not in self.free_mail else ""
+        self.add_contact_domains(domains())
+
+    def add_contact_domains(self, contacts: Iterable[tuple[int, str]]) -> None:
+        """Register (account position, registrable domain of a company email or '') of existing contacts.
+
+        For callers that read the domain of each distinct email domain once (a company's contacts share it):
+        the domain must be the registrable form of an email host that is not free mail, or ''.
+        """
         domains: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        for position, email in contacts:
-            self.contact_count[position] = self.contact_count.get(position, 0) + 1
-            host = email_domain(email)
-            reg = registrable_domain(host) if host else ""
-            if reg and host not in self.free_mail:
+        count = self.contact_count
+        for position, reg in contacts:
+            count[position] = count.get(position, 0) + 1
+            if reg:
                 domains[reg][position] += 1
         for reg, counts in domains.items():
             if reg in self.shared_domains:

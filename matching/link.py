@@ -9,10 +9,11 @@ two companies' scores.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from config.matching import MatchingConfig
 from matching.engine import Matcher
+from matching.index import Features
 from matching.types import AccountLinkResult
 from store.ids import InvalidSalesforceId, to_18
 from store.records import AccountRecord
@@ -33,9 +34,12 @@ def named_salesforce_id(company: AccountRecord) -> str | None:
 class Linker:
     """The Salesforce accounts' index, built once, to link HubSpot companies to (all or a few)."""
 
-    def __init__(self, salesforce_accounts: Sequence[AccountRecord], config: MatchingConfig) -> None:
+    def __init__(self, salesforce_accounts: Sequence[AccountRecord], config: MatchingConfig,
+                 known_features: Mapping[int, Features] | None = None) -> None:
+        """``known_features``: these accounts' index features, read by another matcher over the same records."""
         self.config = config
-        self.matcher = Matcher([a for a in salesforce_accounts if a.crm == "salesforce"], config)
+        self.matcher = Matcher([a for a in salesforce_accounts if a.crm == "salesforce"], config,
+                               known_features=known_features)
         self.index = self.matcher.indexes.get("salesforce")
 
     def link(self, company: AccountRecord) -> AccountLinkResult | None:

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Decision = Literal["auto", "review", "none", "pinned", "crm"]
+
+
+class ContactEmail(NamedTuple):
+    """What the matcher reads of an existing contact: the account the CRM ties it to and its email, with the
+    names that tell a vanity domain (jane@doej.net) from the employer's. Plain tuples of these five values
+    do too: a large org's million contacts are read straight from the database that way."""
+
+    crm: str
+    account_crm_id: str | None
+    email: str | None
+    first_name: str | None
+    last_name: str | None
 
 
 @dataclass(frozen=True, slots=True)

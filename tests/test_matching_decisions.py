@@ -15,6 +15,8 @@ import pytest
 
 from config.matching import MatchingConfig
 from matching import Pin, PreviousMatch, match
+from matching.engine import Matcher
+from matching.types import ContactEmail
 from store.records import AccountRecord, PersonRecord
 
 RULES_DATA = {
@@ -609,3 +611,29 @@ def test_a_mistyped_name_cut_by_blocking_is_found_in_the_persons_country_and_onl
     assert result.reasons["signals"] == {"name": ["typo", 4.5], "country": ["same", 1.0]}
     assert result.confidence == pytest.approx(logistic(-3 + 4.5 + 1), abs=1e-4)
     assert result.reasons["runner_up"]["account_id"] == 1
+
+
+def test_contacts_read_as_plain_tuples_weigh_as_contact_records() -> None:
+    """The match stage hands the matcher its million contacts as database tuples (ContactEmail), not records."""
+    accounts = [account(1, "Initech"), account(2, "Initrode")]
+    records = [
+        PersonRecord(id=900, crm="salesforce", crm_id="C1", kind="contact", email="bob@initech-mail.com",
+                     account_crm_id="A1"),
+        # her own vanity domain, free mail, an unknown account, another CRM: none says where anyone works
+        PersonRecord(id=901, crm="salesforce", crm_id="C2", kind="contact", first_name="Jane", last_name="Doe",
+                     email="jane@doej.net", account_crm_id="A2"),
+        PersonRecord(id=902, crm="salesforce", crm_id="C3", kind="contact", email="x@gmail.com", account_crm_id="A2"),
+        PersonRecord(id=903, crm="salesforce", crm_id="C4", kind="contact", email="y@initech-mail.com",
+                     account_crm_id="A404"),
+        PersonRecord(id=904, crm="hubspot", crm_id="C5", kind="contact", email="z@initrode.net", account_crm_id="A2"),
+    ]
+    tuples = [ContactEmail(p.crm, p.account_crm_id, p.email, p.first_name, p.last_name) for p in records]
+    from_records = Matcher(accounts, RULES, contacts=records)
+    from_tuples = Matcher(accounts, RULES, contact_emails=[tuple(t) for t in tuples])
+    for matcher in (from_records, from_tuples):
+        index = matcher.indexes["salesforce"]
+        assert index.contact_domains == {"initech-mail.com": {0: 1}}
+        assert index.contact_count == {0: 1, 1: 2}
+    people = [lead(1, "Initech LLC", "peter@initech-mail.com"), lead(2, "Doe", "john@doej.net")]
+    assert (list(match(people, accounts, RULES, contacts=records))
+            == [from_tuples.match_person(p) for p in people])

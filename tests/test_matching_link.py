@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from config.matching import MatchingConfig
 from matching import link_accounts
+from matching.engine import Matcher
+from matching.link import Linker
 from store.ids import to_18
 from store.records import AccountRecord
 
@@ -81,3 +83,21 @@ def test_no_link_when_the_best_account_is_tied_or_below_the_threshold() -> None:
 def test_no_salesforce_accounts_means_no_links() -> None:
     assert link_accounts([hs(1, "Acme", domain="acme.com")], [], CONFIG) == []
     assert link_accounts([hs(1, None)], SALESFORCE, CONFIG) == []
+
+
+def test_a_linker_lent_another_matchers_features_links_alike() -> None:
+    """The match stage lends its matcher's Salesforce features to the linker rather than reading them twice."""
+    companies = [
+        hs(1, "ACME Inc.", domain="acme.com", country="United States"),
+        hs(2, "Umbrella Pharma LLC", country="US"),
+        hs(3, "Initech", country="US"),
+    ]
+    # the stage's matcher holds both CRMs, and its Salesforce index features are those of the same records
+    stage = Matcher([*SALESFORCE, *companies], CONFIG, keep_features=True)
+    index = stage.indexes["salesforce"]
+    assert index.features is not None and stage.indexes["hubspot"].features is not None
+    lent = dict(zip((a.id for a in index.accounts), index.features, strict=True))
+    linker = Linker(SALESFORCE, CONFIG, lent)
+    assert linker.index.features is None  # kept only on request
+    assert [linker.link(c) for c in companies] == [Linker(SALESFORCE, CONFIG).link(c) for c in companies]
+    assert [link.account_id for link in filter(None, (linker.link(c) for c in companies))] == [1001, 1002]
