@@ -21,6 +21,7 @@ and the most-contacts tie-breaker read, are loaded with only the fields those re
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,6 +47,11 @@ _ACCOUNT_COLUMNS = [Account.__table__.c[f] for f in AccountRecord.__dataclass_fi
 _PERSON_COLUMNS = [Person.__table__.c[f] for f in PersonRecord.__dataclass_fields__]
 _WRITE_BATCH = 10_000
 _READ_BATCH = 50_000
+# Processes that build the index and match a chunk of people: the stage runs alone in its run, and forked
+# workers share the index copy-on-write (matching.parallel). Small jobs stay in one process (a fork costs more
+# than it saves); the index build has its own threshold (matching.index).
+WORKERS = max(1, min(os.cpu_count() or 1, 4))
+_PARALLEL_PEOPLE = 20_000
 # People matched and written per chunk: big enough that per-chunk queries cost nothing, small
 # enough that a chunk's records and results stay far below the account index in memory.
 MATCH_CHUNK = 50_000
@@ -383,7 +389,7 @@ def run_match_stage(
         features: dict[int, Features] | None = None
         if wanted is None or wanted or changed_accounts:
             contacts = load_contact_emails(conn)
-            matcher = Matcher(accounts, config, contact_emails=contacts,
+            matcher = Matcher(accounts, config, contact_emails=contacts, workers=WORKERS,
                               last_activity=last_activity_by_account(conn, accounts), keep_features=relink)
             del contacts  # read into the index; a million tuples need not outlive it
             features = salesforce_features(matcher) if relink else None
@@ -391,7 +397,8 @@ def run_match_stage(
                 wanted = sorted(set(wanted) | claimable_people(conn, matcher, changed_accounts))
             for people in _people_chunks(conn, wanted):
                 previous, pins, stored = load_previous(conn, [p.id for p in people])
-                results = match_in_processes(matcher, people, previous, pins, workers=1)
+                workers = WORKERS if len(people) >= _PARALLEL_PEOPLE else 1
+                results = match_in_processes(matcher, people, previous, pins, workers=workers)
                 keys = {p.id: match_inputs_key(p) for p in people}
                 outcome.add(write_matches(conn, results, stored, pins, keys))
             del matcher  # the links below build an index of their own (from its features)
