@@ -302,8 +302,11 @@ class MemorySampler(threading.Thread):
     summed RSS reaches a new high by ``step`` or every ``pss_every`` seconds, and once at the end.
     """
 
-    def __init__(self, interval: float = 0.5, step: float = 0.05, pss_every: float = 10.0) -> None:
+    def __init__(self, interval: float = 0.5, step: float = 0.05, pss_every: float = 10.0,
+                 exclude: frozenset[int] = frozenset()) -> None:
+        """``exclude``: children that are not part of what is measured (the pipeline benchmark's sandbox)."""
         super().__init__(daemon=True)
+        self.exclude = exclude
         self.interval, self.step, self.pss_every = interval, step, pss_every
         self.peaks: dict[str, dict[str, float]] = {}  # "this" / "worker": peak rss, pss, uss over samples
         self.peak_total_pss = 0.0
@@ -322,7 +325,7 @@ class MemorySampler(threading.Thread):
     def sample(self, force_pss: bool = False) -> None:
         started = time.thread_time()
         me = os.getpid()
-        processes = [("this", me), *(("worker", child) for child in _children(me))]
+        processes = [("this", me), *(("worker", child) for child in _children(me) if child not in self.exclude)]
         rss = {pid: rss_mb(pid) for _, pid in processes}
         total_rss = sum(rss.values())
         for who, pid in processes:
