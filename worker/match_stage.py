@@ -189,7 +189,7 @@ def claimable_people(conn: Connection, matcher: Matcher, account_ids: Sequence[i
     unheld = select(Person.id, Person.crm, Person.email, Person.website, Person.company).join(
         Match, Match.person_id == Person.id).where(Person.is_deleted.is_(False),
                                                    Match.decision.in_(("review", "none")))
-    return {pid for pid, crm, email, website, company in conn.execute(unheld)
+    return {pid for rows in driver_batches(conn, unheld, _READ_BATCH) for pid, crm, email, website, company in rows
             if claims.may_claim(crm, email, website, company)}
 
 
