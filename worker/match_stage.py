@@ -57,7 +57,6 @@ _PARALLEL_PEOPLE = 20_000
 MATCH_CHUNK = 50_000
 
 
-
 @dataclass
 class MatchOutcome:
     """Counts for the run record, and who moved (for incremental rescoring)."""
