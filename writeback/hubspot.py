@@ -144,8 +144,11 @@ class HubSpotWriter:
     def _write_concurrently(self, obj: str, batches: list[Sequence[RecordChange]], on_batch: OnBatch) -> None:
         """Keep ``concurrency`` batches in flight: the portal's window, not one request's latency, sets the pace.
 
-        Outcomes are recorded here, on the calling thread, as each batch completes. When one batch
-        stops the run, no new batch starts; those in flight finish and are recorded first.
+        Outcomes are recorded here, on the calling thread, as each batch completes; the next batch is
+        sent before a completed one is recorded, so the window stays busy while the store commits
+        (a commit can wait seconds for the write lock while the Salesforce writer records a Bulk
+        job). When one batch stops the run, no new batch starts; those in flight finish and are
+        recorded first.
         """
         queue = iter(batches)
         stopped: BaseException | None = None
@@ -168,9 +171,9 @@ class HubSpotWriter:
                     except BaseException as exc:  # noqa: BLE001 - re-raised below, once the others are recorded
                         stopped = stopped or exc
                         continue
-                    on_batch(batch, outcomes)
                     if stopped is None:
                         start_next()
+                    on_batch(batch, outcomes)
         if stopped is not None:
             raise stopped
 
