@@ -30,7 +30,7 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -58,13 +58,15 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def state_checksum(db: Path, run_id: int) -> str:
-    """Count and digest of the run's writeback_state rows (key and value)."""
+def state_checksum(db: Path, run_id: int, crms: Sequence[str]) -> str:
+    """Count and digest of the run's writeback_state rows of ``crms`` (key and value)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     digest = hashlib.sha256()
     count = 0
+    marks = ", ".join("?" for _ in crms)
     for row in conn.execute("SELECT crm, object, crm_id, field, coalesce(value, '<NULL>') FROM writeback_state "
-                            "WHERE run_id = ? ORDER BY crm, object, crm_id, field", (run_id,)):
+                            f"WHERE run_id = ? AND crm IN ({marks}) ORDER BY crm, object, crm_id, field",
+                            (run_id, *crms)):
         digest.update("\x1f".join(row).encode() + b"\x1e")
         count += 1
     conn.close()
@@ -84,9 +86,11 @@ def changed_since(db: Path, run_id: int) -> dict[str, datetime]:
     return since
 
 
-def mark_stale(db: Path, run_id: int) -> int:
+def mark_stale(db: Path, run_id: int, crms: Sequence[str]) -> int:
     conn = sqlite3.connect(db)
-    count = conn.execute("UPDATE writeback_state SET value = ? WHERE run_id = ?", (STALE, run_id)).rowcount
+    marks = ", ".join("?" for _ in crms)
+    count = conn.execute(f"UPDATE writeback_state SET value = ? WHERE run_id = ? AND crm IN ({marks})",
+                         (STALE, run_id, *crms)).rowcount
     conn.commit()
     conn.close()
     return count
@@ -125,8 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     db = args.dir / "abm.db"
     since = changed_since(db, args.run)
-    print(f"run {args.run}'s state rows before: {state_checksum(db, args.run)}")
-    print(f"marked {mark_stale(db, args.run):,} state rows of run {args.run} stale")
+    crms = [args.only] if args.only else list(CRMS)
+    print(f"run {args.run}'s state rows before: {state_checksum(db, args.run, crms)}")
+    print(f"marked {mark_stale(db, args.run, crms):,} state rows of run {args.run} stale")
 
     ours, theirs = mp.get_context("spawn").Pipe()
     server = mp.get_context("spawn").Process(target=serve, args=(theirs, args.dir), daemon=True)
@@ -157,7 +162,6 @@ def main(argv: list[str] | None = None) -> None:
                                              changed_since=since.get(crm))
         results[crm] = (time.perf_counter() - wall, time.thread_time() - cpu, report)
 
-    crms = [args.only] if args.only else list(CRMS)
     server_before = process_cpu_s(info["pid"])
     usage_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
@@ -183,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"({obj.mode}){f', stopped: {obj.stopped}' if obj.stopped else ''}")
     for key in sorted(timers.seconds):
         print(f"  {key}: {timers.seconds[key]:.2f} s")
-    print(f"run {args.run}'s state rows after: {state_checksum(db, args.run)}")
+    print(f"run {args.run}'s state rows after: {state_checksum(db, args.run, crms)}")
 
 
 if __name__ == "__main__":
