@@ -1,10 +1,9 @@
-"""The write baseline of a scoped pass: only the asked records, read by id lists or by one scan."""
+"""The write baseline of a scoped pass: only the asked records, read by id lists (several when many)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import Engine
 
 from store.schema import WritebackState
@@ -25,10 +24,7 @@ def _ledger(engine: Engine) -> WritebackLedger:
     return WritebackLedger(engine, "salesforce", "Account", Backoff(timedelta(minutes=15), timedelta(hours=2)))
 
 
-@pytest.mark.parametrize("whole_over", [50_000, 100], ids=["id lists", "one scan"])
-def test_a_scoped_baseline_holds_the_asked_records_only(engine: Engine, whole_over: int,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(state, "_WHOLE_BASELINE_OVER", whole_over)
+def test_a_scoped_baseline_holds_the_asked_records_only(engine: Engine) -> None:
     ledger = _ledger(engine)
     asked = [f"001{i:015d}" for i in range(0, 2_000, 7)] + ["001999999999999999"]  # 286 written, one never
     baseline = ledger.baseline(asked)
@@ -37,3 +33,13 @@ def test_a_scoped_baseline_holds_the_asked_records_only(engine: Engine, whole_ov
                                               "ABM_Engagement_Score__c": "7-ABM_Engagement_Score__c"}
     assert "001000000000000001" not in baseline and "001999999999999999" not in baseline
     assert len(ledger.baseline()) == 2_000
+
+
+def test_a_scoped_baseline_of_more_ids_than_one_list_reads_them_all(engine: Engine) -> None:
+    ledger = _ledger(engine)
+    asked = [f"001{i:015d}" for i in range(1, 2_000, 2)]  # 1,000 ids: more than one IN list holds
+    assert len(asked) > state._ID_CHUNK
+    baseline = ledger.baseline(asked)
+    assert sorted(baseline) == asked
+    assert baseline["001000000000001999"]["ABM_Grade__c"] == "1999-ABM_Grade__c"
+    assert "001000000000000007" in baseline and "001000000000000008" not in baseline

@@ -204,6 +204,21 @@ def test_bulk_job_whose_close_answer_is_lost_runs_once(handle: SandboxHandle, sf
     assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
 
 
+def test_the_objects_bulk_jobs_run_one_after_another(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
+    """The next object is diffed while a job runs, but its job starts only once the previous one has
+    ended: concurrent Account and Contact jobs would contend for the accounts' row locks."""
+    seeded = seed_salesforce(handle, engine, n_accounts=150, n_leads=120, n_contacts=110)
+    report = run(engine, fast_writer(sf, bulk_threshold=100))
+    assert {o: (r.mode, r.written, r.failed) for o, r in by_object(report).items()} == {
+        "Account": ("bulk", 150, 0), "Lead": ("bulk", 120, 0), "Contact": ("bulk", 110, 0)}
+    steps = [e.method for e in handle.request_log.entries(path=r"/jobs/ingest(/[^/]+(/batches)?)?$")]
+    assert steps == ["POST", "PUT", "PATCH", "GET"] * 3
+    assert report.api_calls == {"salesforce": 12}
+    for obj, ids in (("Account", seeded.accounts), ("Lead", seeded.people["Lead"]),
+                     ("Contact", seeded.people["Contact"])):
+        assert_crm_equals_store(sf, engine, obj, list(ids))
+
+
 # -- faults ---------------------------------------------------------------------------------
 def test_partial_failures_deleted_record_and_field_security_are_retried_later(
     handle: SandboxHandle, sf: Salesforce, engine: Engine

@@ -56,9 +56,8 @@ def diff_record(
     Fields that do not trigger a write on their own (``last scored at``) ride along with any
     other change. ``force`` sends every field, whatever the baseline says.
     """
-    previous = {f.api_name: baseline[f.api_name] for f in fields if f.api_name in baseline}
     if force:
-        return RecordChange(crm_id, {f.api_name: desired.get(f.api_name) for f in fields}, previous)
+        return RecordChange(crm_id, {f.api_name: desired.get(f.api_name) for f in fields}, _previous(baseline, fields))
     changed: dict[str, str | None] = {}
     companions: dict[str, str | None] = {}
     for f in fields:
@@ -72,4 +71,9 @@ def diff_record(
             companions[name] = new
     if not changed:
         return None
-    return RecordChange(crm_id, {**changed, **companions}, previous)
+    return RecordChange(crm_id, {**changed, **companions}, _previous(baseline, fields))
+
+
+def _previous(baseline: Mapping[str, str | None], fields: Sequence[CatalogueField]) -> dict[str, str | None]:
+    # built only for records that are written: most of an incremental run's targets are not
+    return {f.api_name: baseline[f.api_name] for f in fields if f.api_name in baseline}

@@ -8,8 +8,10 @@ in :mod:`writeback.state` / :mod:`writeback.source`; deciding *what* to write is
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -151,29 +153,59 @@ def run_writeback(
     for writer in writers:
         calls_before = writer.api_calls
         stopped: str | None = None
-        for obj in catalogue.objects(writer.crm):
-            ledger = WritebackLedger(engine, writer.crm, obj, _backoff(config), run_id)
-            obj_report, plan = _object_report(engine, config, catalogue, writer.crm, obj, ledger, now, force,
-                                              account_ids, changed_since)
-            obj_report.mode = writer.mode(len(plan.due))
-            report.objects.append(obj_report)
-            if stopped is not None:
-                obj_report.stopped = f"not attempted: {stopped}"
-                continue
-            if not plan.due:
-                continue
-            try:
-                writer.write(obj, plan.due, _recorder(ledger, obj_report, now))
-            except WritebackStopped as exc:
-                obj_report.stopped = exc.reason
-                if exc.whole_crm:
-                    stopped = exc.reason
+        # One object is written at a time (a Contact job next to an Account job would fight over the
+        # accounts' row locks in Salesforce), but the next object is read and diffed while the CRM
+        # works on the previous one: on the L org that time was spent waiting for Bulk jobs.
+        with ThreadPoolExecutor(1, thread_name_prefix=f"abm-{writer.crm}-writeback") as pool:
+            writing: _Writing | None = None
+            for obj in catalogue.objects(writer.crm):
+                ledger = WritebackLedger(engine, writer.crm, obj, _backoff(config), run_id)
+                obj_report, plan = _object_report(engine, config, catalogue, writer.crm, obj, ledger, now, force,
+                                                  account_ids, changed_since)
+                obj_report.mode = writer.mode(len(plan.due))
+                report.objects.append(obj_report)
+                stopped = _finish(writing, stopped)
+                writing = None
+                if stopped is not None:
+                    obj_report.stopped = f"not attempted: {stopped}"
+                    continue
+                if not plan.due:
+                    continue
+                future = pool.submit(contextvars.copy_context().run, writer.write, obj, plan.due,
+                                     _recorder(ledger, obj_report, now))
+                writing = _Writing(future, obj_report)
+            stopped = _finish(writing, stopped)
         report.api_calls[writer.crm] = writer.api_calls - calls_before
         policy = getattr(writer, "policy", None)
         if policy is not None:
             report.rate_limited_s[writer.crm] = policy.rate_limited_s
     report.seconds = time.perf_counter() - started
     return report
+
+
+@dataclass(frozen=True)
+class _Writing:
+    """One object's write, running on the CRM's writer thread."""
+
+    future: Future[None]
+    report: ObjectReport
+
+
+def _finish(writing: _Writing | None, stopped: str | None) -> str | None:
+    """Wait for ``writing`` to end; the reason the CRM's later objects are not attempted, if any.
+
+    A :class:`WritebackStopped` is the object's outcome (its batches so far are recorded); any
+    other error is raised, as it would have been from the write itself.
+    """
+    if writing is None:
+        return stopped
+    try:
+        writing.future.result()
+    except WritebackStopped as exc:
+        writing.report.stopped = exc.reason
+        if exc.whole_crm:
+            return exc.reason
+    return stopped
 
 
 def _recorder(ledger: WritebackLedger, obj_report: ObjectReport, now: datetime) -> OnBatch:
