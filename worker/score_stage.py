@@ -253,8 +253,8 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
     outcome = ScoreOutcome()
     phases = outcome.phase_seconds
     # The stage holds millions of objects (rows read, keys, saved rows) and makes no reference cycles:
-    # the cyclic collector's full passes over them all cost seconds in each phase (3 of the L org's 1%
-    # increment's save reading stored scores that take 1 s alone), and free nothing.
+    # the cyclic collector's full passes over them all cost seconds in each phase and free nothing (on the
+    # L org's 1% increment, the save took 30.6 CPU s with the collector running, 18.5 without).
     with engine.begin() as conn, cyclic_gc_paused():
         stored = _stored(conn, config) if incremental is not None else None
         touched = None
