@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 import multiprocessing
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from config.matching import BlockingConfig
-from matching.domains import FreeMail, domain_label, email_domain, host_of, registrable_domain
+from matching.domains import FreeMail, domain_label, host_of, registrable_domain
 from matching.geo import city_key, country_code, state_code
 from matching.names import NameNormalizer, acronym, ascii_key, written_in_latin
 from matching.readings import place_free_key, reading_key
@@ -233,15 +233,6 @@ class AccountIndex:
         self.shared_domains: set[str] = set()
         self.contact_count: dict[int, int] = {}
 
-    def add_contacts(self, contacts: Iterable[tuple[int, str]]) -> None:
-        """Register (account position, email) of existing contacts: the 'contact at that domain' signal."""
-        def domains() -> Iterator[tuple[int, str]]:
-            for position, email in contacts:
-                host = email_domain(email)
-                reg = registrable_domain(host) if host else ""
-                yield position, reg if reg and host not in self.free_mail else ""
-        self.add_contact_domains(domains())
-
     def add_contact_domains(self, contacts: Iterable[tuple[int, str]]) -> None:
         """Register (account position, registrable domain of a company email or '') of existing contacts.
 
@@ -348,8 +339,3 @@ class AccountIndex:
             seen.add(parent)
             current = parent
         return current
-
-
-def contacts_from(index: AccountIndex, pairs: Mapping[int, Sequence[str]]) -> list[tuple[int, str]]:
-    """(position, email) pairs from an account-id -> emails mapping, skipping unknown accounts."""
-    return [(index.position[aid], e) for aid, emails in pairs.items() if aid in index.position for e in emails]
