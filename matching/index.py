@@ -137,7 +137,6 @@ class AccountIndex:
     ) -> None:
         self.accounts = list(accounts)
         self.blocking = blocking
-        self.free_mail = free_mail
         self.name: list[str] = []
         self.tokens: list[tuple[str, ...]] = []
         self.token_sets: list[frozenset[str]] = []  # the same words as a set, for containment tests
