@@ -453,7 +453,8 @@ def load(blob: bytes) -> PredictiveModel:
 
 
 def predict(model: PredictiveModel, inputs: ScoringInputs, config: ScoringConfig, as_of: int, *,
-            state: PopulationState | None = None, scores: ScoreSet | None = None) -> np.ndarray:
+            state: PopulationState | None = None, scores: ScoreSet | None = None,
+            only: np.ndarray | None = None) -> np.ndarray:
     """Probabilities for every account (account models) or person (lead model) as of ``as_of``.
 
     Entities the model does not apply to (an account created later, a contact, a converted
@@ -461,6 +462,10 @@ def predict(model: PredictiveModel, inputs: ScoringInputs, config: ScoringConfig
     a scoring of everyone when ``inputs`` are part of the population (an incremental run).
     ``scores``: :func:`scoring.features.scores_as_of` for these inputs, date and state when the
     caller has it already (the score stage computes it once for both models and the final scores).
+    ``only``: a boolean mask of the entities whose probability is wanted, the others get NaN. An
+    incremental run that read everyone saves a few of them, and the model's trees cost a second per
+    million rows walked: predicting the L org's 1.7 million people for 134,000 saved was 8 of its 10 s.
+    A prediction reads its own row only, so the wanted ones are what predicting everyone gives.
     """
     if scores is None:
         scores = scores_as_of(inputs, config, as_of, state)
@@ -471,7 +476,11 @@ def predict(model: PredictiveModel, inputs: ScoringInputs, config: ScoringConfig
         frame = account_features(inputs, config, as_of, scores)
         n = inputs.population.n_accounts
     out = np.full(n, np.nan)
-    out[frame.rows] = model.probability(frame.X)
+    rows, X = frame.rows, frame.X
+    if only is not None:
+        wanted = only[rows]
+        rows, X = rows[wanted], X[wanted]
+    out[rows] = model.probability(X)
     return out
 
 

@@ -71,10 +71,14 @@ def touch_reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.usefixtures("touch_reads")
-def test_the_dirty_entities_score_as_a_full_scoring_would_with_models_trained(engine: Engine) -> None:
+@pytest.mark.parametrize("share", [1.0, 0.0], ids=["dirty entities read alone", "everyone read"])
+def test_the_dirty_entities_score_as_a_full_scoring_would_with_models_trained(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch, share: float) -> None:
     """New touches at a few accounts and an account's own record edited: the incremental run reads
     only what they need and saves, for each dirty account and person, what a scoring of everyone at
-    the same moment saves (fit, predictive probabilities and grades included)."""
+    the same moment saves (fit, predictive probabilities and grades included). So does an incremental
+    run that reads everyone (too many touched) and predicts for the dirty entities only."""
+    monkeypatch.setattr(score_stage, "SUBSET_MAX_SHARE", share)
     config = ScoringConfig()
     _seed_history(engine)
     run_match_stage(engine, MatchingConfig())
@@ -102,11 +106,15 @@ def test_the_dirty_entities_score_as_a_full_scoring_would_with_models_trained(en
              | {("person", i) for i in everyone.person_ids[scope.people].tolist()})
 
     outcome = run_score_stage(engine, config, later, incremental=Incremental(since))
-    assert outcome.loaded == "dirty entities"
     assert (outcome.dirty_accounts, outcome.dirty_people) == (int(scope.accounts.sum()), int(scope.people.sum()))
-    assert outcome.accounts < everyone.population.n_accounts and outcome.people < everyone.population.n_people
-    assert outcome.activities < len(everyone.activities)
+    if share:
+        assert outcome.loaded == "dirty entities"
+        assert outcome.accounts < everyone.population.n_accounts and outcome.people < everyone.population.n_people
+        assert outcome.activities < len(everyone.activities)
+    else:
+        assert outcome.loaded.startswith("everyone") and outcome.accounts == everyone.population.n_accounts
     incremental = _scores(engine)
+    assert any(incremental[k][COMPARED.index("predictive")] is not None for k in dirty if k[0] == "person")
 
     full = run_score_stage(engine, config, later)  # the same moment, everyone, the same models
     changed = {("account", i) for i in full.saved.changed_account_ids} | {

@@ -30,6 +30,7 @@ written by every stage that read everyone: a full run, the daily rescore of ever
   and predictive grades need no state;
 - predictive: the active models (never retrained by an incremental run), predicting only for the
   entities read, with features computed exactly as a full run computes them (fit from the state).
+  An incremental run that reads everyone predicts for the dirty entities only.
 
 Everything else of a saved entity (engagement, sales, marketing, breadth, velocity, trend,
 alignment, reasons, probabilities) is what a full scoring at this moment gives, as the touches,
@@ -224,6 +225,13 @@ def _score_dirty(conn: Connection, config: ScoringConfig, now: datetime, increme
     _report_skipped(inputs, outcome)
 
 
+def _predicted(scope: Scope | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Which accounts and people need a probability (None: all): an incremental run that read everyone
+    saves its dirty entities only. A dirty person's probability may be their account's, which
+    :func:`~worker.score_scope.dirty_scope` makes dirty too."""
+    return (None, None) if scope is None else (scope.accounts, scope.people)
+
+
 def _final_scores(inputs: ScoringInputs, config: ScoringConfig, as_of: int, rules: ScoreSet | None,
                   predictive: np.ndarray | None, person_predictive: np.ndarray | None,
                   state: PopulationState | None = None) -> ScoreSet:
@@ -286,11 +294,14 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
             # The rules-based scores both models read, computed once (see _final_scores), after any
             # training: training's own snapshots are not held alongside them.
             rules = scores_as_of(inputs, config, as_of)
+            accounts_wanted, people_wanted = _predicted(scope)
             if account_model is not None:
-                account_probability = pred.predict(account_model[0], inputs, config, as_of, scores=rules)
+                account_probability = pred.predict(account_model[0], inputs, config, as_of, scores=rules,
+                                                   only=accounts_wanted)
                 model_version = account_model[1]
             if lead_model is not None:
-                lead_probability = pred.predict(lead_model[0], inputs, config, as_of, scores=rules)
+                lead_probability = pred.predict(lead_model[0], inputs, config, as_of, scores=rules,
+                                                only=people_wanted)
             phases["predictive"] = time.perf_counter() - started
         started = time.perf_counter()
         person_probability = pred.person_probabilities(lead_probability, account_probability,
