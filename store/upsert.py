@@ -55,6 +55,12 @@ def _conflict_clause(
     if not compared:
         return insert_stmt.on_conflict_do_nothing(index_elements=list(key))
     set_: dict[str, Any] = {c: excluded[c] for c in update_columns}
+    for derived in table.c:
+        # a value resolved from another column (a touch's person id from its person key) is void once
+        # that column changes, and resolved again later (see store.touch_refs)
+        source = derived.info.get("resolved_from")
+        if source in update_columns and derived.name not in set_:
+            set_[derived.name] = case((table.c[source].is_not_distinct_from(excluded[source]), derived), else_=None)
     content = [c for c in compared if c not in NOT_CONTENT]
     if "changed_at" in set_ and content:
         content_changed = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in content))

@@ -17,6 +17,7 @@ from scoring.scores import score
 from store.ids import to_18
 from store.records import AccountRecord, ActivityRecord, PersonRecord
 from store.schema import Account, AccountLink, Activity, Match, Opportunity, Person
+from store.touch_refs import resolve_touch_refs
 from store.upsert import upsert
 from worker.score_inputs import KeyLookup, load_score_inputs
 
@@ -41,6 +42,12 @@ def org():
     linked_acts = [ActivityRecord(id=10_000 + i, crm="salesforce", crm_id=to_18(f"00T00000000000{i}"),
                                   activity_type="webinar_attended", occurred_at=AS_OF - timedelta(days=i + 1),
                                   person_crm_id=sf_contact) for i in range(3)]
+    linked_acts.append(ActivityRecord(id=10_003, crm="salesforce", crm_id=to_18("00T000000000003"),
+                                      activity_type="meeting_completed", occurred_at=AS_OF - timedelta(days=2),
+                                      account_crm_id=sf_account))  # names the linked account itself
+    linked_acts.append(ActivityRecord(id=10_004, crm="hubspot", crm_id="NAMED", activity_type="meeting_completed",
+                                      occurred_at=AS_OF - timedelta(days=3), person_crm_id=people[0].crm_id,
+                                      account_crm_id=accounts[2].crm_id))  # counts there, whoever made it
     # Touches the loader must count but not use.
     odd = [
         ActivityRecord(id=20_000, crm="hubspot", crm_id="X1", activity_type="fax_sent",
@@ -71,9 +78,13 @@ def store_org(engine: Engine, accounts, people, acts, opps, matches) -> None:
             ])
 
 
-def test_store_loader_equals_record_path(engine: Engine, org) -> None:
+@pytest.mark.parametrize("resolved", [False, True], ids=["touches as they land", "touches resolved to ids"])
+def test_store_loader_equals_record_path(engine: Engine, org, resolved: bool) -> None:
     accounts, people, acts, opps, matches = org
     store_org(engine, accounts, people, acts, opps, matches)
+    if resolved:
+        with engine.begin() as conn:
+            assert resolve_touch_refs(conn) == (len(acts) - 2, 2)  # all but the touches of nobody and no one
     config = ScoringConfig()
     with engine.connect() as conn:
         loaded = load_score_inputs(conn, config, partition_rows=997)  # many partitions

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
-from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, cast, extract, func, select
+from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, case, cast, extract, func, or_, select
 
 from config.scoring import ScoringConfig
 from scoring.catalogue import TYPE_CODE
@@ -77,24 +77,45 @@ def _epoch_seconds(conn: Connection, column: ColumnElement | None = None) -> Col
     return cast(func.strftime("%s", column), Integer)
 
 
+class IdLookup:
+    """Store id -> position for whole columns of ids, in numpy (-1, or a negative id: none)."""
+
+    def __init__(self, ids: Sequence[int] | np.ndarray, positions: Sequence[int] | np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        self._positions = np.full(int(ids.max(initial=-1)) + 1, -1, dtype=np.int64)
+        self._positions[ids] = positions
+
+    def find(self, ids: np.ndarray) -> np.ndarray:
+        known = (ids >= 0) & (ids < len(self._positions))
+        out = np.full(len(ids), -1, dtype=np.int64)
+        out[known] = self._positions[ids[known]]
+        return out
+
+
 @dataclass(frozen=True)
 class _Lookups:
     accounts: KeyLookup
     people: KeyLookup
+    account_ids: IdLookup | None = None  # for the touches resolved to store ids (see store.touch_refs)
+    person_ids: IdLookup | None = None
 
 
 def columns_from_arrays(crm: Sequence[str], kind: Sequence[str], ts: Sequence[int], person_id: Sequence[str | None],
                         account_id: Sequence[str | None], lookups: _Lookups, report: LoadReport) -> ActivityColumns:
     """Touch columns from raw key columns (tuples from a cursor or arrays; ``None`` or ``""`` for no
     person or account)."""
+    return _columns(kind, ts, lookups.people.find(crm, person_id), lookups.accounts.find(crm, account_id), report)
+
+
+def _columns(kind: Sequence[str], ts: Sequence[int], person: np.ndarray, account: np.ndarray,
+             report: LoadReport) -> ActivityColumns:
+    """Touch columns from types, times and positions (-1: none); what cannot be used is counted."""
     n = len(ts)
     report.rows += n
     type_code = np.fromiter(map(TYPE_CODE.get, kind, repeat(-1, n)), dtype=np.int64, count=n)
     known_type = type_code >= 0
     if not known_type.all():
         report.unknown_type.update(str(kind[i]) for i in np.flatnonzero(~known_type).tolist())
-    person = lookups.people.find(crm, person_id)
-    account = lookups.accounts.find(crm, account_id)
     attributable = (person >= 0) | (account >= 0)
     report.unattributed += int((known_type & ~attributable).sum())
     keep = known_type & attributable
@@ -104,14 +125,38 @@ def columns_from_arrays(crm: Sequence[str], kind: Sequence[str], ts: Sequence[in
     )
 
 
+def _resolved_positions(refs: Sequence[int], crm: Sequence[str | None], keys: Sequence[str | None],
+                        by_id: IdLookup, by_key: KeyLookup) -> np.ndarray:
+    """Positions from store ids, and from CRM keys for the rows not resolved to an id (-1 there)."""
+    refs = np.asarray(refs, dtype=np.int64)
+    positions = by_id.find(refs)
+    named = [i for i in np.flatnonzero(refs < 0).tolist() if keys[i]]
+    if named:
+        positions[named] = by_key.find([crm[i] for i in named], [keys[i] for i in named])
+    return positions
+
+
+def _resolved_columns(rows: list[tuple], lookups: _Lookups, report: LoadReport) -> ActivityColumns:
+    """Touch columns from rows of (crm or None, type, seconds, person id, account id, person key or None,
+    account key or None): ids where the store resolved them (-1 where not), keys only where it did not."""
+    crm, kind, ts, person_ref, account_ref, person_key, account_key = zip(*rows, strict=True)
+    assert lookups.person_ids is not None and lookups.account_ids is not None
+    person = _resolved_positions(person_ref, crm, person_key, lookups.person_ids, lookups.people)
+    account = _resolved_positions(account_ref, crm, account_key, lookups.account_ids, lookups.accounts)
+    return _columns(kind, ts, person, account, report)
+
+
 def stream_activity_columns(
-    conn: Connection, index: EntityIndex, report: LoadReport, partition_rows: int = PARTITION_ROWS
+    conn: Connection, index: EntityIndex, report: LoadReport, partition_rows: int = PARTITION_ROWS,
+    ids: tuple[IdLookup, IdLookup] | None = None,
 ) -> ActivityColumns:
     """Every live touch with a timestamp, as columns; what cannot be used is counted in ``report``.
 
     Rows come from the driver's cursor (see :mod:`store.cursor_rows`), ``partition_rows`` at a
     time, in the table's own order (no ``ORDER BY``: the order every load of everyone has read
-    them in, so the engine's sums add up in the same order).
+    them in, so the engine's sums add up in the same order). ``ids`` (accounts, people): store id ->
+    position; with them the touches the store resolved to ids (:mod:`store.touch_refs`) are read as
+    integers, and only the others by their string keys.
     """
     table = Activity.__table__
     live = table.c.is_deleted.is_(False)
@@ -119,12 +164,21 @@ def stream_activity_columns(
         select(func.count()).select_from(table).where(live, table.c.occurred_at.is_(None))
     ).scalar_one()
     report.rows += report.no_timestamp
-    query = select(
-        table.c.crm, table.c.activity_type, _epoch_seconds(conn), table.c.person_crm_id, table.c.account_crm_id,
-    ).where(live, table.c.occurred_at.is_not(None))
-    lookups = _Lookups(KeyLookup(index.account_index), KeyLookup(index.person_index))
-    parts = [columns_from_arrays(*zip(*rows, strict=True), lookups, report)
-             for rows in driver_batches(conn, query, partition_rows)]
+    lookups = _Lookups(KeyLookup(index.account_index), KeyLookup(index.person_index), *(ids or (None, None)))
+    if ids is None:
+        query = select(
+            table.c.crm, table.c.activity_type, _epoch_seconds(conn), table.c.person_crm_id, table.c.account_crm_id,
+        ).where(live, table.c.occurred_at.is_not(None))
+        parts = [columns_from_arrays(*zip(*rows, strict=True), lookups, report)
+                 for rows in driver_batches(conn, query, partition_rows)]
+    else:
+        person_open, account_open = table.c.person_ref.is_(None), table.c.account_ref.is_(None)
+        query = select(
+            case((or_(person_open, account_open), table.c.crm)), table.c.activity_type, _epoch_seconds(conn),
+            func.coalesce(table.c.person_ref, -1), func.coalesce(table.c.account_ref, -1),
+            case((person_open, table.c.person_crm_id)), case((account_open, table.c.account_crm_id)),
+        ).where(live, table.c.occurred_at.is_not(None))
+        parts = [_resolved_columns(rows, lookups, report) for rows in driver_batches(conn, query, partition_rows)]
     return ActivityColumns.concat(parts) if parts else ActivityColumns.empty()
 
 
@@ -189,5 +243,10 @@ def load_score_inputs(
         opportunities = list(_records(conn, OpportunityRecord, _OPPORTUNITY_COLUMNS, Opportunity.is_deleted.is_(False)))
         index = EntityIndex.build(scored, people, aliases)
         report = LoadReport()
-        activities = stream_activity_columns(conn, index, report, partition_rows)
+        # store id -> position: the scored accounts, a linked company as the account it is scored as
+        linked = [a.id for a in accounts if a.id in canonical and canonical[a.id] in index.account_pos]
+        ids = (IdLookup([a.id for a in scored] + linked,
+                        [*range(len(scored)), *(index.account_pos[canonical[i]] for i in linked)]),
+               IdLookup(people.id, np.arange(len(people))))
+        activities = stream_activity_columns(conn, index, report, partition_rows, ids)
         return assemble_inputs(scored, people, activities, report, opportunities, config, index, matches)

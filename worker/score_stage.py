@@ -60,6 +60,7 @@ from scoring.history import prune_before
 from scoring.inputs import ScoringInputs
 from scoring.scores import PopulationState, ScoreSet, population_state, score
 from store.schema import Account, AccountLink, Person, ScoreHistory
+from store.touch_refs import resolve_touch_refs
 from store.types import utcnow
 from worker.gc_pause import cyclic_gc_paused
 from worker.models import ActiveModel, active_model, save_model
@@ -264,6 +265,9 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
     # the cyclic collector's full passes over them all cost seconds in each phase and free nothing (on the
     # L org's 1% increment, the save took 30.6 CPU s with the collector running, 18.5 without).
     with engine.begin() as conn, cyclic_gc_paused():
+        started = time.perf_counter()
+        resolve_touch_refs(conn)  # the touches pulled since: read by id rather than by key from now on
+        phases["resolve"] = time.perf_counter() - started
         stored = _stored(conn, config) if incremental is not None else None
         touched = None
         if incremental is not None and stored is not None:

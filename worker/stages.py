@@ -26,6 +26,7 @@ from connectors.registry import pull_for
 from store.ids import InvalidSalesforceId, to_18
 from store.runs import StageReport
 from store.schema import Account
+from store.touch_refs import resolve_touch_refs
 from store.types import utcnow
 from worker.match_stage import run_match_stage
 from worker.pipeline import RunContext, Stage, Step
@@ -57,6 +58,9 @@ def pull_stage(crm: str) -> Stage:
         report = result.stage_report(f"pull:{crm}")
         if result.paused:
             report.state = "paused"
+        with ctx.engine.begin() as conn:
+            people, accounts = resolve_touch_refs(conn, crm)
+        report.detail["touches_resolved"] = {"person": people, "account": accounts}
         return report
 
     return Stage(f"pull:{crm}", run, crm=crm)
