@@ -27,7 +27,7 @@ from sandbox.runner import SandboxHandle
 from store import migrate
 from store.db import make_engine
 from store.runs import get_run, list_runs
-from store.schema import Account, Lock, Person, WritebackState
+from store.schema import Account, Activity, Lock, Person, WritebackState
 from worker.executor import Executor
 from worker.lock import LeaseLock
 from worker.pipeline import Pipeline
@@ -106,6 +106,12 @@ def test_both_pulls_of_a_run_run_at_once_and_commit_everything(crm, fresh_store)
     sf_accounts = simple_salesforce(handle).query("SELECT COUNT() FROM Account")["totalSize"]
     assert _stored(engine, "salesforce")[0] == sf_accounts
     assert all(n > 0 for n in (*_stored(engine, "salesforce"), *_stored(engine, "hubspot")))
+    # each pull resolved its touches to the people and accounts they name, as it ended
+    assert all(p["detail"]["touches_resolved"]["person"] > 0 for p in pulls.values()), pulls
+    with engine.connect() as conn:
+        named = select(Person.id).where(Person.crm == Activity.crm, Person.crm_id == Activity.person_crm_id)
+        left = select(func.count()).select_from(Activity).where(Activity.person_ref.is_(None), named.exists())
+        assert conn.execute(left).scalar_one() == 0
 
 
 def test_a_failing_pull_lets_the_other_crms_pull_commit(crm, fresh_store) -> None:
