@@ -8,7 +8,11 @@ database, for the touches not resolved yet: after a pull that is the touches it 
 it changed (the upsert voids a resolved id when its key changes), plus the few that name a record
 the store does not hold (yet). Each pull stage resolves its CRM's touches as it ends (about 2 CPU s
 for 90,000 touches, while the other CRM's pull still waits on its API), and the score stage
-whatever is left.
+whatever is left, before its own transaction.
+
+The work is cut into short transactions of ``CHUNK`` touches: a first pull of millions of touches
+resolves them in minutes, and one transaction that long would hold SQLite's single write lock past
+the busy timeout of the other CRM's pull and of the run lock's heartbeat.
 
 A key names no object (a Salesforce id is a lead's or a contact's; HubSpot's are per object type):
 where two records of one CRM share it, the live one with the highest id is taken, as the score
@@ -17,28 +21,36 @@ stage's own key lookup takes the last live record read in id order.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import ColumnElement, Engine, Table, select, update
 
 from store.schema import ACCOUNT_UNRESOLVED, PERSON_UNRESOLVED, Account, Activity, Person
 
+CHUNK = 20_000  # touches per transaction: well under a second of SQLite's write lock
 
-def _resolved_id(target: Table, key: object) -> object:
+
+def _resolved_id(target: Table, key: ColumnElement) -> ColumnElement:
     return (select(target.c.id).where(target.c.crm == Activity.__table__.c.crm, target.c.crm_id == key)
             .order_by(target.c.is_deleted, target.c.id.desc()).limit(1).scalar_subquery())
 
 
-def resolve_touch_refs(conn: Connection, crm: str | None = None) -> tuple[int, int]:
+def resolve_touch_refs(engine: Engine, crm: str | None = None, chunk: int = CHUNK) -> tuple[int, int]:
     """Fill in ``person_ref`` and ``account_ref`` where they are unknown and the store holds the record
-    named (of one CRM's touches, or all); returns how many touches got a person and an account. Runs in
-    the caller's transaction."""
+    named (of one CRM's touches, or all), committing every ``chunk`` touches; returns how many touches
+    got a person and an account."""
     touches = Activity.__table__
-    counts = []
-    for ref, key, target, unresolved in (
-        (touches.c.person_ref, touches.c.person_crm_id, Person.__table__, PERSON_UNRESOLVED),
-        (touches.c.account_ref, touches.c.account_crm_id, Account.__table__, ACCOUNT_UNRESOLVED),
-    ):
-        found = _resolved_id(target, key)
-        where = [unresolved, found.is_not(None)] + ([] if crm is None else [touches.c.crm == crm])
-        result = conn.execute(update(touches).where(*where).values({ref: found}))
-        counts.append(result.rowcount)
+    of_crm = [] if crm is None else [touches.c.crm == crm]
+    sides = ((touches.c.person_ref, touches.c.person_crm_id, Person.__table__, PERSON_UNRESOLVED),
+             (touches.c.account_ref, touches.c.account_crm_id, Account.__table__, ACCOUNT_UNRESOLVED))
+    with engine.connect() as conn:  # each side read from its own partial index
+        pending = sorted({i for *_, unresolved in sides
+                          for i in conn.execute(select(touches.c.id).where(unresolved, *of_crm)).scalars()})
+    counts = [0, 0]
+    for begin in range(0, len(pending), chunk):
+        low, high = pending[begin], pending[min(begin + chunk, len(pending)) - 1]
+        with engine.begin() as conn:
+            for n, (ref, key, target, unresolved) in enumerate(sides):
+                found = _resolved_id(target, key)
+                resolve = (update(touches).where(touches.c.id.between(low, high), unresolved, found.is_not(None))
+                           .values({ref: found}))
+                counts[n] += conn.execute(resolve).rowcount
     return counts[0], counts[1]

@@ -36,39 +36,50 @@ def _refs(conn: Any) -> dict[str, tuple[int | None, int | None]]:
     return {k: (p, a) for k, p, a in conn.execute(query)}
 
 
+def _refs_now(engine: Engine) -> dict[str, tuple[int | None, int | None]]:
+    with engine.connect() as conn:
+        return _refs(conn)
+
+
 def test_touches_get_the_ids_of_the_records_they_name(engine: Engine) -> None:
     with engine.begin() as conn:
         accounts, people = _records(conn)
+        upsert(conn, Person.__table__, [{"crm": "other", "object": "contacts", "crm_id": "P1", "kind": "contact"}])
+        other = conn.execute(select(Person.id).where(Person.crm == "other")).scalar_one()
         upsert(conn, Activity.__table__, [_touch("T1", "P1", "C1"), _touch("T2", "P2", None),
-                                          _touch("T3", "nobody", "C2"), _touch("T4", None, None)])
-        assert _refs(conn) == {k: (None, None) for k in ("T1", "T2", "T3", "T4")}  # as they land
-        assert resolve_touch_refs(conn) == (2, 2)
-        assert _refs(conn) == {"T1": (people["P1"], accounts["C1"]), "T2": (people["P2"], None),
-                               "T3": (None, accounts["C2"]), "T4": (None, None)}
-        assert resolve_touch_refs(conn) == (0, 0)  # the touch naming nobody is looked for, not counted
+                                          _touch("T3", "nobody", "C2"), _touch("T4", None, None),
+                                          _touch("T5", "P1", None, crm="other")])
+    assert _refs_now(engine) == {k: (None, None) for k in ("T1", "T2", "T3", "T4", "T5")}  # as they land
+    assert resolve_touch_refs(engine, "hubspot", chunk=1) == (2, 2)  # a transaction per touch
+    assert _refs_now(engine) == {"T1": (people["P1"], accounts["C1"]), "T2": (people["P2"], None),
+                                 "T3": (None, accounts["C2"]), "T4": (None, None), "T5": (None, None)}
+    assert resolve_touch_refs(engine) == (1, 0)  # the other CRM's; those naming no stored record are not counted
+    assert _refs_now(engine)["T5"] == (other, None)
 
 
 def test_a_touch_landing_before_its_person_is_resolved_once_the_person_is_there(engine: Engine) -> None:
     with engine.begin() as conn:
         _records(conn)
         upsert(conn, Activity.__table__, [_touch("T1", "P3", None)])
-        assert resolve_touch_refs(conn) == (0, 0)
+    assert resolve_touch_refs(engine) == (0, 0)
+    with engine.begin() as conn:
         upsert(conn, Person.__table__, [{"crm": "hubspot", "object": "contacts", "crm_id": "P3", "kind": "contact"}])
-        assert resolve_touch_refs(conn) == (1, 0)
         p3 = conn.execute(select(Person.id).where(Person.crm_id == "P3")).scalar_one()
-        assert _refs(conn)["T1"] == (p3, None)
+    assert resolve_touch_refs(engine) == (1, 0)
+    assert _refs_now(engine)["T1"] == (p3, None)
 
 
 def test_a_changed_key_voids_its_id_and_nothing_else(engine: Engine) -> None:
     with engine.begin() as conn:
         accounts, people = _records(conn)
         upsert(conn, Activity.__table__, [_touch("T1", "P1", "C1"), _touch("T2", "P1", "C1")])
-        resolve_touch_refs(conn)
+    resolve_touch_refs(engine)
+    with engine.begin() as conn:
         # T1 moves to another person; T2 comes again as it was, and with another subject
         upsert(conn, Activity.__table__, [_touch("T1", "P2", "C1", subject="s"), _touch("T2", "P1", "C1", subject="s")])
-        assert _refs(conn) == {"T1": (None, accounts["C1"]), "T2": (people["P1"], accounts["C1"])}
-        assert resolve_touch_refs(conn) == (1, 0)
-        assert _refs(conn)["T1"] == (people["P2"], accounts["C1"])
+    assert _refs_now(engine) == {"T1": (None, accounts["C1"]), "T2": (people["P1"], accounts["C1"])}
+    assert resolve_touch_refs(engine) == (1, 0)
+    assert _refs_now(engine)["T1"] == (people["P2"], accounts["C1"])
 
 
 def test_the_upgrade_resolves_the_touches_already_stored(database_url: str) -> None:

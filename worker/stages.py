@@ -58,8 +58,7 @@ def pull_stage(crm: str) -> Stage:
         report = result.stage_report(f"pull:{crm}")
         if result.paused:
             report.state = "paused"
-        with ctx.engine.begin() as conn:
-            people, accounts = resolve_touch_refs(conn, crm)
+        people, accounts = resolve_touch_refs(ctx.engine, crm)
         report.detail["touches_resolved"] = {"person": people, "account": accounts}
         return report
 
