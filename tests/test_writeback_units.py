@@ -18,7 +18,15 @@ from writeback.retry import RetryPolicy, WritebackStopped
 from writeback.run import plan_changes
 from writeback.salesforce_bulk import bulk_error
 from writeback.state import Backoff, PendingError
-from writeback.values import MatchValues, ScoreValues, TargetRecord, canonical, desired_values, source_value
+from writeback.values import (
+    MatchValues,
+    ScoreValues,
+    TargetRecord,
+    canonical,
+    desired_values,
+    source_value,
+    values_reader,
+)
 
 CATALOGUE = Catalogue(WritebackConfig())
 
@@ -105,6 +113,24 @@ def test_match_values() -> None:
     assert source_value("matched_account", auto) == "001A"
     assert desired_values(TargetRecord("00Q", ScoreValues()), CATALOGUE.fields("salesforce", "Lead"))[
         "ABM_Match_Reason__c"] is None
+
+
+def test_values_reader_formats_as_desired_values() -> None:
+    """The per-object reader an incremental run uses gives exactly what the per-value path gives."""
+    moment = datetime(2026, 3, 1, 8, 0, 0, 987654, tzinfo=UTC)
+    scores = [ScoreValues(), ScoreValues(57.25, 0.04, -0.04, 88.05, 3, float("nan"), "rising", "aligned",
+                                         " x " * 200, moment),
+              ScoreValues(100, 12.345, float("inf"), 0.0, 1, 99.95, None, None, "   ", moment)]
+    matches = [None, MatchValues("review", "001A", 0.72, "name only"), MatchValues("auto", "001B", None, None),
+               MatchValues("crm", None, 0.999, "the CRM says so")]
+    for crm in ("salesforce", "hubspot"):
+        for obj in CATALOGUE.objects(crm):
+            fields = CATALOGUE.fields(crm, obj)
+            read = values_reader(fields)
+            for score in scores:
+                for match in matches:
+                    record = TargetRecord("id", score, match)
+                    assert read(record) == desired_values(record, fields)
 
 
 # -- diff -----------------------------------------------------------------------------------

@@ -21,12 +21,12 @@ from sqlalchemy import Engine
 from config.writeback import WritebackConfig
 from store.types import utcnow
 from writeback.catalogue import Catalogue, CatalogueField
-from writeback.diff import RecordChange, diff_record
+from writeback.diff import RecordChange, differ
 from writeback.report import ObjectReport, Sample, WritebackReport
 from writeback.retry import WritebackStopped
 from writeback.source import load_targets
 from writeback.state import Backoff, OnBatch, PendingError, RecordOutcome, WritebackLedger
-from writeback.values import TargetRecord, desired_values
+from writeback.values import TargetRecord, values_reader
 
 MAX_FAILURES_SHOWN = 20
 
@@ -60,9 +60,9 @@ def plan_changes(
     due: list[RecordChange] = []
     deferred: list[RecordChange] = []
     empty: dict[str, str | None] = {}
+    desired_values, diff = values_reader(fields), differ(fields, force)
     for record in records:
-        change = diff_record(record.crm_id, desired_values(record, fields), baseline.get(record.crm_id, empty),
-                             fields, force)
+        change = diff(record.crm_id, desired_values(record), baseline.get(record.crm_id, empty))
         if change is None:
             continue
         pending = errors.get(record.crm_id)
