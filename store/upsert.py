@@ -17,10 +17,11 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Connection, Date, Table, case, column, or_, select
+from sqlalchemy import JSON, Boolean, Connection, Date, Dialect, Table, case, column, or_, select
 from sqlalchemy import table as table_clause
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -111,6 +112,19 @@ def _converters(table: Table, columns: Sequence[str], dialect: str) -> list[Call
     return converters
 
 
+@lru_cache(maxsize=64)
+def _sqlite_statement(dialect: Dialect, table: Table, columns: tuple[str, ...], key: tuple[str, ...],
+                      insert_only: frozenset[str]) -> tuple[str, list[str]]:
+    """The SQLite upsert's text and its bound columns in order, compiled once per column set: the
+    writeback records each HubSpot batch of 100 records as it lands, and compiling the statement
+    for each of an L run's 468 batches cost more than the rows themselves."""
+    stmt = _conflict_clause(sqlite.insert(table), table, columns, key, insert_only)
+    compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
+    ordered = list(compiled.positiontup)
+    assert sorted(ordered) == sorted(columns), "compiled upsert does not bind every column once"
+    return compiled.string, ordered
+
+
 class _Writer:
     """Writes batches of tuples for one (table, column set) on one connection."""
 
@@ -128,11 +142,7 @@ class _Writer:
         self.dialect = conn.dialect.name
         ordered: list[str] = list(columns)
         if self.dialect == "sqlite":
-            stmt = _conflict_clause(sqlite.insert(table), table, columns, key, insert_only)
-            compiled = stmt.compile(dialect=conn.dialect, column_keys=list(columns))
-            ordered = list(compiled.positiontup)
-            assert sorted(ordered) == sorted(columns), "compiled upsert does not bind every column once"
-            self.sql = compiled.string
+            self.sql, ordered = _sqlite_statement(conn.dialect, table, columns, tuple(key), insert_only)
         elif self.dialect == "postgresql":
             # One staging table per column set: temporary tables live as long as the pooled
             # connection, and two connectors may write the same table with different columns.
@@ -222,6 +232,7 @@ def upsert(
     has_sync_columns = "changed_at" in table.c and "synced_at" in table.c
     written = 0
     columns: tuple[str, ...] | None = None
+    column_set: set[str] = set()
     id_columns: list[str] = []
     writer: _Writer | None = None
     defaults: dict[str, Any] = {}
@@ -250,11 +261,12 @@ def upsert(
             unknown = [c for c in columns if c not in table.c]
             if unknown:
                 raise ValueError(f"upsert into {table.name}: no such column(s) {unknown}")
+            column_set = set(columns)
             id_columns = [c for c in columns if _is_salesforce_id_column(c)]
             writer = _Writer(conn, table, columns, key, insert_only)
         elif defaults:
             row = {**defaults, **row}
-        if row.keys() != set(columns):
+        if row.keys() != column_set:
             raise ValueError(
                 f"upsert into {table.name}: every row must have the same columns; "
                 f"got {sorted(set(row) ^ set(columns))} in some rows only"
