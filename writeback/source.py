@@ -26,6 +26,7 @@ from writeback.values import MatchValues, ScoreValues, TargetRecord
 SCORE_COLUMNS = ("engagement", "sales_activity", "marketing", "fit", "grade", "predictive", "trend", "alignment",
                  "reasons_text", "scored_at")  # the order of ScoreValues' fields
 CANONICAL_AT = 1 + len(SCORE_COLUMNS) + 1  # after crm_id and the account's own scores and id
+M_CRM = 1 + len(SCORE_COLUMNS) + 1 + 4  # a person row's matched account's CRM (see load_people's columns)
 
 
 def _score_columns(alias: Any) -> list[Any]:
@@ -82,7 +83,7 @@ def load_accounts(engine: Engine, crm: str, obj: str, account_ids: Collection[in
     for row in rows:
         score = _score(row, CANONICAL_AT) or _score(row, 1)
         assert score is not None
-        records.append(TargetRecord(crm_id=row.crm_id, score=score))
+        records.append(TargetRecord(row[0], score))
     return records
 
 
@@ -136,21 +137,22 @@ def load_people(engine: Engine, crm: str, obj: str, account_ids: Collection[int]
         if account_ids is not None:
             query = query.where(Match.account_id.in_(sorted(_linked_group(conn, account_ids))))
         rows = conn.execute(query).all()
-        other_crm = _AccountInCrm(conn) if any(r.m_crm not in (None, crm) for r in rows) else None
+        other_crm = _AccountInCrm(conn) if any(r[M_CRM] not in (None, crm) for r in rows) else None
     records = []
+    end = 1 + len(SCORE_COLUMNS)
     for row in rows:
+        # by position, as in _score: an incremental L run reads a hundred thousand of these rows
         match = None
-        if row.decision is not None:
+        decision, account_id, confidence, reason, m_crm, m_crm_id, m_deleted = row[end + 1:]
+        if decision is not None:
             account_crm_id = None
-            if row.account_id is not None and not row.m_deleted:
-                if row.m_crm == crm:
-                    account_crm_id = row.m_crm_id
+            if account_id is not None and not m_deleted:
+                if m_crm == crm:
+                    account_crm_id = m_crm_id
                 elif other_crm is not None:
-                    account_crm_id = other_crm.find(row.account_id, crm)
-            match = MatchValues(row.decision, account_crm_id, row.confidence, row.reason)
-        score = _score(row, 1)
-        assert score is not None
-        records.append(TargetRecord(crm_id=row.crm_id, score=score, match=match))
+                    account_crm_id = other_crm.find(account_id, crm)
+            match = MatchValues(decision, account_crm_id, confidence, reason)
+        records.append(TargetRecord(row[0], ScoreValues(*row[1:end]), match))  # the inner join: a score
     return records
 
 
