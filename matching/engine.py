@@ -49,6 +49,9 @@ _CORE_CACHE_LIMIT = 20_000
 _NEAR_TOP = 3.0
 # Keys (name letters without spaces) at least this long are also looked up one slip away.
 _LONG_KEY = 10
+# Sort key of a scored candidate (confidence, position, signals): sorted with reverse=True, equal confidences keep
+# their order, as with key=-confidence.
+_CONFIDENCE = operator.itemgetter(0)
 # Scored candidates kept per query key, for tie-breaking, stability and phone re-ranking.
 _KEEP = 5
 # The reason given to a person whose record holds no company name and no corporate domain.
@@ -166,6 +169,8 @@ class Matcher:
         self._domain_parts: dict[str | None, tuple[str, str] | None] = {}
         self._core_cache: dict[tuple[str, Any], list[tuple[float, int, dict[str, Signal]]]] = {}
         self._name_cache: dict[tuple[str, str, str], tuple[array, array, array, array]] = {}
+        # every account the last scored query core was scored against, for the in-country look of the same person
+        self._last_scored: tuple[tuple[str, Any], dict[int, tuple[float, int, dict[str, Signal]]]] | None = None
         with collector_paused():
             self._add_contacts(itertools.chain(
                 ((p.crm, p.account_crm_id, p.email, p.first_name, p.last_name)
@@ -286,7 +291,7 @@ class Matcher:
     # -- scoring ---------------------------------------------------------------------------------
     def candidates(self, crm: str, q: Query) -> list[tuple[float, int, dict[str, Signal]]]:
         """Best scored candidates for a query (phone excluded: it is per person), best first."""
-        key = (crm, (q.name, q.legal, q.latin, q.domains, q.country, q.state, q.city))
+        key = self._core_key(crm, q)
         cached = self._core_cache.get(key)
         if cached is not None:
             return cached
@@ -304,11 +309,17 @@ class Matcher:
             for position in self._name_pool(crm, core, scored.keys()):
                 conf, signals = scorer.score(core, position, with_phone=False)
                 scored[position] = (conf, position, signals)
-        ranked = sorted(scored.values(), key=lambda s: -s[0])[:_KEEP]
+        ranked = sorted(scored.values(), key=_CONFIDENCE, reverse=True)[:_KEEP]
+        self._last_scored = (key, scored)
         if len(self._core_cache) >= _CORE_CACHE_LIMIT:
             self._core_cache.clear()  # bounded: a million distinct people must not pile up a million entries
         self._core_cache[key] = ranked
         return ranked
+
+    @staticmethod
+    def _core_key(crm: str, q: Query) -> tuple[str, Any]:
+        """What a query's scored candidates depend on: people who share it share them (the phone is per person)."""
+        return crm, (q.name, q.legal, q.latin, q.domains, q.country, q.state, q.city)
 
     def _name_pool(self, crm: str, q: Query, excluded: Collection[int]) -> list[int]:
         """Accounts worth scoring for the typed name, leaving out those already scored by domain.
@@ -548,9 +559,17 @@ class Matcher:
         found = [p for p in dict.fromkeys((*positions, *containing)) if country[p] == q.country and p not in seen]
         if not found:
             return []
-        scored = [(conf, p, signals) for p in found[:self.config.blocking.max_candidates]
-                  for conf, signals in (scorer.score(q, p, with_phone=False),)]
-        return sorted(self._with_person(crm, q, person, scored), key=lambda s: -s[0])
+        # the name pool has just scored most of them for this very query (not when its core was cached)
+        last = self._last_scored
+        done = last[1] if last is not None and last[0] == self._core_key(crm, q) else {}
+        scored = []
+        for position in found[:self.config.blocking.max_candidates]:
+            known = done.get(position)
+            if known is None:
+                conf, signals = scorer.score(q, position, with_phone=False)
+                known = (conf, position, signals)
+            scored.append(known)
+        return sorted(self._with_person(crm, q, person, scored), key=_CONFIDENCE, reverse=True)
 
     def _review_proposal(self, index: AccountIndex, ranked: list[tuple[float, int, dict[str, Signal]]],
                          chosen: tuple[float, int, dict[str, Signal]]):
@@ -594,7 +613,7 @@ class Matcher:
                 signals = {**signals, **extra}
                 conf = logistic(self.config.prior + sum(s[1] for s in signals.values()))
             out.append((conf, position, signals))
-        return sorted(out, key=lambda s: -s[0]) if changed else ranked
+        return sorted(out, key=_CONFIDENCE, reverse=True) if changed else ranked
 
     def _decide(self, conf: float) -> str:
         if conf >= self.config.auto_threshold:
@@ -662,7 +681,7 @@ class Matcher:
         if decision in ("review", "none") and stability is None:
             wider = self._in_country(person.crm, q, person, ranked)
             if wider:
-                ranked = sorted([*ranked, *wider], key=lambda s: -s[0])
+                ranked = sorted([*ranked, *wider], key=_CONFIDENCE, reverse=True)
                 if wider[0][0] > conf:
                     # proposed at most: what the candidates the match was decided on did not hold is not written
                     conf, position, signals = wider[0]

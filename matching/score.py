@@ -162,7 +162,12 @@ def legal_form_shares(countries: Sequence[str], legal_forms: Sequence[str]) -> d
 
 
 def logistic(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
+    # clamped by comparisons rather than min() and max(): called for every scored pair, and the same value
+    if x > 50.0:
+        x = 50.0
+    elif x < -50.0:
+        x = -50.0
+    return 1.0 / (1.0 + math.exp(-x))
 
 
 class Scorer:
