@@ -4,9 +4,10 @@ Accounts and deals are read as records (hundreds of thousands at most, and scori
 fields); people (millions) as columns of the driver's tuples, with times turned into epoch seconds
 by the database (see :class:`scoring.inputs.PeopleColumns`). Touches can be tens of millions, so
 they are streamed in batches straight from the driver's cursor (:mod:`store.cursor_rows`): the
-database turns timestamps into epoch seconds, and each batch's keys are resolved to entity
-positions by the entity index's own dicts, in C-level ``map`` calls, never a Python object per
-touch that outlives its batch. The timestamp conversion is not what costs: SQLite's
+database turns timestamps into epoch seconds, and each batch's store ids (see
+:mod:`store.touch_refs`) are turned into entity positions by numpy lookups, the keys of the few
+touches not resolved yet by the entity index's own dicts, never a Python object per touch that
+outlives its batch. The timestamp conversion is not what costs: SQLite's
 ``strftime('%s')`` over an L org's 5.9 million touches takes under 3 CPU seconds of the scan, the
 driver's rows about 9, and Python's cyclic garbage collector, unless paused, more than everything
 else together (see :mod:`worker.gc_pause`).
@@ -78,7 +79,7 @@ def _epoch_seconds(conn: Connection, column: ColumnElement | None = None) -> Col
 
 
 class IdLookup:
-    """Store id -> position for whole columns of ids, in numpy (-1, or a negative id: none)."""
+    """Store id -> position for whole columns of ids, in numpy (-1 for an id it does not hold)."""
 
     def __init__(self, ids: Sequence[int] | np.ndarray, positions: Sequence[int] | np.ndarray) -> None:
         ids = np.asarray(ids, dtype=np.int64)
@@ -96,8 +97,6 @@ class IdLookup:
 class _Lookups:
     accounts: KeyLookup
     people: KeyLookup
-    account_ids: IdLookup | None = None  # for the touches resolved to store ids (see store.touch_refs)
-    person_ids: IdLookup | None = None
 
 
 def columns_from_arrays(crm: Sequence[str], kind: Sequence[str], ts: Sequence[int], person_id: Sequence[str | None],
@@ -136,27 +135,28 @@ def _resolved_positions(refs: Sequence[int], crm: Sequence[str | None], keys: Se
     return positions
 
 
-def _resolved_columns(rows: list[tuple], lookups: _Lookups, report: LoadReport) -> ActivityColumns:
+def _resolved_columns(rows: list[tuple], keys: _Lookups, ids: tuple[IdLookup, IdLookup],
+                      report: LoadReport) -> ActivityColumns:
     """Touch columns from rows of (crm or None, type, seconds, person id, account id, person key or None,
-    account key or None): ids where the store resolved them (-1 where not), keys only where it did not."""
+    account key or None): ids where the store resolved them (-1 where not), keys only where it did not.
+    ``ids``: (accounts, people)."""
     crm, kind, ts, person_ref, account_ref, person_key, account_key = zip(*rows, strict=True)
-    assert lookups.person_ids is not None and lookups.account_ids is not None
-    person = _resolved_positions(person_ref, crm, person_key, lookups.person_ids, lookups.people)
-    account = _resolved_positions(account_ref, crm, account_key, lookups.account_ids, lookups.accounts)
+    person = _resolved_positions(person_ref, crm, person_key, ids[1], keys.people)
+    account = _resolved_positions(account_ref, crm, account_key, ids[0], keys.accounts)
     return _columns(kind, ts, person, account, report)
 
 
 def stream_activity_columns(
-    conn: Connection, index: EntityIndex, report: LoadReport, partition_rows: int = PARTITION_ROWS,
-    ids: tuple[IdLookup, IdLookup] | None = None,
+    conn: Connection, index: EntityIndex, ids: tuple[IdLookup, IdLookup], report: LoadReport,
+    partition_rows: int = PARTITION_ROWS,
 ) -> ActivityColumns:
     """Every live touch with a timestamp, as columns; what cannot be used is counted in ``report``.
 
     Rows come from the driver's cursor (see :mod:`store.cursor_rows`), ``partition_rows`` at a
     time, in the table's own order (no ``ORDER BY``: the order every load of everyone has read
     them in, so the engine's sums add up in the same order). ``ids`` (accounts, people): store id ->
-    position; with them the touches the store resolved to ids (:mod:`store.touch_refs`) are read as
-    integers, and only the others by their string keys.
+    position, for the touches the store resolved to ids (:mod:`store.touch_refs`), read as integers;
+    only the others are read by their string keys, found in ``index``.
     """
     table = Activity.__table__
     live = table.c.is_deleted.is_(False)
@@ -164,21 +164,14 @@ def stream_activity_columns(
         select(func.count()).select_from(table).where(live, table.c.occurred_at.is_(None))
     ).scalar_one()
     report.rows += report.no_timestamp
-    lookups = _Lookups(KeyLookup(index.account_index), KeyLookup(index.person_index), *(ids or (None, None)))
-    if ids is None:
-        query = select(
-            table.c.crm, table.c.activity_type, _epoch_seconds(conn), table.c.person_crm_id, table.c.account_crm_id,
-        ).where(live, table.c.occurred_at.is_not(None))
-        parts = [columns_from_arrays(*zip(*rows, strict=True), lookups, report)
-                 for rows in driver_batches(conn, query, partition_rows)]
-    else:
-        person_open, account_open = table.c.person_ref.is_(None), table.c.account_ref.is_(None)
-        query = select(
-            case((or_(person_open, account_open), table.c.crm)), table.c.activity_type, _epoch_seconds(conn),
-            func.coalesce(table.c.person_ref, -1), func.coalesce(table.c.account_ref, -1),
-            case((person_open, table.c.person_crm_id)), case((account_open, table.c.account_crm_id)),
-        ).where(live, table.c.occurred_at.is_not(None))
-        parts = [_resolved_columns(rows, lookups, report) for rows in driver_batches(conn, query, partition_rows)]
+    keys = _Lookups(KeyLookup(index.account_index), KeyLookup(index.person_index))
+    person_open, account_open = table.c.person_ref.is_(None), table.c.account_ref.is_(None)
+    query = select(
+        case((or_(person_open, account_open), table.c.crm)), table.c.activity_type, _epoch_seconds(conn),
+        func.coalesce(table.c.person_ref, -1), func.coalesce(table.c.account_ref, -1),
+        case((person_open, table.c.person_crm_id)), case((account_open, table.c.account_crm_id)),
+    ).where(live, table.c.occurred_at.is_not(None))
+    parts = [_resolved_columns(rows, keys, ids, report) for rows in driver_batches(conn, query, partition_rows)]
     return ActivityColumns.concat(parts) if parts else ActivityColumns.empty()
 
 
@@ -248,5 +241,5 @@ def load_score_inputs(
         ids = (IdLookup([a.id for a in scored] + linked,
                         [*range(len(scored)), *(index.account_pos[canonical[i]] for i in linked)]),
                IdLookup(people.id, np.arange(len(people))))
-        activities = stream_activity_columns(conn, index, report, partition_rows, ids)
+        activities = stream_activity_columns(conn, index, ids, report, partition_rows)
         return assemble_inputs(scored, people, activities, report, opportunities, config, index, matches)
