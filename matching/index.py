@@ -73,13 +73,20 @@ def _features(accounts: Sequence[AccountRecord], normalizer: NameNormalizer, fre
         country = country_code(acc.country)
         japan = country == "JP" or reg.endswith(".jp")
         label_key = domain_label(reg).replace("-", "") if reg else ""
-        tokens = name.split()
-        # hashes agree with the calling process's: its forks share its hash seed
-        sifting = (len(tokens), sift_hash(tokens[0]) if tokens else 0, sift_hash(label_key), word_signature(tokens))
         out.append((name, legal, written_in_latin(acc.name), host, reg, country, state_code(acc.state, country),
                     city_key(acc.city), acronym(name), reading_key(name, japan), label_key,
-                    place_free_key(name, japan), sifting))
+                    place_free_key(name, japan), sifting_numbers(name, label_key)))
     return out
+
+
+def sifting_numbers(name: str, label_key: str) -> tuple[int, int, int, int]:
+    """The pre-ranking's sifting numbers of a normalized name and domain label key (see AccountIndex.n_tokens).
+
+    Built on ``hash``, so they hold in this process and its forks only (they share its hash seed): features kept
+    between runs (matching.feature_cache) are stored without them and given this process's on the way back in.
+    """
+    tokens = name.split()
+    return len(tokens), sift_hash(tokens[0]) if tokens else 0, sift_hash(label_key), word_signature(tokens)
 
 
 def _features_of(bounds: tuple[int, int]) -> list[Features]:

@@ -232,6 +232,20 @@ class AccountLink(Base):
     linked_at: Mapped[datetime | None]
 
 
+class MatchFeatures(Base):
+    """An account's matching features as the last match stage read them (see matching.feature_cache).
+
+    A cache: ``digest`` says what they were read from, and a row whose digest no longer agrees with the
+    account is read again. Dropping every row costs one full computation, nothing else.
+    """
+
+    __tablename__ = "match_features"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(32))
+    features: Mapped[str] = mapped_column(Text)  # a JSON array (matching.feature_cache.dump)
+
+
 class ScoreColumns:
     engagement: Mapped[float | None] = mapped_column(Float)
     sales_activity: Mapped[float | None] = mapped_column(Float)

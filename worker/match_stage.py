@@ -42,6 +42,7 @@ from store.schema import ACCOUNT_TOUCHES, Account, AccountLink, Activity, Match,
 from store.types import utcnow
 from store.upsert import upsert
 from worker.gc_pause import cyclic_gc_paused
+from worker.match_features import features_by_account, keep_new_features, load_kept_features
 
 _ACCOUNT_COLUMNS = [Account.__table__.c[f] for f in AccountRecord.__dataclass_fields__]
 _PERSON_COLUMNS = [Person.__table__.c[f] for f in PersonRecord.__dataclass_fields__]
@@ -72,6 +73,7 @@ class MatchOutcome:
     relinked_accounts: set[int] = field(default_factory=set)
     links: int = 0
     changed_links: int = 0
+    features_read: int = 0  # accounts whose matching features were read anew (not kept from an earlier run)
 
     def add(self, chunk: MatchOutcome) -> None:
         """Fold one chunk's counts and moves into this outcome."""
@@ -354,14 +356,6 @@ def write_links(conn: Connection, links: Sequence[AccountLinkResult]) -> tuple[i
     return len(rows) + len(gone), touched
 
 
-def salesforce_features(matcher: Matcher) -> dict[int, Features] | None:
-    """Account id -> index features of a matcher built with ``keep_features``, for the cross-CRM linker."""
-    index = matcher.indexes.get("salesforce")
-    if index is None or index.features is None:
-        return None
-    return dict(zip((a.id for a in index.accounts), index.features, strict=True))
-
-
 def run_match_stage(
     engine: Engine, config: MatchingConfig, *, only_people: Iterable[int] | None = None, incremental: bool = False
 ) -> MatchOutcome:
@@ -385,13 +379,17 @@ def run_match_stage(
         accounts = load_accounts(conn) if only_people is None or only_people or relink else []
         wanted = None if only_people is None else sorted(set(only_people))
         outcome = MatchOutcome()
-        features: dict[int, Features] | None = None
+        features: Mapping[int, Features] | None = None
         if wanted is None or wanted or changed_accounts:
             contacts = load_contact_emails(conn)
+            kept = load_kept_features(conn, accounts, config)
             matcher = Matcher(accounts, config, contact_emails=contacts, workers=WORKERS,
-                              last_activity=last_activity_by_account(conn, accounts), keep_features=relink)
+                              last_activity=last_activity_by_account(conn, accounts), known_features=kept.valid,
+                              keep_features=True)
             del contacts  # read into the index; a million tuples need not outlive it
-            features = salesforce_features(matcher) if relink else None
+            outcome.features_read = keep_new_features(conn, matcher, kept)
+            del kept
+            features = features_by_account(matcher, "salesforce") if relink else None
             if wanted is not None and changed_accounts:
                 wanted = sorted(set(wanted) | claimable_people(conn, matcher, changed_accounts))
             for people in _people_chunks(conn, wanted):

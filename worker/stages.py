@@ -72,7 +72,8 @@ def match_stage(ctx: RunContext) -> StageReport:
                        detail={"decisions": outcome.by_decision, "people": outcome.people,
                                "scope": "changed people" if outcome.incremental else "everyone",
                                "started_at": outcome.started_at.isoformat(),
-                               "cross_crm_links": outcome.links, "links_changed": outcome.changed_links})
+                               "cross_crm_links": outcome.links, "links_changed": outcome.changed_links,
+                               "account_features_read": outcome.features_read})
 
 
 def scoped(options: RunOptions) -> bool:
