@@ -128,11 +128,19 @@ def is_personal_domain(registrable: str, first_name: str | None, last_name: str 
     Such an address says nothing about the employer, like free mail; its label is the surname,
     optionally with the first name or its initial, before or after.
     """
+    return is_personal_label(label_letters(registrable), first_name, last_name)
+
+
+def label_letters(registrable: str) -> str:
+    """The letters of a registrable domain's label, as :func:`is_personal_label` compares them."""
+    return _NOT_LETTER.sub("", domain_label(registrable))
+
+
+def is_personal_label(label: str, first_name: str | None, last_name: str | None) -> bool:
+    """:func:`is_personal_domain` for a domain's :func:`label_letters`, for callers that read many people
+    under the same few domains (a company's contacts) and so read each label once."""
     last = _letters(last_name)
-    if len(last) < 3:
-        return False
-    label = _NOT_LETTER.sub("", domain_label(registrable))
-    if last not in label:
+    if len(last) < 3 or last not in label:
         return False  # every form holds the surname: most company domains are settled here, once per person
     first = _letters(first_name)
     forms = {last, last + first[:1], first[:1] + last} | ({first + last, last + first} if first else set())

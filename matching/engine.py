@@ -22,7 +22,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from config.matching import MatchingConfig
-from matching.domains import FreeMail, host_of, is_personal_domain, registrable_domain
+from matching.domains import FreeMail, host_of, is_personal_domain, is_personal_label, label_letters, registrable_domain
 from matching.firmographics import compare_industry, compare_size, industry_key
 from matching.geo import city_key, countries_of_cities, country_code, mail_country, phone_country, state_code
 from matching.index import AccountIndex, Features, sift_hash, word_signature
@@ -186,7 +186,8 @@ class Matcher:
         positions = {crm: {crm_id: p for (_, crm_id), p in index.by_crm_id.items()}
                      for crm, index in self.indexes.items()}
         found: dict[str, list[tuple[int, str]]] = {crm: [] for crm in self.indexes}
-        domains: dict[str, str] = {}  # an email's domain part -> its registrable domain, '' for free mail
+        # an email's domain part -> its registrable domain ('' for free mail) and the letters of its label
+        domains: dict[str, tuple[str, str]] = {}
         for crm, account_crm_id, email, first_name, last_name in contacts:
             position = positions[crm].get(account_crm_id) if crm in positions else None
             if position is None:
@@ -194,12 +195,14 @@ class Matcher:
             reg = ""
             if email and "@" in email:
                 part = email[email.rindex("@") + 1:]
-                reg = domains.get(part)
-                if reg is None:
+                known = domains.get(part)
+                if known is None:
                     host = host_of(part)
                     reg = registrable_domain(host) if host else ""
-                    domains[part] = reg = reg if reg and host not in self.free_mail else ""
-                if reg and is_personal_domain(reg, first_name, last_name):
+                    reg = reg if reg and host not in self.free_mail else ""
+                    domains[part] = known = (reg, label_letters(reg))
+                reg, label = known
+                if reg and is_personal_label(label, first_name, last_name):
                     reg = ""  # their own vanity domain (jane@doej.net) says nothing of where they work
             found[crm].append((position, reg))
         for crm, pairs in found.items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -245,12 +245,13 @@ class AccountIndex:
         For callers that read the domain of each distinct email domain once (a company's contacts share it):
         the domain must be the registrable form of an email host that is not free mail, or ''.
         """
-        domains: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        domains: dict[str, dict[int, int]] = defaultdict(dict)
         count = self.contact_count
-        for position, reg in contacts:
-            count[position] = count.get(position, 0) + 1
+        # a company's contacts share its domain: counted as pairs first (in C), then a pass per distinct pair
+        for (position, reg), n in Counter(contacts).items():
+            count[position] = count.get(position, 0) + n
             if reg:
-                domains[reg][position] += 1
+                domains[reg][position] = n
         for reg, counts in domains.items():
             if reg in self.shared_domains:
                 continue
