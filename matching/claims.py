@@ -42,16 +42,31 @@ class Claims:
         positions = self.positions.get(crm)
         if not positions:
             return False
-        index = self.matcher.indexes[crm]
         domains = self.matcher.corporate_domains(email_domain(email) or None, website)
-        if domains and not positions.isdisjoint(index.domain_candidates(reg for _, reg in domains)):
+        if domains and self._by_domain(crm, positions, [reg for _, reg in domains]):
             return True
         if not company:
             return False
         known = self._by_name.get((crm, company))
         if known is None:
-            name = self.matcher.normalizer.normalize(company)
-            known = bool(name) and not positions.isdisjoint(
-                index.name_candidates(name, name.split(), self.limit, ascii_key(name)))
+            known = self._named(crm, positions, self.matcher.normalizer.normalize(company))
             self._by_name[(crm, company)] = known
         return known
+
+    def may_claim_read(self, crm: str, registrable_domains: Iterable[str], normalized_name: str) -> bool:
+        """:meth:`may_claim` for a record already read (an account's index features: its corporate registrable
+        domains and normalized name), which spares reading its domain and name again."""
+        positions = self.positions.get(crm)
+        if not positions:
+            return False
+        regs = [reg for reg in registrable_domains if reg]
+        if regs and self._by_domain(crm, positions, regs):
+            return True
+        return self._named(crm, positions, normalized_name)
+
+    def _by_domain(self, crm: str, positions: set[int], regs: list[str]) -> bool:
+        return not positions.isdisjoint(self.matcher.indexes[crm].domain_candidates(regs))
+
+    def _named(self, crm: str, positions: set[int], name: str) -> bool:
+        return bool(name) and not positions.isdisjoint(
+            self.matcher.indexes[crm].name_candidates(name, name.split(), self.limit, ascii_key(name)))

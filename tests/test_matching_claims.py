@@ -59,3 +59,22 @@ def test_people_a_changed_account_wins_are_nearly_all_claimed() -> None:
     # measured: 641 of 1,843 on this small org, where a tenth of 500 accounts changed (on the L org, 1% of
     # the accounts changed flag 17,091 of the 105,941 people no account holds)
     assert flagged_others < 0.5 * len(others), (flagged_others, len(others))
+
+
+def test_a_record_already_read_is_claimed_as_its_raw_fields_are() -> None:
+    """The cross-CRM linker asks with each HubSpot company's index features instead of its raw fields."""
+    accounts, _, _, _ = small_org(2)
+    salesforce = [a for a in accounts if a.crm == "salesforce"]
+    matcher = Matcher(salesforce, MatchingConfig())
+    companies = Matcher(accounts, MatchingConfig(), keep_features=True)
+    read = {a.id: f for index in companies.indexes.values()
+            for a, f in zip(index.accounts, index.features or [], strict=True)}
+    random.seed(7)
+    claims = Claims(matcher, random.sample([a.id for a in salesforce], 25))
+    answers = []
+    for account in accounts:
+        name, _legal, _latin, _host, reg = read[account.id][:5]
+        raw = claims.may_claim("salesforce", None, account.domain or account.website, account.name)
+        assert claims.may_claim_read("salesforce", (reg,), name) == raw, account
+        answers.append(raw)
+    assert any(answers) and not all(answers)

@@ -72,9 +72,7 @@ def keep_new_features(conn: Connection, matcher: Matcher, kept: KeptFeatures) ->
     return len(rows)
 
 
-def features_by_account(matcher: Matcher, crm: str) -> Mapping[int, Features] | None:
-    """Account id -> index features of one CRM's index of a matcher built with ``keep_features``."""
-    index = matcher.indexes.get(crm)
-    if index is None or index.features is None:
-        return None
-    return dict(zip((a.id for a in index.accounts), index.features, strict=True))
+def features_by_account(matcher: Matcher) -> Mapping[int, Features]:
+    """Account id -> index features, of every account a matcher built with ``keep_features`` indexed."""
+    return {account.id: features for index in matcher.indexes.values() if index.features is not None
+            for account, features in zip(index.accounts, index.features, strict=True)}
