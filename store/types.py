@@ -10,6 +10,15 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
 
+class JsonText(str):
+    """A value of a JSON column already encoded as the store writes it (``json.dumps`` with
+    ``ensure_ascii=False``): the batched upserts write it as it is rather than encoding it again.
+
+    For producers that must encode anyway to prove a value is valid JSON (no NaN), which costs
+    the same as the encoding the upsert would do.
+    """
+
+
 class NaiveDatetimeError(ValueError):
     """A datetime without a timezone reached the store.
 

@@ -26,7 +26,7 @@ from sqlalchemy import table as table_clause
 from sqlalchemy.dialects import postgresql, sqlite
 
 from store.ids import to_18
-from store.types import UTCDateTime, ensure_utc, utcnow
+from store.types import JsonText, UTCDateTime, ensure_utc, utcnow
 
 DEFAULT_KEY = ("crm", "object", "crm_id")
 
@@ -91,6 +91,8 @@ def _sqlite_bool(value: Any) -> int:
 
 
 def _json_text(value: Any) -> str:
+    if isinstance(value, JsonText):
+        return str(value)  # a plain str: drivers adapt by exact type
     return json.dumps(value, ensure_ascii=False)
 
 
