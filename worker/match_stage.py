@@ -22,7 +22,9 @@ and the most-contacts tie-breaker read, are loaded with only the fields those re
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -74,6 +76,17 @@ class MatchOutcome:
     links: int = 0
     changed_links: int = 0
     features_read: int = 0  # accounts whose matching features were read anew (not kept from an earlier run)
+    # wall seconds per phase: what to look at first when a run is slow
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Add the wall time of the block to ``phase_seconds[name]``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + time.perf_counter() - started
 
     def add(self, chunk: MatchOutcome) -> None:
         """Fold one chunk's counts and moves into this outcome."""
@@ -378,46 +391,57 @@ def run_match_stage(
     started_at = utcnow()
     # Nothing the stage builds forms a reference cycle, and it builds millions of objects (contacts, the index,
     # results): automatic full collections walking them all cost seconds, on every run.
+    outcome = MatchOutcome()
+    phase = outcome.phase
     with engine.begin() as conn, cyclic_gc_paused():
         relink = True
         changed_accounts: list[int] = []
-        if incremental and only_people is None:
-            since = last_match_start(conn)
-            if since is not None:
-                only_people, changed_accounts = people_to_rematch(conn, since)
-                relink = bool(changed_accounts)
-        accounts = load_accounts(conn) if only_people is None or only_people or relink else []
+        with phase("scope"):
+            if incremental and only_people is None:
+                since = last_match_start(conn)
+                if since is not None:
+                    only_people, changed_accounts = people_to_rematch(conn, since)
+                    relink = bool(changed_accounts)
+        with phase("read"):
+            accounts = load_accounts(conn) if only_people is None or only_people or relink else []
         wanted = None if only_people is None else sorted(set(only_people))
-        outcome = MatchOutcome()
         features: Mapping[int, Features] | None = None
         if wanted is None or wanted or changed_accounts:
-            contacts = load_contact_emails(conn)
-            kept = load_kept_features(conn, accounts, config)
-            matcher = Matcher(accounts, config, contact_emails=contacts, workers=WORKERS,
-                              last_activity=last_activity_by_account(conn, accounts), known_features=kept.valid,
-                              keep_features=True)
-            del contacts  # read into the index; a million tuples need not outlive it
-            outcome.features_read = keep_new_features(conn, matcher, kept)
-            del kept
-            features = features_by_account(matcher) if relink else None
+            with phase("read"):
+                contacts = load_contact_emails(conn)
+                kept = load_kept_features(conn, accounts, config)
+                last_activity = last_activity_by_account(conn, accounts)
+            with phase("index"):
+                matcher = Matcher(accounts, config, contact_emails=contacts, workers=WORKERS,
+                                  last_activity=last_activity, known_features=kept.valid, keep_features=True)
+                del contacts, last_activity  # read into the index; a million tuples need not outlive it
+                outcome.features_read = keep_new_features(conn, matcher, kept)
+                del kept
+                features = features_by_account(matcher) if relink else None
             if wanted is not None and changed_accounts:
-                wanted = sorted(set(wanted) | claimable_people(conn, matcher, changed_accounts))
-            for people in _people_chunks(conn, wanted):
-                previous, pins, stored = load_previous(conn, [p.id for p in people])
-                workers = WORKERS if len(people) >= _PARALLEL_PEOPLE else 1
-                results = match_in_processes(matcher, people, previous, pins, workers=workers)
-                keys = {p.id: match_inputs_key(p) for p in people}
-                outcome.add(write_matches(conn, results, stored, pins, keys))
-            del matcher  # the links below build an index of their own (from its features)
+                with phase("claims"):
+                    wanted = sorted(set(wanted) | claimable_people(conn, matcher, changed_accounts))
+            with phase("match"):
+                for people in _people_chunks(conn, wanted):
+                    previous, pins, stored = load_previous(conn, [p.id for p in people])
+                    workers = WORKERS if len(people) >= _PARALLEL_PEOPLE else 1
+                    results = match_in_processes(matcher, people, previous, pins, workers=workers)
+                    keys = {p.id: match_inputs_key(p) for p in people}
+                    outcome.add(write_matches(conn, results, stored, pins, keys))
+                del matcher  # the links below build an index of their own (from its features)
         outcome.started_at = started_at
         outcome.incremental = only_people is not None
         if outcome.incremental:
-            outcome.by_decision = decision_counts(conn)
-        if relink:
-            links = cross_crm_links(conn, accounts, config, changed_accounts or None, features)
-            del features
-            outcome.changed_links, outcome.relinked_accounts = write_links(conn, links)
-            outcome.links = len(links)
-        else:
-            outcome.links = conn.execute(select(func.count()).select_from(AccountLink)).scalar_one()
+            with phase("match"):
+                outcome.by_decision = decision_counts(conn)
+        with phase("links"):
+            if relink:
+                links = cross_crm_links(conn, accounts, config, changed_accounts or None, features)
+                del features
+                outcome.changed_links, outcome.relinked_accounts = write_links(conn, links)
+                outcome.links = len(links)
+            else:
+                outcome.links = conn.execute(select(func.count()).select_from(AccountLink)).scalar_one()
+        committing = time.perf_counter()
+    outcome.phase_seconds["commit"] = time.perf_counter() - committing
     return outcome

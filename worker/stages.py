@@ -73,7 +73,8 @@ def match_stage(ctx: RunContext) -> StageReport:
                                "scope": "changed people" if outcome.incremental else "everyone",
                                "started_at": outcome.started_at.isoformat(),
                                "cross_crm_links": outcome.links, "links_changed": outcome.changed_links,
-                               "account_features_read": outcome.features_read})
+                               "account_features_read": outcome.features_read,
+                               "phase_seconds": {k: round(v, 3) for k, v in outcome.phase_seconds.items()}})
 
 
 def scoped(options: RunOptions) -> bool:
