@@ -19,6 +19,7 @@ from store.records import AccountRecord, ActivityRecord, PersonRecord
 from store.schema import Account, AccountLink, Activity, Match, Opportunity, Person
 from store.touch_refs import resolve_touch_refs
 from store.upsert import upsert
+from worker import score_inputs
 from worker.score_inputs import KeyLookup, load_score_inputs
 
 
@@ -78,10 +79,14 @@ def store_org(engine: Engine, accounts, people, acts, opps, matches) -> None:
             ])
 
 
-@pytest.mark.parametrize("resolved", [False, True], ids=["touches as they land", "touches resolved to ids"])
-def test_store_loader_equals_record_path(engine: Engine, org, resolved: bool) -> None:
+@pytest.mark.parametrize(("resolved", "keys_apart"), [(False, True), (False, False), (True, True)],
+                         ids=["touches as they land", "as they land, keys read inline", "touches resolved to ids"])
+def test_store_loader_equals_record_path(engine: Engine, org, resolved: bool, keys_apart: bool,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     accounts, people, acts, opps, matches = org
     store_org(engine, accounts, people, acts, opps, matches)
+    if not keys_apart:  # as in a store with more unresolved touches than are read apart
+        monkeypatch.setattr(score_inputs, "UNRESOLVED_APART", 0)
     if resolved:  # two touches at a time: the chunks add up
         assert resolve_touch_refs(engine, chunk=2) == (len(acts) - 2, 2)  # all but those of nobody and no one
     config = ScoringConfig()

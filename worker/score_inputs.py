@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
-from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, case, cast, extract, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, and_, case, cast, extract, func, or_, select
 
 from config.scoring import ScoringConfig
 from scoring.catalogue import TYPE_CODE
@@ -43,6 +43,10 @@ from worker.match_stage import load_accounts
 
 TIED = ("auto", "pinned", "crm")
 PARTITION_ROWS = 200_000
+# Touches whose person or account the store has not resolved to an id are read by key. Up to this many (of
+# either), their keys are read apart first and the touches' stream reads integers only; past it (a store whose
+# touches were never resolved), the stream reads the keys of such rows inline.
+UNRESOLVED_APART = 200_000
 
 _OPPORTUNITY_COLUMNS = [Opportunity.__table__.c[f] for f in OpportunityRecord.__dataclass_fields__]
 # What scoring reads of a person (keys, persona title, roll-up and conversion facts): at 1.7 million
@@ -150,6 +154,44 @@ def _resolved_columns(rows: list[tuple], keys: _Lookups, ids: tuple[IdLookup, Id
     return _columns(kind, ts, person, account, report)
 
 
+def _unresolved_keys(conn: Connection) -> tuple[dict[int, tuple[str, str]], dict[int, tuple[str, str]]] | None:
+    """Touch id -> (crm, key) of the touches whose person, and whose account, the store has not resolved to an
+    id (:mod:`store.touch_refs`; read through the partial indexes that hold exactly them); None when there are
+    more than ``UNRESOLVED_APART`` of either (a store whose touches were never resolved)."""
+    table = Activity.__table__
+    out: list[dict[int, tuple[str, str]]] = []
+    for ref, key in ((table.c.person_ref, table.c.person_crm_id), (table.c.account_ref, table.c.account_crm_id)):
+        unresolved = and_(ref.is_(None), key.is_not(None))
+        if conn.execute(select(func.count()).select_from(table).where(unresolved)).scalar_one() > UNRESOLVED_APART:
+            return None
+        out.append({touch: (crm, crm_id) for touch, crm, crm_id in
+                    conn.execute(select(table.c.id, table.c.crm, key).where(unresolved))})
+    return out[0], out[1]
+
+
+def _positions_by_id(touch_ids: np.ndarray, refs: Sequence[int], unresolved: Mapping[int, tuple[str, str]],
+                     by_id: IdLookup, by_key: KeyLookup) -> np.ndarray:
+    """Positions from store ids, and from the keys read apart for the touches not resolved (-1 where neither)."""
+    positions = by_id.find(np.asarray(refs, dtype=np.int64))
+    if unresolved:
+        rows = np.flatnonzero(np.isin(touch_ids, np.fromiter(unresolved, dtype=np.int64, count=len(unresolved))))
+        if len(rows):
+            named = [unresolved[touch] for touch in touch_ids[rows].tolist()]
+            positions[rows] = by_key.find([crm for crm, _ in named], [crm_id for _, crm_id in named])
+    return positions
+
+
+def _columns_by_id(rows: list[tuple], apart: tuple[Mapping[int, tuple[str, str]], Mapping[int, tuple[str, str]]],
+                   keys: _Lookups, ids: tuple[IdLookup, IdLookup], report: LoadReport) -> ActivityColumns:
+    """Touch columns from rows of (touch id, type, seconds, person id, account id), with the keys of the touches
+    not resolved read apart (``apart``: people's, accounts'). ``ids``: (accounts, people)."""
+    touch, kind, ts, person_ref, account_ref = zip(*rows, strict=True)
+    touch_ids = np.asarray(touch, dtype=np.int64) if apart[0] or apart[1] else np.empty(0, dtype=np.int64)
+    person = _positions_by_id(touch_ids, person_ref, apart[0], ids[1], keys.people)
+    account = _positions_by_id(touch_ids, account_ref, apart[1], ids[0], keys.accounts)
+    return _columns(kind, ts, person, account, report)
+
+
 def stream_activity_columns(
     conn: Connection, index: EntityIndex, ids: tuple[IdLookup, IdLookup], report: LoadReport,
     partition_rows: int = PARTITION_ROWS,
@@ -160,7 +202,7 @@ def stream_activity_columns(
     time, in the table's own order (no ``ORDER BY``: the order every load of everyone has read
     them in, so the engine's sums add up in the same order). ``ids`` (accounts, people): store id ->
     position, for the touches the store resolved to ids (:mod:`store.touch_refs`), read as integers;
-    only the others are read by their string keys, found in ``index``.
+    only the others are read by their string keys (apart, see :func:`_unresolved_keys`), found in ``index``.
     """
     table = Activity.__table__
     live = table.c.is_deleted.is_(False)
@@ -169,12 +211,19 @@ def stream_activity_columns(
     ).scalar_one()
     report.rows += report.no_timestamp
     keys = _Lookups(KeyLookup(index.account_index), KeyLookup(index.person_index))
+    timed = table.c.occurred_at.is_not(None)
+    apart = _unresolved_keys(conn)
+    if apart is not None:  # integers only: the key columns cost the L org's 6 million rows 2 of their 8 seconds
+        query = select(table.c.id, table.c.activity_type, _epoch_seconds(conn),
+                       func.coalesce(table.c.person_ref, -1), func.coalesce(table.c.account_ref, -1)).where(live, timed)
+        parts = [_columns_by_id(rows, apart, keys, ids, report) for rows in driver_batches(conn, query, partition_rows)]
+        return ActivityColumns.concat(parts) if parts else ActivityColumns.empty()
     person_open, account_open = table.c.person_ref.is_(None), table.c.account_ref.is_(None)
     query = select(
         case((or_(person_open, account_open), table.c.crm)), table.c.activity_type, _epoch_seconds(conn),
         func.coalesce(table.c.person_ref, -1), func.coalesce(table.c.account_ref, -1),
         case((person_open, table.c.person_crm_id)), case((account_open, table.c.account_crm_id)),
-    ).where(live, table.c.occurred_at.is_not(None))
+    ).where(live, timed)
     parts = [_resolved_columns(rows, keys, ids, report) for rows in driver_batches(conn, query, partition_rows)]
     return ActivityColumns.concat(parts) if parts else ActivityColumns.empty()
 
