@@ -100,10 +100,10 @@ class HubSpotPortal:
 
     # -- reads -----------------------------------------------------------------------------
     def _select(self, obj: HsObjectType, where: str, params: Sequence[Any], tail: str = "") -> list[Row]:
-        names = self.storage.columns(obj.table)
-        cols = ", ".join(quote_ident(n) for n in names)
-        rows = self.storage.fetchall(f"SELECT {cols} FROM {quote_ident(obj.table)} WHERE {where} {tail}", params)
-        return [dict(zip(names, r, strict=True)) for r in rows]
+        columns = self.storage.table_columns(obj.table)
+        rows = self.storage.fetchall(f"SELECT {columns.select_list} FROM {quote_ident(obj.table)} WHERE {where} {tail}",
+                                     params)
+        return [dict(zip(columns.names, r, strict=True)) for r in rows]
 
     def row(self, obj: HsObjectType, record_id: int, archived: bool = False) -> Row | None:
         rows = self._select(obj, f'"hs_object_id" = ? AND "{ARCHIVED}" = ?', (record_id, int(archived)))
