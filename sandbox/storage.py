@@ -104,6 +104,23 @@ class Storage:
                 raise
             self._conn.execute("COMMIT")
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run several writes as one transaction that commits whatever ran, even when one of them raises.
+
+        Unlike ``transaction``, nothing is rolled back: each statement keeps the effect it would
+        have had on its own, as if run outside a transaction. One commit instead of one per
+        statement saves the journal work, and holding the lock keeps other threads from
+        interleaving their writes between a read and the write built from it.
+        """
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if self._conn.in_transaction:
+                    self._conn.execute("COMMIT")
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""
         with self._lock:

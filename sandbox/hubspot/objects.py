@@ -272,22 +272,23 @@ def routes(ctx: HubSpotContext) -> list[Route]:
         _written(request, inputs)
         _check_known(ctx, obj, inputs)
         results, errors, missing = [], [], []
-        for item in inputs:
-            raw = str(item.get("id", ""))
-            found_id = _resolve_id(ctx, obj, raw, item.get("idProperty"))
-            if found_id is None or portal.row(obj, found_id) is None:
-                missing.append(raw)
-                continue
-            values = item.get("properties") or {}
-            try:
-                row = portal.update(obj, found_id, values)
-            except InputError as exc:
-                errors.append(InputError(exc.category, exc.message, _trace_context(item, exc.context)))
-                continue
-            result = portal.to_json(obj, row, portal.returned_properties(obj, list(values)))
-            if item.get("objectWriteTraceId"):
-                result["objectWriteTraceId"] = str(item["objectWriteTraceId"])
-            results.append(result)
+        with portal.storage.batch():  # one commit for the batch; earlier writes stay if an input raises
+            for item in inputs:
+                raw = str(item.get("id", ""))
+                found_id = _resolve_id(ctx, obj, raw, item.get("idProperty"))
+                if found_id is None or portal.row(obj, found_id) is None:
+                    missing.append(raw)
+                    continue
+                values = item.get("properties") or {}
+                try:
+                    row = portal.update(obj, found_id, values)
+                except InputError as exc:
+                    errors.append(InputError(exc.category, exc.message, _trace_context(item, exc.context)))
+                    continue
+                result = portal.to_json(obj, row, portal.returned_properties(obj, list(values)))
+                if item.get("objectWriteTraceId"):
+                    result["objectWriteTraceId"] = str(item["objectWriteTraceId"])
+                results.append(result)
         if missing:
             errors.append(InputError("OBJECT_NOT_FOUND", f"Could not find some {obj.singular.upper()} objects to "
                                      "update, they may be deleted or not exist. Check that ids are valid.",

@@ -1,4 +1,5 @@
-"""The storage's cached column lists stay true to the tables through every schema change."""
+"""The storage's cached column lists stay true to the tables through every schema change, and a
+batch of writes keeps what ran before an error, as statements run one by one would."""
 
 from __future__ import annotations
 
@@ -37,3 +38,20 @@ def test_property_registered_after_reads_is_written_and_returned() -> None:
     assert portal.rows_by_ids(contacts, [record_id])[record_id]["abm_fit"] == 42.5
     props = portal.returned_properties(contacts, ["abm_fit"])
     assert portal.to_json(contacts, updated, props)["properties"]["abm_fit"] == "42.5"
+
+
+def test_batch_commits_the_writes_made_before_an_error() -> None:
+    storage = Storage()
+    storage.create_table("t", {"k": "TEXT"}, key="k")
+    try:
+        with storage.batch():
+            storage.insert_many("t", ["k"], [["a"]])
+            storage.insert_many("t", ["k"], [["a"]])  # a duplicate key fails this statement only
+    except Exception as exc:  # noqa: BLE001 - the error is the point
+        assert "UNIQUE" in str(exc)
+    else:
+        raise AssertionError("the duplicate key should have failed")
+    assert storage.fetchall('SELECT "k" FROM "t"') == [("a",)]
+    with storage.batch():  # no transaction was left open
+        storage.insert_many("t", ["k"], [["b"]])
+    assert storage.fetchall('SELECT "k" FROM "t" ORDER BY 1') == [("a",), ("b",)]
