@@ -43,6 +43,26 @@ class TableColumns:
     select_list: str
 
 
+NOT_KNOWN = object()
+# Python types SQLite stores unchanged in a column of each declared type (then reads back as written).
+_KEPT_AS_GIVEN = {"TEXT": str, "INTEGER": int, "REAL": float}
+
+
+def read_back(sql_type: str | None, value: Any) -> Any:
+    """What reading ``value`` back from a column declared ``sql_type`` returns, without reading it;
+    ``NOT_KNOWN`` when the answer takes SQLite's type-affinity conversions (text in a REAL column...).
+
+    Lets a writer compose the row it wrote instead of reading it again, and only when that is exact.
+    """
+    if value is None:
+        return None
+    if type(value) is not _KEPT_AS_GIVEN.get(sql_type or ""):
+        return NOT_KNOWN
+    if sql_type == "REAL" and value == 0.0:
+        return 0.0  # a REAL column keeps whole numbers as integers on disk: -0.0 comes back as 0.0
+    return value
+
+
 def _changes_schema(sql: str) -> bool:
     return sql.lstrip()[:6].upper().startswith(_SCHEMA_VERBS)
 

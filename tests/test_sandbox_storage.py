@@ -3,9 +3,6 @@ batch of writes keeps what ran before an error, as statements run one by one wou
 
 from __future__ import annotations
 
-from sandbox.faults import FaultInjector
-from sandbox.hubspot.portal import HubSpotPortal
-from sandbox.hubspot.schema import HsProperty
 from sandbox.storage import Storage
 
 
@@ -22,22 +19,6 @@ def test_column_cache_follows_add_column_and_schema_statements() -> None:
     assert storage.table_columns("t").select_list == '"k", "n", "when", "raw"'
     storage.execute('DROP TABLE "t"')
     assert storage.columns("t") == []
-
-
-def test_property_registered_after_reads_is_written_and_returned() -> None:
-    portal = HubSpotPortal(Storage(), FaultInjector())
-    contacts = portal.object_type("contacts")
-    record = portal.create(contacts, {"email": "a@example.com", "jobtitle": "CTO"})
-    record_id = int(record["hs_object_id"])
-    assert "abm_fit" not in portal.row(contacts, record_id)  # the column list is cached now
-    portal.schema.save_property(contacts, HsProperty(name="abm_fit", type="number", field_type="number",
-                                                     group_name="contactinformation", hubspot_defined=False))
-    updated = portal.update(contacts, record_id, {"abm_fit": "42.5"})
-    assert updated["abm_fit"] == 42.5 and updated["jobtitle"] == "CTO"
-    assert portal.row(contacts, record_id) == updated
-    assert portal.rows_by_ids(contacts, [record_id])[record_id]["abm_fit"] == 42.5
-    props = portal.returned_properties(contacts, ["abm_fit"])
-    assert portal.to_json(contacts, updated, props)["properties"]["abm_fit"] == "42.5"
 
 
 def test_batch_commits_the_writes_made_before_an_error() -> None:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.hubspot.associations import ASSOCIATION_TYPES, HUBSPOT_DEFINED, AssociationType
+from sandbox.hubspot.batch_records import BatchRecords
 from sandbox.hubspot.context import (
     HubSpotContext,
     api_endpoint,
@@ -273,18 +274,21 @@ def routes(ctx: HubSpotContext) -> list[Route]:
         _check_known(ctx, obj, inputs)
         results, errors, missing = [], [], []
         with portal.storage.batch():  # one commit for the batch; earlier writes stay if an input raises
+            records = BatchRecords(portal, obj, inputs)
             for item in inputs:
                 raw = str(item.get("id", ""))
                 found_id = _resolve_id(ctx, obj, raw, item.get("idProperty"))
-                if found_id is None or portal.row(obj, found_id) is None:
+                current = records.get(found_id) if found_id is not None else None
+                if current is None:
                     missing.append(raw)
                     continue
                 values = item.get("properties") or {}
                 try:
-                    row = portal.update(obj, found_id, values)
+                    row = portal.update(obj, found_id, values, current)
                 except InputError as exc:
                     errors.append(InputError(exc.category, exc.message, _trace_context(item, exc.context)))
                     continue
+                records.written(found_id, row)
                 result = portal.to_json(obj, row, portal.returned_properties(obj, list(values)))
                 if item.get("objectWriteTraceId"):
                     result["objectWriteTraceId"] = str(item["objectWriteTraceId"])
