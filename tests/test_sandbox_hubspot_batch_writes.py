@@ -8,7 +8,12 @@ import uuid
 
 import pytest
 from hubspot import HubSpot
-from hubspot.crm.contacts import BatchInputSimplePublicObjectBatchInput, SimplePublicObjectInputForCreate
+from hubspot.crm.contacts import (
+    BatchInputSimplePublicObjectBatchInput,
+    BatchReadInputSimplePublicObjectId,
+    PublicMergeInput,
+    SimplePublicObjectInputForCreate,
+)
 
 from sandbox.clients import hubspot_client
 from sandbox.faults import FaultInjector
@@ -56,6 +61,18 @@ def test_a_record_named_twice_in_a_batch_gets_both_writes_in_order(hs: HubSpot) 
     assert {k: stored.properties[k] for k in ("jobtitle", "firstname", "lastname")} == {
         "jobtitle": "CTO", "firstname": "Ada", "lastname": "Second"}
     assert stored.updated_at == response.results[2].updated_at
+
+def test_batch_read_answers_merged_ids_with_their_record_and_archived_ones_on_request(hs: HubSpot) -> None:
+    winner, loser, plain, gone = (new_contact(hs) for _ in range(4))
+    hs.crm.contacts.basic_api.merge(PublicMergeInput(primary_object_id=winner, object_id_to_merge=loser))
+    hs.crm.contacts.basic_api.archive(gone)
+    ids = [plain, loser, gone, plain, "999999999996"]
+    live = hs.crm.contacts.batch_api.read(BatchReadInputSimplePublicObjectId(inputs=[{"id": i} for i in ids]))
+    assert [r.id for r in live.results] == [plain, winner]
+    assert live.errors[0].context == {"ids": [gone, "999999999996"]}
+    archived = hs.crm.contacts.batch_api.read(BatchReadInputSimplePublicObjectId(inputs=[{"id": i} for i in ids]),
+                                              archived=True)
+    assert sorted(r.id for r in archived.results) == sorted([loser, gone])
 
 def test_property_registered_after_reads_is_written_and_returned() -> None:
     portal = HubSpotPortal(Storage(), FaultInjector())

@@ -39,24 +39,27 @@ def plain_id(item: dict[str, Any]) -> int | None:
 
 
 class BatchRecords:
-    """Live records of one batch request, for ``HubSpotPortal.update(..., current=...)``.
+    """The records of one batch request, for ``HubSpotPortal.update(..., current=...)`` or a batch read.
 
-    Valid only while the batch holds the storage (``Storage.batch``): no other writer can change
-    a record between this read and the batch's write.
+    A batch that writes holds the storage (``Storage.batch``) meanwhile, so no other writer can
+    change a record between this read and the batch's write.
     """
 
-    def __init__(self, portal: HubSpotPortal, obj: HsObjectType, inputs: Sequence[dict[str, Any]]) -> None:
+    def __init__(self, portal: HubSpotPortal, obj: HsObjectType, inputs: Sequence[dict[str, Any]],
+                 archived: bool = False) -> None:
         self._portal = portal
         self._obj = obj
+        self._archived = archived
         ids = list(dict.fromkeys(i for item in inputs if (i := plain_id(item)) is not None))
         self._read = set(ids)
-        self._rows = portal.rows_by_ids(obj, ids) if ids else {}
+        self._rows = portal.rows_by_ids(obj, ids, archived) if ids else {}
 
     def get(self, record_id: int) -> Row | None:
-        """The live record ``record_id`` as it stands at this point of the batch, or None."""
+        """The record ``record_id`` (live, or archived for an archived batch) as it stands at this
+        point of the batch, or None: what ``portal.row`` would answer now."""
         if record_id in self._read:
             return self._rows.get(record_id)
-        return self._portal.row(self._obj, record_id)
+        return self._portal.row(self._obj, record_id, self._archived)
 
     def written(self, record_id: int, row: Row) -> None:
         """Remember ``row`` (what ``update`` returned) as the record's state from now on."""

@@ -227,10 +227,14 @@ def routes(ctx: HubSpotContext) -> list[Route]:
         props = portal.returned_properties(obj, body.get("properties") or [])
         rows: dict[int, Row] = {}
         missing: list[str] = []
+        records = BatchRecords(portal, obj, [{"id": i.get("id", ""), "idProperty": id_property} for i in inputs],
+                               archived)
         for item in inputs:
             raw = str(item.get("id", ""))
             found_id = _resolve_id(ctx, obj, raw, id_property)
-            row = portal.resolve(obj, found_id, archived) if found_id is not None else None
+            row = records.get(found_id) if found_id is not None else None
+            if row is None and found_id is not None and not archived:
+                row = portal.merged_into(obj, found_id)  # what resolve answers for a merged-away id
             if row is None:
                 missing.append(raw)
             else:

@@ -114,6 +114,10 @@ class HubSpotPortal:
         found = self.row(obj, record_id, archived)
         if found is not None or archived:
             return found
+        return self.merged_into(obj, record_id)
+
+    def merged_into(self, obj: HsObjectType, record_id: int) -> Row | None:
+        """The live record that ``record_id`` (no live record itself) was merged into, or None."""
         for _ in range(10):  # merge chains are short
             merged = self._select(obj, '"hs_object_id" = ?', (record_id,))
             if not merged or merged[0][MERGED_INTO] is None:
