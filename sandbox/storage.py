@@ -15,10 +15,14 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 SQL_TYPES = ("TEXT", "INTEGER", "REAL")
+# Statements that may change which columns a table name resolves to: running one forgets the
+# cached column lists.
+_SCHEMA_VERBS = ("ALTER", "CREATE", "DROP", "ATTACH", "DETACH")
 
 
 def quote_ident(name: str) -> str:
@@ -26,6 +30,41 @@ def quote_ident(name: str) -> str:
     if not name or '"' in name or "\x00" in name:
         raise ValueError(f"invalid identifier: {name!r}")
     return f'"{name}"'
+
+
+@dataclass(frozen=True, eq=False)
+class TableColumns:
+    """A table's columns: in table order, as a set, with their declared types, and the quoted list
+    a ``SELECT`` of every column uses."""
+
+    names: tuple[str, ...]
+    name_set: frozenset[str]
+    types: dict[str, str]
+    select_list: str
+
+
+NOT_KNOWN = object()
+# Python types SQLite stores unchanged in a column of each declared type (then reads back as written).
+_KEPT_AS_GIVEN = {"TEXT": str, "INTEGER": int, "REAL": float}
+
+
+def read_back(sql_type: str | None, value: Any) -> Any:
+    """What reading ``value`` back from a column declared ``sql_type`` returns, without reading it;
+    ``NOT_KNOWN`` when the answer takes SQLite's type-affinity conversions (text in a REAL column...).
+
+    Lets a writer compose the row it wrote instead of reading it again, and only when that is exact.
+    """
+    if value is None:
+        return None
+    if type(value) is not _KEPT_AS_GIVEN.get(sql_type or ""):
+        return NOT_KNOWN
+    if sql_type == "REAL" and value == 0.0:
+        return 0.0  # a REAL column keeps whole numbers as integers on disk: -0.0 comes back as 0.0
+    return value
+
+
+def _changes_schema(sql: str) -> bool:
+    return sql.lstrip()[:6].upper().startswith(_SCHEMA_VERBS)
 
 
 class Storage:
@@ -47,6 +86,11 @@ class Storage:
             self._remove_files()
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
+        # Column lists per table: record reads and writes need them on every call, and the
+        # ``PRAGMA table_info`` that gave them cost more than the statement it served. Every schema
+        # change made through this object (create_table, add_column, or any ALTER, CREATE, DROP,
+        # ATTACH or DETACH through execute) forgets them.
+        self._columns: dict[str, TableColumns] = {}
         # The sandbox trades crash-durability for speed: it is an emulator, not a system of record.
         persistent = self.path != ":memory:" and not scratch
         self._conn.execute("PRAGMA journal_mode=WAL" if persistent else "PRAGMA journal_mode=MEMORY")
@@ -80,9 +124,28 @@ class Storage:
                 raise
             self._conn.execute("COMMIT")
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run several writes as one transaction that commits whatever ran, even when one of them raises.
+
+        Unlike ``transaction``, nothing is rolled back: each statement keeps the effect it would
+        have had on its own, as if run outside a transaction. One commit instead of one per
+        statement saves the journal work, and holding the lock keeps other threads from
+        interleaving their writes between a read and the write built from it.
+        """
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if self._conn.in_transaction:
+                    self._conn.execute("COMMIT")
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""
         with self._lock:
+            if _changes_schema(sql):
+                self._columns.clear()
             return self._conn.execute(sql, params).rowcount
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -101,7 +164,20 @@ class Storage:
         return self.fetchone("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)) is not None
 
     def columns(self, table: str) -> list[str]:
-        return [row[1] for row in self.fetchall(f"PRAGMA table_info({quote_ident(table)})")]
+        return list(self.table_columns(table).names)
+
+    def table_columns(self, table: str) -> TableColumns:
+        """``table``'s columns, read once and kept until the schema changes through this storage."""
+        with self._lock:
+            found = self._columns.get(table)
+            if found is None:
+                info = self._conn.execute(f"PRAGMA table_info({quote_ident(table)})").fetchall()
+                names = tuple(row[1] for row in info)
+                found = TableColumns(names, frozenset(names), {row[1]: row[2].upper() for row in info},
+                                     ", ".join(quote_ident(name) for name in names))
+                if info:  # a table that does not exist yet is not remembered as having no columns
+                    self._columns[table] = found
+            return found
 
     def create_table(self, table: str, columns: dict[str, str], key: str) -> None:
         """Create ``table`` unless it exists; ``key`` is a TEXT column with a unique index."""
@@ -160,7 +236,7 @@ class Storage:
     def add_column(self, table: str, column: str, sql_type: str) -> None:
         if sql_type not in SQL_TYPES:
             raise ValueError(f"unsupported SQL type {sql_type!r} (expected one of {SQL_TYPES})")
-        if column not in self.columns(table):
+        if column not in self.table_columns(table).name_set:
             self.execute(f"ALTER TABLE {quote_ident(table)} ADD COLUMN {quote_ident(column)} {sql_type}")
 
     def insert_many(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

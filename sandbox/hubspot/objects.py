@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.hubspot.associations import ASSOCIATION_TYPES, HUBSPOT_DEFINED, AssociationType
+from sandbox.hubspot.batch_records import BatchRecords
 from sandbox.hubspot.context import (
     HubSpotContext,
     api_endpoint,
@@ -226,10 +227,14 @@ def routes(ctx: HubSpotContext) -> list[Route]:
         props = portal.returned_properties(obj, body.get("properties") or [])
         rows: dict[int, Row] = {}
         missing: list[str] = []
+        records = BatchRecords(portal, obj, [{"id": i.get("id", ""), "idProperty": id_property} for i in inputs],
+                               archived)
         for item in inputs:
             raw = str(item.get("id", ""))
             found_id = _resolve_id(ctx, obj, raw, id_property)
-            row = portal.resolve(obj, found_id, archived) if found_id is not None else None
+            row = records.get(found_id) if found_id is not None else None
+            if row is None and found_id is not None and not archived:
+                row = portal.merged_into(obj, found_id)  # what resolve answers for a merged-away id
             if row is None:
                 missing.append(raw)
             else:
@@ -272,22 +277,26 @@ def routes(ctx: HubSpotContext) -> list[Route]:
         _written(request, inputs)
         _check_known(ctx, obj, inputs)
         results, errors, missing = [], [], []
-        for item in inputs:
-            raw = str(item.get("id", ""))
-            found_id = _resolve_id(ctx, obj, raw, item.get("idProperty"))
-            if found_id is None or portal.row(obj, found_id) is None:
-                missing.append(raw)
-                continue
-            values = item.get("properties") or {}
-            try:
-                row = portal.update(obj, found_id, values)
-            except InputError as exc:
-                errors.append(InputError(exc.category, exc.message, _trace_context(item, exc.context)))
-                continue
-            result = portal.to_json(obj, row, portal.returned_properties(obj, list(values)))
-            if item.get("objectWriteTraceId"):
-                result["objectWriteTraceId"] = str(item["objectWriteTraceId"])
-            results.append(result)
+        with portal.storage.batch():  # one commit for the batch; earlier writes stay if an input raises
+            records = BatchRecords(portal, obj, inputs)
+            for item in inputs:
+                raw = str(item.get("id", ""))
+                found_id = _resolve_id(ctx, obj, raw, item.get("idProperty"))
+                current = records.get(found_id) if found_id is not None else None
+                if current is None:
+                    missing.append(raw)
+                    continue
+                values = item.get("properties") or {}
+                try:
+                    row = portal.update(obj, found_id, values, current)
+                except InputError as exc:
+                    errors.append(InputError(exc.category, exc.message, _trace_context(item, exc.context)))
+                    continue
+                records.written(found_id, row)
+                result = portal.to_json(obj, row, portal.returned_properties(obj, list(values)))
+                if item.get("objectWriteTraceId"):
+                    result["objectWriteTraceId"] = str(item["objectWriteTraceId"])
+                results.append(result)
         if missing:
             errors.append(InputError("OBJECT_NOT_FOUND", f"Could not find some {obj.singular.upper()} objects to "
                                      "update, they may be deleted or not exist. Check that ids are valid.",

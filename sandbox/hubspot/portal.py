@@ -37,7 +37,7 @@ from sandbox.hubspot.values import (
     storage_to_wire,
     wire_to_storage,
 )
-from sandbox.storage import Storage, quote_ident
+from sandbox.storage import NOT_KNOWN, Storage, quote_ident, read_back
 
 FIRST_ID = 1_000_001
 # Maintained from a loaded record's id / createdAt / updatedAt, whatever its properties say.
@@ -100,10 +100,10 @@ class HubSpotPortal:
 
     # -- reads -----------------------------------------------------------------------------
     def _select(self, obj: HsObjectType, where: str, params: Sequence[Any], tail: str = "") -> list[Row]:
-        names = self.storage.columns(obj.table)
-        cols = ", ".join(quote_ident(n) for n in names)
-        rows = self.storage.fetchall(f"SELECT {cols} FROM {quote_ident(obj.table)} WHERE {where} {tail}", params)
-        return [dict(zip(names, r, strict=True)) for r in rows]
+        columns = self.storage.table_columns(obj.table)
+        rows = self.storage.fetchall(f"SELECT {columns.select_list} FROM {quote_ident(obj.table)} WHERE {where} {tail}",
+                                     params)
+        return [dict(zip(columns.names, r, strict=True)) for r in rows]
 
     def row(self, obj: HsObjectType, record_id: int, archived: bool = False) -> Row | None:
         rows = self._select(obj, f'"hs_object_id" = ? AND "{ARCHIVED}" = ?', (record_id, int(archived)))
@@ -114,6 +114,10 @@ class HubSpotPortal:
         found = self.row(obj, record_id, archived)
         if found is not None or archived:
             return found
+        return self.merged_into(obj, record_id)
+
+    def merged_into(self, obj: HsObjectType, record_id: int) -> Row | None:
+        """The live record that ``record_id`` (no live record itself) was merged into, or None."""
         for _ in range(10):  # merge chains are short
             merged = self._select(obj, '"hs_object_id" = ?', (record_id,))
             if not merged or merged[0][MERGED_INTO] is None:
@@ -246,24 +250,51 @@ class HubSpotPortal:
         self.storage.insert_many(obj.table, list(changes), [list(changes.values())])
         return self.row(obj, record_id) or {}
 
-    def update(self, obj: HsObjectType, record_id: int, values: Mapping[str, Any]) -> Row:
-        current = self.row(obj, record_id)
+    def update(self, obj: HsObjectType, record_id: int, values: Mapping[str, Any], current: Row | None = None) -> Row:
+        """Write ``values`` to a live record and return it as ``row`` reads it afterwards.
+
+        ``current`` is the record as a batch read it moments ago (``rows_by_ids``); without it,
+        it is read here. Batch endpoints pass it so that a record costs no read at all when
+        ``_after_write`` can compose the result.
+        """
+        if current is None:
+            current = self.row(obj, record_id)
         if current is None:
             raise InputError("OBJECT_NOT_FOUND", "resource not found", {"ids": [str(record_id)]})
         changes = self.validate(obj, values, creating=False)
         self._check_rejection(record_id)
         self._derive(obj, changes)
         self._check_unique(obj, changes, record_id)
-        self._write(obj, record_id, changes)
+        written = self._write(obj, record_id, changes)
+        return self._after_write(obj, record_id, current, changes, written)
+
+    def _after_write(self, obj: HsObjectType, record_id: int, before: Row, changes: Row, written: int) -> Row:
+        """The live record after ``changes`` (stamps included) were written over ``before``.
+
+        Reading it back was a third read of the record per update; the row is ``before`` with
+        ``changes`` applied whenever SQLite stores each value as given (``read_back``), the one
+        UPDATE hit exactly that record, and ``before`` has today's columns. Otherwise it is read.
+        """
+        columns = self.storage.table_columns(obj.table)
+        if written == 1 and before.keys() == columns.name_set:
+            after = dict(before)
+            for name, value in changes.items():
+                stored = read_back(columns.types.get(name), value)
+                if stored is NOT_KNOWN:
+                    break
+                after[name] = stored
+            else:
+                return after
         return self.row(obj, record_id) or {}
 
-    def _write(self, obj: HsObjectType, record_id: int, changes: Row) -> None:
+    def _write(self, obj: HsObjectType, record_id: int, changes: Row) -> int:
+        """Stamp and write ``changes``; returns the number of rows updated (1 for a record that exists)."""
         stamp = now_ms()
         for modified in obj.modified_properties:
             changes[modified] = stamp
         sets = ", ".join(f"{quote_ident(k)} = ?" for k in changes)
-        self.storage.execute(f'UPDATE {quote_ident(obj.table)} SET {sets} WHERE "hs_object_id" = ?',
-                             [*changes.values(), record_id])
+        return self.storage.execute(f'UPDATE {quote_ident(obj.table)} SET {sets} WHERE "hs_object_id" = ?',
+                                    [*changes.values(), record_id])
 
     def archive(self, obj: HsObjectType, record_id: int) -> bool:
         """Move a record to the recycle bin; False when there is no live record (HubSpot still says 204)."""
