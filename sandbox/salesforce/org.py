@@ -108,12 +108,8 @@ class SalesforceOrg:
             record_id = to_18(record_id)
         except ValueError:
             return None
-        names = obj.field_names()
-        cols = ", ".join(quote_ident(n) for n in names)
-        deleted = "" if include_deleted else ' AND "IsDeleted" = 0'
-        found = self.storage.fetchone(
-            f'SELECT {cols} FROM {quote_ident(obj.table)} WHERE "Id" = ?{deleted}', (record_id,)
-        )
+        names, sql = obj.derived(("row", include_deleted), lambda: _row_sql(obj, include_deleted))
+        found = self.storage.fetchone(sql, (record_id,))
         return dict(zip(names, found, strict=True)) if found else None
 
     def to_json(
@@ -128,31 +124,7 @@ class SalesforceOrg:
 
     # -- writes ----------------------------------------------------------------------------
     def _validated(self, obj: SfObject, values: Mapping[str, Any], creating: bool, csv: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in values.items():
-            f = obj.field(key)
-            if f is None:
-                raise RecordError("INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}", [key])
-            allowed = f.createable if creating else f.updateable
-            if not allowed:
-                raise RecordError(
-                    "INVALID_FIELD_FOR_INSERT_UPDATE",
-                    f"Unable to create/update fields: {f.name}. Please check the security settings of this "
-                    "field and verify that it is read/write for your profile or permission set.",
-                    [f.name],
-                )
-            if csv and value == "":
-                continue  # Bulk API: an empty cell leaves the field unchanged; #N/A clears it
-            if csv and value == "#N/A":
-                value = None
-            try:
-                stored = wire_to_storage(f, value, csv=csv)
-            except FieldValueError as exc:
-                raise RecordError(exc.code, exc.message, [exc.field_name]) from None
-            if stored is None and not f.nillable and f.type != "boolean":
-                raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{f.name}]", [f.name])
-            out[f.name] = 0 if stored is None and f.type == "boolean" else stored
-        return out
+        return _checked(obj, _field_plan(obj, values, creating), values, csv)
 
     def _derive(self, obj: SfObject, row: dict[str, Any]) -> None:
         if obj.name in DERIVED_NAME and ("FirstName" in row or "LastName" in row):
@@ -203,6 +175,11 @@ class SalesforceOrg:
                               f"invalid cross reference id: {record_id}")
         changes = self._validated(obj, values, creating=False, csv=csv)
         self._check_rejection(current["Id"])
+        self._write_update(obj, current, changes, user_id)
+
+    def _write_update(self, obj: SfObject, current: Mapping[str, Any], changes: dict[str, Any], user_id: str) -> None:
+        """Store validated ``changes`` (and the fields they derive, and the audit fields) on the live
+        record ``current`` (its ``Id``, and ``FirstName``/``LastName`` where ``Name`` derives from them)."""
         if obj.name in DERIVED_NAME and ("FirstName" in changes or "LastName" in changes):
             merged = {**current, **changes}
             changes["Name"] = " ".join(p for p in (merged.get("FirstName"), merged.get("LastName")) if p)
@@ -210,10 +187,8 @@ class SalesforceOrg:
             self._derive(obj, changes)
         stamp = now_stamp()
         changes.update(LastModifiedDate=stamp, LastModifiedById=user_id, SystemModstamp=stamp)
-        sets = ", ".join(f"{quote_ident(k)} = ?" for k in changes)
-        self.storage.execute(
-            f'UPDATE {quote_ident(obj.table)} SET {sets} WHERE "Id" = ?', [*changes.values(), current["Id"]]
-        )
+        sql = obj.derived(("update", *changes), lambda: _update_sql(obj, changes))
+        self.storage.execute(sql, [*changes.values(), current["Id"]])
 
     def delete(self, obj: SfObject, record_id: str, user_id: str) -> None:
         current = self.row(obj, record_id)
@@ -222,11 +197,14 @@ class SalesforceOrg:
                 raise SalesforceError(404, "ENTITY_IS_DELETED", "entity is deleted")
             raise not_found_record()
         self._check_rejection(current["Id"])
+        self._write_delete(obj, current["Id"], user_id)
+
+    def _write_delete(self, obj: SfObject, stored_id: str, user_id: str) -> None:
         stamp = now_stamp()
         self.storage.execute(
             f'UPDATE {quote_ident(obj.table)} SET "IsDeleted" = 1, "{HIDDEN_DELETED_AT}" = ?, '
             '"LastModifiedDate" = ?, "LastModifiedById" = ?, "SystemModstamp" = ? WHERE "Id" = ?',
-            (stamp, stamp, user_id, stamp, current["Id"]),
+            (stamp, stamp, user_id, stamp, stored_id),
         )
 
     # -- recycle bin and merges (SOAP and UI operations: reached through the Python API) --------
@@ -368,6 +346,57 @@ class SalesforceOrg:
         for key, value in record.items():
             if obj.field(key) is None:
                 self.schema.add_field(obj.name, infer_field(key, value))
+
+
+def _row_sql(obj: SfObject, include_deleted: bool) -> tuple[list[str], str]:
+    names = obj.field_names()
+    cols = ", ".join(quote_ident(n) for n in names)
+    deleted = "" if include_deleted else ' AND "IsDeleted" = 0'
+    return names, f'SELECT {cols} FROM {quote_ident(obj.table)} WHERE "Id" = ?{deleted}'
+
+
+def _update_sql(obj: SfObject, changes: Iterable[str]) -> str:
+    sets = ", ".join(f"{quote_ident(k)} = ?" for k in changes)
+    return f'UPDATE {quote_ident(obj.table)} SET {sets} WHERE "Id" = ?'
+
+
+def _field_plan(obj: SfObject, keys: Iterable[str], creating: bool) -> list[tuple[str, SfField | None, bool]]:
+    """For each key: its field (None: no such field) and whether it may be written."""
+    plan = []
+    for key in keys:
+        f = obj.field(key)
+        plan.append((key, f, f is not None and (f.createable if creating else f.updateable)))
+    return plan
+
+
+def _checked(
+    obj: SfObject, plan: list[tuple[str, SfField | None, bool]], values: Mapping[str, Any], csv: bool
+) -> dict[str, Any]:
+    """``values`` (keyed as ``plan``) validated and converted to stored values, keyed by field name."""
+    out: dict[str, Any] = {}
+    for key, f, allowed in plan:
+        value = values[key]
+        if f is None:
+            raise RecordError("INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}", [key])
+        if not allowed:
+            raise RecordError(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                f"Unable to create/update fields: {f.name}. Please check the security settings of this "
+                "field and verify that it is read/write for your profile or permission set.",
+                [f.name],
+            )
+        if csv and value == "":
+            continue  # Bulk API: an empty cell leaves the field unchanged; #N/A clears it
+        if csv and value == "#N/A":
+            value = None
+        try:
+            stored = wire_to_storage(f, value, csv=csv)
+        except FieldValueError as exc:
+            raise RecordError(exc.code, exc.message, [exc.field_name]) from None
+        if stored is None and not f.nillable and f.type != "boolean":
+            raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{f.name}]", [f.name])
+        out[f.name] = 0 if stored is None and f.type == "boolean" else stored
+    return out
 
 
 def not_found_record() -> SalesforceError:
