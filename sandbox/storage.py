@@ -80,6 +80,25 @@ class Storage:
                 raise
             self._conn.execute("COMMIT")
 
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Run many statements as one transaction, for speed rather than atomicity.
+
+        Unlike :meth:`transaction`, what ran before an error is kept (committed), as it would have
+        been statement by statement; inside a transaction already, it adds nothing. The lock is
+        held throughout, so no other thread's statement lands in between.
+        """
+        with self._lock:
+            if self._conn.in_transaction:
+                yield
+                return
+            self._conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if self._conn.in_transaction:
+                    self._conn.execute("COMMIT")
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""
         with self._lock:

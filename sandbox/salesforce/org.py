@@ -348,6 +348,89 @@ class SalesforceOrg:
                 self.schema.add_field(obj.name, infer_field(key, value))
 
 
+class BulkWriter:
+    """The updates and deletes of one Bulk API 2.0 ingest job, a chunk of records at a time.
+
+    Each record gets the checks, errors and stored values :meth:`SalesforceOrg.update` and
+    :meth:`SalesforceOrg.delete` give it, in the same order, but the chunk's records are read
+    in one query (their ``Id``, ``IsDeleted`` and what derived fields need, not every field),
+    kept current as the job writes them, and each column set's checks and ``UPDATE`` are
+    prepared once. Use it under ``storage.batched()``: what :meth:`load` read must not be
+    changed by anyone else while the chunk is written.
+    """
+
+    CHUNK = 500  # ids per SELECT ... IN (...)
+
+    def __init__(self, org: SalesforceOrg, obj: SfObject, user_id: str) -> None:
+        self.org, self.obj, self.user_id = org, obj, user_id
+        self._columns = ["Id", "IsDeleted"] + (["FirstName", "LastName"] if obj.name in DERIVED_NAME else [])
+        cols = ", ".join(quote_ident(c) for c in self._columns)
+        self._select = f"SELECT {cols} FROM {quote_ident(obj.table)} WHERE \"Id\" IN "
+        self._known: dict[str, dict[str, Any] | None] = {}  # 18-char id -> the row (None: no such record)
+        self._plans: dict[tuple[str, ...], list[tuple[str, SfField | None, bool]]] = {}
+
+    def load(self, record_ids: Iterable[str]) -> None:
+        """Read these records (ids as given in the job, valid or not) for the writes that follow."""
+        self._known = {}
+        wanted = list(dict.fromkeys(k for k in map(_valid_id18, record_ids) if k))
+        for start in range(0, len(wanted), self.CHUNK):
+            part = wanted[start : start + self.CHUNK]
+            marks = ", ".join("?" for _ in part)
+            for found in self.org.storage.fetchall(f"{self._select}({marks})", part):
+                self._known[found[0]] = dict(zip(self._columns, found, strict=True))
+            for key in part:
+                self._known.setdefault(key, None)
+
+    def forget(self, record_id: str) -> None:
+        """A record was created with this id: read it again if the job names it."""
+        self._known.pop(record_id, None)
+
+    def _current(self, record_id: str) -> dict[str, Any] | None:
+        """The record, live or deleted, as ``org.row(obj, record_id, include_deleted=True)`` finds it."""
+        key = _valid_id18(record_id)
+        if key is None:
+            return None
+        if key not in self._known:
+            found = self.org.storage.fetchone(f"{self._select}(?)", (key,))
+            self._known[key] = dict(zip(self._columns, found, strict=True)) if found else None
+        return self._known[key]
+
+    def update(self, record_id: str, values: Mapping[str, Any]) -> str:
+        """Update from Bulk CSV cells; returns the record's 18-character id."""
+        current = self._current(record_id) if record_id else None
+        if current is None or current["IsDeleted"] != 0:
+            if record_id and current is not None:
+                raise RecordError("ENTITY_IS_DELETED", "entity is deleted")
+            raise RecordError("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}")
+        keys = tuple(values)
+        plan = self._plans.get(keys)
+        if plan is None:
+            plan = self._plans[keys] = _field_plan(self.obj, keys, creating=False)
+        changes = _checked(self.obj, plan, values, csv=True)
+        self.org._check_rejection(current["Id"])
+        self.org._write_update(self.obj, current, changes, self.user_id)
+        current.update(changes)
+        return str(current["Id"])
+
+    def delete(self, record_id: str) -> str:
+        """Soft-delete (to the recycle bin); returns the record's 18-character id."""
+        current = self._current(record_id) if record_id else None
+        if current is None or current["IsDeleted"] != 0:
+            raise RecordError("ENTITY_IS_DELETED" if record_id and current is not None
+                              else "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}")
+        self.org._check_rejection(current["Id"])
+        self.org._write_delete(self.obj, current["Id"], self.user_id)
+        current["IsDeleted"] = 1
+        return str(current["Id"])
+
+
+def _valid_id18(record_id: str) -> str | None:
+    try:
+        return to_18(record_id)
+    except ValueError:
+        return None
+
+
 def _row_sql(obj: SfObject, include_deleted: bool) -> tuple[list[str], str]:
     names = obj.field_names()
     cols = ", ".join(quote_ident(n) for n in names)
