@@ -367,12 +367,14 @@ class BulkWriter:
         cols = ", ".join(quote_ident(c) for c in self._columns)
         self._select = f"SELECT {cols} FROM {quote_ident(obj.table)} WHERE \"Id\" IN "
         self._known: dict[str, dict[str, Any] | None] = {}  # 18-char id -> the row (None: no such record)
+        self._keys: dict[str, str | None] = {}  # ids as the job gives them -> 18-char id (None: not an id)
         self._plans: dict[tuple[str, ...], list[tuple[str, SfField | None, bool]]] = {}
 
     def load(self, record_ids: Iterable[str]) -> None:
         """Read these records (ids as given in the job, valid or not) for the writes that follow."""
         self._known = {}
-        wanted = list(dict.fromkeys(k for k in map(_valid_id18, record_ids) if k))
+        self._keys = {raw: _valid_id18(raw) for raw in record_ids}
+        wanted = list(dict.fromkeys(k for k in self._keys.values() if k))
         for start in range(0, len(wanted), self.CHUNK):
             part = wanted[start : start + self.CHUNK]
             marks = ", ".join("?" for _ in part)
@@ -387,7 +389,7 @@ class BulkWriter:
 
     def _current(self, record_id: str) -> dict[str, Any] | None:
         """The record, live or deleted, as ``org.row(obj, record_id, include_deleted=True)`` finds it."""
-        key = _valid_id18(record_id)
+        key = self._keys[record_id] if record_id in self._keys else _valid_id18(record_id)
         if key is None:
             return None
         if key not in self._known:
