@@ -125,15 +125,18 @@ class Storage:
             self._conn.execute("COMMIT")
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Run several writes as one transaction that commits whatever ran, even when one of them raises.
+    def batched(self) -> Iterator[None]:
+        """Run many statements as one transaction, for speed rather than atomicity.
 
-        Unlike ``transaction``, nothing is rolled back: each statement keeps the effect it would
-        have had on its own, as if run outside a transaction. One commit instead of one per
-        statement saves the journal work, and holding the lock keeps other threads from
-        interleaving their writes between a read and the write built from it.
+        Unlike :meth:`transaction`, what ran before an error is kept (committed), as it would have
+        been statement by statement; inside a transaction already, it adds nothing. One commit
+        instead of one per statement saves the journal work, and the lock is held throughout, so no
+        other thread's statement lands between a read and the write built from it.
         """
         with self._lock:
+            if self._conn.in_transaction:
+                yield
+                return
             self._conn.execute("BEGIN")
             try:
                 yield

@@ -25,7 +25,7 @@ def test_batch_commits_the_writes_made_before_an_error() -> None:
     storage = Storage()
     storage.create_table("t", {"k": "TEXT"}, key="k")
     try:
-        with storage.batch():
+        with storage.batched():
             storage.insert_many("t", ["k"], [["a"]])
             storage.insert_many("t", ["k"], [["a"]])  # a duplicate key fails this statement only
     except Exception as exc:  # noqa: BLE001 - the error is the point
@@ -33,6 +33,6 @@ def test_batch_commits_the_writes_made_before_an_error() -> None:
     else:
         raise AssertionError("the duplicate key should have failed")
     assert storage.fetchall('SELECT "k" FROM "t"') == [("a",)]
-    with storage.batch():  # no transaction was left open
+    with storage.batched():  # no transaction was left open
         storage.insert_many("t", ["k"], [["b"]])
     assert storage.fetchall('SELECT "k" FROM "t" ORDER BY 1') == [("a",), ("b",)]

@@ -277,7 +277,7 @@ def routes(ctx: HubSpotContext) -> list[Route]:
         _written(request, inputs)
         _check_known(ctx, obj, inputs)
         results, errors, missing = [], [], []
-        with portal.storage.batch():  # one commit for the batch; earlier writes stay if an input raises
+        with portal.storage.batched():  # one commit for the batch; earlier writes stay if an input raises
             records = BatchRecords(portal, obj, inputs)
             for item in inputs:
                 raw = str(item.get("id", ""))

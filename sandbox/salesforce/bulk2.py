@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from sandbox.salesforce.context import BULK_QUERY_LIMIT, Call, SalesforceContext, api_endpoint, json_body
 from sandbox.salesforce.errors import JSON_TYPE, SalesforceError
-from sandbox.salesforce.org import RecordError
+from sandbox.salesforce.org import BulkWriter, RecordError
 from sandbox.salesforce.query import ResultSet, page_rows, run
 from sandbox.salesforce.values import now_stamp, storage_to_csv
 
@@ -31,6 +31,7 @@ LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 INGEST_OPERATIONS = ("insert", "update", "upsert", "delete")
 DEFAULT_MAX_RECORDS = 50_000
 CSV_TYPE = "text/csv"
+PROCESS_CHUNK = 2000  # ingest records per transaction
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -250,37 +251,51 @@ class BulkJobs:
             job.state, job.error_message = "Failed", "InvalidBatch : Field name not found : Id"
             job.unprocessed = rows
             return
-        for row in rows:
-            if len(row) != len(header):
-                job.failures.append(["", "INVALID_FIELD:row has a different number of columns than the header:--",
-                                     *row])
-                job.failed += 1
-                job.processed += 1
-                continue
-            values = dict(zip(header, row, strict=True))
-            record_id = row[id_col] if id_col is not None else ""
-            try:
-                record_id, created = self._apply(job, obj, values, record_id)
-            except RecordError as exc:
-                fields = ",".join(exc.fields or [])
-                job.failures.append([record_id, f"{exc.code}:{exc.message}:{fields} --", *row])
-                job.failed += 1
-            else:
-                job.successes.append([record_id, "true" if created else "false", *row])
-            job.processed += 1
+        writer = BulkWriter(org, obj, job.created_by)
+        id_keys = [n for n in header if n.lower() == "id"]
+        for start in range(0, len(rows), PROCESS_CHUNK):
+            chunk = rows[start : start + PROCESS_CHUNK]
+            # one transaction per chunk (a commit per record costs more than the record); the lock it
+            # holds keeps other threads' writes out of the chunk, so the records read at its start stay current
+            with org.storage.batched():
+                if id_col is not None:
+                    writer.load(row[id_col] for row in chunk if len(row) == len(header))
+                for row in chunk:
+                    self._process_row(job, obj, writer, header, id_col, id_keys, row)
         job.state = "JobComplete"
 
-    def _apply(self, job: Job, obj: Any, values: dict[str, str], record_id: str) -> tuple[str, bool]:
+    def _process_row(self, job: Job, obj: Any, writer: BulkWriter, header: list[str], id_col: int | None,
+                     id_keys: list[str], row: list[str]) -> None:
+        if len(row) != len(header):
+            job.failures.append(["", "INVALID_FIELD:row has a different number of columns than the header:--",
+                                 *row])
+            job.failed += 1
+            job.processed += 1
+            return
+        values = dict(zip(header, row, strict=True))
+        record_id = row[id_col] if id_col is not None else ""
+        try:
+            record_id, created = self._apply(job, obj, writer, values, id_keys, record_id)
+        except RecordError as exc:
+            fields = ",".join(exc.fields or [])
+            job.failures.append([record_id, f"{exc.code}:{exc.message}:{fields} --", *row])
+            job.failed += 1
+        else:
+            job.successes.append([record_id, "true" if created else "false", *row])
+        job.processed += 1
+
+    def _apply(self, job: Job, obj: Any, writer: BulkWriter, values: dict[str, str], id_keys: list[str],
+               record_id: str) -> tuple[str, bool]:
         org, user = self.ctx.org, job.created_by
-        fields = {k: v for k, v in values.items() if k.lower() != "id"}
+        fields = values
+        if id_keys:
+            fields = dict(values)
+            for key in id_keys:
+                fields.pop(key, None)
         if job.operation == "insert":
-            return org.create(obj, fields, user, csv=True), True
+            return self._created(writer, org.create(obj, fields, user, csv=True)), True
         if job.operation == "delete":
-            if not record_id or org.row(obj, record_id) is None:
-                raise RecordError("ENTITY_IS_DELETED" if record_id and org.row(obj, record_id, True)
-                                  else "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}")
-            org.delete(obj, record_id, user)
-            return org.row(obj, record_id, True)["Id"], False  # type: ignore[index]
+            return writer.delete(record_id), False
         if job.operation == "upsert" and job.external_id and job.external_id != "Id":
             key = values.get(job.external_id, "")
             matches = org.find_by(obj, job.external_id, key) if key else []
@@ -288,17 +303,18 @@ class BulkJobs:
                 raise RecordError("DUPLICATE_EXTERNAL_ID", f"{job.external_id}: more than one record found for "
                                   f"external id field: {matches}", [job.external_id])
             if not matches:
-                return org.create(obj, values, user, csv=True), True
+                return self._created(writer, org.create(obj, values, user, csv=True)), True
             record_id = matches[0]
         elif job.operation == "upsert" and not record_id:
-            return org.create(obj, fields, user, csv=True), True
-        if not record_id or org.row(obj, record_id) is None:
-            if record_id and org.row(obj, record_id, True) is not None:
-                raise RecordError("ENTITY_IS_DELETED", "entity is deleted")
-            raise RecordError("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}")
-        update_fields = {k: v for k, v in fields.items() if k != job.external_id}
-        org.update(obj, record_id, update_fields, user, csv=True)
-        return org.row(obj, record_id)["Id"], False  # type: ignore[index]
+            return self._created(writer, org.create(obj, fields, user, csv=True)), True
+        if job.external_id is not None and job.external_id in fields:
+            fields = {k: v for k, v in fields.items() if k != job.external_id}
+        return writer.update(record_id, fields), False
+
+    @staticmethod
+    def _created(writer: BulkWriter, record_id: str) -> str:
+        writer.forget(record_id)  # a record the job names later is read again
+        return record_id
 
     def results_csv(self, job_id: str, kind: str) -> bytes:
         job = self._get(job_id, False)

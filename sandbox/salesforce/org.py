@@ -108,12 +108,8 @@ class SalesforceOrg:
             record_id = to_18(record_id)
         except ValueError:
             return None
-        names = obj.field_names()
-        cols = ", ".join(quote_ident(n) for n in names)
-        deleted = "" if include_deleted else ' AND "IsDeleted" = 0'
-        found = self.storage.fetchone(
-            f'SELECT {cols} FROM {quote_ident(obj.table)} WHERE "Id" = ?{deleted}', (record_id,)
-        )
+        names, sql = obj.derived(("row", include_deleted), lambda: _row_sql(obj, include_deleted))
+        found = self.storage.fetchone(sql, (record_id,))
         return dict(zip(names, found, strict=True)) if found else None
 
     def to_json(
@@ -128,31 +124,7 @@ class SalesforceOrg:
 
     # -- writes ----------------------------------------------------------------------------
     def _validated(self, obj: SfObject, values: Mapping[str, Any], creating: bool, csv: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in values.items():
-            f = obj.field(key)
-            if f is None:
-                raise RecordError("INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}", [key])
-            allowed = f.createable if creating else f.updateable
-            if not allowed:
-                raise RecordError(
-                    "INVALID_FIELD_FOR_INSERT_UPDATE",
-                    f"Unable to create/update fields: {f.name}. Please check the security settings of this "
-                    "field and verify that it is read/write for your profile or permission set.",
-                    [f.name],
-                )
-            if csv and value == "":
-                continue  # Bulk API: an empty cell leaves the field unchanged; #N/A clears it
-            if csv and value == "#N/A":
-                value = None
-            try:
-                stored = wire_to_storage(f, value, csv=csv)
-            except FieldValueError as exc:
-                raise RecordError(exc.code, exc.message, [exc.field_name]) from None
-            if stored is None and not f.nillable and f.type != "boolean":
-                raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{f.name}]", [f.name])
-            out[f.name] = 0 if stored is None and f.type == "boolean" else stored
-        return out
+        return _checked(obj, _field_plan(obj, values, creating), values, csv)
 
     def _derive(self, obj: SfObject, row: dict[str, Any]) -> None:
         if obj.name in DERIVED_NAME and ("FirstName" in row or "LastName" in row):
@@ -203,6 +175,11 @@ class SalesforceOrg:
                               f"invalid cross reference id: {record_id}")
         changes = self._validated(obj, values, creating=False, csv=csv)
         self._check_rejection(current["Id"])
+        self._write_update(obj, current, changes, user_id)
+
+    def _write_update(self, obj: SfObject, current: Mapping[str, Any], changes: dict[str, Any], user_id: str) -> None:
+        """Store validated ``changes`` (and the fields they derive, and the audit fields) on the live
+        record ``current`` (its ``Id``, and ``FirstName``/``LastName`` where ``Name`` derives from them)."""
         if obj.name in DERIVED_NAME and ("FirstName" in changes or "LastName" in changes):
             merged = {**current, **changes}
             changes["Name"] = " ".join(p for p in (merged.get("FirstName"), merged.get("LastName")) if p)
@@ -210,10 +187,8 @@ class SalesforceOrg:
             self._derive(obj, changes)
         stamp = now_stamp()
         changes.update(LastModifiedDate=stamp, LastModifiedById=user_id, SystemModstamp=stamp)
-        sets = ", ".join(f"{quote_ident(k)} = ?" for k in changes)
-        self.storage.execute(
-            f'UPDATE {quote_ident(obj.table)} SET {sets} WHERE "Id" = ?', [*changes.values(), current["Id"]]
-        )
+        sql = obj.derived(("update", *changes), lambda: _update_sql(obj, changes))
+        self.storage.execute(sql, [*changes.values(), current["Id"]])
 
     def delete(self, obj: SfObject, record_id: str, user_id: str) -> None:
         current = self.row(obj, record_id)
@@ -222,11 +197,14 @@ class SalesforceOrg:
                 raise SalesforceError(404, "ENTITY_IS_DELETED", "entity is deleted")
             raise not_found_record()
         self._check_rejection(current["Id"])
+        self._write_delete(obj, current["Id"], user_id)
+
+    def _write_delete(self, obj: SfObject, stored_id: str, user_id: str) -> None:
         stamp = now_stamp()
         self.storage.execute(
             f'UPDATE {quote_ident(obj.table)} SET "IsDeleted" = 1, "{HIDDEN_DELETED_AT}" = ?, '
             '"LastModifiedDate" = ?, "LastModifiedById" = ?, "SystemModstamp" = ? WHERE "Id" = ?',
-            (stamp, stamp, user_id, stamp, current["Id"]),
+            (stamp, stamp, user_id, stamp, stored_id),
         )
 
     # -- recycle bin and merges (SOAP and UI operations: reached through the Python API) --------
@@ -368,6 +346,142 @@ class SalesforceOrg:
         for key, value in record.items():
             if obj.field(key) is None:
                 self.schema.add_field(obj.name, infer_field(key, value))
+
+
+class BulkWriter:
+    """The updates and deletes of one Bulk API 2.0 ingest job, a chunk of records at a time.
+
+    Each record gets the checks, errors and stored values :meth:`SalesforceOrg.update` and
+    :meth:`SalesforceOrg.delete` give it, in the same order, but the chunk's records are read
+    in one query (their ``Id``, ``IsDeleted`` and what derived fields need, not every field),
+    kept current as the job writes them, and each column set's checks and ``UPDATE`` are
+    prepared once. Use it under ``storage.batched()``: what :meth:`load` read must not be
+    changed by anyone else while the chunk is written.
+    """
+
+    CHUNK = 500  # ids per SELECT ... IN (...)
+
+    def __init__(self, org: SalesforceOrg, obj: SfObject, user_id: str) -> None:
+        self.org, self.obj, self.user_id = org, obj, user_id
+        self._columns = ["Id", "IsDeleted"] + (["FirstName", "LastName"] if obj.name in DERIVED_NAME else [])
+        cols = ", ".join(quote_ident(c) for c in self._columns)
+        self._select = f"SELECT {cols} FROM {quote_ident(obj.table)} WHERE \"Id\" IN "
+        self._known: dict[str, dict[str, Any] | None] = {}  # 18-char id -> the row (None: no such record)
+        self._keys: dict[str, str | None] = {}  # ids as the job gives them -> 18-char id (None: not an id)
+        self._plans: dict[tuple[str, ...], list[tuple[str, SfField | None, bool]]] = {}
+
+    def load(self, record_ids: Iterable[str]) -> None:
+        """Read these records (ids as given in the job, valid or not) for the writes that follow."""
+        self._known = {}
+        self._keys = {raw: _valid_id18(raw) for raw in record_ids}
+        wanted = list(dict.fromkeys(k for k in self._keys.values() if k))
+        for start in range(0, len(wanted), self.CHUNK):
+            part = wanted[start : start + self.CHUNK]
+            marks = ", ".join("?" for _ in part)
+            for found in self.org.storage.fetchall(f"{self._select}({marks})", part):
+                self._known[found[0]] = dict(zip(self._columns, found, strict=True))
+            for key in part:
+                self._known.setdefault(key, None)
+
+    def forget(self, record_id: str) -> None:
+        """A record was created with this id: read it again if the job names it."""
+        self._known.pop(record_id, None)
+
+    def _current(self, record_id: str) -> dict[str, Any] | None:
+        """The record, live or deleted, as ``org.row(obj, record_id, include_deleted=True)`` finds it."""
+        key = self._keys[record_id] if record_id in self._keys else _valid_id18(record_id)
+        if key is None:
+            return None
+        if key not in self._known:
+            found = self.org.storage.fetchone(f"{self._select}(?)", (key,))
+            self._known[key] = dict(zip(self._columns, found, strict=True)) if found else None
+        return self._known[key]
+
+    def update(self, record_id: str, values: Mapping[str, Any]) -> str:
+        """Update from Bulk CSV cells; returns the record's 18-character id."""
+        current = self._current(record_id) if record_id else None
+        if current is None or current["IsDeleted"] != 0:
+            if record_id and current is not None:
+                raise RecordError("ENTITY_IS_DELETED", "entity is deleted")
+            raise RecordError("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}")
+        keys = tuple(values)
+        plan = self._plans.get(keys)
+        if plan is None:
+            plan = self._plans[keys] = _field_plan(self.obj, keys, creating=False)
+        changes = _checked(self.obj, plan, values, csv=True)
+        self.org._check_rejection(current["Id"])
+        self.org._write_update(self.obj, current, changes, self.user_id)
+        current.update(changes)
+        return str(current["Id"])
+
+    def delete(self, record_id: str) -> str:
+        """Soft-delete (to the recycle bin); returns the record's 18-character id."""
+        current = self._current(record_id) if record_id else None
+        if current is None or current["IsDeleted"] != 0:
+            raise RecordError("ENTITY_IS_DELETED" if record_id and current is not None
+                              else "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}")
+        self.org._check_rejection(current["Id"])
+        self.org._write_delete(self.obj, current["Id"], self.user_id)
+        current["IsDeleted"] = 1
+        return str(current["Id"])
+
+
+def _valid_id18(record_id: str) -> str | None:
+    try:
+        return to_18(record_id)
+    except ValueError:
+        return None
+
+
+def _row_sql(obj: SfObject, include_deleted: bool) -> tuple[list[str], str]:
+    names = obj.field_names()
+    cols = ", ".join(quote_ident(n) for n in names)
+    deleted = "" if include_deleted else ' AND "IsDeleted" = 0'
+    return names, f'SELECT {cols} FROM {quote_ident(obj.table)} WHERE "Id" = ?{deleted}'
+
+
+def _update_sql(obj: SfObject, changes: Iterable[str]) -> str:
+    sets = ", ".join(f"{quote_ident(k)} = ?" for k in changes)
+    return f'UPDATE {quote_ident(obj.table)} SET {sets} WHERE "Id" = ?'
+
+
+def _field_plan(obj: SfObject, keys: Iterable[str], creating: bool) -> list[tuple[str, SfField | None, bool]]:
+    """For each key: its field (None: no such field) and whether it may be written."""
+    plan = []
+    for key in keys:
+        f = obj.field(key)
+        plan.append((key, f, f is not None and (f.createable if creating else f.updateable)))
+    return plan
+
+
+def _checked(
+    obj: SfObject, plan: list[tuple[str, SfField | None, bool]], values: Mapping[str, Any], csv: bool
+) -> dict[str, Any]:
+    """``values`` (keyed as ``plan``) validated and converted to stored values, keyed by field name."""
+    out: dict[str, Any] = {}
+    for key, f, allowed in plan:
+        value = values[key]
+        if f is None:
+            raise RecordError("INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}", [key])
+        if not allowed:
+            raise RecordError(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                f"Unable to create/update fields: {f.name}. Please check the security settings of this "
+                "field and verify that it is read/write for your profile or permission set.",
+                [f.name],
+            )
+        if csv and value == "":
+            continue  # Bulk API: an empty cell leaves the field unchanged; #N/A clears it
+        if csv and value == "#N/A":
+            value = None
+        try:
+            stored = wire_to_storage(f, value, csv=csv)
+        except FieldValueError as exc:
+            raise RecordError(exc.code, exc.message, [exc.field_name]) from None
+        if stored is None and not f.nillable and f.type != "boolean":
+            raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{f.name}]", [f.name])
+        out[f.name] = 0 if stored is None and f.type == "boolean" else stored
+    return out
 
 
 def not_found_record() -> SalesforceError:

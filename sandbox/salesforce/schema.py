@@ -9,7 +9,9 @@ with ``--state`` still has them after a restart.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
 
 from sandbox.storage import Storage
 
@@ -29,6 +31,7 @@ _SQL_TYPE = {
 TEXT_TYPES = frozenset({"id", "string", "textarea", "email", "url", "phone", "picklist", "reference"})
 NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
 SUPPORTED_TYPES = TEXT_TYPES | NUMBER_TYPES | {"boolean", "date", "datetime"}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class SfObject:
     label: str
     label_plural: str
     fields: dict[str, SfField] = field(default_factory=dict)  # lower-case name -> field
+    # values derived from the fields (column lists, SQL), dropped whenever a field is added
+    _derived: dict[object, tuple[int, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def table(self) -> str:
@@ -76,9 +81,21 @@ class SfObject:
 
     def add(self, f: SfField) -> None:
         self.fields[f.name.lower()] = f
+        self._derived.clear()
+
+    def derived(self, key: object, build: Callable[[], T]) -> T:
+        """``build()``, computed once per ``key`` until the object gains a field (see :meth:`add`).
+
+        The field count is checked too, so a field put straight into ``fields`` is not missed."""
+        found = self._derived.get(key)
+        if found is not None and found[0] == len(self.fields):
+            return found[1]  # type: ignore[no-any-return]
+        value = build()
+        self._derived[key] = (len(self.fields), value)
+        return value
 
     def field_names(self) -> list[str]:
-        return [f.name for f in self.fields.values()]
+        return list(self.derived("field_names", lambda: tuple(f.name for f in self.fields.values())))
 
 
 def _f(name: str, type_: str, label: str | None = None, **kw: object) -> SfField:
