@@ -389,10 +389,10 @@ def run_match_stage(
     links recomputed only when an account changed.
     """
     started_at = utcnow()
-    # Nothing the stage builds forms a reference cycle, and it builds millions of objects (contacts, the index,
-    # results): automatic full collections walking them all cost seconds, on every run.
     outcome = MatchOutcome()
     phase = outcome.phase
+    # Nothing the stage builds forms a reference cycle, and it builds millions of objects (contacts, the index,
+    # results): automatic full collections walking them all cost seconds, on every run.
     with engine.begin() as conn, cyclic_gc_paused():
         relink = True
         changed_accounts: list[int] = []
