@@ -10,7 +10,9 @@ to-do, a campaign member who never responded): those are not stored.
 Two refinements apply after a rule matched, because they depend on numbers rather than
 labels: a ``call`` lasting at least ``call_connected_seconds`` becomes ``call_connected`` and
 at least ``meaningful_conversation_seconds`` becomes ``meaningful_conversation``; a
-``meeting_scheduled`` whose end has passed when it is read becomes ``meeting_completed``.
+``meeting_scheduled`` whose end has passed when it is read becomes ``meeting_completed`` (and one
+read before its end becomes ``meeting_completed`` in the store on the first pull after it:
+store.held_meetings).
 """
 
 from __future__ import annotations

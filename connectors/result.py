@@ -48,6 +48,7 @@ class SyncResult:
     pause_reason: str | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    meetings_held: int = 0  # scheduled meetings stored earlier whose end has passed since (store.held_meetings)
 
     def counts(self, name: str) -> ObjectCounts:
         return self.objects.setdefault(name, ObjectCounts())
@@ -70,6 +71,8 @@ class SyncResult:
                                      "full": self.full}
         if self.api_total is not None:
             detail["api_usage"] = {"used": self.api_used, "total": self.api_total, "allowance": self.allowance}
+        if self.meetings_held:
+            detail["meetings_held"] = self.meetings_held
         if self.warnings:
             detail["warnings"] = self.warnings
         return StageReport(

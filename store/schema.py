@@ -170,6 +170,9 @@ class Activity(CrmRecord, Base):
     subject: Mapped[str | None] = mapped_column(Text)
     occurred_at: Mapped[datetime | None]
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    # A meeting's end: a ``meeting_scheduled`` whose end passes becomes ``meeting_completed`` without the CRM
+    # record changing (store.held_meetings), so the end is kept rather than read again.
+    ends_at: Mapped[datetime | None]
     person_crm_id: Mapped[str | None] = mapped_column(String(64), index=True)
     account_crm_id: Mapped[str | None] = mapped_column(String(64), index=True)
     campaign_crm_id: Mapped[str | None] = mapped_column(String(64))
@@ -190,6 +193,12 @@ Index("ix_activities_person_unresolved", Activity.person_ref, Activity.crm, Acti
       sqlite_where=PERSON_UNRESOLVED, postgresql_where=PERSON_UNRESOLVED)
 Index("ix_activities_account_unresolved", Activity.account_ref, Activity.crm, Activity.account_crm_id,
       sqlite_where=ACCOUNT_UNRESOLVED, postgresql_where=ACCOUNT_UNRESOLVED)
+
+# The meetings still to be held: store.held_meetings reads the ones whose end has passed from this small index
+# rather than scanning every touch.
+MEETINGS_SCHEDULED = Activity.activity_type == "meeting_scheduled"
+Index("ix_activities_meetings_scheduled", Activity.crm, Activity.ends_at,
+      sqlite_where=MEETINGS_SCHEDULED, postgresql_where=MEETINGS_SCHEDULED)
 
 # The touches that name an account: what the matcher's recent-activity tie-breaker reads the latest of, from an
 # index alone (see worker.match_stage.last_activity_by_account, whose condition this must stay for the index

@@ -23,6 +23,7 @@ from config.connections import HubSpotConfig
 from config.model import AbmConfig
 from connectors.hubspot import pull_hubspot
 from connectors.hubspot.client import HubSpotApi
+from connectors.hubspot.record_pull import HubSpotSyncTuning
 from connectors.result import SyncResult
 from connectors.retry import RetrySettings
 from sandbox.clients import httpx_client, hubspot_client
@@ -204,8 +205,9 @@ def number(value: str | None) -> float | None:
     return float(value) if value not in (None, "") else None
 
 
-def expected_type(object_type: str, props: dict[str, Any]) -> str | None:
-    """The default rules, restated: calls by duration, emails by direction, meetings by outcome and end."""
+def expected_type(object_type: str, props: dict[str, Any], as_of: datetime | None = None) -> str | None:
+    """The default rules, restated: calls by duration, emails by direction, meetings by outcome and end
+    (held once the end is past ``as_of``, the start of the last pull, or else now)."""
     if object_type == "calls":
         seconds = int(number(props.get("hs_call_duration")) or 0) // 1000
         return "meaningful_conversation" if seconds >= 300 else "call_connected" if seconds >= 30 else "call"
@@ -215,12 +217,13 @@ def expected_type(object_type: str, props: dict[str, Any]) -> str | None:
     if outcome in ("CANCELED", "NO_SHOW"):
         return None
     end = when(props.get("hs_meeting_end_time"))
-    held = outcome == "COMPLETED" or (end is not None and end <= datetime.now(UTC))
+    held = outcome == "COMPLETED" or (end is not None and end <= (as_of or datetime.now(UTC)))
     return "meeting_completed" if held else "meeting_scheduled"
 
 
-def assert_store_matches_portal(handle: SandboxHandle, engine: Engine) -> None:
-    """Counts and every mapped field of every record, associations included."""
+def assert_store_matches_portal(handle: SandboxHandle, engine: Engine, as_of: datetime | None = None) -> None:
+    """Counts and every mapped field of every record, associations included; ``as_of`` is when the last
+    pull started, which decides whether a scheduled meeting has been held."""
     companies = portal_truth(handle, "companies")
     accounts = store_rows(engine, "accounts", "companies")
     assert set(accounts) == set(companies)
@@ -265,13 +268,13 @@ def assert_store_matches_portal(handle: SandboxHandle, engine: Engine) -> None:
     for object_type in ("calls", "emails", "meetings"):
         truth = portal_truth(handle, object_type)
         rows = store_rows(engine, "activities", object_type)
-        kept = {i for i, p in truth.items() if expected_type(object_type, p) is not None}
+        kept = {i for i, p in truth.items() if expected_type(object_type, p, as_of) is not None}
         assert set(rows) == kept, object_type
         person = expected_links(handle, object_type, list(kept), "contacts")
         company = expected_links(handle, object_type, list(kept), "companies")
         for crm_id in kept:
             row = rows[crm_id]
-            assert row["activity_type"] == expected_type(object_type, truth[crm_id]), crm_id
+            assert row["activity_type"] == expected_type(object_type, truth[crm_id], as_of), crm_id
             assert row["occurred_at"] == (when(truth[crm_id]["hs_timestamp"]) or when(truth[crm_id]["hs_createdate"]))
             assert (row["person_crm_id"], row["account_crm_id"]) == (person[crm_id], company[crm_id])
 
@@ -380,6 +383,28 @@ def test_incremental_with_nothing_changed_rewrites_nothing(hs: SandboxHandle, st
     again = pull_hubspot(store, config)
     assert again.totals()["upserted"] == 0 and again.totals()["deleted"] == 0
     assert store_snapshot(store) == before
+
+def test_a_scheduled_meeting_is_held_once_its_end_passes(hs: SandboxHandle, store: Engine, tmp_path: Path) -> None:
+    """As on Salesforce: the meeting is not read again for having taken place, the pull after its end
+    completes it in the store all the same."""
+    stamped = now_ms() - 2 * DAY_MS
+    ends = (now_ms() // 1000 + 3) * 1000
+    hs.hubspot_portal.load("meetings", [
+        {"id": meeting, "createdAt": stamped, "updatedAt": stamped,
+         "properties": {"hs_meeting_title": "Intro", "hs_meeting_outcome": "SCHEDULED", "hs_timestamp": end - 1_800_000,
+                        "hs_meeting_start_time": end - 1_800_000, "hs_meeting_end_time": end}}
+        for meeting, end in (("7100", ends), ("7200", ends + DAY_MS))])
+    config = hubspot_config(hs, tmp_path)
+    no_sweep = HubSpotSyncTuning(association_sweep_hours=None)  # which would read the meeting again
+    first = pull_hubspot(store, config, objects=["meetings"], tuning=no_sweep)
+    assert store_rows(store, "activities", "meetings")["7100"]["activity_type"] == "meeting_scheduled"
+    assert first.meetings_held == 0
+    time.sleep(max(ends - now_ms(), 0) / 1000 + 0.05)
+    again = pull_hubspot(store, config, objects=["meetings"], tuning=no_sweep)
+    rows = store_rows(store, "activities", "meetings")
+    assert again.objects["meetings"].read == 0 and again.meetings_held == 1
+    assert rows["7100"]["activity_type"] == "meeting_completed" and rows["7200"]["activity_type"] == "meeting_scheduled"
+
 
 # -- deletes, merges, associations, properties ------------------------------------------------
 def test_archive_and_restore(hs: SandboxHandle, store: Engine, tmp_path: Path) -> None:

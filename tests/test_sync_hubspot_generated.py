@@ -8,6 +8,7 @@ marked slow, as on the Salesforce side (``test_sync_salesforce_generated``)."""
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine
@@ -68,16 +69,18 @@ def _full_then_incremental(seed: int, size: str, engine: Engine, tmp_path) -> No
     with run_sandbox(seed=seed, size=size) as handle:
         handle.hubspot_limits.configure(per_ten_seconds=100_000, search_per_second=1_000)
         config = hubspot_config(handle, tmp_path)
+        full_start = datetime.now(UTC)
         full = pull_hubspot(engine, config, full=True)
         assert not full.paused and all(full.objects[o].done for o in PULLED)
         assert {o: full.objects[o].read for o in PULLED} == {o: len(_live_ids(handle, o)) for o in PULLED}
-        assert_store_matches_portal(handle, engine)
+        assert_store_matches_portal(handle, engine, full_start)
 
         changed = _change_a_little(handle)
+        incremental_start = datetime.now(UTC)
         incremental = pull_hubspot(engine, config)
         assert not incremental.full and not incremental.paused
         assert incremental.objects["companies"].upserted >= 6 and incremental.objects["contacts"].upserted >= 6
-        assert_store_matches_portal(handle, engine)
+        assert_store_matches_portal(handle, engine, incremental_start)
         contacts = store_rows(engine, "people", "contacts", live=False)
         assert contacts[str(changed["archived"])]["is_deleted"]
         assert store_rows(engine, "activities", "email_events")["day-open"]["person_crm_id"] == str(changed["created"])

@@ -4,6 +4,7 @@ activity types; the ``abm sync`` command."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -170,6 +171,33 @@ def test_activity_types_from_the_default_rules(fresh_sandbox: SandboxHandle, eng
     assert rows[member]["activity_type"] == "webinar_attended" and rows[member]["campaign_type"] == "Webinar"
     assert rows[member]["team"] == "marketing" and rows[made["call"]["id"]]["team"] == "sales"
     assert open_task not in rows
+
+
+def test_a_scheduled_meeting_is_held_once_its_end_passes(fresh_sandbox: SandboxHandle, engine: Engine,
+                                                           tmp_path) -> None:
+    """Nobody edits a meeting for having taken place, so no incremental pull reads it again: the pull after
+    its end completes it all the same, and stamps it changed for the score stage."""
+    org = fresh_sandbox.sandbox.salesforce.org
+    stamped = datetime.now(UTC) - timedelta(days=2)  # before any lookback window
+    ends = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    soon, later = org.new_id(org.object("Event")), org.new_id(org.object("Event"))
+    org.load("Event", [{"Id": event, "Subject": "Intro", "Type": "Meeting", "DurationInMinutes": 30,
+                        "StartDateTime": end - timedelta(minutes=30), "EndDateTime": end, "ActivityDate": end.date(),
+                        "CreatedDate": stamped, "LastModifiedDate": stamped, "SystemModstamp": stamped}
+                       for event, end in ((soon, ends), (later, ends + timedelta(days=1)))])
+    config = sf_config(fresh_sandbox, tmp_path)
+    first = pull_salesforce(engine, config, objects=["Event"])
+    rows = store_rows(engine, "Event")
+    assert rows[soon]["activity_type"] == "meeting_scheduled" and rows[soon]["ends_at"] == ends
+    assert first.meetings_held == 0
+    time.sleep(max((ends - datetime.now(UTC)).total_seconds(), 0) + 0.05)
+    again = pull_salesforce(engine, config, objects=["Event"])
+    rows = store_rows(engine, "Event")
+    assert again.objects["Event"].read == 0 and again.meetings_held == 1
+    assert again.stage_report().detail["meetings_held"] == 1
+    assert (rows[soon]["activity_type"], rows[soon]["team"]) == ("meeting_completed", "sales")
+    assert rows[soon]["changed_at"] > ends
+    assert rows[later]["activity_type"] == "meeting_scheduled"
 
 
 def test_abm_sync_command(fresh_sandbox: SandboxHandle, tmp_path: Path, monkeypatch) -> None:

@@ -48,6 +48,7 @@ def _row(
         "subject": subject[:1000] if subject else None,
         "occurred_at": occurred_at,
         "duration_seconds": None,
+        "ends_at": None,
         "person_crm_id": person,
         "account_crm_id": None,
         "campaign_crm_id": campaign,

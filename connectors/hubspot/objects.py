@@ -245,6 +245,7 @@ def map_engagement(
         "subject": subject[:1000] if subject else None,
         "occurred_at": v.timestamp(p.get("hs_timestamp")) or v.timestamp(p.get(spec.created_property)),
         "duration_seconds": duration,
+        "ends_at": meeting_end,
         "person_crm_id": first_id(links, "contacts"),
         "account_crm_id": first_id(links, "companies"),
         "campaign_crm_id": None,

@@ -26,6 +26,7 @@ from connectors.hubspot.event_pull import EmailEventPull, WebEventPull
 from connectors.hubspot.objects import OBJECT_ORDER, SPECS
 from connectors.hubspot.record_pull import HubSpotSyncTuning, RecordPull
 from connectors.result import ProgressCallback, SyncResult, UnknownObjects, close_pull_run, open_pull_run
+from store.held_meetings import complete_held_meetings
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,9 @@ def pull_hubspot(
         if EMAIL_EVENTS in names or "contacts" in names:
             with engine.begin() as conn:
                 store_ops.link_email_events(conn, EMAIL_EVENTS)
+        if "meetings" in names:
+            with engine.begin() as conn:
+                result.meetings_held = complete_held_meetings(conn, CRM, run_start)
     except BudgetExhausted as exc:
         result.paused, result.pause_reason = True, exc.message
         log.warning("%s", exc.message)

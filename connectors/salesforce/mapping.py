@@ -133,6 +133,7 @@ class RecordMapper:
         campaign = row.get("campaign_crm_id") or (what if what.startswith(CAMPAIGN_PREFIX) else None)
         campaign_type = lookups["campaign_type"].get(campaign) if campaign else None
         duration: int | None = None
+        ends: datetime | None = None
         if name == "Task":
             duration = r.get("CallDurationInSeconds")
             activity_type = self.classifier.classify(name, r, duration_seconds=duration)
@@ -146,6 +147,7 @@ class RecordMapper:
             duration = minutes * 60 if minutes is not None else (
                 int((end - start).total_seconds()) if start and end else None)
             activity_type = self.classifier.classify(name, r, duration_seconds=duration, meeting_end=end, now=self.now)
+            ends = end
             occurred = start or r.get("CreatedDate")
             crm_type = r.get("Type")
             person = row["person_crm_id"]
@@ -163,6 +165,7 @@ class RecordMapper:
             crm_type=crm_type,
             occurred_at=occurred,
             duration_seconds=duration,
+            ends_at=ends,
             person_crm_id=person,
             account_crm_id=account,
             campaign_crm_id=campaign,

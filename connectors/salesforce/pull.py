@@ -47,6 +47,7 @@ from connectors.salesforce.mapping import RecordMapper
 from connectors.salesforce.objects import SPECS, ObjectSpec
 from connectors.salesforce.reader import FULL_NEXT_KEY, ObjectPull, PullContext
 from connectors.salesforce.values import parse_datetime, truncate_to_ms
+from store.held_meetings import complete_held_meetings
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,9 @@ def pull_salesforce(
                           config.salesforce.pull, run_id, progress, sleep=sleep)
         _Pull(ctx, ActivityClassifier(config.activities.salesforce, config.activities), owned_prefix(config)).run(
             names)
+        if "Event" in names:
+            with engine.begin() as conn:
+                result.meetings_held = complete_held_meetings(conn, CRM, ctx.now)
     except BudgetExhausted as exc:
         result.paused, result.pause_reason = True, exc.message
         log.warning("%s", exc.message)
