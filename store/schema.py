@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    literal,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -195,8 +196,9 @@ Index("ix_activities_account_unresolved", Activity.account_ref, Activity.crm, Ac
       sqlite_where=ACCOUNT_UNRESOLVED, postgresql_where=ACCOUNT_UNRESOLVED)
 
 # The meetings still to be held: store.held_meetings reads the ones whose end has passed from this small index
-# rather than scanning every touch.
-MEETINGS_SCHEDULED = Activity.activity_type == "meeting_scheduled"
+# rather than scanning every touch. The type is written into the statement, not bound: PostgreSQL's generic
+# plan of a prepared statement cannot tell that a parameter meets the index's condition.
+MEETINGS_SCHEDULED = Activity.activity_type == literal("meeting_scheduled", literal_execute=True)
 Index("ix_activities_meetings_scheduled", Activity.crm, Activity.ends_at,
       sqlite_where=MEETINGS_SCHEDULED, postgresql_where=MEETINGS_SCHEDULED)
 
