@@ -11,8 +11,9 @@ from sqlalchemy import Engine, insert, select
 from store import migrate
 from store.db import make_engine
 from store.held_meetings import complete_held_meetings
-from store.schema import Activity
+from store.schema import Account, Activity, Person
 from store.upsert import upsert
+from worker.score_scope import touched_since
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 BEFORE = NOW - timedelta(days=3)
@@ -50,6 +51,25 @@ def test_meetings_that_ended_are_held_and_stamped_changed(engine: Engine) -> Non
     }
     with engine.begin() as conn:  # done once: the next pull finds nothing left to complete
         assert complete_held_meetings(conn, "hubspot", NOW) == 0
+
+
+def test_a_meeting_held_since_the_last_score_stage_gets_its_account_and_person_rescored(engine: Engine) -> None:
+    with engine.begin() as conn:
+        upsert(conn, Account.__table__, [{"crm": "hubspot", "object": "companies", "crm_id": "C1", "name": "C1",
+                                          "changed_at": BEFORE}])
+        upsert(conn, Person.__table__, [{"crm": "hubspot", "object": "contacts", "crm_id": "P1", "kind": "contact",
+                                         "changed_at": BEFORE}])
+        upsert(conn, Activity.__table__, [{**_meeting("hubspot", "M1", "meeting_scheduled", NOW - timedelta(hours=1)),
+                                           "person_crm_id": "P1", "account_crm_id": "C1"}])
+    last_scored = NOW - timedelta(days=1)
+    with engine.connect() as conn:
+        assert not touched_since(conn, last_scored).account_ids  # nothing new since: nobody to rescore
+    with engine.begin() as conn:
+        complete_held_meetings(conn, "hubspot", NOW)
+    with engine.connect() as conn:
+        touched = touched_since(conn, last_scored)
+        account, person = conn.execute(select(Account.id)).scalar_one(), conn.execute(select(Person.id)).scalar_one()
+    assert touched.account_ids == {account} and touched.person_ids == {person}
 
 
 def test_the_upgrade_gives_stored_meetings_their_end(database_url: str) -> None:
