@@ -8,16 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from test_sync_salesforce_support import OBJECTS, build_org, cursors, sf_config, store_snapshot
 
 from connectors.result import Progress
-from connectors.salesforce import pull_salesforce
+from connectors.salesforce import pull_salesforce, reader
 from sandbox.runner import SandboxHandle, run_sandbox
 from sandbox.salesforce.context import API_LIMIT
 from store import migrate
 from store.db import make_engine
 from store.runs import get_run
+from store.schema import Activity
 
 
 @pytest.fixture
@@ -174,6 +175,40 @@ def test_a_pause_inside_a_bulk_job_resumes_the_same_job(org: SandboxHandle, engi
     assert not resumed.paused and resumed.objects["Task"].method.startswith("bulk")
     assert org.request_log.count("GET", "/jobs/query/" + task_state["bulk"]["job"]) >= 2  # status, results
     assert org.request_log.count("POST", r"/jobs/query$") == 2  # Event and CampaignMember only
+    assert store_snapshot(engine) == expected
+
+
+class Crash(Exception):
+    """The worker process dies (killed, out of memory) in the middle of a Bulk results page."""
+
+
+def test_a_crash_inside_a_bulk_page_keeps_what_was_committed_and_reads_the_page_again(
+    org: SandboxHandle, engine: Engine, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page is stored in transactions of STORE_BATCH records (one transaction of 250,000 held SQLite's write
+    lock longer than the HubSpot pull beside it would wait): a crash keeps the batches committed, and the
+    next run reads the page again from its saved locator."""
+    expected = undisturbed(org, tmp_path)
+    monkeypatch.setattr(reader, "STORE_BATCH", 40)
+    config = sf_config(org, tmp_path, pull={"bulk_page_records": 1000})
+    batches: list[int] = []
+
+    def crash_on_the_third_batch(event: Progress) -> None:
+        if event.object == "Task" and event.event == "records":
+            batches.append(event.read)
+            if len(batches) == 2:
+                raise Crash
+
+    with pytest.raises(Crash):
+        pull_salesforce(engine, config, full=True, progress=crash_on_the_third_batch)
+    assert batches == [40, 80]
+    with engine.connect() as conn:  # the first two batches' touches (an open task is none), committed
+        committed = conn.execute(select(func.count()).where(Activity.object == "Task")).scalar_one()
+    assert 0 < committed <= 80
+    task_state = cursors(engine)["Task"][2]
+    assert task_state["bulk"]["locator"] is None  # the page they came from is still the one to read
+    resumed = pull_salesforce(engine, config)
+    assert not resumed.paused and resumed.objects["Task"].method.startswith("bulk")
     assert store_snapshot(engine) == expected
 
 

@@ -1,8 +1,12 @@
 """Reading one object's window into the store: REST pages in (SystemModstamp, Id) order, or a Bulk job.
 
-Each page is stored in one transaction together with the cursor (or the Bulk job's next
-locator), so whatever stops the run (budget, crash, Ctrl-C) the next run resumes exactly
-after what was committed. How a window is read:
+Each REST page is stored in one transaction together with the cursor, so whatever stops the run
+(budget, crash, Ctrl-C) the next run resumes exactly after what was committed. A Bulk results
+page (up to ``pull.bulk_page_records``, 250,000 by default) is stored in transactions of
+``STORE_BATCH`` records and its next locator saved after its last one: held in one transaction,
+such a page kept SQLite's write lock for longer than the HubSpot pull beside it waits for it. A
+run stopped inside a page reads that page again; the records already stored are unchanged, so
+upserting them again writes nothing. How a window is read:
 
 - a full window (first pull, ``--full``) goes straight to a Bulk query job;
 - an incremental window starts with one REST query: its first page also carries
@@ -312,19 +316,23 @@ class ObjectPull:
         self._complete(window)
 
     def _store_bulk_page(self, page: BulkPage) -> None:
+        """Store a page in transactions of ``STORE_BATCH`` records, then move the saved locator past it."""
         job = self.cursor.state[BULK_KEY]
-        with self.conn.begin():
-            rows = page.rows()
-            header = next(rows, None)
-            if header is not None:
-                typed = self.mapper.csv_reader(header)
-                batch: list[dict[str, Any]] = []
-                for row in rows:
-                    batch.append(typed(row))
-                    if len(batch) >= STORE_BATCH:
+        rows = page.rows()
+        header = next(rows, None)
+        if header is not None:
+            typed = self.mapper.csv_reader(header)
+            batch: list[dict[str, Any]] = []
+            for row in rows:
+                batch.append(typed(row))
+                if len(batch) >= STORE_BATCH:
+                    with self.conn.begin():
                         self._store(batch)
-                        batch = []
-                        self.ctx.emit(Progress(self.spec.name, "records", self.counts.read, self.counts.estimate))
+                    batch = []
+                    self.ctx.emit(Progress(self.spec.name, "records", self.counts.read, self.counts.estimate))
+                    self.ctx.heartbeat()
+        with self.conn.begin():
+            if header is not None:
                 self._store(batch)
             job["locator"] = page.next_locator
             save_cursor(self.conn, self.cursor)
