@@ -19,6 +19,7 @@ from typing import Protocol
 from sqlalchemy import Engine
 
 from store.runs import claim_run, fail_abandoned, finish_run, get_run, next_queued_run, touch_run
+from store.wal import wal_kept_small
 from worker.lock import LeaseLock, LockInfo
 from worker.triggers import RunOptions
 
@@ -83,7 +84,8 @@ class Executor:
             beat = threading.Thread(target=self._beat_run, args=(run_id, lost), daemon=True)
             beat.start()
             try:
-                state = self.pipeline(run_id, options, _Either(self.stop, lost))
+                with wal_kept_small(self.engine):
+                    state = self.pipeline(run_id, options, _Either(self.stop, lost))
                 error = "the pipeline lock was lost (another worker took over)" if lost.is_set() else None
                 finish_run(self.engine, run_id, "failed" if error else state, error)  # type: ignore[arg-type]
                 return "failed" if error else state

@@ -1,0 +1,72 @@
+"""The write-ahead log is emptied while a run lasts (store.wal): on demand, never by waiting past a short
+busy timeout for a reader, and by the watcher once it outgrows its limit."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from store.db import make_engine
+from store.wal import checkpoint, wal_kept_small, wal_path
+
+
+def _engine(tmp_path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path / 'abm.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x TEXT)"))
+    return engine
+
+
+def _write(engine: Engine, rows: int = 2000) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t (x) VALUES (:x)"), [{"x": "x" * 200} for _ in range(rows)])
+
+
+def test_a_checkpoint_empties_the_log(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    wal = wal_path(engine)
+    assert wal == tmp_path / "abm.db-wal"
+    _write(engine)
+    assert wal.stat().st_size > 100_000
+    assert checkpoint(engine)
+    assert wal.stat().st_size == 0
+    with engine.connect() as conn:  # the data is all in the database file, and the pool's timeout is back
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar_one() == 2000
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 30_000
+    engine.dispose()
+
+
+def test_a_reader_in_the_log_makes_the_checkpoint_give_up_not_wait(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    _write(engine)
+    reader = engine.raw_connection()
+    cursor = reader.cursor()
+    cursor.execute("BEGIN")
+    cursor.execute("SELECT count(*) FROM t").fetchall()  # a snapshot that reads from the log
+    assert not checkpoint(engine, busy_ms=50)
+    cursor.execute("COMMIT")
+    reader.close()
+    assert checkpoint(engine)
+    engine.dispose()
+
+
+def test_the_watcher_empties_a_log_past_its_limit(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    wal = wal_path(engine)
+    assert wal is not None
+    with wal_kept_small(engine, limit_bytes=64 * 1024, every=0.05):
+        _write(engine)
+        deadline = time.monotonic() + 30
+        while wal.stat().st_size > 64 * 1024 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert wal.stat().st_size <= 64 * 1024
+    engine.dispose()
+
+
+def test_other_databases_have_no_log_to_watch(tmp_path: Path) -> None:
+    assert wal_path(make_engine("sqlite://")) is None
+    assert wal_path(make_engine("postgresql://abm@127.0.0.1:1/none")) is None
+    with wal_kept_small(make_engine("sqlite://")):
+        pass
