@@ -8,8 +8,10 @@ a run lasts, :func:`wal_kept_small` watches the log's size and, past ``limit_byt
 ``TRUNCATE`` checkpoint, which waits for the readers to finish and empties the log.
 
 The checkpoint holds the write lock while it waits, so it gives up quickly (``busy_ms``) rather
-than make a stage's writer wait towards its own busy timeout; it is asked again on the next tick.
-PostgreSQL and in-memory databases need none of this: for them it does nothing.
+than make a stage's writer wait towards its own busy timeout, and after each time it gave up it
+waits twice as long (up to ``MAX_BACKOFF_S``) before it asks again: readers that never leave the
+log room must not stall the writers a little every second. PostgreSQL and in-memory databases
+need none of this: for them it does nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from store.db import SQLITE_BUSY_TIMEOUT_MS
 log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT_BYTES = 512 * 2**20
+MAX_BACKOFF_S = 30.0
 
 
 def wal_path(engine: Engine) -> Path | None:
@@ -37,7 +40,7 @@ def wal_path(engine: Engine) -> Path | None:
     return Path(f"{database}-wal")
 
 
-def checkpoint(engine: Engine, busy_ms: int = 2000) -> bool:
+def checkpoint(engine: Engine, busy_ms: int = 250) -> bool:
     """Checkpoint the whole log and empty it; False when readers or a writer kept it busy past ``busy_ms``."""
     with engine.connect() as conn:
         conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_ms)}")
@@ -48,9 +51,15 @@ def checkpoint(engine: Engine, busy_ms: int = 2000) -> bool:
     return not busy
 
 
+def next_wait(wait: float, every: float, gave_up: bool) -> float:
+    """Seconds before the next look: ``every``, doubled after each checkpoint that gave up, at most
+    ``MAX_BACKOFF_S`` (or ``every`` if that is longer)."""
+    return min(wait * 2, max(every, MAX_BACKOFF_S)) if gave_up else every
+
+
 @contextmanager
 def wal_kept_small(
-    engine: Engine, limit_bytes: int = DEFAULT_LIMIT_BYTES, every: float = 1.0, busy_ms: int = 2000
+    engine: Engine, limit_bytes: int = DEFAULT_LIMIT_BYTES, every: float = 1.0, busy_ms: int = 250
 ) -> Iterator[None]:
     """While the block runs, empty the log whenever it outgrows ``limit_bytes`` (see the module docstring)."""
     path = wal_path(engine)
@@ -60,12 +69,16 @@ def wal_kept_small(
     stop = threading.Event()
 
     def watch() -> None:
-        while not stop.wait(every):
+        wait = every
+        while not stop.wait(wait):
             try:
-                if path.exists() and path.stat().st_size > limit_bytes and not checkpoint(engine, busy_ms):
-                    log.debug("the write-ahead log is busy; checkpointing it again in %.0f s", every)
+                gave_up = path.exists() and path.stat().st_size > limit_bytes and not checkpoint(engine, busy_ms)
             except Exception:  # a hiccup (the database closed under us): the next tick tries again
                 log.debug("write-ahead log checkpoint failed", exc_info=True)
+                gave_up = False
+            wait = next_wait(wait, every, gave_up)
+            if gave_up:
+                log.debug("the write-ahead log is busy; checkpointing it again in %.0f s", wait)
 
     thread = threading.Thread(target=watch, name="wal-checkpoint", daemon=True)
     thread.start()

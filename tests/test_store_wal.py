@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from store.db import make_engine
-from store.wal import checkpoint, wal_kept_small, wal_path
+from store.wal import MAX_BACKOFF_S, checkpoint, next_wait, wal_kept_small, wal_path
 
 
 def _engine(tmp_path: Path) -> Engine:
@@ -70,3 +70,12 @@ def test_other_databases_have_no_log_to_watch(tmp_path: Path) -> None:
     assert wal_path(make_engine("postgresql://abm@127.0.0.1:1/none")) is None
     with wal_kept_small(make_engine("sqlite://")):
         pass
+
+
+def test_a_busy_log_is_looked_at_less_and_less_often_until_a_checkpoint_goes_through() -> None:
+    waits = [1.0]
+    for _ in range(8):
+        waits.append(next_wait(waits[-1], 1.0, gave_up=True))
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, MAX_BACKOFF_S, MAX_BACKOFF_S, MAX_BACKOFF_S, MAX_BACKOFF_S]
+    assert next_wait(MAX_BACKOFF_S, 1.0, gave_up=False) == 1.0
+    assert next_wait(60.0, 60.0, gave_up=True) == 60.0  # a slow watcher is never hurried
