@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.exc import StatementError
 
 from config import AbmConfig
 from store.runs import StageReport, claim_run, create_run, get_run
@@ -160,3 +161,20 @@ def test_a_stop_request_during_a_step_cancels_the_next_one(engine: Engine) -> No
     stages = get_run(engine, ctx.run_id)["stages"]
     assert stages["pull:salesforce"]["state"] == "cancelled" and stages["match"]["state"] == "cancelled"
     assert list(stages)[-1] == "match" and "match" not in calls
+
+
+def test_a_stage_whose_record_cannot_be_written_fails_the_run_rather_than_vanish(engine: Engine) -> None:
+    """Seen on the L org: the HubSpot writeback's record met a locked SQLite database, the exception died
+    with the stage's thread and the run ended 'succeeded' without the stage."""
+    ctx = _ctx(engine)
+    calls: list[str] = []
+
+    def unrecordable(ctx: RunContext) -> StageReport:
+        return StageReport("writeback:hubspot", state="succeeded", detail={"not json": object()})
+
+    with pytest.raises((StatementError, TypeError), match="not JSON serializable"):  # SQLite, PostgreSQL
+        run_stages(ctx, [(stage("writeback:salesforce", calls, crm="salesforce"),
+                          Stage("writeback:hubspot", unrecordable, crm="hubspot")), stage("after", calls)])
+    run = get_run(engine, ctx.run_id)
+    assert run["stages"]["writeback:salesforce"]["state"] == "succeeded"
+    assert calls == ["writeback:salesforce"]

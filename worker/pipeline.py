@@ -108,7 +108,13 @@ def _run_group(ctx: RunContext, group: Sequence[Stage]) -> list[tuple[Stage, Sta
     def work(stage: Stage) -> None:
         report, error = _run_one(ctx, stage)
         with lock:
-            _record(ctx, stage, report)
+            try:
+                _record(ctx, stage, report)
+            except Exception as exc:
+                # The stage's record could not be written (SQLite locked past its busy timeout on a large
+                # org): the run must fail with that cause, not end "succeeded" without the stage.
+                log.exception("run %s: the %s stage's record could not be written", ctx.run_id, stage.name)
+                error = error or exc
             outcomes.append((stage, report, error))
 
     threads = [threading.Thread(target=contextvars.copy_context().run, args=(work, stage),
