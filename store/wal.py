@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT_BYTES = 512 * 2**20
 MAX_BACKOFF_S = 30.0
+DEFAULT_BUSY_MS = 250  # how long a checkpoint waits for readers and writers before it gives up
 
 
 def wal_path(engine: Engine) -> Path | None:
@@ -40,7 +41,7 @@ def wal_path(engine: Engine) -> Path | None:
     return Path(f"{database}-wal")
 
 
-def checkpoint(engine: Engine, busy_ms: int = 250) -> bool:
+def checkpoint(engine: Engine, busy_ms: int = DEFAULT_BUSY_MS) -> bool:
     """Checkpoint the whole log and empty it; False when readers or a writer kept it busy past ``busy_ms``."""
     with engine.connect() as conn:
         conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_ms)}")
@@ -59,7 +60,7 @@ def next_wait(wait: float, every: float, gave_up: bool) -> float:
 
 @contextmanager
 def wal_kept_small(
-    engine: Engine, limit_bytes: int = DEFAULT_LIMIT_BYTES, every: float = 1.0, busy_ms: int = 250
+    engine: Engine, limit_bytes: int = DEFAULT_LIMIT_BYTES, every: float = 1.0, busy_ms: int = DEFAULT_BUSY_MS
 ) -> Iterator[None]:
     """While the block runs, empty the log whenever it outgrows ``limit_bytes`` (see the module docstring)."""
     path = wal_path(engine)
