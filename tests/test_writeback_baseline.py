@@ -1,14 +1,19 @@
-"""The write baseline of a scoped pass: only the asked records, read by id lists (several when many)."""
+"""The write baseline: a scoped pass reads only the asked records, by id lists (several when many); a
+big batch's outcomes are recorded in slices, each its own transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, event, func, select
 
-from store.schema import WritebackState
+from store.schema import WritebackError, WritebackState
 from writeback import state
-from writeback.state import Backoff, WritebackLedger
+from writeback.diff import RecordChange
+from writeback.state import Backoff, RecordOutcome, WritebackLedger
 
 WHEN = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -43,3 +48,52 @@ def test_a_scoped_baseline_of_more_ids_than_one_list_reads_them_all(engine: Engi
     assert sorted(baseline) == asked
     assert baseline["001000000000001999"]["ABM_Grade__c"] == "1999-ABM_Grade__c"
     assert "001000000000000007" in baseline and "001000000000000008" not in baseline
+
+
+@contextmanager
+def counted_commits(engine: Engine) -> Iterator[list[object]]:
+    """The transactions committed on ``engine`` inside the block."""
+    commits: list[object] = []
+
+    def committed(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(engine, "commit", committed)
+    try:
+        yield commits
+    finally:
+        event.remove(engine, "commit", committed)
+
+
+def test_a_big_batch_is_recorded_in_slices_each_committed_on_its_own(engine: Engine) -> None:
+    """A Bulk job answers for many thousand records at once: recording them in one transaction held
+    SQLite's write lock past the other CRM's writer's patience (and built every row in memory)."""
+    ledger = WritebackLedger(engine, "salesforce", "Contact", Backoff(timedelta(minutes=15), timedelta(hours=2)))
+    changes = {f"003{i:015d}": RecordChange(f"003{i:015d}", {"ABM_Grade__c": "A", "ABM_Fit_Score__c": str(i)}, {})
+               for i in range(2 * state.RECORD_SLICE + 1)}
+    failing = "003000000000000003"
+    outcomes = [RecordOutcome(crm_id, crm_id != failing, *(("UNABLE_TO_LOCK_ROW", "locked") if crm_id == failing
+                                                           else ())) for crm_id in changes]
+    with counted_commits(engine) as commits:
+        ledger.record(changes, outcomes, WHEN)
+    assert len(commits) == 3  # two full slices and one record
+    with engine.connect() as conn:
+        rows = conn.execute(select(func.count()).select_from(WritebackState.__table__)).scalar()
+        errors = conn.execute(select(WritebackError.__table__.c.crm_id)).scalars().all()
+    assert rows == 2 * (len(changes) - 1)
+    assert errors == [failing]
+    # a record written after failing clears its error, whichever slice it lands in
+    ledger.errors()
+    ledger.record({failing: changes[failing]}, [RecordOutcome(failing, True)], WHEN)
+    assert ledger.errors() == {}
+    assert ledger.baseline([failing]) == {failing: {"ABM_Grade__c": "A", "ABM_Fit_Score__c": "3"}}
+
+
+@pytest.mark.parametrize("count", [0, 1, state.RECORD_SLICE])
+def test_batches_within_one_slice_are_one_transaction(engine: Engine, count: int) -> None:
+    ledger = WritebackLedger(engine, "hubspot", "companies", Backoff(timedelta(minutes=15), timedelta(hours=2)))
+    changes = {str(i): RecordChange(str(i), {"abm_grade": "B"}, {}) for i in range(count)}
+    with counted_commits(engine) as commits:
+        ledger.record(changes, [RecordOutcome(i, True) for i in changes], WHEN)
+    assert len(commits) == (1 if count else 0)
+    assert len(ledger.baseline()) == count

@@ -180,6 +180,35 @@ def test_bulk_job_above_threshold_with_record_failures(handle: SandboxHandle, sf
     catalogue_only(handle)
 
 
+def test_changes_beyond_one_upload_go_in_as_many_jobs_one_after_another(
+    handle: SandboxHandle, sf: Salesforce, engine: Engine
+) -> None:
+    """Salesforce refuses an upload over its size limit (150 MB once base64-encoded): more changes than
+    one upload holds are cut into jobs, every record still written once."""
+    seeded = seed_salesforce(handle, engine, n_accounts=300)
+    limit = 12_000
+    handle.sandbox.salesforce.jobs.max_upload_bytes = limit
+    report = run(engine, fast_writer(sf, bulk_threshold=100, bulk_max_upload_bytes=limit))
+    account = by_object(report)["Account"]
+    assert (account.mode, account.written, account.failed) == ("bulk", 300, 0)
+    uploads = handle.request_log.entries(method="PUT", path=r"/jobs/ingest/[^/]+/batches$")
+    assert len(uploads) >= 3
+    steps = [e.method for e in handle.request_log.entries(path=r"/jobs/ingest(/[^/]+(/batches)?)?$")]
+    assert steps == ["POST", "PUT", "PATCH", "GET"] * len(uploads)  # each job ends before the next starts
+    assert report.api_calls == {"salesforce": 4 * len(uploads)}
+    assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
+
+
+def test_an_upload_over_the_limit_is_refused_by_the_sandbox(handle: SandboxHandle, sf: Salesforce,
+                                                            engine: Engine) -> None:
+    """The emulator holds Salesforce's limit, so a writer that ignored it would fail the test above."""
+    seed_salesforce(handle, engine, n_accounts=300)
+    handle.sandbox.salesforce.jobs.max_upload_bytes = 12_000
+    report = run(engine, fast_writer(sf, bulk_threshold=100))
+    account = by_object(report)["Account"]
+    assert account.written == 0 and "Exceeded max size limit of 12000" in (account.stopped or "")
+
+
 def test_bulk_job_step_failing_once_is_retried_alone(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
     seeded = seed_salesforce(handle, engine, n_accounts=150)
     handle.faults.fail(503, method="GET", path=r"/jobs/ingest/[^/]+$", times=1)  # the status check

@@ -16,6 +16,7 @@ from writeback.diff import RecordChange, diff_record
 from writeback.hubspot import batch_outcomes
 from writeback.retry import RetryPolicy, WritebackStopped
 from writeback.run import plan_changes
+from writeback.salesforce import bulk_uploads
 from writeback.salesforce_bulk import bulk_error
 from writeback.state import Backoff, PendingError
 from writeback.values import (
@@ -234,6 +235,42 @@ def test_bulk_error_text() -> None:
         "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Region is required (fields: Region__c)")
     assert bulk_error("ENTITY_IS_DELETED:entity is deleted: --") == ("ENTITY_IS_DELETED", "entity is deleted")
     assert bulk_error("something odd") == ("UNKNOWN", "something odd")
+
+
+def _uploads(changes: list[RecordChange], max_bytes: int) -> list[tuple[list[str], bytes]]:
+    return [([c.crm_id for c in part], data) for part, data in bulk_uploads(changes, max_bytes)]
+
+
+def test_bulk_uploads_are_cut_at_the_size_limit_each_with_the_header() -> None:
+    changes = [RecordChange(f"001{i:015d}", {"ABM_Grade__c": "2", "ABM_Reason__c": "Zoë's café, 3 visits"}, {})
+               for i in range(50)]
+    whole = _uploads(changes, 10**9)
+    assert len(whole) == 1 and whole[0][0] == [c.crm_id for c in changes]
+    header, *rows = whole[0][1].split(b"\n")[:-1]
+    assert header == b"Id,ABM_Grade__c,ABM_Reason__c" and len(rows) == 50
+    row_bytes = len(rows[0]) + 1  # the accented letters count twice: bytes are what the limit counts
+    assert row_bytes == len(rows[0].decode()) + 1 + 2
+    limit = len(header) + 1 + 7 * row_bytes  # seven rows a job, to the byte
+    cut = _uploads(changes, limit)
+    assert [len(ids) for ids, _ in cut] == [7] * 7 + [1]
+    assert all(len(data) <= limit for _, data in cut) and len(cut[0][1]) == limit
+    assert all(data.startswith(header + b"\n") for _, data in cut)
+    assert [i for ids, _ in cut for i in ids] == [c.crm_id for c in changes]
+    assert b"".join(data.split(b"\n", 1)[1] for _, data in cut) == whole[0][1].split(b"\n", 1)[1]
+    assert len(_uploads(changes, limit - 1)) == 9  # a byte less: six rows a job
+
+
+def test_bulk_uploads_keep_fields_alone_or_clear_them() -> None:
+    changes = [RecordChange("001A", {"ABM_Grade__c": "1"}, {}), RecordChange("001B", {"ABM_Fit_Score__c": None}, {})]
+    [(_, data)] = _uploads(changes, 10**6)
+    assert data == b"Id,ABM_Fit_Score__c,ABM_Grade__c\n001A,,1\n001B,#N/A,\n"
+    assert _uploads([], 10**6) == []
+
+
+def test_a_record_bigger_than_an_upload_is_refused_with_its_id() -> None:
+    changes = [RecordChange("001A", {"ABM_Grade__c": "1"}, {}), RecordChange("001B", {"ABM_Reason__c": "x" * 500}, {})]
+    with pytest.raises(ValueError, match="001B record's values take"):
+        _uploads(changes, 200)
 
 
 def test_hubspot_batch_outcomes() -> None:

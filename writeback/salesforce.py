@@ -2,8 +2,9 @@
 
 A collection call updates up to 200 records with ``allOrNone=false``, so one bad record fails
 alone with its own message. Above ``bulk_threshold`` records a single Bulk API 2.0 update job
-costs a handful of calls instead of one per 200 records. Both only *update* by record id:
-writeback never creates or deletes a CRM record.
+costs a handful of calls instead of one per 200 records; more changes than one job's upload
+may carry (100 MB of CSV) go in as many jobs as they need, one after another. Both only
+*update* by record id: writeback never creates or deletes a CRM record.
 
 A collection request refused as a whole (Salesforce answers 400 for the whole request when one
 record carries a value it cannot even parse) is split in halves until the bad records stand
@@ -13,7 +14,6 @@ alone, so the rest are still written.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 import time
@@ -41,6 +41,9 @@ from writeback.state import OnBatch, RecordOutcome
 
 COLLECTION_SIZE = 200
 BULK_NULL = "#N/A"  # Bulk API 2.0: an empty cell leaves a field alone, #N/A clears it
+# A job's upload may hold 150 MB once Salesforce has base64-encoded it, which grows it by about half:
+# Salesforce's advice is at most 100 MB of CSV per job (Bulk API 2.0 guide, "Upload Job Data").
+BULK_MAX_UPLOAD_BYTES = 100_000_000
 CRM = "salesforce"
 # Per-record error codes that mean the field, not the record, is the problem.
 FIELD_PROBLEMS = frozenset({"INVALID_FIELD", "INVALID_FIELD_FOR_INSERT_UPDATE"})
@@ -127,6 +130,7 @@ class SalesforceWriter:
         *,
         bulk_threshold: int = 10_000,
         bulk_poll_seconds: float = 2.0,
+        bulk_max_upload_bytes: int = BULK_MAX_UPLOAD_BYTES,
         retry: RetrySettings = RetrySettings(),
         max_rate_limit_wait_s: float = 900.0,
         budget: ApiBudget | None = None,
@@ -136,6 +140,7 @@ class SalesforceWriter:
         self.catalogue = catalogue
         self.bulk_threshold = bulk_threshold
         self.bulk_poll_seconds = bulk_poll_seconds
+        self.bulk_max_upload_bytes = bulk_max_upload_bytes
         self.observer = SessionObserver(budget)
         self.policy = RetryPolicy(CRM, classify, self.observer.take_retry_after, settings=retry,
                                   max_rate_limit_wait_s=max_rate_limit_wait_s, budget=budget, sleep=sleep)
@@ -170,6 +175,12 @@ class SalesforceWriter:
                                        "and the instance URL") from exc
             except SalesforceExpiredSession as exc:
                 raise WritebackStopped(self.crm, f"the session expired ({error_text(exc)[1]})") from exc
+            except SalesforceMalformedRequest as exc:
+                # a Bulk job step refused (a Collections call refused as a whole is split instead): the
+                # object's write stops here, the next objects are still written
+                code, message = error_text(exc)
+                raise WritebackStopped(self.crm, f"{obj}: request refused: {code}: {message}",
+                                       whole_crm=False) from exc
             except SalesforceRefusedRequest as exc:
                 code, message = error_text(exc)
                 if code == "REQUEST_LIMIT_EXCEEDED":
@@ -215,19 +226,54 @@ class SalesforceWriter:
 
     # -- Bulk API 2.0 ----------------------------------------------------------------------
     def _bulk(self, obj: str, changes: Sequence[RecordChange], on_batch: OnBatch) -> None:
-        columns = sorted({name for c in changes for name in c.values})
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["Id", *columns])
-        for c in changes:
-            # an empty cell leaves a field alone; #N/A clears it
-            writer.writerow([c.crm_id, *(("" if name not in c.values else BULK_NULL if c.values[name] is None
-                                          else c.values[name]) for name in columns)])
-        result = BulkUpdate(self.sf, self.policy, self.bulk_poll_seconds, sleep=self.policy.sleep).run(
-            obj, buffer.getvalue())
-        # a completed job processed every row: what did not fail was written
-        on_batch(changes, [RecordOutcome(c.crm_id, False, *result.failed[c.crm_id]) if c.crm_id in result.failed
-                           else RecordOutcome(c.crm_id, True) for c in changes])
+        bulk = BulkUpdate(self.sf, self.policy, self.bulk_poll_seconds, sleep=self.policy.sleep)
+        for part, upload in bulk_uploads(changes, self.bulk_max_upload_bytes):
+            result = bulk.run(obj, upload)
+            # a completed job processed every row: what did not fail was written
+            on_batch(part, [RecordOutcome(c.crm_id, False, *result.failed[c.crm_id]) if c.crm_id in result.failed
+                            else RecordOutcome(c.crm_id, True) for c in part])
+
+
+class _EncodedRows:
+    """Where a ``csv.writer`` writes: each row kept encoded, their size counted as they come."""
+
+    def __init__(self) -> None:
+        self.rows: list[bytes] = []
+        self.size = 0
+
+    def write(self, text: str) -> None:
+        row = text.encode()
+        self.rows.append(row)
+        self.size += len(row)
+
+
+def bulk_uploads(changes: Sequence[RecordChange], max_bytes: int) -> Iterator[tuple[Sequence[RecordChange], bytes]]:
+    """The changes cut into Bulk API update uploads of at most ``max_bytes`` of CSV each, with the records
+    each one carries; one upload is built at a time, so memory holds one job's CSV, not the object's.
+
+    Every upload has the same header (the fields any change sets); an empty cell leaves a field
+    alone, ``#N/A`` clears it.
+    """
+    columns = sorted({name for c in changes for name in c.values})
+    rows = _EncodedRows()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerow(["Id", *columns])
+    header = rows.rows[0]
+    if len(header) >= max_bytes:
+        raise ValueError(f"a Bulk API upload of {max_bytes:,} bytes cannot even hold the header")
+    first = 0  # the first change of the upload being built
+    for i, c in enumerate(changes):
+        writer.writerow([c.crm_id, *(("" if name not in c.values else BULK_NULL if c.values[name] is None
+                                      else c.values[name]) for name in columns)])
+        if rows.size > max_bytes:
+            row = rows.rows.pop()
+            if len(header) + len(row) > max_bytes:
+                raise ValueError(f"the {c.crm_id} record's values take {len(row):,} bytes of CSV, more than "
+                                 f"a Bulk API upload holds ({max_bytes:,})")
+            yield changes[first:i], b"".join(rows.rows)
+            rows.rows, rows.size, first = [header, row], len(header) + len(row), i
+    if first < len(changes):
+        yield changes[first:], b"".join(rows.rows)
 
 
 def _collection_outcome(change: RecordChange, result: dict[str, Any]) -> RecordOutcome:

@@ -62,14 +62,14 @@ class BulkUpdate:
         return call_salesforce(url=f"{self.sf.bulk2_url}{path}", method=method, session=self.sf.session,
                                headers=headers, data=data)
 
-    def run(self, obj: str, data: str) -> JobResult:
+    def run(self, obj: str, data: bytes) -> JobResult:
         """Update ``obj`` records from ``data`` (CSV with an ``Id`` column); per-record failures in the result."""
         job = self.policy.call(lambda: self.sf.restful("jobs/ingest", method="POST", json={
             "object": obj, "operation": "update", "contentType": "CSV", "columnDelimiter": "COMMA",
             "lineEnding": "LF"}), f"creating a Bulk API update job for {obj}")
         job_id = str(job["id"])
         try:
-            response = self.policy.call(lambda: self._csv_call("PUT", f"ingest/{job_id}/batches", data.encode()),
+            response = self.policy.call(lambda: self._csv_call("PUT", f"ingest/{job_id}/batches", data),
                                         f"uploading the {obj} records of Bulk job {job_id}")
             if response.status_code != 201:
                 raise WritebackStopped("salesforce", f"Bulk job {job_id}: upload answered {response.status_code}",

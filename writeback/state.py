@@ -18,6 +18,10 @@ from store.upsert import upsert
 from writeback.diff import RecordChange
 
 _ID_CHUNK = 900  # crm ids per IN list: under every SQLite's limit on bound parameters
+# Records whose outcomes are committed in one transaction. A Bulk API job answers for up to a few hundred
+# thousand records at once; their baseline (one row per record and field) in one transaction held SQLite's
+# write lock for longer than the other CRM's writer would wait, and built millions of rows in memory at once.
+RECORD_SLICE = 2_000
 
 STATE_KEY = ("crm", "object", "crm_id", "field")
 
@@ -101,7 +105,17 @@ class WritebackLedger:
         return dict(self._errors)
 
     def record(self, changes: Mapping[str, RecordChange], outcomes: Iterable[RecordOutcome], now: datetime) -> None:
-        """Successes become the baseline and clear their error; failures are kept with a retry time."""
+        """Successes become the baseline and clear their error; failures are kept with a retry time.
+
+        Committed ``RECORD_SLICE`` records at a time: a run stopped in between keeps the slices
+        committed, and the next run sends the others again (writing a value twice is harmless).
+        """
+        outcomes = list(outcomes)
+        for start in range(0, len(outcomes), RECORD_SLICE):
+            self._record_slice(changes, outcomes[start:start + RECORD_SLICE], now)
+
+    def _record_slice(self, changes: Mapping[str, RecordChange], outcomes: Sequence[RecordOutcome],
+                      now: datetime) -> None:
         state_rows = []
         cleared = []
         failures = []
@@ -121,9 +135,9 @@ class WritebackLedger:
         with self.engine.begin() as conn:
             if state_rows:
                 upsert(conn, WritebackState.__table__, state_rows, key=STATE_KEY)
-            if cleared:
+            for start in range(0, len(cleared), _ID_CHUNK):
                 conn.execute(delete(errors).where(errors.c.crm == self.crm, errors.c.object == self.obj,
-                                                  errors.c.crm_id.in_(cleared)))
+                                                  errors.c.crm_id.in_(cleared[start:start + _ID_CHUNK])))
             for outcome, fields in failures:
                 self._record_failure(conn, outcome, fields, now)
         for crm_id in cleared:

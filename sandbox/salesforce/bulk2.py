@@ -100,9 +100,14 @@ class Job:
         return body
 
 
+# An ingest job takes at most 150 MB once base64-encoded (4 bytes for every 3): the raw upload's limit.
+MAX_UPLOAD_BYTES = 150 * 1024 * 1024 * 3 // 4
+
+
 class BulkJobs:
     def __init__(self, ctx: SalesforceContext) -> None:
         self.ctx = ctx
+        self.max_upload_bytes = MAX_UPLOAD_BYTES  # tests lower it to see uploads cut into jobs
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._failing_query_jobs = 0
@@ -118,6 +123,7 @@ class BulkJobs:
         with self._lock:
             self._jobs.clear()
             self._failing_query_jobs = 0
+            self.max_upload_bytes = MAX_UPLOAD_BYTES
 
     def fail_query_jobs(self, times: int = 1) -> None:
         """Fault: the next ``times`` query jobs end ``Failed``, as Salesforce's do when a query times out."""
@@ -204,6 +210,9 @@ class BulkJobs:
             raise SalesforceError(400, "INVALIDJOBSTATE", f"Job {job_id} is not open for uploads ({job.state})")
         if job.upload is not None:
             raise SalesforceError(400, "INVALIDJOBSTATE", "Only one upload per job is allowed with Bulk API 2.0")
+        if len(data) > self.max_upload_bytes:
+            raise SalesforceError(400, "ClientInputError",
+                                  f"Failed to read request. Exceeded max size limit of {self.max_upload_bytes}")
         job.upload = data
 
     def set_state(self, job_id: str, is_query: bool, state: str) -> Job:
