@@ -160,7 +160,7 @@ def seconds_since_last_run(engine: Any) -> float:
 
 def run_once(engine: Any, config: AbmConfig, options: RunOptions) -> dict[str, Any]:
     """One run through the executor, as ``abm run`` does it; returns its run record."""
-    run_id = request_run(engine, options, "cli")
+    run_id = request_run(engine, options, "cli", queue=True)  # as `abm run`: behind a run a dead worker left
     executor = Executor(engine, Pipeline(engine, config, build_plan), LeaseLock(engine), threading.Event())
     executor.run_queued(run_id)
     run = get_run(engine, run_id)

@@ -69,7 +69,7 @@ def test_a_big_batch_is_recorded_in_slices_each_committed_on_its_own(engine: Eng
     """A Bulk job answers for many thousand records at once: recording them in one transaction held
     SQLite's write lock past the other CRM's writer's patience (and built every row in memory)."""
     ledger = WritebackLedger(engine, "salesforce", "Contact", Backoff(timedelta(minutes=15), timedelta(hours=2)))
-    changes = {f"003{i:015d}": RecordChange(f"003{i:015d}", {"ABM_Grade__c": "A", "ABM_Fit_Score__c": str(i)}, {})
+    changes = {f"003{i:015d}": RecordChange(f"003{i:015d}", {"ABM_Grade__c": "A", "ABM_Fit_Score__c": str(i)})
                for i in range(2 * state.RECORD_SLICE + 1)}
     failing = "003000000000000003"
     outcomes = [RecordOutcome(crm_id, crm_id != failing, *(("UNABLE_TO_LOCK_ROW", "locked") if crm_id == failing
@@ -92,7 +92,7 @@ def test_a_big_batch_is_recorded_in_slices_each_committed_on_its_own(engine: Eng
 @pytest.mark.parametrize("count", [0, 1, state.RECORD_SLICE])
 def test_batches_within_one_slice_are_one_transaction(engine: Engine, count: int) -> None:
     ledger = WritebackLedger(engine, "hubspot", "companies", Backoff(timedelta(minutes=15), timedelta(hours=2)))
-    changes = {str(i): RecordChange(str(i), {"abm_grade": "B"}, {}) for i in range(count)}
+    changes = {str(i): RecordChange(str(i), {"abm_grade": "B"}) for i in range(count)}
     with counted_commits(engine) as commits:
         ledger.record(changes, [RecordOutcome(i, True) for i in changes], WHEN)
     assert len(commits) == (1 if count else 0)

@@ -208,7 +208,7 @@ def test_guard(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
     seeded = seed_hubspot(handle, engine, n_companies=1)
     crm_id = next(iter(seeded.accounts))
     with pytest.raises(FieldNotInCatalogue):
-        fast_writer(hs).write("companies", [RecordChange(crm_id, {"name": "Hijacked"}, {})], lambda b, o: None)
+        fast_writer(hs).write("companies", [RecordChange(crm_id, {"name": "Hijacked"})], lambda b, o: None)
     with pytest.raises(FieldNotInCatalogue):
-        fast_writer(hs).write("companies", [RecordChange(crm_id, {"abm_match_reason": "x"}, {})], lambda b, o: None)
+        fast_writer(hs).write("companies", [RecordChange(crm_id, {"abm_match_reason": "x"})], lambda b, o: None)
     assert handle.request_log.entries() == []

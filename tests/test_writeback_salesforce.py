@@ -411,7 +411,7 @@ def test_guard_refuses_fields_outside_the_catalogue_before_any_request(
     for values in ({"Name": "Hijacked"}, {"ABM_Grade__c": "4", "OwnerId": "005000000000001AAA"},
                    {"ABM_Match_Reason__c": "contacts only"}):
         with pytest.raises(FieldNotInCatalogue):
-            writer.write("Account", [RecordChange(crm_id, values, {})], lambda batch, outcomes: None)
+            writer.write("Account", [RecordChange(crm_id, values)], lambda batch, outcomes: None)
     with pytest.raises(FieldNotInCatalogue):
-        writer.write("Opportunity", [RecordChange(crm_id, {"ABM_Grade__c": "4"}, {})], lambda b, o: None)
+        writer.write("Opportunity", [RecordChange(crm_id, {"ABM_Grade__c": "4"})], lambda b, o: None)
     assert handle.request_log.entries() == []

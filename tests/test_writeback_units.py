@@ -14,6 +14,7 @@ from connectors.retry import RetrySettings
 from writeback.catalogue import Catalogue, FieldNotInCatalogue
 from writeback.diff import RecordChange, diff_record
 from writeback.hubspot import batch_outcomes
+from writeback.report import NEVER_WRITTEN, Sample
 from writeback.retry import RetryPolicy, WritebackStopped
 from writeback.run import plan_changes
 from writeback.salesforce import bulk_uploads
@@ -150,7 +151,8 @@ def test_diff_against_what_was_written() -> None:
     change = diff_record("001", desired, moved, fields)
     assert change is not None and change.values == {"ABM_Engagement_Score__c": "50.4",
                                                     "ABM_Last_Scored_At__c": "2026-01-02T00:00:00.000Z"}
-    assert change.previous["ABM_Engagement_Score__c"] == "49.4"
+    assert Sample.of(change, moved).changes["ABM_Engagement_Score__c"] == ("49.4", "50.4")
+    assert Sample.of(change, {}).changes["ABM_Engagement_Score__c"] == (NEVER_WRITTEN, "50.4")
     regraded = diff_record("001", desired, baseline | {"ABM_Grade__c": "3"}, fields)
     assert regraded is not None and regraded.values == {"ABM_Grade__c": "2"}  # any grade change is written
     cleared = diff_record("001", desired | {"ABM_Engagement_Score__c": None}, baseline, fields)
@@ -242,7 +244,7 @@ def _uploads(changes: list[RecordChange], max_bytes: int) -> list[tuple[list[str
 
 
 def test_bulk_uploads_are_cut_at_the_size_limit_each_with_the_header() -> None:
-    changes = [RecordChange(f"001{i:015d}", {"ABM_Grade__c": "2", "ABM_Reason__c": "Zoë's café, 3 visits"}, {})
+    changes = [RecordChange(f"001{i:015d}", {"ABM_Grade__c": "2", "ABM_Reason__c": "Zoë's café, 3 visits"})
                for i in range(50)]
     whole = _uploads(changes, 10**9)
     assert len(whole) == 1 and whole[0][0] == [c.crm_id for c in changes]
@@ -261,20 +263,20 @@ def test_bulk_uploads_are_cut_at_the_size_limit_each_with_the_header() -> None:
 
 
 def test_bulk_uploads_keep_fields_alone_or_clear_them() -> None:
-    changes = [RecordChange("001A", {"ABM_Grade__c": "1"}, {}), RecordChange("001B", {"ABM_Fit_Score__c": None}, {})]
+    changes = [RecordChange("001A", {"ABM_Grade__c": "1"}), RecordChange("001B", {"ABM_Fit_Score__c": None})]
     [(_, data)] = _uploads(changes, 10**6)
     assert data == b"Id,ABM_Fit_Score__c,ABM_Grade__c\n001A,,1\n001B,#N/A,\n"
     assert _uploads([], 10**6) == []
 
 
 def test_a_record_bigger_than_an_upload_is_refused_with_its_id() -> None:
-    changes = [RecordChange("001A", {"ABM_Grade__c": "1"}, {}), RecordChange("001B", {"ABM_Reason__c": "x" * 500}, {})]
+    changes = [RecordChange("001A", {"ABM_Grade__c": "1"}), RecordChange("001B", {"ABM_Reason__c": "x" * 500})]
     with pytest.raises(ValueError, match="001B record's values take"):
         _uploads(changes, 200)
 
 
 def test_hubspot_batch_outcomes() -> None:
-    batch = [RecordChange(i, {"abm_grade": "2"}, {}) for i in ("1", "2", "3", "4")]
+    batch = [RecordChange(i, {"abm_grade": "2"}) for i in ("1", "2", "3", "4")]
     body = {"results": [{"id": "1"}, {"id": "4"}], "errors": [
         {"category": "OBJECT_NOT_FOUND", "message": "gone", "context": {"ids": ["2"]}},
         {"category": "VALIDATION_ERROR", "message": "bad value", "context": {"objectWriteTraceId": ["3"]}}]}

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from writeback.catalogue import CatalogueField
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordChange:
-    """The fields to send for one record (canonical text, None clears) and what they held before.
+    """The fields to send for one record (canonical text, None clears).
 
-    ``previous`` has an entry only for fields written before; a missing key means never written.
+    What they held before is not kept here: a full L writeback holds close to a million changes
+    at once, and only the report's few samples show it (see :meth:`writeback.report.Sample.of`).
     """
 
     crm_id: str
     values: dict[str, str | None]
-    previous: dict[str, str | None]
 
 
 def is_change(field: CatalogueField, old: str | None, new: str | None, written_before: bool) -> bool:
@@ -55,8 +55,7 @@ def differ(fields: Sequence[CatalogueField], force: bool = False) -> Differ:
     """
     names = [f.api_name for f in fields]
     if force:
-        return lambda crm_id, desired, baseline: RecordChange(
-            crm_id, {name: desired.get(name) for name in names}, _previous(baseline, names))
+        return lambda crm_id, desired, baseline: RecordChange(crm_id, {name: desired.get(name) for name in names})
     # (name, triggers a write, tolerance when the field is a number compared with one, else 0)
     checks = [(f.api_name, f.triggers_write, f.tolerance if f.type == "number" and f.tolerance > 0 else 0.0)
               for f in fields]
@@ -82,7 +81,7 @@ def differ(fields: Sequence[CatalogueField], force: bool = False) -> Differ:
                 changed[name] = new
         if not changed:
             return None
-        return RecordChange(crm_id, {**changed, **companions}, _previous(baseline, names))
+        return RecordChange(crm_id, {**changed, **companions})
 
     return diff
 
@@ -109,7 +108,3 @@ def diff_record(
     """
     return differ(fields, force)(crm_id, desired, baseline)
 
-
-def _previous(baseline: Mapping[str, str | None], names: Sequence[str]) -> dict[str, str | None]:
-    # built only for records that are written: most of an incremental run's targets are not
-    return {name: baseline[name] for name in names if name in baseline}

@@ -6,6 +6,7 @@ run and what ``abm writeback --dry-run`` promised are the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +25,9 @@ class Sample:
     changes: dict[str, tuple[str | None, str | None]]
 
     @classmethod
-    def of(cls, change: RecordChange) -> Sample:
-        return cls(change.crm_id, {name: (change.previous.get(name, NEVER_WRITTEN), value)
+    def of(cls, change: RecordChange, written: Mapping[str, str | None]) -> Sample:
+        """``written``: the record's baseline (field -> last value written; a missing field never was)."""
+        return cls(change.crm_id, {name: (written.get(name, NEVER_WRITTEN), value)
                                    for name, value in change.values.items()})
 
 

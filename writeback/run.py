@@ -82,8 +82,9 @@ def _object_report(engine: Engine, config: WritebackConfig, catalogue: Catalogue
     scoped = account_ids is not None or changed_since is not None
     baseline = ledger.baseline([r.crm_id for r in records] if scoped else None)
     plan = plan_changes(records, fields, baseline, ledger.errors(), now, force)
+    samples = [Sample.of(c, baseline.get(c.crm_id, {})) for c in plan.due[: config.sample_size]]
     report = ObjectReport(crm, obj, records=len(records), changed=len(plan.due) + len(plan.deferred),
-                          deferred=len(plan.deferred), samples=[Sample.of(c) for c in plan.due[: config.sample_size]])
+                          deferred=len(plan.deferred), samples=samples)
     return report, plan
 
 
