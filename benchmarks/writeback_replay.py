@@ -119,6 +119,28 @@ class StepTimers:
 
         setattr(owner, name, timed)
 
+    def wrap_iterator(self, owner: Any, name: str, label: str) -> None:
+        """Like :meth:`wrap`, for a function returning an iterator: each step is timed, not the call."""
+        inner: Callable[..., Any] = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            items = iter(inner(*args, **kwargs))
+            while True:
+                wall, cpu = time.perf_counter(), time.thread_time()
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+                finally:
+                    thread = threading.current_thread().name
+                    crm = next((c for c in CRMS if c in thread), thread)
+                    with self._lock:
+                        self.seconds[f"{crm} {label} wall"] += time.perf_counter() - wall
+                        self.seconds[f"{crm} {label} cpu"] += time.thread_time() - cpu
+                yield item
+
+        setattr(owner, name, timed)
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
 
     timers = StepTimers()
     if args.timers:
-        timers.wrap(writeback_run, "load_targets", "read targets")
+        timers.wrap_iterator(writeback_run, "iter_targets", "read targets")
         timers.wrap(state.WritebackLedger, "baseline", "read baseline")
         timers.wrap(writeback_run, "plan_changes", "diff")
         timers.wrap(state.WritebackLedger, "record", "record outcomes")

@@ -32,6 +32,7 @@ from sandbox.runner import SandboxHandle, run_sandbox
 from store.db import make_engine
 from store.schema import AccountLink, Match, Score, WritebackState
 from store.types import utcnow
+from writeback import source
 from writeback.catalogue import Catalogue
 from writeback.hubspot import HubSpotWriter
 from writeback.provision import ProvisionReport
@@ -74,6 +75,15 @@ def scores_of(engine: Engine, kind: str, entity_id: int) -> Any:
         return conn.execute(select(Score).where(Score.entity_kind == kind, Score.entity_id == entity_id)).one()
 
 
+@pytest.fixture(params=[None, 1], ids=["one-chunk", "chunks-of-1"])
+def chunk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int | None:
+    """Records are read and diffed a chunk at a time: the same writes whatever the chunk."""
+    if request.param is not None:
+        monkeypatch.setattr(source, "TARGET_CHUNK", request.param)
+    return request.param
+
+
+@pytest.mark.usefixtures("chunk")
 def test_linked_accounts_show_the_canonical_scores_in_both_crms(handle: SandboxHandle, engine: Engine) -> None:
     sf_side = seed_salesforce(handle, engine, n_accounts=2)
     hs_side = seed_hubspot(handle, engine, n_companies=2, n_contacts=0)
@@ -113,8 +123,12 @@ def _hubspot_contact(handle: SandboxHandle) -> str:
     return str(portal.create(portal.object_type("contacts"), {"email": email})["hs_object_id"])
 
 
+@pytest.mark.usefixtures("chunk")
 def test_scoped_pass_and_dropped_baseline(handle: SandboxHandle, engine: Engine) -> None:
     seeded = seed_salesforce(handle, engine, n_accounts=40, n_leads=10)
+    chunks = list(source.iter_targets(engine, "salesforce", "Account", "account", chunk=7))
+    assert [len(c) for c in chunks] == [7] * 5 + [5]
+    assert sorted(r.crm_id for c in chunks for r in c) == sorted(seeded.accounts)
     run_writeback(engine, CONFIG, writers(handle))
     one_account = next(iter(seeded.accounts.values()))
     handle.request_log.clear()

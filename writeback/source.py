@@ -13,11 +13,11 @@ accounts reads a thousand targets, not a million.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select
+from sqlalchemy import Connection, Engine, Select, and_, or_, select
 from sqlalchemy.orm import aliased
 
 from store.schema import Account, AccountLink, Match, Person, Score, WritebackError
@@ -26,7 +26,8 @@ from writeback.values import MatchValues, ScoreValues, TargetRecord
 SCORE_COLUMNS = ("engagement", "sales_activity", "marketing", "fit", "grade", "predictive", "trend", "alignment",
                  "reasons_text", "scored_at")  # the order of ScoreValues' fields
 CANONICAL_AT = 1 + len(SCORE_COLUMNS) + 1  # after crm_id and the account's own scores and id
-M_CRM = 1 + len(SCORE_COLUMNS) + 1 + 4  # a person row's matched account's CRM (see load_people's columns)
+# Records read, diffed and let go at a time.
+TARGET_CHUNK = 50_000
 
 
 def _score_columns(alias: Any) -> list[Any]:
@@ -56,10 +57,8 @@ def _pending_errors(crm: str, obj: str) -> Any:
     return select(WritebackError.crm_id).where(WritebackError.crm == crm, WritebackError.object == obj)
 
 
-def load_accounts(engine: Engine, crm: str, obj: str, account_ids: Collection[int] | None = None,
-                  changed_since: datetime | None = None) -> list[TargetRecord]:
-    """Scored, live accounts of ``crm`` ``obj`` (optionally only ``account_ids``, store ids, or
-    those changed since ``changed_since``)."""
+def _accounts_query(crm: str, obj: str, changed_since: datetime | None) -> Select:
+    """Scored, live accounts of ``crm`` ``obj`` (or those changed since ``changed_since``)."""
     own = aliased(Score)
     canon = aliased(Score)
     query = (
@@ -75,16 +74,13 @@ def load_accounts(engine: Engine, crm: str, obj: str, account_ids: Collection[in
     if changed_since is not None:
         query = query.where(or_(own.scored_at > changed_since, canon.scored_at > changed_since,
                                 Account.crm_id.in_(_pending_errors(crm, obj))))
-    with engine.connect() as conn:
-        if account_ids is not None:
-            query = query.where(Account.id.in_(sorted(_linked_group(conn, account_ids))))
-        rows = conn.execute(query).all()
-    records = []
-    for row in rows:
-        score = _score(row, CANONICAL_AT) or _score(row, 1)
-        assert score is not None
-        records.append(TargetRecord(row[0], score))
-    return records
+    return query
+
+
+def _account_record(row: Any) -> TargetRecord:
+    score = _score(row, CANONICAL_AT) or _score(row, 1)
+    assert score is not None
+    return TargetRecord(row[0], score)
 
 
 class _AccountInCrm:
@@ -112,11 +108,9 @@ class _AccountInCrm:
         return self.members.get((self.canonical.get(account_id, account_id), crm))
 
 
-def load_people(engine: Engine, crm: str, obj: str, account_ids: Collection[int] | None = None,
-                changed_since: datetime | None = None) -> list[TargetRecord]:
-    """Scored, live people of ``crm`` ``obj`` with their match (only people matched to
-    ``account_ids`` when given, or those changed since ``changed_since``). Converted leads are left
-    out: Salesforce refuses writes to them."""
+def _people_query(crm: str, obj: str, changed_since: datetime | None) -> Select:
+    """Scored, live people of ``crm`` ``obj`` with their match (or those changed since
+    ``changed_since``). Converted leads are left out: Salesforce refuses writes to them."""
     matched = aliased(Account)
     query = (
         select(Person.crm_id, *_score_columns(Score), Match.decision, Match.account_id, Match.confidence,
@@ -133,32 +127,56 @@ def load_people(engine: Engine, crm: str, obj: str, account_ids: Collection[int]
     if changed_since is not None:
         query = query.where(or_(Score.scored_at > changed_since, Match.matched_at > changed_since,
                                 Person.crm_id.in_(_pending_errors(crm, obj))))
+    return query
+
+
+class _PersonRecords:
+    """Turns people rows into records; a match to another CRM's account is looked up through the
+    cross-CRM links, read the first time one is met."""
+
+    def __init__(self, conn: Connection, crm: str) -> None:
+        self.conn = conn
+        self.crm = crm
+        self._other_crm: _AccountInCrm | None = None
+
+    def __call__(self, rows: Sequence[Any]) -> list[TargetRecord]:
+        crm = self.crm
+        records = []
+        end = 1 + len(SCORE_COLUMNS)
+        for row in rows:
+            # by position, as in _score: an incremental L run reads a hundred thousand of these rows
+            match = None
+            decision, account_id, confidence, reason, m_crm, m_crm_id, m_deleted = row[end + 1:]
+            if decision is not None:
+                account_crm_id = None
+                if account_id is not None and not m_deleted:
+                    if m_crm == crm:
+                        account_crm_id = m_crm_id
+                    else:
+                        if self._other_crm is None:
+                            self._other_crm = _AccountInCrm(self.conn)
+                        account_crm_id = self._other_crm.find(account_id, crm)
+                match = MatchValues(decision, account_crm_id, confidence, reason)
+            records.append(TargetRecord(row[0], ScoreValues(*row[1:end]), match))  # the inner join: a score
+        return records
+
+
+def iter_targets(engine: Engine, crm: str, obj: str, kind: str, account_ids: Collection[int] | None = None,
+                 changed_since: datetime | None = None, chunk: int | None = None) -> Iterator[list[TargetRecord]]:
+    """The records of one CRM object to write, whichever kind of record it holds, in lists of at most
+    ``chunk`` records (default ``TARGET_CHUNK``) in ``crm_id`` order, read as the query streams them.
+
+    ``account_ids`` (store ids) keeps the accounts among them and their linked records, or the people
+    matched to them. A full pass over the L org's 500,000 Contacts held every row and every record at
+    once, with their baseline: the writeback's peak memory. Chunks keep one slice of each.
+    """
+    query = _accounts_query(crm, obj, changed_since) if kind == "account" else _people_query(crm, obj, changed_since)
     with engine.connect() as conn:
         if account_ids is not None:
-            query = query.where(Match.account_id.in_(sorted(_linked_group(conn, account_ids))))
-        rows = conn.execute(query).all()
-        other_crm = _AccountInCrm(conn) if any(r[M_CRM] not in (None, crm) for r in rows) else None
-    records = []
-    end = 1 + len(SCORE_COLUMNS)
-    for row in rows:
-        # by position, as in _score: an incremental L run reads a hundred thousand of these rows
-        match = None
-        decision, account_id, confidence, reason, m_crm, m_crm_id, m_deleted = row[end + 1:]
-        if decision is not None:
-            account_crm_id = None
-            if account_id is not None and not m_deleted:
-                if m_crm == crm:
-                    account_crm_id = m_crm_id
-                elif other_crm is not None:
-                    account_crm_id = other_crm.find(account_id, crm)
-            match = MatchValues(decision, account_crm_id, confidence, reason)
-        records.append(TargetRecord(row[0], ScoreValues(*row[1:end]), match))  # the inner join: a score
-    return records
-
-
-def load_targets(engine: Engine, crm: str, obj: str, kind: str, account_ids: Collection[int] | None = None,
-                 changed_since: datetime | None = None) -> list[TargetRecord]:
-    """The records of one CRM object to write, whichever kind of record it holds."""
-    if kind == "account":
-        return load_accounts(engine, crm, obj, account_ids, changed_since)
-    return load_people(engine, crm, obj, account_ids, changed_since)
+            scope = sorted(_linked_group(conn, account_ids))
+            query = query.where(Account.id.in_(scope) if kind == "account" else Match.account_id.in_(scope))
+        convert = ((lambda rows: [_account_record(row) for row in rows]) if kind == "account"
+                   else _PersonRecords(conn, crm))
+        result = conn.execution_options(yield_per=chunk or TARGET_CHUNK).execute(query)
+        for rows in result.partitions():
+            yield convert(rows)
