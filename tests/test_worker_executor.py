@@ -7,9 +7,11 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
-from store.runs import StageReport, create_run, get_run, record_stage
+from store.runs import StageReport, claim_run, create_run, get_run, record_stage
+from store.schema import Lock
+from store.types import utcnow
 from worker.executor import Executor, LockBusy, StopToken
 from worker.lock import LeaseLock
 from worker.triggers import InvalidRunOptions, RunConflict, RunOptions, request_run
@@ -48,6 +50,23 @@ def test_a_second_request_conflicts_unless_queued(engine: Engine) -> None:
     assert conflict.value.run_id == first and conflict.value.state == "queued"
     second = request_run(engine, RunOptions(full=True), "schedule", queue=True)
     assert get_run(engine, second)["kind"] == "full"
+
+
+def test_a_run_whose_worker_died_does_not_refuse_the_next_trigger(engine: Engine) -> None:
+    """A killed worker leaves its run ``running``; once its lease has run out, asking for a run
+    closes that one as failed instead of answering 'already running' until a scheduled run comes."""
+    dead = request_run(engine, RunOptions(), "api")
+    lock = LeaseLock(engine, holder="killed", lease=timedelta(seconds=30))
+    assert lock.acquire(run_id=dead) and claim_run(engine, dead)
+    with pytest.raises(RunConflict) as alive:  # the lease still runs: the worker may be working
+        request_run(engine, RunOptions(), "api")
+    assert alive.value.run_id == dead and alive.value.state == "running"
+    with engine.begin() as conn:  # the worker stops renewing it
+        conn.execute(update(Lock).values(expires_at=utcnow() - timedelta(seconds=1)))
+    fresh = request_run(engine, RunOptions(), "api")
+    assert fresh != dead and get_run(engine, fresh)["state"] == "queued"
+    closed = get_run(engine, dead)
+    assert closed["state"] == "failed" and "no heartbeat" in closed["error"]
 
 
 def test_executor_runs_the_queue_in_order_and_records_outcomes(engine: Engine) -> None:

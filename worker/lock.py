@@ -54,6 +54,12 @@ class LockLost(RuntimeError):
     """The lease ran out (or was taken over) while we believed we held it."""
 
 
+def pipeline_lock_alive(engine: Engine, name: str = PIPELINE_LOCK) -> bool:
+    """Whether a worker holds the lock and its lease has not run out (it renews it while it lives)."""
+    info = LeaseLock(engine, name).info()
+    return info is not None and not info.expired
+
+
 class LeaseLock:
     """One named lease lock. ``acquire`` never blocks; ``wait_acquire`` polls until a deadline."""
 

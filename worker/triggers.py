@@ -8,18 +8,22 @@ queues behind it (the scheduler, ``queue=True``) or is refused with the id of th
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
 
 from config.model import CRM_NAMES as CRMS
-from store.runs import create_run
+from store.runs import create_run, fail_abandoned
 from store.schema import Run
+from worker.lock import pipeline_lock_alive
 
 TRIGGERS = ("schedule", "cli", "api", "page")
+log = logging.getLogger(__name__)
 
 
 class RunConflict(RuntimeError):
@@ -109,6 +113,13 @@ def request_run(engine: Engine, options: RunOptions, trigger: str, *, queue: boo
         raise InvalidRunOptions(f"unknown trigger {trigger!r}; expected one of {', '.join(TRIGGERS)}")
     with _request_lock:
         active = active_run(engine)
+        if active is not None and active[1] == "running" and not pipeline_lock_alive(engine):
+            # A running run's worker holds the pipeline lock and renews it: with the lock gone or run
+            # out, that worker died (killed, out of memory, the machine restarted). Left as it was, the run
+            # would refuse every trigger until the next scheduled run got to close it.
+            for dead in fail_abandoned(engine, stale_after=timedelta(0)):
+                log.warning("run %s was left running by a stopped worker; recorded as failed", dead)
+            active = active_run(engine)
         if active is not None and not queue:
             raise RunConflict(*active)
         return create_run(engine, options.kind, trigger, options.to_json())
