@@ -30,13 +30,15 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 STALE = "~stale~"
+_END = object()  # an iterator's end, told apart from any item
 CRMS = ("salesforce", "hubspot")
 
 
@@ -103,19 +105,25 @@ class StepTimers:
         self.seconds: dict[str, float] = defaultdict(float)
         self._lock = threading.Lock()
 
+    @contextmanager
+    def timing(self, label: str) -> Iterator[None]:
+        """Add the block's wall and CPU seconds to ``label``, under the CRM whose thread runs it."""
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            yield
+        finally:
+            thread = threading.current_thread().name
+            crm = next((c for c in CRMS if c in thread), thread)
+            with self._lock:
+                self.seconds[f"{crm} {label} wall"] += time.perf_counter() - wall
+                self.seconds[f"{crm} {label} cpu"] += time.thread_time() - cpu
+
     def wrap(self, owner: Any, name: str, label: str) -> None:
         inner: Callable[..., Any] = getattr(owner, name)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            wall, cpu = time.perf_counter(), time.thread_time()
-            try:
+            with self.timing(label):
                 return inner(*args, **kwargs)
-            finally:
-                thread = threading.current_thread().name
-                crm = next((c for c in CRMS if c in thread), thread)
-                with self._lock:
-                    self.seconds[f"{crm} {label} wall"] += time.perf_counter() - wall
-                    self.seconds[f"{crm} {label} cpu"] += time.thread_time() - cpu
 
         setattr(owner, name, timed)
 
@@ -126,17 +134,10 @@ class StepTimers:
         def timed(*args: Any, **kwargs: Any) -> Any:
             items = iter(inner(*args, **kwargs))
             while True:
-                wall, cpu = time.perf_counter(), time.thread_time()
-                try:
-                    item = next(items)
-                except StopIteration:
+                with self.timing(label):
+                    item = next(items, _END)
+                if item is _END:
                     return
-                finally:
-                    thread = threading.current_thread().name
-                    crm = next((c for c in CRMS if c in thread), thread)
-                    with self._lock:
-                        self.seconds[f"{crm} {label} wall"] += time.perf_counter() - wall
-                        self.seconds[f"{crm} {label} cpu"] += time.thread_time() - cpu
                 yield item
 
         setattr(owner, name, timed)
