@@ -32,6 +32,10 @@ def quote_ident(name: str) -> str:
     return f'"{name}"'
 
 
+def _index_name(table: str, columns: Sequence[str]) -> str:
+    return quote_ident("ix_" + table + "_" + "_".join(columns))
+
+
 @dataclass(frozen=True, eq=False)
 class TableColumns:
     """A table's columns: in table order, as a set, with their declared types, and the quoted list
@@ -192,10 +196,13 @@ class Storage:
         self.create_index(table, [key], unique=True)
 
     def create_index(self, table: str, columns: Sequence[str], unique: bool = False) -> None:
-        name = quote_ident("ix_" + table + "_" + "_".join(columns))
         cols = ", ".join(quote_ident(c) for c in columns)
         kind = "UNIQUE INDEX" if unique else "INDEX"
-        self.execute(f"CREATE {kind} IF NOT EXISTS {name} ON {quote_ident(table)} ({cols})")
+        self.execute(f"CREATE {kind} IF NOT EXISTS {_index_name(table, columns)} ON {quote_ident(table)} ({cols})")
+
+    def drop_index(self, table: str, columns: Sequence[str]) -> None:
+        """Drop the index :meth:`create_index` made on ``columns``, if there is one."""
+        self.execute(f"DROP INDEX IF EXISTS {_index_name(table, columns)}")
 
     @contextmanager
     def deferred_indexes(self, *tables: str, unique_keeps_first: bool = False) -> Iterator[None]:

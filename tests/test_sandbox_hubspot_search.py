@@ -10,7 +10,10 @@ import pytest
 from hubspot import HubSpot
 from hubspot.crm.objects import PublicObjectSearchRequest
 
+from connectors.hubspot.objects import SPECS, ObjectSpec
+from connectors.hubspot.search_plan import SearchPosition, search_body
 from sandbox.clients import hubspot_client
+from sandbox.hubspot.search import search_sql
 from sandbox.runner import SandboxHandle
 
 
@@ -156,3 +159,20 @@ def test_search_responses_have_no_rate_limit_headers(hs: HubSpot, seeded: tuple)
     _, status, headers = hs.crm.objects.search_api.do_search_with_http_info("tasks", request)
     assert status == 200 and "X-HubSpot-RateLimit-Remaining" not in headers
     assert "X-HubSpot-Correlation-Id" in headers
+
+
+@pytest.mark.parametrize("spec", SPECS.values(), ids=SPECS.keys())
+@pytest.mark.parametrize("position", [SearchPosition(1_780_000_000_000), SearchPosition(1_780_000_000_000, 4242)],
+                         ids=["window", "tie"])
+def test_the_connectors_searches_read_one_index_range_in_page_order(
+        sandbox: SandboxHandle, spec: ObjectSpec, position: SearchPosition) -> None:
+    """The pages an incremental pull asks for (a window of modification dates, or the ids after one in a
+    tie) seek in the (_archived, modified, hs_object_id) index: no scan of every record, no sort."""
+    obj = sandbox.hubspot_portal.object_type(spec.name)
+    sql = search_sql(obj, search_body(position, 1_790_000_000_000, spec.modified_property, spec.all_properties))
+    index = f"ix_{obj.table}__archived_{spec.modified_property}_hs_object_id"
+    for query, params in ((sql.count, sql.params), (sql.page, [*sql.params, 200, 0])):
+        plan = " | ".join(str(r[-1]) for r in sandbox.hubspot_portal.storage.fetchall(
+            f"EXPLAIN QUERY PLAN {query}", params))
+        assert f"USING COVERING INDEX {index} (_archived=? AND " in plan, plan
+        assert "TEMP B-TREE" not in plan, plan

@@ -342,7 +342,12 @@ class HubSpotSchema:
             if name not in existing:
                 self.storage.add_column(obj.table, name, sql_type)
         for modified in obj.modified_properties:
-            self.storage.create_index(obj.table, [modified, "hs_object_id"])
+            # Search always leaves archived records out: led by the date alone, its index lost to
+            # (_archived, hs_object_id), and every page of a window scanned and sorted the whole table
+            # (0.4 s of the sandbox's CPU a page on the L org's contacts). Led by _archived, a window is one
+            # index range read in the order the search sorts by. Orgs kept from before lose the old index.
+            self.storage.drop_index(obj.table, [modified, "hs_object_id"])
+            self.storage.create_index(obj.table, [ARCHIVED, modified, "hs_object_id"])
         self.storage.create_index(obj.table, [ARCHIVED, "hs_object_id"])
 
     def _restore_custom(self) -> None:

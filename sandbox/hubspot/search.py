@@ -8,6 +8,7 @@ sort is allowed; ties are broken by record id. Its own per-second limit applies 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -145,6 +146,8 @@ def compile_order(obj: HsObjectType, sorts: Any) -> str:
         raise validation("each sort must be an object with propertyName and direction")
     prop = _property(obj, name)
     order = "DESC" if descending else "ASC"
+    if prop.name == "hs_object_id":  # no tie to break (twice the same term also kept SQLite from using an index)
+        return f'"hs_object_id" {order}'
     return f'{quote_ident(prop.name)} {order}, "hs_object_id" {order}'
 
 
@@ -165,6 +168,26 @@ def _limit_after(body: dict[str, Any]) -> tuple[int, int]:
     return limit, after
 
 
+@dataclass(frozen=True)
+class SearchSql:
+    """A search body as SQL: ``count`` gives ``total``, ``page`` the ids of a page (``params`` then limit, offset)."""
+
+    count: str
+    page: str
+    params: list[Any]
+
+
+def search_sql(obj: HsObjectType, body: dict[str, Any]) -> SearchSql:
+    """The SQL of a search; the connectors' windows (a range of ``hs_lastmodifieddate``, or one date's ids
+    after an id) read one range of the ``(_archived, modified, hs_object_id)`` index in page order."""
+    where, params = compile_where(obj, body)
+    order = compile_order(obj, body.get("sorts"))
+    table = quote_ident(obj.table)
+    return SearchSql(count=f"SELECT COUNT(*) FROM {table} WHERE {where}",
+                     page=f'SELECT "hs_object_id" FROM {table} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?',
+                     params=params)
+
+
 def routes(ctx: HubSpotContext) -> list[Route]:
     portal = ctx.portal
 
@@ -172,16 +195,12 @@ def routes(ctx: HubSpotContext) -> list[Route]:
         obj = portal.object_type(request.path_params["objectType"])
         body = await json_object(request)
         limit, after = _limit_after(body)
-        where, params = compile_where(obj, body)
-        order = compile_order(obj, body.get("sorts"))
+        sql = search_sql(obj, body)
         props = portal.returned_properties(obj, body.get("properties") or [])
-        table = quote_ident(obj.table)
-        total_row = portal.storage.fetchone(f"SELECT COUNT(*) FROM {table} WHERE {where}", params)
+        total_row = portal.storage.fetchone(sql.count, sql.params)
         total = int(total_row[0]) if total_row else 0
         page_size = min(limit, RESULT_CAP - after)
-        ids = [r[0] for r in portal.storage.fetchall(
-            f'SELECT "hs_object_id" FROM {table} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?',
-            [*params, page_size, after])]
+        ids = [r[0] for r in portal.storage.fetchall(sql.page, [*sql.params, page_size, after])]
         rows = portal.rows_by_ids(obj, ids)
         results = [portal.to_json(obj, rows[i], props) for i in ids if i in rows]
         out: dict[str, Any] = {"total": total, "results": results}
