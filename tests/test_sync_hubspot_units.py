@@ -22,7 +22,7 @@ from connectors.hubspot.client import PagingLoopError, next_token
 from connectors.hubspot.events import map_email_event, map_web_event
 from connectors.hubspot.objects import SPECS, map_record
 from connectors.hubspot.ratelimit import HubSpotRateLimiter, RollingWindowLimiter
-from connectors.hubspot.record_pull import sweep_pages
+from connectors.hubspot.record_pull import list_is_faster, sweep_pages
 from connectors.hubspot.search_plan import SearchOrderError, SearchPosition, next_position, search_body
 from connectors.hubspot.sink import PageSink
 from connectors.hubspot.sync import plan_objects
@@ -294,6 +294,29 @@ def test_the_association_sweep_is_paced_by_time_not_by_run() -> None:
     assert sweep_pages(1_000_000, 100, timedelta(0), day, 1) == 1  # the minimum keeps it moving
     assert sweep_pages(0, 100, timedelta(hours=1), day, 2) == 2
 
+
+
+@pytest.mark.parametrize(("changed", "records", "listed"), [
+    (600_000, 1_000_000, True),  # the run after a full run: its write-back stamped most records
+    (500_000, 1_000_000, False),  # half: 2,500 searches at 5/s (500 s) against 10,000 list pages at 19/s (526 s)
+    (10_000, 1_000_000, False),  # an ordinary day
+    (0, 1_000_000, False),
+    (1_000, 1_200, True),  # 12 list pages against 4 more searches (0.8 s at 5/s)
+    (150, 1_200, False),  # the first page held them all: one association read left
+])
+def test_listing_replaces_search_once_it_takes_less_of_the_portals_time(changed: int, records: int,
+                                                                       listed: bool) -> None:
+    """At HubSpot's rates (190 calls per 10 s, 5 searches a second), contacts with one association type."""
+    assert list_is_faster(changed, records, search_page=200, list_page=100, association_batch=1000,
+                          association_types=1, requests_per_s=19.0, searches_per_s=5.0) is listed
+
+
+def test_at_the_lower_general_limit_listing_never_wins() -> None:
+    """At 100 calls per 10 s a list page (100 records) takes as long as a search page (200 at 5/s)."""
+    rates = {"search_page": 200, "list_page": 100, "association_batch": 1000, "searches_per_s": 5.0}
+    assert list_is_faster(600_000, 1_000_000, requests_per_s=19.0, association_types=1, **rates)
+    assert not list_is_faster(600_000, 1_000_000, requests_per_s=10.0, association_types=1, **rates)
+    assert not list_is_faster(1_000_000, 1_000_000, requests_per_s=10.0, association_types=2, **rates)
 
 # -- pacing ---------------------------------------------------------------------------------
 class _Clock:
