@@ -29,6 +29,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import math
 import queue
 import threading
@@ -131,6 +132,15 @@ class RecordPull:
         self.tuning = tuning
         self.warn = warn
         self.progress = progress
+        self._records: int | None = None
+
+    def _live_records(self) -> int:
+        """The object's live records in the store, counted once a run: the choice between search and list
+        and the sweep's pace both read it, and on a large store the count takes seconds."""
+        if self._records is None:
+            with self.engine.connect() as conn:
+                self._records = store_ops.live_count(conn, self.spec.table, self.spec.name)
+        return self._records
 
     def _report(self, event: str, total: int | None = None) -> None:
         if self.progress is not None:
@@ -258,14 +268,14 @@ class RecordPull:
         return True
 
     def _list_is_faster(self, changed: int) -> bool:
-        with self.engine.connect() as conn:
-            records = store_ops.live_count(conn, self.spec.table, self.spec.name)
         limiter = self.api.limiter
-        return list_is_faster(
-            changed, records, search_page=self.tuning.search_page_size, list_page=self.page_size,
+        faster = functools.partial(
+            list_is_faster, search_page=self.tuning.search_page_size, list_page=self.page_size,
             association_batch=self.tuning.association_batch_size, association_types=len(self.spec.associations),
             requests_per_s=limiter.general.max_requests / limiter.general.window_s,
             searches_per_s=limiter.search.max_requests / limiter.search.window_s)
+        # the store's count only when it can matter: a list as short as the changes alone must win first
+        return faster(changed, changed) and faster(changed, self._live_records())
 
     def _links(self, ids: Sequence[str]) -> dict[str, Links]:
         """Associations of records read by search, through v4 batch reads."""
@@ -284,9 +294,7 @@ class RecordPull:
         if not self.spec.associations or hours is None:
             return
         last = state_datetime(cursor, SWEPT_AT) or self.run_start
-        with self.engine.connect() as conn:
-            records = store_ops.live_count(conn, self.spec.table, self.spec.name)
-        pages = sweep_pages(records, self.page_size, self.run_start - last, timedelta(hours=hours),
+        pages = sweep_pages(self._live_records(), self.page_size, self.run_start - last, timedelta(hours=hours),
                             self.tuning.association_sweep_min_pages)
         after = cursor.state.get(SWEEP_AFTER)
         for _ in range(pages):
