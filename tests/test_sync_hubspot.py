@@ -352,7 +352,6 @@ def testfull_then_incremental_sync_equals_the_portal(hs: SandboxHandle, store: E
     assert incremental.objects["contacts"].method == "search"
 
 
-
 def test_an_object_most_of_which_changed_is_listed_not_searched(hs: SandboxHandle, store: Engine,
                                                                 tmp_path: Path) -> None:
     """The run after a full run re-reads every record its write-back stamped: when the first search page's
@@ -382,6 +381,7 @@ def test_an_object_most_of_which_changed_is_listed_not_searched(hs: SandboxHandl
     again = pull_hubspot(store, config)
     assert again.objects["contacts"].method == "search" and again.objects["contacts"].upserted == 1
     assert_store_matches_portal(hs, store)
+
 
 def test_objects_are_pulled_side_by_side_and_all_land(hs: SandboxHandle, store: Engine, tmp_path: Path) -> None:
     """While one object's search waits on HubSpot, the next objects' pages are read; the store still

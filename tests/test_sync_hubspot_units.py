@@ -295,7 +295,6 @@ def test_the_association_sweep_is_paced_by_time_not_by_run() -> None:
     assert sweep_pages(0, 100, timedelta(hours=1), day, 2) == 2
 
 
-
 @pytest.mark.parametrize(("changed", "records", "listed"), [
     (600_000, 1_000_000, True),  # the run after a full run: its write-back stamped most records
     (500_000, 1_000_000, False),  # half: 2,500 searches at 5/s (500 s) against 10,000 list pages at 19/s (526 s)
