@@ -4,9 +4,10 @@
 
 ``--dir`` is an org directory kept by ``benchmarks.pipeline --dir`` (``abm.db``, ``sandbox.db``,
 ``sandbox/``); work on a copy, since the replay writes to both databases. The run's writeback
-wrote some fields of some records and recorded them in ``writeback_state`` (``run_id`` = the
-run); the replay marks exactly those rows stale (``~stale~``), so that the diff selects the same
-records and fields again, then runs both CRMs' writeback concurrently, as the pipeline does, with
+wrote some fields of some records and recorded them in ``writeback_state`` (one row per record,
+``run_id`` = the run that last wrote it); the replay marks every field of those records stale
+(``~stale~``), so that the diff selects the same records again (with all their fields, a little
+more than the run itself sent), then runs both CRMs' writeback concurrently, as the pipeline does, with
 the same ``changed since`` as the run's stages (read from the run record) and the run's id. The
 store's scores are the run's, so the same values are written and the rows end as they were: the
 checksum of the run's state rows printed before and after must be equal.
@@ -61,18 +62,19 @@ def process_cpu_s(pid: int) -> float:
 
 
 def state_checksum(db: Path, run_id: int, crms: Sequence[str]) -> str:
-    """Count and digest of the run's writeback_state rows of ``crms`` (key and value)."""
+    """Count and digest of the field values of the records the run wrote last, of ``crms`` (key and value)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     digest = hashlib.sha256()
     count = 0
     marks = ", ".join("?" for _ in crms)
-    for row in conn.execute("SELECT crm, object, crm_id, field, coalesce(value, '<NULL>') FROM writeback_state "
-                            f"WHERE run_id = ? AND crm IN ({marks}) ORDER BY crm, object, crm_id, field",
+    for row in conn.execute("SELECT s.crm, s.object, s.crm_id, f.key, coalesce(f.value, '<NULL>') "
+                            "FROM writeback_state s, json_each(s.field_values) f "
+                            f"WHERE s.run_id = ? AND s.crm IN ({marks}) ORDER BY s.crm, s.object, s.crm_id, f.key",
                             (run_id, *crms)):
         digest.update("\x1f".join(row).encode() + b"\x1e")
         count += 1
     conn.close()
-    return f"{count:,} rows, sha256 {digest.hexdigest()[:16]}"
+    return f"{count:,} field values, sha256 {digest.hexdigest()[:16]}"
 
 
 def changed_since(db: Path, run_id: int) -> dict[str, datetime]:
@@ -91,7 +93,8 @@ def changed_since(db: Path, run_id: int) -> dict[str, datetime]:
 def mark_stale(db: Path, run_id: int, crms: Sequence[str]) -> int:
     conn = sqlite3.connect(db)
     marks = ", ".join("?" for _ in crms)
-    count = conn.execute(f"UPDATE writeback_state SET value = ? WHERE run_id = ? AND crm IN ({marks})",
+    count = conn.execute("UPDATE writeback_state SET field_values = (SELECT json_group_object(key, ?) FROM "
+                         f"json_each(field_values)) WHERE run_id = ? AND crm IN ({marks})",
                          (STALE, run_id, *crms)).rowcount
     conn.commit()
     conn.close()
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     since = changed_since(db, args.run)
     crms = [args.only] if args.only else list(CRMS)
     print(f"run {args.run}'s state rows before: {state_checksum(db, args.run, crms)}")
-    print(f"marked {mark_stale(db, args.run, crms):,} state rows of run {args.run} stale")
+    print(f"marked the fields of {mark_stale(db, args.run, crms):,} records of run {args.run} stale")
 
     ours, theirs = mp.get_context("spawn").Pipe()
     server = mp.get_context("spawn").Process(target=serve, args=(theirs, args.dir), daemon=True)

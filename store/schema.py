@@ -330,21 +330,24 @@ class ScoreState(Base):
 
 
 class WritebackState(Base):
-    """The last value successfully written to one CRM field of one record.
+    """The last values successfully written to one CRM record: ``{field: value as written}``.
 
     The writer diffs against this, not against what it computed last time, so a write
-    that failed is retried rather than forgotten.
+    that failed is retried rather than forgotten. One row per record, not per field: an
+    incremental run reads and records the baseline of every record it writes, and an L org's
+    records hold 24 million field values, which as rows took most of the writeback stage's time
+    and most of the store's size. ``written_at`` and ``run_id`` are those of the record's last
+    successful write.
     """
 
     __tablename__ = "writeback_state"
-    __table_args__ = (UniqueConstraint("crm", "object", "crm_id", "field", name="uq_writeback_state_key"),)
+    __table_args__ = (UniqueConstraint("crm", "object", "crm_id", name="uq_writeback_state_key"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     crm: Mapped[str] = mapped_column(String(16))
     object: Mapped[str] = mapped_column(String(64))
     crm_id: Mapped[str] = mapped_column(String(64))
-    field: Mapped[str] = mapped_column(String(255))
-    value: Mapped[str | None] = mapped_column(Text)
+    field_values: Mapped[dict[str, Any]]
     written_at: Mapped[datetime]
     run_id: Mapped[int | None] = mapped_column(Integer)
 

@@ -178,8 +178,8 @@ def test_a_scheduled_run_after_new_activity_rewrites_exactly_the_affected_accoun
     # What the CRMs hold now is what the store says.
     row = sf.query(f"SELECT ABM_Engagement_Score__c FROM Account WHERE Id = '{contact['AccountId']}'")["records"][0]
     with engine.connect() as conn:
-        stored = conn.execute(select(WritebackState.value).where(
-            WritebackState.crm_id == contact["AccountId"], WritebackState.field == "ABM_Engagement_Score__c")).scalar()
+        stored = conn.execute(select(WritebackState.field_values).where(
+            WritebackState.crm_id == contact["AccountId"])).scalar()["ABM_Engagement_Score__c"]
     assert float(row["ABM_Engagement_Score__c"]) == pytest.approx(float(stored))
 
     queue_scheduled_run(engine, RunOptions())

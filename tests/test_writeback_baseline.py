@@ -8,22 +8,27 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import Engine, event, func, select
 
+from store import migrate
+from store.db import make_engine
 from store.schema import WritebackError, WritebackState
 from writeback import state
 from writeback.diff import RecordChange
 from writeback.state import Backoff, RecordOutcome, WritebackLedger
 
 WHEN = datetime(2026, 12, 1, tzinfo=UTC)
+LEAD = "00Q000000000001AAA"
 
 
 def _ledger(engine: Engine) -> WritebackLedger:
-    rows = [{"crm": "salesforce", "object": "Account", "crm_id": f"001{i:015d}", "field": field,
-             "value": f"{i}-{field}", "written_at": WHEN}
-            for i in range(2_000) for field in ("ABM_Grade__c", "ABM_Engagement_Score__c")]
-    rows.append({"crm": "salesforce", "object": "Lead", "crm_id": "001000000000000007", "field": "ABM_Grade__c",
-                 "value": "another object's", "written_at": WHEN})
+    rows = [{"crm": "salesforce", "object": "Account", "crm_id": f"001{i:015d}",
+             "field_values": {field: f"{i}-{field}" for field in ("ABM_Grade__c", "ABM_Engagement_Score__c")},
+             "written_at": WHEN}
+            for i in range(2_000)]
+    rows.append({"crm": "salesforce", "object": "Lead", "crm_id": "001000000000000007",
+                 "field_values": {"ABM_Grade__c": "another object's"}, "written_at": WHEN})
     with engine.begin() as conn:
         conn.execute(WritebackState.__table__.insert(), rows)
     return WritebackLedger(engine, "salesforce", "Account", Backoff(timedelta(minutes=15), timedelta(hours=2)))
@@ -80,7 +85,7 @@ def test_a_big_batch_is_recorded_in_slices_each_committed_on_its_own(engine: Eng
     with engine.connect() as conn:
         rows = conn.execute(select(func.count()).select_from(WritebackState.__table__)).scalar()
         errors = conn.execute(select(WritebackError.__table__.c.crm_id)).scalars().all()
-    assert rows == 2 * (len(changes) - 1)
+    assert rows == len(changes) - 1  # one row per record written
     assert errors == [failing]
     # a record written after failing clears its error, whichever slice it lands in
     ledger.errors()
@@ -97,3 +102,60 @@ def test_batches_within_one_slice_are_one_transaction(engine: Engine, count: int
         ledger.record(changes, [RecordOutcome(i, True) for i in changes], WHEN)
     assert len(commits) == (1 if count else 0)
     assert len(ledger.baseline()) == count
+
+
+def test_a_record_keeps_every_field_it_was_written_across_writes(engine: Engine) -> None:
+    """A change sends the fields that moved; the record's row keeps the others as last written, a cleared
+    field as None (written) and a field never sent absent (unknown: the next diff writes it)."""
+    ledger = WritebackLedger(engine, "hubspot", "companies", Backoff(timedelta(minutes=15), timedelta(hours=2)), 7)
+    first = RecordChange("42", {"abm_grade": "B", "abm_engagement_score": "61.5", "abm_trend": None})
+    ledger.record({"42": first}, [RecordOutcome("42", True)], WHEN)
+    second = RecordChange("42", {"abm_engagement_score": "64.0"})
+    ledger.run_id = 8
+    ledger.record({"42": second}, [RecordOutcome("42", True)], WHEN + timedelta(hours=1))
+    assert ledger.baseline(["42"]) == {"42": {"abm_grade": "B", "abm_engagement_score": "64.0", "abm_trend": None}}
+    with engine.connect() as conn:
+        row = conn.execute(select(WritebackState.written_at, WritebackState.run_id)).one()
+    assert (row.written_at, row.run_id) == (WHEN + timedelta(hours=1), 8)  # the record's last write
+
+
+def test_a_failed_write_leaves_what_the_record_held(engine: Engine) -> None:
+    ledger = WritebackLedger(engine, "salesforce", "Lead", Backoff(timedelta(minutes=15), timedelta(hours=2)))
+    ledger.record({LEAD: RecordChange(LEAD, {"ABM_Grade__c": "2"})}, [RecordOutcome(LEAD, True)], WHEN)
+    ledger.record({LEAD: RecordChange(LEAD, {"ABM_Grade__c": "4"})},
+                  [RecordOutcome(LEAD, False, "UNABLE_TO_LOCK_ROW", "locked")], WHEN)
+    assert ledger.baseline() == {LEAD: {"ABM_Grade__c": "2"}}
+    assert set(ledger.errors()) == {LEAD}
+
+
+def test_the_upgrade_folds_field_rows_into_records_and_the_downgrade_unfolds_them(database_url: str) -> None:
+    """Migration 0008 on a store written by 0007's one row per field, and back."""
+    engine = make_engine(database_url)
+    migrate.upgrade(engine, "0007")
+    old = sa.table("writeback_state", *(sa.column(c) for c in ("crm", "object", "crm_id", "field", "value",
+                                                                 "written_at", "run_id")))
+    rows = [("salesforce", "Account", "001A", "ABM_Grade__c", "4", WHEN, 3),
+            ("salesforce", "Account", "001A", "ABM_Trend__c", None, WHEN + timedelta(minutes=5), 4),
+            ("salesforce", "Contact", "001A", "ABM_Grade__c", "1", WHEN, 3),  # same id, another object
+            ("hubspot", "companies", "77", "abm_grade", "2", WHEN, None)]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(old), [dict(zip(("crm", "object", "crm_id", "field", "value", "written_at", "run_id"),
+                                                r, strict=True)) for r in rows])
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        records = {(r.crm, r.object, r.crm_id): (r.field_values, r.written_at, r.run_id)
+                   for r in conn.execute(select(WritebackState))}
+    assert records == {("salesforce", "Account", "001A"): ({"ABM_Grade__c": "4", "ABM_Trend__c": None},
+                                                           WHEN + timedelta(minutes=5), 4),
+                       ("salesforce", "Contact", "001A"): ({"ABM_Grade__c": "1"}, WHEN, 3),
+                       ("hubspot", "companies", "77"): ({"abm_grade": "2"}, WHEN, None)}
+    ledger = WritebackLedger(engine, "salesforce", "Account", Backoff(timedelta(minutes=15), timedelta(hours=2)))
+    assert ledger.baseline(["001A"]) == {"001A": {"ABM_Grade__c": "4", "ABM_Trend__c": None}}
+    migrate.downgrade(engine, "0007")
+    with engine.connect() as conn:
+        back = {(r.crm, r.object, r.crm_id, r.field): r.value for r in conn.execute(sa.select(
+            *(sa.column(c) for c in ("crm", "object", "crm_id", "field", "value"))).select_from(
+            sa.table("writeback_state")))}
+    assert back == {r[:4]: r[4] for r in rows}
+    migrate.upgrade(engine)
+    engine.dispose()

@@ -1,5 +1,5 @@
-"""The writer's memory in the store: the baseline (last value written per record and field) and
-the records that failed, with when to try them again.
+"""The writer's memory in the store: the baseline (the last values written to each record, one row
+per record) and the records that failed, with when to try them again.
 
 Each batch's outcomes are committed as soon as the CRM answers, so a run killed halfway keeps
 everything it wrote and the next run sends only the rest.
@@ -23,7 +23,7 @@ _ID_CHUNK = 900  # crm ids per IN list: under every SQLite's limit on bound para
 # write lock for longer than the other CRM's writer would wait, and built millions of rows in memory at once.
 RECORD_SLICE = 2_000
 
-STATE_KEY = ("crm", "object", "crm_id", "field")
+STATE_KEY = ("crm", "object", "crm_id")
 
 
 @dataclass(frozen=True)
@@ -77,20 +77,25 @@ class WritebackLedger:
         so a scoped pass does not read the baseline of a million records to diff a thousand.
 
         Given ids are always read through IN lists on the state key, however many: on the L org
-        (6.5 million Salesforce Contact state rows) the lists read 46,000 records' baseline in 0.7 s
-        where one scan of the object took 6.4 s, and even every record's (500,000 ids) in about
-        the time of the scan (9.4 s against 9.0 s), so a scan never wins by much and loses by ten
-        times on an incremental run.
+        (measured when the baseline still had a row per field) the lists read 46,000 records'
+        baseline in 0.7 s where one scan of the object took 6.4 s, and every record's (500,000 ids)
+        in about the time of the scan, so a scan never wins by much and loses by ten times on an
+        incremental run.
         """
-        out: dict[str, dict[str, str | None]] = {}
+        if crm_ids is None:
+            t = WritebackState.__table__
+            with self.engine.connect() as conn:
+                return dict(conn.execute(select(t.c.crm_id, t.c.field_values).where(
+                    t.c.crm == self.crm, t.c.object == self.obj)).all())
+        return self._baseline_of(crm_ids)
+
+    def _baseline_of(self, crm_ids: Sequence[str]) -> dict[str, dict[str, str | None]]:
         t = WritebackState.__table__
-        query = select(t.c.crm_id, t.c.field, t.c.value).where(t.c.crm == self.crm, t.c.object == self.obj)
-        queries = [query] if crm_ids is None else [
-            query.where(t.c.crm_id.in_(crm_ids[i:i + _ID_CHUNK])) for i in range(0, len(crm_ids), _ID_CHUNK)]
+        query = select(t.c.crm_id, t.c.field_values).where(t.c.crm == self.crm, t.c.object == self.obj)
+        out: dict[str, dict[str, str | None]] = {}
         with self.engine.connect() as conn:
-            for q in queries:
-                for crm_id, field, value in conn.execute(q):
-                    out.setdefault(crm_id, {})[field] = value
+            for start in range(0, len(crm_ids), _ID_CHUNK):
+                out.update(conn.execute(query.where(t.c.crm_id.in_(crm_ids[start:start + _ID_CHUNK]))).all())
         return out
 
     def errors(self) -> dict[str, PendingError]:
@@ -116,25 +121,21 @@ class WritebackLedger:
 
     def _record_slice(self, changes: Mapping[str, RecordChange], outcomes: Sequence[RecordOutcome],
                       now: datetime) -> None:
-        state_rows = []
-        cleared = []
-        failures = []
-        for outcome in outcomes:
-            change = changes[outcome.crm_id]
-            if outcome.ok:
-                state_rows.extend(
-                    {"crm": self.crm, "object": self.obj, "crm_id": outcome.crm_id, "field": name, "value": value,
-                     "written_at": now, "run_id": self.run_id}
-                    for name, value in change.values.items()
-                )
-                if outcome.crm_id in self._errors:
-                    cleared.append(outcome.crm_id)
-            else:
-                failures.append((outcome, sorted(change.values)))
+        written = [o.crm_id for o in outcomes if o.ok]
+        cleared = [crm_id for crm_id in written if crm_id in self._errors]
+        failures = [(o, sorted(changes[o.crm_id].values)) for o in outcomes if not o.ok]
+        # A change holds the fields sent, not the record's others: they are merged into what the record held.
+        # Read before the transaction, whose first statement must be a write: a SQLite transaction that read
+        # first cannot write once the other CRM's writer has committed meanwhile ("database is locked" at
+        # once, whatever the busy timeout). Only this object's writer writes these rows, so they stay current.
+        before = self._baseline_of(written) if written else {}
+        rows = [{"crm": self.crm, "object": self.obj, "crm_id": crm_id,
+                 "field_values": {**before.get(crm_id, {}), **changes[crm_id].values},
+                 "written_at": now, "run_id": self.run_id} for crm_id in written]
         errors = WritebackError.__table__
         with self.engine.begin() as conn:
-            if state_rows:
-                upsert(conn, WritebackState.__table__, state_rows, key=STATE_KEY)
+            if rows:
+                upsert(conn, WritebackState.__table__, rows, key=STATE_KEY)
             for start in range(0, len(cleared), _ID_CHUNK):
                 conn.execute(delete(errors).where(errors.c.crm == self.crm, errors.c.object == self.obj,
                                                   errors.c.crm_id.in_(cleared[start:start + _ID_CHUNK])))
