@@ -119,7 +119,7 @@ class ReasonWriter:
         eng = float(s.engagement[i])
         scored = [t for t, points in enumerate(tp) if points]
         engagement_types = [t for t in scored if self._is_eng[t]]
-        raw_parts = self._parts(tp, scored, self._is_eng)
+        raw_parts = {TYPE_NAMES[t]: tp[t] for t in engagement_types}
         new_people = int(agg.account_new_people[i])
         bonus = config.engagement.new_person_points * new_people
         if bonus:
@@ -195,7 +195,7 @@ class ReasonWriter:
         eng = float(s.person_engagement[i])
         scored = [t for t, points in enumerate(tp) if points]
         engagement_types = [t for t in scored if self._is_eng[t]]
-        raw_parts = self._parts(tp, scored, self._is_eng)
+        raw_parts = {TYPE_NAMES[t]: tp[t] for t in engagement_types}
         eng_parts = _scaled(raw_parts, eng, raw)
         scale = eng / raw if raw > 0 else 0.0
         phrases = [
