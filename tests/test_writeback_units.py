@@ -12,7 +12,7 @@ from config.writeback import WritebackConfig
 from connectors.budget import ApiBudget
 from connectors.retry import RetrySettings
 from writeback.catalogue import Catalogue, FieldNotInCatalogue
-from writeback.diff import RecordChange, diff_record
+from writeback.diff import RecordChange, diff_record, field_names
 from writeback.hubspot import batch_outcomes
 from writeback.report import NEVER_WRITTEN, Sample
 from writeback.retry import RetryPolicy, WritebackStopped
@@ -135,6 +135,23 @@ def test_values_reader_formats_as_desired_values() -> None:
                     assert read(record) == desired_values(record, fields)
 
 
+
+def test_equal_values_share_one_string() -> None:
+    """Two million changes held at once: equal scores, times and account ids are one object each, not one per record."""
+    moment = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    fields = CATALOGUE.fields("hubspot", "contacts")
+    read = values_reader(fields)
+    first, second = (read(TargetRecord(crm_id, ScoreValues(float(f"{61.5:.1f}"), 0.5 + 0.5, None, -0.0, 3, None,
+                                                           "rising", None, f"reason of {crm_id}", moment),
+                                       MatchValues("auto", "".join(["001", "A"]), 0.5, None)))
+                     for crm_id in ("1", "2"))
+    assert first == second | {"abm_top_reasons": "reason of 1"}
+    for name, value in first.items():
+        if name != "abm_top_reasons" and value is not None:
+            assert second[name] is value, name
+    assert first["abm_fit_score"] == "0.0"  # -0.0 is still written without its sign
+
+
 # -- diff -----------------------------------------------------------------------------------
 def test_diff_against_what_was_written() -> None:
     fields = CATALOGUE.fields("salesforce", "Account")
@@ -160,6 +177,19 @@ def test_diff_against_what_was_written() -> None:
     forced = diff_record("001", desired, baseline, fields, force=True)
     assert forced is not None and forced.values == desired
 
+
+
+def test_a_change_keeps_its_values_and_shares_its_field_names() -> None:
+    one = RecordChange("001A", {"ABM_Grade__c": "2", "ABM_Trend__c": None})
+    other = RecordChange("001B", {"ABM_Grade__c": "3", "ABM_Trend__c": "rising"})
+    assert one.values == {"ABM_Grade__c": "2", "ABM_Trend__c": None}
+    assert list(one.items()) == [("ABM_Grade__c", "2"), ("ABM_Trend__c", None)]
+    assert one.names is other.names  # one tuple for every change of the same fields
+    assert one == RecordChange("001A", {"ABM_Trend__c": None, "ABM_Grade__c": "2"})  # the order does not matter
+    assert one != RecordChange("001A", {"ABM_Grade__c": "2"}) and one != other
+    assert field_names([one, other, RecordChange("001C", {"ABM_Fit_Score__c": "1.0"})]) == {
+        "ABM_Grade__c", "ABM_Trend__c", "ABM_Fit_Score__c"}
+    assert repr(one) == "RecordChange(crm_id='001A', values={'ABM_Grade__c': '2', 'ABM_Trend__c': None})"
 
 def test_plan_defers_records_waiting_for_their_retry() -> None:
     fields = CATALOGUE.fields("hubspot", "companies")

@@ -26,7 +26,7 @@ from connectors.hubspot.auth import HubSpotAuthError, TokenSource
 from connectors.hubspot.ratelimit import HubSpotRateLimiter
 from connectors.retry import RetrySettings, parse_retry_after
 from writeback.catalogue import Catalogue
-from writeback.diff import RecordChange
+from writeback.diff import RecordChange, field_names
 from writeback.retry import Kind, RetryPolicy, WritebackStopped, is_certificate_problem
 from writeback.state import OnBatch, RecordOutcome
 
@@ -130,7 +130,7 @@ class HubSpotWriter:
 
     def write(self, obj: str, changes: Sequence[RecordChange], on_batch: OnBatch) -> None:
         """Write ``changes`` to ``obj`` records; ``on_batch`` gets each batch's outcomes as they come."""
-        self.catalogue.guard(self.crm, obj, {name for c in changes for name in c.values})
+        self.catalogue.guard(self.crm, obj, field_names(changes))
         missing_id = [c for c in changes if not c.crm_id]
         if missing_id:
             raise ValueError(f"{len(missing_id)} {obj} change(s) without a record id: writeback only updates")
@@ -180,7 +180,7 @@ class HubSpotWriter:
     def _send(self, obj: str, batch: Sequence[RecordChange]) -> tuple[int, dict[str, Any]]:
         # A plain JSON body: the client's model objects cost ten times more CPU to build and serialize.
         body = {"inputs": [{"id": c.crm_id, "objectWriteTraceId": c.crm_id,
-                            "properties": {k: "" if v is None else v for k, v in c.values.items()}} for c in batch]}
+                            "properties": {k: "" if v is None else v for k, v in c.items()}} for c in batch]}
         token = self.tokens.token() if self.tokens is not None else None
         extra: dict[str, Any] = {"_headers": {"Authorization": f"Bearer {token}"}} if token is not None else {}
         with self.limiter.slot():

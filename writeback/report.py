@@ -28,7 +28,7 @@ class Sample:
     def of(cls, change: RecordChange, written: Mapping[str, str | None]) -> Sample:
         """``written``: the record's baseline (field -> last value written; a missing field never was)."""
         return cls(change.crm_id, {name: (written.get(name, NEVER_WRITTEN), value)
-                                   for name, value in change.values.items()})
+                                   for name, value in change.items()})
 
 
 @dataclass

@@ -34,7 +34,7 @@ from simple_salesforce.exceptions import (
 from connectors.budget import ApiBudget
 from connectors.retry import RetrySettings, parse_retry_after
 from writeback.catalogue import Catalogue, CatalogueField
-from writeback.diff import RecordChange
+from writeback.diff import RecordChange, field_names
 from writeback.retry import Kind, RetryPolicy, WritebackStopped, is_certificate_problem
 from writeback.salesforce_bulk import BulkUpdate
 from writeback.state import OnBatch, RecordOutcome
@@ -155,7 +155,7 @@ class SalesforceWriter:
     def write(self, obj: str, changes: Sequence[RecordChange], on_batch: OnBatch) -> None:
         """Write ``changes`` to ``obj`` records; ``on_batch`` gets each batch's outcomes as they come."""
         fields = {f.api_name: f for f in self.catalogue.fields(self.crm, obj)}
-        self.catalogue.guard(self.crm, obj, {name for c in changes for name in c.values})
+        self.catalogue.guard(self.crm, obj, field_names(changes))
         missing_id = [c for c in changes if not c.crm_id]
         if missing_id:
             raise ValueError(f"{len(missing_id)} {obj} change(s) without a record id: writeback only updates")
@@ -197,7 +197,7 @@ class SalesforceWriter:
             "allOrNone": False,
             "records": [
                 {"attributes": {"type": obj}, "id": c.crm_id,
-                 **{name: _json_value(fields[name], value) for name, value in c.values.items()}}
+                 **{name: _json_value(fields[name], value) for name, value in c.items()}}
                 for c in batch
             ],
         }
@@ -254,7 +254,7 @@ def bulk_uploads(changes: Sequence[RecordChange], max_bytes: int) -> Iterator[tu
     Every upload has the same header (the fields any change sets); an empty cell leaves a field
     alone, ``#N/A`` clears it.
     """
-    columns = sorted({name for c in changes for name in c.values})
+    columns = sorted(field_names(changes))
     rows = _EncodedRows()
     writer = csv.writer(rows, lineterminator="\n")
     writer.writerow(["Id", *columns])
@@ -263,8 +263,9 @@ def bulk_uploads(changes: Sequence[RecordChange], max_bytes: int) -> Iterator[tu
         raise ValueError(f"a Bulk API upload of {max_bytes:,} bytes cannot even hold the header")
     first = 0  # the first change of the upload being built
     for i, c in enumerate(changes):
-        writer.writerow([c.crm_id, *(("" if name not in c.values else BULK_NULL if c.values[name] is None
-                                      else c.values[name]) for name in columns)])
+        values = c.values
+        writer.writerow([c.crm_id, *(("" if name not in values else BULK_NULL if values[name] is None
+                                      else values[name]) for name in columns)])
         if rows.size > max_bytes:
             row = rows.rows.pop()
             if len(header) + len(row) > max_bytes:

@@ -123,7 +123,7 @@ class WritebackLedger:
                       now: datetime) -> None:
         written = [o.crm_id for o in outcomes if o.ok]
         cleared = [crm_id for crm_id in written if crm_id in self._errors]
-        failures = [(o, sorted(changes[o.crm_id].values)) for o in outcomes if not o.ok]
+        failures = [(o, sorted(changes[o.crm_id].names)) for o in outcomes if not o.ok]
         # A change holds the fields sent, not the record's others: they are merged into what the record held.
         # Read before the transaction, whose first statement must be a write: a SQLite transaction that read
         # first cannot write once the other CRM's writer has committed meanwhile ("database is locked" at

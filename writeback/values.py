@@ -131,16 +131,43 @@ def _source_reader(source: str) -> Callable[[TargetRecord], Any]:
     return attrgetter(f"score.{source}")
 
 
+# Texts remembered per field so that equal values share one string (see field_reader); past this many, it starts over.
+_SHARED_TEXTS = 1 << 16
+# Text sources whose values repeat across records (the scoring time, an account's id on its people): shared too.
+_REPEATING_SOURCES = frozenset({"scored_at", "matched_account", "trend", "alignment"})
+
+
 def field_reader(field: CatalogueField) -> ValueReader:
     """``canonical(field, source_value(field.source, record))`` as one function of the record.
 
     An incremental L run formats about a million values (records times fields): deciding the
     source and the type once per field, not once per value, halves what that costs. Numbers,
     most of the values, are formatted here; other types go through :func:`canonical`.
+
+    Equal numbers (a score of 61.5 on thousands of records), times and account ids come back as one
+    string object: a full L writeback holds about two million changes at once, and their number texts
+    alone, each a string of its own, weighed about 700 MB.
     """
     read = _source_reader(field.source)
+    seen: dict[str, str] = {}
+
+    def shared(text: str) -> str:
+        found = seen.get(text)
+        if found is None:
+            if len(seen) >= _SHARED_TEXTS:
+                seen.clear()
+            found = seen[text] = text
+        return found
+
     if field.type != "number":
-        return lambda record: canonical(field, read(record))
+        if field.source not in _REPEATING_SOURCES:
+            return lambda record: canonical(field, read(record))
+
+        def repeating(record: TargetRecord) -> str | None:
+            text = canonical(field, read(record))
+            return None if text is None else shared(text)
+
+        return repeating
     scale = field.spec.scale
     spec, factor = f".{scale}f", 10**scale
 
@@ -154,9 +181,12 @@ def field_reader(field: CatalogueField) -> ValueReader:
             return None
         scaled = abs(number) * factor
         if abs(scaled - math.floor(scaled) - 0.5) < 1e-6:
-            return number_text(number, scale)  # a tie: decided on the decimal text
+            return shared(number_text(number, scale))  # a tie: decided on the decimal text
         text = format(number, spec)
-        return number_text(number, scale) if text[0] == "-" else text  # "-0.0" is written "0.0"
+        found = seen.get(text)
+        if found is not None:
+            return found
+        return shared(number_text(number, scale) if text[0] == "-" else text)  # "-0.0" is written "0.0"
 
     return number
 
