@@ -34,6 +34,13 @@ class RecordChange:
         self.names: tuple[str, ...] = _NAMES.setdefault(names, names)
         self.texts: tuple[str | None, ...] = tuple(values.values())
 
+    @classmethod
+    def of(cls, crm_id: str, names: tuple[str, ...], texts: tuple[str | None, ...]) -> RecordChange:
+        """The change setting ``names`` to ``texts``, made without a dict (the differ makes millions)."""
+        change = cls.__new__(cls)
+        change.crm_id, change.names, change.texts = crm_id, _NAMES.setdefault(names, names), texts
+        return change
+
     @property
     def values(self) -> dict[str, str | None]:
         """{field: value}, made on each call: in a loop, read it once."""
@@ -87,15 +94,20 @@ def differ(fields: Sequence[CatalogueField], force: bool = False) -> Differ:
     An incremental L run diffs about a million field values; reading each field's name, type
     and tolerance through its spec once per value cost as much as the comparisons themselves.
     """
-    names = [f.api_name for f in fields]
+    names = tuple(f.api_name for f in fields)
     if force:
-        return lambda crm_id, desired, baseline: RecordChange(crm_id, {name: desired.get(name) for name in names})
+        return lambda crm_id, desired, baseline: RecordChange.of(crm_id, names, tuple(map(desired.get, names)))
     # (name, triggers a write, tolerance when the field is a number compared with one, else 0)
     checks = [(f.api_name, f.triggers_write, f.tolerance if f.type == "number" and f.tolerance > 0 else 0.0)
               for f in fields]
+    # a record never written sends every field: those that trigger a write first, then their companions
+    unwritten = tuple([n for n, triggers, _ in checks if triggers] + [n for n, triggers, _ in checks if not triggers])
+    any_trigger = any(triggers for _, triggers, _ in checks)
 
     def diff(crm_id: str, desired: Mapping[str, str | None],
              baseline: Mapping[str, str | None]) -> RecordChange | None:
+        if not baseline:  # what the CRM holds is unknown (the whole of a first full writeback): everything
+            return RecordChange.of(crm_id, unwritten, tuple(map(desired.get, unwritten))) if any_trigger else None
         changed: dict[str, str | None] = {}
         companions: dict[str, str | None] = {}
         for name, triggers, tolerance in checks:
@@ -115,7 +127,9 @@ def differ(fields: Sequence[CatalogueField], force: bool = False) -> Differ:
                 changed[name] = new
         if not changed:
             return None
-        return RecordChange(crm_id, {**changed, **companions})
+        if companions:
+            changed.update(companions)
+        return RecordChange.of(crm_id, tuple(changed), tuple(changed.values()))
 
     return diff
 

@@ -262,10 +262,14 @@ def bulk_uploads(changes: Sequence[RecordChange], max_bytes: int) -> Iterator[tu
     if len(header) >= max_bytes:
         raise ValueError(f"a Bulk API upload of {max_bytes:,} bytes cannot even hold the header")
     first = 0  # the first change of the upload being built
+    # where each column's value sits in a change's values, per tuple of names (shared by the changes that set them)
+    places: dict[int, list[int]] = {}
     for i, c in enumerate(changes):
-        values = c.values
-        writer.writerow([c.crm_id, *(("" if name not in values else BULK_NULL if values[name] is None
-                                      else values[name]) for name in columns)])
+        place = places.get(id(c.names))
+        if place is None:
+            place = places[id(c.names)] = [c.names.index(name) if name in c.names else -1 for name in columns]
+        texts = c.texts
+        writer.writerow([c.crm_id, *("" if at < 0 else BULK_NULL if texts[at] is None else texts[at] for at in place)])
         if rows.size > max_bytes:
             row = rows.rows.pop()
             if len(header) + len(row) > max_bytes:
