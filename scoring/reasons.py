@@ -105,6 +105,13 @@ class ReasonWriter:
         """Points by type name of the ``scored`` types (those with points, in type order) in a group."""
         return {TYPE_NAMES[t]: row[t] for t in scored if member[t]}
 
+    def _scored(self, row: list[float]) -> tuple[list[int], list[int], dict[str, float]]:
+        """The types a row has points in, those of them that count for engagement (both in type order),
+        and the engagement points by type name: each row's few scored types are read once."""
+        scored = [t for t, points in enumerate(row) if points]
+        engagement_types = [t for t in scored if self._is_eng[t]]
+        return scored, engagement_types, {TYPE_NAMES[t]: row[t] for t in engagement_types}
+
     def _fit_text(self, i: int, parts: list[float]) -> str | None:
         seg = self.population.segments
         order = sorted(range(len(parts)), key=lambda d: -parts[d])
@@ -117,9 +124,7 @@ class ReasonWriter:
         tp = agg.account_type_points[i].tolist()
         eng_raw = float(s.engagement_raw[i])
         eng = float(s.engagement[i])
-        scored = [t for t, points in enumerate(tp) if points]
-        engagement_types = [t for t in scored if self._is_eng[t]]
-        raw_parts = {TYPE_NAMES[t]: tp[t] for t in engagement_types}
+        scored, engagement_types, raw_parts = self._scored(tp)
         new_people = int(agg.account_new_people[i])
         bonus = config.engagement.new_person_points * new_people
         if bonus:
@@ -193,9 +198,7 @@ class ReasonWriter:
         tp = s.agg.person_type_points[i].tolist()
         raw = float(s.person_engagement_raw[i])
         eng = float(s.person_engagement[i])
-        scored = [t for t, points in enumerate(tp) if points]
-        engagement_types = [t for t in scored if self._is_eng[t]]
-        raw_parts = {TYPE_NAMES[t]: tp[t] for t in engagement_types}
+        scored, engagement_types, raw_parts = self._scored(tp)
         eng_parts = _scaled(raw_parts, eng, raw)
         scale = eng / raw if raw > 0 else 0.0
         phrases = [
