@@ -274,7 +274,11 @@ class Score(ScoreColumns, Base):
     """The current scores of one account or person, with the reasons behind them."""
 
     __tablename__ = "scores"
-    __table_args__ = (UniqueConstraint("entity_kind", "entity_id", name="uq_scores_entity"),)
+    __table_args__ = (
+        UniqueConstraint("entity_kind", "entity_id", name="uq_scores_entity"),
+        # what an incremental writeback sends: the entities whose visible score changed since a time
+        Index("ix_scores_rescored", "entity_kind", "scored_at", "entity_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     entity_kind: Mapped[str] = mapped_column(String(16))  # "account" or "person"

@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, or_, select
+from sqlalchemy import Connection, Engine, Select, and_, or_, select, union
 from sqlalchemy.orm import aliased
 
 from store.schema import Account, AccountLink, Match, Person, Score, WritebackError
@@ -57,6 +57,30 @@ def _pending_errors(crm: str, obj: str) -> Any:
     return select(WritebackError.crm_id).where(WritebackError.crm == crm, WritebackError.object == obj)
 
 
+def _rescored(kind: str, changed_since: datetime) -> Select:
+    """Ids of the ``kind`` entities whose visible score changed after ``changed_since``.
+
+    Read through ``ix_scores_rescored``: the changed records of an incremental run are found by
+    what changed, not by testing every record of the object (on the L org, reading the 500,000
+    Contacts to keep 40,000 took about 5 s per object, and about as long when nothing changed).
+    """
+    return select(Score.entity_id).where(Score.entity_kind == kind, Score.scored_at > changed_since)
+
+
+def _of_object(table: Any, crm: str, obj: str, changed_since: datetime | None) -> list[Any]:
+    """The terms keeping one CRM object's records.
+
+    A full pass walks the object in ``crm_id`` order through its unique index. An incremental pass is
+    led by the changed ids instead, and these terms must not lead it: with no statistics, SQLite's
+    planner takes an equality on crm and object for a few rows and walks the whole object through
+    that index, testing each record against the changed ids. ``|| ''`` keeps a term from any index
+    (SQLite's idiom for it) and means the same in PostgreSQL.
+    """
+    if changed_since is None:
+        return [table.crm == crm, table.object == obj]
+    return [table.crm.concat("") == crm, table.object.concat("") == obj]
+
+
 def _accounts_query(crm: str, obj: str, changed_since: datetime | None) -> Select:
     """Scored, live accounts of ``crm`` ``obj`` (or those changed since ``changed_since``)."""
     own = aliased(Score)
@@ -67,13 +91,19 @@ def _accounts_query(crm: str, obj: str, changed_since: datetime | None) -> Selec
         .outerjoin(AccountLink, AccountLink.account_id == Account.id)
         .outerjoin(own, and_(own.entity_kind == "account", own.entity_id == Account.id))
         .outerjoin(canon, and_(canon.entity_kind == "account", canon.entity_id == AccountLink.canonical_account_id))
-        .where(Account.crm == crm, Account.object == obj, Account.is_deleted.is_(False),
+        .where(*_of_object(Account, crm, obj, changed_since), Account.is_deleted.is_(False),
                Account.merged_into.is_(None), or_(own.id.isnot(None), canon.id.isnot(None)))
         .order_by(Account.crm_id)
     )
     if changed_since is not None:
-        query = query.where(or_(own.scored_at > changed_since, canon.scored_at > changed_since,
-                                Account.crm_id.in_(_pending_errors(crm, obj))))
+        rescored = _rescored("account", changed_since)
+        changed = union(
+            rescored,
+            select(AccountLink.account_id).where(AccountLink.canonical_account_id.in_(rescored)),  # shown through
+            select(Account.id).where(Account.crm == crm, Account.object == obj,
+                                     Account.crm_id.in_(_pending_errors(crm, obj))),
+        )
+        query = query.where(Account.id.in_(changed))
     return query
 
 
@@ -120,13 +150,18 @@ def _people_query(crm: str, obj: str, changed_since: datetime | None) -> Select:
         .join(Score, and_(Score.entity_kind == "person", Score.entity_id == Person.id))
         .outerjoin(Match, Match.person_id == Person.id)
         .outerjoin(matched, matched.id == Match.account_id)
-        .where(Person.crm == crm, Person.object == obj, Person.is_deleted.is_(False), Person.merged_into.is_(None),
-               Person.is_converted.is_(False))
+        .where(*_of_object(Person, crm, obj, changed_since), Person.is_deleted.is_(False),
+               Person.merged_into.is_(None), Person.is_converted.is_(False))
         .order_by(Person.crm_id)
     )
     if changed_since is not None:
-        query = query.where(or_(Score.scored_at > changed_since, Match.matched_at > changed_since,
-                                Person.crm_id.in_(_pending_errors(crm, obj))))
+        changed = union(
+            _rescored("person", changed_since),
+            select(Match.person_id).where(Match.matched_at > changed_since),
+            select(Person.id).where(Person.crm == crm, Person.object == obj,
+                                    Person.crm_id.in_(_pending_errors(crm, obj))),
+        )
+        query = query.where(Person.id.in_(changed))
     return query
 
 

@@ -1,0 +1,66 @@
+"""What an incremental writeback reads (``writeback.source``): the records whose visible score changed,
+people whose match changed, accounts shown through a rescored canonical account, and records with a
+pending write error, found from what changed rather than by testing every record of the object."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, insert, update
+from test_writeback_support import change_scores, store_records
+
+from store.schema import AccountLink, Match, WritebackError
+from store.types import utcnow
+from writeback import source
+
+
+def _targets(engine: Engine, crm: str, obj: str, kind: str, since) -> list[str]:
+    return [r.crm_id for chunk in source.iter_targets(engine, crm, obj, kind, changed_since=since) for r in chunk]
+
+
+def test_an_incremental_pass_reads_what_changed_and_nothing_else(engine: Engine) -> None:
+    accounts = [("Account", f"001{n:015d}") for n in range(1, 6)]
+    leads = [("lead", f"00Q{n:015d}", accounts[0][1]) for n in range(1, 6)]
+    sf = store_records(engine, "salesforce", accounts, {"Lead": leads})
+    hs = store_records(engine, "hubspot", [("companies", "901"), ("companies", "902")], {}, seed=2)
+    a1, a2 = (sf.accounts[crm_id] for _, crm_id in accounts[:2])
+    l1, l2 = (sf.people["Lead"][crm_id] for _, crm_id, _ in leads[:2])
+    now = utcnow()
+    since = now - timedelta(minutes=5)
+    with engine.begin() as conn:
+        # HubSpot company 901 is Salesforce account 2 (canonical): it shows account 2's scores
+        conn.execute(insert(AccountLink).values(account_id=hs.accounts["901"], canonical_account_id=a2,
+                                                method="domain", confidence=0.97))
+        conn.execute(update(Match).where(Match.person_id == l2).values(reason="same company name", matched_at=now))
+        conn.execute(insert(WritebackError), [
+            {"crm": "salesforce", "object": obj, "crm_id": crm_id, "code": "UNABLE_TO_LOCK_ROW", "message": "locked",
+             "first_failed_at": now, "last_failed_at": now, "next_retry_at": now}
+            for obj, crm_id in (("Account", accounts[2][1]), ("Lead", leads[2][1]))])
+    change_scores(engine, "account", [a1, a2], scored_at=now)
+    change_scores(engine, "person", [l1], scored_at=now)
+    change_scores(engine, "account", [hs.accounts["902"]], scored_at=since - timedelta(seconds=1))  # before
+
+    assert _targets(engine, "salesforce", "Account", "account", since) == [accounts[0][1], accounts[1][1],
+                                                                           accounts[2][1]]
+    assert _targets(engine, "hubspot", "companies", "account", since) == ["901"]
+    assert _targets(engine, "salesforce", "Lead", "person", since) == [leads[0][1], leads[1][1], leads[2][1]]
+    assert _targets(engine, "salesforce", "Lead", "person", now + timedelta(seconds=1)) == [leads[2][1]]
+    # a full pass reads every record, in crm_id order
+    assert _targets(engine, "salesforce", "Account", "account", None) == [crm_id for _, crm_id in accounts]
+
+
+def test_the_changed_records_are_found_through_indexes(engine: Engine) -> None:
+    """SQLite: the people and accounts read are those the changed scores, matches and errors name (by rowid),
+    not every record of the object tested in turn."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("query plans are SQLite's here")
+    store_records(engine, "salesforce", [("Account", "001000000000000001")],
+                  {"Lead": [("lead", "00Q000000000000001", "001000000000000001")]})
+    for query, table in ((source._people_query("salesforce", "Lead", utcnow()), "people"),
+                         (source._accounts_query("salesforce", "Account", utcnow()), "accounts")):
+        sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+        with engine.connect() as conn:
+            plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+        assert f"SEARCH {table} USING INTEGER PRIMARY KEY (rowid=?)" in plan, plan
+        assert any(step.startswith("SEARCH scores USING COVERING INDEX ix_scores_rescored") for step in plan), plan
