@@ -134,12 +134,12 @@ class RecordPull:
         self.progress = progress
         self._records: int | None = None
 
-    def _live_records(self) -> int:
-        """The object's live records in the store, counted once a run: the choice between search and list
-        and the sweep's pace both read it, and on a large store the count takes seconds."""
+    def _stored_records(self) -> int:
+        """The object's records in the store (see :func:`store_ops.stored_count`), counted once a run: the
+        choice between search and list and the sweep's pace both read it."""
         if self._records is None:
             with self.engine.connect() as conn:
-                self._records = store_ops.live_count(conn, self.spec.table, self.spec.name)
+                self._records = store_ops.stored_count(conn, self.spec.table, self.spec.name)
         return self._records
 
     def _report(self, event: str, total: int | None = None) -> None:
@@ -275,7 +275,7 @@ class RecordPull:
             requests_per_s=limiter.general.max_requests / limiter.general.window_s,
             searches_per_s=limiter.search.max_requests / limiter.search.window_s)
         # the store's count only when it can matter: a list as short as the changes alone must win first
-        return faster(changed, changed) and faster(changed, self._live_records())
+        return faster(changed, changed) and faster(changed, self._stored_records())
 
     def _links(self, ids: Sequence[str]) -> dict[str, Links]:
         """Associations of records read by search, through v4 batch reads."""
@@ -294,7 +294,7 @@ class RecordPull:
         if not self.spec.associations or hours is None:
             return
         last = state_datetime(cursor, SWEPT_AT) or self.run_start
-        pages = sweep_pages(self._live_records(), self.page_size, self.run_start - last, timedelta(hours=hours),
+        pages = sweep_pages(self._stored_records(), self.page_size, self.run_start - last, timedelta(hours=hours),
                             self.tuning.association_sweep_min_pages)
         after = cursor.state.get(SWEEP_AFTER)
         for _ in range(pages):
