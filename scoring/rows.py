@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 
 from config.scoring import ScoringConfig
 from scoring.engine import gather
@@ -23,6 +24,8 @@ from scoring.scores import Population, ScoreSet
 from store.types import JsonText
 
 ACCOUNT, PERSON = "account", "person"
+# keys as json writes them (numbers as text), numpy scalars as numbers
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def _opt(value: float) -> float | None:
@@ -109,14 +112,15 @@ def score_rows(
 
 
 def _json_text(breakdown: dict[str, Any]) -> JsonText:
-    """The breakdown encoded as the JSON column stores it, NaN and infinities as null.
+    """The breakdown encoded for the JSON column, NaN and infinities as null.
 
-    Encoding refuses them in C; only a breakdown that has one is walked (a walk of every breakdown
-    cost the L org's incremental save about 3 of its 25 seconds).
+    orjson writes them as null itself, and encodes an L org's breakdowns (1.9 KB each) in 1.3 µs
+    against 14 µs with ``json`` (2.6 s of the save of an increment that rescored 182,000 entities).
+    What orjson refuses (an integer past 64 bits) is encoded by ``json``, made safe first.
     """
     try:
-        return JsonText(json.dumps(breakdown, ensure_ascii=False, allow_nan=False))
-    except ValueError:
+        return JsonText(orjson.dumps(breakdown, option=_ORJSON_OPTIONS).decode())
+    except orjson.JSONEncodeError:
         return JsonText(json.dumps(_json_safe(breakdown), ensure_ascii=False, allow_nan=False))
 
 

@@ -11,8 +11,8 @@ from sqlalchemy.types import TypeDecorator
 
 
 class JsonText(str):
-    """A value of a JSON column already encoded as the store writes it (``json.dumps`` with
-    ``ensure_ascii=False``): the batched upserts write it as it is rather than encoding it again.
+    """A value of a JSON column already encoded as JSON text (UTF-8, no NaN): the batched upserts write
+    it as it is rather than encoding it again.
 
     For producers that must encode anyway to prove a value is valid JSON (no NaN), which costs
     the same as the encoding the upsert would do.

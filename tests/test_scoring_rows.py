@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,11 +15,18 @@ from scoring.rows import _json_text
 from store.types import JsonText
 
 
-def test_a_clean_breakdown_is_encoded_as_the_store_would() -> None:
-    breakdown = {"engagement": {"parts": {"Webinar": 12.5, "Café visit": 3.0}, "persona": "exec"}, "grade": 2}
+def test_a_clean_breakdown_is_encoded_as_json_text() -> None:
+    breakdown = {"engagement": {"parts": {"Webinar": 12.5, "Café visit": 3.0}, "persona": "exec"}, "grade": 2,
+                 "days": {7: 1.5}, "weight": np.float64(0.25), "count": np.int64(3)}
     encoded = _json_text(breakdown)
-    assert isinstance(encoded, JsonText)
-    assert encoded == json.dumps(breakdown, ensure_ascii=False)
+    assert isinstance(encoded, JsonText) and type(str(encoded)) is str
+    assert json.loads(encoded) == {**breakdown, "days": {"7": 1.5}, "weight": 0.25, "count": 3}
+    assert "Café" in encoded  # UTF-8, not \\u escapes
+
+
+def test_what_orjson_refuses_is_encoded_by_json() -> None:
+    breakdown = {"big": 2**70, "ratio": math.nan}
+    assert json.loads(_json_text(breakdown)) == {"big": 2**70, "ratio": None}
 
 
 def test_nan_and_infinities_anywhere_become_null() -> None:
