@@ -186,20 +186,23 @@ class RecordMapper:
             if r.get("CampaignId"):
                 campaigns.add(r["CampaignId"])
         return {
-            "campaign_type": _lookup(conn, Campaign.__table__.c.crm_id, Campaign.__table__.c.type, campaigns),
-            "opportunity_account": _lookup(
-                conn, Opportunity.__table__.c.crm_id, Opportunity.__table__.c.account_crm_id, opportunities
-            ),
+            "campaign_type": _lookup(conn, "Campaign", Campaign.__table__.c.crm_id, Campaign.__table__.c.type,
+                                     campaigns),
+            "opportunity_account": _lookup(conn, "Opportunity", Opportunity.__table__.c.crm_id,
+                                           Opportunity.__table__.c.account_crm_id, opportunities),
         }
 
 
-def _lookup(conn: Connection, key: Any, value: Any, ids: set[str]) -> dict[str, Any]:
+def _lookup(conn: Connection, object_name: str, key: Any, value: Any, ids: set[str]) -> dict[str, Any]:
+    """``value`` of the stored ``object_name`` records with these ids, by the (crm, object, crm_id) key: without
+    the object, only the key's first column could lead the search, through every Salesforce record of the table."""
     out: dict[str, Any] = {}
     table = key.table
     pending = sorted(ids)
     for start in range(0, len(pending), LOOKUP_CHUNK):
         chunk = pending[start : start + LOOKUP_CHUNK]
-        found = conn.execute(select(key, value).where(table.c.crm == CRM, key.in_(chunk)))
+        found = conn.execute(select(key, value).where(table.c.crm == CRM, table.c.object == object_name,
+                                                      key.in_(chunk)))
         out.update((row[0], row[1]) for row in found)
     return out
 
