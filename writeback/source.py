@@ -61,8 +61,8 @@ def _rescored(kind: str, changed_since: datetime) -> Select:
     """Ids of the ``kind`` entities whose visible score changed after ``changed_since``.
 
     Read through ``ix_scores_rescored``: the changed records of an incremental run are found by
-    what changed, not by testing every record of the object (on the L org, reading the 500,000
-    Contacts to keep 40,000 took about 5 s per object, and about as long when nothing changed).
+    what changed, not by testing every record of the object. On the L store, reading the five
+    objects' targets took 2.6 s with nothing changed (0.04 s now), 5.6 s after a 1% change (4.1 s).
     """
     return select(Score.entity_id).where(Score.entity_kind == kind, Score.scored_at > changed_since)
 
