@@ -257,6 +257,21 @@ class MatchFeatures(Base):
     features: Mapped[str] = mapped_column(Text)  # a JSON array (matching.feature_cache.dump)
 
 
+class KeptTouches(Base):
+    """The score stage's copy of every touch, as the few numbers it reads (see worker.kept_touches).
+
+    A cache of ``activities``: part 0 holds what the copy is of (when it was taken, how many touches, the
+    schema revision, the names of their types), parts 1.. the columns, a million touches each. Dropping
+    every row costs one read of every touch, nothing else.
+    """
+
+    __tablename__ = "kept_touches"
+
+    part: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    header: Mapped[dict[str, Any] | None]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class ScoreColumns:
     engagement: Mapped[float | None] = mapped_column(Float)
     sales_activity: Mapped[float | None] = mapped_column(Float)

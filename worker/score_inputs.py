@@ -26,6 +26,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
+from typing import Literal
 
 import numpy as np
 from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, and_, case, cast, extract, func, or_, select
@@ -39,9 +40,13 @@ from store.cursor_rows import driver_batches
 from store.records import OpportunityRecord
 from store.schema import AccountLink, Activity, Match, Opportunity, Person
 from worker.gc_pause import cyclic_gc_paused
+from worker.kept_touches import TouchRows, current_touches, read_touches
 from worker.match_stage import load_accounts
 
 TIED = ("auto", "pinned", "crm")
+# Where the touches come from (see worker.kept_touches): the table alone ("ignore"); the table, and a copy kept
+# of them ("refresh", a full run); the kept copy and what changed since ("reuse", an incremental run).
+KeptCopy = Literal["ignore", "refresh", "reuse"]
 PARTITION_ROWS = 200_000
 # Touches whose person or account the store has not resolved to an id are read by key. Up to this many (of
 # either), their keys are read apart first and the touches' stream reads integers only; past it (a store whose
@@ -118,11 +123,18 @@ def _columns(kind: Sequence[str], ts: Sequence[int], person: np.ndarray, account
              report: LoadReport) -> ActivityColumns:
     """Touch columns from types, times and positions (-1: none); what cannot be used is counted."""
     n = len(ts)
-    report.rows += n
     type_code = np.fromiter(map(TYPE_CODE.get, kind, repeat(-1, n)), dtype=np.int64, count=n)
     known_type = type_code >= 0
     if not known_type.all():
         report.unknown_type.update(str(kind[i]) for i in np.flatnonzero(~known_type).tolist())
+    return _coded_columns(type_code, ts, person, account, report)
+
+
+def _coded_columns(type_code: np.ndarray, ts: Sequence[int] | np.ndarray, person: np.ndarray, account: np.ndarray,
+                   report: LoadReport) -> ActivityColumns:
+    """Touch columns from type codes (-1: unknown, already counted), times and positions (-1: none)."""
+    report.rows += len(type_code)
+    known_type = type_code >= 0
     attributable = (person >= 0) | (account >= 0)
     report.unattributed += int((known_type & ~attributable).sum())
     keep = known_type & attributable
@@ -169,7 +181,7 @@ def _unresolved_keys(conn: Connection) -> tuple[dict[int, tuple[str, str]], dict
     return out[0], out[1]
 
 
-def _positions_by_id(touch_ids: np.ndarray, refs: Sequence[int], unresolved: Mapping[int, tuple[str, str]],
+def _positions_by_id(touch_ids: np.ndarray, refs: Sequence[int] | np.ndarray, unresolved: Mapping[int, tuple[str, str]],
                      by_id: IdLookup, by_key: KeyLookup) -> np.ndarray:
     """Positions from store ids, and from the keys read apart for the touches not resolved (-1 where neither)."""
     positions = by_id.find(np.asarray(refs, dtype=np.int64))
@@ -181,28 +193,33 @@ def _positions_by_id(touch_ids: np.ndarray, refs: Sequence[int], unresolved: Map
     return positions
 
 
-def _columns_by_id(rows: list[tuple], apart: tuple[Mapping[int, tuple[str, str]], Mapping[int, tuple[str, str]]],
-                   keys: _Lookups, ids: tuple[IdLookup, IdLookup], report: LoadReport) -> ActivityColumns:
-    """Touch columns from rows of (touch id, type, seconds, person id, account id), with the keys of the touches
-    not resolved read apart (``apart``: people's, accounts'). ``ids``: (accounts, people)."""
-    touch, kind, ts, person_ref, account_ref = zip(*rows, strict=True)
-    touch_ids = np.asarray(touch, dtype=np.int64) if apart[0] or apart[1] else np.empty(0, dtype=np.int64)
-    person = _positions_by_id(touch_ids, person_ref, apart[0], ids[1], keys.people)
-    account = _positions_by_id(touch_ids, account_ref, apart[1], ids[0], keys.accounts)
-    return _columns(kind, ts, person, account, report)
+def _kept_columns(touches: TouchRows, apart: tuple[Mapping[int, tuple[str, str]], Mapping[int, tuple[str, str]]],
+                  keys: _Lookups, ids: tuple[IdLookup, IdLookup], report: LoadReport) -> ActivityColumns:
+    """Touch columns from every touch's store ids (:mod:`worker.kept_touches`), with the keys of the touches not
+    resolved read apart (``apart``: people's, accounts'). ``ids``: (accounts, people)."""
+    usable = touches.take(touches.usable)
+    by_name = np.array([TYPE_CODE.get(name, -1) for name in touches.types], dtype=np.int64)
+    type_code = by_name[usable.type] if len(by_name) else np.empty(0, dtype=np.int64)
+    unknown = np.bincount(usable.type[type_code < 0], minlength=len(by_name))
+    report.unknown_type.update({touches.types[i]: int(unknown[i]) for i in np.flatnonzero(unknown).tolist()})
+    person = _positions_by_id(usable.id, usable.person, apart[0], ids[1], keys.people)
+    account = _positions_by_id(usable.id, usable.account, apart[1], ids[0], keys.accounts)
+    return _coded_columns(type_code, usable.ts, person, account, report)
 
 
 def stream_activity_columns(
     conn: Connection, index: EntityIndex, ids: tuple[IdLookup, IdLookup], report: LoadReport,
-    partition_rows: int = PARTITION_ROWS,
+    partition_rows: int = PARTITION_ROWS, kept: KeptCopy = "ignore",
 ) -> ActivityColumns:
-    """Every live touch with a timestamp, as columns; what cannot be used is counted in ``report``.
+    """Every live touch with a timestamp, as columns, in store id order; what cannot be used is counted in
+    ``report``.
 
-    Rows come from the driver's cursor (see :mod:`store.cursor_rows`), ``partition_rows`` at a
-    time, in the table's own order (no ``ORDER BY``: the order every load of everyone has read
-    them in, so the engine's sums add up in the same order). ``ids`` (accounts, people): store id ->
-    position, for the touches the store resolved to ids (:mod:`store.touch_refs`), read as integers;
-    only the others are read by their string keys (apart, see :func:`_unresolved_keys`), found in ``index``.
+    ``ids`` (accounts, people): store id -> position, for the touches the store resolved to ids
+    (:mod:`store.touch_refs`), read as integers; only the others are read by their string keys (apart, see
+    :func:`_unresolved_keys`), found in ``index``. Those integers come from the table, or from the kept copy of
+    every touch and what changed since (``kept``, see :mod:`worker.kept_touches`). A store with too many touches
+    unresolved to read their keys apart is read from the driver's cursor, ``partition_rows`` at a time, with the
+    keys inline.
     """
     table = Activity.__table__
     live = table.c.is_deleted.is_(False)
@@ -214,10 +231,12 @@ def stream_activity_columns(
     timed = table.c.occurred_at.is_not(None)
     apart = _unresolved_keys(conn)
     if apart is not None:  # integers only: the key columns cost the L org's 6 million rows 2 of their 8 seconds
-        query = select(table.c.id, table.c.activity_type, _epoch_seconds(conn),
-                       func.coalesce(table.c.person_ref, -1), func.coalesce(table.c.account_ref, -1)).where(live, timed)
-        parts = [_columns_by_id(rows, apart, keys, ids, report) for rows in driver_batches(conn, query, partition_rows)]
-        return ActivityColumns.concat(parts) if parts else ActivityColumns.empty()
+        if kept == "ignore":
+            touches = read_touches(conn, _epoch_seconds(conn))
+        else:
+            touches = current_touches(conn, _epoch_seconds(conn), (apart[0].keys(), apart[1].keys()),
+                                      reuse=kept == "reuse")
+        return _kept_columns(touches, apart, keys, ids, report)
     person_open, account_open = table.c.person_ref.is_(None), table.c.account_ref.is_(None)
     query = select(
         case((or_(person_open, account_open), table.c.crm)), table.c.activity_type, _epoch_seconds(conn),
@@ -275,10 +294,10 @@ def _matches(conn: Connection, canonical: Mapping[int, int]) -> dict[int, int | 
 
 
 def load_score_inputs(
-    conn: Connection, config: ScoringConfig, *, partition_rows: int = PARTITION_ROWS
+    conn: Connection, config: ScoringConfig, *, partition_rows: int = PARTITION_ROWS, kept: KeptCopy = "ignore",
 ) -> ScoringInputs:
     """Everything scoring needs, with the match table and cross-CRM links applied (built with the
-    cyclic garbage collector paused: see :mod:`worker.gc_pause`)."""
+    cyclic garbage collector paused: see :mod:`worker.gc_pause`). ``kept``: where the touches come from."""
     with cyclic_gc_paused():
         accounts = load_accounts(conn)
         canonical = dict(conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)).all())
@@ -294,5 +313,5 @@ def load_score_inputs(
         ids = (IdLookup([a.id for a in scored] + linked,
                         [*range(len(scored)), *(index.account_pos[canonical[i]] for i in linked)]),
                IdLookup(people.id, np.arange(len(people))))
-        activities = stream_activity_columns(conn, index, ids, report, partition_rows)
+        activities = stream_activity_columns(conn, index, ids, report, partition_rows, kept)
         return assemble_inputs(scored, people, activities, report, opportunities, config, index, matches)

@@ -280,7 +280,7 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
             outcome.loaded = "everyone (too many touched to read them alone)"
         scope = None
         started = time.perf_counter()
-        inputs = load_score_inputs(conn, config)
+        inputs = load_score_inputs(conn, config, kept="refresh" if incremental is None else "reuse")
         phases["load"] = time.perf_counter() - started
         if incremental is not None:
             started = time.perf_counter()

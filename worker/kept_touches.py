@@ -1,0 +1,259 @@
+"""The score stage's copy of every touch, kept between runs: an incremental run reads the touches
+changed since the copy was taken instead of every touch.
+
+Scoring everyone reads every touch of the org: on the L benchmark org, 5.9 million rows and 16 of the
+score stage's 27 seconds of loading, on every incremental run that touched too many entities to read
+them alone (see :mod:`worker.score_subset`), while such a run changed about 100,000 of them. The few
+numbers the score stage reads of a touch (store id, type, time, whether it is live and timed, the store
+ids of its person and account) are kept in ``kept_touches``, a million touches per row, about 31 bytes
+per touch. A run reads them back, then the touches whose ``changed_at`` is at or after the copy's
+cutoff (less ``CLOCK_MARGIN``), which replace their old rows.
+
+Why the copy stays exact:
+
+- every write that changes what is kept moves ``changed_at``: the pulls' upserts (a changed person or
+  account key also voids the resolved id, see :mod:`store.upsert`), deletes, HubSpot merges, held
+  meetings (:mod:`store.held_meetings`);
+- the one write that does not, resolving a touch's key to a store id (:mod:`store.touch_refs`), is
+  covered another way: a touch kept with its key unresolved is read again unless it is still
+  unresolved now (then the score stage reads its key apart, as it does for every such touch);
+- touches are never removed from the table, so a copy whose count or highest id disagrees with the
+  table is not of it (a write that went round this module, a restored backup): it is dropped and every
+  touch read again;
+- a copy taken by another version of the schema or of this format is not read.
+
+``CLOCK_MARGIN`` covers writers whose clock is a little behind the clock of the worker that took the
+copy (two workers sharing one PostgreSQL). The copy is written again once the touches read on top of it
+pass ``REWRITE_SHARE`` of it, so that what each run reads stays small, and by every full run, which reads
+every touch from the table (the nightly check that nothing drifted).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import ColumnElement, Connection, and_, case, delete, func, insert, select
+
+from store.cursor_rows import driver_batches
+from store.migrate import head_revision
+from store.schema import Activity, KeptTouches
+from store.types import utcnow
+
+log = logging.getLogger("abm.scoring")
+
+FORMAT = 1  # of the header and the columns below: a copy in another format is not read
+PART_ROWS = 1_000_000  # touches per row of kept_touches (31 MB): well inside any blob limit
+READ_ROWS = 200_000  # driver rows per batch
+CHUNK = 900  # ids per IN list: under every SQLite's limit on bound parameters
+REWRITE_SHARE = 0.02  # of the copy, read on top of it, past which the copy is written again
+CLOCK_MARGIN = timedelta(minutes=2)
+NO_KEY, UNRESOLVED = -1, -2  # person and account columns: no key at all; a key not resolved to an id
+
+_COLUMNS: tuple[tuple[str, str], ...] = (("id", "<i8"), ("type", "<i4"), ("ts", "<i8"), ("usable", "|b1"),
+                                         ("person", "<i4"), ("account", "<i4"))
+
+
+@dataclass(frozen=True)
+class TouchRows:
+    """Touches in store id order: ``type`` indexes ``types``; ``ts`` is 0 where there is no time;
+    ``usable``: live and timed (the others are kept only to be counted); ``person`` and ``account``:
+    the store id the key resolved to, ``NO_KEY`` or ``UNRESOLVED``."""
+
+    id: np.ndarray
+    type: np.ndarray
+    ts: np.ndarray
+    usable: np.ndarray
+    person: np.ndarray
+    account: np.ndarray
+    types: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def arrays(self) -> list[np.ndarray]:
+        return [getattr(self, name) for name, _ in _COLUMNS]
+
+    def take(self, selector: np.ndarray) -> TouchRows:
+        return TouchRows.of([a[selector] for a in self.arrays()], self.types)
+
+    @classmethod
+    def of(cls, columns: Sequence[np.ndarray], types: Sequence[str]) -> TouchRows:
+        """From the columns in ``_COLUMNS`` order."""
+        identity, kind, ts, usable, person, account = columns
+        return cls(identity, kind, ts, usable, person, account, tuple(types))
+
+    @classmethod
+    def empty(cls) -> TouchRows:
+        return cls.of([np.empty(0, dtype=dtype) for _, dtype in _COLUMNS], ())
+
+
+def _ref(ref: ColumnElement, key: ColumnElement) -> ColumnElement:
+    return case((ref.is_not(None), ref), (key.is_not(None), UNRESOLVED), else_=NO_KEY)
+
+
+def _select(epoch_seconds: ColumnElement) -> Any:
+    table = Activity.__table__
+    usable = and_(table.c.is_deleted.is_(False), table.c.occurred_at.is_not(None))
+    return select(table.c.id, table.c.activity_type, func.coalesce(epoch_seconds, 0), case((usable, 1), else_=0),
+                  _ref(table.c.person_ref, table.c.person_crm_id), _ref(table.c.account_ref, table.c.account_crm_id))
+
+
+def _query(epoch_seconds: ColumnElement, where: Iterable[ColumnElement]) -> Any:
+    return _select(epoch_seconds).where(*where)
+
+
+def read_touches(conn: Connection, epoch_seconds: ColumnElement, where: Iterable[ColumnElement] = ()) -> TouchRows:
+    """The touches ``where`` selects (every touch by default), in id order. Sorted here, not by the database:
+    SQLite, asked for id order, reads the whole table in it rather than the few rows an index finds."""
+    query = _query(epoch_seconds, where)
+    vocabulary: dict[str, int] = {}
+    code = vocabulary.setdefault
+    parts: list[list[np.ndarray]] = []
+    for rows in driver_batches(conn, query, READ_ROWS):
+        ids, kinds, ts, usable, person, account = zip(*rows, strict=True)
+        parts.append([np.array(ids, dtype=np.int64),
+                      np.fromiter((code(k, len(vocabulary)) for k in kinds), dtype=np.int32, count=len(kinds)),
+                      np.array(ts, dtype=np.int64), np.array(usable, dtype=bool),
+                      np.array(person, dtype=np.int32), np.array(account, dtype=np.int32)])
+    if not parts:
+        return TouchRows.empty()
+    columns = [np.concatenate([p[i] for p in parts]) for i in range(len(_COLUMNS))]
+    if (columns[0][1:] < columns[0][:-1]).any():  # an index's order, or PostgreSQL's heap order
+        order = np.argsort(columns[0], kind="stable")
+        columns = [c[order] for c in columns]
+    return TouchRows.of(columns, tuple(vocabulary))
+
+
+def _in_types(rows: TouchRows, types: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``rows``' type codes in the vocabulary ``types`` extended with the names it lacks."""
+    vocabulary = {name: i for i, name in enumerate(types)}
+    for name in rows.types:
+        vocabulary.setdefault(name, len(vocabulary))
+    remap = np.array([vocabulary[name] for name in rows.types], dtype=np.int32)
+    return (remap[rows.type] if len(rows.types) else rows.type), tuple(vocabulary)
+
+
+def merge(base: TouchRows, newer: TouchRows) -> TouchRows:
+    """``base`` with ``newer`` (id-sorted, distinct ids) in place of the rows of the same ids, and
+    after them by id where they are new."""
+    if len(newer) == 0:
+        return base
+    newer_type, types = _in_types(newer, base.types)
+    at = np.searchsorted(base.id, newer.id)
+    found = at < len(base)
+    found[found] = base.id[at[found]] == newer.id[found]
+    kept = np.ones(len(base), dtype=bool)
+    kept[at[found]] = False
+    remaining = base.take(kept)
+    where = np.searchsorted(remaining.id, newer.id)
+    columns = [np.insert(old, where, new) for old, new in
+               zip(remaining.arrays(), [newer.id, newer_type, *newer.arrays()[2:]], strict=True)]
+    return TouchRows.of(columns, types)
+
+
+@dataclass(frozen=True)
+class _Copy:
+    rows: TouchRows
+    cutoff: datetime
+
+
+def _load_copy(conn: Connection) -> _Copy | None:
+    """The kept copy, or None when there is none or it is not one this code can read."""
+    header = conn.execute(select(KeptTouches.header).where(KeptTouches.part == 0)).scalar_one_or_none()
+    if not header or header.get("format") != FORMAT or header.get("revision") != head_revision():
+        return None
+    blobs = conn.execute(select(KeptTouches.data).where(KeptTouches.part > 0).order_by(KeptTouches.part)).scalars()
+    parts = [_unpack(bytes(blob)) for blob in blobs]
+    if len(parts) != header["parts"]:
+        return None
+    columns = [np.concatenate([p[i] for p in parts]) if parts else np.empty(0, dtype=dtype)
+               for i, (_, dtype) in enumerate(_COLUMNS)]
+    rows = TouchRows.of(columns, header["types"])
+    if len(rows) != header["rows"]:
+        return None
+    return _Copy(rows, datetime.fromisoformat(header["cutoff"]))
+
+
+def _unpack(blob: bytes) -> list[np.ndarray]:
+    width = sum(np.dtype(dtype).itemsize for _, dtype in _COLUMNS)
+    n, rest = divmod(len(blob), width)
+    if rest:
+        raise ValueError(f"a kept_touches part of {len(blob)} bytes holds no whole number of touches")
+    out, offset = [], 0
+    for _, dtype in _COLUMNS:
+        column = np.frombuffer(blob, dtype=dtype, count=n, offset=offset)
+        out.append(column.astype(np.dtype(dtype).newbyteorder("="), copy=False))
+        offset += n * column.itemsize
+    return out
+
+
+def save_copy(conn: Connection, rows: TouchRows, cutoff: datetime) -> None:
+    """Keep ``rows`` (every touch, as of ``cutoff``) in place of any earlier copy."""
+    conn.execute(delete(KeptTouches))
+    parts = (len(rows) + PART_ROWS - 1) // PART_ROWS
+    header = {"format": FORMAT, "revision": head_revision(), "cutoff": cutoff.isoformat(), "rows": len(rows),
+              "parts": parts, "types": list(rows.types)}
+    conn.execute(insert(KeptTouches), [{"part": 0, "header": header, "data": b""}])
+    for part in range(parts):
+        window = slice(part * PART_ROWS, (part + 1) * PART_ROWS)
+        blob = b"".join(np.ascontiguousarray(a[window], dtype=dtype).tobytes()
+                        for a, (_, dtype) in zip(rows.arrays(), _COLUMNS, strict=True))
+        conn.execute(insert(KeptTouches), [{"part": part + 1, "header": None, "data": blob}])
+
+
+def drop_copy(conn: Connection) -> None:
+    conn.execute(delete(KeptTouches))
+
+
+def _of_table(conn: Connection, rows: TouchRows) -> bool:
+    """Whether ``rows`` can be every touch of the table: as many, and the same highest id."""
+    table = Activity.__table__
+    count, highest = conn.execute(select(func.count(), func.max(table.c.id))).one()
+    return count == len(rows) and (count == 0 or highest == int(rows.id[-1]))
+
+
+def _read_ids(conn: Connection, epoch_seconds: ColumnElement, ids: Collection[int]) -> TouchRows:
+    ordered = sorted(ids)
+    out = TouchRows.empty()
+    for begin in range(0, len(ordered), CHUNK):
+        chunk = read_touches(conn, epoch_seconds, [Activity.__table__.c.id.in_(ordered[begin:begin + CHUNK])])
+        out = merge(out, chunk)
+    return out
+
+
+def _stale(rows: TouchRows, unresolved: tuple[Collection[int], Collection[int]]) -> np.ndarray:
+    """Ids of the touches kept with a key unresolved that the store has resolved since."""
+    stale = []
+    for column, still in ((rows.person, unresolved[0]), (rows.account, unresolved[1])):
+        pending = rows.id[column == UNRESOLVED]
+        stale.append(pending[~np.isin(pending, np.fromiter(still, dtype=np.int64, count=len(still)))])
+    return np.union1d(*stale)
+
+
+def current_touches(conn: Connection, epoch_seconds: ColumnElement,
+                    unresolved: tuple[Collection[int], Collection[int]], *, reuse: bool = True) -> TouchRows:
+    """Every touch in the table as it is now, in id order: from the kept copy and what changed since
+    when ``reuse`` and a copy is there to be read, else from the table; the copy is written again when
+    it was not read or has grown stale (see the module docstring). ``unresolved``: the ids of the
+    touches whose person, and whose account, are unresolved now."""
+    started = utcnow()
+    copy = _load_copy(conn) if reuse else None
+    if copy is not None:
+        changed = read_touches(conn, epoch_seconds, [Activity.__table__.c.changed_at >= copy.cutoff - CLOCK_MARGIN])
+        rows = merge(copy.rows, changed)
+        if _of_table(conn, rows):
+            stale = _stale(rows, unresolved)
+            rows = merge(rows, _read_ids(conn, epoch_seconds, stale.tolist()))
+            if len(changed) + len(stale) > REWRITE_SHARE * len(rows):
+                save_copy(conn, rows, started)
+            return rows
+        log.warning("the kept copy of the touches (%d) is not of the table any more: every touch is read again",
+                    len(rows))
+    rows = read_touches(conn, epoch_seconds)
+    save_copy(conn, rows, started)
+    return rows
