@@ -231,11 +231,11 @@ def stream_activity_columns(
     timed = table.c.occurred_at.is_not(None)
     apart = _unresolved_keys(conn)
     if apart is not None:  # integers only: the key columns cost the L org's 6 million rows 2 of their 8 seconds
+        unresolved = (apart[0].keys(), apart[1].keys())
         if kept == "ignore":
-            touches = read_touches(conn, _epoch_seconds(conn))
+            touches = read_touches(conn, _epoch_seconds(conn), unresolved)
         else:
-            touches = current_touches(conn, _epoch_seconds(conn), (apart[0].keys(), apart[1].keys()),
-                                      reuse=kept == "reuse")
+            touches = current_touches(conn, _epoch_seconds(conn), unresolved, reuse=kept == "reuse")
         return _kept_columns(touches, apart, keys, ids, report)
     person_open, account_open = table.c.person_ref.is_(None), table.c.account_ref.is_(None)
     query = select(
