@@ -17,9 +17,9 @@ Why the copy stays exact:
 - the one write that does not, resolving a touch's key to a store id (:mod:`store.touch_refs`), is
   covered another way: a touch kept with its key unresolved is read again unless it is still
   unresolved now (then the score stage reads its key apart, as it does for every such touch);
-- touches are never removed from the table, so a copy whose count or highest id disagrees with the
-  table is not of it (a write that went round this module, a restored backup): it is dropped and every
-  touch read again;
+- touches are never removed from the table, and a new one takes an id past every earlier one, so a copy
+  that, with the touches changed since, misses a touch added since (a write that went round the change
+  stamp) is not of the table: it is dropped and every touch read again;
 - a copy taken by another version of the schema or of this format is not read.
 
 ``CLOCK_MARGIN`` covers writers whose clock is a little behind the clock of the worker that took the
@@ -226,11 +226,14 @@ def drop_copy(conn: Connection) -> None:
     conn.execute(delete(KeptTouches))
 
 
-def _of_table(conn: Connection, rows: TouchRows) -> bool:
-    """Whether ``rows`` can be every touch of the table: as many, and the same highest id."""
+def _of_table(conn: Connection, kept_through: int, rows: TouchRows) -> bool:
+    """Whether ``rows`` (a copy of the touches up to id ``kept_through``, with the touches changed since read on
+    top) can be every touch of the table: the touches added since, those past ``kept_through``, are all among
+    them. A touch is never removed, and a new one takes an id past every earlier one, so only the ids added
+    since are counted, through the primary key: counting every touch took 2.5 s of a run on the L org."""
     table = Activity.__table__
-    count, highest = conn.execute(select(func.count(), func.max(table.c.id))).one()
-    return count == len(rows) and (count == 0 or highest == int(rows.id[-1]))
+    count, highest = conn.execute(select(func.count(), func.max(table.c.id)).where(table.c.id > kept_through)).one()
+    return count == int(np.count_nonzero(rows.id > kept_through)) and (count == 0 or highest == int(rows.id[-1]))
 
 
 def _read_ids(conn: Connection, epoch_seconds: ColumnElement, unresolved: Unresolved,
@@ -265,7 +268,7 @@ def current_touches(conn: Connection, epoch_seconds: ColumnElement,
         changed = read_touches(conn, epoch_seconds, unresolved,
                                [Activity.__table__.c.changed_at >= copy.cutoff - CLOCK_MARGIN])
         rows = merge(copy.rows, changed)
-        if _of_table(conn, rows):
+        if _of_table(conn, int(copy.rows.id[-1]) if len(copy.rows) else -1, rows):
             stale = _stale(rows, unresolved)
             rows = merge(rows, _read_ids(conn, epoch_seconds, unresolved, stale.tolist()))
             if len(changed) + len(stale) > REWRITE_SHARE * len(rows):
