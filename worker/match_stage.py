@@ -24,9 +24,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import Connection, Engine, func, select
 
@@ -43,6 +44,7 @@ from store.records import AccountRecord, PersonRecord
 from store.schema import ACCOUNT_TOUCHES, Account, AccountLink, Activity, Match, Person, Run
 from store.types import utcnow
 from store.upsert import upsert
+from worker.forked import Forked
 from worker.gc_pause import cyclic_gc_paused
 from worker.match_features import features_by_account, keep_new_features, load_kept_features
 
@@ -305,12 +307,27 @@ def write_matches(
 def cross_crm_links(conn: Connection, accounts: Sequence[AccountRecord], config: MatchingConfig,
                     changed: Sequence[int] | None,
                     features: Mapping[int, Features] | None = None) -> list[AccountLinkResult]:
+    """The cross-CRM link of every HubSpot company that is a Salesforce account (see :func:`link_accounts`)."""
+    return link_accounts(accounts, config, changed, features, stored_links(conn) if changed is not None else {})
+
+
+def stored_links(conn: Connection) -> dict[int, AccountLinkResult]:
+    """HubSpot company id -> its stored link."""
+    return {row.account_id: AccountLinkResult(row.account_id, row.canonical_account_id, row.method or "",
+                                              row.confidence or 0.0)
+            for row in conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id,
+                                           AccountLink.method, AccountLink.confidence))}
+
+
+def link_accounts(accounts: Sequence[AccountRecord], config: MatchingConfig, changed: Sequence[int] | None,
+                  features: Mapping[int, Features] | None,
+                  stored: Mapping[int, AccountLinkResult]) -> list[AccountLinkResult]:
     """The cross-CRM link of every HubSpot company that is a Salesforce account.
 
     With ``changed`` (an incremental run: the accounts that changed since the last match stage),
     only the companies those changes can affect are linked again: a changed company, one linked to
     a changed account or naming its Salesforce id, and one whose domain or name blocking now
-    offers a changed account. Every other company keeps its stored link: linking all of them
+    offers a changed account. Every other company keeps its ``stored`` link: linking all of them
     again took half a minute on a large org for each account edit.
 
     ``features`` (account id -> index features), read by the match stage's own matcher, spare the linker's
@@ -326,10 +343,6 @@ def cross_crm_links(conn: Connection, accounts: Sequence[AccountRecord], config:
         return [link for company in hubspot if (link := linker.link(company)) is not None]
     changed_ids = set(changed)
     changed_sf_ids = {a.crm_id for a in salesforce if a.id in changed_ids}
-    stored = {row.account_id: AccountLinkResult(row.account_id, row.canonical_account_id, row.method or "",
-                                                row.confidence or 0.0)
-              for row in conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id,
-                                             AccountLink.method, AccountLink.confidence))}
     claims = Claims(linker.matcher, changed_ids)
     links: list[AccountLinkResult] = []
     for company in hubspot:
@@ -393,7 +406,8 @@ def run_match_stage(
     phase = outcome.phase
     # Nothing the stage builds forms a reference cycle, and it builds millions of objects (contacts, the index,
     # results): automatic full collections walking them all cost seconds, on every run.
-    with engine.begin() as conn, cyclic_gc_paused():
+    with engine.begin() as conn, cyclic_gc_paused(), ExitStack() as stack:
+        links_job: Forked[list[AccountLinkResult]] | None = None
         relink = True
         changed_accounts: list[int] = []
         with phase("scope"):
@@ -418,6 +432,12 @@ def run_match_stage(
                 outcome.features_read = keep_new_features(conn, matcher, kept)
                 del kept
                 features = features_by_account(matcher) if relink else None
+            if relink:  # computed beside the claims and the matching, which leave a core idle (worker.forked)
+                changed = changed_accounts or None
+                job = partial(link_accounts, accounts, config, changed, features,
+                              stored_links(conn) if changed is not None else {})
+                links_job = stack.enter_context(Forked(job))
+                del job
             if wanted is not None and changed_accounts:
                 with phase("claims"):
                     wanted = sorted(set(wanted) | claimable_people(conn, matcher, changed_accounts))
@@ -436,7 +456,8 @@ def run_match_stage(
                 outcome.by_decision = decision_counts(conn)
         with phase("links"):
             if relink:
-                links = cross_crm_links(conn, accounts, config, changed_accounts or None, features)
+                links = (links_job.result() if links_job is not None
+                         else cross_crm_links(conn, accounts, config, changed_accounts or None, features))
                 del features
                 outcome.changed_links, outcome.relinked_accounts = write_links(conn, links)
                 outcome.links = len(links)

@@ -1,0 +1,76 @@
+"""One computation run in a forked process beside the stage's own work, its result collected later.
+
+The match stage's main process works alone for long stretches (finding the people changed accounts may
+claim, reading and writing matches) while the second core idles; the cross-CRM links need none of that
+and can be computed meanwhile. The job is forked, so it reads the caller's objects copy-on-write and
+nothing is pickled on the way in; only its result comes back. It must not touch the caller's database
+connection, which the forked process inherits but must leave alone.
+
+Where fork is not available, the job runs in the calling process when its result is asked for.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from multiprocessing.pool import AsyncResult, Pool
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+# The job the forked process runs: set just before the fork, cleared once the result is in.
+_job: Callable[[], Any] | None = None
+
+
+def _run_job() -> Any:
+    assert _job is not None, "a forked job started without its function"
+    return _job()
+
+
+class Forked(Generic[T]):
+    """``fn()`` started now in a forked process (or, without fork, run by :meth:`result`).
+
+    Use as a context manager: leaving it stops the process if its result was never asked for. One
+    forked job at a time per process.
+    """
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        global _job
+        if _job is not None:
+            raise RuntimeError("another forked job is still running in this process")
+        self._fn = fn
+        self._pool: Pool | None = None
+        self._pending: AsyncResult | None = None
+        if "fork" in multiprocessing.get_all_start_methods():
+            _job = fn
+            try:
+                self._pool = multiprocessing.get_context("fork").Pool(1)
+                self._pending = self._pool.apply_async(_run_job)
+            except BaseException:
+                _job = None
+                raise
+
+    def result(self) -> T:
+        """The job's result (its exception, raised here, if it failed)."""
+        if self._pending is None:
+            return self._fn()
+        try:
+            return self._pending.get()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        global _job
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+            _job = None
+
+    def __enter__(self) -> Forked[T]:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
