@@ -3,11 +3,12 @@
 Accounts and deals are read as records (hundreds of thousands at most, and scoring needs their
 fields); people (millions) as columns of the driver's tuples, with times turned into epoch seconds
 by the database (see :class:`scoring.inputs.PeopleColumns`). Touches can be tens of millions, so
-they are streamed in batches straight from the driver's cursor (:mod:`store.cursor_rows`): the
-database turns timestamps into epoch seconds, and each batch's store ids (see
-:mod:`store.touch_refs`) are turned into entity positions by numpy lookups, the keys of the few
-touches not resolved yet by the entity index's own dicts, never a Python object per touch that
-outlives its batch. The timestamp conversion is not what costs: SQLite's
+they are streamed in batches straight from the driver's cursor (:mod:`store.cursor_rows`) into numpy
+columns of 29 bytes a touch (:mod:`worker.kept_touches`, which also keeps them between runs): the
+database turns timestamps into epoch seconds, and the store ids (see :mod:`store.touch_refs`) are
+turned into entity positions by numpy lookups, the keys of the few touches not resolved yet by the
+entity index's own dicts, never a Python object per touch that outlives its batch. The timestamp
+conversion is not what costs: SQLite's
 ``strftime('%s')`` over an L org's 5.9 million touches takes under 3 CPU seconds of the scan, the
 driver's rows about 9, and Python's cyclic garbage collector, unless paused, more than everything
 else together (see :mod:`worker.gc_pause`).
