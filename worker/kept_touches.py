@@ -114,10 +114,10 @@ def _query(epoch_seconds: ColumnElement, where: Iterable[ColumnElement]) -> Any:
                   func.coalesce(table.c.person_ref, NO_KEY), func.coalesce(table.c.account_ref, NO_KEY)).where(*where)
 
 
-def _marked(ids: np.ndarray, refs: np.ndarray, unresolved: Collection[int]) -> np.ndarray:
+def _mark_unresolved(ids: np.ndarray, refs: np.ndarray, unresolved: Collection[int]) -> None:
+    """``refs`` (read as ``NO_KEY`` where the store holds no id) set to ``UNRESOLVED`` for these touches."""
     if unresolved:
         refs[np.isin(ids, np.fromiter(unresolved, dtype=np.int64, count=len(unresolved)))] = UNRESOLVED
-    return refs
 
 
 def read_touches(conn: Connection, epoch_seconds: ColumnElement, unresolved: Unresolved,
@@ -140,8 +140,8 @@ def read_touches(conn: Connection, epoch_seconds: ColumnElement, unresolved: Unr
     if (columns[0][1:] < columns[0][:-1]).any():  # an index's order, or PostgreSQL's heap order
         order = np.argsort(columns[0], kind="stable")
         columns = [c[order] for c in columns]
-    _marked(columns[0], columns[4], unresolved[0])
-    _marked(columns[0], columns[5], unresolved[1])
+    _mark_unresolved(columns[0], columns[4], unresolved[0])
+    _mark_unresolved(columns[0], columns[5], unresolved[1])
     return TouchRows.of(columns, tuple(vocabulary))
 
 
@@ -220,10 +220,6 @@ def save_copy(conn: Connection, rows: TouchRows, cutoff: datetime) -> None:
         blob = b"".join(np.ascontiguousarray(a[window], dtype=dtype).tobytes()
                         for a, (_, dtype) in zip(rows.arrays(), _COLUMNS, strict=True))
         conn.execute(insert(KeptTouches), [{"part": part + 1, "header": None, "data": blob}])
-
-
-def drop_copy(conn: Connection) -> None:
-    conn.execute(delete(KeptTouches))
 
 
 def _of_table(conn: Connection, kept_through: int, rows: TouchRows) -> bool:
