@@ -454,7 +454,7 @@ def run_match_stage(
         if outcome.incremental:
             with phase("match"):
                 outcome.by_decision = decision_counts(conn)
-        with phase("links"):
+        with phase("links"):  # with the links computed beside the matching: the wait for them, and their write
             if relink:
                 links = (links_job.result() if links_job is not None
                          else cross_crm_links(conn, accounts, config, changed_accounts or None, features))
