@@ -17,7 +17,7 @@ SQLAlchemy's result types have processed them: select plain strings and numbers,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from sqlalchemy import Connection, Select
 
@@ -40,3 +40,13 @@ def driver_batches(conn: Connection, query: Select, size: int) -> Iterator[list[
             yield rows
     finally:
         result.close()
+
+
+IN_LIST = 900  # values per IN list: under every SQLite's limit on bound parameters
+
+
+def in_lists(values: Collection, size: int = IN_LIST) -> Iterator[list]:
+    """``values`` sorted, ``size`` at a time: the lists of an ``IN`` read by many values."""
+    ordered = sorted(values)
+    for begin in range(0, len(ordered), size):
+        yield ordered[begin:begin + size]

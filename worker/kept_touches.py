@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, select
 
-from store.cursor_rows import driver_batches
+from store.cursor_rows import driver_batches, in_lists
 from store.migrate import head_revision
 from store.schema import Activity, KeptTouches
 from store.types import utcnow
@@ -50,7 +50,6 @@ log = logging.getLogger("abm.scoring")
 FORMAT = 1  # of the header and the columns below: a copy in another format is not read
 PART_ROWS = 1_000_000  # touches per row of kept_touches (29 MB): well inside any blob limit
 READ_ROWS = 200_000  # driver rows per batch
-CHUNK = 900  # ids per IN list: under every SQLite's limit on bound parameters
 REWRITE_SHARE = 0.02  # of the copy, read on top of it, past which the copy is written again
 CLOCK_MARGIN = timedelta(minutes=2)
 NO_KEY, UNRESOLVED = -1, -2  # person and account columns: no key at all; a key not resolved to an id
@@ -234,12 +233,9 @@ def _of_table(conn: Connection, kept_through: int, rows: TouchRows) -> bool:
 
 def _read_ids(conn: Connection, epoch_seconds: ColumnElement, unresolved: Unresolved,
               ids: Collection[int]) -> TouchRows:
-    ordered = sorted(ids)
     out = TouchRows.empty()
-    for begin in range(0, len(ordered), CHUNK):
-        chunk = read_touches(conn, epoch_seconds, unresolved,
-                             [Activity.__table__.c.id.in_(ordered[begin:begin + CHUNK])])
-        out = merge(out, chunk)
+    for chunk in in_lists(ids):
+        out = merge(out, read_touches(conn, epoch_seconds, unresolved, [Activity.__table__.c.id.in_(chunk)]))
     return out
 
 

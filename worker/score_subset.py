@@ -23,7 +23,7 @@ grades) comes from the stored :class:`scoring.scores.PopulationState` (see
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ from config.scoring import ScoringConfig
 from scoring.catalogue import TYPE_CODE
 from scoring.columns import LoadReport
 from scoring.inputs import EntityIndex, ScoringInputs, assemble_inputs
-from store.cursor_rows import driver_batches
+from store.cursor_rows import driver_batches, in_lists
 from store.records import AccountRecord, OpportunityRecord, PersonRecord
 from store.schema import Account, AccountLink, Activity, Match, Opportunity, Person
 from worker.score_inputs import (
@@ -48,7 +48,6 @@ from worker.score_inputs import (
 )
 from worker.score_scope import Touched
 
-CHUNK = 900  # values per IN list: under every SQLite's limit on bound parameters
 # Past this share of all people, their touches are found by one scan of the table, not by index.
 SCAN_SHARE = 0.1
 
@@ -66,12 +65,6 @@ class SubsetInputs:
     inputs: ScoringInputs
     account_rows: np.ndarray  # int64 rows of ``inputs`` accounts to save
     person_rows: np.ndarray  # int64 rows of ``inputs`` people to save
-
-
-def _chunks(values: Collection) -> Iterator[list]:
-    ordered = sorted(values)
-    for begin in range(0, len(ordered), CHUNK):
-        yield ordered[begin:begin + CHUNK]
 
 
 class _AccountKeys:
@@ -125,7 +118,7 @@ class _People:
         return added
 
     def _read_matches(self, ids: list[int]) -> None:
-        for chunk in _chunks(ids):
+        for chunk in in_lists(ids):
             query = select(Match.person_id, Match.account_id, Match.decision).where(Match.person_id.in_(chunk))
             for person_id, account_id, decision in self.conn.execute(query):
                 tied = decision in TIED and account_id is not None
@@ -135,7 +128,7 @@ class _People:
         """The live ones of these people (read if not yet)."""
         wanted = set(ids)
         missing = wanted - self.rows.keys()
-        for chunk in _chunks(missing):
+        for chunk in in_lists(missing):
             self._add(self.conn.execute(select(*_PERSON_COLUMNS).where(Person.id.in_(chunk),
                                                                        Person.is_deleted.is_(False))))
         return wanted & self.rows.keys()
@@ -149,7 +142,7 @@ class _People:
             objects = self.conn.execute(select(Person.crm, Person.object).distinct()).all()
             for crm in {crm for crm, _ in missing}:
                 kinds = [o for c, o in objects if c == crm]
-                for chunk in _chunks({crm_id for c, crm_id in missing if c == crm}):
+                for chunk in in_lists({crm_id for c, crm_id in missing if c == crm}):
                     rows = self.conn.execute(select(*_PERSON_COLUMNS).where(
                         Person.crm == crm, Person.object.in_(kinds), Person.crm_id.in_(chunk),
                         Person.is_deleted.is_(False)))
@@ -172,13 +165,13 @@ class _People:
             return set()
         store_ids = set(accounts) | {a for a, c in self.accounts.canonical.items() if c in accounts}
         candidates: set[int] = set()
-        for chunk in _chunks(store_ids):
+        for chunk in in_lists(store_ids):
             candidates.update(self.conn.execute(select(Match.person_id).where(Match.account_id.in_(chunk),
                                                                              Match.decision.in_(TIED))).scalars())
         keys = self.accounts.keys(accounts)
         crm_ids = {crm_id for _, crm_id in keys}
         for column, position in ((Person.account_crm_id, 5), (Person.converted_account_crm_id, 8)):
-            for chunk in _chunks(crm_ids):
+            for chunk in in_lists(crm_ids):
                 rows = self.conn.execute(select(*_PERSON_COLUMNS).where(column.in_(chunk),
                                                                         Person.is_deleted.is_(False)))
                 linked = [r for r in rows if (r[1], r[position]) in keys]
@@ -210,7 +203,7 @@ class _Touches:
     def _read(self, column: Any, keys: set[Key], done: set[Key], position: int) -> list[tuple]:
         missing = keys - done
         out: list[tuple] = []
-        for chunk in _chunks({crm_id for _, crm_id in missing}):
+        for chunk in in_lists({crm_id for _, crm_id in missing}):
             result = self.conn.execute(self._select.where(column.in_(chunk)))
             out.extend(r for r in result.cursor.fetchall() if (r[1], r[position]) in missing)
             result.close()
@@ -304,13 +297,13 @@ def load_subset_inputs(
     context |= {accounts.key_to_account.get(key) for key in touches.pairs(5)}
     loaded_accounts = dirty_accounts | (context - {None})
 
-    account_records = [AccountRecord(*r) for chunk in _chunks(loaded_accounts)
+    account_records = [AccountRecord(*r) for chunk in in_lists(loaded_accounts)
                        for r in conn.execute(select(*_ACCOUNT_COLUMNS).where(Account.id.in_(chunk)))]
     account_records.sort(key=lambda a: a.id)
     person_records = [_person(people.rows[p]) for p in sorted(everyone)]
     opportunities = []
     wanted_deals = accounts.keys(dirty_accounts)
-    for chunk in _chunks({crm_id for _, crm_id in wanted_deals}):
+    for chunk in in_lists({crm_id for _, crm_id in wanted_deals}):
         query = select(*_OPPORTUNITY_COLUMNS).where(Opportunity.account_crm_id.in_(chunk),
                                                     Opportunity.is_deleted.is_(False))
         opportunities.extend(OpportunityRecord(*r) for r in conn.execute(query) if (r[1], r[3]) in wanted_deals)
