@@ -257,16 +257,19 @@ class MatchFeatures(Base):
     features: Mapped[str] = mapped_column(Text)  # a JSON array (matching.feature_cache.dump)
 
 
-class KeptTouches(Base):
-    """The score stage's copy of every touch, as the few numbers it reads (see worker.kept_touches).
+class KeptCopy(Base):
+    """Copies the worker keeps between runs of what it reads of a big table, as a few columns of numbers
+    (see store.kept_copies): ``touches`` (the score stage's, worker.kept_touches) and ``contacts`` (the match
+    stage's, worker.kept_contacts).
 
-    A cache of ``activities``: part 0 holds what the copy is of (when it was taken, how many touches, the
-    schema revision, the names of their types), parts 1.. the columns, a million touches each. Dropping
-    every row costs one read of every touch, nothing else.
+    A cache: part 0 of a copy holds what it is of (when it was taken, how many rows, the schema revision,
+    the names its codes stand for), parts 1.. the columns, a million rows each. Dropping every row costs
+    one read of each table, nothing else.
     """
 
-    __tablename__ = "kept_touches"
+    __tablename__ = "kept_copies"
 
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
     part: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     header: Mapped[dict[str, Any] | None]
     data: Mapped[bytes] = mapped_column(LargeBinary)

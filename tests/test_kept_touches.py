@@ -19,12 +19,14 @@ from store import migrate
 from store.db import make_engine
 from store.held_meetings import complete_held_meetings
 from store.records import ActivityRecord, PersonRecord
-from store.schema import Activity, KeptTouches, Person
+from store.schema import Activity, KeptCopy, Person
 from store.touch_refs import resolve_touch_refs
 from store.types import utcnow
 from store.upsert import upsert
 from worker import kept_touches
 from worker.score_inputs import _epoch_seconds, load_score_inputs
+
+TOUCHES = KeptCopy.name == kept_touches.NAME
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +48,7 @@ def assert_same(a, b) -> None:
 
 def header(engine: Engine) -> dict:
     with engine.connect() as conn:
-        return conn.execute(select(KeptTouches.header).where(KeptTouches.part == 0)).scalar_one()
+        return conn.execute(select(KeptCopy.header).where(TOUCHES, KeptCopy.part == 0)).scalar_one()
 
 
 def touches(*records: ActivityRecord) -> list[dict]:
@@ -115,8 +117,8 @@ def test_the_copy_is_what_is_read_and_is_dropped_when_not_of_the_table(
     # A copy in another format is not read.
     with engine.begin() as conn:
         conn.execute(update(Activity).where(Activity.id == acts[1].id).values(occurred_at=AS_OF - timedelta(hours=2)))
-        kept = conn.execute(select(KeptTouches.header).where(KeptTouches.part == 0)).scalar_one()
-        conn.execute(update(KeptTouches).where(KeptTouches.part == 0).values(header={**kept, "format": 0}))
+        kept = conn.execute(select(KeptCopy.header).where(TOUCHES, KeptCopy.part == 0)).scalar_one()
+        conn.execute(update(KeptCopy).where(TOUCHES, KeptCopy.part == 0).values(header={**kept, "format": 0}))
     assert_same(load(engine, "reuse"), load(engine, "ignore"))
 
 
@@ -148,7 +150,7 @@ def test_parts_hold_a_bounded_number_of_touches(engine: Engine, org, monkeypatch
     monkeypatch.setattr(kept_touches, "PART_ROWS", 100)
     load(engine, "refresh")
     with engine.connect() as conn:
-        parts = conn.execute(select(func.count()).select_from(KeptTouches).where(KeptTouches.part > 0)).scalar_one()
+        parts = conn.execute(select(func.count()).select_from(KeptCopy).where(TOUCHES, KeptCopy.part > 0)).scalar_one()
     assert parts == -(-len(acts) // 100) == header(engine)["parts"]
     assert_same(load(engine, "reuse"), load(engine, "ignore"))
 

@@ -5,8 +5,8 @@ Scoring everyone reads every touch of the org: on the L benchmark org, 5.9 milli
 score stage's 27 seconds of loading, on every incremental run that touched too many entities to read
 them alone (see :mod:`worker.score_subset`), while such a run changed about 100,000 of them. The few
 numbers the score stage reads of a touch (store id, type, time, whether it is live and timed, the store
-ids of its person and account) are kept in ``kept_touches``, a million touches per row, 29 bytes
-per touch. A run reads them back, then the touches whose ``changed_at`` is at or after the copy's
+ids of its person and account) are kept in ``kept_copies`` (:mod:`store.kept_copies`), 29 bytes per
+touch. A run reads them back, then the touches whose ``changed_at`` is at or after the copy's
 cutoff (less ``CLOCK_MARGIN``), which replace their old rows.
 
 Why the copy stays exact:
@@ -38,17 +38,18 @@ from operator import itemgetter
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Connection, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
+from store import kept_copies
 from store.cursor_rows import driver_batches, in_lists
-from store.migrate import head_revision
-from store.schema import Activity, KeptTouches
+from store.schema import Activity
 from store.types import utcnow
 
 log = logging.getLogger("abm.scoring")
 
+NAME = "touches"  # in kept_copies
 FORMAT = 1  # of the header and the columns below: a copy in another format is not read
-PART_ROWS = 1_000_000  # touches per row of kept_touches (29 MB): well inside any blob limit
+PART_ROWS = 1_000_000  # touches per part (29 MB)
 READ_ROWS = 200_000  # driver rows per batch
 REWRITE_SHARE = 0.02  # of the copy, read on top of it, past which the copy is written again
 CLOCK_MARGIN = timedelta(minutes=2)
@@ -56,6 +57,7 @@ NO_KEY, UNRESOLVED = -1, -2  # person and account columns: no key at all; a key 
 
 _COLUMNS: tuple[tuple[str, str], ...] = (("id", "<i8"), ("type", "<i4"), ("ts", "<i8"), ("usable", "|b1"),
                                          ("person", "<i4"), ("account", "<i4"))
+_DTYPES = [dtype for _, dtype in _COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -159,16 +161,7 @@ def merge(base: TouchRows, newer: TouchRows) -> TouchRows:
     if len(newer) == 0:
         return base
     newer_type, types = _in_types(newer, base.types)
-    at = np.searchsorted(base.id, newer.id)
-    found = at < len(base)
-    found[found] = base.id[at[found]] == newer.id[found]
-    kept = np.ones(len(base), dtype=bool)
-    kept[at[found]] = False
-    remaining = base.take(kept)
-    where = np.searchsorted(remaining.id, newer.id)
-    columns = [np.insert(old, where, new) for old, new in
-               zip(remaining.arrays(), [newer.id, newer_type, *newer.arrays()[2:]], strict=True)]
-    return TouchRows.of(columns, types)
+    return TouchRows.of(kept_copies.merge(base.arrays(), [newer.id, newer_type, *newer.arrays()[2:]]), types)
 
 
 @dataclass(frozen=True)
@@ -179,56 +172,22 @@ class _Copy:
 
 def _load_copy(conn: Connection) -> _Copy | None:
     """The kept copy, or None when there is none or it is not one this code can read."""
-    header = conn.execute(select(KeptTouches.header).where(KeptTouches.part == 0)).scalar_one_or_none()
-    if not header or header.get("format") != FORMAT or header.get("revision") != head_revision():
+    kept = kept_copies.load(conn, NAME, FORMAT, _DTYPES)
+    if kept is None:
         return None
-    blobs = conn.execute(select(KeptTouches.data).where(KeptTouches.part > 0).order_by(KeptTouches.part)).scalars()
-    parts = [_unpack(bytes(blob)) for blob in blobs]
-    if len(parts) != header["parts"]:
-        return None
-    columns = [np.concatenate([p[i] for p in parts]) if parts else np.empty(0, dtype=dtype)
-               for i, (_, dtype) in enumerate(_COLUMNS)]
-    rows = TouchRows.of(columns, header["types"])
-    if len(rows) != header["rows"]:
-        return None
-    return _Copy(rows, datetime.fromisoformat(header["cutoff"]))
-
-
-def _unpack(blob: bytes) -> list[np.ndarray]:
-    width = sum(np.dtype(dtype).itemsize for _, dtype in _COLUMNS)
-    n, rest = divmod(len(blob), width)
-    if rest:
-        raise ValueError(f"a kept_touches part of {len(blob)} bytes holds no whole number of touches")
-    out, offset = [], 0
-    for _, dtype in _COLUMNS:
-        column = np.frombuffer(blob, dtype=dtype, count=n, offset=offset)
-        out.append(column.astype(np.dtype(dtype).newbyteorder("="), copy=False))
-        offset += n * column.itemsize
-    return out
+    return _Copy(TouchRows.of(kept.columns, kept.header["types"]), datetime.fromisoformat(kept.header["cutoff"]))
 
 
 def save_copy(conn: Connection, rows: TouchRows, cutoff: datetime) -> None:
     """Keep ``rows`` (every touch, as of ``cutoff``) in place of any earlier copy."""
-    conn.execute(delete(KeptTouches))
-    parts = (len(rows) + PART_ROWS - 1) // PART_ROWS
-    header = {"format": FORMAT, "revision": head_revision(), "cutoff": cutoff.isoformat(), "rows": len(rows),
-              "parts": parts, "types": list(rows.types)}
-    conn.execute(insert(KeptTouches), [{"part": 0, "header": header, "data": b""}])
-    for part in range(parts):
-        window = slice(part * PART_ROWS, (part + 1) * PART_ROWS)
-        blob = b"".join(np.ascontiguousarray(a[window], dtype=dtype).tobytes()
-                        for a, (_, dtype) in zip(rows.arrays(), _COLUMNS, strict=True))
-        conn.execute(insert(KeptTouches), [{"part": part + 1, "header": None, "data": blob}])
+    header = {"cutoff": cutoff.isoformat(), "types": list(rows.types)}
+    kept_copies.save(conn, NAME, FORMAT, rows.arrays(), _DTYPES, header, PART_ROWS)
 
 
 def _of_table(conn: Connection, kept_through: int, rows: TouchRows) -> bool:
     """Whether ``rows`` (a copy of the touches up to id ``kept_through``, with the touches changed since read on
-    top) can be every touch of the table: the touches added since, those past ``kept_through``, are all among
-    them. A touch is never removed, and a new one takes an id past every earlier one, so only the ids added
-    since are counted, through the primary key: counting every touch took 2.5 s of a run on the L org."""
-    table = Activity.__table__
-    count, highest = conn.execute(select(func.count(), func.max(table.c.id)).where(table.c.id > kept_through)).one()
-    return count == int(np.count_nonzero(rows.id > kept_through)) and (count == 0 or highest == int(rows.id[-1]))
+    top) can be every touch of the table (see :func:`store.kept_copies.holds_every_added`)."""
+    return kept_copies.holds_every_added(conn, Activity.__table__.c.id, kept_through, rows.id)
 
 
 def _read_ids(conn: Connection, epoch_seconds: ColumnElement, unresolved: Unresolved,

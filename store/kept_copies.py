@@ -1,0 +1,109 @@
+"""Copies of a big table kept between runs as a few columns of numbers (``kept_copies``, one copy per name),
+and the two operations every such copy needs: putting the rows changed since in place, and checking that
+no row was added behind the change stamp.
+
+A stage that reads every row of a big table on each run, while a run changes a few percent of them, keeps
+what it reads of a row as fixed-width numbers (strings become codes into names the header holds), reads the
+copy back, then only the rows whose ``changed_at`` moved since (see :mod:`worker.kept_touches` and
+:mod:`worker.kept_contacts`). Parts hold ``PART_ROWS`` rows each, well inside any blob limit.
+
+A copy is read only by the code that wrote it: its header names the schema revision and the format of its
+owner, and a copy of another revision, format or shape is ignored (the owner reads the table instead and
+keeps a new copy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Column, Connection, delete, func, insert, select
+
+from store.migrate import head_revision
+from store.schema import KeptCopy
+
+PART_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A copy as read back: its header (what its owner wrote, with ``rows``) and its columns."""
+
+    header: dict[str, Any]
+    columns: list[np.ndarray]
+
+
+def save(conn: Connection, name: str, fmt: int, columns: Sequence[np.ndarray], dtypes: Sequence[str],
+         header: Mapping[str, Any], part_rows: int = PART_ROWS) -> None:
+    """Keep ``columns`` (one length, stored as ``dtypes``) as the copy ``name``, in place of any earlier one."""
+    conn.execute(delete(KeptCopy).where(KeptCopy.name == name))
+    rows = len(columns[0]) if columns else 0
+    parts = (rows + part_rows - 1) // part_rows
+    full = {**header, "format": fmt, "revision": head_revision(), "rows": rows, "parts": parts}
+    conn.execute(insert(KeptCopy), [{"name": name, "part": 0, "header": full, "data": b""}])
+    for part in range(parts):
+        window = slice(part * part_rows, (part + 1) * part_rows)
+        blob = b"".join(np.ascontiguousarray(column[window], dtype=dtype).tobytes()
+                        for column, dtype in zip(columns, dtypes, strict=True))
+        conn.execute(insert(KeptCopy), [{"name": name, "part": part + 1, "header": None, "data": blob}])
+
+
+def load(conn: Connection, name: str, fmt: int, dtypes: Sequence[str]) -> Kept | None:
+    """The copy ``name``, or None when there is none or it is not one of this format and schema revision."""
+    header = conn.execute(select(KeptCopy.header).where(KeptCopy.name == name, KeptCopy.part == 0)).scalar_one_or_none()
+    if not header or header.get("format") != fmt or header.get("revision") != head_revision():
+        return None
+    blobs = conn.execute(select(KeptCopy.data).where(KeptCopy.name == name, KeptCopy.part > 0)
+                         .order_by(KeptCopy.part)).scalars()
+    try:
+        parts = [_unpack(bytes(blob), dtypes) for blob in blobs]
+    except ValueError:
+        return None
+    if len(parts) != header.get("parts"):
+        return None
+    columns = [np.concatenate([p[i] for p in parts]) if parts else np.empty(0, dtype=dtype)
+               for i, dtype in enumerate(dtypes)]
+    if len(columns[0]) != header.get("rows"):
+        return None
+    return Kept(header, columns)
+
+
+def _unpack(blob: bytes, dtypes: Sequence[str]) -> list[np.ndarray]:
+    width = sum(np.dtype(dtype).itemsize for dtype in dtypes)
+    n, rest = divmod(len(blob), width)
+    if rest:
+        raise ValueError(f"a kept part of {len(blob)} bytes holds no whole number of rows")
+    out, offset = [], 0
+    for dtype in dtypes:
+        column = np.frombuffer(blob, dtype=dtype, count=n, offset=offset)
+        out.append(column.astype(np.dtype(dtype).newbyteorder("="), copy=False))
+        offset += n * column.itemsize
+    return out
+
+
+def merge(base: Sequence[np.ndarray], newer: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """``base`` with the rows of ``newer`` in place of the rows of the same ids, and after them by id where
+    they are new. The first column is the id: ascending in both, distinct in ``newer``; the other columns
+    must already be in ``base``'s codes."""
+    if len(newer[0]) == 0:
+        return list(base)
+    ids, new_ids = base[0], newer[0]
+    at = np.searchsorted(ids, new_ids)
+    found = at < len(ids)
+    found[found] = ids[at[found]] == new_ids[found]
+    kept = np.ones(len(ids), dtype=bool)
+    kept[at[found]] = False
+    remaining = [column[kept] for column in base]
+    where = np.searchsorted(remaining[0], new_ids)
+    return [np.insert(old, where, new) for old, new in zip(remaining, newer, strict=True)]
+
+
+def holds_every_added(conn: Connection, id_column: Column, kept_through: int, ids: np.ndarray) -> bool:
+    """Whether ``ids`` (ascending: a copy of a table's rows up to id ``kept_through``, with the rows changed
+    since read on top) hold every row added since. Rows are never removed from the tables kept this way, and
+    a new row takes an id past every earlier one, so only the ids past ``kept_through`` are counted, through
+    the primary key: counting every row of a big table costs seconds."""
+    count, highest = conn.execute(select(func.count(), func.max(id_column)).where(id_column > kept_through)).one()
+    return count == int(np.count_nonzero(ids > kept_through)) and (count == 0 or highest == int(ids[-1]))
