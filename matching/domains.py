@@ -145,3 +145,26 @@ def is_personal_label(label: str, first_name: str | None, last_name: str | None)
     first = _letters(first_name)
     forms = {last, last + first[:1], first[:1] + last} | ({first + last, last + first} if first else set())
     return label in forms
+
+
+class ContactDomainReader:
+    """The registrable domain an existing contact's email says they work at, '' when it says nothing (no
+    email, free mail, or their own vanity domain: jane@doej.net). Each email domain is read once: a company's
+    contacts share theirs, and reading every address in full took ten seconds for a large org's million."""
+
+    def __init__(self, free_mail: FreeMail) -> None:
+        self.free_mail = free_mail
+        self._parts: dict[str, tuple[str, str]] = {}  # domain part -> (registrable domain or '', its label letters)
+
+    def __call__(self, email: str | None, first_name: str | None, last_name: str | None) -> str:
+        if not email or "@" not in email:
+            return ""
+        part = email[email.rindex("@") + 1:]
+        known = self._parts.get(part)
+        if known is None:
+            host = host_of(part)
+            reg = registrable_domain(host) if host else ""
+            reg = reg if reg and host not in self.free_mail else ""
+            self._parts[part] = known = (reg, label_letters(reg))
+        reg, label = known
+        return "" if reg and is_personal_label(label, first_name, last_name) else reg

@@ -13,7 +13,7 @@ import dataclasses
 import itertools
 import operator
 from array import array
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +22,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from config.matching import MatchingConfig
-from matching.domains import FreeMail, host_of, is_personal_domain, is_personal_label, label_letters, registrable_domain
+from matching.domains import ContactDomainReader, FreeMail, host_of, is_personal_domain, registrable_domain
 from matching.firmographics import compare_industry, compare_size, industry_key
 from matching.geo import city_key, countries_of_cities, country_code, mail_country, phone_country, state_code
 from matching.index import AccountIndex, Features, sift_hash, word_signature
@@ -32,7 +32,7 @@ from matching.readings import place_free_key, reading_key
 from matching.review import best_supported, telling_alternative
 from matching.score import Query, Scorer, Signal, _one_slip, abbreviated_words, logistic
 from matching.slips import known_one_edit_away
-from matching.types import ContactEmail, MatchResult, Pin, PreviousMatch
+from matching.types import ContactDomainCount, ContactEmail, MatchResult, Pin, PreviousMatch
 from store.records import AccountRecord, PersonRecord
 
 _SIGNAL_ORDER = ("domain", "name", "legal", "country", "state", "city", "phone", "industry", "size")
@@ -126,6 +126,7 @@ class Matcher:
         *,
         contacts: Sequence[PersonRecord] = (),
         contact_emails: Iterable[ContactEmail | tuple] = (),
+        contact_domains: Iterable[ContactDomainCount | tuple] = (),
         last_activity: Mapping[int, datetime] | None = None,
         workers: int = 1,
         known_features: Mapping[int, Features] | None = None,
@@ -133,7 +134,8 @@ class Matcher:
     ) -> None:
         """``contacts`` are the existing contacts (the contact-domain signal, the most-contacts tie-breaker), or
         ``contact_emails`` the same as plain tuples (people of another kind, or without an account, are left out
-        of the former only). ``known_features`` and ``keep_features``: see :class:`~matching.index.AccountIndex`
+        of the former only), or ``contact_domains`` the same already read and counted (a caller that keeps them
+        between runs). ``known_features`` and ``keep_features``: see :class:`~matching.index.AccountIndex`
         (an index built over some of the same account records in this process lends its features to this one).
         """
         self.config = config
@@ -174,39 +176,29 @@ class Matcher:
         with collector_paused():
             self._add_contacts(itertools.chain(
                 ((p.crm, p.account_crm_id, p.email, p.first_name, p.last_name)
-                 for p in contacts if p.kind == "contact" and p.account_crm_id), contact_emails))
+                 for p in contacts if p.kind == "contact" and p.account_crm_id), contact_emails), contact_domains)
         self.shared_domains: frozenset[str] = frozenset().union(*(i.shared_domains for i in self.indexes.values()))
 
-    def _add_contacts(self, contacts: Iterable[ContactEmail | tuple]) -> None:
-        """Each index's existing contacts, as (account position, registrable domain of a company email or '').
-
-        One pass over what may be over a million contacts, each email domain read once (a company's contacts
-        share theirs): reading each address in full took ten seconds on a large org, more than the index.
-        """
+    def _add_contacts(self, contacts: Iterable[ContactEmail | tuple],
+                      counted: Iterable[ContactDomainCount | tuple] = ()) -> None:
+        """Each index's existing contacts, as how many of them each (account position, registrable domain of a
+        company email or '') has: from the contacts themselves, and from contacts already read and counted."""
         positions = {crm: {crm_id: p for (_, crm_id), p in index.by_crm_id.items()}
                      for crm, index in self.indexes.items()}
+        counts: dict[str, Counter[tuple[int, str]]] = {crm: Counter() for crm in self.indexes}
+        for crm, account_crm_id, reg, n in counted:
+            position = positions[crm].get(account_crm_id) if crm in positions else None
+            if position is not None:
+                counts[crm][(position, reg)] += n
+        read = ContactDomainReader(self.free_mail)
         found: dict[str, list[tuple[int, str]]] = {crm: [] for crm in self.indexes}
-        # an email's domain part -> its registrable domain ('' for free mail) and the letters of its label
-        domains: dict[str, tuple[str, str]] = {}
         for crm, account_crm_id, email, first_name, last_name in contacts:
             position = positions[crm].get(account_crm_id) if crm in positions else None
-            if position is None:
-                continue
-            reg = ""
-            if email and "@" in email:
-                part = email[email.rindex("@") + 1:]
-                known = domains.get(part)
-                if known is None:
-                    host = host_of(part)
-                    reg = registrable_domain(host) if host else ""
-                    reg = reg if reg and host not in self.free_mail else ""
-                    domains[part] = known = (reg, label_letters(reg))
-                reg, label = known
-                if reg and is_personal_label(label, first_name, last_name):
-                    reg = ""  # their own vanity domain (jane@doej.net) says nothing of where they work
-            found[crm].append((position, reg))
+            if position is not None:
+                found[crm].append((position, read(email, first_name, last_name)))
         for crm, pairs in found.items():
-            self.indexes[crm].add_contact_domains(pairs)
+            counts[crm].update(pairs)  # a company's contacts share its domain: counted as pairs (in C)
+            self.indexes[crm].add_contact_domains(counts[crm])
 
     # -- queries ---------------------------------------------------------------------------------
     def _is_free(self, reg: str) -> bool:

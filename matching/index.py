@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -239,24 +239,22 @@ class AccountIndex:
         self.shared_domains: set[str] = set()
         self.contact_count: dict[int, int] = {}
 
-    def add_contact_domains(self, contacts: Iterable[tuple[int, str]]) -> None:
-        """Register (account position, registrable domain of a company email or '') of existing contacts.
-
-        For callers that read the domain of each distinct email domain once (a company's contacts share it):
-        the domain must be the registrable form of an email host that is not free mail, or ''.
+    def add_contact_domains(self, counts: Mapping[tuple[int, str], int]) -> None:
+        """Register existing contacts: how many of them each (account position, registrable domain of a company
+        email or '') has. The domain must be the registrable form of an email host that is not free mail, or ''.
+        Counted pairs, not contacts: a company's contacts share its domain.
         """
         domains: dict[str, dict[int, int]] = defaultdict(dict)
         count = self.contact_count
-        # a company's contacts share its domain: counted as pairs first (in C), then a pass per distinct pair
-        for (position, reg), n in Counter(contacts).items():
+        for (position, reg), n in counts.items():
             count[position] = count.get(position, 0) + n
             if reg:
                 domains[reg][position] = n
-        for reg, counts in domains.items():
+        for reg, by_position in domains.items():
             if reg in self.shared_domains:
                 continue
             merged = self.contact_domains.setdefault(reg, {})
-            for position, n in counts.items():
+            for position, n in by_position.items():
                 merged[position] = merged.get(position, 0) + n
             if len(merged) >= self.blocking.shared_domain_accounts and reg not in self.by_domain:
                 # contacts of many accounts use it: a provider the free-mail lists miss (daum.net, a telco's mail)

@@ -20,6 +20,17 @@ class ContactEmail(NamedTuple):
     last_name: str | None
 
 
+class ContactDomainCount(NamedTuple):
+    """Existing contacts already read (see :class:`~matching.domains.ContactDomainReader`): how many of an
+    account's contacts give ``domain`` ('' for none that tells where they work). What a caller that keeps the
+    reading of every contact between runs hands the matcher instead of the contacts themselves."""
+
+    crm: str
+    account_crm_id: str
+    domain: str
+    contacts: int
+
+
 @dataclass(frozen=True, slots=True)
 class PreviousMatch:
     """What the store holds for a person from the last run, for the stability rule."""

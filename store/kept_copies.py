@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Column, Connection, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, select
 
 from store.migrate import head_revision
 from store.schema import KeptCopy
@@ -100,7 +100,7 @@ def merge(base: Sequence[np.ndarray], newer: Sequence[np.ndarray]) -> list[np.nd
     return [np.insert(old, where, new) for old, new in zip(remaining, newer, strict=True)]
 
 
-def holds_every_added(conn: Connection, id_column: Column, kept_through: int, ids: np.ndarray) -> bool:
+def holds_every_added(conn: Connection, id_column: ColumnElement[int], kept_through: int, ids: np.ndarray) -> bool:
     """Whether ``ids`` (ascending: a copy of a table's rows up to id ``kept_through``, with the rows changed
     since read on top) hold every row added since. Rows are never removed from the tables kept this way, and
     a new row takes an id past every earlier one, so only the ids past ``kept_through`` are counted, through

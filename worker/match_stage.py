@@ -15,8 +15,9 @@ rematches everyone, which also picks up the rarer, indirect moves.
 People go through the matcher in chunks of ``MATCH_CHUNK``, each with its own previous matches,
 and each chunk's changes are written before the next is read: the account index is built once,
 but a full rematch of 1.7 million people never holds 1.7 million records, results and stored
-rows at once (it held 6 GB that way). The existing contacts, which the contact-domain signal
-and the most-contacts tie-breaker read, are loaded with only the fields those read.
+rows at once (it held 6 GB that way). What the contact-domain signal and the most-contacts
+tie-breaker read of the existing contacts (how many of an account's contacts give each email
+domain) is kept between runs (:mod:`worker.kept_contacts`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from store.types import utcnow
 from store.upsert import upsert
 from worker.forked import Forked
 from worker.gc_pause import cyclic_gc_paused
+from worker.kept_contacts import contact_domains
 from worker.match_features import features_by_account, keep_new_features, load_kept_features
 
 _ACCOUNT_COLUMNS = [Account.__table__.c[f] for f in AccountRecord.__dataclass_fields__]
@@ -116,18 +118,6 @@ def load_people(conn: Connection, ids: Sequence[int]) -> list[PersonRecord]:
     query = select(*_PERSON_COLUMNS).where(Person.is_deleted.is_(False)).order_by(Person.id)
     return [PersonRecord(*r) for start in range(0, len(ids), _WRITE_BATCH)
             for r in conn.execute(query.where(Person.id.in_(ids[start:start + _WRITE_BATCH])))]
-
-
-def load_contact_emails(conn: Connection) -> list[tuple]:
-    """(crm, account_crm_id, email, first_name, last_name) of every live contact that names its CRM account:
-    what the matcher reads of them (:class:`~matching.types.ContactEmail`).
-
-    Plain driver tuples: a large org's 1.3 million contacts took ten seconds as SQLAlchemy rows turned into
-    records, two as tuples.
-    """
-    query = select(Person.crm, Person.account_crm_id, Person.email, Person.first_name, Person.last_name).where(
-        Person.is_deleted.is_(False), Person.kind == "contact", Person.account_crm_id.is_not(None))
-    return [row for rows in driver_batches(conn, query, _READ_BATCH) for row in rows]
 
 
 def _people_chunks(conn: Connection, only_ids: Sequence[int] | None) -> Iterator[list[PersonRecord]]:
@@ -422,13 +412,14 @@ def run_match_stage(
         features: Mapping[int, Features] | None = None
         if wanted is None or wanted or changed_accounts:
             with phase("read"):
-                contacts = load_contact_emails(conn)
+                # everyone's reading of them kept between runs: only a full rematch reads every contact again
+                contacts = contact_domains(conn, config, reuse=wanted is not None)
                 kept = load_kept_features(conn, accounts, config)
                 last_activity = last_activity_by_account(conn, accounts)
             with phase("index"):
-                matcher = Matcher(accounts, config, contact_emails=contacts, workers=WORKERS,
+                matcher = Matcher(accounts, config, contact_domains=contacts, workers=WORKERS,
                                   last_activity=last_activity, known_features=kept.valid, keep_features=True)
-                del contacts, last_activity  # read into the index; a million tuples need not outlive it
+                del contacts, last_activity  # read into the index
                 outcome.features_read = keep_new_features(conn, matcher, kept)
                 del kept
                 features = features_by_account(matcher) if relink else None
