@@ -14,6 +14,7 @@ keeps a new copy).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,37 +36,55 @@ class Kept:
     columns: list[np.ndarray]
 
 
-def save(conn: Connection, name: str, fmt: int, columns: Sequence[np.ndarray], dtypes: Sequence[str],
+TEXT = "text"  # the dtype of a column of strings (or None), kept as a JSON array per part
+
+
+def save(conn: Connection, name: str, fmt: int, columns: Sequence[Any], dtypes: Sequence[str],
          header: Mapping[str, Any], part_rows: int = PART_ROWS) -> None:
-    """Keep ``columns`` (one length, stored as ``dtypes``) as the copy ``name``, in place of any earlier one."""
+    """Keep ``columns`` (one length, stored as ``dtypes``) as the copy ``name``, in place of any earlier one.
+
+    Numbers go into parts 1..P, a part's columns one after the other; each ``TEXT`` column then into P parts
+    of its own, after them."""
     conn.execute(delete(KeptCopy).where(KeptCopy.name == name))
-    rows = len(columns[0]) if columns else 0
+    rows = len(columns[0]) if len(columns) else 0
     parts = (rows + part_rows - 1) // part_rows
     full = {**header, "format": fmt, "revision": head_revision(), "rows": rows, "parts": parts}
     conn.execute(insert(KeptCopy), [{"name": name, "part": 0, "header": full, "data": b""}])
-    for part in range(parts):
-        window = slice(part * part_rows, (part + 1) * part_rows)
-        blob = b"".join(np.ascontiguousarray(column[window], dtype=dtype).tobytes()
-                        for column, dtype in zip(columns, dtypes, strict=True))
-        conn.execute(insert(KeptCopy), [{"name": name, "part": part + 1, "header": None, "data": blob}])
+    numbers = [(c, d) for c, d in zip(columns, dtypes, strict=True) if d != TEXT]
+    texts = [c for c, d in zip(columns, dtypes, strict=True) if d == TEXT]
+    windows = [slice(part * part_rows, (part + 1) * part_rows) for part in range(parts)]
+    blobs = [b"".join(np.ascontiguousarray(column[window], dtype=dtype).tobytes() for column, dtype in numbers)
+             for window in windows]
+    blobs += [json.dumps(list(column[window]), ensure_ascii=False).encode("utf-8", "surrogatepass")
+              for column in texts for window in windows]
+    for part, blob in enumerate(blobs, start=1):
+        conn.execute(insert(KeptCopy), [{"name": name, "part": part, "header": None, "data": blob}])
 
 
 def load(conn: Connection, name: str, fmt: int, dtypes: Sequence[str]) -> Kept | None:
-    """The copy ``name``, or None when there is none or it is not one of this format and schema revision."""
+    """The copy ``name``, or None when there is none or it is not one of this format and schema revision.
+    ``TEXT`` columns come back as numpy arrays of objects."""
     header = conn.execute(select(KeptCopy.header).where(KeptCopy.name == name, KeptCopy.part == 0)).scalar_one_or_none()
     if not header or header.get("format") != fmt or header.get("revision") != head_revision():
         return None
-    blobs = conn.execute(select(KeptCopy.data).where(KeptCopy.name == name, KeptCopy.part > 0)
-                         .order_by(KeptCopy.part)).scalars()
+    blobs = [bytes(blob) for blob in conn.execute(select(KeptCopy.data).where(KeptCopy.name == name, KeptCopy.part > 0)
+                                                  .order_by(KeptCopy.part)).scalars()]
+    numeric = [d for d in dtypes if d != TEXT]
+    n_text = len(dtypes) - len(numeric)
+    parts = header.get("parts")
+    if not isinstance(parts, int) or len(blobs) != parts * (1 + n_text):
+        return None
     try:
-        parts = [_unpack(bytes(blob), dtypes) for blob in blobs]
-    except ValueError:
+        numbers = [_unpack(blob, numeric) for blob in blobs[:parts]]
+        texts = [[json.loads(blob.decode("utf-8", "surrogatepass")) for blob in blobs[parts * (1 + j):parts * (2 + j)]]
+                 for j in range(n_text)]
+    except ValueError:  # a part cut short or edited by hand: the copy is not read
         return None
-    if len(parts) != header.get("parts"):
-        return None
-    columns = [np.concatenate([p[i] for p in parts]) if parts else np.empty(0, dtype=dtype)
-               for i, dtype in enumerate(dtypes)]
-    if len(columns[0]) != header.get("rows"):
+    numeric_columns = iter([np.concatenate([p[i] for p in numbers]) if numbers else np.empty(0, dtype=dtype)
+                            for i, dtype in enumerate(numeric)])
+    text_columns = iter([np.array([value for piece in pieces for value in piece], dtype=object) for pieces in texts])
+    columns = [next(text_columns) if dtype == TEXT else next(numeric_columns) for dtype in dtypes]
+    if any(len(column) != header.get("rows") for column in columns):
         return None
     return Kept(header, columns)
 

@@ -26,6 +26,7 @@ import sqlite3
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import repeat
 from typing import Literal
 
@@ -41,12 +42,14 @@ from store.cursor_rows import driver_batches
 from store.records import OpportunityRecord
 from store.schema import AccountLink, Activity, Match, Opportunity, Person
 from worker.gc_pause import cyclic_gc_paused
+from worker.kept_people import current_people
 from worker.kept_touches import TouchRows, current_touches, read_touches
 from worker.match_stage import load_accounts
 
 TIED = ("auto", "pinned", "crm")
-# Where the touches come from (see worker.kept_touches): the table alone ("ignore"); the table, and a copy kept
-# of them ("refresh", a full run); the kept copy and what changed since ("reuse", an incremental run).
+# Where the touches and the people come from (see worker.kept_touches, worker.kept_people): the tables alone
+# ("ignore"); the tables, and copies kept of them ("refresh", a full run); the kept copies and what changed since
+# ("reuse", an incremental run).
 KeptCopy = Literal["ignore", "refresh", "reuse"]
 PARTITION_ROWS = 200_000
 # Touches whose person or account the store has not resolved to an id are read by key. Up to this many (of
@@ -298,14 +301,18 @@ def load_score_inputs(
     conn: Connection, config: ScoringConfig, *, partition_rows: int = PARTITION_ROWS, kept: KeptCopy = "ignore",
 ) -> ScoringInputs:
     """Everything scoring needs, with the match table and cross-CRM links applied (built with the
-    cyclic garbage collector paused: see :mod:`worker.gc_pause`). ``kept``: where the touches come from."""
+    cyclic garbage collector paused: see :mod:`worker.gc_pause`). ``kept``: where the touches and the people
+    come from."""
     with cyclic_gc_paused():
         accounts = load_accounts(conn)
         canonical = dict(conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)).all())
         aliases = {(a.crm, a.crm_id): canonical[a.id] for a in accounts if a.id in canonical}
         scored = [a for a in accounts if a.id not in canonical]
         matches = _matches(conn, canonical)
-        people = load_scored_people(conn)
+        if kept == "ignore":
+            people = load_scored_people(conn)
+        else:
+            people = current_people(conn, partial(_epoch_seconds, conn), reuse=kept == "reuse")
         opportunities = list(_records(conn, OpportunityRecord, _OPPORTUNITY_COLUMNS, Opportunity.is_deleted.is_(False)))
         index = EntityIndex.build(scored, people, aliases)
         report = LoadReport()
