@@ -91,10 +91,50 @@ class PeopleColumns:
         )
 
 
+@dataclass(frozen=True)
+class MatchColumns:
+    """The match table as columns: the people it holds (store ids, ascending) and the account each is tied
+    to (store id; -1: tied to nothing, as a review or no-match decision leaves them). A million people's
+    matches as a dict cost seconds to build and to look up one person at a time; as columns, a lookup of
+    everyone is a sorted search."""
+
+    person: np.ndarray  # int64, ascending
+    account: np.ndarray  # int64, -1 for none
+
+    @classmethod
+    def of(cls, matches: Mapping[int, int | None] | MatchColumns | None) -> MatchColumns:
+        """From person id -> account id (None: tied to nothing), or as they are."""
+        if isinstance(matches, MatchColumns):
+            return matches
+        items = sorted((matches or {}).items())
+        return cls(np.array([p for p, _ in items], dtype=np.int64),
+                   np.array([-1 if a is None else a for _, a in items], dtype=np.int64))
+
+    def find(self, person_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each person has a match row, and the account it ties them to (-1 where none or no row)."""
+        at = np.searchsorted(self.person, person_ids)
+        at = np.minimum(at, max(len(self.person) - 1, 0))
+        held = (self.person[at] == person_ids) if len(self.person) else np.zeros(len(person_ids), dtype=bool)
+        account = np.where(held, self.account[at] if len(self.account) else -1, -1)
+        return held, account
+
+
+def _positions_of(account_pos: Mapping[int, int], account_ids: np.ndarray) -> np.ndarray:
+    """The positions of these account store ids (-1 for an id ``account_pos`` lacks, or -1)."""
+    keys = np.fromiter(account_pos.keys(), dtype=np.int64, count=len(account_pos))
+    values = np.fromiter(account_pos.values(), dtype=np.int64, count=len(account_pos))
+    order = np.argsort(keys)
+    keys, values = keys[order], values[order]
+    if not len(keys):
+        return np.full(len(account_ids), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(keys, account_ids), len(keys) - 1)
+    return np.where(keys[at] == account_ids, values[at], -1)
+
+
 def person_accounts(
     people: PeopleColumns,
     account_index: Mapping[tuple[str, str], int],
-    matches: Mapping[int, int | None],
+    matches: Mapping[int, int | None] | MatchColumns,
     account_pos: Mapping[int, int],
 ) -> np.ndarray:
     """Account index per person: the match table's answer, else the CRM's own link.
@@ -102,17 +142,14 @@ def person_accounts(
     A contact's account and a converted lead's account are facts from the CRM, so they count
     even before matching has run; a lead with neither rolls up only through a match.
     """
+    held, account = MatchColumns.of(matches).find(np.asarray(people.id, dtype=np.int64))
     out = np.full(len(people), -1, dtype=np.int32)
-    rows = zip(people.id.tolist(), people.crm, people.kind, people.account_crm_id, people.converted_account_crm_id,
-               strict=True)
-    for i, (person_id, crm, kind, account_crm_id, converted_account_crm_id) in enumerate(rows):
-        if person_id in matches:
-            account_id = matches[person_id]
-            out[i] = account_pos.get(account_id, -1) if account_id is not None else -1
-            continue
-        crm_account = account_crm_id if kind == "contact" else converted_account_crm_id
+    out[held] = _positions_of(account_pos, account[held])
+    for i in np.flatnonzero(~held).tolist():  # people the matcher has not seen yet: few
+        kind = people.kind[i]
+        crm_account = people.account_crm_id[i] if kind == "contact" else people.converted_account_crm_id[i]
         if crm_account:
-            out[i] = account_index.get((crm, crm_account), -1)
+            out[i] = account_index.get((people.crm[i], crm_account), -1)
     return out
 
 
@@ -121,7 +158,7 @@ def _seconds(value: datetime | None, missing: int) -> int:
 
 
 def people_facts(
-    people: PeopleColumns, person_account: np.ndarray, matches: Mapping[int, int | None]
+    people: PeopleColumns, person_account: np.ndarray, matches: Mapping[int, int | None] | MatchColumns
 ) -> PeopleFacts:
     """Creation and conversion times, and which roll-ups exist only because a lead converted.
 
@@ -130,10 +167,9 @@ def people_facts(
     """
     is_lead = np.array([kind == "lead" for kind in people.kind], dtype=bool)
     converted = np.where(is_lead & people.is_converted, people.converted_at, NEVER).astype(np.int64)
-    by_conversion = is_lead & np.array(
-        [person_id not in matches and bool(crm_id)
-         for person_id, crm_id in zip(people.id.tolist(), people.converted_account_crm_id, strict=True)], dtype=bool
-    )
+    held, _ = MatchColumns.of(matches).find(np.asarray(people.id, dtype=np.int64))
+    by_conversion = is_lead & ~held & np.array([bool(crm_id) for crm_id in people.converted_account_crm_id],
+                                               dtype=bool)
     return PeopleFacts(
         is_lead=is_lead,
         created=np.asarray(people.created_at, dtype=np.int64),
@@ -197,12 +233,12 @@ def assemble_inputs(
     opportunities: Iterable[OpportunityRecord],
     config: ScoringConfig,
     index: EntityIndex,
-    matches: Mapping[int, int | None] | None = None,
+    matches: Mapping[int, int | None] | MatchColumns | None = None,
 ) -> ScoringInputs:
     """The inputs from records and activities already in columns (the store loader streams those)."""
     people = PeopleColumns.from_records(people)
     titles = list(people.title)
-    matches = matches or {}
+    matches = MatchColumns.of(matches)
     person_account = person_accounts(people, index.account_index, matches, index.account_pos)
     population = Population(
         account_names=[a.name for a in accounts],

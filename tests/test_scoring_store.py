@@ -136,6 +136,24 @@ def test_deleted_records_are_left_out(engine: Engine, org) -> None:
     assert len(loaded.activities) == 0 and loaded.load_report.rows == 0
 
 
+def test_matches_to_a_linked_company_count_for_its_account(engine: Engine, org) -> None:
+    """A match to a company linked to an account of the other CRM ties the person to that account; a pinned
+    match ties them as an auto one does; a review decision with an account named ties them to nothing."""
+    accounts, people, acts, opps, matches = org
+    store_org(engine, accounts, people, acts, opps, matches)
+    leads = [p.id for p in people if p.kind == "lead" and p.id not in matches]
+    with engine.begin() as conn:
+        conn.execute(insert(Match.__table__), [
+            {"person_id": leads[0], "account_id": 900, "decision": "auto"},
+            {"person_id": leads[1], "account_id": accounts[5].id, "decision": "pinned", "pinned": True},
+            {"person_id": leads[2], "account_id": accounts[5].id, "decision": "review"},
+        ])
+    with engine.connect() as conn:
+        loaded = load_score_inputs(conn, ScoringConfig())
+    position = {person_id: i for i, person_id in enumerate(loaded.person_ids.tolist())}
+    assert [int(loaded.population.person_account[position[p]]) for p in leads[:3]] == [0, 5, -1]
+
+
 def test_key_lookup_per_crm() -> None:
     lookup = KeyLookup({("salesforce", "A"): 0, ("salesforce", "C"): 2, ("hubspot", "A"): 5})
     crm = np.array(["salesforce", "salesforce", "hubspot", "hubspot", "salesforce", "other"])

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
+from operator import itemgetter
 from typing import Literal
 
 import numpy as np
@@ -36,7 +37,7 @@ from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, and_, cas
 from config.scoring import ScoringConfig
 from scoring.catalogue import TYPE_CODE
 from scoring.columns import ActivityColumns, LoadReport
-from scoring.inputs import EntityIndex, PeopleColumns, ScoringInputs, assemble_inputs
+from scoring.inputs import EntityIndex, MatchColumns, PeopleColumns, ScoringInputs, assemble_inputs
 from scoring.outcomes import NEVER
 from store.cursor_rows import driver_batches
 from store.records import OpportunityRecord
@@ -287,14 +288,31 @@ def load_scored_people(conn: Connection, batch_rows: int = PARTITION_ROWS) -> Pe
     )
 
 
-def _matches(conn: Connection, canonical: Mapping[int, int]) -> dict[int, int | None]:
-    """Person id -> the (canonical) account the match table ties them to; None: tied to nothing."""
-    query = select(Match.person_id, Match.account_id, Match.decision)
-    matches: dict[int, int | None] = {}
-    for rows in driver_batches(conn, query, PARTITION_ROWS):
-        for person_id, account_id, decision in rows:
-            matches[person_id] = canonical.get(account_id, account_id) if decision in TIED else None
-    return matches
+def _matches(conn: Connection, canonical: Mapping[int, int]) -> MatchColumns:
+    """The match table as columns: each person and the (canonical) account it ties them to (-1: nothing).
+
+    Column by column from the driver's tuples: as a dict, an L org's 1.8 million matches took 2.3 s to read, and
+    1.2 s more to look everyone up in."""
+    # The decision read as the account it ties to, by the database: no string per row (0.9 s of reading less).
+    tied = case((Match.decision.in_(TIED), func.coalesce(Match.account_id, -1)), else_=-1)
+    people, accounts = [], []
+    for rows in driver_batches(conn, select(Match.person_id, tied), PARTITION_ROWS):
+        n = len(rows)
+        people.append(np.fromiter(map(itemgetter(0), rows), dtype=np.int64, count=n))
+        accounts.append(np.fromiter(map(itemgetter(1), rows), dtype=np.int64, count=n))
+    if not people:
+        return MatchColumns(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+    person, account = np.concatenate(people), np.concatenate(accounts)
+    if canonical:  # a linked company's matches count for its canonical account
+        linked = np.fromiter(canonical.keys(), dtype=np.int64, count=len(canonical))
+        order = np.argsort(linked)
+        linked, target = linked[order], np.fromiter(canonical.values(), dtype=np.int64, count=len(canonical))[order]
+        at = np.minimum(np.searchsorted(linked, account), len(linked) - 1)
+        account = np.where(linked[at] == account, target[at], account)
+    if (person[1:] < person[:-1]).any():  # PostgreSQL's heap order
+        order = np.argsort(person, kind="stable")
+        person, account = person[order], account[order]
+    return MatchColumns(person, account)
 
 
 def load_score_inputs(
