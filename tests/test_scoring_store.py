@@ -11,7 +11,8 @@ from sqlalchemy import Engine, insert
 from test_scoring_predictive import AS_OF, synthetic_history
 
 from config.scoring import ScoringConfig
-from scoring.inputs import build_inputs
+from scoring import inputs as scoring_inputs
+from scoring.inputs import EntityIndex, build_inputs
 from scoring.outcomes import NEVER
 from scoring.scores import score
 from store.ids import to_18
@@ -152,6 +153,16 @@ def test_matches_to_a_linked_company_count_for_its_account(engine: Engine, org) 
         loaded = load_score_inputs(conn, ScoringConfig())
     position = {person_id: i for i, person_id in enumerate(loaded.person_ids.tolist())}
     assert [int(loaded.population.person_account[position[p]]) for p in leads[:3]] == [0, 5, -1]
+
+
+@pytest.mark.parametrize("few", [True, False], ids=["one pass over the ids", "the index of every key"])
+def test_people_found_by_key_either_way(few: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scoring_inputs, "FEW_KEYS", 100 if few else 0)
+    index = EntityIndex({}, {}, ["hubspot", "salesforce", "hubspot", "hubspot"], ["7", "7", "", "7"])
+    crm = ["hubspot", "salesforce", "salesforce", "hubspot", "other"]
+    found = index.find_people(crm, ["7", "7", "8", "", "7"])
+    assert found.tolist() == [3, 1, -1, -1, -1]  # a key twice: its last person, as the index has it
+    assert ("person_index" in index.__dict__) is not few
 
 
 def test_key_lookup_per_crm() -> None:

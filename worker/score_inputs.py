@@ -25,11 +25,10 @@ from __future__ import annotations
 import sqlite3
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
 from operator import itemgetter
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, and_, case, cast, extract, func, or_, select
@@ -111,10 +110,26 @@ class IdLookup:
         return out
 
 
-@dataclass(frozen=True)
+class _KeyFinder(Protocol):
+    def find(self, crm: Sequence[str], crm_id: Sequence[str | None]) -> np.ndarray: ...
+
+
+class _PeopleKeys:
+    """People's keys -> positions, through the entity index (see :meth:`EntityIndex.find_people`)."""
+
+    def __init__(self, index: EntityIndex) -> None:
+        self._index = index
+
+    def find(self, crm: Sequence[str], crm_id: Sequence[str | None]) -> np.ndarray:
+        return self._index.find_people(crm, crm_id)
+
+
 class _Lookups:
-    accounts: KeyLookup
-    people: KeyLookup
+    """Keys -> positions, for accounts and people."""
+
+    def __init__(self, index: EntityIndex) -> None:
+        self.accounts = KeyLookup(index.account_index)
+        self.people = _PeopleKeys(index)
 
 
 def columns_from_arrays(crm: Sequence[str], kind: Sequence[str], ts: Sequence[int], person_id: Sequence[str | None],
@@ -150,7 +165,7 @@ def _coded_columns(type_code: np.ndarray, ts: Sequence[int] | np.ndarray, person
 
 
 def _resolved_positions(refs: Sequence[int], crm: Sequence[str | None], keys: Sequence[str | None],
-                        by_id: IdLookup, by_key: KeyLookup) -> np.ndarray:
+                        by_id: IdLookup, by_key: _KeyFinder) -> np.ndarray:
     """Positions from store ids, and from CRM keys for the rows not resolved to an id (-1 there)."""
     refs = np.asarray(refs, dtype=np.int64)
     positions = by_id.find(refs)
@@ -187,7 +202,7 @@ def _unresolved_keys(conn: Connection) -> tuple[dict[int, tuple[str, str]], dict
 
 
 def _positions_by_id(touch_ids: np.ndarray, refs: Sequence[int] | np.ndarray, unresolved: Mapping[int, tuple[str, str]],
-                     by_id: IdLookup, by_key: KeyLookup) -> np.ndarray:
+                     by_id: IdLookup, by_key: _KeyFinder) -> np.ndarray:
     """Positions from store ids, and from the keys read apart for the touches not resolved (-1 where neither)."""
     positions = by_id.find(np.asarray(refs, dtype=np.int64))
     if unresolved:
@@ -232,7 +247,7 @@ def stream_activity_columns(
         select(func.count()).select_from(table).where(live, table.c.occurred_at.is_(None))
     ).scalar_one()
     report.rows += report.no_timestamp
-    keys = _Lookups(KeyLookup(index.account_index), KeyLookup(index.person_index))
+    keys = _Lookups(index)
     timed = table.c.occurred_at.is_not(None)
     apart = _unresolved_keys(conn)
     if apart is not None:  # integers only: the key columns cost the L org's 6 million rows 2 of their 8 seconds

@@ -311,7 +311,7 @@ def load_subset_inputs(
 
     index = EntityIndex.build(account_records, person_records, accounts.aliases)
     report = LoadReport()
-    lookups = _Lookups(KeyLookup(index.account_index), KeyLookup(index.person_index))
+    lookups = _Lookups(index)
     activities = columns_from_arrays(*touches.columns(), lookups, report)
     matches = {p: people.match[p] for p in everyone if p in people.match}
     inputs = assemble_inputs(account_records, person_records, activities, report, opportunities, config, index,
