@@ -19,7 +19,7 @@ from config.scoring import ScoringConfig
 from scoring.columns import ActivityColumns, LoadReport, activity_columns
 from scoring.fit import account_segments
 from scoring.outcomes import NEVER, OpportunityColumns, opportunity_columns
-from scoring.personas import PersonaClassifier
+from scoring.personas import PersonaClassifier, PersonaColumns
 from scoring.scores import Population
 from store.records import AccountRecord, ActivityRecord, OpportunityRecord, PersonRecord
 
@@ -260,8 +260,10 @@ def assemble_inputs(
     config: ScoringConfig,
     index: EntityIndex,
     matches: Mapping[int, int | None] | MatchColumns | None = None,
+    personas: PersonaColumns | None = None,
 ) -> ScoringInputs:
-    """The inputs from records and activities already in columns (the store loader streams those)."""
+    """The inputs from records and activities already in columns (the store loader streams those).
+    ``personas``: the people's persona codes when the caller has them (see :mod:`worker.kept_titles`)."""
     people = PeopleColumns.from_records(people)
     titles = list(people.title)
     matches = MatchColumns.of(matches)
@@ -270,7 +272,7 @@ def assemble_inputs(
         account_names=[a.name for a in accounts],
         segments=account_segments(accounts, config.fit),
         person_account=person_account,
-        personas=PersonaClassifier(config.personas).classify_many(titles),
+        personas=personas if personas is not None else PersonaClassifier(config.personas).classify_many(titles),
         person_titles=titles,
     )
     return ScoringInputs(

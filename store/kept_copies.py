@@ -4,8 +4,9 @@ no row was added behind the change stamp.
 
 A stage that reads every row of a big table on each run, while a run changes a few percent of them, keeps
 what it reads of a row as fixed-width numbers (strings become codes into names the header holds), reads the
-copy back, then only the rows whose ``changed_at`` moved since (see :mod:`worker.kept_touches` and
-:mod:`worker.kept_contacts`). Parts hold ``PART_ROWS`` rows each, well inside any blob limit.
+copy back, then only the rows whose ``changed_at`` moved since (see :mod:`worker.kept_touches`,
+:mod:`worker.kept_people` and :mod:`worker.kept_contacts`; :mod:`worker.kept_titles` keeps a table of its
+own). Parts hold ``PART_ROWS`` rows each, well inside any blob limit.
 
 A copy is read only by the code that wrote it: its header names the schema revision and the format of its
 owner, and a copy of another revision, format or shape is ignored (the owner reads the table instead and

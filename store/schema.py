@@ -259,8 +259,8 @@ class MatchFeatures(Base):
 
 class KeptCopy(Base):
     """Copies the worker keeps between runs of what it reads of a big table, as a few columns of numbers
-    (see store.kept_copies): ``touches`` (the score stage's, worker.kept_touches) and ``contacts`` (the match
-    stage's, worker.kept_contacts).
+    (see store.kept_copies): the score stage's ``touches``, ``people`` and ``titles`` (worker.kept_touches,
+    worker.kept_people, worker.kept_titles) and the match stage's ``contacts`` (worker.kept_contacts).
 
     A cache: part 0 of a copy holds what it is of (when it was taken, how many rows, the schema revision,
     the names its codes stand for), parts 1.. the columns, a million rows each. Dropping every row costs

@@ -43,6 +43,7 @@ from store.records import OpportunityRecord
 from store.schema import AccountLink, Activity, Match, Opportunity, Person
 from worker.gc_pause import cyclic_gc_paused
 from worker.kept_people import current_people
+from worker.kept_titles import classify_titles
 from worker.kept_touches import TouchRows, current_touches, read_touches
 from worker.match_stage import load_accounts
 
@@ -355,4 +356,5 @@ def load_score_inputs(
                         [*range(len(scored)), *(index.account_pos[canonical[i]] for i in linked)]),
                IdLookup(people.id, np.arange(len(people))))
         activities = stream_activity_columns(conn, index, ids, report, partition_rows, kept)
-        return assemble_inputs(scored, people, activities, report, opportunities, config, index, matches)
+        personas = None if kept == "ignore" else classify_titles(conn, config, people.title, reuse=kept == "reuse")
+        return assemble_inputs(scored, people, activities, report, opportunities, config, index, matches, personas)
