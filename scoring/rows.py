@@ -32,36 +32,42 @@ def _opt(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _columns(scores: ScoreSet, population: Population, kind: str) -> dict[str, list[Any]]:
-    """The score columns for every entity of one kind, as lists (one ``tolist`` per column)."""
+def _columns(scores: ScoreSet, population: Population, kind: str,
+             rows: np.ndarray | None = None) -> dict[str, list[Any]]:
+    """The score columns of one kind, as lists (one ``tolist`` per column): of every entity, or of ``rows``
+    (indexes) only, as an incremental run saves a few of a million people."""
     s = scores
+
+    def take(values: np.ndarray) -> np.ndarray:
+        return values if rows is None else values[rows]
+
     if kind == ACCOUNT:
         predictive = s.predictive if s.predictive is not None else np.full(population.n_accounts, np.nan)
         return {
-            "engagement": s.engagement.tolist(),
-            "sales_activity": s.sales.tolist(),
-            "marketing": s.marketing.tolist(),
-            "fit": s.fit.fit.tolist(),
-            "grade": s.grade.astype(int).tolist(),
-            "predictive": [_opt(p) for p in np.asarray(predictive, dtype=float).tolist()],
-            "breadth": s.breadth.tolist(),
-            "velocity": s.velocity.tolist(),
-            "trend": [TRENDS[t] for t in s.trend.tolist()],
-            "alignment": [ALIGNMENTS[a] for a in s.alignment.tolist()],
+            "engagement": take(s.engagement).tolist(),
+            "sales_activity": take(s.sales).tolist(),
+            "marketing": take(s.marketing).tolist(),
+            "fit": take(s.fit.fit).tolist(),
+            "grade": take(s.grade).astype(int).tolist(),
+            "predictive": [_opt(p) for p in take(np.asarray(predictive, dtype=float)).tolist()],
+            "breadth": take(s.breadth).tolist(),
+            "velocity": take(s.velocity).tolist(),
+            "trend": [TRENDS[t] for t in take(s.trend).tolist()],
+            "alignment": [ALIGNMENTS[a] for a in take(s.alignment).tolist()],
         }
     predictive = s.person_predictive if s.person_predictive is not None else np.full(population.n_people, np.nan)
-    fit = gather(s.fit.fit, population.person_account, np.nan)
+    fit = gather(s.fit.fit, take(population.person_account), np.nan)
     return {
-        "engagement": s.person_engagement.tolist(),
-        "sales_activity": s.person_sales.tolist(),
-        "marketing": s.person_marketing.tolist(),
+        "engagement": take(s.person_engagement).tolist(),
+        "sales_activity": take(s.person_sales).tolist(),
+        "marketing": take(s.person_marketing).tolist(),
         "fit": [_opt(f) for f in fit.tolist()],
-        "grade": s.person_grade.astype(int).tolist(),
-        "predictive": [_opt(p) for p in np.asarray(predictive, dtype=float).tolist()],
-        "breadth": [None] * population.n_people,
-        "velocity": s.person_velocity.tolist(),
-        "trend": [TRENDS[t] for t in s.person_trend.tolist()],
-        "alignment": [ALIGNMENTS[a] for a in s.person_alignment.tolist()],
+        "grade": take(s.person_grade).astype(int).tolist(),
+        "predictive": [_opt(p) for p in take(np.asarray(predictive, dtype=float)).tolist()],
+        "breadth": [None] * len(fit),
+        "velocity": take(s.person_velocity).tolist(),
+        "trend": [TRENDS[t] for t in take(s.person_trend).tolist()],
+        "alignment": [ALIGNMENTS[a] for a in take(s.person_alignment).tolist()],
     }
 
 
@@ -71,12 +77,12 @@ def history_rows(
 ) -> list[dict[str, Any]]:
     """One ``score_history`` row per entity for ``day`` (upsert on entity and day: a rerun the same
     day replaces that day's snapshot). ``only`` (indexes) limits the rows, e.g. to changed entities."""
-    cols = _columns(scores, population, kind)
-    ids = entity_ids.tolist()
-    index = range(len(ids)) if only is None else np.asarray(only, dtype=np.int64).tolist()
+    rows = None if only is None else np.asarray(only, dtype=np.int64)
+    cols = _columns(scores, population, kind, rows)
+    ids = (entity_ids if rows is None else entity_ids[rows]).tolist()
     return [
-        {"entity_kind": kind, "entity_id": ids[i], "day": day, **{name: values[i] for name, values in cols.items()}}
-        for i in index
+        {"entity_kind": kind, "entity_id": ids[j], "day": day, **{name: values[j] for name, values in cols.items()}}
+        for j in range(len(ids))
     ]
 
 
@@ -93,17 +99,18 @@ def score_rows(
 ) -> Iterator[dict[str, Any]]:
     """``scores`` rows with the reasons text and full breakdown, generated lazily: reasons cost
     more than the scores, so the worker can write them in batches as they come."""
-    cols = _columns(scores, population, kind)
+    rows = None if only is None else np.asarray(only, dtype=np.int64)
+    cols = _columns(scores, population, kind, rows)
     writer = ReasonWriter(scores, population, config)
     explain = writer.account if kind == ACCOUNT else writer.person
     ids = entity_ids.tolist()
-    index = range(len(ids)) if only is None else np.asarray(only, dtype=np.int64).tolist()
-    for i in index:
+    index = range(len(ids)) if rows is None else rows.tolist()
+    for j, i in enumerate(index):
         reasons = explain(i)
         yield {
             "entity_kind": kind,
             "entity_id": ids[i],
-            **{name: values[i] for name, values in cols.items()},
+            **{name: values[j] for name, values in cols.items()},
             "reasons_text": reasons.text,
             "breakdown": _json_text(reasons.breakdown),
             "model_version": model_version,
