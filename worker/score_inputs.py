@@ -2,16 +2,17 @@
 
 Accounts and deals are read as records (hundreds of thousands at most, and scoring needs their
 fields); people (millions) as columns of the driver's tuples, with times turned into epoch seconds
-by the database (see :class:`scoring.inputs.PeopleColumns`). Touches can be tens of millions, so
-they are streamed in batches straight from the driver's cursor (:mod:`store.cursor_rows`) into numpy
-columns of 29 bytes a touch (:mod:`worker.kept_touches`, which also keeps them between runs): the
-database turns timestamps into epoch seconds, and the store ids (see :mod:`store.touch_refs`) are
-turned into entity positions by numpy lookups, the keys of the few touches not resolved yet by the
-entity index's own dicts, never a Python object per touch that outlives its batch. The timestamp
-conversion is not what costs: SQLite's
-``strftime('%s')`` over an L org's 5.9 million touches takes under 3 CPU seconds of the scan, the
-driver's rows about 9, and Python's cyclic garbage collector, unless paused, more than everything
-else together (see :mod:`worker.gc_pause`).
+by the database (see :class:`scoring.inputs.PeopleColumns`), or from the copy of them kept between
+runs and the people changed since (:mod:`worker.kept_people`, with their titles' persona codes in
+:mod:`worker.kept_titles`); the match table as columns (:class:`scoring.inputs.MatchColumns`).
+Touches can be tens of millions, so they are streamed in batches straight from the driver's cursor
+(:mod:`store.cursor_rows`) into numpy columns of 29 bytes a touch (:mod:`worker.kept_touches`, which
+also keeps them between runs): the database turns timestamps into epoch seconds, and the store ids
+(see :mod:`store.touch_refs`) are turned into entity positions by numpy lookups, the keys of the few
+touches not resolved yet by the entity index, never a Python object per touch that outlives its
+batch. The timestamp conversion is not what costs: SQLite's ``strftime('%s')`` over an L org's 5.9
+million touches takes under 3 CPU seconds of the scan, the driver's rows about 9, and Python's cyclic
+garbage collector, unless paused, more than everything else together (see :mod:`worker.gc_pause`).
 
 Two store facts shape the inputs here, not in :mod:`scoring`:
 - the match table decides whose touches count for which account: ``auto``, ``pinned`` and
@@ -51,7 +52,7 @@ TIED = ("auto", "pinned", "crm")
 # Where the touches and the people come from (see worker.kept_touches, worker.kept_people): the tables alone
 # ("ignore"); the tables, and copies kept of them ("refresh", a full run); the kept copies and what changed since
 # ("reuse", an incremental run).
-KeptCopy = Literal["ignore", "refresh", "reuse"]
+KeptUse = Literal["ignore", "refresh", "reuse"]
 PARTITION_ROWS = 200_000
 # Touches whose person or account the store has not resolved to an id are read by key. Up to this many (of
 # either), their keys are read apart first and the touches' stream reads integers only; past it (a store whose
@@ -230,7 +231,7 @@ def _kept_columns(touches: TouchRows, apart: tuple[Mapping[int, tuple[str, str]]
 
 def stream_activity_columns(
     conn: Connection, index: EntityIndex, ids: tuple[IdLookup, IdLookup], report: LoadReport,
-    partition_rows: int = PARTITION_ROWS, kept: KeptCopy = "ignore",
+    partition_rows: int = PARTITION_ROWS, kept: KeptUse = "ignore",
 ) -> ActivityColumns:
     """Every live touch with a timestamp, as columns, in store id order; what cannot be used is counted in
     ``report``.
@@ -332,7 +333,7 @@ def _matches(conn: Connection, canonical: Mapping[int, int]) -> MatchColumns:
 
 
 def load_score_inputs(
-    conn: Connection, config: ScoringConfig, *, partition_rows: int = PARTITION_ROWS, kept: KeptCopy = "ignore",
+    conn: Connection, config: ScoringConfig, *, partition_rows: int = PARTITION_ROWS, kept: KeptUse = "ignore",
 ) -> ScoringInputs:
     """Everything scoring needs, with the match table and cross-CRM links applied (built with the
     cyclic garbage collector paused: see :mod:`worker.gc_pause`). ``kept``: where the touches and the people
