@@ -16,7 +16,7 @@ keeps a new copy).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,20 @@ from store.migrate import head_revision
 from store.schema import KeptCopy
 
 PART_ROWS = 1_000_000
+
+
+class Codes(dict[Any, int]):
+    """Value -> code, a new value getting the next code: how a copy holds strings as numbers (the header keeps
+    the values in code order). Looked up by ``map`` in C; hits never leave it."""
+
+    def __missing__(self, value: Any) -> int:
+        code = self[value] = len(self)
+        return code
+
+    @classmethod
+    def of(cls, values: Iterable[Any]) -> Codes:
+        """The codes of these values, in their order (as a header keeps them)."""
+        return cls((value, code) for code, value in enumerate(values))
 
 
 @dataclass(frozen=True)

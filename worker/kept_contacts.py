@@ -26,7 +26,6 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from operator import itemgetter
-from typing import Any
 
 import numpy as np
 from sqlalchemy import ColumnElement, Connection, select
@@ -50,21 +49,13 @@ REWRITE_SHARE = 0.02
 CLOCK_MARGIN = timedelta(minutes=2)
 
 
-class _Codes(dict[Any, int]):
-    """Value -> code, a new value getting the next code."""
-
-    def __missing__(self, value: object) -> int:
-        code = self[value] = len(self)
-        return code
-
-
 class _Readings:
     """Every person's reading as three columns, with the values their codes stand for."""
 
     def __init__(self, columns: list[np.ndarray], accounts: list[tuple[str, str]], domains: list[str]) -> None:
         self.columns = columns
-        self.accounts = _Codes((key, code) for code, key in enumerate(accounts))
-        self.domains = _Codes((domain, code) for code, domain in enumerate(domains))
+        self.accounts = kept_copies.Codes.of(accounts)
+        self.domains = kept_copies.Codes.of(domains)
 
     @property
     def ids(self) -> np.ndarray:

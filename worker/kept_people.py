@@ -30,6 +30,7 @@ from scoring.inputs import PeopleColumns
 from scoring.outcomes import NEVER
 from store import kept_copies
 from store.cursor_rows import driver_batches
+from store.kept_copies import Codes
 from store.schema import Person
 from store.types import utcnow
 
@@ -53,14 +54,6 @@ _DTYPES = [dtype for _, dtype in _COLUMNS]
 Seconds = Callable[[ColumnElement], ColumnElement]
 
 
-class _Codes(dict[str, int]):
-    """Name -> code, a new name getting the next code."""
-
-    def __missing__(self, name: str) -> int:
-        code = self[name] = len(self)
-        return code
-
-
 def _numbers(rows: list[tuple], i: int, dtype: type) -> np.ndarray:
     return np.fromiter(map(itemgetter(i), rows), dtype=dtype, count=len(rows))
 
@@ -71,7 +64,7 @@ def _texts(rows: list[tuple], i: int) -> np.ndarray:
     return out
 
 
-def _coded(rows: list[tuple], i: int, codes: _Codes) -> np.ndarray:
+def _coded(rows: list[tuple], i: int, codes: Codes) -> np.ndarray:
     return np.fromiter(map(codes.__getitem__, map(itemgetter(i), rows)), dtype=np.int8, count=len(rows))
 
 
@@ -79,7 +72,7 @@ def _seconds(rows: list[tuple], i: int, missing: int) -> np.ndarray:
     return np.fromiter((missing if v is None else v for v in map(itemgetter(i), rows)), np.int64, count=len(rows))
 
 
-def _read(conn: Connection, seconds: Seconds, crms: _Codes, kinds: _Codes,
+def _read(conn: Connection, seconds: Seconds, crms: Codes, kinds: Codes,
           where: Iterable[ColumnElement] = ()) -> list[np.ndarray]:
     """The people ``where`` selects (everyone by default), as the columns of ``_COLUMNS``, in id order."""
     table = Person.__table__
@@ -120,8 +113,7 @@ def current_people(conn: Connection, seconds: Seconds, *, reuse: bool = True) ->
     started = utcnow()
     kept = kept_copies.load(conn, NAME, FORMAT, _DTYPES) if reuse else None
     if kept is not None:
-        crms = _Codes({name: code for code, name in enumerate(kept.header["crms"])})
-        kinds = _Codes({name: code for code, name in enumerate(kept.header["kinds"])})
+        crms, kinds = Codes.of(kept.header["crms"]), Codes.of(kept.header["kinds"])
         cutoff = datetime.fromisoformat(kept.header["cutoff"]) - CLOCK_MARGIN
         changed = _read(conn, seconds, crms, kinds, [Person.__table__.c.changed_at >= cutoff])
         columns = kept_copies.merge(kept.columns, changed)
@@ -132,12 +124,12 @@ def current_people(conn: Connection, seconds: Seconds, *, reuse: bool = True) ->
             return _live(columns, list(crms), list(kinds))
         log.warning("the kept copy of the people (%d) is not of the table any more: everyone is read again",
                     len(columns[0]))
-    crms, kinds = _Codes(), _Codes()
+    crms, kinds = Codes(), Codes()
     columns = _read(conn, seconds, crms, kinds)
     _save(conn, columns, crms, kinds, started)
     return _live(columns, list(crms), list(kinds))
 
 
-def _save(conn: Connection, columns: list[np.ndarray], crms: _Codes, kinds: _Codes, cutoff: datetime) -> None:
+def _save(conn: Connection, columns: list[np.ndarray], crms: Codes, kinds: Codes, cutoff: datetime) -> None:
     header = {"cutoff": cutoff.isoformat(), "crms": list(crms), "kinds": list(kinds)}
     kept_copies.save(conn, NAME, FORMAT, columns, _DTYPES, header, PART_ROWS)
