@@ -121,7 +121,7 @@ class MatchColumns:
 
 
 def _positions_of(account_pos: Mapping[int, int], account_ids: np.ndarray) -> np.ndarray:
-    """The positions of these account store ids (-1 for an id ``account_pos`` lacks, or -1)."""
+    """The positions of these account store ids: -1 for an id ``account_pos`` lacks (and for -1)."""
     keys = np.fromiter(account_pos.keys(), dtype=np.int64, count=len(account_pos))
     values = np.fromiter(account_pos.values(), dtype=np.int64, count=len(account_pos))
     order = np.argsort(keys)

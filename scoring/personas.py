@@ -95,7 +95,3 @@ class ClassifiedTitles:
     seniority: np.ndarray
     department: np.ndarray
     classified: int  # distinct titles classified anew (not known)
-
-    def known(self) -> dict[str | None, TitleCodes]:
-        return dict(zip(self.titles, zip(self.persona.tolist(), self.seniority.tolist(), self.department.tolist(),
-                                         strict=True), strict=True))
