@@ -6,21 +6,21 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, replace
 from datetime import timedelta
+from functools import partial
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, update
 from test_scoring_predictive import AS_OF
-from test_scoring_store import org, rows, store_org  # noqa: F401 (org: a fixture)
+from test_scoring_store import kept_header, org, rows, store_org, stored  # noqa: F401 (org, stored: fixtures)
+from test_scoring_store import load_kept as load
 
-from config.scoring import ScoringConfig
 from scoring.inputs import ScoringInputs
 from store.records import PersonRecord
 from store.schema import KeptCopy, Person
 from store.types import utcnow
 from store.upsert import upsert
 from worker import kept_people
-from worker.score_inputs import load_score_inputs
 
 PEOPLE = KeptCopy.name == kept_people.NAME
 
@@ -29,11 +29,6 @@ PEOPLE = KeptCopy.name == kept_people.NAME
 def exact_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """One process's clock: no margin, so that the people written before the copy are read from it."""
     monkeypatch.setattr(kept_people, "CLOCK_MARGIN", timedelta(0))
-
-
-def load(engine: Engine, kept: str) -> ScoringInputs:
-    with engine.begin() as conn:
-        return load_score_inputs(conn, ScoringConfig(), kept=kept)  # type: ignore[arg-type]
 
 
 def assert_same(a: ScoringInputs, b: ScoringInputs) -> None:
@@ -48,9 +43,7 @@ def assert_same(a: ScoringInputs, b: ScoringInputs) -> None:
     np.testing.assert_array_equal(a.activities.person, b.activities.person)
 
 
-def header(engine: Engine) -> dict:
-    with engine.connect() as conn:
-        return conn.execute(select(KeptCopy.header).where(PEOPLE, KeptCopy.part == 0)).scalar_one()
+header = partial(kept_header, name=kept_people.NAME)
 
 
 def store_people(engine: Engine, *people: PersonRecord) -> None:
@@ -59,10 +52,9 @@ def store_people(engine: Engine, *people: PersonRecord) -> None:
 
 
 def test_incremental_read_equals_the_table_after_every_kind_of_change(
-    engine: Engine, org, caplog: pytest.LogCaptureFixture,  # noqa: F811
+    engine: Engine, stored, caplog: pytest.LogCaptureFixture,  # noqa: F811
 ) -> None:
-    accounts, people, acts, opps, matches = org
-    store_org(engine, accounts, people, acts, opps, matches)
+    accounts, people, acts, opps, matches = stored
     first = load(engine, "refresh")
     assert header(engine)["rows"] == len(people)
     assert_same(first, load(engine, "ignore"))
@@ -91,10 +83,9 @@ def test_incremental_read_equals_the_table_after_every_kind_of_change(
 
 
 def test_the_copy_is_what_is_read_and_is_dropped_when_not_of_the_table(
-    engine: Engine, org, caplog: pytest.LogCaptureFixture,  # noqa: F811
+    engine: Engine, stored, caplog: pytest.LogCaptureFixture,  # noqa: F811
 ) -> None:
-    accounts, people, acts, opps, matches = org
-    store_org(engine, accounts, people, acts, opps, matches)
+    accounts, people, acts, opps, matches = stored
     before = load(engine, "refresh")
     # A write that goes round the change stamp: the copy does not see it...
     with engine.begin() as conn:
@@ -116,10 +107,9 @@ def test_the_copy_is_what_is_read_and_is_dropped_when_not_of_the_table(
     assert_same(load(engine, "reuse"), load(engine, "ignore"))
 
 
-def test_the_copy_is_written_again_once_enough_is_read_on_top(engine: Engine, org,  # noqa: F811
+def test_the_copy_is_written_again_once_enough_is_read_on_top(engine: Engine, stored,  # noqa: F811
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    accounts, people, acts, opps, matches = org
-    store_org(engine, accounts, people, acts, opps, matches)
+    accounts, people, acts, opps, matches = stored
     load(engine, "refresh")
     taken = header(engine)["cutoff"]
     monkeypatch.setattr(kept_people, "REWRITE_SHARE", 3 / len(people))

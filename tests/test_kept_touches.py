@@ -6,15 +6,16 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import Engine, func, select, update
 from test_scoring_predictive import AS_OF
-from test_scoring_store import org, rows, store_org  # noqa: F401 (org: a fixture)
+from test_scoring_store import kept_header, org, rows, store_org, stored  # noqa: F401 (org, stored: fixtures)
+from test_scoring_store import load_kept as load
 
-from config.scoring import ScoringConfig
 from store import migrate
 from store.db import make_engine
 from store.held_meetings import complete_held_meetings
@@ -24,7 +25,7 @@ from store.touch_refs import resolve_touch_refs
 from store.types import utcnow
 from store.upsert import upsert
 from worker import kept_touches
-from worker.score_inputs import _epoch_seconds, load_score_inputs
+from worker.score_inputs import _epoch_seconds
 
 TOUCHES = KeptCopy.name == kept_touches.NAME
 
@@ -35,20 +36,13 @@ def exact_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kept_touches, "CLOCK_MARGIN", timedelta(0))
 
 
-def load(engine: Engine, kept: str):
-    with engine.begin() as conn:
-        return load_score_inputs(conn, ScoringConfig(), kept=kept)  # type: ignore[arg-type]
-
-
 def assert_same(a, b) -> None:
     for column in ("person", "account", "type_code", "ts"):
         np.testing.assert_array_equal(getattr(a.activities, column), getattr(b.activities, column), err_msg=column)
     assert a.load_report == b.load_report
 
 
-def header(engine: Engine) -> dict:
-    with engine.connect() as conn:
-        return conn.execute(select(KeptCopy.header).where(TOUCHES, KeptCopy.part == 0)).scalar_one()
+header = partial(kept_header, name=kept_touches.NAME)
 
 
 def touches(*records: ActivityRecord) -> list[dict]:
@@ -95,10 +89,9 @@ def test_incremental_read_equals_the_table_after_every_kind_of_change(
 
 
 def test_the_copy_is_what_is_read_and_is_dropped_when_not_of_the_table(
-    engine: Engine, org, caplog: pytest.LogCaptureFixture,  # noqa: F811
+    engine: Engine, stored, caplog: pytest.LogCaptureFixture,  # noqa: F811
 ) -> None:
-    accounts, people, acts, opps, matches = org
-    store_org(engine, accounts, people, acts, opps, matches)
+    accounts, people, acts, opps, matches = stored
     before = load(engine, "refresh")
     # A write that goes round the change stamp: the copy does not see it...
     with engine.begin() as conn:
@@ -122,10 +115,9 @@ def test_the_copy_is_what_is_read_and_is_dropped_when_not_of_the_table(
     assert_same(load(engine, "reuse"), load(engine, "ignore"))
 
 
-def test_the_copy_is_written_again_once_enough_is_read_on_top(engine: Engine, org,  # noqa: F811
+def test_the_copy_is_written_again_once_enough_is_read_on_top(engine: Engine, stored,  # noqa: F811
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    accounts, people, acts, opps, matches = org
-    store_org(engine, accounts, people, acts, opps, matches)
+    accounts, people, acts, opps, matches = stored
     load(engine, "refresh")
     taken = header(engine)["cutoff"]
     share = 3 / len(acts)
@@ -144,9 +136,8 @@ def test_the_copy_is_written_again_once_enough_is_read_on_top(engine: Engine, or
     assert header(engine)["cutoff"] > taken
 
 
-def test_parts_hold_a_bounded_number_of_touches(engine: Engine, org, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    accounts, people, acts, opps, matches = org
-    store_org(engine, accounts, people, acts, opps, matches)
+def test_parts_hold_a_bounded_number_of_touches(engine: Engine, stored, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    accounts, people, acts, opps, matches = stored
     monkeypatch.setattr(kept_touches, "PART_ROWS", 100)
     load(engine, "refresh")
     with engine.connect() as conn:
@@ -167,12 +158,11 @@ def test_the_changed_touches_are_found_through_their_index(tmp_path: Path) -> No
     assert "ix_activities_changed_at" in plan, plan
 
 
-def test_a_writer_whose_clock_is_behind_is_still_read(engine: Engine, org,  # noqa: F811
+def test_a_writer_whose_clock_is_behind_is_still_read(engine: Engine, stored,  # noqa: F811
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """A change stamped a minute before the copy was taken (another worker's clock, behind this one's) is read on
     top of the copy within ``CLOCK_MARGIN``; with no margin it would be missed."""
-    accounts, people, acts, opps, matches = org
-    store_org(engine, accounts, people, acts, opps, matches)
+    accounts, people, acts, opps, matches = stored
     with engine.begin() as conn:  # every touch stamped well before the copy
         conn.execute(update(Activity).values(changed_at=utcnow() - timedelta(hours=1)))
     load(engine, "refresh")

@@ -7,17 +7,17 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 from test_scoring_predictive import AS_OF, synthetic_history
 
 from config.scoring import ScoringConfig
 from scoring import inputs as scoring_inputs
-from scoring.inputs import EntityIndex, build_inputs
+from scoring.inputs import EntityIndex, ScoringInputs, build_inputs
 from scoring.outcomes import NEVER
 from scoring.scores import score
 from store.ids import to_18
 from store.records import AccountRecord, ActivityRecord, PersonRecord
-from store.schema import Account, AccountLink, Activity, Match, Opportunity, Person
+from store.schema import Account, AccountLink, Activity, KeptCopy, Match, Opportunity, Person
 from store.touch_refs import resolve_touch_refs
 from store.upsert import upsert
 from worker import score_inputs
@@ -78,6 +78,25 @@ def store_org(engine: Engine, accounts, people, acts, opps, matches) -> None:
                 {"person_id": person, "account_id": account, "decision": "auto" if account is not None else "review"}
                 for person, account in matches.items()
             ])
+
+
+@pytest.fixture
+def stored(engine: Engine, org):  # noqa: F811 (org: the fixture above)
+    """The synthetic org, in the store."""
+    store_org(engine, *org)
+    return org
+
+
+def load_kept(engine: Engine, kept: str) -> ScoringInputs:
+    """The scoring inputs as the score stage loads them, with the kept copies used as ``kept`` says."""
+    with engine.begin() as conn:
+        return load_score_inputs(conn, ScoringConfig(), kept=kept)  # type: ignore[arg-type]
+
+
+def kept_header(engine: Engine, name: str) -> dict:
+    """The header of the kept copy ``name``."""
+    with engine.connect() as conn:
+        return conn.execute(select(KeptCopy.header).where(KeptCopy.name == name, KeptCopy.part == 0)).scalar_one()
 
 
 @pytest.mark.parametrize(("resolved", "keys_apart"), [(False, True), (False, False), (True, True)],
