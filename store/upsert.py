@@ -9,6 +9,13 @@ one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` on PostgreSQL.
 Rows whose values are all unchanged are not rewritten at all (no WAL traffic, no
 ``changed_at`` bump), and ``changed_at`` only moves when a *content* column changes, so a
 CRM stamp bumped by our own writeback does not trigger rescoring.
+
+SQLite rewrites the entry of every index that reads a column an ``UPDATE`` sets, whether its
+value changed or not (PostgreSQL's HOT updates compare the values). An edited touch whose
+subject alone changed would so rewrite all nine of the touches' indexes: a page each, in
+random places of a table of millions. On SQLite the conflict update therefore sets only the
+columns no index reads (and ``changed_at``), and a second statement rewrites the indexed ones
+of the rows where one of them differs, which few edits do.
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Connection, Date, Dialect, Table, case, column, or_, select
+from sqlalchemy import JSON, Boolean, Column, Connection, Date, Dialect, Table, case, column, or_, select
 from sqlalchemy import table as table_clause
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.visitors import iterate
 
 from store.ids import to_18
 from store.types import JsonText, UTCDateTime, ensure_utc, utcnow
@@ -47,21 +55,66 @@ def normalize_salesforce_ids(row: dict[str, Any], columns: Iterable[str] | None 
     return row
 
 
+def _columns_in(clause: Any) -> set[str]:
+    return {element.name for element in iterate(clause) if isinstance(element, Column)}
+
+
+def indexed_columns(table: Table) -> frozenset[str]:
+    """The columns some index or key of ``table`` reads, in its entries or in its condition."""
+    names: set[str] = set()
+    for index in table.indexes:
+        for expression in index.expressions:
+            names.update(_columns_in(expression))
+        for dialect in ("sqlite", "postgresql"):
+            where = index.dialect_options[dialect].get("where")
+            if where is not None:
+                names.update(_columns_in(where))
+    for constraint in table.constraints:
+        names.update(c.name for c in getattr(constraint, "columns", ()))
+    return frozenset(names)
+
+
+def _update_columns(columns: Sequence[str], key: Sequence[str], insert_only: frozenset[str]) -> list[str]:
+    return [c for c in columns if c not in key and c != "id" and c not in insert_only]
+
+
+def _compared(update_columns: Sequence[str]) -> list[str]:
+    return [c for c in update_columns if c not in ("synced_at", "changed_at")]
+
+
+def _derived(table: Table, sources: Iterable[str]) -> dict[str, str]:
+    """Columns resolved from one of ``sources`` (a touch's person id from its person key), by name, with
+    their source: such a value is void once its source changes, and resolved again later (see
+    store.touch_refs)."""
+    wanted = set(sources)
+    return {c.name: c.info["resolved_from"] for c in table.c if c.info.get("resolved_from") in wanted}
+
+
+def _indexed_update(table: Table, columns: Sequence[str], key: Sequence[str],
+                    insert_only: frozenset[str]) -> list[str]:
+    """The compared columns an index reads: on SQLite the second statement sets them (see the module
+    docstring). ``synced_at`` and ``changed_at`` stay with the conflict update, which sets them only
+    on the rows that changed."""
+    indexed = indexed_columns(table)
+    return [c for c in _compared(_update_columns(columns, key, insert_only)) if c in indexed]
+
+
 def _conflict_clause(
-    insert_stmt: Any, table: Table, columns: Sequence[str], key: Sequence[str], insert_only: frozenset[str]
+    insert_stmt: Any, table: Table, columns: Sequence[str], key: Sequence[str], insert_only: frozenset[str],
+    set_later: Sequence[str] = (),
 ) -> Any:
+    """The conflict update; ``set_later``: columns (and what is resolved from them) it leaves to a second
+    statement."""
     excluded = insert_stmt.excluded
-    update_columns = [c for c in columns if c not in key and c != "id" and c not in insert_only]
-    compared = [c for c in update_columns if c not in ("synced_at", "changed_at")]
+    update_columns = _update_columns(columns, key, insert_only)
+    compared = _compared(update_columns)
     if not compared:
         return insert_stmt.on_conflict_do_nothing(index_elements=list(key))
-    set_: dict[str, Any] = {c: excluded[c] for c in update_columns}
-    for derived in table.c:
-        # a value resolved from another column (a touch's person id from its person key) is void once
-        # that column changes, and resolved again later (see store.touch_refs)
-        source = derived.info.get("resolved_from")
-        if source in update_columns and derived.name not in set_:
-            set_[derived.name] = case((table.c[source].is_not_distinct_from(excluded[source]), derived), else_=None)
+    later = set(set_later) | set(_derived(table, set_later))
+    set_: dict[str, Any] = {c: excluded[c] for c in update_columns if c not in later}
+    for name, source in _derived(table, update_columns).items():
+        if name not in set_ and name not in later and name not in update_columns:
+            set_[name] = case((table.c[source].is_not_distinct_from(excluded[source]), table.c[name]), else_=None)
     content = [c for c in compared if c not in NOT_CONTENT]
     if "changed_at" in set_ and content:
         content_changed = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in content))
@@ -116,15 +169,50 @@ def _converters(table: Table, columns: Sequence[str], dialect: str) -> list[Call
 
 @lru_cache(maxsize=64)
 def _sqlite_statement(dialect: Dialect, table: Table, columns: tuple[str, ...], key: tuple[str, ...],
-                      insert_only: frozenset[str]) -> tuple[str, list[str]]:
-    """The SQLite upsert's text and its bound columns in order, compiled once per column set: the
-    writeback records each HubSpot batch of 100 records as it lands, and compiling the statement
-    for each of an L run's 468 batches cost more than the rows themselves."""
-    stmt = _conflict_clause(sqlite.insert(table), table, columns, key, insert_only)
+                      insert_only: frozenset[str], indexed_apart: bool = True,
+                      ) -> tuple[str, list[str], tuple[str, list[int]] | None]:
+    """The SQLite upsert's text and its bound columns in order, and the update of the indexed columns
+    with the positions of its parameters in those (None when no indexed column is set), compiled once
+    per column set: the writeback records each HubSpot batch of 100 records as it lands, and compiling
+    the statement for each of an L run's 468 batches cost more than the rows themselves."""
+    later = _indexed_update(table, columns, key, insert_only) if indexed_apart else []
+    stmt = _conflict_clause(sqlite.insert(table), table, columns, key, insert_only, later)
     compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
     ordered = list(compiled.positiontup)
     assert sorted(ordered) == sorted(columns), "compiled upsert does not bind every column once"
-    return compiled.string, ordered
+    return compiled.string, ordered, (_indexed_statement(table, later, key, ordered) if later else None)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _indexed_statement(table: Table, indexed: Sequence[str], key: Sequence[str],
+                       ordered: Sequence[str]) -> tuple[str, list[int]]:
+    """``UPDATE`` of the indexed columns of the row with the key, when one of them differs, and the
+    positions in ``ordered`` of the values it binds. What is resolved from a changed column is voided
+    (old values on the right of SET, as SQL reads them)."""
+    position = {name: i for i, name in enumerate(ordered)}
+    params: list[int] = []
+    sets = []
+    for name in indexed:
+        sets.append(f"{_quoted(name)} = ?")
+        params.append(position[name])
+    for name, source in _derived(table, indexed).items():
+        if name not in indexed and name not in position:
+            sets.append(f"{_quoted(name)} = CASE WHEN {_quoted(source)} IS ? THEN {_quoted(name)} END")
+            params.append(position[source])
+    where = []
+    for name in key:
+        where.append(f"{_quoted(name)} = ?")
+        params.append(position[name])
+    differs = []
+    for name in indexed:
+        differs.append(f"{_quoted(name)} IS NOT ?")
+        params.append(position[name])
+    sql = (f"UPDATE {_quoted(table.name)} SET {', '.join(sets)} "
+           f"WHERE {' AND '.join(where)} AND ({' OR '.join(differs)})")
+    return sql, params
 
 
 class _Writer:
@@ -137,14 +225,20 @@ class _Writer:
         columns: tuple[str, ...],
         key: Sequence[str],
         insert_only: frozenset[str] = frozenset(),
+        indexed_apart: bool = True,
     ) -> None:
         self.conn = conn
         self.table = table
         self.columns = columns
         self.dialect = conn.dialect.name
         ordered: list[str] = list(columns)
+        self.indexed: tuple[str, Callable[[list[Any]], tuple[Any, ...]]] | None = None
         if self.dialect == "sqlite":
-            self.sql, ordered = _sqlite_statement(conn.dialect, table, columns, tuple(key), insert_only)
+            self.sql, ordered, indexed = _sqlite_statement(conn.dialect, table, columns, tuple(key), insert_only,
+                                                           indexed_apart)
+            if indexed is not None:
+                indexed_sql, positions = indexed
+                self.indexed = indexed_sql, itemgetter(*positions)
         elif self.dialect == "postgresql":
             # One staging table per column set: temporary tables live as long as the pooled
             # connection, and two connectors may write the same table with different columns.
@@ -194,7 +288,11 @@ class _Writer:
             cursor = raw.cursor()
             try:
                 cursor.executemany(self.sql, values)
-                return cursor.rowcount
+                written = cursor.rowcount
+                if self.indexed is not None:  # after the upsert, whose changed_at reads the old values
+                    indexed_sql, params_of = self.indexed
+                    cursor.executemany(indexed_sql, map(params_of, values))
+                return written
             finally:
                 cursor.close()
         with raw.cursor() as cursor:
@@ -222,6 +320,7 @@ def upsert(
     key: Sequence[str] = DEFAULT_KEY,
     now: datetime | None = None,
     batch_size: int = 10_000,
+    indexed_apart: bool = True,
 ) -> int:
     """Insert or update ``rows`` (dicts with the same keys) in ``table``; return rows written.
 
@@ -229,6 +328,10 @@ def upsert(
     same key appears twice in one call, the last row wins. When the table has
     ``synced_at``/``changed_at`` columns they are maintained here. Runs inside the caller's
     transaction: nothing is committed here.
+
+    ``indexed_apart=False`` keeps the indexed columns in the conflict update (see the module
+    docstring), for rows that each change an indexed column anyway (a match's ``matched_at``, a
+    score's ``scored_at``): there the second statement would only add a lookup per row.
     """
     now = now or utcnow()
     has_sync_columns = "changed_at" in table.c and "synced_at" in table.c
@@ -265,7 +368,7 @@ def upsert(
                 raise ValueError(f"upsert into {table.name}: no such column(s) {unknown}")
             column_set = set(columns)
             id_columns = [c for c in columns if _is_salesforce_id_column(c)]
-            writer = _Writer(conn, table, columns, key, insert_only)
+            writer = _Writer(conn, table, columns, key, insert_only, indexed_apart)
         elif defaults:
             row = {**defaults, **row}
         if row.keys() != column_set:

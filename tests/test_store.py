@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, text
 
-from store import schema
+from store import migrate, schema
+from store.db import make_engine
 from store.ids import InvalidSalesforceId, to_18
 from store.types import NaiveDatetimeError, ensure_utc
-from store.upsert import upsert
+from store.upsert import indexed_columns, upsert
 
 T0 = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 
@@ -265,3 +267,73 @@ def test_one_connection_upserts_a_table_with_different_column_sets(engine: Engin
                                  "name": "A2"}])
         names = conn.execute(select(accounts.c.name).order_by(accounts.c.crm)).scalars().all()
     assert names == ["B", "A2"]
+
+
+# -- what an upsert rewrites on SQLite ------------------------------------------------------------
+def _touch(crm_id: str, **overrides) -> dict:
+    return {"crm": "hubspot", "object": "calls", "crm_id": crm_id, "activity_type": "call_connected",
+            "subject": "Intro", "occurred_at": T0, "person_crm_id": "P1", "account_crm_id": "C1", **overrides}
+
+
+def test_every_indexed_column_of_the_database_is_known_to_the_upsert(tmp_path) -> None:
+    """The conflict update leaves the columns an index reads to a second statement (store.upsert): an
+    index the schema does not declare (added by a migration alone) would be left stale by neither."""
+    eng = make_engine(f"sqlite:///{tmp_path / 'abm.db'}")
+    migrate.upgrade(eng)
+    with eng.connect() as conn:
+        for table in schema.Base.metadata.sorted_tables:
+            known = indexed_columns(table)
+            names = set(table.c.keys())
+            for _, index, *_ in conn.exec_driver_sql(f'PRAGMA index_list("{table.name}")').all():
+                read = {row[2] for row in conn.exec_driver_sql(f'PRAGMA index_info("{index}")')}
+                sql = conn.execute(select(text("sql")).select_from(text("sqlite_master"))
+                                   .where(text("name = :n")).params(n=index)).scalar_one_or_none()
+                if sql and " WHERE " in sql.upper():
+                    condition = sql[sql.upper().index(" WHERE "):]
+                    read |= {n for n in names if re.search(rf'\b{re.escape(n)}\b', condition)}
+                assert read <= known, (table.name, index, read - known)
+    eng.dispose()
+
+
+def test_the_conflict_update_on_sqlite_sets_no_indexed_column_but_the_bookkeeping() -> None:
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+    from store.upsert import _sqlite_statement
+    table = schema.Activity.__table__
+    columns = tuple(_touch("T1")) + ("synced_at", "changed_at", "is_deleted")  # as upsert() completes them
+    sql, _, indexed = _sqlite_statement(sqlite_dialect.dialect(), table, columns, ("crm", "object", "crm_id"),
+                                        frozenset({"is_deleted"}))
+    assigned = set(re.findall(r"(\w+) = ", sql.split(" DO UPDATE SET ")[1].split(" WHERE ")[0]))
+    assert assigned & indexed_columns(table) == {"changed_at"}
+    assert indexed is not None
+    assert {"occurred_at", "person_crm_id", "account_crm_id", "activity_type"} <= set(
+        re.findall(r'"(\w+)" = ', indexed[0].split(" WHERE ")[0]))
+
+
+def test_an_indexed_column_changed_alone_is_rewritten_with_its_index(engine: Engine) -> None:
+    later, latest = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    with engine.begin() as conn:
+        upsert(conn, schema.Activity.__table__, [_touch(f"T{i}") for i in range(4)], now=T0)
+    with engine.begin() as conn:
+        written = upsert(conn, schema.Activity.__table__, [
+            _touch("T0"),  # as it was
+            _touch("T1", subject="Demo"),  # a column no index reads
+            _touch("T2", occurred_at=later),  # an indexed column alone
+            _touch("T3", subject="Demo", person_crm_id="P2", account_crm_id=None),  # both
+        ], now=latest)
+    assert written == 3
+    stored = {r["crm_id"]: r for r in read_all(engine, schema.Activity.__table__)}
+    assert (stored["T0"]["synced_at"], stored["T0"]["changed_at"]) == (T0, T0)
+    assert (stored["T1"]["subject"], stored["T1"]["occurred_at"], stored["T1"]["changed_at"]) == ("Demo", T0, latest)
+    assert (stored["T2"]["subject"], stored["T2"]["occurred_at"], stored["T2"]["changed_at"]) == ("Intro", later, latest)
+    assert (stored["T3"]["subject"], stored["T3"]["person_crm_id"], stored["T3"]["account_crm_id"]) == (
+        "Demo", "P2", None)
+    assert all(stored[k]["synced_at"] == latest for k in ("T1", "T2", "T3"))
+    with engine.connect() as conn:
+        # the indexes answer as the rows do
+        assert conn.execute(select(schema.Activity.crm_id).where(schema.Activity.occurred_at == later)).scalars().all() == ["T2"]
+        assert conn.execute(select(schema.Activity.crm_id).where(schema.Activity.person_crm_id == "P2")).scalars().all() == ["T3"]
+        assert sorted(conn.execute(select(schema.Activity.crm_id).where(
+            schema.Activity.changed_at == latest)).scalars()) == ["T1", "T2", "T3"]
+        if engine.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"

@@ -290,7 +290,8 @@ def write_matches(
                 outcome.left_accounts.add(left)
         rows.append(_match_row(r, now, r.person_id in pins, key))
     for start in range(0, len(rows), _WRITE_BATCH):
-        upsert(conn, Match.__table__, rows[start:start + _WRITE_BATCH], key=("person_id",))
+        # every row written has a new matched_at, which an index reads (see store.upsert)
+        upsert(conn, Match.__table__, rows[start:start + _WRITE_BATCH], key=("person_id",), indexed_apart=False)
     return outcome
 
 

@@ -104,7 +104,8 @@ def save_scores(conn: Connection, kind: str, rows: Iterable[dict[str, Any]], ids
         del stored
         if batch:
             changed.update(row["entity_id"] for row in batch)
-            upsert(conn, Score.__table__, batch, key=("entity_kind", "entity_id"))
+            # every row written has a new scored_at, which an index reads (see store.upsert)
+            upsert(conn, Score.__table__, batch, key=("entity_kind", "entity_id"), indexed_apart=False)
     return changed
 
 
