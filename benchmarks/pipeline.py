@@ -115,9 +115,33 @@ def serve_sandbox(conn: Connection, seed: int, size: str, directory: Path, datab
                 changed = change_salesforce(handle, share, seed, round_)
                 changed.update({f"hubspot {k}": v for k, v in change_hubspot(handle, share, round_).items()})
                 conn.send((changed, time.perf_counter() - t))
+            elif command == "requests":
+                conn.send(request_times(handle.request_log, argument))
             elif command == "stop":
                 conn.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
                 return
+
+
+def request_times(log: Any, after_seq: int) -> tuple[int, dict[str, tuple[int, float, float]]]:
+    """The last request's sequence number, and per endpoint the sandbox's own time serving the requests
+    logged after ``after_seq``: (calls, total ms, slowest ms). It tells the emulator's share of a stage's
+    wall time from the worker's (the client-side waits for the rate limits are in neither)."""
+    entries = [e for e in log.entries() if e.seq > after_seq]
+    times: dict[str, tuple[int, float, float]] = {}
+    for entry in entries:
+        calls, total, slowest = times.get(f"{entry.method} {entry.endpoint}", (0, 0.0, 0.0))
+        times[f"{entry.method} {entry.endpoint}"] = (calls + 1, total + entry.duration_ms,
+                                                     max(slowest, entry.duration_ms))
+    last = max((e.seq for e in log.entries()), default=after_seq)
+    return last, times
+
+
+def print_request_times(times: dict[str, tuple[int, float, float]]) -> None:
+    print(f"  sandbox time serving the run's {sum(calls for calls, _, _ in times.values()):,} requests "
+          "(its own, not the worker's):")
+    print(f"    {'endpoint':58s} {'calls':>6s} {'total s':>8s} {'mean ms':>8s} {'max ms':>8s}")
+    for endpoint, (calls, total, slowest) in sorted(times.items(), key=lambda kv: -kv[1][1]):
+        print(f"    {endpoint[:58]:58s} {calls:6,d} {total / 1000:8.1f} {total / calls:8.1f} {slowest:8.1f}")
 
 
 # -- the worker, here -------------------------------------------------------------------------------
@@ -276,7 +300,11 @@ def main(argv: list[str] | None = None) -> None:
             changed, change_s = ours.recv()
             print(f"\nchanged {args.change:.0%} in the sandbox (change {round_} to this org) in {change_s:,.0f} s: "
                   + ", ".join(f"{n:,} {what}" for what, n in changed.items()))
+            ours.send(("requests", 0))
+            mark, _ = ours.recv()
             incremental = measure_incremental(f"incremental run after {args.change:.0%} changed", engine, config)
+            ours.send(("requests", mark))
+            print_request_times(ours.recv()[1])
             engine.dispose()
             worker_mb = peak_mb()  # the stages run in this process; the match stage forks some for large chunks
         finally:
