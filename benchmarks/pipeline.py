@@ -304,7 +304,11 @@ def main(argv: list[str] | None = None) -> None:
             mark, _ = ours.recv()
             incremental = measure_incremental(f"incremental run after {args.change:.0%} changed", engine, config)
             ours.send(("requests", mark))
-            print_request_times(ours.recv()[1])
+            last, times = ours.recv()
+            if times:
+                print_request_times(times)
+            else:
+                print(f"  the sandbox logged no request after #{mark:,} (its last: #{last:,})")
             engine.dispose()
             worker_mb = peak_mb()  # the stages run in this process; the match stage forks some for large chunks
         finally:
