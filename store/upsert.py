@@ -190,29 +190,22 @@ def _quoted(name: str) -> str:
 def _indexed_statement(table: Table, indexed: Sequence[str], key: Sequence[str],
                        ordered: Sequence[str]) -> tuple[str, list[int]]:
     """``UPDATE`` of the indexed columns of the row with the key, when one of them differs, and the
-    positions in ``ordered`` of the values it binds. What is resolved from a changed column is voided
-    (old values on the right of SET, as SQL reads them)."""
-    position = {name: i for i, name in enumerate(ordered)}
+    positions in ``ordered`` of the values it binds (numbered, each once). What is resolved from a
+    changed column is voided (old values on the right of SET, as SQL reads them)."""
     params: list[int] = []
-    sets = []
-    for name in indexed:
-        sets.append(f"{_quoted(name)} = ?")
-        params.append(position[name])
-    for name, source in _derived(table, indexed).items():
-        if name not in indexed and name not in position:
-            sets.append(f"{_quoted(name)} = CASE WHEN {_quoted(source)} IS ? THEN {_quoted(name)} END")
-            params.append(position[source])
-    where = []
-    for name in key:
-        where.append(f"{_quoted(name)} = ?")
-        params.append(position[name])
-    differs = []
-    for name in indexed:
-        differs.append(f"{_quoted(name)} IS NOT ?")
-        params.append(position[name])
-    sql = (f"UPDATE {_quoted(table.name)} SET {', '.join(sets)} "
-           f"WHERE {' AND '.join(where)} AND ({' OR '.join(differs)})")
-    return sql, params
+
+    def bound(name: str) -> str:
+        position = ordered.index(name)
+        if position not in params:
+            params.append(position)
+        return f"?{params.index(position) + 1}"
+
+    sets = [f"{_quoted(name)} = {bound(name)}" for name in indexed]
+    sets += [f"{_quoted(name)} = CASE WHEN {_quoted(source)} IS {bound(source)} THEN {_quoted(name)} END"
+             for name, source in _derived(table, indexed).items() if name not in indexed and name not in ordered]
+    where = " AND ".join(f"{_quoted(name)} = {bound(name)}" for name in key)
+    differs = " OR ".join(f"{_quoted(name)} IS NOT {bound(name)}" for name in indexed)
+    return f"UPDATE {_quoted(table.name)} SET {', '.join(sets)} WHERE {where} AND ({differs})", params
 
 
 class _Writer:
@@ -260,6 +253,20 @@ class _Writer:
             (i, f) for i, f in enumerate(_converters(table, ordered, self.dialect)) if f is not None
         ]
 
+    # A batch that only added rows, or changed none, needs no second statement: the upsert's count less
+    # the rows it added (new rows take ids past the last one, and the transaction holds the write lock)
+    # says whether it updated any. Rows that bring their own id leave that unknown: the statement runs.
+    def _last_id(self, cursor: Any) -> int | None:
+        if "id" in self.columns:
+            return None
+        return cursor.execute(f"SELECT coalesce(max(rowid), 0) FROM {_quoted(self.table.name)}").fetchone()[0]
+
+    def _added_since(self, cursor: Any, last_id: int | None) -> int:
+        if last_id is None:
+            return 0
+        added = cursor.execute(f"SELECT count(*) FROM {_quoted(self.table.name)} WHERE rowid > ?", (last_id,))
+        return added.fetchone()[0]
+
     def _driver_values(self, rows: list[dict[str, Any]]) -> list[list[Any]]:
         values_of, conversions = self.values_of, self.conversions
         # Many rows share one value object in a column (the run's timestamp in synced_at and
@@ -287,9 +294,11 @@ class _Writer:
         if self.dialect == "sqlite":
             cursor = raw.cursor()
             try:
+                last_id = self._last_id(cursor) if self.indexed is not None else None
                 cursor.executemany(self.sql, values)
                 written = cursor.rowcount
-                if self.indexed is not None:  # after the upsert, whose changed_at reads the old values
+                if self.indexed is not None and written > self._added_since(cursor, last_id):
+                    # some existing rows changed: after the upsert, whose changed_at reads their old values
                     indexed_sql, params_of = self.indexed
                     cursor.executemany(indexed_sql, map(params_of, values))
                 return written
