@@ -12,17 +12,26 @@ than make a stage's writer wait towards its own busy timeout, and after each tim
 waits twice as long (up to ``MAX_BACKOFF_S``) before it asks again: readers that never leave the
 log room must not stall the writers a little every second. PostgreSQL and in-memory databases
 need none of this: for them it does nothing.
+
+SQLite also copies the log into the database after a commit that leaves it past 1,000 pages,
+in the committing thread, syncing the file twice (``wal_autocheckpoint``). A stage's writer
+then waits for the copy of every page it just wrote: on the L org's 1% increment, 4.7 of the
+7 seconds the pulls spent in commits. While the watcher runs, the connections the engine hands
+out leave that copy to it: each second it copies what the log holds (a ``PASSIVE`` checkpoint,
+which waits for nobody), beside the stages instead of in their way.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from store.db import SQLITE_BUSY_TIMEOUT_MS
 
@@ -52,6 +61,35 @@ def checkpoint(engine: Engine, busy_ms: int = DEFAULT_BUSY_MS) -> bool:
     return not busy
 
 
+def copy_log(engine: Engine) -> None:
+    """Copy what the log holds into the database, waiting for no reader or writer (``PASSIVE``)."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
+
+
+SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
+_watched: weakref.WeakKeyDictionary[Engine, list[int]] = weakref.WeakKeyDictionary()
+
+
+def _copy_after_commits(engine: Engine) -> list[int]:
+    """How many watchers run on ``engine`` (a list of one count), with the checkout hook that tells each
+    connection whether its commits copy the log themselves: only when none runs."""
+    watchers = _watched.get(engine)
+    if watchers is None:
+        watchers = _watched[engine] = [0]
+
+        def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+            pages = 0 if watchers[0] > 0 else SQLITE_AUTOCHECKPOINT_PAGES
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA wal_autocheckpoint={pages}")
+            finally:
+                cursor.close()
+
+        event.listen(engine, "checkout", on_checkout)
+    return watchers
+
+
 def next_wait(wait: float, every: float, gave_up: bool) -> float:
     """Seconds before the next look: ``every``, doubled after each checkpoint that gave up, at most
     ``MAX_BACKOFF_S`` (or ``every`` if that is longer)."""
@@ -62,24 +100,34 @@ def next_wait(wait: float, every: float, gave_up: bool) -> float:
 def wal_kept_small(
     engine: Engine, limit_bytes: int = DEFAULT_LIMIT_BYTES, every: float = 1.0, busy_ms: int = DEFAULT_BUSY_MS
 ) -> Iterator[None]:
-    """While the block runs, empty the log whenever it outgrows ``limit_bytes`` (see the module docstring)."""
+    """While the block runs, copy the log into the database each ``every`` seconds in place of the
+    commits, and empty it whenever it outgrows ``limit_bytes`` (see the module docstring)."""
     path = wal_path(engine)
     if path is None:
         yield
         return
     stop = threading.Event()
+    watchers = _copy_after_commits(engine)
+    watchers[0] += 1
 
     def watch() -> None:
-        wait = every
-        while not stop.wait(wait):
+        wait = every  # between two attempts to empty the log (longer after each that gave up)
+        waited = 0.0
+        while not stop.wait(every):
+            waited += every
             try:
-                gave_up = path.exists() and path.stat().st_size > limit_bytes and not checkpoint(engine, busy_ms)
+                if not path.exists():
+                    continue
+                gave_up = False
+                if waited >= wait and path.stat().st_size > limit_bytes:
+                    gave_up = not checkpoint(engine, busy_ms)
+                    wait, waited = next_wait(wait, every, gave_up), 0.0
+                    if gave_up:
+                        log.debug("the write-ahead log is busy; emptying it again in %.0f s", wait)
+                if path.stat().st_size > 0:
+                    copy_log(engine)  # the copy the stages' commits leave to this thread
             except Exception:  # a hiccup (the database closed under us): the next tick tries again
                 log.debug("write-ahead log checkpoint failed", exc_info=True)
-                gave_up = False
-            wait = next_wait(wait, every, gave_up)
-            if gave_up:
-                log.debug("the write-ahead log is busy; checkpointing it again in %.0f s", wait)
 
     thread = threading.Thread(target=watch, name="wal-checkpoint", daemon=True)
     thread.start()
@@ -88,3 +136,8 @@ def wal_kept_small(
     finally:
         stop.set()
         thread.join(timeout=every + busy_ms / 1000 + 5)
+        watchers[0] -= 1
+        try:
+            copy_log(engine)  # what the last commits left, before commits copy the log themselves again
+        except Exception:
+            log.debug("write-ahead log checkpoint failed", exc_info=True)

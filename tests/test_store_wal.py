@@ -79,3 +79,31 @@ def test_a_busy_log_is_looked_at_less_and_less_often_until_a_checkpoint_goes_thr
     assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, MAX_BACKOFF_S, MAX_BACKOFF_S, MAX_BACKOFF_S, MAX_BACKOFF_S]
     assert next_wait(MAX_BACKOFF_S, 1.0, gave_up=False) == 1.0
     assert next_wait(60.0, 60.0, gave_up=True) == 60.0  # a slow watcher is never hurried
+
+
+def test_while_the_watcher_runs_commits_leave_the_copy_of_the_log_to_it(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    database = tmp_path / "abm.db"
+    with wal_kept_small(engine, every=60):  # the watcher does not come round within the test
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 0
+        _write(engine, rows=20_000)  # about 1,500 pages: past the 1,000 after which a commit copies the log
+        assert database.stat().st_size < 1_000_000  # the rows are all in the log still
+    assert database.stat().st_size > 4_000_000  # copied as the block ended
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 1000
+    _write(engine, rows=20_000)
+    assert database.stat().st_size > 8_000_000  # without the watcher, the commit copies the log itself
+    engine.dispose()
+
+
+def test_the_watcher_copies_the_log_each_time_it_comes_round(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    database = tmp_path / "abm.db"
+    with wal_kept_small(engine, every=0.05):
+        _write(engine, rows=20_000)
+        deadline = time.monotonic() + 30
+        while database.stat().st_size < 4_000_000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert database.stat().st_size > 4_000_000
+    engine.dispose()
