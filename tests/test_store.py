@@ -324,19 +324,21 @@ def test_an_indexed_column_changed_alone_is_rewritten_with_its_index(engine: Eng
         ], now=latest)
     assert written == 4
     stored = {r["crm_id"]: r for r in read_all(engine, schema.Activity.__table__)}
-    assert (stored["T0"]["synced_at"], stored["T0"]["changed_at"]) == (T0, T0)
-    assert (stored["T1"]["subject"], stored["T1"]["occurred_at"], stored["T1"]["changed_at"]) == ("Demo", T0, latest)
-    assert (stored["T2"]["subject"], stored["T2"]["occurred_at"], stored["T2"]["changed_at"]) == ("Intro", later, latest)
-    assert (stored["T3"]["subject"], stored["T3"]["person_crm_id"], stored["T3"]["account_crm_id"]) == (
-        "Demo", "P2", None)
+    def values(crm_id: str, *columns: str) -> tuple:
+        return tuple(stored[crm_id][c] for c in columns)
+
+    assert values("T0", "synced_at", "changed_at") == (T0, T0)
+    assert values("T1", "subject", "occurred_at", "changed_at") == ("Demo", T0, latest)
+    assert values("T2", "subject", "occurred_at", "changed_at") == ("Intro", later, latest)
+    assert values("T3", "subject", "person_crm_id", "account_crm_id") == ("Demo", "P2", None)
     assert all(stored[k]["synced_at"] == latest for k in ("T1", "T2", "T3", "T4"))
     with engine.connect() as conn:
-        # the indexes answer as the rows do
-        assert sorted(conn.execute(select(schema.Activity.crm_id).where(
-            schema.Activity.occurred_at == later)).scalars()) == ["T2", "T4"]
-        assert conn.execute(select(schema.Activity.crm_id).where(schema.Activity.person_crm_id == "P2")).scalars().all() == ["T3"]
-        assert sorted(conn.execute(select(schema.Activity.crm_id).where(
-            schema.Activity.changed_at == latest)).scalars()) == ["T1", "T2", "T3", "T4"]
+        def found(condition) -> list[str]:  # the indexes answer as the rows do
+            return sorted(conn.execute(select(schema.Activity.crm_id).where(condition)).scalars())
+
+        assert found(schema.Activity.occurred_at == later) == ["T2", "T4"]
+        assert found(schema.Activity.person_crm_id == "P2") == ["T3"]
+        assert found(schema.Activity.changed_at == latest) == ["T1", "T2", "T3", "T4"]
         if engine.dialect.name == "sqlite":
             assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
 
