@@ -10,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from simple_salesforce import Salesforce
 
 from sandbox.clients import sandbox_requests_session
+from sandbox.hubspot.limits import DEFAULT_PER_TEN_SECONDS, DEFAULT_SEARCH_PER_SECOND
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -38,6 +40,10 @@ def test_serve_writes_a_working_config_and_stops_on_sigterm(tmp_path: Path) -> N
                                capture_output=True, text=True, env=env)
         assert check.returncode == 0, check.stdout + check.stderr
         assert info["salesforce"]["client_secret"] not in config.read_text()  # secrets live in files only
+        # the worker paces itself by the sandbox's own HubSpot allowances, the search one included
+        hubspot = yaml.safe_load(config.read_text())["hubspot"]
+        assert (hubspot["requests_per_10s"], hubspot["search_requests_per_second"]) == (
+            DEFAULT_PER_TEN_SECONDS, DEFAULT_SEARCH_PER_SECOND)
         # A newcomer follows the README: a token from the token endpoint, then simple-salesforce.
         session = sandbox_requests_session(info["ca_file"])
         token = session.post(info["salesforce"]["token_url"], data={

@@ -65,8 +65,10 @@ def sandbox_config(handle: SandboxHandle, secrets_dir: Path, database_url: str) 
             "auth": "private_app",
             "access_token_file": str(_write_secret(secrets_dir, "hubspot-access-token", hubspot)),
             "ca_file": str(handle.ca_path),
-            # The sandbox's own 10-second allowance (a real portal's depends on its tier).
+            # The sandbox's own allowances (a real portal's 10-second one depends on its tier; its search
+            # one is HubSpot's documented 5 a second, which the configuration's default keeps under).
             "requests_per_10s": handle.hubspot_limits.per_ten_seconds,
+            "search_requests_per_second": float(handle.hubspot_limits.search_per_second),
         }
     return config
 
