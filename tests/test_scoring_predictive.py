@@ -15,6 +15,7 @@ from scoring.features import (
     ACCOUNT_FEATURES,
     LEAD_FEATURES,
     account_features,
+    existing_at,
     lead_features,
     population_as_of,
     reusable,
@@ -384,3 +385,36 @@ def test_predictions_from_one_rules_pass_score_as_a_scoring_with_them(history: S
                      predictive=account_p, person_predictive=person_p)
     assert_same_scores(got, expected)
     assert np.isfinite(got.predictive).any() and not np.array_equal(got.grade, rules.grade)
+
+
+def test_people_dated_after_the_scoring_moment_exist_at_it(history: ScoringInputs) -> None:
+    """A creation or conversion time ahead of the stage's clock counts as the moment itself: the
+    roll-up at that moment stays the population's own (one pass over the touches serves the
+    predictions and the final scores), and every earlier date sees what it saw before."""
+    config = ScoringConfig.model_validate({"predictive": {"algorithm": "logistic", "min_positive_labels": 10,
+                                                          "min_holdout_positives": 3}})
+    as_of = ts(AS_OF)
+    people = history.people
+    rolled_up = np.flatnonzero(history.population.person_account >= 0)
+    ahead, lead = int(rolled_up[0]), int(np.flatnonzero(people.is_lead & (people.converted != NEVER))[0])
+    skewed = replace(history, people=replace(
+        people, created=np.where(np.arange(len(people.created)) == ahead, as_of + 3600, people.created),
+        converted=np.where(np.arange(len(people.created)) == lead, as_of + 60, people.converted),
+        linked_by_conversion=people.linked_by_conversion | (np.arange(len(people.created)) == lead)))
+    assert reusable(skewed, scores_as_of(skewed, config, as_of)) is None  # without: a second pass
+
+    existing = existing_at(skewed, as_of)
+    assert existing.people.created[ahead] == as_of and existing.people.converted[lead] == as_of - 1
+    assert population_as_of(existing, as_of) is existing.population
+    rules = scores_as_of(existing, config, as_of)
+    assert reusable(existing, rules) is rules
+    got = with_predictions(existing, config, rules, predictive=None, person_predictive=None)
+    assert_same_scores(got, score(existing.activities, existing.population, existing.opportunities, config, as_of))
+    for earlier in (as_of - 1, as_of - 30 * DAY):
+        np.testing.assert_array_equal(population_as_of(existing, earlier).person_account,
+                                      population_as_of(skewed, earlier).person_account)
+        np.testing.assert_array_equal(account_features(existing, config, earlier).X,
+                                      account_features(skewed, config, earlier).X)
+        np.testing.assert_array_equal(lead_features(existing, config, earlier).X,
+                                      lead_features(skewed, config, earlier).X)
+    assert existing_at(history, as_of) is history  # nothing ahead: the inputs as they are

@@ -54,7 +54,7 @@ from sqlalchemy import Connection, Engine, delete, func, select
 
 from config.scoring import ScoringConfig
 from scoring import predictive as pred
-from scoring.features import reusable, scores_as_of, with_predictions
+from scoring.features import existing_at, reusable, scores_as_of, with_predictions
 from scoring.fit import with_display_names
 from scoring.history import prune_before
 from scoring.inputs import ScoringInputs
@@ -192,7 +192,7 @@ def _score_dirty(conn: Connection, config: ScoringConfig, now: datetime, increme
     # Segment values named as the whole population spells them, whichever accounts were loaded.
     population = replace(subset.inputs.population,
                          segments=with_display_names(subset.inputs.population.segments, state.fit))
-    inputs = replace(subset.inputs, population=population)
+    inputs = existing_at(replace(subset.inputs, population=population), as_of)
     phases["load"] = time.perf_counter() - started
     account_probability = lead_probability = None
     model_version = None
@@ -280,7 +280,8 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
             outcome.loaded = "everyone (too many touched to read them alone)"
         scope = None
         started = time.perf_counter()
-        inputs = load_score_inputs(conn, config, kept="refresh" if incremental is None else "reuse")
+        inputs = existing_at(load_score_inputs(conn, config, kept="refresh" if incremental is None else "reuse"),
+                             as_of)
         phases["load"] = time.perf_counter() - started
         if incremental is not None:
             started = time.perf_counter()
