@@ -122,26 +122,31 @@ def serve_sandbox(conn: Connection, seed: int, size: str, directory: Path, datab
                 return
 
 
-def request_times(log: Any, after_seq: int) -> tuple[int, dict[str, tuple[int, float, float]]]:
+def request_times(log: Any, after_seq: int) -> tuple[int, dict[str, tuple[int, float, float, float, float]]]:
     """The last request's sequence number, and per endpoint the sandbox's own time serving the requests
-    logged after ``after_seq``: (calls, total ms, slowest ms). It tells the emulator's share of a stage's
-    wall time from the worker's (the client-side waits for the rate limits are in neither)."""
+    logged after ``after_seq``: (calls, total ms, slowest ms, first and last request's epoch seconds). It
+    tells the emulator's share of a stage's wall time from the worker's (the client-side waits for the rate
+    limits are in neither), and when in the run each endpoint was busy."""
     entries = [e for e in log.entries() if e.seq > after_seq]
-    times: dict[str, tuple[int, float, float]] = {}
+    times: dict[str, tuple[int, float, float, float, float]] = {}
     for entry in entries:
-        calls, total, slowest = times.get(f"{entry.method} {entry.endpoint}", (0, 0.0, 0.0))
-        times[f"{entry.method} {entry.endpoint}"] = (calls + 1, total + entry.duration_ms,
-                                                     max(slowest, entry.duration_ms))
-    last = max((e.seq for e in log.entries()), default=after_seq)
-    return last, times
+        key = f"{entry.method} {entry.endpoint}"
+        calls, total, slowest, first, last = times.get(key, (0, 0.0, 0.0, entry.at, entry.at))
+        times[key] = (calls + 1, total + entry.duration_ms, max(slowest, entry.duration_ms), min(first, entry.at),
+                      max(last, entry.at))
+    last_seq = max((e.seq for e in log.entries()), default=after_seq)
+    return last_seq, times
 
 
-def print_request_times(times: dict[str, tuple[int, float, float]]) -> None:
-    print(f"  sandbox time serving the run's {sum(calls for calls, _, _ in times.values()):,} requests "
-          "(its own, not the worker's):")
-    print(f"    {'endpoint':58s} {'calls':>6s} {'total s':>8s} {'mean ms':>8s} {'max ms':>8s}")
-    for endpoint, (calls, total, slowest) in sorted(times.items(), key=lambda kv: -kv[1][1]):
-        print(f"    {endpoint[:58]:58s} {calls:6,d} {total / 1000:8.1f} {total / calls:8.1f} {slowest:8.1f}")
+def print_request_times(times: dict[str, tuple[int, float, float, float, float]], started_at: float) -> None:
+    """The sandbox's time per endpoint, and when its first and last request came (seconds into the run)."""
+    print(f"  sandbox time serving the run's {sum(t[0] for t in times.values()):,} requests "
+          "(its own, not the worker's), and when in the run each endpoint was called:")
+    print(f"    {'endpoint':58s} {'calls':>6s} {'total s':>8s} {'mean ms':>8s} {'max ms':>8s} {'first s':>8s} "
+          f"{'last s':>8s}")
+    for endpoint, (calls, total, slowest, first, last) in sorted(times.items(), key=lambda kv: -kv[1][1]):
+        print(f"    {endpoint[:58]:58s} {calls:6,d} {total / 1000:8.1f} {total / calls:8.1f} {slowest:8.1f} "
+              f"{first - started_at:8.1f} {last - started_at:8.1f}")
 
 
 # -- the worker, here -------------------------------------------------------------------------------
@@ -302,11 +307,12 @@ def main(argv: list[str] | None = None) -> None:
                   + ", ".join(f"{n:,} {what}" for what, n in changed.items()))
             ours.send(("requests", 0))
             mark, _ = ours.recv()
+            started_at = time.time()  # the sandbox stamps its requests with the same clock
             incremental = measure_incremental(f"incremental run after {args.change:.0%} changed", engine, config)
             ours.send(("requests", mark))
             last, times = ours.recv()
             if times:
-                print_request_times(times)
+                print_request_times(times, started_at)
             else:
                 print(f"  the sandbox logged no request after #{mark:,} (its last: #{last:,})")
             engine.dispose()
