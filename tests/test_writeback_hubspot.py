@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from connectors.retry import RetrySettings
 from sandbox.clients import hubspot_client
 from sandbox.runner import SandboxHandle, run_sandbox
 from store.schema import WritebackError
+from writeback import run as writeback_run
 from writeback.catalogue import Catalogue, FieldNotInCatalogue
 from writeback.diff import RecordChange
 from writeback.hubspot import HubSpotWriter
@@ -202,6 +204,54 @@ def test_daily_limit_reached_with_batches_in_flight(handle: SandboxHandle, hs: H
     assert by_object(resumed)["companies"].written == 700
     assert handle.request_log.count("POST", BATCH_UPDATE) == 7
     assert_crm_equals_store(hs, engine, "companies", list(seeded.accounts))
+
+
+def test_parts_are_sent_while_the_rest_is_planned(handle: SandboxHandle, hs: HubSpot, engine: Engine,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """HubSpot's first batch goes out once the first part is planned, not the whole object: the planning of
+    the last part waits for it (and would wait in vain if parts were held back)."""
+    seeded = seed_hubspot(handle, engine, n_companies=500)
+    monkeypatch.setattr(writeback_run, "STREAMED_CHUNK", 100)
+    plan_changes, parts, sent_before_last = writeback_run.plan_changes, [], []
+
+    def planned_while_sending(records: Any, *args: Any, **kwargs: Any) -> Any:
+        parts.append(len(records))
+        if len(parts) == 5:
+            deadline = time.monotonic() + 10
+            while handle.request_log.count("POST", BATCH_UPDATE) == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            sent_before_last.append(handle.request_log.count("POST", BATCH_UPDATE))
+        return plan_changes(records, *args, **kwargs)
+
+    monkeypatch.setattr(writeback_run, "plan_changes", planned_while_sending)
+    report = run(engine, fast_writer(hs))
+    companies = by_object(report)["companies"]
+    assert parts == [100] * 5 and sent_before_last[0] >= 1
+    assert (companies.records, companies.changed, companies.written, companies.mode) == (500, 500, 500, "batch")
+    assert handle.request_log.count("POST", BATCH_UPDATE) == 5
+    assert_crm_equals_store(hs, engine, "companies", list(seeded.accounts))
+
+
+def test_a_part_that_stops_the_portal_stops_the_parts_after_it(handle: SandboxHandle, hs: HubSpot, engine: Engine,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    seeded = seed_hubspot(handle, engine, n_companies=1000, n_contacts=40)
+    monkeypatch.setattr(writeback_run, "STREAMED_CHUNK", 100)
+    handle.hubspot_limits.configure(daily=3)  # three calls left today: three parts of companies
+    try:
+        report = run(engine, fast_writer(hs, concurrency=4))
+    finally:
+        handle.hubspot_limits.configure(daily=1_000_000)
+        handle.reset()
+    companies, contacts = by_object(report)["companies"], by_object(report)["contacts"]
+    assert (companies.written, companies.failed) == (300, 0) and "daily API limit" in (companies.stopped or "")
+    assert contacts.written == 0 and contacts.changed == 40
+    assert (contacts.stopped or "").startswith("not attempted: ") and "daily API limit" in contacts.stopped
+    handle.request_log.clear()
+    resumed = run(engine, fast_writer(hs, concurrency=4))
+    assert (by_object(resumed)["companies"].written, by_object(resumed)["contacts"].written) == (700, 40)
+    assert handle.request_log.count("POST", BATCH_UPDATE) == 7 + 1
+    assert_crm_equals_store(hs, engine, "companies", list(seeded.accounts))
+    assert_crm_equals_store(hs, engine, "contacts", list(seeded.people["contacts"]))
 
 
 def test_guard(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:

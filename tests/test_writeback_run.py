@@ -32,6 +32,7 @@ from sandbox.runner import SandboxHandle, run_sandbox
 from store.db import make_engine
 from store.schema import AccountLink, Match, Score, WritebackState
 from store.types import utcnow
+from writeback import run as writeback_run
 from writeback import source
 from writeback.catalogue import Catalogue
 from writeback.hubspot import HubSpotWriter
@@ -77,9 +78,11 @@ def scores_of(engine: Engine, kind: str, entity_id: int) -> Any:
 
 @pytest.fixture(params=[None, 1], ids=["one-chunk", "chunks-of-1"])
 def chunk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int | None:
-    """Records are read and diffed a chunk at a time: the same writes whatever the chunk."""
+    """Records are read and diffed a chunk at a time (HubSpot's sent part by part as they are planned): the same
+    writes whatever the chunk."""
     if request.param is not None:
         monkeypatch.setattr(source, "TARGET_CHUNK", request.param)
+        monkeypatch.setattr(writeback_run, "STREAMED_CHUNK", request.param)
     return request.param
 
 

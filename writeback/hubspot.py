@@ -125,6 +125,10 @@ class HubSpotWriter:
         self._lock = threading.Lock()
         self.api_calls = 0
 
+    # Every change goes in batches of 100, however many there are: the pass hands each part of an object
+    # over as soon as it is planned (see writeback.run._write_streamed).
+    streams = True
+
     def mode(self, count: int) -> str:
         return "batch" if count else "none"
 

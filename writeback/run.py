@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Collection, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -73,29 +73,39 @@ def plan_changes(
     return Plan(due, deferred)
 
 
+def _planned_parts(engine: Engine, config: WritebackConfig, catalogue: Catalogue, crm: str, obj: str,
+                   ledger: WritebackLedger, now: datetime, force: bool, account_ids: Collection[int] | None,
+                   changed_since: datetime | None, report: ObjectReport, chunk: int | None = None) -> Iterator[Plan]:
+    """Diff one object's records against their baseline, a chunk of records at a time (``chunk``, default
+    :data:`~writeback.source.TARGET_CHUNK`), counting them into ``report``: only the changes outlive their
+    chunk (a full pass would otherwise hold every record and its baseline)."""
+    fields = catalogue.fields(crm, obj)
+    errors = ledger.errors()
+    for targets in iter_targets(engine, crm, obj, catalogue.kind(crm, obj), account_ids, changed_since, chunk):
+        # by ids, even in a full pass: reading all 500,000 Contacts' baseline so costs about what one scan
+        # does (see WritebackLedger.baseline), and only a chunk's is held
+        baseline = ledger.baseline([r.crm_id for r in targets])
+        part = plan_changes(targets, fields, baseline, errors, now, force)
+        report.samples += [Sample.of(c, baseline.get(c.crm_id, {}))
+                           for c in part.due[: config.sample_size - len(report.samples)]]
+        report.records += len(targets)
+        report.changed += len(part.due) + len(part.deferred)
+        report.deferred += len(part.deferred)
+        yield part
+
+
 def _object_report(engine: Engine, config: WritebackConfig, catalogue: Catalogue, crm: str, obj: str,
                    ledger: WritebackLedger, now: datetime, force: bool,
                    account_ids: Collection[int] | None,
                    changed_since: datetime | None = None) -> tuple[ObjectReport, Plan]:
-    """Diff one object's records against their baseline, a chunk of records at a time: only the
-    changes outlive their chunk (a full pass would otherwise hold every record and its baseline)."""
-    fields = catalogue.fields(crm, obj)
-    errors = ledger.errors()
+    """One object's report and whole plan (see :func:`_planned_parts`)."""
+    report = ObjectReport(crm, obj)
     due: list[RecordChange] = []
     deferred: list[RecordChange] = []
-    records = 0
-    samples: list[Sample] = []
-    for chunk in iter_targets(engine, crm, obj, catalogue.kind(crm, obj), account_ids, changed_since):
-        # by ids, even in a full pass: reading all 500,000 Contacts' baseline so costs about what one scan
-        # does (see WritebackLedger.baseline), and only a chunk's is held
-        baseline = ledger.baseline([r.crm_id for r in chunk])
-        part = plan_changes(chunk, fields, baseline, errors, now, force)
-        samples += [Sample.of(c, baseline.get(c.crm_id, {})) for c in part.due[: config.sample_size - len(samples)]]
+    for part in _planned_parts(engine, config, catalogue, crm, obj, ledger, now, force, account_ids, changed_since,
+                               report):
         due += part.due
         deferred += part.deferred
-        records += len(chunk)
-    report = ObjectReport(crm, obj, records=records, changed=len(due) + len(deferred), deferred=len(deferred),
-                          samples=samples)
     return report, Plan(due, deferred)
 
 
@@ -164,35 +174,116 @@ def run_writeback(
     report = WritebackReport(dry_run=False, force=force)
     for writer in writers:
         calls_before = writer.api_calls
-        stopped: str | None = None
         # One object is written at a time (a Contact job next to an Account job would fight over the
         # accounts' row locks in Salesforce), but the next object is read and diffed while the CRM
         # works on the previous one: on the L org that time was spent waiting for Bulk jobs.
         with ThreadPoolExecutor(1, thread_name_prefix=f"abm-{writer.crm}-writeback") as pool:
-            writing: _Writing | None = None
-            for obj in catalogue.objects(writer.crm):
-                ledger = WritebackLedger(engine, writer.crm, obj, _backoff(config), run_id)
-                obj_report, plan = _object_report(engine, config, catalogue, writer.crm, obj, ledger, now, force,
-                                                  account_ids, changed_since)
-                obj_report.mode = writer.mode(len(plan.due))
-                report.objects.append(obj_report)
-                stopped = _finish(writing, stopped)
-                writing = None
-                if stopped is not None:
-                    obj_report.stopped = f"not attempted: {stopped}"
-                    continue
-                if not plan.due:
-                    continue
-                future = pool.submit(contextvars.copy_context().run, writer.write, obj, plan.due,
-                                     _recorder(ledger, obj_report, now))
-                writing = _Writing(future, obj_report)
-            stopped = _finish(writing, stopped)
+            write = _write_streamed if getattr(writer, "streams", False) else _write_whole
+            write(pool, engine, config, catalogue, writer, report, now, force, run_id, account_ids, changed_since)
         report.api_calls[writer.crm] = writer.api_calls - calls_before
         policy = getattr(writer, "policy", None)
         if policy is not None:
             report.rate_limited_s[writer.crm] = policy.rate_limited_s
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _write_whole(pool: ThreadPoolExecutor, engine: Engine, config: WritebackConfig, catalogue: Catalogue,
+                 writer: Writer, report: WritebackReport, now: datetime, force: bool, run_id: int | None,
+                 account_ids: Collection[int] | None, changed_since: datetime | None) -> None:
+    """Each object planned whole, then written on ``pool`` while the next one is planned: how a writer
+    whose way of sending depends on how many records changed (Salesforce: Bulk API or collections) works."""
+    stopped: str | None = None
+    writing: _Writing | None = None
+    for obj in catalogue.objects(writer.crm):
+        ledger = WritebackLedger(engine, writer.crm, obj, _backoff(config), run_id)
+        obj_report, plan = _object_report(engine, config, catalogue, writer.crm, obj, ledger, now, force,
+                                          account_ids, changed_since)
+        obj_report.mode = writer.mode(len(plan.due))
+        report.objects.append(obj_report)
+        stopped = _finish(writing, stopped)
+        writing = None
+        if stopped is not None:
+            obj_report.stopped = f"not attempted: {stopped}"
+            continue
+        if not plan.due:
+            continue
+        future = pool.submit(contextvars.copy_context().run, writer.write, obj, plan.due,
+                             _recorder(ledger, obj_report, now))
+        writing = _Writing(future, obj_report)
+    _finish(writing, stopped)
+
+
+# Records planned per part by a writer that sends each part as soon as it is planned: its first call then
+# waits for this many records' reads and diff, not for the whole object's.
+STREAMED_CHUNK = 5_000
+
+
+class _Gate:
+    """What the parts queued on a CRM's writer thread look at before sending: the object or the CRM a
+    part stopped (budget spent, properties missing), or an error the run must fail with."""
+
+    def __init__(self) -> None:
+        self.stopped_objects: set[str] = set()
+        self.stopped: str | None = None  # the whole CRM's stop reason
+        self.stopped_by: str | None = None  # and the object whose part stopped it
+        self.error: BaseException | None = None
+
+    def send(self, writer: Writer, obj: str, changes: Sequence[RecordChange], on_batch: OnBatch,
+             obj_report: ObjectReport) -> None:
+        if self.error is not None or obj in self.stopped_objects:
+            return
+        if self.stopped is not None:
+            obj_report.stopped = f"not attempted: {self.stopped}"
+            return
+        try:
+            writer.write(obj, changes, on_batch)
+        except WritebackStopped as exc:
+            obj_report.stopped = exc.reason
+            self.stopped_objects.add(obj)
+            if exc.whole_crm:
+                self.stopped, self.stopped_by = exc.reason, obj
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
+def _write_streamed(pool: ThreadPoolExecutor, engine: Engine, config: WritebackConfig, catalogue: Catalogue,
+                    writer: Writer, report: WritebackReport, now: datetime, force: bool, run_id: int | None,
+                    account_ids: Collection[int] | None, changed_since: datetime | None) -> None:
+    """Each part of an object written on ``pool`` as soon as it is planned (``STREAMED_CHUNK`` records),
+    for a writer that sends every change the same way whatever their number (HubSpot's batches).
+
+    A rate-limited CRM so starts sending after one part's reads and diff rather than the whole object's: on the
+    L org's incremental run, HubSpot's first batch went out 5.6 s into the writeback, and from then on the
+    portal's allowance (190 calls per 10 s) set the pace. Parts leave in the order they were planned, one
+    object after the other; a part that stops the object or the CRM stops those queued after it, and an
+    object planned after a stop of the CRM is reported not attempted, as when objects are written whole.
+    """
+    gate = _Gate()
+    planned: list[ObjectReport] = []
+    futures: list[Future[None]] = []
+    for obj in catalogue.objects(writer.crm):
+        ledger = WritebackLedger(engine, writer.crm, obj, _backoff(config), run_id)
+        obj_report = ObjectReport(writer.crm, obj)
+        report.objects.append(obj_report)
+        planned.append(obj_report)
+        recorder = _recorder(ledger, obj_report, now)
+        due = 0
+        for part in _planned_parts(engine, config, catalogue, writer.crm, obj, ledger, now, force, account_ids,
+                                   changed_since, obj_report, STREAMED_CHUNK):
+            due += len(part.due)
+            if part.due:
+                futures.append(pool.submit(contextvars.copy_context().run, gate.send, writer, obj, part.due,
+                                           recorder, obj_report))
+        obj_report.mode = writer.mode(due)
+    wait(futures)
+    if gate.error is not None:
+        raise gate.error
+    if gate.stopped is not None:  # the objects after the one that stopped the CRM, with nothing to write too
+        objects = [o.object for o in planned]
+        for later in planned[objects.index(gate.stopped_by) + 1:]:
+            later.stopped = f"not attempted: {gate.stopped}"
 
 
 @dataclass(frozen=True)
