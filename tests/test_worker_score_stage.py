@@ -139,3 +139,33 @@ def test_an_incremental_run_rescores_both_accounts_of_a_person_whose_match_moved
     scored = _scored_at(engine)
     assert scored["account", ids[QUIET]] == later and scored["account", ids[ACME]] == later
     assert scored["person", people[VP]] == later and scored["person", people["51"]] == NOW
+
+
+def test_the_accounts_the_match_stage_read_serve_the_score_stage(engine: Engine,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's match stage hands its read of the live accounts to the score stage, which then scores
+    what it would have read itself, without reading them again."""
+    _seed(engine)
+    matched = run_match_stage(engine, MatchingConfig())
+    assert matched.accounts is not None and sorted(a.crm_id for a in matched.accounts) == [ACME, QUIET, "901"]
+    read_itself = run_score_stage(engine, ScoringConfig(), NOW)
+    with engine.connect() as conn:
+        expected = conn.execute(select(Score.entity_kind, Score.entity_id, Score.engagement, Score.grade,
+                                       Score.reasons_text).order_by(Score.entity_kind, Score.entity_id)).all()
+        conn.execute(Score.__table__.delete())
+        conn.commit()
+    from worker import score_inputs
+
+    reads: list[int] = []
+    load_accounts = score_inputs.load_accounts
+    monkeypatch.setattr(score_inputs, "load_accounts", lambda conn: reads.append(1) or load_accounts(conn))
+    handed = run_score_stage(engine, ScoringConfig(), NOW, accounts=matched.accounts)
+    assert reads == []
+    assert (handed.accounts, handed.people, handed.activities) == (read_itself.accounts, read_itself.people,
+                                                                   read_itself.activities)
+    with engine.connect() as conn:
+        assert conn.execute(select(Score.entity_kind, Score.entity_id, Score.engagement, Score.grade,
+                                   Score.reasons_text).order_by(Score.entity_kind, Score.entity_id)).all() == expected
+    assert expected
+    run_score_stage(engine, ScoringConfig(), NOW)
+    assert reads == [1]  # not handed any: read here

@@ -40,7 +40,7 @@ from scoring.columns import ActivityColumns, LoadReport
 from scoring.inputs import EntityIndex, MatchColumns, PeopleColumns, ScoringInputs, assemble_inputs
 from scoring.outcomes import NEVER
 from store.cursor_rows import driver_batches
-from store.records import OpportunityRecord
+from store.records import AccountRecord, OpportunityRecord
 from store.schema import AccountLink, Activity, Match, Opportunity, Person
 from worker.gc_pause import cyclic_gc_paused
 from worker.kept_people import current_people
@@ -334,12 +334,14 @@ def _matches(conn: Connection, canonical: Mapping[int, int]) -> MatchColumns:
 
 def load_score_inputs(
     conn: Connection, config: ScoringConfig, *, partition_rows: int = PARTITION_ROWS, kept: KeptUse = "ignore",
+    accounts: list[AccountRecord] | None = None,
 ) -> ScoringInputs:
     """Everything scoring needs, with the match table and cross-CRM links applied (built with the
     cyclic garbage collector paused: see :mod:`worker.gc_pause`). ``kept``: where the touches and the people
-    come from."""
+    come from; ``accounts``: every live account as just read (by the run's match stage), else read here."""
     with cyclic_gc_paused():
-        accounts = load_accounts(conn)
+        if accounts is None:
+            accounts = load_accounts(conn)
         canonical = dict(conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)).all())
         aliases = {(a.crm, a.crm_id): canonical[a.id] for a in accounts if a.id in canonical}
         scored = [a for a in accounts if a.id not in canonical]

@@ -59,6 +59,7 @@ from scoring.fit import with_display_names
 from scoring.history import prune_before
 from scoring.inputs import ScoringInputs
 from scoring.scores import PopulationState, ScoreSet, population_state, score
+from store.records import AccountRecord
 from store.schema import Account, AccountLink, Person, ScoreHistory
 from store.touch_refs import resolve_touch_refs
 from store.types import utcnow
@@ -255,9 +256,11 @@ def _report_skipped(inputs: ScoringInputs, outcome: ScoreOutcome) -> None:
 
 
 def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, retrain: bool = False,
-                    incremental: Incremental | None = None) -> ScoreOutcome:
+                    incremental: Incremental | None = None,
+                    accounts: list[AccountRecord] | None = None) -> ScoreOutcome:
     """Score as of ``now`` and save what changed, in one transaction: every account and person,
-    or (``incremental``) those new data touched since the last successful score stage."""
+    or (``incremental``) those new data touched since the last successful score stage. ``accounts``:
+    every live account, when the run's match stage has just read them (else read here)."""
     as_of = int(now.timestamp())
     outcome = ScoreOutcome()
     phases = outcome.phase_seconds
@@ -280,8 +283,9 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
             outcome.loaded = "everyone (too many touched to read them alone)"
         scope = None
         started = time.perf_counter()
-        inputs = existing_at(load_score_inputs(conn, config, kept="refresh" if incremental is None else "reuse"),
-                             as_of)
+        inputs = existing_at(load_score_inputs(conn, config, kept="refresh" if incremental is None else "reuse",
+                                               accounts=accounts), as_of)
+        del accounts  # in the inputs now, as records or columns
         phases["load"] = time.perf_counter() - started
         if incremental is not None:
             started = time.perf_counter()

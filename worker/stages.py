@@ -68,6 +68,8 @@ def pull_stage(crm: str) -> Stage:
 def match_stage(ctx: RunContext) -> StageReport:
     outcome = run_match_stage(ctx.engine, ctx.config.matching, incremental=not ctx.options.full)
     ctx.shared["match_left_accounts"] = outcome.left_accounts | outcome.relinked_accounts
+    if outcome.accounts is not None:
+        ctx.shared["live_accounts"] = outcome.accounts
     return StageReport("match", counts={"matched": outcome.matched, "upserted": len(outcome.changed_people)},
                        detail={"decisions": outcome.by_decision, "people": outcome.people,
                                "scope": "changed people" if outcome.incremental else "everyone",
@@ -106,7 +108,7 @@ def score_stage(ctx: RunContext) -> StageReport:
             since, extra_accounts=frozenset(ctx.shared.get("match_left_accounts", ())),
             resync_accounts=frozenset(_account_ids(ctx) if ctx.options.accounts else ()))
     outcome = run_score_stage(ctx.engine, ctx.config.scoring, utcnow(), retrain=ctx.options.full,
-                              incremental=incremental)
+                              incremental=incremental, accounts=ctx.shared.pop("live_accounts", None))
     detail: dict[str, object] = {"accounts": outcome.accounts, "people": outcome.people,
                                  "activities": outcome.activities, "models": outcome.models,
                                  "history_rows": outcome.saved.history_rows,
