@@ -25,7 +25,7 @@ from connectors.hubspot.ratelimit import HubSpotRateLimiter, RollingWindowLimite
 from connectors.hubspot.record_pull import list_is_faster, sweep_pages
 from connectors.hubspot.search_plan import SearchOrderError, SearchPosition, next_position, search_body
 from connectors.hubspot.sink import PageSink
-from connectors.hubspot.sync import plan_objects, start_order
+from connectors.hubspot.sync import plan_objects
 from connectors.result import ObjectCounts, UnknownObjects
 from store import migrate
 from store.db import make_engine
@@ -377,10 +377,3 @@ def test_pulls_and_writers_of_one_portal_share_its_rate_window(tmp_path) -> None
     finally:
         for api in (pull, next_pull, elsewhere):
             api.close()
-
-
-def test_event_streams_start_first_when_objects_go_side_by_side() -> None:
-    planned = plan_objects(None, RULES)
-    assert start_order(planned, 3) == ["email_events", "web_events", *planned[:-2]]
-    assert start_order(planned, 1) == planned  # one at a time: the plan's order
-    assert start_order(["contacts", "web_events", "deals"], 2) == ["web_events", "contacts", "deals"]

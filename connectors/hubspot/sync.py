@@ -51,21 +51,6 @@ def plan_objects(objects: Sequence[str] | None, rules: HubSpotActivities) -> lis
             if (SPECS[name].table != "activities" if name in SPECS else False) or rules.pulls(name)]
 
 
-def start_order(names: Sequence[str], workers: int) -> list[str]:
-    """The order to start ``names`` in, with ``workers`` at once: the event streams first when objects go
-    side by side.
-
-    An incremental pull's record objects are searched, and search's per-second limit sets their pace
-    whatever the number of workers; the event streams are read through the general 10-second window.
-    Started last (the plan's order), they came after the searches: on the L org's incremental run the
-    searches ended 18.0 s into the pull and the web events' 67 pages took it to 20.6 s. Started first,
-    they are read while the searches go on. One object at a time, the plan's order is kept.
-    """
-    if workers <= 1:
-        return list(names)
-    return sorted(names, key=lambda name: name in SPECS)  # stable: the events, then the records in plan order
-
-
 def run_concurrently(work: Callable[[str], None], names: Sequence[str], workers: int) -> None:
     """``work(name)`` for every name, up to ``workers`` at once, started in ``names``' order.
 
@@ -157,7 +142,7 @@ def pull_hubspot(
 
         for name in names:
             result.counts(name)  # in plan order, before any thread adds its own
-        run_concurrently(pull_object, start_order(names, tuning.concurrent_objects), tuning.concurrent_objects)
+        run_concurrently(pull_object, names, tuning.concurrent_objects)
         if EMAIL_EVENTS in names or "contacts" in names:
             with engine.begin() as conn:
                 store_ops.link_email_events(conn, EMAIL_EVENTS)
