@@ -411,8 +411,9 @@ def run_match_stage(
                     only_people, changed_accounts = people_to_rematch(conn, since)
                     relink = bool(changed_accounts)
         with phase("read"):
-            accounts = load_accounts(conn) if only_people is None or only_people or relink else []
-            outcome.accounts = accounts if only_people is None or only_people or relink else None
+            read = only_people is None or bool(only_people) or relink
+            accounts = load_accounts(conn) if read else []
+            outcome.accounts = accounts if read else None
         wanted = None if only_people is None else sorted(set(only_people))
         features: Mapping[int, Features] | None = None
         if wanted is None or wanted or changed_accounts:

@@ -254,11 +254,12 @@ def _write_streamed(pool: ThreadPoolExecutor, engine: Engine, config: WritebackC
     """Each part of an object written on ``pool`` as soon as it is planned (``STREAMED_CHUNK`` records),
     for a writer that sends every change the same way whatever their number (HubSpot's batches).
 
-    A rate-limited CRM so starts sending after one part's reads and diff rather than the whole object's: on the
-    L org's incremental run, HubSpot's first batch went out 5.6 s into the writeback when objects were sent
-    whole, 0.6 s part by part, and from then on the portal's allowance (190 calls per 10 s) set the pace. Parts leave in the order they were planned, one
-    object after the other; a part that stops the object or the CRM stops those queued after it, and an
-    object planned after a stop of the CRM is reported not attempted, as when objects are written whole.
+    A rate-limited CRM so starts sending after one part's reads and diff rather than the whole object's:
+    on the L org's incremental run, HubSpot's first batch went out 5.6 s into the writeback when objects
+    were sent whole, 0.6 s part by part, and from then on the portal's allowance (190 calls per 10 s)
+    set the pace. Parts leave in the order they were planned, one object after the other; a part that
+    stops the object or the CRM stops those queued after it, and an object planned after a stop of the
+    CRM is reported not attempted, as when objects are written whole.
     """
     gate = _Gate()
     planned: list[ObjectReport] = []
