@@ -169,3 +169,23 @@ def test_the_accounts_the_match_stage_read_serve_the_score_stage(engine: Engine,
     assert expected
     run_score_stage(engine, ScoringConfig(), NOW)
     assert reads == [1]  # not handed any: read here
+
+
+def test_a_runs_match_stage_leaves_its_accounts_to_its_score_stage(engine: Engine,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from config import AbmConfig
+    from worker import score_inputs, stages
+    from worker.pipeline import RunContext
+    from worker.triggers import RunOptions
+
+    _seed(engine)
+    ctx = RunContext(engine, AbmConfig(), 1, RunOptions(full=True), threading.Event())
+    stages.match_stage(ctx)
+    assert sorted(a.crm_id for a in ctx.shared["live_accounts"]) == [ACME, QUIET, "901"]
+    reads: list[int] = []
+    load_accounts = score_inputs.load_accounts
+    monkeypatch.setattr(score_inputs, "load_accounts", lambda conn: reads.append(1) or load_accounts(conn))
+    report = stages.score_stage(ctx)
+    assert report.counts["scored"] == 4 and reads == [] and "live_accounts" not in ctx.shared
