@@ -231,11 +231,8 @@ class _Gate:
 
     def send(self, writer: Writer, obj: str, changes: Sequence[RecordChange], on_batch: OnBatch,
              obj_report: ObjectReport) -> None:
-        if self.error is not None or obj in self.stopped_objects:
-            return
-        if self.stopped is not None:
-            obj_report.stopped = f"not attempted: {self.stopped}"
-            return
+        if self.error is not None or self.stopped is not None or obj in self.stopped_objects:
+            return  # the objects after a stop of the CRM are reported not attempted once all parts are done
         try:
             writer.write(obj, changes, on_batch)
         except WritebackStopped as exc:
