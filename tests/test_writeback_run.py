@@ -92,6 +92,10 @@ def test_linked_accounts_show_the_canonical_scores_in_both_crms(handle: SandboxH
     hs_side = seed_hubspot(handle, engine, n_companies=2, n_contacts=0)
     (sf_a, sf_a_id), (sf_b, _) = list(sf_side.accounts.items())
     (hs_a, hs_a_id), (hs_b, hs_b_id) = list(hs_side.accounts.items())
+    # the seeded scores are random: company A's own are made unlike the account's whatever the draw
+    seeded = scores_of(engine, "account", sf_a_id)
+    change_scores(engine, "account", [hs_a_id], engagement=(seeded.engagement + 50) % 100,
+                  grade=seeded.grade % 4 + 1)
     # HubSpot company A is the same business as Salesforce account A; the Salesforce one is canonical
     with engine.begin() as conn:
         conn.execute(insert(AccountLink).values(account_id=hs_a_id, canonical_account_id=sf_a_id, method="domain",
@@ -106,7 +110,8 @@ def test_linked_accounts_show_the_canonical_scores_in_both_crms(handle: SandboxH
 
     canonical = scores_of(engine, "account", sf_a_id)
     own = scores_of(engine, "account", hs_a_id)
-    assert round(own.engagement, 1) != round(canonical.engagement, 1)  # it had scores of its own
+    assert abs(own.engagement - canonical.engagement) == pytest.approx(50)  # it kept scores of its own
+    assert own.grade != canonical.grade
     sf = simple_salesforce(handle)
     sf_row = sf.query(f"SELECT ABM_Engagement_Score__c, ABM_Grade__c FROM Account WHERE Id = '{sf_a}'")["records"][0]
     hs = hubspot_client(handle)
