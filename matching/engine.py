@@ -193,7 +193,7 @@ class Matcher:
         read = ContactDomainReader(self.free_mail)
         found: dict[str, list[tuple[int, str]]] = {crm: [] for crm in self.indexes}
         for crm, account_crm_id, email, first_name, last_name in contacts:
-            position = positions[crm].get(account_crm_id) if crm in positions else None
+            position = positions[crm].get(account_crm_id or "") if crm in positions else None
             if position is not None:
                 found[crm].append((position, read(email, first_name, last_name)))
         for crm, pairs in found.items():
@@ -211,8 +211,9 @@ class Matcher:
         """(host, registrable) of each email/website value that is not a free or disposable provider."""
         out: list[tuple[str, str]] = []
         for value in values:
-            found = self._domain_parts.get(value, False)
-            if found is False:
+            if value in self._domain_parts:
+                found = self._domain_parts[value]
+            else:
                 host = host_of(value) if value else ""
                 reg = registrable_domain(host) if host else ""
                 # the host, not just its registrable domain: lists name providers like x.indevs.in
@@ -567,7 +568,8 @@ class Matcher:
         return sorted(self._with_person(crm, q, person, scored), key=_CONFIDENCE, reverse=True)
 
     def _review_proposal(self, index: AccountIndex, ranked: list[tuple[float, int, dict[str, Signal]]],
-                         chosen: tuple[float, int, dict[str, Signal]]):
+                         chosen: tuple[float, int, dict[str, Signal]]
+                         ) -> tuple[tuple[float, int, dict[str, Signal]], str | None]:
         """The account a review proposes, and why when it is not ``chosen`` (see matching/review.py): the best
         supported of tied candidates rather than the tie-breakers' pick, then the one candidate that has right
         what the proposal has wrong of the person's city, industry or size."""
@@ -575,7 +577,7 @@ class Matcher:
             return (*self._tie_key(index, r[1]), -r[0], index.accounts[r[1]].id)
 
         picked = best_supported(ranked, chosen, self.config.tie_margin, full_key)
-        why = "best supported of the tied accounts proposed" if picked is not chosen else None
+        why: str | None = "best supported of the tied accounts proposed" if picked[1] != chosen[1] else None
         other = telling_alternative(ranked, picked, self.config.review_threshold)
         if other is not None:
             picked = other
@@ -595,17 +597,17 @@ class Matcher:
         changed = False
         for conf, position, signals in ranked:
             account = index.accounts[position]
-            extra = {}
+            extra: dict[str, Signal | None] = {}
             if q.phone:
                 extra["phone"] = scorer.compare_phone(q, position)
             if industry:
                 extra["industry"] = compare_industry(industry, account.industry, firmographic)
             if employees:
                 extra["size"] = compare_size(employees, account.employees, firmographic)
-            extra = {k: v for k, v in extra.items() if v}
-            if extra:
+            given: dict[str, Signal] = {k: v for k, v in extra.items() if v}
+            if given:
                 changed = True
-                signals = {**signals, **extra}
+                signals = {**signals, **given}
                 conf = logistic(self.config.prior + sum(s[1] for s in signals.values()))
             out.append((conf, position, signals))
         return sorted(out, key=_CONFIDENCE, reverse=True) if changed else ranked
@@ -685,8 +687,8 @@ class Matcher:
                     if conf >= self.config.review_threshold:
                         decision = "review"
             if decision == "review":
-                (conf, position, signals), why = self._review_proposal(index, ranked, (conf, position, signals))
-                proposed = why or proposed
+                (conf, position, signals), unlike_tie = self._review_proposal(index, ranked, (conf, position, signals))
+                proposed = unlike_tie or proposed
             if proposed:
                 runner = next((r for r in ranked if r[1] != position), None)
         extra: dict[str, Any] = {"signals": _signals_json(signals), "candidates": len(ranked)}

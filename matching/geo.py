@@ -62,7 +62,8 @@ def _country_names() -> dict[str, str]:
     # English first, then language by language, so that a translation never shadows an English name.
     for catalogue in catalogues:
         for country in pycountry.countries:
-            english = {getattr(country, attr, None) for attr in ("name", "official_name", "common_name")} - {None}
+            english: set[str] = {value for attr in ("name", "official_name", "common_name")
+                                 if (value := getattr(country, attr, None))}
             for name in english:
                 for spelling in _spellings(catalogue.gettext(name)):
                     names.setdefault(_key(spelling), country.alpha_2)

@@ -328,7 +328,7 @@ class AccountIndex:
 
     def customer(self, position: int, customer_types: frozenset[str]) -> bool:
         kind = self.accounts[position].type
-        return bool(kind) and kind.strip().lower() in customer_types
+        return kind is not None and kind.strip().lower() in customer_types
 
     def parent_of(self, position: int) -> int | None:
         acc = self.accounts[position]
