@@ -10,7 +10,9 @@ STAMP := $(VENV)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# Installing compiles the matching core (mypyc, see pyproject.toml): an edit to it installs again, so what runs is
+# what the sources say (matching/compiled.py falls back to the sources, with a warning, if it did not).
+$(STAMP): pyproject.toml $(wildcard matching/*.py) | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)

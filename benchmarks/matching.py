@@ -42,6 +42,7 @@ from rapidfuzz import fuzz, process, utils
 
 from config.matching import MatchingConfig
 from matching import MatchResult, match_iter
+from matching.compiled import running_compiled
 from matching.engine import NOTHING_TO_MATCH
 from sandbox.seed import generate, matching_set
 from store.records import AccountRecord, PersonRecord
@@ -541,8 +542,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--list-wrong", type=int, default=0, help="print this many wrong auto matches per set")
     args = parser.parse_args(argv)
     config = MatchingConfig()
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; wall-clock figures depend on what else runs "
-          "on the machine (the load average is printed with each run)")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, matching core "
+          f"{'compiled (mypyc)' if running_compiled() else 'run from source'}; wall-clock figures depend on what "
+          "else runs on the machine (the load average is printed with each run)")
     for size in args.orgs:
         org(size, args.seed, config, args.workers, args.baseline_sample, args.list_wrong)
     if args.big_leads > 0:

@@ -48,6 +48,7 @@ from benchmarks.matching import MemorySampler
 from benchmarks.sync_hubspot import _change as change_hubspot
 from benchmarks.sync_salesforce import CHANGES as SALESFORCE_EDITS
 from config import AbmConfig
+from matching.compiled import running_compiled
 from sandbox.org_loader import SIZES
 from store import migrate
 from store.db import make_engine
@@ -258,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.reuse and not args.dir:
         parser.error("--reuse needs --dir")
-    print(f"load average at start: {load_average()} ({os.cpu_count()} cores)")
+    print(f"load average at start: {load_average()} ({os.cpu_count()} cores); matching core "
+          f"{'compiled (mypyc)' if running_compiled() else 'run from source'}")
     with tempfile.TemporaryDirectory(prefix="abm-bench-pipeline-") as tmp:
         directory = args.dir or Path(tmp)
         directory.mkdir(parents=True, exist_ok=True)

@@ -5,9 +5,13 @@ that need not hold them all), :class:`Matcher` (reusable index), :func:`link_acc
 identity) and the normalizers used by both.
 """
 
-from matching.engine import Matcher, match, match_iter
-from matching.link import link_accounts
-from matching.types import AccountLinkResult, MatchResult, Pin, PreviousMatch
+from matching.compiled import choose_sources_or_compiled
+
+choose_sources_or_compiled()  # before the core is imported: compiled, unless stale or ABM_MATCHING_SOURCES is set
+
+from matching.engine import Matcher, match, match_iter  # noqa: E402
+from matching.link import link_accounts  # noqa: E402
+from matching.types import AccountLinkResult, MatchResult, Pin, PreviousMatch  # noqa: E402
 
 __all__ = ["AccountLinkResult", "MatchResult", "Matcher", "Pin", "PreviousMatch", "link_accounts", "match",
            "match_iter"]
