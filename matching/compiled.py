@@ -1,7 +1,7 @@
 """Whether the matching core runs compiled (mypyc), and the sources run instead when the compiled code is stale.
 
 Installing the package compiles the per-person path (``[tool.hatch.build.targets.wheel.hooks.mypyc]`` in
-pyproject.toml): about a quarter less time a lead, which issue 6's million leads a minute needs. The compiled
+pyproject.toml): about a fifth less time a lead, towards issue 6's million leads a minute. The compiled
 modules sit beside their sources and Python imports them first. In an editable install (``make install``) a
 source edited or checked out after the build would then be ignored without a word, so a compiled module older
 than its source is set aside and every module of the core is imported from source, with a warning that says how
