@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -25,6 +26,36 @@ def test_its_exception_is_raised_by_result() -> None:
 
     with Forked(fails) as job, pytest.raises(ValueError, match="no link for you"):
         job.result()
+    assert forked._job is None
+
+
+class _RefusesItsState:
+    """Pickles, but cannot be unpickled: what a frozen dataclass compiled by mypyc did to the match stage."""
+
+    def __reduce__(self) -> tuple:
+        return (_refuse, ())
+
+
+def _refuse() -> None:
+    raise TypeError("this state cannot be restored")
+
+
+def test_a_result_that_cannot_be_unpickled_is_raised_by_result_not_waited_for() -> None:
+    outcome: list[BaseException | object] = []
+
+    def wait_for_it() -> None:
+        with Forked(_RefusesItsState) as job:
+            try:
+                outcome.append(job.result())
+            except TypeError as exc:
+                outcome.append(exc)
+
+    waiting = threading.Thread(target=wait_for_it, daemon=True)
+    waiting.start()
+    waiting.join(timeout=60)
+    assert not waiting.is_alive(), "result() waited for good"
+    assert len(outcome) == 1 and isinstance(outcome[0], TypeError)
+    assert "cannot be restored" in str(outcome[0])
     assert forked._job is None
 
 

@@ -12,6 +12,7 @@ Where fork is not available, the job runs in the calling process when its result
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 from collections.abc import Callable
 from multiprocessing.pool import AsyncResult, Pool
 from types import TracebackType
@@ -23,9 +24,15 @@ T = TypeVar("T")
 _job: Callable[[], Any] | None = None
 
 
-def _run_job() -> Any:
+def _run_job() -> bytes:
+    """The job's result, pickled here: the pool then carries bytes, which always unpickle.
+
+    Had the pool carried the result itself, one that cannot be unpickled (a class that refuses its own state)
+    would end the pool's result thread in the caller, and the caller would wait for the result for good. The
+    caller unpickles these bytes itself, and a failure is raised by :meth:`Forked.result`.
+    """
     assert _job is not None, "a forked job started without its function"
-    return _job()
+    return pickle.dumps(_job(), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class Forked(Generic[T]):
@@ -56,7 +63,7 @@ class Forked(Generic[T]):
         if self._pending is None:
             return self._fn()
         try:
-            return self._pending.get()
+            return pickle.loads(self._pending.get())
         finally:
             self.close()
 
