@@ -21,6 +21,7 @@ from config.matching import BlockingConfig
 from matching.domains import FreeMail, domain_label, host_of, registrable_domain
 from matching.geo import city_key, country_code, state_code
 from matching.names import NameNormalizer, acronym, ascii_key, written_in_latin
+from matching.parallel import forked_pool_started
 from matching.readings import place_free_key, reading_key
 from store.records import AccountRecord
 
@@ -120,7 +121,7 @@ def account_features(accounts: Sequence[AccountRecord], normalizer: NameNormaliz
     bounds = [(start, min(start + step, len(accounts))) for start in range(own, len(accounts), step)]
     _shared_build = (accounts, normalizer, free_mail)
     try:
-        with multiprocessing.get_context("fork").Pool(workers - 1) as pool:
+        with multiprocessing.get_context("fork").Pool(workers - 1, initializer=forked_pool_started) as pool:
             pending = pool.map_async(_features_of, bounds, chunksize=1)
             out = _features(accounts[:own], normalizer, free_mail)
             for part in pending.get():

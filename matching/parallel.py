@@ -14,6 +14,7 @@ import contextlib
 import gc
 import multiprocessing
 import operator
+import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields
@@ -27,6 +28,18 @@ if TYPE_CHECKING:
 
 # What forked workers read: set just before the pool starts, cleared after it ends.
 _shared: tuple[Matcher, Sequence[PersonRecord], Mapping[int, PreviousMatch], Mapping[int, Pin]] | None = None
+
+
+def forked_pool_started() -> None:
+    """Initializer of every forked pool's processes: SIGTERM ends them, and SIGINT interrupts them, as by default.
+
+    A forked process inherits its parent's signal handlers. The worker's (``abm run``, ``abm serve``) turn SIGTERM
+    and SIGINT into "stop after this batch", but ``Pool.terminate()`` (which leaving a pool's ``with`` block
+    calls) stops idle processes with SIGTERM and then waits for them: with the inherited handler a process lived
+    on, waiting for a lock the terminating pool holds, and the stage waited for it for good.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 _FIELDS = tuple(f.name for f in fields(MatchResult))
@@ -114,7 +127,8 @@ def iter_in_processes(
     bounds = [(start, min(start + step, len(people))) for start in range(0, len(people), step)]
     _shared, _bounds, _next = (matcher, people, previous, pins), bounds, context.Value("i", 0)
     try:
-        with collector_paused(), results_read_promptly(), context.Pool(workers - 1) as pool:
+        with collector_paused(), results_read_promptly(), \
+                context.Pool(workers - 1, initializer=forked_pool_started) as pool:
             pending = pool.imap_unordered(_match_claimed, range(len(bounds)), chunksize=1)
             ready: dict[int, list[MatchResult] | list[tuple]] = {}
             done_tasks = 0

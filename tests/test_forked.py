@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from worker import forked
 from worker.forked import Forked
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_job_runs_in_another_process_and_its_result_comes_back() -> None:
@@ -68,6 +77,52 @@ def test_one_job_at_a_time_and_leaving_stops_it() -> None:
     assert job._pool is None and forked._job is None
     with Forked(lambda: 2) as again:
         assert again.result() == 2
+
+
+@pytest.fixture
+def stop_handlers() -> Iterator[threading.Event]:
+    """SIGTERM and SIGINT handled as `abm run` and `abm serve` handle them: a request to stop after this batch."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# `abm run` and `abm serve` turn SIGTERM into a stop request; a forked job must still stop when it is left.
+_LEAVE_UNDER_STOP_HANDLERS = textwrap.dedent("""
+    import signal, threading, time
+    from worker.forked import Forked
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    started = time.perf_counter()
+    with Forked(lambda: time.sleep(60)):
+        time.sleep(0.5)
+    with Forked(lambda: 3) as job:
+        assert job.result() == 3
+    print(round(time.perf_counter() - started, 1), stop.is_set())
+""")
+
+
+def test_leaving_stops_the_job_though_the_worker_turns_sigterm_into_a_stop_request() -> None:
+    """Inherited, the handler kept the job's process alive, and leaving waited for it for good (seen in a test
+    run: the match stage never returned). In a process of its own, so that a failure cannot hang the suite."""
+    done = subprocess.run([sys.executable, "-c", _LEAVE_UNDER_STOP_HANDLERS], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=True)
+    seconds, stop_requested = done.stdout.split()
+    assert float(seconds) < 10 and stop_requested == "False"  # the job's SIGTERM went to the job alone
+
+
+def test_forked_pools_restore_the_default_handlers(stop_handlers: threading.Event) -> None:
+    from matching.parallel import forked_pool_started
+
+    with multiprocessing.get_context("fork").Pool(1, initializer=forked_pool_started) as pool:
+        assert pool.apply(signal.getsignal, (signal.SIGTERM,)) == signal.SIG_DFL
+        assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.default_int_handler)
 
 
 def test_without_fork_the_job_runs_when_its_result_is_asked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,8 @@ from multiprocessing.pool import AsyncResult, Pool
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from matching.parallel import forked_pool_started
+
 T = TypeVar("T")
 
 # The job the forked process runs: set just before the fork, cleared once the result is in.
@@ -52,7 +54,7 @@ class Forked(Generic[T]):
         if "fork" in multiprocessing.get_all_start_methods():
             _job = fn
             try:
-                self._pool = multiprocessing.get_context("fork").Pool(1)
+                self._pool = multiprocessing.get_context("fork").Pool(1, initializer=forked_pool_started)
                 self._pending = self._pool.apply_async(_run_job)
             except BaseException:
                 _job = None
