@@ -204,11 +204,28 @@ def test_a_resync_of_one_account_rewrites_only_it_and_its_people(store) -> None:
     assert len(written & _people_of(engine, {account})) >= 1  # its people too, though nothing changed
 
 
+_started: list[subprocess.Popen] = []  # this test's `abm` processes, stopped at its end whatever happened
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left_behind() -> Iterator[None]:
+    """A test that fails while its `abm` processes still run (a timeout) must not leave them working on: they
+    would hold the sandbox, the store and a core while the next tests run."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+
+
 def _abm(config: Path, database_url: str, *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ABM_")}
     env |= {"ABM_CONFIG": str(config), "ABM_DATABASE_URL": database_url}
-    return subprocess.Popen([sys.executable, "-m", "worker.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    process = subprocess.Popen([sys.executable, "-m", "worker.cli", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    _started.append(process)
+    return process
 
 
 def test_two_workers_started_together_never_run_at_once(crm, fresh_store) -> None:
