@@ -62,3 +62,8 @@ class WorkerConfig(BaseModel):
     shutdown_grace_seconds: int = Field(
         600, ge=0, description="on SIGTERM, how long the current run may take to finish its batch and record itself"
     )
+    numpy_huge_pages: bool = Field(
+        False, description="let numpy back its large arrays with transparent huge pages during a run (numpy's own "
+                           "default); off because faulting them in made the L org's scoring twice as slow on a "
+                           "2-core virtual machine (see worker/huge_pages.py)",
+    )

@@ -178,3 +178,53 @@ def test_a_stage_whose_record_cannot_be_written_fails_the_run_rather_than_vanish
     run = get_run(engine, ctx.run_id)
     assert run["stages"]["writeback:salesforce"]["state"] == "succeeded"
     assert calls == ["writeback:salesforce"]
+
+
+@pytest.mark.parametrize("huge_pages", [False, True])
+def test_a_run_sets_numpy_huge_pages_from_config_in_every_stage_and_puts_them_back(engine: Engine,
+                                                                                   huge_pages: bool) -> None:
+    """``worker.numpy_huge_pages`` holds for every stage, those on threads of their own included, and the process
+    gets numpy's setting back when the run ends, failed or not."""
+    from worker.huge_pages import numpy_asks_for_huge_pages, numpy_huge_pages
+    from worker.pipeline import Pipeline
+
+    assert numpy_asks_for_huge_pages() is not None, "this numpy has no huge-page switch: the setting does nothing"
+    seen: dict[str, bool | None] = {}
+
+    def looking(name: str, fail: bool = False) -> Stage:
+        def run(ctx: RunContext) -> StageReport:
+            seen[name] = numpy_asks_for_huge_pages()
+            if fail:
+                raise RuntimeError("the CRM went away")
+            return StageReport(name)
+
+        return Stage(name, run)
+
+    config = AbmConfig.model_validate({"worker": {"numpy_huge_pages": huge_pages}})
+    for fail in (False, True):
+        seen.clear()
+        plan = [(looking("pull:salesforce"), looking("pull:hubspot")), looking("score", fail)]
+        pipeline = Pipeline(engine, config, lambda _config, _options, plan=plan: plan)
+        run_id = create_run(engine, "incremental", "cli")
+        assert claim_run(engine, run_id)
+        with numpy_huge_pages(not huge_pages):
+            if fail:
+                with pytest.raises(RuntimeError):
+                    pipeline(run_id, RunOptions(), threading.Event())
+            else:
+                assert pipeline(run_id, RunOptions(), threading.Event()) == "succeeded"
+            assert numpy_asks_for_huge_pages() is (not huge_pages)
+        assert seen == {"pull:salesforce": huge_pages, "pull:hubspot": huge_pages, "score": huge_pages}
+
+
+def test_numpy_huge_pages_are_off_by_default_and_the_switch_nests() -> None:
+    from worker.huge_pages import numpy_asks_for_huge_pages, numpy_huge_pages
+
+    assert AbmConfig().worker.numpy_huge_pages is False
+    before = numpy_asks_for_huge_pages()
+    with numpy_huge_pages(False):
+        assert numpy_asks_for_huge_pages() is False
+        with numpy_huge_pages(True):
+            assert numpy_asks_for_huge_pages() is True
+        assert numpy_asks_for_huge_pages() is False
+    assert numpy_asks_for_huge_pages() is before

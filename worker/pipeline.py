@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from config import AbmConfig
 from store.runs import StageReport, record_stage
 from worker.executor import StopToken, describe_error
+from worker.huge_pages import numpy_huge_pages
 from worker.memory import RssSampler
 from worker.triggers import RunOptions
 
@@ -174,7 +175,8 @@ class Pipeline:
     def __call__(self, run_id: int, options: RunOptions, stop: StopToken) -> str:
         ctx = RunContext(self.engine, self.config, run_id, options, stop)
         try:
-            return run_stages(ctx, self.plan(self.config, options))
+            with numpy_huge_pages(self.config.worker.numpy_huge_pages):
+                return run_stages(ctx, self.plan(self.config, options))
         except Exception:
             log.error("run %s failed", run_id, extra={"run_id": run_id})
             raise
