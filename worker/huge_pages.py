@@ -1,14 +1,13 @@
 """Whether numpy backs its large arrays with transparent huge pages while the worker runs.
 
 numpy asks the kernel for huge pages (``madvise(MADV_HUGEPAGE)``) for every array of 4 MiB or
-more. On a kernel in ``madvise`` mode (Debian's default, and most cloud images'), each 2 MiB page
-is then found and zeroed when the array is first written. A run allocates its large arrays afresh
-at every step (hundreds of arrays of 8 to 300 MB for an L org's scoring), so how fast pages come
-matters more than the TLB misses huge pages save. On the 2-core virtual machine the benchmarks run
-on, they came slowly: the first 1 GiB array of a fresh process took 10.8 s to fill with huge pages
-and 1.0 s without; loading the L org's scoring inputs took 19.4 s with them and 8.2 s without, and
-its rules-based scoring pass 11.0 s against 5.3 s. Databases make the same call: Redis and MongoDB
-ask for transparent huge pages to be off.
+more. On a kernel in ``madvise`` mode, as on the benchmark machine, each 2 MiB page is then found
+and zeroed when the array is first written. A run allocates its large arrays afresh at every step
+(on an L org's scoring, one of 60 MB per column of 7.7 million touches, 290 MB for the people by
+touch type), so how fast pages come matters more than the TLB misses huge pages save. On the
+2-core virtual machine the benchmarks run on, they came slowly: the first 1 GiB array of a fresh
+process took 10.8 s to fill with huge pages and 1.0 s without; loading the L org's scoring inputs
+took 19.4 s with them and 8.2 s without, and its rules-based scoring pass 11.0 s against 5.3 s.
 
 The worker therefore turns them off for the length of a run (``worker.numpy_huge_pages``), and
 gives the process back as it found it: a notebook that imports :mod:`scoring` is not affected.
