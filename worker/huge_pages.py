@@ -3,7 +3,7 @@
 numpy asks the kernel for huge pages (``madvise(MADV_HUGEPAGE)``) for every array of 4 MiB or
 more. On a kernel in ``madvise`` mode, as on the benchmark machine, each 2 MiB page is then found
 and zeroed when the array is first written. A run allocates its large arrays afresh at every step
-(on an L org's scoring, one of 60 MB per column of 7.7 million touches, 290 MB for the people by
+(on an L org's scoring, one of 60 MB per column of 7.7 million touches, 410 MB for the people by
 touch type), so how fast pages come matters more than the TLB misses huge pages save. On the
 2-core virtual machine the benchmarks run on, they came slowly: the first 1 GiB array of a fresh
 process took 10.8 s to fill with huge pages and 1.0 s without; loading the L org's scoring inputs
