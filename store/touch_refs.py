@@ -50,7 +50,10 @@ def resolve_touch_refs(engine: Engine, crm: str | None = None, chunk: int = CHUN
         with engine.begin() as conn:
             for n, (ref, key, target, unresolved) in enumerate(sides):
                 found = _resolved_id(target, key)
-                resolve = (update(touches).where(touches.c.id.between(low, high), unresolved, found.is_not(None))
+                # the CRM named again: the other CRM's pull resolves its own touches, between these in id order,
+                # at the same time (two transactions updating the same rows deadlocked on PostgreSQL)
+                resolve = (update(touches).where(touches.c.id.between(low, high), unresolved, *of_crm,
+                                                 found.is_not(None))
                            .values({ref: found}))
                 counts[n] += conn.execute(resolve).rowcount
     return counts[0], counts[1]

@@ -57,6 +57,24 @@ def test_touches_get_the_ids_of_the_records_they_name(engine: Engine) -> None:
     assert _refs_now(engine)["T5"] == (other, None)
 
 
+def test_one_crms_resolution_leaves_the_other_crms_touches_between_its_own(engine: Engine) -> None:
+    """Each pull resolves its CRM's touches while the other pull resolves its own: an update of one id range
+    that also took the other CRM's touches in it made the two transactions deadlock on PostgreSQL."""
+    with engine.begin() as conn:
+        accounts, people = _records(conn)
+        upsert(conn, Person.__table__, [{"crm": "other", "object": "contacts", "crm_id": "P1", "kind": "contact"}])
+        upsert(conn, Account.__table__, [{"crm": "other", "object": "companies", "crm_id": "C1", "name": "C1"}])
+        other_person = conn.execute(select(Person.id).where(Person.crm == "other")).scalar_one()
+        other_account = conn.execute(select(Account.id).where(Account.crm == "other")).scalar_one()
+        for key, crm in (("T1", "hubspot"), ("T2", "other"), ("T3", "hubspot")):  # ids in this order
+            upsert(conn, Activity.__table__, [_touch(key, "P1", "C1", crm=crm)])
+    assert resolve_touch_refs(engine, "hubspot") == (2, 2)
+    assert _refs_now(engine) == {"T1": (people["P1"], accounts["C1"]), "T2": (None, None),
+                                 "T3": (people["P1"], accounts["C1"])}
+    assert resolve_touch_refs(engine, "other") == (1, 1)
+    assert _refs_now(engine)["T2"] == (other_person, other_account)
+
+
 def test_a_touch_landing_before_its_person_is_resolved_once_the_person_is_there(engine: Engine) -> None:
     with engine.begin() as conn:
         _records(conn)
