@@ -207,6 +207,29 @@ def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SandboxHandl
         yield crm
 
 
+def test_run_buttons_wait_for_the_script_that_sends_them(engine: Engine, admin_server: AdminServer,
+                                                        browser) -> None:
+    """Submitted natively, a run form would reload the page and queue nothing; so until the script has taken
+    the forms over, their buttons cannot be pressed, and the page says what works without it."""
+    seed_store(engine)
+    for scripted in (False, True):
+        context = browser.new_context(java_script_enabled=scripted)
+        page = context.new_page()
+        page.goto(f"{admin_server.url}/")
+        page.fill("#token", admin_server.token)
+        page.click("button[type=submit]")
+        page.wait_for_selector("h1:text('Dashboard')")
+        page.wait_for_load_state("load")
+        buttons = page.locator("form[data-run] button[type=submit]")
+        assert buttons.count() == 5
+        assert [buttons.nth(i).is_enabled() for i in range(5)] == [scripted] * 5
+        notice = page.locator("noscript p")  # Playwright's text selectors skip <noscript>
+        assert notice.is_visible() is not scripted
+        if not scripted:
+            assert "The run buttons need JavaScript" in notice.text_content()
+        context.close()
+
+
 def test_a_full_resync_from_the_page_runs_the_whole_pipeline_against_both_crms(
     crm, engine: Engine, browser, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -133,7 +133,12 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    document.querySelectorAll("form[data-run]").forEach((form) => form.addEventListener("submit", trigger));
+    // The buttons are served disabled: a form submitted before this listener exists would reload
+    // the page and queue nothing, so a click that early must not look like it worked.
+    document.querySelectorAll("form[data-run]").forEach((form) => {
+      form.addEventListener("submit", trigger);
+      form.querySelectorAll("button[data-needs-script]").forEach((button) => { button.disabled = false; });
+    });
     if (anyActive(document)) poll();
   });
 })();
