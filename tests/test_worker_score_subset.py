@@ -14,7 +14,7 @@ from test_worker_score_stage import ACME, NOW, QUIET, VP, _seed, _touch
 
 from config.matching import MatchingConfig
 from config.scoring import GradeConfig, PredictiveConfig, ScoringConfig
-from store.schema import Account, Activity, Opportunity, Person, Score, ScoreState
+from store.schema import Account, Activity, Opportunity, Person, PredictiveModel, Score, ScoreState
 from store.types import utcnow
 from store.upsert import upsert
 from worker import score_stage, score_subset
@@ -68,6 +68,40 @@ def touch_reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     """Both ways the subset finds touches: IN lists over the indexes, or one scan of the table."""
     monkeypatch.setattr(score_subset, "SCAN_SHARE", 1.0 if request.param == "by index" else 0.0)
     return request.param
+
+
+def test_models_trained_side_by_side_are_the_models_trained_in_turn(engine: Engine,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small org's two models train at once, the lead model's in a forked process: the stored versions, their
+    figures and the scores saved with them are those of training one model after the other (a large org's way)."""
+    config = ScoringConfig()
+    _seed_history(engine)
+    run_match_stage(engine, MatchingConfig())
+
+    def stored() -> tuple[dict[str, tuple], dict[tuple[str, int], tuple]]:
+        with engine.connect() as conn:
+            rows = conn.execute(select(PredictiveModel.target, PredictiveModel.version, PredictiveModel.is_active,
+                                       PredictiveModel.metrics, PredictiveModel.blob)
+                                .order_by(PredictiveModel.version.desc()))
+            latest: dict[str, tuple] = {}
+            for target, version, active, metrics, blob in rows:
+                latest.setdefault(target, (version, active, metrics, blob))
+        return latest, _scores(engine)
+
+    monkeypatch.setattr(score_stage, "SIDE_BY_SIDE_PEOPLE", 0)  # in turn
+    in_turn = run_score_stage(engine, config, AS_OF, retrain=True)
+    models_in_turn, scores_in_turn = stored()
+    monkeypatch.undo()
+    side_by_side = run_score_stage(engine, config, AS_OF, retrain=True)
+    models_side_by_side, scores_side_by_side = stored()
+
+    assert set(models_in_turn) == {"account_won", "lead_converts"}
+    assert all(note.startswith("trained version 1") for note in in_turn.models.values()), in_turn.models
+    assert all(note.startswith("trained version 2") for note in side_by_side.models.values()), side_by_side.models
+    for target, (version, active, metrics, blob) in models_side_by_side.items():
+        assert (version, active) == (2, True)
+        assert (metrics, blob) == models_in_turn[target][2:], target
+    assert scores_side_by_side == scores_in_turn
 
 
 @pytest.mark.usefixtures("touch_reads")

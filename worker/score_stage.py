@@ -63,6 +63,7 @@ from store.records import AccountRecord
 from store.schema import Account, AccountLink, Person, ScoreHistory
 from store.touch_refs import resolve_touch_refs
 from store.types import utcnow
+from worker.forked import Forked
 from worker.gc_pause import cyclic_gc_paused
 from worker.models import ActiveModel, active_model, save_model
 from worker.score_inputs import load_score_inputs
@@ -106,14 +107,46 @@ class ScoreOutcome:
                 + self.saved.people_changed, "skipped": self.skipped_activities}
 
 
-def _model_for(conn: Connection, inputs: ScoringInputs, config: ScoringConfig, as_of: int, target: str,
-               retrain: bool, now: datetime, notes: dict[str, str]) -> tuple[pred.PredictiveModel, int] | None:
-    """The model to predict ``target`` with and its version (trained first when needed), or None."""
-    current = active_model(conn, target)
-    if current is not None and not retrain:
+# Up to this many people, the two predictive models train side by side, the lead model's in a forked process, so
+# the second core works too. Not with OpenMP threads (predictive.py fits on one): their workers spin while they
+# wait, and on cores that anything else keeps busy a fit took 6 to 32 times as long (four 2-thread fits at once
+# on 2 cores, against four 1-thread ones). A training holds a few snapshots' features at a time (40-55 MB on the
+# demo's M org, 73,000 people); larger orgs train one model after the other, which keeps the stage's peak memory
+# to one training's.
+SIDE_BY_SIDE_PEOPLE = 500_000
+
+
+def _models(conn: Connection, inputs: ScoringInputs, config: ScoringConfig, as_of: int, retrain: bool,
+            now: datetime, notes: dict[str, str]) -> dict[str, tuple[pred.PredictiveModel, int] | None]:
+    """The account model and the lead model (trained first where needed) with their versions, or None, by target.
+
+    Training is pure (inputs in, a model's bytes out), so the lead model's can run in a forked process while
+    this one trains the account model; both are saved here, account model first, as when they trained in turn.
+    """
+    targets = (pred.account_target(config.predictive), pred.LEAD_CONVERTS)
+    current = {target: active_model(conn, target) for target in targets}
+    to_train = [target for target in targets if current[target] is None or retrain]
+    trained: dict[str, pred.TrainedModel | pred.NotTrained] = {}
+    if len(to_train) == 2 and inputs.population.n_people <= SIDE_BY_SIDE_PEOPLE:
+        first, second = to_train
+        with Forked(lambda: pred.train(inputs, config, as_of, target=second)) as job:
+            trained[first] = pred.train(inputs, config, as_of, target=first)
+            trained[second] = job.result()
+    else:
+        for target in to_train:
+            trained[target] = pred.train(inputs, config, as_of, target=target)
+    return {target: _adopted(conn, target, current[target], trained.get(target), now, notes) for target in targets}
+
+
+def _adopted(conn: Connection, target: str, current: ActiveModel | None,
+             trained: pred.TrainedModel | pred.NotTrained | None, now: datetime,
+             notes: dict[str, str]) -> tuple[pred.PredictiveModel, int] | None:
+    """The model to predict ``target`` with and its version: the one just trained (saved as a new version), else
+    the active one; what happened is noted in ``notes``."""
+    if trained is None:
+        assert current is not None, "a target with no active model is always trained"
         notes[target] = f"version {current.version} (trained {current.trained_at:%Y-%m-%d})"
         return current.model, current.version
-    trained = pred.train(inputs, config, as_of, target=target)
     if isinstance(trained, pred.NotTrained):
         notes[target] = trained.reason if current is None else (
             f"kept version {current.version}: retraining declined ({trained.reason})")
@@ -297,9 +330,8 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
         rules = None
         if config.predictive.enabled:
             started = time.perf_counter()
-            account_target = pred.account_target(config.predictive)
-            account_model = _model_for(conn, inputs, config, as_of, account_target, retrain, now, outcome.models)
-            lead_model = _model_for(conn, inputs, config, as_of, pred.LEAD_CONVERTS, retrain, now, outcome.models)
+            models = _models(conn, inputs, config, as_of, retrain, now, outcome.models)
+            account_model, lead_model = models[pred.account_target(config.predictive)], models[pred.LEAD_CONVERTS]
             # The rules-based scores both models read, computed once (see _final_scores), after any
             # training: training's own snapshots are not held alongside them.
             rules = scores_as_of(inputs, config, as_of)
