@@ -88,10 +88,10 @@ def test_models_trained_side_by_side_are_the_models_trained_in_turn(engine: Engi
                 latest.setdefault(target, (version, active, metrics, blob))
         return latest, _scores(engine)
 
-    monkeypatch.setattr(score_stage, "SIDE_BY_SIDE_PEOPLE", 0)  # in turn
-    in_turn = run_score_stage(engine, config, AS_OF, retrain=True)
+    with monkeypatch.context() as patched:
+        patched.setattr(score_stage, "SIDE_BY_SIDE_PEOPLE", 0)  # in turn
+        in_turn = run_score_stage(engine, config, AS_OF, retrain=True)
     models_in_turn, scores_in_turn = stored()
-    monkeypatch.undo()
     side_by_side = run_score_stage(engine, config, AS_OF, retrain=True)
     models_side_by_side, scores_side_by_side = stored()
 
