@@ -102,9 +102,10 @@ class SandboxMiddleware:
         try:
             if rule is not None and rule.kind == "lose_answer":
                 await self.app(scope, receive, swallow)
+                record()
                 await _drop_connection(send)
             elif rule is not None and rule.kind != "latency":
-                await self._apply(rule, path, send, send_wrapper)
+                await self._apply(rule, path, send, send_wrapper, record)
             else:
                 if rule is not None:
                     await asyncio.sleep(rule.seconds)
@@ -112,7 +113,9 @@ class SandboxMiddleware:
         finally:
             record()
 
-    async def _apply(self, rule: FaultRule, path: str, raw_send: Send, send: Send) -> None:
+    async def _apply(
+        self, rule: FaultRule, path: str, raw_send: Send, send: Send, record: Callable[[], None]
+    ) -> None:
         if rule.kind == "status":
             assert rule.status is not None
             if rule.body is not None:
@@ -129,6 +132,9 @@ class SandboxMiddleware:
             return
         if rule.kind == "hang":
             await asyncio.sleep(rule.seconds)
+        # Logged before the connection drops, for the reason record() gives: the client's
+        # ConnectionError must not arrive before its request is in the log.
+        record()
         await _drop_connection(raw_send)
 
 

@@ -177,6 +177,25 @@ def test_composite_collection_update_partial_and_all_or_none(sf: Salesforce, cle
     assert err.value.content[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
 
 
+@pytest.mark.parametrize("kind", ["drop", "hang", "lose_answer"])
+def test_a_cut_connection_is_logged_before_the_client_sees_it_fail(
+    sf: Salesforce, clean_sandbox: SandboxHandle, kind: str
+) -> None:
+    # Tests count calls the moment the client gives up: a request logged after its connection
+    # closed would land in the next count instead (it did, in a write-back test, under load).
+    record_id = sf.Account.create({"Name": tag()})["id"]
+    add = {"drop": clean_sandbox.faults.drop, "lose_answer": clean_sandbox.faults.lose_answer,
+           "hang": lambda **where: clean_sandbox.faults.hang(0.001, **where)}[kind]
+    with httpx_client(clean_sandbox) as http:
+        headers = {"Authorization": f"Bearer {clean_sandbox.salesforce_session()}"}
+        for attempt in range(1, 101):
+            add(method="PATCH", path="/sobjects/Account/")
+            with pytest.raises(httpx.TransportError):
+                http.patch(f"/services/data/v59.0/sobjects/Account/{record_id}", json={"Industry": "Retail"},
+                           headers=headers)
+            assert clean_sandbox.request_log.count("PATCH", "/sobjects/Account/") == attempt
+
+
 def test_unauthenticated_calls_get_invalid_session(clean_sandbox: SandboxHandle) -> None:
     sf = simple_salesforce(clean_sandbox, session_id="00D000000000000!bogus")
     with pytest.raises(SalesforceExpiredSession) as err:
