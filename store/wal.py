@@ -10,8 +10,13 @@ a run lasts, :func:`wal_kept_small` watches the log's size and, past ``limit_byt
 The checkpoint holds the write lock while it waits, so it gives up quickly (``busy_ms``) rather
 than make a stage's writer wait towards its own busy timeout, and after each time it gave up it
 waits twice as long (up to ``MAX_BACKOFF_S``) before it asks again: readers that never leave the
-log room must not stall the writers a little every second. PostgreSQL and in-memory databases
-need none of this: for them it does nothing.
+log room must not stall the writers a little every second. It also holds the write lock while it
+copies what the log holds, and ``busy_ms`` does not bound that: a long read pins every frame
+written after its snapshot, and on the L org the ``TRUNCATE`` that came after one copied such a
+backlog (the log was 19 GB) for over a minute, until a stage's writer gave up (``database is
+locked``). So the watcher asks for it only once a ``PASSIVE`` copy, which holds no lock, reports
+the whole log copied: then it has only the last moment's frames left to copy. PostgreSQL and
+in-memory databases need none of this: for them it does nothing.
 
 SQLite also copies the log into the database after a commit that leaves it past 1,000 pages,
 in the committing thread, syncing the file twice (``wal_autocheckpoint``). A stage's writer
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,10 +67,31 @@ def checkpoint(engine: Engine, busy_ms: int = DEFAULT_BUSY_MS) -> bool:
     return not busy
 
 
-def copy_log(engine: Engine) -> None:
-    """Copy what the log holds into the database, waiting for no reader or writer (``PASSIVE``)."""
+def copy_log(engine: Engine) -> bool:
+    """Copy what the log holds into the database, waiting for no reader or writer (``PASSIVE``); True when
+    all of it is copied, False when a reader's older snapshot kept some of it back."""
     with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
+        _, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+    return bool(copied == frames)
+
+
+LOCK_HELD_NOTICE_S = 1.0  # an emptying that held the writers this long is worth a line in the log
+
+
+def empty_log(engine: Engine, busy_ms: int = DEFAULT_BUSY_MS) -> bool:
+    """:func:`checkpoint`, timed: a stage's writers wait while it runs, so a long one is reported."""
+    started = time.monotonic()
+    emptied = checkpoint(engine, busy_ms)
+    held = time.monotonic() - started
+    if held > LOCK_HELD_NOTICE_S:
+        log.info("emptying the write-ahead log held the database's writers for %.1f s", held)
+    return emptied
+
+
+def empty_now(log_bytes: int, limit_bytes: int, all_copied: bool, waited: float, wait: float) -> bool:
+    """Whether the watcher asks to empty the log now: it is past its limit, the backoff is over, and a
+    ``PASSIVE`` copy has just left nothing for the emptying to copy under the write lock."""
+    return all_copied and log_bytes > limit_bytes and waited >= wait
 
 
 SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
@@ -116,16 +143,14 @@ def wal_kept_small(
         while not stop.wait(every):
             waited += every
             try:
-                if not path.exists():
+                if not path.exists() or (log_bytes := path.stat().st_size) == 0:
                     continue
-                gave_up = False
-                if waited >= wait and path.stat().st_size > limit_bytes:
-                    gave_up = not checkpoint(engine, busy_ms)
+                all_copied = copy_log(engine)  # the copy the stages' commits leave to this thread
+                if empty_now(log_bytes, limit_bytes, all_copied, waited, wait):
+                    gave_up = not empty_log(engine, busy_ms)
                     wait, waited = next_wait(wait, every, gave_up), 0.0
                     if gave_up:
                         log.debug("the write-ahead log is busy; emptying it again in %.0f s", wait)
-                if path.stat().st_size > 0:
-                    copy_log(engine)  # the copy the stages' commits leave to this thread
             except Exception:  # a hiccup (the database closed under us): the next tick tries again
                 log.debug("write-ahead log checkpoint failed", exc_info=True)
 

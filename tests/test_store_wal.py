@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from store.db import make_engine
-from store.wal import MAX_BACKOFF_S, checkpoint, next_wait, wal_kept_small, wal_path
+from store.wal import MAX_BACKOFF_S, checkpoint, copy_log, empty_now, next_wait, wal_kept_small, wal_path
 
 
 def _engine(tmp_path: Path) -> Engine:
@@ -50,6 +50,31 @@ def test_a_reader_in_the_log_makes_the_checkpoint_give_up_not_wait(tmp_path: Pat
     reader.close()
     assert checkpoint(engine)
     engine.dispose()
+
+
+def test_a_passive_copy_says_when_an_older_snapshot_kept_part_of_the_log_back(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    _write(engine)
+    assert copy_log(engine)
+    reader = engine.raw_connection()
+    cursor = reader.cursor()
+    cursor.execute("BEGIN")
+    cursor.execute("SELECT count(*) FROM t").fetchall()  # its snapshot predates the next write
+    _write(engine)
+    assert not copy_log(engine)  # the frames written since are the reader's to see in the database file
+    cursor.execute("COMMIT")
+    reader.close()
+    assert copy_log(engine)
+    engine.dispose()
+
+
+def test_the_log_is_emptied_under_the_write_lock_only_once_nothing_is_left_to_copy() -> None:
+    # Emptying holds the writers while it copies what is left: on the L org, a 19 GB backlog
+    # held them past their busy timeout. It waits for a PASSIVE copy that copied it all.
+    assert empty_now(log_bytes=2, limit_bytes=1, all_copied=True, waited=1.0, wait=1.0)
+    assert not empty_now(log_bytes=2, limit_bytes=1, all_copied=False, waited=1.0, wait=1.0)
+    assert not empty_now(log_bytes=1, limit_bytes=1, all_copied=True, waited=1.0, wait=1.0)
+    assert not empty_now(log_bytes=2, limit_bytes=1, all_copied=True, waited=1.0, wait=2.0)
 
 
 def test_the_watcher_empties_a_log_past_its_limit(tmp_path: Path) -> None:
