@@ -12,7 +12,12 @@ whatever is left, before its own transaction.
 
 The work is cut into short transactions of ``CHUNK`` touches: a first pull of millions of touches
 resolves them in minutes, and one transaction that long would hold SQLite's single write lock past
-the busy timeout of the other CRM's pull and of the run lock's heartbeat.
+the busy timeout of the other CRM's pull and of the run lock's heartbeat. Each transaction names
+its touches by id, and nothing else in its ``WHERE`` may lead SQLite to an index: given "unresolved"
+and the CRM, its planner (with no statistics) chose the partial index of every unresolved touch
+and scanned all of them for each chunk's ids. On the L org's first pull, 5.5 million unresolved
+touches, a chunk then held the write lock for over a minute and the HubSpot pull beside it failed
+(``database is locked``).
 
 A key names no object (a Salesforce id is a lead's or a contact's; HubSpot's are per object type):
 where two records of one CRM share it, the live one with the highest id is taken, as the score
@@ -25,7 +30,7 @@ from sqlalchemy import ColumnElement, Engine, Table, select, update
 
 from store.schema import ACCOUNT_UNRESOLVED, PERSON_UNRESOLVED, Account, Activity, Person
 
-CHUNK = 20_000  # touches per transaction: well under a second of SQLite's write lock
+CHUNK = 20_000  # touches per transaction (bound parameters: SQLite allows 32,766): well under a second of the lock
 
 
 def _resolved_id(target: Table, key: ColumnElement) -> ColumnElement:
@@ -46,14 +51,14 @@ def resolve_touch_refs(engine: Engine, crm: str | None = None, chunk: int = CHUN
                           for i in conn.execute(select(touches.c.id).where(unresolved, *of_crm)).scalars()})
     counts = [0, 0]
     for begin in range(0, len(pending), chunk):
-        low, high = pending[begin], pending[min(begin + chunk, len(pending)) - 1]
+        # Its own touches by id, not an id range: the other CRM's pull resolves its own touches, between
+        # these in id order, at the same time (two transactions updating the same rows deadlocked on
+        # PostgreSQL). A key that is null finds nobody, so "unresolved" comes down to the missing id.
+        ids = pending[begin:begin + chunk]
         with engine.begin() as conn:
-            for n, (ref, key, target, unresolved) in enumerate(sides):
+            for n, (ref, key, target, _) in enumerate(sides):
                 found = _resolved_id(target, key)
-                # the CRM named again: the other CRM's pull resolves its own touches, between these in id order,
-                # at the same time (two transactions updating the same rows deadlocked on PostgreSQL)
-                resolve = (update(touches).where(touches.c.id.between(low, high), unresolved, *of_crm,
-                                                 found.is_not(None))
+                resolve = (update(touches).where(touches.c.id.in_(ids), ref.is_(None), found.is_not(None))
                            .values({ref: found}))
                 counts[n] += conn.execute(resolve).rowcount
     return counts[0], counts[1]

@@ -4,9 +4,10 @@ when their keys change, and resolved for the touches already stored by migration
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, event, insert, select
 
 from store import migrate
 from store.db import make_engine
@@ -122,4 +123,27 @@ def test_the_upgrade_resolves_the_touches_already_stored(database_url: str) -> N
         live = conn.execute(select(Person.id).where(Person.is_deleted.is_(False))).scalar_one()
         c1 = conn.execute(select(Account.id)).scalar_one()
         assert _refs(conn) == {"T0": (live, c1), "T1": (live, None), "T2": (None, c1)}
+    engine.dispose()
+
+
+def test_each_transaction_reaches_its_touches_by_id_not_through_an_index_of_every_unresolved_one(
+    tmp_path: Path,
+) -> None:
+    """SQLite's planner, with no statistics, took the partial index of every unresolved touch for each chunk
+    (5.5 million on the L org's first pull): a chunk held the write lock past the other pull's busy timeout."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'abm.db'}")
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        _records(conn)
+        upsert(conn, Activity.__table__, [_touch(f"T{n}", "P1", "C1") for n in range(5)])
+    plans: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def explain(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.startswith("UPDATE activities"):
+            rows = cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
+            plans.append(next(row[3] for row in rows if row[1] == 0))  # how the updated table is read
+
+    assert resolve_touch_refs(engine, "hubspot", chunk=2) == (5, 5)
+    assert plans == ["SEARCH activities USING INTEGER PRIMARY KEY (rowid=?)"] * 6  # 3 chunks, 2 sides
     engine.dispose()
