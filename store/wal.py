@@ -11,12 +11,12 @@ The checkpoint holds the write lock while it waits, so it gives up quickly (``bu
 than make a stage's writer wait towards its own busy timeout, and after each time it gave up it
 waits twice as long (up to ``MAX_BACKOFF_S``) before it asks again: readers that never leave the
 log room must not stall the writers a little every second. It also holds the write lock while it
-copies what the log holds, and ``busy_ms`` does not bound that: a long read pins every frame
-written after its snapshot, and on the L org the ``TRUNCATE`` that came after one copied such a
-backlog (the log was 19 GB) for over a minute, until a stage's writer gave up (``database is
-locked``). So the watcher asks for it only once a ``PASSIVE`` copy, which holds no lock, reports
-the whole log copied: then it has only the last moment's frames left to copy. PostgreSQL and
-in-memory databases need none of this: for them it does nothing.
+copies what the log still holds, and ``busy_ms`` does not bound that: a long read keeps every
+frame written after its snapshot from being copied, and the ``TRUNCATE`` that came once it ended
+would copy that whole backlog with every writer waiting. So the watcher asks for it only once a
+``PASSIVE`` copy, which holds no lock, reports the whole log copied: then it has only the last
+moment's frames left to copy. PostgreSQL and in-memory databases need none of this: for them it
+does nothing.
 
 SQLite also copies the log into the database after a commit that leaves it past 1,000 pages,
 in the committing thread, syncing the file twice (``wal_autocheckpoint``). A stage's writer

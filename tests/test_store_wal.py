@@ -69,8 +69,8 @@ def test_a_passive_copy_says_when_an_older_snapshot_kept_part_of_the_log_back(tm
 
 
 def test_the_log_is_emptied_under_the_write_lock_only_once_nothing_is_left_to_copy() -> None:
-    # Emptying holds the writers while it copies what is left: on the L org, a 19 GB backlog
-    # held them past their busy timeout. It waits for a PASSIVE copy that copied it all.
+    # Emptying holds the writers while it copies what is left, however long a backlog takes to copy;
+    # it waits for a PASSIVE copy (no lock) that copied it all.
     assert empty_now(log_bytes=2, limit_bytes=1, all_copied=True, waited=1.0, wait=1.0)
     assert not empty_now(log_bytes=2, limit_bytes=1, all_copied=False, waited=1.0, wait=1.0)
     assert not empty_now(log_bytes=1, limit_bytes=1, all_copied=True, waited=1.0, wait=1.0)
