@@ -14,9 +14,9 @@ log room must not stall the writers a little every second. It also holds the wri
 copies what the log still holds, and ``busy_ms`` does not bound that: a long read keeps every
 frame written after its snapshot from being copied, and the ``TRUNCATE`` that came once it ended
 would copy that whole backlog with every writer waiting. So the watcher asks for it only once a
-``PASSIVE`` copy, which holds no lock, reports the whole log copied: then it has only the last
-moment's frames left to copy. PostgreSQL and in-memory databases need none of this: for them it
-does nothing.
+``PASSIVE`` copy, which holds no lock, has left at most ``LOCKED_COPY_MAX_FRAMES`` to copy (not
+none: the stages commit while it copies, so a busy log is never found all copied). PostgreSQL
+and in-memory databases need none of this: for them it does nothing.
 
 SQLite also copies the log into the database after a commit that leaves it past 1,000 pages,
 in the committing thread, syncing the file twice (``wal_autocheckpoint``). A stage's writer
@@ -67,12 +67,15 @@ def checkpoint(engine: Engine, busy_ms: int = DEFAULT_BUSY_MS) -> bool:
     return not busy
 
 
-def copy_log(engine: Engine) -> bool:
-    """Copy what the log holds into the database, waiting for no reader or writer (``PASSIVE``); True when
-    all of it is copied, False when a reader's older snapshot kept some of it back."""
+def copy_log(engine: Engine) -> int:
+    """Copy what the log holds into the database, waiting for no reader or writer (``PASSIVE``); returns how
+    many frames are left to copy: those committed meanwhile, and those a reader's older snapshot kept back."""
     with engine.connect() as conn:
         _, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
-    return bool(copied == frames)
+    return max(0, int(frames) - int(copied))
+
+
+LOCKED_COPY_MAX_FRAMES = 16_384  # pages left for an emptying to copy under the write lock: 64 MB of 4 KB pages
 
 
 LOCK_HELD_NOTICE_S = 1.0  # an emptying that held the writers this long is worth a line in the log
@@ -88,10 +91,10 @@ def empty_log(engine: Engine, busy_ms: int = DEFAULT_BUSY_MS) -> bool:
     return emptied
 
 
-def empty_now(log_bytes: int, limit_bytes: int, all_copied: bool, waited: float, wait: float) -> bool:
+def empty_now(log_bytes: int, limit_bytes: int, frames_left: int, waited: float, wait: float) -> bool:
     """Whether the watcher asks to empty the log now: it is past its limit, the backoff is over, and a
-    ``PASSIVE`` copy has just left nothing for the emptying to copy under the write lock."""
-    return all_copied and log_bytes > limit_bytes and waited >= wait
+    ``PASSIVE`` copy has just left little for the emptying to copy under the write lock."""
+    return frames_left <= LOCKED_COPY_MAX_FRAMES and log_bytes > limit_bytes and waited >= wait
 
 
 SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
@@ -145,8 +148,8 @@ def wal_kept_small(
             try:
                 if not path.exists() or (log_bytes := path.stat().st_size) == 0:
                     continue
-                all_copied = copy_log(engine)  # the copy the stages' commits leave to this thread
-                if empty_now(log_bytes, limit_bytes, all_copied, waited, wait):
+                frames_left = copy_log(engine)  # the copy the stages' commits leave to this thread
+                if empty_now(log_bytes, limit_bytes, frames_left, waited, wait):
                     gave_up = not empty_log(engine, busy_ms)
                     wait, waited = next_wait(wait, every, gave_up), 0.0
                     if gave_up:
