@@ -76,8 +76,6 @@ def copy_log(engine: Engine) -> int:
 
 
 LOCKED_COPY_MAX_FRAMES = 16_384  # pages left for an emptying to copy under the write lock: 64 MB of 4 KB pages
-
-
 LOCK_HELD_NOTICE_S = 1.0  # an emptying that held the writers this long is worth a line in the log
 
 
