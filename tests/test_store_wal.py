@@ -77,7 +77,7 @@ def test_a_passive_copy_says_when_an_older_snapshot_kept_part_of_the_log_back(tm
     engine.dispose()
 
 
-def test_the_log_is_emptied_under_the_write_lock_only_once_nothing_is_left_to_copy() -> None:
+def test_the_log_is_emptied_under_the_write_lock_only_once_little_is_left_to_copy() -> None:
     # Emptying holds the writers while it copies what is left, however long a backlog takes to copy;
     # it waits for a PASSIVE copy (no lock) that left little, not nothing: the stages commit meanwhile.
     assert empty_now(log_bytes=2, limit_bytes=1, frames_left=0, waited=1.0, wait=1.0)
