@@ -18,7 +18,6 @@ Each logical call:
 
 from __future__ import annotations
 
-import json
 import logging
 import ssl
 import threading
@@ -41,6 +40,7 @@ from connectors.budget import ApiBudget, BudgetExhausted
 from connectors.hubspot.auth import TokenSource, ssl_context
 from connectors.hubspot.ratelimit import HubSpotRateLimiter, portal_limiter
 from connectors.retry import RetrySettings, parse_retry_after, retrying
+from store.json_codec import loads as json_loads
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class Answer:
         if not self.body:
             return {}
         try:
-            return json.loads(self.body)
+            return json_loads(self.body)
         except ValueError:
             return {"message": self.body[:200].decode("utf-8", "replace")}
 
