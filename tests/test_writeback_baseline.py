@@ -159,3 +159,52 @@ def test_the_upgrade_folds_field_rows_into_records_and_the_downgrade_unfolds_the
     assert back == {r[:4]: r[4] for r in rows}
     migrate.upgrade(engine)
     engine.dispose()
+
+
+@contextmanager
+def baseline_reads(engine: Engine) -> Iterator[list[str]]:
+    """The statements reading ``writeback_state`` run on ``engine`` inside the block."""
+    reads: list[str] = []
+
+    def executed(_conn, _cursor, statement: str, *_args) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "writeback_state" in statement:
+            reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        yield reads
+    finally:
+        event.remove(engine, "before_cursor_execute", executed)
+
+
+def test_recording_planned_changes_merges_into_the_baseline_kept_from_planning_without_reading_it_again(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading each written record's baseline a second time cost the L org's increment 5.2 s. Past the cap,
+    the rest are read again; every merge is the same either way, and a failed record's baseline is let go."""
+    ledger = _ledger(engine)  # 2,000 Accounts, two fields written each
+    ids = [f"001{i:015d}" for i in range(0, 2_000, 2)] + ["001999999999999999"]  # 1,000 written before, one never
+    changes = {crm_id: RecordChange(crm_id, {"ABM_Grade__c": "new"}) for crm_id in ids}
+    failing = ids[3]
+    outcomes = [RecordOutcome(crm_id, crm_id != failing, *(("UNABLE_TO_LOCK_ROW", "locked") if crm_id == failing
+                                                           else ())) for crm_id in ids]
+    monkeypatch.setattr(state, "KEPT_BASELINES_MAX", 600)
+    baseline = ledger.baseline(ids)
+    ledger.keep(changes.values(), baseline)
+    with baseline_reads(engine) as reads:
+        ledger.record(dict(list(changes.items())[:600]), outcomes[:600], WHEN)  # all kept
+    assert reads == []
+    with baseline_reads(engine) as reads:
+        ledger.record(dict(list(changes.items())[600:]), outcomes[600:], WHEN)  # past the cap: read again
+    assert len(reads) == 1  # 401 ids: one IN list
+    after = ledger.baseline(ids)
+    assert after["001000000000000000"] == {"ABM_Grade__c": "new",
+                                           "ABM_Engagement_Score__c": "0-ABM_Engagement_Score__c"}
+    assert after["001000000000001998"] == {"ABM_Grade__c": "new",
+                                           "ABM_Engagement_Score__c": "1998-ABM_Engagement_Score__c"}
+    assert after["001999999999999999"] == {"ABM_Grade__c": "new"}
+    assert after[failing] == {"ABM_Grade__c": "6-ABM_Grade__c", "ABM_Engagement_Score__c": "6-ABM_Engagement_Score__c"}
+    assert ledger._kept == {}  # nothing held once every outcome is recorded, failed ones included
+    with baseline_reads(engine) as reads:  # written later (a retry): read, since nothing is kept for it
+        ledger.record({failing: changes[failing]}, [RecordOutcome(failing, True)], WHEN)
+    assert len(reads) == 1
+    assert ledger.baseline([failing])[failing]["ABM_Grade__c"] == "new"

@@ -86,6 +86,7 @@ def _planned_parts(engine: Engine, config: WritebackConfig, catalogue: Catalogue
         # does (see WritebackLedger.baseline), and only a chunk's is held
         baseline = ledger.baseline([r.crm_id for r in targets])
         part = plan_changes(targets, fields, baseline, errors, now, force)
+        ledger.keep(part.due, baseline)
         report.samples += [Sample.of(c, baseline.get(c.crm_id, {}))
                            for c in part.due[: config.sample_size - len(report.samples)]]
         report.records += len(targets)
