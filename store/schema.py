@@ -209,12 +209,21 @@ ACCOUNT_TOUCHES = and_(Activity.account_crm_id.is_not(None), Activity.is_deleted
 Index("ix_activities_account_last", Activity.crm, Activity.account_crm_id, Activity.occurred_at,
       sqlite_where=ACCOUNT_TOUCHES, postgresql_where=ACCOUNT_TOUCHES)
 
+# The deleted people, few: what the match stage takes off the count of every match per decision (see
+# worker.match_stage.decision_counts, whose condition this must stay for the index to serve it).
+DELETED_PEOPLE = Person.is_deleted.is_(True)
+Index("ix_people_deleted", Person.id, sqlite_where=DELETED_PEOPLE, postgresql_where=DELETED_PEOPLE)
+
 
 class Match(Base):
     """Which account a person belongs to, how sure we are, and why."""
 
     __tablename__ = "matches"
-    __table_args__ = (Index("ix_matches_matched_at", "matched_at"),)
+    __table_args__ = (
+        Index("ix_matches_matched_at", "matched_at"),
+        # the matches per decision counted from this index alone, and the people no account holds found through it
+        Index("ix_matches_decision", "decision"),
+    )
 
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)

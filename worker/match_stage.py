@@ -42,7 +42,7 @@ from matching.parallel import match_in_processes
 from matching.types import AccountLinkResult, MatchResult, Pin, PreviousMatch
 from store.cursor_rows import driver_batches
 from store.records import AccountRecord, PersonRecord
-from store.schema import ACCOUNT_TOUCHES, Account, AccountLink, Activity, Match, Person, Run
+from store.schema import ACCOUNT_TOUCHES, DELETED_PEOPLE, Account, AccountLink, Activity, Match, Person, Run
 from store.types import utcnow
 from store.upsert import upsert
 from worker.forked import Forked
@@ -203,10 +203,18 @@ def claimable_people(conn: Connection, matcher: Matcher, account_ids: Sequence[i
 
 
 def decision_counts(conn: Connection) -> dict[str, int]:
-    """Live people per match decision, as the match table holds them after this stage."""
-    rows = conn.execute(select(Match.decision, func.count()).join(Person, Person.id == Match.person_id)
-                        .where(Person.is_deleted.is_(False)).group_by(Match.decision))
-    return {decision: int(n) for decision, n in rows}
+    """Live people per match decision, as the match table holds them after this stage.
+
+    Every match counted per decision from ``ix_matches_decision`` alone, less the deleted people's (a few,
+    found through ``ix_people_deleted``): joining every match with its person to test it took 2.8 s of the
+    L org's 1% increment. A match goes with its person (the foreign key cascades), so the two agree.
+    """
+    counts = dict(conn.execute(select(Match.decision, func.count()).group_by(Match.decision)).all())
+    deleted = conn.execute(select(Match.decision, func.count()).where(
+        Match.person_id.in_(select(Person.id).where(DELETED_PEOPLE))).group_by(Match.decision))
+    for decision, n in deleted:
+        counts[decision] -= n
+    return {decision: int(n) for decision, n in counts.items() if n}
 
 
 def load_previous(

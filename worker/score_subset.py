@@ -165,9 +165,12 @@ class _People:
             return set()
         store_ids = set(accounts) | {a for a, c in self.accounts.canonical.items() if c in accounts}
         candidates: set[int] = set()
+        # ``|| ''`` keeps the decision from leading through its index (SQLite's idiom, the same in PostgreSQL):
+        # without statistics, SQLite's planner would walk every tying match rather than these accounts'
+        tied = Match.decision.concat("").in_(TIED)
         for chunk in in_lists(store_ids):
             candidates.update(self.conn.execute(select(Match.person_id).where(Match.account_id.in_(chunk),
-                                                                             Match.decision.in_(TIED))).scalars())
+                                                                             tied)).scalars())
         keys = self.accounts.keys(accounts)
         crm_ids = {crm_id for _, crm_id in keys}
         for column, position in ((Person.account_crm_id, 5), (Person.converted_account_crm_id, 8)):
