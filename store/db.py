@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from store.json_codec import dumps as json_dumps
 from store.json_codec import loads as json_loads
 
 DEFAULT_DATABASE_URL = "sqlite:///abm.db"
@@ -34,9 +33,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> Engine:
-    """Create an engine; ``postgresql://`` URLs use psycopg 3. JSON columns encode and decode with orjson (see
+    """Create an engine; ``postgresql://`` URLs use psycopg 3. JSON columns decode with orjson (see
     :mod:`store.json_codec`)."""
-    kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("json_deserializer", json_loads)
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):

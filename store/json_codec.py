@@ -1,4 +1,4 @@
-"""Decoding and encoding JSON with orjson, to exactly the values :mod:`json` gives.
+"""Decoding JSON with orjson, to exactly the values :func:`json.loads` gives.
 
 The store's JSON columns are read by the hundred thousand (the write-back's baseline of every
 record it compares, twice) and the CRMs' answers by the page: with :func:`json.loads` the decoding
@@ -12,13 +12,6 @@ Where the two differ, ``json`` decodes again:
   (a float that large written as such decodes to the same float both ways). Looking for long runs
   of digits in the text instead cost more than the decoding (7 µs a row);
 - what orjson refuses (``NaN``, ``Infinity``, a lone surrogate escape), which ``json`` accepts.
-
-Encoding (the upserts write the baselines, match reasons and run records by the thousand: 2.0 s of
-``json.dumps`` in the same increment) gives text that decodes to the values ``json.dumps`` would have
-written, not the same characters (no spaces after separators, ``1e-7`` for ``1e-07``). ``json``
-encodes what orjson would write otherwise: integers past 64 bits (refused), non-finite floats
-(``null`` for json's ``NaN``), and what json refuses but orjson takes (dates, dataclasses, subclasses
-of the JSON types go to json, which decides).
 """
 
 from __future__ import annotations
@@ -28,8 +21,6 @@ from typing import Any
 
 import orjson
 
-_DUMPS_OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-                  | orjson.OPT_PASSTHROUGH_SUBCLASS)
 _INT64_SIZE = 2.0**63  # orjson decodes integers up to 2**64 - 1 exactly, larger ones to floats past this
 
 
@@ -53,28 +44,3 @@ def _holds_huge_float(value: Any) -> bool:
     if kind is list:
         return any(_holds_huge_float(v) for v in value)
     return False
-
-
-def dumps(value: Any) -> str:
-    """Text that decodes to what ``json.dumps(value, ensure_ascii=False)`` writes (and raises what it raises)."""
-    try:
-        text = orjson.dumps(value, option=_DUMPS_OPTIONS)
-    except orjson.JSONEncodeError:
-        return json.dumps(value, ensure_ascii=False)
-    if b"null" in text and _holds_non_finite_float(value):
-        return json.dumps(value, ensure_ascii=False)
-    return text.decode()
-
-
-def _holds_non_finite_float(value: Any) -> bool:
-    kind = type(value)
-    if kind is float:
-        return value != value or value in (_INFINITY, -_INFINITY)
-    if kind is dict:
-        return any(_holds_non_finite_float(v) for v in value.values())
-    if kind is list or kind is tuple:
-        return any(_holds_non_finite_float(v) for v in value)
-    return False
-
-
-_INFINITY = float("inf")

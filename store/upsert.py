@@ -21,6 +21,7 @@ of the rows where one of them differs, which few edits do.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -33,7 +34,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.visitors import iterate
 
 from store.ids import to_18
-from store.json_codec import dumps as json_dumps
 from store.types import JsonText, UTCDateTime, ensure_utc, utcnow
 
 DEFAULT_KEY = ("crm", "object", "crm_id")
@@ -146,7 +146,7 @@ def _sqlite_bool(value: Any) -> int:
 def _json_text(value: Any) -> str:
     if isinstance(value, JsonText):
         return str(value)  # a plain str: drivers adapt by exact type
-    return json_dumps(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _converters(table: Table, columns: Sequence[str], dialect: str) -> list[Callable[[Any], Any] | None]:
