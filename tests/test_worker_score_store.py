@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, func, select
+import numpy as np
+import pytest
+from sqlalchemy import Engine, delete, func, select
 
 from config.scoring import ScoringConfig
 from scoring.inputs import build_inputs
 from scoring.scores import score
 from store.records import AccountRecord, ActivityRecord, PersonRecord
 from store.schema import Score, ScoreHistory
-from worker.score_store import save_score_set
+from worker.score_store import COMPARED, save_score_set
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -100,3 +102,31 @@ def test_saving_everyones_scores_reads_the_stored_rows_a_batch_at_a_time(engine:
             row["engagement"] = 4.0
         ids = [row["entity_id"] for row in subset]
         assert save_scores(conn, "person", subset, ids, batch_size=batch) == set(ids[:10])
+
+
+def test_rows_built_in_a_forked_process_save_what_rows_built_here_save(engine: Engine,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many rows are built by a forked process beside the writes (worker.forked_slices): the same rows, in the
+    same order, whether for everyone or for an incremental run's subset."""
+    from worker import score_store
+
+    inputs, scores = _scored(extra_calls=4)
+    read = [Score.__table__.c[c] for c in ("entity_kind", "entity_id", *COMPARED, "breakdown", "scored_at")]
+
+    def saved(forked: bool, only: bool) -> tuple[list[tuple], list[tuple]]:
+        monkeypatch.setattr(score_store, "FORKED_ROWS", 1 if forked else 10**9)
+        monkeypatch.setattr(score_store, "ROWS_PER_SLICE", 1)
+        with engine.begin() as conn:
+            conn.execute(delete(Score))
+            conn.execute(delete(ScoreHistory))
+            subset = np.array([0, 2], dtype=np.int64) if only else None
+            save_score_set(conn, scores, inputs.population, inputs.account_ids, inputs.person_ids, ScoringConfig(),
+                           NOW, only_accounts=subset, only_people=subset)
+        with engine.connect() as conn:
+            return (conn.execute(select(*read).order_by(Score.id)).all(),
+                    conn.execute(select(*[c for c in ScoreHistory.__table__.c if c.name != "id"])
+                                 .order_by(ScoreHistory.id)).all())
+
+    for only in (False, True):
+        assert saved(forked=True, only=only) == saved(forked=False, only=only)
+    assert len(saved(forked=True, only=True)[0]) == 4  # two accounts and two people

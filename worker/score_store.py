@@ -24,11 +24,16 @@ from scoring.rows import ACCOUNT, PERSON, history_rows, score_rows
 from scoring.scores import Population, PopulationState, ScoreSet
 from store.schema import Score, ScoreHistory, ScoreState
 from store.upsert import upsert
+from worker.forked_slices import iter_built
 
 # Columns compared to decide whether a stored score changed (breakdown follows them).
 COMPARED = ("engagement", "sales_activity", "marketing", "fit", "grade", "predictive", "breadth", "velocity",
             "trend", "alignment", "reasons_text")
 _BATCH = 10_000
+# Rows of one kind past which they are built in a forked process beside the writes (a fork costs more than
+# building a few thousand rows saves).
+FORKED_ROWS = 20_000
+ROWS_PER_SLICE = 2_000
 _ID_CHUNK = 900  # ids per IN list: under every SQLite's limit on bound parameters
 
 
@@ -84,9 +89,10 @@ def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[st
 
 
 def save_scores(conn: Connection, kind: str, rows: Iterable[dict[str, Any]], ids: list[int] | None = None,
-                *, batch_size: int = _BATCH) -> set[int]:
+                *, batch_size: int = _BATCH, rounded: bool = False) -> set[int]:
     """Upsert the rows whose visible values changed; returns those entity ids. ``ids``: the rows'
     entity ids when they are a subset (an incremental run), so only those stored rows are read.
+    ``rounded``: the rows are :func:`visible` already.
 
     The stored rows are read a batch at a time, for the batch's rows only: held all at once, the
     stored scores of 1.7 million people (an L org's daily rescore of everyone) took about 0.9 GB.
@@ -95,7 +101,7 @@ def save_scores(conn: Connection, kind: str, rows: Iterable[dict[str, Any]], ids
     """
     changed: set[int] = set()
     for raw in _batches(rows, batch_size):
-        batch = [visible(row) for row in raw]
+        batch = raw if rounded else [visible(row) for row in raw]
         keys = [row["entity_id"] for row in batch]
         low, high = min(keys), max(keys)
         dense = ids is None and high - low < 2 * len(keys)
@@ -139,12 +145,20 @@ def save_score_set(
     def subset(ids: np.ndarray, only: np.ndarray | None) -> list[int] | None:
         return None if only is None else ids[only].tolist()
 
-    accounts = save_scores(conn, ACCOUNT, score_rows(scores, population, account_ids, config, now, kind=ACCOUNT,
-                                                     only=only_accounts, model_version=model_version),
-                           subset(account_ids, only_accounts))
-    people = save_scores(conn, PERSON, score_rows(scores, population, person_ids, config, now, kind=PERSON,
-                                                  only=only_people, model_version=model_version),
-                         subset(person_ids, only_people))
+    def rows(kind: str, ids: np.ndarray, only: np.ndarray | None) -> Iterator[dict[str, Any]]:
+        """The kind's rows, visible, built beside the writes (see worker.forked_slices) when they are many."""
+        wanted = np.arange(len(ids), dtype=np.int64) if only is None else np.asarray(only, dtype=np.int64)
+
+        def build(start: int, end: int) -> list[dict[str, Any]]:
+            return [visible(row) for row in score_rows(scores, population, ids, config, now, kind=kind,
+                                                       only=wanted[start:end], model_version=model_version)]
+
+        return iter_built(build, len(wanted), forked=len(wanted) >= FORKED_ROWS, slice_size=ROWS_PER_SLICE)
+
+    accounts = save_scores(conn, ACCOUNT, rows(ACCOUNT, account_ids, only_accounts), subset(account_ids, only_accounts),
+                           rounded=True)
+    people = save_scores(conn, PERSON, rows(PERSON, person_ids, only_people), subset(person_ids, only_people),
+                         rounded=True)
     history = save_history(conn, history_rows(scores, population, account_ids, now.date(), kind=ACCOUNT,
                                               only=only_accounts))
     return SavedScores(len(accounts), len(people), history, frozenset(accounts), frozenset(people))
