@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +51,7 @@ def test_an_iteration_left_early_ends_the_forked_process() -> None:
     assert [next(items)[0] for _ in range(25)] == list(range(25))
     items.close()
     assert forked_slices._build is None
+    assert not list(Path(forked_slices._memory_folder() or tempfile.gettempdir()).glob("abm-slices-*"))  # no files left
     assert [i for i, _ in iter_built(_build, 40, slice_size=10)] == list(range(40))
 
 

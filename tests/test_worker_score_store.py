@@ -104,8 +104,10 @@ def test_saving_everyones_scores_reads_the_stored_rows_a_batch_at_a_time(engine:
         assert save_scores(conn, "person", subset, ids, batch_size=batch) == set(ids[:10])
 
 
+@pytest.mark.parametrize("rows_per_slice", [1, 2, 5])  # 2 and 5: slices holding accounts and people
 def test_rows_built_in_a_forked_process_save_what_rows_built_here_save(engine: Engine,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       rows_per_slice: int) -> None:
     """Many rows are built by a forked process beside the writes (worker.forked_slices): the same rows, in the
     same order, whether for everyone or for an incremental run's subset."""
     from worker import score_store
@@ -113,20 +115,22 @@ def test_rows_built_in_a_forked_process_save_what_rows_built_here_save(engine: E
     inputs, scores = _scored(extra_calls=4)
     read = [Score.__table__.c[c] for c in ("entity_kind", "entity_id", *COMPARED, "breakdown", "scored_at")]
 
-    def saved(forked: bool, only: bool) -> tuple[list[tuple], list[tuple]]:
+    def saved(forked: bool, only: bool) -> tuple[object, list[tuple], list[tuple]]:
+        """Saved in slices by a forked process and this one, or in one slice here (the rows as score_rows gives)."""
         monkeypatch.setattr(score_store, "FORKED_ROWS", 1 if forked else 10**9)
-        monkeypatch.setattr(score_store, "ROWS_PER_SLICE", 1)
+        monkeypatch.setattr(score_store, "ROWS_PER_SLICE", rows_per_slice if forked else 10**9)
         with engine.begin() as conn:
             conn.execute(delete(Score))
             conn.execute(delete(ScoreHistory))
             subset = np.array([0, 2], dtype=np.int64) if only else None
-            save_score_set(conn, scores, inputs.population, inputs.account_ids, inputs.person_ids, ScoringConfig(),
-                           NOW, only_accounts=subset, only_people=subset)
+            counts = save_score_set(conn, scores, inputs.population, inputs.account_ids, inputs.person_ids,
+                                    ScoringConfig(), NOW, only_accounts=subset, only_people=subset)
         with engine.connect() as conn:
-            return (conn.execute(select(*read).order_by(Score.id)).all(),
+            return (counts, conn.execute(select(*read).order_by(Score.id)).all(),
                     conn.execute(select(*[c for c in ScoreHistory.__table__.c if c.name != "id"])
                                  .order_by(ScoreHistory.id)).all())
 
     for only in (False, True):
         assert saved(forked=True, only=only) == saved(forked=False, only=only)
-    assert len(saved(forked=True, only=True)[0]) == 4  # two accounts and two people
+    counts, stored, _ = saved(forked=True, only=True)
+    assert len(stored) == 4 and (counts.accounts_changed, counts.people_changed) == (2, 2)  # accounts 0 and 2, etc.

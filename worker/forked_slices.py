@@ -6,8 +6,11 @@ L org's 1% increment). Here a forked process builds slices while this process wr
 builds a slice itself when nothing is: whichever is slower sets the pace, not their sum.
 
 The builder reads the caller's data copy-on-write (nothing is pickled on the way in); only the built items
-come back, pickled. It must be a pure function of that data: the forked process inherits the caller's
-database connection and must leave it alone. Slices are claimed from a shared counter in input order, so
+come back, pickled, each slice in a file (in memory, under /dev/shm, where there is one) read when its turn
+comes. Through the pool's pipe, 64 KB at a time by a thread of this process contending with the writes for
+the interpreter, the rows of an L increment took 4 s of this process's time to receive. The builder must be
+a pure function of that data: the forked process inherits the caller's database connection and must leave it
+alone. Slices are claimed from a shared counter in input order, so
 the items finished ahead of the next one to yield are few; consume the iterator to the end (or close it),
 the forked process lives as long as the iteration. One iteration at a time per process.
 """
@@ -15,10 +18,13 @@ the forked process lives as long as the iteration. One iteration at a time per p
 from __future__ import annotations
 
 import multiprocessing
+import os
+import pickle
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from matching.parallel import forked_pool_started, results_read_promptly
+from matching.parallel import forked_pool_started
 
 Build = Callable[[int, int], list[Any]]
 
@@ -26,6 +32,7 @@ Build = Callable[[int, int], list[Any]]
 _build: Build | None = None
 _bounds: list[tuple[int, int]] | None = None
 _next: Any = None  # the index of the next slice no process has claimed (shared memory)
+_folder: str | None = None  # where the forked process leaves the slices it built
 
 
 def _claim() -> int:
@@ -35,13 +42,32 @@ def _claim() -> int:
     return claimed
 
 
-def _build_claimed(_task: int) -> tuple[int, list[Any]] | None:
-    """One pool task: build the next unclaimed slice, if any is left."""
-    assert _build is not None and _bounds is not None, "a forked builder started without its work"
+def _build_claimed(_task: int) -> int | None:
+    """One pool task: build the next unclaimed slice, if any is left, into its file; the slice's index."""
+    assert _build is not None and _bounds is not None and _folder is not None, "a forked builder without its work"
     claimed = _claim()
     if claimed >= len(_bounds):
         return None
-    return claimed, _build(*_bounds[claimed])
+    with open(_slice_file(_folder, claimed), "wb") as file:
+        pickle.dump(_build(*_bounds[claimed]), file, protocol=pickle.HIGHEST_PROTOCOL)
+    return claimed
+
+
+def _slice_file(folder: str, index: int) -> str:
+    return os.path.join(folder, f"{index}.pickle")
+
+
+def _read_slice(folder: str, index: int) -> list[Any]:
+    path = _slice_file(folder, index)
+    with open(path, "rb") as file:
+        items = pickle.load(file)
+    os.unlink(path)
+    return items
+
+
+def _memory_folder() -> str | None:
+    """Where slices pass from the forked process: in memory where the system has a memory file system."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
 def iter_built(build: Build, total: int, *, forked: bool = True, slice_size: int = 2_000) -> Iterator[Any]:
@@ -56,37 +82,40 @@ def iter_built(build: Build, total: int, *, forked: bool = True, slice_size: int
         for start, end in bounds:
             yield from build(start, end)
         return
-    global _build, _bounds, _next
+    global _build, _bounds, _next, _folder
     context = multiprocessing.get_context("fork")
-    _build, _bounds, _next = build, bounds, context.Value("i", 0)
-    try:
-        with results_read_promptly(), context.Pool(1, initializer=forked_pool_started) as pool:
-            pending = pool.imap_unordered(_build_claimed, range(len(bounds)), chunksize=1)
-            ready: dict[int, list[Any]] = {}
-            answered = 0  # pool tasks answered: one per slice, whether it found one to build or not
+    with tempfile.TemporaryDirectory(prefix="abm-slices-", dir=_memory_folder()) as folder:
+        _build, _bounds, _next, _folder = build, bounds, context.Value("i", 0), folder
+        try:
+            with context.Pool(1, initializer=forked_pool_started) as pool:
+                pending = pool.imap_unordered(_build_claimed, range(len(bounds)), chunksize=1)
+                # slices built here, or None: built by the forked process, in its file until yielded
+                ready: dict[int, list[Any] | None] = {}
+                answered = 0  # pool tasks answered: one per slice, whether it found one to build or not
 
-            def collect(block: bool) -> None:
-                nonlocal answered
-                while answered < len(bounds):
-                    try:
-                        done = pending.next(timeout=None if block else 0)
-                    except multiprocessing.TimeoutError:
-                        return
-                    answered += 1
-                    if done is not None:
-                        ready[done[0]] = done[1]
-                    if block:
-                        return
+                def collect(block: bool) -> None:
+                    nonlocal answered
+                    while answered < len(bounds):
+                        try:
+                            done = pending.next(timeout=None if block else 0)
+                        except multiprocessing.TimeoutError:
+                            return
+                        answered += 1
+                        if done is not None:
+                            ready[done] = None
+                        if block:
+                            return
 
-            for emitted in range(len(bounds)):
-                collect(block=False)
-                # build here only while the next slice is not ready: the caller's own work on the items
-                # (the writes) comes first, and the forked process keeps building meanwhile
-                while emitted not in ready and (claimed := _claim()) < len(bounds):
-                    ready[claimed] = build(*bounds[claimed])
+                for emitted in range(len(bounds)):
                     collect(block=False)
-                while emitted not in ready:
-                    collect(block=True)
-                yield from ready.pop(emitted)
-    finally:
-        _build = _bounds = _next = None
+                    # build here only while the next slice is not ready: the caller's own work on the items
+                    # (the writes) comes first, and the forked process keeps building meanwhile
+                    while emitted not in ready and (claimed := _claim()) < len(bounds):
+                        ready[claimed] = build(*bounds[claimed])
+                        collect(block=False)
+                    while emitted not in ready:
+                        collect(block=True)
+                    items = ready.pop(emitted)
+                    yield from _read_slice(folder, emitted) if items is None else items
+        finally:
+            _build = _bounds = _next = _folder = None

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -30,8 +32,8 @@ from worker.forked_slices import iter_built
 COMPARED = ("engagement", "sales_activity", "marketing", "fit", "grade", "predictive", "breadth", "velocity",
             "trend", "alignment", "reasons_text")
 _BATCH = 10_000
-# Rows of one kind past which they are built in a forked process beside the writes (a fork costs more than
-# building a few thousand rows saves).
+# Rows past which they are built in a forked process beside the writes (a fork costs more than building a few
+# thousand rows saves).
 FORKED_ROWS = 20_000
 ROWS_PER_SLICE = 2_000
 _ID_CHUNK = 900  # ids per IN list: under every SQLite's limit on bound parameters
@@ -145,20 +147,30 @@ def save_score_set(
     def subset(ids: np.ndarray, only: np.ndarray | None) -> list[int] | None:
         return None if only is None else ids[only].tolist()
 
-    def rows(kind: str, ids: np.ndarray, only: np.ndarray | None) -> Iterator[dict[str, Any]]:
-        """The kind's rows, visible, built beside the writes (see worker.forked_slices) when they are many."""
+    def rows_of(kind: str, ids: np.ndarray, only: np.ndarray | None) -> tuple[int, Callable[[int, int], list]]:
+        """How many rows of the kind to save, and how to build the visible rows ``[start, end)`` of them."""
         wanted = np.arange(len(ids), dtype=np.int64) if only is None else np.asarray(only, dtype=np.int64)
 
         def build(start: int, end: int) -> list[dict[str, Any]]:
             return [visible(row) for row in score_rows(scores, population, ids, config, now, kind=kind,
                                                        only=wanted[start:end], model_version=model_version)]
 
-        return iter_built(build, len(wanted), forked=len(wanted) >= FORKED_ROWS, slice_size=ROWS_PER_SLICE)
+        return len(wanted), build
 
-    accounts = save_scores(conn, ACCOUNT, rows(ACCOUNT, account_ids, only_accounts), subset(account_ids, only_accounts),
-                           rounded=True)
-    people = save_scores(conn, PERSON, rows(PERSON, person_ids, only_people), subset(person_ids, only_people),
-                         rounded=True)
+    n_accounts, build_accounts = rows_of(ACCOUNT, account_ids, only_accounts)
+    n_people, build_people = rows_of(PERSON, person_ids, only_people)
+
+    def build(start: int, end: int) -> list[dict[str, Any]]:  # the accounts' rows, then the people's
+        split = min(max(n_accounts, start), end)
+        return build_accounts(start, split) + build_people(split - n_accounts, end - n_accounts)
+
+    # Many rows are built by a forked process beside the writes (see worker.forked_slices): one for both kinds,
+    # forking a process of a few GB costs about 0.7 s
+    total = n_accounts + n_people
+    with closing(iter_built(build, total, forked=total >= FORKED_ROWS, slice_size=ROWS_PER_SLICE)) as rows:
+        accounts = save_scores(conn, ACCOUNT, islice(rows, n_accounts), subset(account_ids, only_accounts),
+                               rounded=True)
+        people = save_scores(conn, PERSON, rows, subset(person_ids, only_people), rounded=True)
     history = save_history(conn, history_rows(scores, population, account_ids, now.date(), kind=ACCOUNT,
                                               only=only_accounts))
     return SavedScores(len(accounts), len(people), history, frozenset(accounts), frozenset(people))
