@@ -3,7 +3,7 @@ big batch's outcomes are recorded in slices, each its own transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -56,18 +56,21 @@ def test_a_scoped_baseline_of_more_ids_than_one_list_reads_them_all(engine: Engi
 
 
 @contextmanager
+def listened(engine: Engine, name: str, record: Callable[..., object]) -> Iterator[None]:
+    """``record`` called with the engine's ``name`` events inside the block."""
+    event.listen(engine, name, record)
+    try:
+        yield
+    finally:
+        event.remove(engine, name, record)
+
+
+@contextmanager
 def counted_commits(engine: Engine) -> Iterator[list[object]]:
     """The transactions committed on ``engine`` inside the block."""
     commits: list[object] = []
-
-    def committed(conn: object) -> None:
-        commits.append(conn)
-
-    event.listen(engine, "commit", committed)
-    try:
+    with listened(engine, "commit", commits.append):
         yield commits
-    finally:
-        event.remove(engine, "commit", committed)
 
 
 def test_a_big_batch_is_recorded_in_slices_each_committed_on_its_own(engine: Engine) -> None:
@@ -170,11 +173,8 @@ def baseline_reads(engine: Engine) -> Iterator[list[str]]:
         if statement.lstrip().upper().startswith("SELECT") and "writeback_state" in statement:
             reads.append(statement)
 
-    event.listen(engine, "before_cursor_execute", executed)
-    try:
+    with listened(engine, "before_cursor_execute", executed):
         yield reads
-    finally:
-        event.remove(engine, "before_cursor_execute", executed)
 
 
 def test_recording_planned_changes_merges_into_the_baseline_kept_from_planning_without_reading_it_again(
