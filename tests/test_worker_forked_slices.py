@@ -57,3 +57,15 @@ def test_an_iteration_left_early_ends_the_forked_process() -> None:
 
 def test_nothing_to_build_yields_nothing() -> None:
     assert list(iter_built(_build, 0)) == []
+
+
+def test_the_forked_process_builds_only_a_few_slices_ahead_of_what_was_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller slower than the builder (a full rescore's writes) must not find every slice built and held."""
+    monkeypatch.setattr(forked_slices, "AHEAD", 3)
+    folder = Path(forked_slices._memory_folder() or tempfile.gettempdir())
+    items = iter_built(_build, 400, slice_size=10)
+    next(items)
+    time.sleep(0.5)  # time for the forked process to build every slice, were it not held back
+    held = [len(list(d.iterdir())) for d in folder.glob("abm-slices-*")]
+    assert held and max(held) <= 3
+    assert [i for i, _ in items] == list(range(1, 400))

@@ -6,13 +6,17 @@ L org's 1% increment). Here a forked process builds slices while this process wr
 builds a slice itself when nothing is: whichever is slower sets the pace, not their sum.
 
 The builder reads the caller's data copy-on-write (nothing is pickled on the way in); only the built items
-come back, pickled, each slice in a file (in memory, under /dev/shm, where there is one) read when its turn
-comes. Through the pool's pipe, 64 KB at a time by a thread of this process contending with the writes for
-the interpreter, the rows of an L increment took 4 s of this process's time to receive. The builder must be
-a pure function of that data: the forked process inherits the caller's database connection and must leave it
-alone. Slices are claimed from a shared counter in input order, so
-the items finished ahead of the next one to yield are few; consume the iterator to the end (or close it),
-the forked process lives as long as the iteration. One iteration at a time per process.
+come back, pickled, each slice in a file (in memory, under /dev/shm, where there is one) read and removed
+when its turn comes. Through the pool's pipe, 64 KB at a time by a thread of this process contending with
+the writes for the interpreter, the rows of an L increment took 4 s of this process's time to receive. The
+forked process stays at most ``AHEAD`` slices ahead of what was yielded: a full rescore's writes are slower
+than its building, and every slice built ahead is memory held (a worker killed mid-save leaves at most that
+many in its ``abm-slices-*`` folder, about 4 MB each on the L org).
+
+The builder must be a pure function of that data: the forked process inherits the caller's database
+connection and must leave it alone. Slices are claimed from a shared counter in input order. Consume the
+iterator to the end (or close it): the forked process lives as long as the iteration. One iteration at a
+time per process.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ _build: Build | None = None
 _bounds: list[tuple[int, int]] | None = None
 _next: Any = None  # the index of the next slice no process has claimed (shared memory)
 _folder: str | None = None  # where the forked process leaves the slices it built
+_ahead: Any = None  # a semaphore: a slice built by the forked process holds one until this process reads it
+AHEAD = 8
 
 
 def _claim() -> int:
@@ -45,8 +51,10 @@ def _claim() -> int:
 def _build_claimed(_task: int) -> int | None:
     """One pool task: build the next unclaimed slice, if any is left, into its file; the slice's index."""
     assert _build is not None and _bounds is not None and _folder is not None, "a forked builder without its work"
+    _ahead.acquire()
     claimed = _claim()
     if claimed >= len(_bounds):
+        _ahead.release()
         return None
     with open(_slice_file(_folder, claimed), "wb") as file:
         pickle.dump(_build(*_bounds[claimed]), file, protocol=pickle.HIGHEST_PROTOCOL)
@@ -82,10 +90,11 @@ def iter_built(build: Build, total: int, *, forked: bool = True, slice_size: int
         for start, end in bounds:
             yield from build(start, end)
         return
-    global _build, _bounds, _next, _folder
+    global _build, _bounds, _next, _folder, _ahead
     context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="abm-slices-", dir=_memory_folder()) as folder:
         _build, _bounds, _next, _folder = build, bounds, context.Value("i", 0), folder
+        _ahead = context.Semaphore(AHEAD)
         try:
             with context.Pool(1, initializer=forked_pool_started) as pool:
                 pending = pool.imap_unordered(_build_claimed, range(len(bounds)), chunksize=1)
@@ -116,6 +125,9 @@ def iter_built(build: Build, total: int, *, forked: bool = True, slice_size: int
                     while emitted not in ready:
                         collect(block=True)
                     items = ready.pop(emitted)
-                    yield from _read_slice(folder, emitted) if items is None else items
+                    if items is None:
+                        items = _read_slice(folder, emitted)
+                        _ahead.release()
+                    yield from items
         finally:
-            _build = _bounds = _next = _folder = None
+            _build = _bounds = _next = _folder = _ahead = None
