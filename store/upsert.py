@@ -176,6 +176,8 @@ def _sqlite_statement(dialect: Dialect, table: Table, columns: tuple[str, ...], 
     per column set: the writeback records each HubSpot batch of 100 records as it lands, and compiling
     the statement for each of an L run's 468 batches cost more than the rows themselves."""
     later = _indexed_update(table, columns, key, insert_only) if indexed_apart else []
+    if set(later) >= set(_update_columns(columns, key, insert_only)):
+        later = []  # every column to update is indexed (a match's account and decision): one statement sets them
     stmt = _conflict_clause(sqlite.insert(table), table, columns, key, insert_only, later)
     compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
     ordered = list(compiled.positiontup)

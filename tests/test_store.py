@@ -352,3 +352,22 @@ def test_a_batch_adding_a_row_still_rewrites_the_one_row_it_moves(engine: Engine
     with engine.connect() as conn:
         moved = select(schema.Activity.crm_id, schema.Activity.person_crm_id).order_by(schema.Activity.crm_id)
         assert conn.execute(moved).all() == [("T1", "P2"), ("T2", "P1")]
+
+
+def test_rows_whose_every_updated_column_is_indexed_are_inserted_and_updated(engine: Engine) -> None:
+    """On SQLite the conflict update leaves indexed columns to a second statement; with nothing else to set
+    it must insert new rows and leave the rest to that statement, not fail to build (a match's account and
+    decision are both indexed)."""
+    with engine.begin() as conn:
+        upsert(conn, schema.Person.__table__, [{"crm": "salesforce", "object": "Lead", "crm_id": f"00Q{n:015d}",
+                                                "kind": "lead"} for n in range(3)])
+        people = conn.execute(select(schema.Person.id).order_by(schema.Person.id)).scalars().all()
+        first = upsert(conn, schema.Match.__table__, [{"person_id": p, "account_id": None, "decision": "none"}
+                                                       for p in people[:2]], key=("person_id",))
+        again = upsert(conn, schema.Match.__table__, [
+            {"person_id": people[0], "account_id": None, "decision": "none"},  # as it was
+            {"person_id": people[1], "account_id": None, "decision": "review"},  # changed
+            {"person_id": people[2], "account_id": None, "decision": "auto"}], key=("person_id",))  # new
+        stored = dict(conn.execute(select(schema.Match.person_id, schema.Match.decision)).all())
+    assert (first, again) == (2, 2)
+    assert stored == {people[0]: "none", people[1]: "review", people[2]: "auto"}
