@@ -69,3 +69,10 @@ def test_the_forked_process_builds_only_a_few_slices_ahead_of_what_was_taken(mon
     held = [len(list(d.iterdir())) for d in folder.glob("abm-slices-*")]
     assert held and max(held) <= 3
     assert [i for i, _ in items] == list(range(1, 400))
+
+
+def test_slices_go_through_the_disk_when_the_memory_folder_is_small(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container's /dev/shm is 64 MB by default: filling it would fail the stage."""
+    monkeypatch.setattr(forked_slices, "MEMORY_FOLDER_FREE_BYTES", 2**62)
+    assert forked_slices._memory_folder() is None
+    assert [i for i, _ in iter_built(_build, 50, slice_size=10)] == list(range(50))

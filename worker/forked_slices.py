@@ -24,6 +24,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -73,9 +74,20 @@ def _read_slice(folder: str, index: int) -> list[Any]:
     return items
 
 
+# Free space /dev/shm must have to hold the slices (a container's is 64 MB by default); else the temporary
+# folder on disk is used (a full /dev/shm would fail the stage).
+MEMORY_FOLDER_FREE_BYTES = 256 * 1024 * 1024
+
+
 def _memory_folder() -> str | None:
-    """Where slices pass from the forked process: in memory where the system has a memory file system."""
-    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    """Where slices pass from the forked process: in memory where the system has a memory file system with room
+    to spare, else None (the default temporary folder)."""
+    folder = "/dev/shm"
+    try:
+        roomy = shutil.disk_usage(folder).free >= MEMORY_FOLDER_FREE_BYTES
+    except OSError:
+        return None
+    return folder if roomy and os.access(folder, os.W_OK) else None
 
 
 def iter_built(build: Build, total: int, *, forked: bool = True, slice_size: int = 2_000) -> Iterator[Any]:
