@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 
 from sqlalchemy import Connection, Delete, Engine, Table, delete, insert, select, update
 
@@ -105,12 +106,8 @@ class WritebackLedger:
         held; the others are read again when recorded.
         """
         with self._kept_lock:
-            room = KEPT_BASELINES_MAX - len(self._kept)
-            for change in changes:
-                if room <= 0:
-                    return
+            for change in islice(changes, max(0, KEPT_BASELINES_MAX - len(self._kept))):
                 self._kept[change.crm_id] = baseline.get(change.crm_id, _NOTHING_WRITTEN)
-                room -= 1
 
     def _before(self, outcomes: Sequence[RecordOutcome]) -> dict[str, Mapping[str, str | None]]:
         """What the written records of ``outcomes`` held: as kept from planning, else read. Every record of
