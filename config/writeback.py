@@ -183,7 +183,8 @@ class WritebackConfig(BaseModel):
     hubspot_group: str = Field("abm_scoring", pattern=r"^[a-z][a-z0-9_]*$", description="HubSpot property group")
     hubspot_group_label: str = Field("ABM scoring", min_length=1)
     bulk_threshold: int = Field(10_000, ge=1, description="records per object above which Bulk API 2.0 is used")
-    bulk_poll_seconds: float = Field(2.0, gt=0, le=60, description="wait between Bulk job status checks")
+    bulk_poll_seconds: float = Field(0.5, gt=0, le=60, description="wait before a Bulk job's first status check "
+                                     "(each later wait doubles, up to 30 s)")
     hubspot_concurrency: int = Field(4, ge=1, le=16, description="HubSpot batch calls in flight at once")
     retry_base_minutes: float = Field(15.0, ge=0, description="a failed record is retried after this, doubling")
     retry_max_hours: float = Field(24.0, gt=0, description="longest wait before retrying a failed record")

@@ -129,7 +129,7 @@ class SalesforceWriter:
         catalogue: Catalogue,
         *,
         bulk_threshold: int = 10_000,
-        bulk_poll_seconds: float = 2.0,
+        bulk_poll_seconds: float = 0.5,
         bulk_max_upload_bytes: int = BULK_MAX_UPLOAD_BYTES,
         retry: RetrySettings = RetrySettings(),
         max_rate_limit_wait_s: float = 900.0,

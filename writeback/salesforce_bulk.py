@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,23 @@ def bulk_error(text: str) -> tuple[str, str]:
     if not message:
         message, fields = fields, ""
     return code, message + (f" (fields: {fields})" if fields else "")
+
+
+POLL_WAIT_MAX_S = 30.0
+
+
+def poll_waits(first: float, longest: float = POLL_WAIT_MAX_S) -> Iterator[float]:
+    """The waits before each status check of a closed job: ``first``, then doubling, at most ``longest``.
+
+    Doubling from a short first wait finds a job that completes within a second or two (a few thousand
+    records) at once, and costs no more checks than a slower start for the jobs that take a minute:
+    from 0.5 s, a job done after 30 s is seen at 31.5 s with 6 checks; from 2 s growing by half,
+    at 41.6 s with as many.
+    """
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * 2, longest)
 
 
 class BulkUpdate:
@@ -113,9 +130,9 @@ class BulkUpdate:
 
     def _wait(self, obj: str, job_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout_s
-        delay = self.poll_seconds
+        waits = poll_waits(self.poll_seconds)
         while True:
-            self.sleep(delay)
+            self.sleep(next(waits))
             info = self.policy.call(lambda: self.sf.restful(f"jobs/ingest/{job_id}"), f"checking Bulk job {job_id}")
             if info["state"] in FINAL_STATES:
                 return info
@@ -124,7 +141,6 @@ class BulkUpdate:
                 raise WritebackStopped("salesforce", f"the Bulk API job for {obj} did not finish within "
                                        f"{self.timeout_s:.0f} s; it was aborted and is retried next run",
                                        whole_crm=False)
-            delay = min(delay * 1.5, 30.0)
 
     def _abort(self, job_id: str) -> None:
         """Best effort: a job left open holds nothing, but an aborted one is clearer in Setup."""
