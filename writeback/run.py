@@ -176,8 +176,9 @@ def run_writeback(
     for writer in writers:
         calls_before = writer.api_calls
         # One object is written at a time (a Contact job next to an Account job would fight over the
-        # accounts' row locks in Salesforce), but the next object is read and diffed while the CRM
-        # works on the previous one: on the L org that time was spent waiting for Bulk jobs.
+        # accounts' row locks in Salesforce; see _write_whole for the objects that lock nothing), but the
+        # next object is read and diffed while the CRM works on the previous one: on the L org that time
+        # was spent waiting for Bulk jobs.
         with ThreadPoolExecutor(1, thread_name_prefix=f"abm-{writer.crm}-writeback") as pool:
             write = _write_streamed if getattr(writer, "streams", False) else _write_whole
             write(pool, engine, config, catalogue, writer, report, now, force, run_id, account_ids, changed_since)
@@ -193,26 +194,46 @@ def _write_whole(pool: ThreadPoolExecutor, engine: Engine, config: WritebackConf
                  writer: Writer, report: WritebackReport, now: datetime, force: bool, run_id: int | None,
                  account_ids: Collection[int] | None, changed_since: datetime | None) -> None:
     """Each object planned whole, then written on ``pool`` while the next one is planned: how a writer
-    whose way of sending depends on how many records changed (Salesforce: Bulk API or collections) works."""
+    whose way of sending depends on how many records changed (Salesforce: Bulk API or collections) works.
+
+    Objects are written one after the other, except the writer's ``independent_objects`` (their updates
+    lock no other object's records: Salesforce's Leads), each written on a thread of its own as soon as it
+    is planned, beside the others: on the L org's increment, the 8,000 Leads' 42 collection calls took
+    10 s between the Account and the Contact jobs. An object planned once a write stopped the whole
+    CRM is not attempted.
+    """
+    independent = getattr(writer, "independent_objects", frozenset())
     stopped: str | None = None
     writing: _Writing | None = None
-    for obj in catalogue.objects(writer.crm):
-        ledger = WritebackLedger(engine, writer.crm, obj, _backoff(config), run_id)
-        obj_report, plan = _object_report(engine, config, catalogue, writer.crm, obj, ledger, now, force,
-                                          account_ids, changed_since)
-        obj_report.mode = writer.mode(len(plan.due))
-        report.objects.append(obj_report)
+    beside: list[_Writing] = []
+    with ThreadPoolExecutor(max(len(independent), 1), thread_name_prefix=f"abm-{writer.crm}-beside") as lanes:
+        for obj in catalogue.objects(writer.crm):
+            ledger = WritebackLedger(engine, writer.crm, obj, _backoff(config), run_id)
+            obj_report, plan = _object_report(engine, config, catalogue, writer.crm, obj, ledger, now, force,
+                                              account_ids, changed_since)
+            obj_report.mode = writer.mode(len(plan.due))
+            report.objects.append(obj_report)
+            alone = obj in independent
+            if writing is not None and (not alone or writing.future.done()):
+                stopped = _finish(writing, stopped)
+                writing = None
+            for done in [w for w in beside if w.future.done()]:
+                beside.remove(done)
+                stopped = _finish(done, stopped)
+            if stopped is not None:
+                obj_report.stopped = f"not attempted: {stopped}"
+                continue
+            if not plan.due:
+                continue
+            future = (lanes if alone else pool).submit(contextvars.copy_context().run, writer.write, obj, plan.due,
+                                                        _recorder(ledger, obj_report, now))
+            if alone:
+                beside.append(_Writing(future, obj_report))
+            else:
+                writing = _Writing(future, obj_report)
         stopped = _finish(writing, stopped)
-        writing = None
-        if stopped is not None:
-            obj_report.stopped = f"not attempted: {stopped}"
-            continue
-        if not plan.due:
-            continue
-        future = pool.submit(contextvars.copy_context().run, writer.write, obj, plan.due,
-                             _recorder(ledger, obj_report, now))
-        writing = _Writing(future, obj_report)
-    _finish(writing, stopped)
+        for other in beside:
+            stopped = _finish(other, stopped)
 
 
 # Records planned per part by a writer that sends each part as soon as it is planned: its first call then

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -95,9 +96,12 @@ class SessionObserver:
         self.budget = budget
         self.responses = 0
         self.retry_after: float | None = None
+        self._lock = threading.Lock()
+        self._watchers = 0
 
     def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self.responses += 1
+        with self._lock:  # answers may come on several threads (objects written side by side)
+            self.responses += 1
         if response.status_code in (429, 503):
             self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
         usage = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
@@ -110,12 +114,19 @@ class SessionObserver:
 
     @contextmanager
     def watching(self, session: requests.Session) -> Iterator[SessionObserver]:
+        """Count the session's answers while the block runs; blocks on several threads count each answer once."""
         hooks = session.hooks.setdefault("response", [])
-        hooks.append(self)
+        with self._lock:
+            self._watchers += 1
+            if self._watchers == 1:
+                hooks.append(self)
         try:
             yield self
         finally:
-            hooks.remove(self)
+            with self._lock:
+                self._watchers -= 1
+                if self._watchers == 0:
+                    hooks.remove(self)
 
 
 class SalesforceWriter:
@@ -144,7 +155,15 @@ class SalesforceWriter:
         self.observer = SessionObserver(budget)
         self.policy = RetryPolicy(CRM, classify, self.observer.take_retry_after, settings=retry,
                                   max_rate_limit_wait_s=max_rate_limit_wait_s, budget=budget, sleep=sleep)
-        self.api_calls = 0
+
+    # A Lead update locks no other record, where a Contact's locks its Account: Lead changes are written
+    # beside the Account and Contact jobs, which go one after the other (see writeback.run._write_whole).
+    independent_objects = frozenset({"Lead"})
+
+    @property
+    def api_calls(self) -> int:
+        """Calls made by this writer's writes (every answer the session got while one was running)."""
+        return self.observer.responses
 
     def mode(self, count: int) -> str:
         """How ``count`` changed records of one object are written."""
@@ -161,7 +180,6 @@ class SalesforceWriter:
             raise ValueError(f"{len(missing_id)} {obj} change(s) without a record id: writeback only updates")
         if not changes:
             return
-        before = self.observer.responses
         with self.observer.watching(self.sf.session):
             try:
                 if self.mode(len(changes)) == "bulk":
@@ -187,8 +205,6 @@ class SalesforceWriter:
                     raise WritebackStopped(self.crm, "the daily API budget is spent; the rest is written "
                                            "after it resets") from exc
                 raise WritebackStopped(self.crm, f"request refused: {code}: {message}") from exc
-            finally:
-                self.api_calls += self.observer.responses - before
 
     # -- sObject Collections ---------------------------------------------------------------
     def _collection(self, obj: str, batch: Sequence[RecordChange],
