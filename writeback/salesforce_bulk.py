@@ -51,8 +51,8 @@ POLL_WAIT_MAX_S = 30.0
 def poll_waits(first: float, longest: float = POLL_WAIT_MAX_S) -> Iterator[float]:
     """The waits before each status check of a closed job: ``first``, then doubling, at most ``longest``.
 
-    Doubling from a short first wait finds a job that completes within a second or two (a few thousand
-    records) at once, and costs no more checks than a slower start for the jobs that take a minute:
+    Doubling from a short first wait finds a job that completes within a second or two (a small one) at
+    once, and costs no more checks than a slower start for the jobs that take a minute:
     from 0.5 s, a job done after 30 s is seen at 31.5 s with 6 checks; from 2 s growing by half,
     at 41.6 s with as many.
     """
