@@ -62,6 +62,11 @@ class WorkerConfig(BaseModel):
     shutdown_grace_seconds: int = Field(
         600, ge=0, description="on SIGTERM, how long the current run may take to finish its batch and record itself"
     )
+    stage_processes: bool = Field(
+        True, description="run the stages of a step that go at once (the two pulls, the two writebacks) in forked "
+                          "processes of their own, so each CRM's work has a core rather than a share of one "
+                          "interpreter; false keeps them on threads of the worker's process (Linux and BSD only)",
+    )
     numpy_huge_pages: bool = Field(
         False, description="let numpy back its large arrays with transparent huge pages during a run (numpy's own "
                            "default); off because faulting them in made the L org's scoring twice as slow on a "

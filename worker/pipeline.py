@@ -2,7 +2,8 @@
 
 The orchestration rules live here and nowhere else:
 - Stages run in order, except independent ones grouped in a step (the two pulls, the two writebacks),
-  which run at once; each one's report (counts, API calls, seconds, memory, error) is committed to the
+  which run at once (each in a process of its own where fork is available, see
+  :mod:`worker.stage_process`); each one's report (counts, API calls, seconds, memory, error) is committed to the
   run record the moment it ends, so a later failure never hides what already happened.
 - A stage that raises is recorded as failed with its error, and the run fails; what earlier stages
   and the stages running next to it committed (cursors, records, matches, scores) stays, and the
@@ -21,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -31,6 +32,7 @@ from store.runs import StageReport, record_stage
 from worker.executor import StopToken, describe_error
 from worker.huge_pages import numpy_huge_pages
 from worker.memory import RssSampler
+from worker.stage_process import StageProcess, fork_available
 from worker.triggers import RunOptions
 
 log = logging.getLogger("abm.pipeline")
@@ -55,6 +57,9 @@ class Stage:
     run: Callable[[RunContext], StageReport]
     crm: str | None = None  # a CRM-bound stage (pull, write back)
     writes_to_crm: bool = False  # skipped when that CRM's pull paused for budget
+    # Run in a forked process of its own when its step runs it beside others (worker.stage_process): it must
+    # leave no notes in ``RunContext.shared``, which stay in that process.
+    own_process: bool = False
 
 
 def _log_stage(run_id: int, report: StageReport) -> None:
@@ -102,12 +107,17 @@ def _run_group(ctx: RunContext, group: Sequence[Stage]) -> list[tuple[Stage, Sta
     """Run independent stages at once, one thread each (their work is waiting on a CRM's API), and
     record each as it ends. Each stage opens its own connections from the engine's pool; SQLite
     writers queue on its lock (``busy_timeout`` in :mod:`store.db`). A stage that fails does not
-    stop its siblings: what they commit stays, and the run fails once all of them have ended."""
+    stop its siblings: what they commit stays, and the run fails once all of them have ended.
+
+    Stages marked ``own_process`` run in forked processes instead (``worker.stage_processes``), forked
+    before any of the group's threads start; a thread here waits for each one's report and records it."""
     outcomes: list[tuple[Stage, StageReport, BaseException | None]] = []
     lock = threading.Lock()  # record_stage reads and rewrites the run's JSON: one at a time
+    processes = _start_processes(ctx, group)
 
     def work(stage: Stage) -> None:
-        report, error = _run_one(ctx, stage)
+        forked = processes.get(stage.name)
+        report, error = forked.wait(ctx.stop) if forked is not None else _run_one(ctx, stage)
         with lock:
             try:
                 _record(ctx, stage, report)
@@ -126,6 +136,24 @@ def _run_group(ctx: RunContext, group: Sequence[Stage]) -> list[tuple[Stage, Sta
     for thread in threads:
         thread.join()
     return outcomes
+
+
+def _start_processes(ctx: RunContext, group: Sequence[Stage]) -> dict[str, StageProcess]:
+    """The group's ``own_process`` stages, started in forked processes (none for a stage alone in its step:
+    nothing beside it would share its interpreter)."""
+    if len(group) < 2 or not ctx.config.worker.stage_processes or not fork_available():
+        return {}
+    processes: dict[str, StageProcess] = {}
+    for stage in group:
+        if not stage.own_process:
+            continue
+        try:
+            processes[stage.name] = StageProcess(
+                stage.name, lambda stop, stage=stage: _run_one(replace(ctx, stop=stop), stage), ctx.engine)
+        except OSError as exc:  # no process to be had (memory, process limit): the stage runs on a thread
+            log.warning("run %s: the %s stage runs on a thread, as no process could be started for it: %s",
+                        ctx.run_id, stage.name, exc)
+    return processes
 
 
 def run_stages(ctx: RunContext, steps: Sequence[Step]) -> str:

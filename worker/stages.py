@@ -62,7 +62,7 @@ def pull_stage(crm: str) -> Stage:
         report.detail["touches_resolved"] = {"person": people, "account": accounts}
         return report
 
-    return Stage(f"pull:{crm}", run, crm=crm)
+    return Stage(f"pull:{crm}", run, crm=crm, own_process=True)
 
 
 def match_stage(ctx: RunContext) -> StageReport:
@@ -168,7 +168,7 @@ def writeback_stage(crm: str) -> Stage:
                                  f"changed since {changed_since.isoformat()}" if changed_since else "accounts")
         return stage
 
-    return Stage(f"writeback:{crm}", run, crm=crm, writes_to_crm=True)
+    return Stage(f"writeback:{crm}", run, crm=crm, writes_to_crm=True, own_process=True)
 
 
 def build_plan(config: AbmConfig, options: RunOptions) -> list[Step]:

@@ -1,0 +1,187 @@
+"""Stages of one step in forked processes of their own: what they commit, report, raise, and how they stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from sqlalchemy import Engine, select
+
+from config import AbmConfig
+from store.runs import StageReport, claim_run, create_run, get_run, list_runs
+from store.schema import Run
+from worker.pipeline import RunContext, Stage, run_stages
+from worker.stage_process import fork_available
+from worker.triggers import RunOptions
+
+pytestmark = pytest.mark.skipif(not fork_available(), reason="stages run in processes of their own only with fork")
+
+
+def _ctx(engine: Engine, stop: threading.Event | None = None, processes: bool = True) -> RunContext:
+    run_id = create_run(engine, "incremental", "cli")
+    assert claim_run(engine, run_id)
+    config = AbmConfig.model_validate({"worker": {"stage_processes": processes}})
+    return RunContext(engine, config, run_id, RunOptions(), stop or threading.Event())
+
+
+def _marking(name: str, rows: int = 5) -> Stage:
+    """A stage that commits ``rows`` runs of its own through its own connections, and reports its pid."""
+
+    def run(ctx: RunContext) -> StageReport:
+        for n in range(rows):
+            create_run(ctx.engine, f"marker:{name}", str(n))
+        return StageReport(name, counts={"upserted": rows}, api_calls={name.split(":")[1]: 1},
+                           detail={"pid": os.getpid()})
+
+    return Stage(name, run, crm=name.split(":")[1], own_process=True)
+
+
+def test_each_stage_of_a_step_runs_in_a_process_of_its_own_commits_and_is_recorded(engine: Engine) -> None:
+    ctx = _ctx(engine)
+    shared_before = dict(ctx.shared)
+    assert run_stages(ctx, [(_marking("writeback:salesforce"), _marking("writeback:hubspot"))]) == "succeeded"
+    run = get_run(engine, ctx.run_id)
+    pids = {name: run["stages"][name]["detail"]["pid"] for name in ("writeback:salesforce", "writeback:hubspot")}
+    assert os.getpid() not in pids.values() and len(set(pids.values())) == 2
+    assert run["counts"]["upserted"] == 10 and run["api_calls"] == {"salesforce": 1, "hubspot": 1}
+    assert all(run["stages"][name]["detail"]["stage_rss_mb"] > 0 for name in pids)
+    kinds = [r["kind"] for r in list_runs(engine, limit=100)]
+    assert kinds.count("marker:writeback:salesforce") == 5 and kinds.count("marker:writeback:hubspot") == 5
+    assert ctx.shared == shared_before
+    # the parent's connections were left alone: it still reads and writes through its pool
+    with engine.connect() as conn:
+        assert conn.execute(select(Run.state).where(Run.id == ctx.run_id)).scalar_one() == "running"
+
+
+def test_with_stage_processes_off_or_a_stage_alone_in_its_step_it_runs_in_this_process(engine: Engine) -> None:
+    ctx = _ctx(engine, processes=False)
+    assert run_stages(ctx, [(_marking("pull:salesforce"), _marking("pull:hubspot"))]) == "succeeded"
+    stages = get_run(engine, ctx.run_id)["stages"]
+    assert {stages[n]["detail"]["pid"] for n in ("pull:salesforce", "pull:hubspot")} == {os.getpid()}
+
+    ctx = _ctx(engine)
+    assert run_stages(ctx, [(_marking("pull:salesforce"),)]) == "succeeded"
+    assert get_run(engine, ctx.run_id)["stages"]["pull:salesforce"]["detail"]["pid"] == os.getpid()
+
+
+class _Unpicklable(Exception):
+    """An exception its pickled form cannot rebuild (it needs two arguments and keeps one)."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"{status}: {body}")
+
+
+def test_a_failing_stage_raises_its_error_with_its_causes_and_its_sibling_commits(engine: Engine) -> None:
+    ctx = _ctx(engine)
+
+    def broken(ctx: RunContext) -> StageReport:
+        try:
+            raise _Unpicklable(503, "portal unavailable")
+        except _Unpicklable as exc:
+            raise ConnectionError("hubspot is down") from exc
+
+    with pytest.raises(ConnectionError, match="hubspot is down") as raised:
+        run_stages(ctx, [(Stage("writeback:hubspot", broken, crm="hubspot", own_process=True),
+                          _marking("writeback:salesforce")), Stage("after", lambda ctx: StageReport("after"))])
+    cause = raised.value.__cause__
+    assert type(cause).__name__ == "_Unpicklable" and str(cause) == "503: portal unavailable"
+    assert any("raised in the stage's own process" in note for note in raised.value.__notes__)
+    from worker.executor import describe_error
+
+    assert describe_error(raised.value) == "ConnectionError: hubspot is down\ncaused by _Unpicklable: 503: portal unavailable"
+    run = get_run(engine, ctx.run_id)
+    assert run["stages"]["writeback:hubspot"]["state"] == "failed"
+    assert "caused by _Unpicklable: 503: portal unavailable" in run["stages"]["writeback:hubspot"]["error"]
+    assert run["stages"]["writeback:salesforce"]["state"] == "succeeded" and run["counts"]["upserted"] == 5
+    assert "after" not in run["stages"]
+
+
+def test_a_stage_whose_process_dies_fails_the_run_and_its_sibling_still_commits(engine: Engine) -> None:
+    ctx = _ctx(engine)
+
+    def killed(ctx: RunContext) -> StageReport:
+        os.kill(os.getpid(), signal.SIGKILL)  # out of memory, say
+        raise AssertionError("unreachable")
+
+    from worker.stage_process import StageProcessDied
+
+    with pytest.raises(StageProcessDied, match="killed by signal 9"):
+        run_stages(ctx, [(Stage("writeback:hubspot", killed, crm="hubspot", own_process=True),
+                          _marking("writeback:salesforce"))])
+    run = get_run(engine, ctx.run_id)
+    assert "killed by signal 9" in run["stages"]["writeback:hubspot"]["error"]
+    assert run["stages"]["writeback:salesforce"]["state"] == "succeeded"
+
+
+def _batches_until_stopped(name: str, started: threading.Event | None = None) -> Stage:
+    """A stage that works in batches and, asked to stop, ends cancelled after the batch in hand."""
+
+    def run(ctx: RunContext) -> StageReport:
+        batches = 0
+        while not ctx.stop.is_set() and batches < 600:  # a minute at most: a failure, not a hang
+            create_run(ctx.engine, f"batch:{name}", str(batches))
+            batches += 1
+            time.sleep(0.1)
+        state = "cancelled" if ctx.stop.is_set() else "succeeded"
+        return StageReport(name, state=state, counts={"written": batches}, detail={"pid": os.getpid()})
+
+    return Stage(name, run, crm=name.split(":")[1], own_process=True)
+
+
+def test_the_runs_stop_request_reaches_stages_in_their_processes(engine: Engine) -> None:
+    stop = threading.Event()
+    ctx = _ctx(engine, stop)
+    threading.Timer(1.0, stop.set).start()
+    plan = [(_batches_until_stopped("writeback:salesforce"), _batches_until_stopped("writeback:hubspot"))]
+    assert run_stages(ctx, plan) == "cancelled"
+    run = get_run(engine, ctx.run_id)
+    for name in ("writeback:salesforce", "writeback:hubspot"):
+        stage = run["stages"][name]
+        assert stage["state"] == "cancelled" and 0 < stage["counts"]["written"] < 100
+        kinds = [r["kind"] for r in list_runs(engine, limit=1000)]
+        assert kinds.count(f"batch:{name}") == stage["counts"]["written"]  # each batch it counted, committed
+
+
+def test_a_sigterm_to_the_stages_process_stops_it_after_its_batch(engine: Engine) -> None:
+    """A service manager signals every process of the service: the stage ends its batch and reports."""
+    ctx = _ctx(engine)
+
+    def signalled_at_once(ctx: RunContext) -> StageReport:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return _batches_until_stopped("writeback:hubspot").run(ctx)
+
+    plan = [(Stage("writeback:hubspot", signalled_at_once, crm="hubspot", own_process=True),
+             _marking("writeback:salesforce"))]
+    assert run_stages(ctx, plan) == "cancelled"
+    stages = get_run(engine, ctx.run_id)["stages"]
+    assert stages["writeback:hubspot"]["state"] == "cancelled" and stages["writeback:hubspot"]["counts"]["written"] <= 1
+    assert stages["writeback:salesforce"]["state"] == "succeeded"
+
+
+def test_a_report_that_cannot_leave_its_process_fails_the_stage_with_the_reason(engine: Engine) -> None:
+    ctx = _ctx(engine)
+
+    def unsendable(ctx: RunContext) -> StageReport:
+        return StageReport("writeback:hubspot", detail={"lock": threading.Lock()})
+
+    with pytest.raises(RuntimeError, match="report could not be sent from its process"):
+        run_stages(ctx, [(Stage("writeback:hubspot", unsendable, crm="hubspot", own_process=True),
+                          _marking("writeback:salesforce"))])
+    assert get_run(engine, ctx.run_id)["stages"]["writeback:hubspot"]["state"] == "failed"
+
+
+def test_a_stage_whose_parent_is_gone_stops_after_its_batch() -> None:
+    """Nobody would record its report, and the lock it ran under expires: it must not keep writing to a CRM."""
+    import multiprocessing
+
+    from worker.stage_process import ChildStop
+
+    forwarded = multiprocessing.get_context("fork").Event()
+    assert not ChildStop(forwarded, os.getppid()).is_set()
+    orphaned = ChildStop(forwarded, parent_pid=os.getppid() + 1_000_000)
+    assert orphaned.is_set() and orphaned.is_set()
+    forwarded.set()
+    assert ChildStop(forwarded, os.getppid()).is_set()

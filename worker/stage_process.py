@@ -1,0 +1,172 @@
+"""A stage run in a forked process of its own, beside the other stages of its step.
+
+The two writebacks of a run (and its two pulls) run at the same time, but on threads they share one
+interpreter: planning, encoding and recording are Python work, and on an L org's increment HubSpot's
+batch calls went at 16 a second, below the portal's 19, while Salesforce's job took the GIL. In processes
+of their own each CRM gets a core and goes at its API's pace.
+
+The process is forked, so the stage reads the run's context as it is (config, options, notes left by
+earlier stages) without pickling it; it opens connections of its own (the parent's pool is left alone:
+``Engine.dispose(close=False)``) and commits what it writes itself. Only its :class:`StageReport` comes
+back, with its error when it failed; the parent records it, as it records a stage run on a thread. Notes a
+stage leaves in ``RunContext.shared`` stay in its process: stages run this way must not leave any for later
+stages.
+
+Stopping works as on a thread: the parent forwards its stop request (SIGTERM, lost lock), the stage stops
+between batches and reports. The process also stops between batches on its own SIGTERM or SIGINT (a
+service manager signals every process of the service) and when its parent is gone (nobody would record
+its report, and the lock it ran under expires).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from sqlalchemy import Engine
+
+from store.runs import StageReport
+from worker.executor import StopToken, describe_error
+
+log = logging.getLogger("abm.pipeline")
+
+# How often the parent passes its stop request on while it waits for the report.
+_STOP_POLL_SECONDS = 0.2
+
+StageWork = Callable[[StopToken], tuple[StageReport, "BaseException | None"]]
+
+
+def fork_available() -> bool:
+    """Whether stages can run in forked processes here (not on Windows; macOS has fork but it is unsafe
+    with the system frameworks some libraries load, so only Linux and the BSDs use it)."""
+    return "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
+
+
+class ChildStop:
+    """The stop token inside the stage's process: the parent's request, its own signal, or the parent gone."""
+
+    def __init__(self, forwarded: Any, parent_pid: int) -> None:
+        self._forwarded = forwarded  # a multiprocessing.Event the parent sets
+        self._own = threading.Event()
+        self._parent_pid = parent_pid
+
+    def request(self) -> None:
+        self._own.set()
+
+    def is_set(self) -> bool:
+        if self._own.is_set() or self._forwarded.is_set():
+            return True
+        if os.getppid() != self._parent_pid:  # the parent died: this process now belongs to init
+            self._own.set()
+            return True
+        return False
+
+
+class StageProcess:
+    """``work`` started now in a forked process; :meth:`wait` returns its report and error."""
+
+    def __init__(self, name: str, work: StageWork, engine: Engine) -> None:
+        context = multiprocessing.get_context("fork")
+        self.name = name
+        self._stop = context.Event()
+        self._reader, writer = context.Pipe(duplex=False)
+        self._process = context.Process(target=_child_main, args=(work, engine, self._stop, writer, os.getpid()),
+                                        name=f"stage-{name}", daemon=False)
+        self._process.start()
+        writer.close()  # the child's end: with it closed here, the child's exit ends our reads
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def wait(self, stop: StopToken) -> tuple[StageReport, BaseException | None]:
+        """The stage's report and error; ``stop`` is passed on to the stage while it runs."""
+        try:
+            while not self._reader.poll(_STOP_POLL_SECONDS):
+                if stop.is_set():
+                    self._stop.set()
+            try:
+                payload = self._reader.recv_bytes()
+            except EOFError:
+                payload = None
+        finally:
+            self._stop.set()  # whatever ended the wait, a stage still running stops after its batch
+            self._reader.close()
+        self._process.join()
+        if payload is None:
+            return self._died()
+        report, chain = pickle.loads(payload)
+        return report, _rebuilt_error(chain)
+
+    def _died(self) -> tuple[StageReport, BaseException]:
+        code = self._process.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        error = StageProcessDied(f"the {self.name} stage's process ended ({how}) before reporting; what it "
+                                 "committed stays, and the next run continues from there")
+        return StageReport(self.name, state="failed", error=describe_error(error)), error
+
+
+class StageProcessDied(RuntimeError):
+    """The stage's process ended without a report (killed, out of memory, crashed in native code)."""
+
+
+def _child_main(work: StageWork, engine: Engine, forwarded: Any, writer: Connection, parent_pid: int) -> None:
+    stop = ChildStop(forwarded, parent_pid)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.request())
+    engine.dispose(close=False)  # new connections for this process; the parent's stay the parent's
+    report, error = work(stop)
+    try:
+        payload = pickle.dumps((report, _error_chain(error)), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # a report that cannot cross (a detail no JSON would hold either): say so
+        unsent = RuntimeError(f"the {report.name} stage's report could not be sent from its process: {exc}")
+        failed = StageReport(report.name, state="failed", seconds=report.seconds, error=describe_error(unsent))
+        payload = pickle.dumps((failed, _error_chain(unsent)), protocol=pickle.HIGHEST_PROTOCOL)
+    writer.send_bytes(payload)
+    writer.close()
+
+
+# An error crosses as its chain of causes, each either the exception itself (when it survives pickling)
+# or its type's name and message: pickling keeps neither ``__cause__`` nor ``__context__``, and the run
+# records the whole chain (worker.executor.describe_error).
+_Link = tuple[BaseException | None, str, str]
+
+
+def _error_chain(error: BaseException | None) -> list[_Link]:
+    chain: list[_Link] = []
+    seen: set[int] = set()
+    current = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kept: BaseException | None = None
+        try:
+            kept = pickle.loads(pickle.dumps(current, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception:
+            kept = None  # an exception whose arguments do not rebuild it: its name and message cross instead
+        chain.append((kept, type(current).__name__, str(current)))
+        current = current.__cause__ or current.__context__
+    if chain and chain[0][0] is not None and error is not None:
+        where = "".join(traceback.format_exception(error))
+        chain[0][0].add_note(f"raised in the stage's own process (pid {os.getpid()}):\n{where}")
+    return chain
+
+
+def _rebuilt_error(chain: list[_Link]) -> BaseException | None:
+    errors = [kept if kept is not None else _named(name)(message) for kept, name, message in chain]
+    for error, cause in zip(errors, errors[1:]):
+        error.__cause__ = cause
+    return errors[0] if errors else None
+
+
+def _named(name: str) -> type[Exception]:
+    """An exception type named as the one that could not cross, so the run's error reads the same."""
+    return type(name, (Exception,), {"__module__": __name__})
