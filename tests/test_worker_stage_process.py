@@ -1,4 +1,6 @@
-"""Stages of one step in forked processes of their own: what they commit, report, raise, and how they stop."""
+"""Stages of one step in forked processes of their own: what they commit, report, raise, and how they stop.
+
+Only on PostgreSQL: on SQLite the stages stay on threads (worker.stage_process.processes_possible)."""
 
 from __future__ import annotations
 
@@ -14,13 +16,15 @@ from config import AbmConfig
 from store.runs import StageReport, claim_run, create_run, get_run, list_runs
 from store.schema import Run
 from worker.pipeline import RunContext, Stage, run_stages
-from worker.stage_process import fork_available
+from worker.stage_process import fork_available, processes_possible
 from worker.triggers import RunOptions
 
 pytestmark = pytest.mark.skipif(not fork_available(), reason="stages run in processes of their own only with fork")
 
 
 def _ctx(engine: Engine, stop: threading.Event | None = None, processes: bool = True) -> RunContext:
+    if processes and engine.dialect.name == "sqlite":
+        pytest.skip("on SQLite the stages of a step stay on threads")
     run_id = create_run(engine, "incremental", "cli")
     assert claim_run(engine, run_id)
     config = AbmConfig.model_validate({"worker": {"stage_processes": processes}})
@@ -37,6 +41,17 @@ def _marking(name: str, rows: int = 5) -> Stage:
                            detail={"pid": os.getpid()})
 
     return Stage(name, run, crm=name.split(":")[1], own_process=True)
+
+
+def test_on_sqlite_the_stages_of_a_step_stay_on_threads_whose_locks_a_fork_would_not_carry(engine: Engine) -> None:
+    assert processes_possible(engine) is (engine.dialect.name == "postgresql")
+    if engine.dialect.name != "sqlite":
+        return
+    ctx = _ctx(engine, processes=False)
+    ctx.config.worker.stage_processes = True
+    assert run_stages(ctx, [(_marking("writeback:salesforce"), _marking("writeback:hubspot"))]) == "succeeded"
+    stages = get_run(engine, ctx.run_id)["stages"]
+    assert {stages[n]["detail"]["pid"] for n in ("writeback:salesforce", "writeback:hubspot")} == {os.getpid()}
 
 
 def test_each_stage_of_a_step_runs_in_a_process_of_its_own_commits_and_is_recorded(engine: Engine) -> None:

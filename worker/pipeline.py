@@ -2,7 +2,7 @@
 
 The orchestration rules live here and nowhere else:
 - Stages run in order, except independent ones grouped in a step (the two pulls, the two writebacks),
-  which run at once (each in a process of its own where fork is available, see
+  which run at once (the writebacks in processes of their own on PostgreSQL, see
   :mod:`worker.stage_process`); each one's report (counts, API calls, seconds, memory, error) is committed to the
   run record the moment it ends, so a later failure never hides what already happened.
 - A stage that raises is recorded as failed with its error, and the run fails; what earlier stages
@@ -32,7 +32,7 @@ from store.runs import StageReport, record_stage
 from worker.executor import StopToken, describe_error
 from worker.huge_pages import numpy_huge_pages
 from worker.memory import RssSampler
-from worker.stage_process import StageProcess, fork_available
+from worker.stage_process import StageProcess, processes_possible
 from worker.triggers import RunOptions
 
 log = logging.getLogger("abm.pipeline")
@@ -141,7 +141,7 @@ def _run_group(ctx: RunContext, group: Sequence[Stage]) -> list[tuple[Stage, Sta
 def _start_processes(ctx: RunContext, group: Sequence[Stage]) -> dict[str, StageProcess]:
     """The group's ``own_process`` stages, started in forked processes (none for a stage alone in its step:
     nothing beside it would share its interpreter)."""
-    if len(group) < 2 or not ctx.config.worker.stage_processes or not fork_available():
+    if len(group) < 2 or not ctx.config.worker.stage_processes or not processes_possible(ctx.engine):
         return {}
     processes: dict[str, StageProcess] = {}
     for stage in group:

@@ -1,9 +1,10 @@
 """A stage run in a forked process of its own, beside the other stages of its step.
 
-The two writebacks of a run (and its two pulls) run at the same time, but on threads they share one
-interpreter: planning, encoding and recording are Python work, and on an L org's increment HubSpot's
-batch calls went at 16 a second, below the portal's 19, while Salesforce's job took the GIL. In processes
-of their own each CRM gets a core and goes at its API's pace.
+The two writebacks of a run go at the same time, but on threads they share one interpreter: planning,
+encoding and recording are Python work, and on an L org's increment HubSpot's batch calls went at 16 a
+second, below the portal's 19, while Salesforce's job took the GIL. In processes of their own each CRM gets
+a core and goes at its API's pace (the L org's increment, once: HubSpot 29.9 s -> 25.2 s, Salesforce
+27.8 s -> 23.0 s). Only on PostgreSQL (see :func:`processes_possible`): on SQLite they stay on threads.
 
 The process is forked, so the stage reads the run's context as it is (config, options, notes left by
 earlier stages) without pickling it; it opens connections of its own (the parent's pool is left alone:
@@ -20,6 +21,7 @@ its report, and the lock it ran under expires).
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -46,9 +48,23 @@ StageWork = Callable[[StopToken], tuple[StageReport, "BaseException | None"]]
 
 
 def fork_available() -> bool:
-    """Whether stages can run in forked processes here (not on Windows; macOS has fork but it is unsafe
-    with the system frameworks some libraries load, so only Linux and the BSDs use it)."""
+    """Whether this platform can fork stages (not Windows; macOS has fork but it is unsafe with the system
+    frameworks some libraries load, so only Linux and the BSDs use it)."""
     return "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
+
+
+def processes_possible(engine: Engine) -> bool:
+    """Whether stages on ``engine``'s database can run in forked processes: on PostgreSQL, not on SQLite.
+
+    SQLite keeps the locks of a process's connections in the process's memory, and a forked child inherits
+    that bookkeeping for whatever the parent's threads held at that moment (a read mark, the write lock), not
+    the locks themselves: the child then skips locks it believes it holds, or waits for ones nobody will
+    release. SQLite's documentation forbids carrying an open database across fork, and the parent's pool,
+    heartbeats and log watcher always have one open. Tried on the L org's increment: a writeback's ledger
+    write waited out its 30 s busy timeout ("database is locked"). psycopg leaves a connection inherited
+    from another process alone, so the child's fresh pool is all it uses.
+    """
+    return fork_available() and engine.dialect.name == "postgresql"
 
 
 class ChildStop:
@@ -81,7 +97,13 @@ class StageProcess:
         self._reader, writer = context.Pipe(duplex=False)
         self._process = context.Process(target=_child_main, args=(work, engine, self._stop, writer, os.getpid()),
                                         name=f"stage-{name}", daemon=False)
-        self._process.start()
+        # The parent holds gigabytes by the writeback step (the score stage's heap): frozen, the child's cyclic
+        # collections leave those objects alone, where walking them would copy every page they sit on.
+        gc.freeze()
+        try:
+            self._process.start()
+        finally:
+            gc.unfreeze()
         writer.close()  # the child's end: with it closed here, the child's exit ends our reads
 
     @property

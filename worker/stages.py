@@ -62,7 +62,7 @@ def pull_stage(crm: str) -> Stage:
         report.detail["touches_resolved"] = {"person": people, "account": accounts}
         return report
 
-    return Stage(f"pull:{crm}", run, crm=crm, own_process=True)
+    return Stage(f"pull:{crm}", run, crm=crm)
 
 
 def match_stage(ctx: RunContext) -> StageReport:
