@@ -106,7 +106,8 @@ def test_a_failing_stage_raises_its_error_with_its_causes_and_its_sibling_commit
     assert any("raised in the stage's own process" in note for note in raised.value.__notes__)
     from worker.executor import describe_error
 
-    assert describe_error(raised.value) == "ConnectionError: hubspot is down\ncaused by _Unpicklable: 503: portal unavailable"
+    assert describe_error(raised.value) == ("ConnectionError: hubspot is down\n"
+                                            "caused by _Unpicklable: 503: portal unavailable")
     run = get_run(engine, ctx.run_id)
     assert run["stages"]["writeback:hubspot"]["state"] == "failed"
     assert "caused by _Unpicklable: 503: portal unavailable" in run["stages"]["writeback:hubspot"]["error"]

@@ -184,7 +184,7 @@ def _error_chain(error: BaseException | None) -> list[_Link]:
 
 def _rebuilt_error(chain: list[_Link]) -> BaseException | None:
     errors = [kept if kept is not None else _named(name)(message) for kept, name, message in chain]
-    for error, cause in zip(errors, errors[1:]):
+    for error, cause in zip(errors, errors[1:], strict=False):
         error.__cause__ = cause
     return errors[0] if errors else None
 
