@@ -66,3 +66,19 @@ def test_the_changed_records_are_found_through_indexes(tmp_path: Path) -> None:
             plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
         assert f"SEARCH {table} USING INTEGER PRIMARY KEY (rowid=?)" in plan, plan
         assert any(step.startswith("SEARCH scores USING COVERING INDEX ix_scores_rescored") for step in plan), plan
+
+
+def test_records_past_the_first_chunk_read_as_the_first_ones_do(engine: Engine) -> None:
+    """Past its first chunk the source reads the driver's own rows (SQLite gives timestamps as text, booleans
+    as 0 and 1): every record must come out as one read in a single chunk does, scored_at aware and in UTC."""
+    accounts = [("Account", f"001{n:015d}") for n in range(1, 8)]
+    leads = [("lead", f"00Q{n:015d}", accounts[n % 3][1]) for n in range(1, 8)]
+    sf = store_records(engine, "salesforce", accounts, {"Lead": leads})
+    change_scores(engine, "person", list(sf.people["Lead"].values())[:3], scored_at=utcnow())
+    for obj, kind in (("Account", "account"), ("Lead", "person")):
+        whole = [r for chunk in source.iter_targets(engine, "salesforce", obj, kind, chunk=1000) for r in chunk]
+        chunks = list(source.iter_targets(engine, "salesforce", obj, kind, chunk=2))
+        assert [len(c) for c in chunks] == [2, 2, 2, 1]
+        assert [r for chunk in chunks for r in chunk] == whole
+        assert all(r.score.scored_at is not None and r.score.scored_at.utcoffset() == timedelta(0) for r in whole)
+        assert any(r.match is not None for r in whole) or kind == "account"
