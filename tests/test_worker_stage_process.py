@@ -1,77 +1,75 @@
-"""Stages of one step in forked processes of their own: what they commit, report, raise, and how they stop.
+"""Stages of one step in processes of their own: what they commit, report, log, raise, and how they stop.
 
-Only on PostgreSQL: on SQLite the stages stay on threads (worker.stage_process.processes_possible)."""
+The stage functions are module-level (a stage crosses to its process by pickling, see worker.stage_process).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
 import time
+from functools import partial
 
 import pytest
 from sqlalchemy import Engine, select
 
 from config import AbmConfig
+from store.db import make_engine
 from store.runs import StageReport, claim_run, create_run, get_run, list_runs
 from store.schema import Run
 from worker.pipeline import RunContext, Stage, run_stages
 from worker.stage_process import fork_available, processes_possible
 from worker.triggers import RunOptions
 
-pytestmark = pytest.mark.skipif(not fork_available(), reason="stages run in processes of their own only with fork")
+pytestmark = pytest.mark.skipif(not fork_available(), reason="stages run in processes of their own only here")
 
 
 def _ctx(engine: Engine, stop: threading.Event | None = None, processes: bool = True) -> RunContext:
-    if processes and engine.dialect.name == "sqlite":
-        pytest.skip("on SQLite the stages of a step stay on threads")
     run_id = create_run(engine, "incremental", "cli")
     assert claim_run(engine, run_id)
     config = AbmConfig.model_validate({"worker": {"stage_processes": processes}})
     return RunContext(engine, config, run_id, RunOptions(), stop or threading.Event())
 
 
+def _mark(name: str, rows: int, ctx: RunContext) -> StageReport:
+    """Commit ``rows`` runs of its own through its own connections, log a line, and report its pid."""
+    for n in range(rows):
+        create_run(ctx.engine, f"marker:{name}", str(n))
+    logging.getLogger("abm.test").warning("%s wrote %d markers", name, rows)
+    return StageReport(name, counts={"upserted": rows}, api_calls={name.split(":")[1]: 1},
+                       detail={"pid": os.getpid(), "shared": sorted(ctx.shared)})
+
+
 def _marking(name: str, rows: int = 5) -> Stage:
-    """A stage that commits ``rows`` runs of its own through its own connections, and reports its pid."""
-
-    def run(ctx: RunContext) -> StageReport:
-        for n in range(rows):
-            create_run(ctx.engine, f"marker:{name}", str(n))
-        return StageReport(name, counts={"upserted": rows}, api_calls={name.split(":")[1]: 1},
-                           detail={"pid": os.getpid()})
-
-    return Stage(name, run, crm=name.split(":")[1], own_process=True)
+    return Stage(name, partial(_mark, name, rows), crm=name.split(":")[1], own_process=True)
 
 
-def test_on_sqlite_the_stages_of_a_step_stay_on_threads_whose_locks_a_fork_would_not_carry(engine: Engine) -> None:
-    assert processes_possible(engine) is (engine.dialect.name == "postgresql")
-    if engine.dialect.name != "sqlite":
-        return
-    ctx = _ctx(engine, processes=False)
-    ctx.config.worker.stage_processes = True
-    assert run_stages(ctx, [(_marking("writeback:salesforce"), _marking("writeback:hubspot"))]) == "succeeded"
-    stages = get_run(engine, ctx.run_id)["stages"]
-    assert {stages[n]["detail"]["pid"] for n in ("writeback:salesforce", "writeback:hubspot")} == {os.getpid()}
-
-
-def test_each_stage_of_a_step_runs_in_a_process_of_its_own_commits_and_is_recorded(engine: Engine) -> None:
+def test_each_stage_of_a_step_runs_in_a_process_of_its_own_commits_logs_and_is_recorded(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    assert processes_possible(engine)
     ctx = _ctx(engine)
-    shared_before = dict(ctx.shared)
-    assert run_stages(ctx, [(_marking("writeback:salesforce"), _marking("writeback:hubspot"))]) == "succeeded"
+    ctx.shared["live_accounts"] = ["not for the writebacks"]
+    with caplog.at_level(logging.INFO):
+        assert run_stages(ctx, [(_marking("writeback:salesforce"), _marking("writeback:hubspot"))]) == "succeeded"
     run = get_run(engine, ctx.run_id)
     pids = {name: run["stages"][name]["detail"]["pid"] for name in ("writeback:salesforce", "writeback:hubspot")}
     assert os.getpid() not in pids.values() and len(set(pids.values())) == 2
+    assert all(run["stages"][name]["detail"]["shared"] == [] for name in pids)  # no notes cross
     assert run["counts"]["upserted"] == 10 and run["api_calls"] == {"salesforce": 1, "hubspot": 1}
     assert all(run["stages"][name]["detail"]["stage_rss_mb"] > 0 for name in pids)
     kinds = [r["kind"] for r in list_runs(engine, limit=100)]
     assert kinds.count("marker:writeback:salesforce") == 5 and kinds.count("marker:writeback:hubspot") == 5
-    assert ctx.shared == shared_before
+    # their log lines are handled here, by this process's handlers
+    assert {r.getMessage() for r in caplog.records if r.name == "abm.test"} == {
+        "writeback:salesforce wrote 5 markers", "writeback:hubspot wrote 5 markers"}
     # the parent's connections were left alone: it still reads and writes through its pool
     with engine.connect() as conn:
         assert conn.execute(select(Run.state).where(Run.id == ctx.run_id)).scalar_one() == "running"
 
 
-def test_with_stage_processes_off_or_a_stage_alone_in_its_step_it_runs_in_this_process(engine: Engine) -> None:
+def test_with_stage_processes_off_a_stage_alone_or_an_in_memory_database_it_runs_here(engine: Engine) -> None:
     ctx = _ctx(engine, processes=False)
     assert run_stages(ctx, [(_marking("pull:salesforce"), _marking("pull:hubspot"))]) == "succeeded"
     stages = get_run(engine, ctx.run_id)["stages"]
@@ -81,6 +79,8 @@ def test_with_stage_processes_off_or_a_stage_alone_in_its_step_it_runs_in_this_p
     assert run_stages(ctx, [(_marking("pull:salesforce"),)]) == "succeeded"
     assert get_run(engine, ctx.run_id)["stages"]["pull:salesforce"]["detail"]["pid"] == os.getpid()
 
+    assert not processes_possible(make_engine("sqlite://"))  # another process would open another database
+
 
 class _Unpicklable(Exception):
     """An exception its pickled form cannot rebuild (it needs two arguments and keeps one)."""
@@ -89,18 +89,18 @@ class _Unpicklable(Exception):
         super().__init__(f"{status}: {body}")
 
 
+def _broken(ctx: RunContext) -> StageReport:
+    try:
+        raise _Unpicklable(503, "portal unavailable")
+    except _Unpicklable as exc:
+        raise ConnectionError("hubspot is down") from exc
+
+
 def test_a_failing_stage_raises_its_error_with_its_causes_and_its_sibling_commits(engine: Engine) -> None:
     ctx = _ctx(engine)
-
-    def broken(ctx: RunContext) -> StageReport:
-        try:
-            raise _Unpicklable(503, "portal unavailable")
-        except _Unpicklable as exc:
-            raise ConnectionError("hubspot is down") from exc
-
     with pytest.raises(ConnectionError, match="hubspot is down") as raised:
-        run_stages(ctx, [(Stage("writeback:hubspot", broken, crm="hubspot", own_process=True),
-                          _marking("writeback:salesforce")), Stage("after", lambda ctx: StageReport("after"))])
+        run_stages(ctx, [(Stage("writeback:hubspot", _broken, crm="hubspot", own_process=True),
+                          _marking("writeback:salesforce")), Stage("after", partial(_mark, "after:x", 0))])
     cause = raised.value.__cause__
     assert type(cause).__name__ == "_Unpicklable" and str(cause) == "503: portal unavailable"
     assert any("raised in the stage's own process" in note for note in raised.value.__notes__)
@@ -115,76 +115,72 @@ def test_a_failing_stage_raises_its_error_with_its_causes_and_its_sibling_commit
     assert "after" not in run["stages"]
 
 
+def _killed(ctx: RunContext) -> StageReport:
+    os.kill(os.getpid(), signal.SIGKILL)  # out of memory, say
+    raise AssertionError("unreachable")
+
+
 def test_a_stage_whose_process_dies_fails_the_run_and_its_sibling_still_commits(engine: Engine) -> None:
     ctx = _ctx(engine)
-
-    def killed(ctx: RunContext) -> StageReport:
-        os.kill(os.getpid(), signal.SIGKILL)  # out of memory, say
-        raise AssertionError("unreachable")
-
     from worker.stage_process import StageProcessDied
 
     with pytest.raises(StageProcessDied, match="killed by signal 9"):
-        run_stages(ctx, [(Stage("writeback:hubspot", killed, crm="hubspot", own_process=True),
+        run_stages(ctx, [(Stage("writeback:hubspot", _killed, crm="hubspot", own_process=True),
                           _marking("writeback:salesforce"))])
     run = get_run(engine, ctx.run_id)
     assert "killed by signal 9" in run["stages"]["writeback:hubspot"]["error"]
     assert run["stages"]["writeback:salesforce"]["state"] == "succeeded"
 
 
-def _batches_until_stopped(name: str, started: threading.Event | None = None) -> Stage:
-    """A stage that works in batches and, asked to stop, ends cancelled after the batch in hand."""
+def _batches(name: str, ctx: RunContext, signal_first: bool = False) -> StageReport:
+    """Work in batches and, asked to stop, end cancelled after the batch in hand."""
+    if signal_first:
+        os.kill(os.getpid(), signal.SIGTERM)
+    batches = 0
+    while not ctx.stop.is_set() and batches < 600:  # a minute at most: a failure, not a hang
+        create_run(ctx.engine, f"batch:{name}", str(batches))
+        batches += 1
+        time.sleep(0.1)
+    state = "cancelled" if ctx.stop.is_set() else "succeeded"
+    return StageReport(name, state=state, counts={"written": batches}, detail={"pid": os.getpid()})
 
-    def run(ctx: RunContext) -> StageReport:
-        batches = 0
-        while not ctx.stop.is_set() and batches < 600:  # a minute at most: a failure, not a hang
-            create_run(ctx.engine, f"batch:{name}", str(batches))
-            batches += 1
-            time.sleep(0.1)
-        state = "cancelled" if ctx.stop.is_set() else "succeeded"
-        return StageReport(name, state=state, counts={"written": batches}, detail={"pid": os.getpid()})
 
-    return Stage(name, run, crm=name.split(":")[1], own_process=True)
+def _batches_until_stopped(name: str, signal_first: bool = False) -> Stage:
+    return Stage(name, partial(_batches, name, signal_first=signal_first), crm=name.split(":")[1], own_process=True)
 
 
 def test_the_runs_stop_request_reaches_stages_in_their_processes(engine: Engine) -> None:
     stop = threading.Event()
     ctx = _ctx(engine, stop)
-    threading.Timer(1.0, stop.set).start()
+    threading.Timer(1.5, stop.set).start()
     plan = [(_batches_until_stopped("writeback:salesforce"), _batches_until_stopped("writeback:hubspot"))]
     assert run_stages(ctx, plan) == "cancelled"
     run = get_run(engine, ctx.run_id)
+    kinds = [r["kind"] for r in list_runs(engine, limit=1000)]
     for name in ("writeback:salesforce", "writeback:hubspot"):
         stage = run["stages"][name]
         assert stage["state"] == "cancelled" and 0 < stage["counts"]["written"] < 100
-        kinds = [r["kind"] for r in list_runs(engine, limit=1000)]
         assert kinds.count(f"batch:{name}") == stage["counts"]["written"]  # each batch it counted, committed
 
 
 def test_a_sigterm_to_the_stages_process_stops_it_after_its_batch(engine: Engine) -> None:
     """A service manager signals every process of the service: the stage ends its batch and reports."""
     ctx = _ctx(engine)
-
-    def signalled_at_once(ctx: RunContext) -> StageReport:
-        os.kill(os.getpid(), signal.SIGTERM)
-        return _batches_until_stopped("writeback:hubspot").run(ctx)
-
-    plan = [(Stage("writeback:hubspot", signalled_at_once, crm="hubspot", own_process=True),
-             _marking("writeback:salesforce"))]
+    plan = [(_batches_until_stopped("writeback:hubspot", signal_first=True), _marking("writeback:salesforce"))]
     assert run_stages(ctx, plan) == "cancelled"
     stages = get_run(engine, ctx.run_id)["stages"]
     assert stages["writeback:hubspot"]["state"] == "cancelled" and stages["writeback:hubspot"]["counts"]["written"] <= 1
     assert stages["writeback:salesforce"]["state"] == "succeeded"
 
 
+def _unsendable(ctx: RunContext) -> StageReport:
+    return StageReport("writeback:hubspot", detail={"lock": threading.Lock()})
+
+
 def test_a_report_that_cannot_leave_its_process_fails_the_stage_with_the_reason(engine: Engine) -> None:
     ctx = _ctx(engine)
-
-    def unsendable(ctx: RunContext) -> StageReport:
-        return StageReport("writeback:hubspot", detail={"lock": threading.Lock()})
-
     with pytest.raises(RuntimeError, match="report could not be sent from its process"):
-        run_stages(ctx, [(Stage("writeback:hubspot", unsendable, crm="hubspot", own_process=True),
+        run_stages(ctx, [(Stage("writeback:hubspot", _unsendable, crm="hubspot", own_process=True),
                           _marking("writeback:salesforce"))])
     assert get_run(engine, ctx.run_id)["stages"]["writeback:hubspot"]["state"] == "failed"
 
@@ -195,7 +191,7 @@ def test_a_stage_whose_parent_is_gone_stops_after_its_batch() -> None:
 
     from worker.stage_process import ChildStop
 
-    forwarded = multiprocessing.get_context("fork").Event()
+    forwarded = multiprocessing.get_context("forkserver").Event()
     assert not ChildStop(forwarded, os.getppid()).is_set()
     orphaned = ChildStop(forwarded, parent_pid=os.getppid() + 1_000_000)
     assert orphaned.is_set() and orphaned.is_set()

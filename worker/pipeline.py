@@ -2,9 +2,9 @@
 
 The orchestration rules live here and nowhere else:
 - Stages run in order, except independent ones grouped in a step (the two pulls, the two writebacks),
-  which run at once (the writebacks in processes of their own on PostgreSQL, see
-  :mod:`worker.stage_process`); each one's report (counts, API calls, seconds, memory, error) is committed to the
-  run record the moment it ends, so a later failure never hides what already happened.
+  which run at once (the writebacks in processes of their own, see :mod:`worker.stage_process`); each
+  one's report (counts, API calls, seconds, memory, error) is committed to the run record the moment
+  it ends, so a later failure never hides what already happened.
 - A stage that raises is recorded as failed with its error, and the run fails; what earlier stages
   and the stages running next to it committed (cursors, records, matches, scores) stays, and the
   next run continues from there.
@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
@@ -32,7 +32,7 @@ from store.runs import StageReport, record_stage
 from worker.executor import StopToken, describe_error
 from worker.huge_pages import numpy_huge_pages
 from worker.memory import RssSampler
-from worker.stage_process import StageProcess, processes_possible
+from worker.stage_process import StageProcess, processes_possible, start_server
 from worker.triggers import RunOptions
 
 log = logging.getLogger("abm.pipeline")
@@ -57,8 +57,8 @@ class Stage:
     run: Callable[[RunContext], StageReport]
     crm: str | None = None  # a CRM-bound stage (pull, write back)
     writes_to_crm: bool = False  # skipped when that CRM's pull paused for budget
-    # Run in a forked process of its own when its step runs it beside others (worker.stage_process): it must
-    # leave no notes in ``RunContext.shared``, which stay in that process.
+    # Run in a process of its own when its step runs it beside others (worker.stage_process): it sees no notes
+    # in ``RunContext.shared`` and leaves none, and ``run`` must pickle (a module-level function or a partial).
     own_process: bool = False
 
 
@@ -138,18 +138,49 @@ def _run_group(ctx: RunContext, group: Sequence[Stage]) -> list[tuple[Stage, Sta
     return outcomes
 
 
+@dataclass(frozen=True)
+class StageJob:
+    """What a stage needs to run in a process of its own (see :mod:`worker.stage_process`): everything in
+    its run's context but the engine, which it opens again from the URL (as :func:`store.db.make_engine` does),
+    and the notes of other stages."""
+
+    stage: Stage
+    database_url: str = field(repr=False)  # with its password
+    config: AbmConfig
+    run_id: int
+    options: RunOptions
+    paused_crms: frozenset[str]
+
+    def __call__(self, stop: StopToken) -> tuple[StageReport, BaseException | None]:
+        from store.db import make_engine
+
+        engine = make_engine(self.database_url)
+        try:
+            ctx = RunContext(engine, self.config, self.run_id, self.options, stop, set(self.paused_crms))
+            return _run_one(ctx, self.stage)
+        finally:
+            engine.dispose()
+
+
+def uses_processes(ctx: RunContext, group: Sequence[Stage]) -> bool:
+    """Whether the ``own_process`` stages of ``group`` run in processes of their own: not a stage alone in its
+    step (nothing beside it would share its interpreter), and only where :func:`processes_possible`."""
+    return (len(group) > 1 and any(stage.own_process for stage in group) and ctx.config.worker.stage_processes
+            and processes_possible(ctx.engine))
+
+
 def _start_processes(ctx: RunContext, group: Sequence[Stage]) -> dict[str, StageProcess]:
-    """The group's ``own_process`` stages, started in forked processes (none for a stage alone in its step:
-    nothing beside it would share its interpreter)."""
-    if len(group) < 2 or not ctx.config.worker.stage_processes or not processes_possible(ctx.engine):
+    """The group's ``own_process`` stages, started in processes of their own where :func:`uses_processes`."""
+    if not uses_processes(ctx, group):
         return {}
+    url = ctx.engine.url.render_as_string(hide_password=False)
     processes: dict[str, StageProcess] = {}
     for stage in group:
         if not stage.own_process:
             continue
+        job = StageJob(stage, url, ctx.config, ctx.run_id, ctx.options, frozenset(ctx.paused_crms))
         try:
-            processes[stage.name] = StageProcess(
-                stage.name, lambda stop, stage=stage: _run_one(replace(ctx, stop=stop), stage), ctx.engine)
+            processes[stage.name] = StageProcess(stage.name, job)
         except OSError as exc:  # no process to be had (memory, process limit): the stage runs on a thread
             log.warning("run %s: the %s stage runs on a thread, as no process could be started for it: %s",
                         ctx.run_id, stage.name, exc)
@@ -202,9 +233,15 @@ class Pipeline:
 
     def __call__(self, run_id: int, options: RunOptions, stop: StopToken) -> str:
         ctx = RunContext(self.engine, self.config, run_id, options, stop)
+        steps = self.plan(self.config, options)
+        if any(isinstance(step, tuple) and uses_processes(ctx, step) for step in steps):
+            try:
+                start_server()  # its imports overlap the pulls rather than delay the writebacks
+            except OSError as exc:  # tried again when a stage needs it, which then runs on a thread if need be
+                log.warning("run %s: the fork server for the writebacks did not start: %s", run_id, exc)
         try:
             with numpy_huge_pages(self.config.worker.numpy_huge_pages):
-                return run_stages(ctx, self.plan(self.config, options))
+                return run_stages(ctx, steps)
         except Exception:
             log.error("run %s failed", run_id, extra={"run_id": run_id})
             raise

@@ -1,19 +1,28 @@
-"""A stage run in a forked process of its own, beside the other stages of its step.
+"""A stage run in a process of its own, beside the other stages of its step.
 
 The two writebacks of a run go at the same time, but on threads they share one interpreter: planning,
 encoding and recording are Python work, and on an L org's increment HubSpot's batch calls went at 16 a
 second, below the portal's 19, while Salesforce's job took the GIL. In processes of their own each CRM gets
 a core and goes at its API's pace (the L org's increment, once: HubSpot 29.9 s -> 25.2 s, Salesforce
-27.8 s -> 23.0 s). Only on PostgreSQL (see :func:`processes_possible`): on SQLite they stay on threads.
+27.8 s -> 23.0 s).
 
-The process is forked, so the stage reads the run's context as it is (config, options, notes left by
-earlier stages) without pickling it; it opens connections of its own (the parent's pool is left alone:
-``Engine.dispose(close=False)``) and commits what it writes itself. Only its :class:`StageReport` comes
-back, with its error when it failed; the parent records it, as it records a stage run on a thread. Notes a
-stage leaves in ``RunContext.shared`` stay in its process: stages run this way must not leave any for later
-stages.
+The processes come from a fork server (``multiprocessing``'s ``forkserver``), not from the worker itself.
+SQLite keeps the locks of a process's connections in the process's memory, and a child forked from the
+worker inherits that bookkeeping for whatever the worker's threads held at that moment (a read mark, the
+write lock) without the locks: it then skips locks it believes it holds, or waits for ones nobody will
+release. SQLite's documentation forbids carrying an open database across fork, and the worker's pool,
+heartbeats and log watcher always have one open; forked from the worker, a writeback's ledger write on
+the L org waited out its 30 s busy timeout ("database is locked"). The fork server is a fresh interpreter
+that never opens the database: started early in a run (:func:`start_server`), it imports the stages' code
+while the pulls wait on the CRMs, and forks each stage process from that clean state in milliseconds.
 
-Stopping works as on a thread: the parent forwards its stop request (SIGTERM, lost lock), the stage stops
+So a stage crosses by pickling: its job (:class:`StageJob` in :mod:`worker.pipeline`: the stage, the run's
+config and options, the database URL) goes in, its :class:`StageReport` and error come back, and it opens
+its own engine. It sees the worker's environment as it is when it starts. Its log records are sent to the
+worker and handled there, by the worker's handlers and secret masking. Notes a stage leaves in
+``RunContext.shared`` stay in its process, and it sees none: stages run this way must need none.
+
+Stopping works as on a thread: the worker forwards its stop request (SIGTERM, lost lock), the stage stops
 between batches and reports. The process also stops between batches on its own SIGTERM or SIGINT (a
 service manager signals every process of the service) and when its parent is gone (nobody would record
 its report, and the lock it ran under expires).
@@ -21,8 +30,8 @@ its report, and the lock it ran under expires).
 
 from __future__ import annotations
 
-import gc
 import logging
+import logging.handlers
 import multiprocessing
 import os
 import pickle
@@ -43,28 +52,42 @@ log = logging.getLogger("abm.pipeline")
 
 # How often the parent passes its stop request on while it waits for the report.
 _STOP_POLL_SECONDS = 0.2
+# What the fork server imports once, so that each stage process starts with it (its own imports took 3.4 s).
+PRELOAD = ["worker.pipeline", "worker.stages", "writeback.run", "writeback.connect", "writeback.salesforce",
+           "writeback.hubspot", "connectors.registry"]
 
 StageWork = Callable[[StopToken], tuple[StageReport, "BaseException | None"]]
 
 
 def fork_available() -> bool:
-    """Whether this platform can fork stages (not Windows; macOS has fork but it is unsafe with the system
-    frameworks some libraries load, so only Linux and the BSDs use it)."""
-    return "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
+    """Whether this platform has a fork server (not Windows; macOS has one, but forking is unsafe there with
+    the system frameworks some libraries load, so only Linux and the BSDs use it)."""
+    return "forkserver" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
 
 
 def processes_possible(engine: Engine) -> bool:
-    """Whether stages on ``engine``'s database can run in forked processes: on PostgreSQL, not on SQLite.
+    """Whether stages on ``engine``'s database can run in processes of their own: a database another process
+    can open by its URL (PostgreSQL, an SQLite file; not an in-memory SQLite database)."""
+    if not fork_available():
+        return False
+    if engine.dialect.name != "sqlite":
+        return True
+    database = engine.url.database or ""
+    return database not in ("", ":memory:") and "mode=memory" not in database
 
-    SQLite keeps the locks of a process's connections in the process's memory, and a forked child inherits
-    that bookkeeping for whatever the parent's threads held at that moment (a read mark, the write lock), not
-    the locks themselves: the child then skips locks it believes it holds, or waits for ones nobody will
-    release. SQLite's documentation forbids carrying an open database across fork, and the parent's pool,
-    heartbeats and log watcher always have one open. Tried on the L org's increment: a writeback's ledger
-    write waited out its 30 s busy timeout ("database is locked"). psycopg leaves a connection inherited
-    from another process alone, so the child's fresh pool is all it uses.
-    """
-    return fork_available() and engine.dialect.name == "postgresql"
+
+def _context() -> Any:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def start_server() -> None:
+    """Start the fork server now, if it is not running: its imports then overlap what the run does first."""
+    from multiprocessing import forkserver
+
+    _context()
+    forkserver.ensure_running()
 
 
 class ChildStop:
@@ -81,30 +104,30 @@ class ChildStop:
     def is_set(self) -> bool:
         if self._own.is_set() or self._forwarded.is_set():
             return True
-        if os.getppid() != self._parent_pid:  # the parent died: this process now belongs to init
+        if os.getppid() != self._parent_pid:  # the fork server ended with the worker: nobody waits for us
             self._own.set()
             return True
         return False
 
 
 class StageProcess:
-    """``work`` started now in a forked process; :meth:`wait` returns its report and error."""
+    """``work`` (picklable) started now in a process of its own; :meth:`wait` returns its report and error."""
 
-    def __init__(self, name: str, work: StageWork, engine: Engine) -> None:
-        context = multiprocessing.get_context("fork")
+    def __init__(self, name: str, work: StageWork) -> None:
+        context = _context()
         self.name = name
         self._stop = context.Event()
         self._reader, writer = context.Pipe(duplex=False)
-        self._process = context.Process(target=_child_main, args=(work, engine, self._stop, writer, os.getpid()),
-                                        name=f"stage-{name}", daemon=False)
-        # The parent holds gigabytes by the writeback step (the score stage's heap): frozen, the child's cyclic
-        # collections leave those objects alone, where walking them would copy every page they sit on.
-        gc.freeze()
-        try:
-            self._process.start()
-        finally:
-            gc.unfreeze()
+        self._logs = context.Queue()
+        level = logging.getLogger().getEffectiveLevel()
+        self._process = context.Process(
+            target=_child_main, args=(work, self._stop, writer, self._logs, level, dict(os.environ)),
+            name=f"stage-{name}", daemon=False)
+        self._process.start()
         writer.close()  # the child's end: with it closed here, the child's exit ends our reads
+        self._forwarder = threading.Thread(target=_forward_logs, args=(self._logs,), name=f"logs-{name}",
+                                           daemon=True)
+        self._forwarder.start()
 
     @property
     def pid(self) -> int | None:
@@ -124,6 +147,9 @@ class StageProcess:
             self._stop.set()  # whatever ended the wait, a stage still running stops after its batch
             self._reader.close()
         self._process.join()
+        self._logs.put(None)  # after everything the process sent (it flushes its queue before it exits)
+        self._forwarder.join(timeout=10)  # a process killed halfway through a record leaves the rest unread
+        self._logs.close()
         if payload is None:
             return self._died()
         report, chain = pickle.loads(payload)
@@ -141,11 +167,26 @@ class StageProcessDied(RuntimeError):
     """The stage's process ended without a report (killed, out of memory, crashed in native code)."""
 
 
-def _child_main(work: StageWork, engine: Engine, forwarded: Any, writer: Connection, parent_pid: int) -> None:
-    stop = ChildStop(forwarded, parent_pid)
+def _forward_logs(records: Any) -> None:
+    """Handle the stage process's log records here, as if logged here (the worker's handlers, its masking)."""
+    while (record := records.get()) is not None:
+        logging.getLogger(record.name).handle(record)
+
+
+def _child_main(work: StageWork, forwarded: Any, writer: Connection, records: Any, level: int,
+                environ: dict[str, str]) -> None:
+    os.environ.clear()
+    os.environ.update(environ)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(logging.handlers.QueueHandler(records))
+    root.setLevel(level)
+    for noisy in ("urllib3", "httpx", "httpcore"):  # as worker.logs.configure_logging leaves them
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
+    stop = ChildStop(forwarded, os.getppid())
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.request())
-    engine.dispose(close=False)  # new connections for this process; the parent's stay the parent's
     report, error = work(stop)
     try:
         payload = pickle.dumps((report, _error_chain(error)), protocol=pickle.HIGHEST_PROTOCOL)

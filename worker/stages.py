@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import suppress
+from functools import partial
 
 from sqlalchemy import or_, select
 
@@ -146,29 +147,31 @@ def resolve_accounts(ctx: RunContext, crm_ids: Sequence[str]) -> list[int]:
 def writeback_stage(crm: str) -> Stage:
     """Write changed fields to ``crm``: in an incremental run only records whose score or match
     changed since the last successful writeback to ``crm`` (everything when none is recorded);
-    an account resync writes (forced) only its accounts and people; a rewrite, everything."""
+    an account resync writes (forced) only its accounts and people; a rewrite, everything. It runs in a
+    process of its own beside the other CRM's (worker.stage_process), so its ``run`` pickles."""
+    return Stage(f"writeback:{crm}", partial(write_back, crm), crm=crm, writes_to_crm=True, own_process=True)
 
-    def run(ctx: RunContext) -> StageReport:
-        from writeback.connect import writers
-        from writeback.run import run_writeback
 
-        started_at = utcnow()
-        options = ctx.options
-        account_ids = _account_ids(ctx) if options.accounts else None
-        changed_since = None
-        if scoped(options) and not options.accounts:
-            with ctx.engine.connect() as conn:
-                changed_since = last_stage_start(conn, f"writeback:{crm}")
-        report = run_writeback(ctx.engine, ctx.config.writeback, writers(ctx.config, [crm]),
-                               force=options.rewrite or bool(options.accounts), run_id=ctx.run_id,
-                               account_ids=account_ids, changed_since=changed_since)
-        stage = report.stage_report(f"writeback:{crm}")
-        stage.detail["started_at"] = started_at.isoformat()
-        stage.detail["scope"] = ("everything" if account_ids is None and changed_since is None else
-                                 f"changed since {changed_since.isoformat()}" if changed_since else "accounts")
-        return stage
+def write_back(crm: str, ctx: RunContext) -> StageReport:
+    """The writeback stage of ``crm`` (see :func:`writeback_stage`)."""
+    from writeback.connect import writers
+    from writeback.run import run_writeback
 
-    return Stage(f"writeback:{crm}", run, crm=crm, writes_to_crm=True, own_process=True)
+    started_at = utcnow()
+    options = ctx.options
+    account_ids = _account_ids(ctx) if options.accounts else None
+    changed_since = None
+    if scoped(options) and not options.accounts:
+        with ctx.engine.connect() as conn:
+            changed_since = last_stage_start(conn, f"writeback:{crm}")
+    report = run_writeback(ctx.engine, ctx.config.writeback, writers(ctx.config, [crm]),
+                           force=options.rewrite or bool(options.accounts), run_id=ctx.run_id,
+                           account_ids=account_ids, changed_since=changed_since)
+    stage = report.stage_report(f"writeback:{crm}")
+    stage.detail["started_at"] = started_at.isoformat()
+    stage.detail["scope"] = ("everything" if account_ids is None and changed_since is None else
+                             f"changed since {changed_since.isoformat()}" if changed_since else "accounts")
+    return stage
 
 
 def build_plan(config: AbmConfig, options: RunOptions) -> list[Step]:
