@@ -197,3 +197,22 @@ def test_a_stage_whose_parent_is_gone_stops_after_its_batch() -> None:
     assert orphaned.is_set() and orphaned.is_set()
     forwarded.set()
     assert ChildStop(forwarded, os.getppid()).is_set()
+
+
+def _huge_pages(name: str, ctx: RunContext) -> StageReport:
+    from worker.huge_pages import numpy_asks_for_huge_pages
+
+    return StageReport(name, detail={"pid": os.getpid(), "huge_pages": numpy_asks_for_huge_pages()})
+
+
+@pytest.mark.parametrize("huge_pages", [False, True])
+def test_numpy_huge_pages_hold_in_the_stages_processes_too(engine: Engine, huge_pages: bool) -> None:
+    ctx = _ctx(engine)
+    ctx.config.worker.numpy_huge_pages = huge_pages
+    plan = [tuple(Stage(name, partial(_huge_pages, name), own_process=True)
+                  for name in ("writeback:salesforce", "writeback:hubspot"))]
+    assert run_stages(ctx, plan) == "succeeded"
+    stages = get_run(engine, ctx.run_id)["stages"]
+    for name in ("writeback:salesforce", "writeback:hubspot"):
+        assert stages[name]["detail"]["pid"] != os.getpid()
+        assert stages[name]["detail"]["huge_pages"] is huge_pages

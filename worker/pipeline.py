@@ -109,15 +109,15 @@ def _run_group(ctx: RunContext, group: Sequence[Stage]) -> list[tuple[Stage, Sta
     writers queue on its lock (``busy_timeout`` in :mod:`store.db`). A stage that fails does not
     stop its siblings: what they commit stays, and the run fails once all of them have ended.
 
-    Stages marked ``own_process`` run in forked processes instead (``worker.stage_processes``), forked
-    before any of the group's threads start; a thread here waits for each one's report and records it."""
+    Stages marked ``own_process`` run in processes of their own instead (``worker.stage_processes``), started
+    before the group's threads; a thread here waits for each one's report and records it."""
     outcomes: list[tuple[Stage, StageReport, BaseException | None]] = []
     lock = threading.Lock()  # record_stage reads and rewrites the run's JSON: one at a time
     processes = _start_processes(ctx, group)
 
     def work(stage: Stage) -> None:
-        forked = processes.get(stage.name)
-        report, error = forked.wait(ctx.stop) if forked is not None else _run_one(ctx, stage)
+        process = processes.get(stage.name)
+        report, error = process.wait(ctx.stop) if process is not None else _run_one(ctx, stage)
         with lock:
             try:
                 _record(ctx, stage, report)
@@ -157,7 +157,8 @@ class StageJob:
         engine = make_engine(self.database_url)
         try:
             ctx = RunContext(engine, self.config, self.run_id, self.options, stop, set(self.paused_crms))
-            return _run_one(ctx, self.stage)
+            with numpy_huge_pages(self.config.worker.numpy_huge_pages):
+                return _run_one(ctx, self.stage)
         finally:
             engine.dispose()
 
@@ -185,6 +186,17 @@ def _start_processes(ctx: RunContext, group: Sequence[Stage]) -> dict[str, Stage
             log.warning("run %s: the %s stage runs on a thread, as no process could be started for it: %s",
                         ctx.run_id, stage.name, exc)
     return processes
+
+
+def _start_server_for(ctx: RunContext, steps: Sequence[Step]) -> None:
+    """Start the fork server when a step of the run will use it: its imports then overlap the pulls rather than
+    delay the writebacks. Should it fail to start, it is tried again when a stage needs it (and the stage runs
+    on a thread if it fails again)."""
+    if any(isinstance(step, tuple) and uses_processes(ctx, step) for step in steps):
+        try:
+            start_server()
+        except OSError as exc:
+            log.warning("run %s: the fork server for the writebacks did not start: %s", ctx.run_id, exc)
 
 
 def run_stages(ctx: RunContext, steps: Sequence[Step]) -> str:
@@ -233,13 +245,9 @@ class Pipeline:
 
     def __call__(self, run_id: int, options: RunOptions, stop: StopToken) -> str:
         ctx = RunContext(self.engine, self.config, run_id, options, stop)
-        steps = self.plan(self.config, options)
-        if any(isinstance(step, tuple) and uses_processes(ctx, step) for step in steps):
-            try:
-                start_server()  # its imports overlap the pulls rather than delay the writebacks
-            except OSError as exc:  # tried again when a stage needs it, which then runs on a thread if need be
-                log.warning("run %s: the fork server for the writebacks did not start: %s", run_id, exc)
         try:
+            steps = self.plan(self.config, options)
+            _start_server_for(ctx, steps)
             with numpy_huge_pages(self.config.worker.numpy_huge_pages):
                 return run_stages(ctx, steps)
         except Exception:
