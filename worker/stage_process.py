@@ -3,8 +3,8 @@
 The two writebacks of a run go at the same time, but on threads they share one interpreter: planning,
 encoding and recording are Python work, and on an L org's increment HubSpot's batch calls went at 16 a
 second, below the portal's 19, while Salesforce's job took the GIL. In processes of their own each CRM gets
-a core and goes at its API's pace (the L org's increment, once: HubSpot 29.9 s -> 25.2 s, Salesforce
-27.8 s -> 23.0 s).
+a core (the L org's increment: Salesforce 25.7 s on a thread, 22.8 and 21.3 s in a process of its own;
+HubSpot 27.6 s, then 26.6 s twice, its batch calls at 17-18 a second).
 
 The processes come from a fork server (``multiprocessing``'s ``forkserver``), not from the worker itself.
 SQLite keeps the locks of a process's connections in the process's memory, and a child forked from the
@@ -24,8 +24,8 @@ worker and handled there, by the worker's handlers and secret masking. Notes a s
 
 Stopping works as on a thread: the worker forwards its stop request (SIGTERM, lost lock), the stage stops
 between batches and reports. The process also stops between batches on its own SIGTERM or SIGINT (a
-service manager signals every process of the service) and when its parent is gone (nobody would record
-its report, and the lock it ran under expires).
+service manager signals every process of the service) and when the worker is gone, as the fork server
+ends with it (nobody would record its report, and the lock it ran under expires).
 """
 
 from __future__ import annotations
@@ -47,8 +47,6 @@ from sqlalchemy import Engine
 
 from store.runs import StageReport
 from worker.executor import StopToken, describe_error
-
-log = logging.getLogger("abm.pipeline")
 
 # How often the parent passes its stop request on while it waits for the report.
 _STOP_POLL_SECONDS = 0.2
