@@ -127,10 +127,6 @@ class StageProcess:
                                            daemon=True)
         self._forwarder.start()
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
     def wait(self, stop: StopToken) -> tuple[StageReport, BaseException | None]:
         """The stage's report and error; ``stop`` is passed on to the stage while it runs."""
         try:
