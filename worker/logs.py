@@ -91,6 +91,14 @@ def configure_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | N
     handler._abm = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    # Libraries log request URLs and headers at DEBUG; keep them out unless asked for.
-    for noisy in ("urllib3", "httpx", "httpcore", "zeep", "apscheduler.executors.default"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    quiet_noisy_libraries(logging.getLevelName(level))
+
+
+# Libraries that log request URLs and headers at DEBUG, and the scheduler's line per job run.
+NOISY_LOGGERS = ("urllib3", "httpx", "httpcore", "zeep", "apscheduler.executors.default")
+
+
+def quiet_noisy_libraries(level: int) -> None:
+    """Keep :data:`NOISY_LOGGERS` at WARNING or above unless ``level`` asks for less."""
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, level))

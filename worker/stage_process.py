@@ -47,6 +47,7 @@ from sqlalchemy import Engine
 
 from store.runs import StageReport
 from worker.executor import StopToken, describe_error
+from worker.logs import quiet_noisy_libraries
 
 # How often the parent passes its stop request on while it waits for the report.
 _STOP_POLL_SECONDS = 0.2
@@ -176,8 +177,7 @@ def _child_main(work: StageWork, forwarded: Any, writer: Connection, records: An
         root.removeHandler(handler)
     root.addHandler(logging.handlers.QueueHandler(records))
     root.setLevel(level)
-    for noisy in ("urllib3", "httpx", "httpcore"):  # as worker.logs.configure_logging leaves them
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
+    quiet_noisy_libraries(level)  # as the worker's logging leaves them (worker.logs.configure_logging)
     stop = ChildStop(forwarded, os.getppid())
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.request())
