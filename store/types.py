@@ -64,11 +64,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return stored_utc(value)
+
+
+def stored_utc(value: datetime | str | None) -> datetime | None:
+    """A :class:`UTCDateTime` value as stored (naive UTC on SQLite, which the driver hands over as text when
+    read from its own rows, see :mod:`store.cursor_rows`) made what the column reads: aware, in UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")

@@ -14,7 +14,7 @@ accounts reads a thousand targets, not a million.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, and_, or_, select, union
@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 
 from store.cursor_rows import driver_batches
 from store.schema import Account, AccountLink, Match, Person, Score, WritebackError
+from store.types import stored_utc
 from writeback.values import MatchValues, ScoreValues, TargetRecord
 
 SCORE_COLUMNS = ("engagement", "sales_activity", "marketing", "fit", "grade", "predictive", "trend", "alignment",
@@ -41,17 +42,7 @@ def _score(row: Any, start: int) -> ScoreValues | None:
     if row[start + len(SCORE_COLUMNS)] is None:
         return None
     end = start + len(SCORE_COLUMNS) - 1  # scored_at, last
-    return ScoreValues(*row[start:end], _utc(row[end]))
-
-
-def _utc(value: datetime | str | None) -> datetime | None:
-    """A stored timestamp as the driver hands it (SQLite: its text, naive UTC) made what
-    :class:`store.types.UTCDateTime` reads: aware, in UTC."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return ScoreValues(*row[start:end], stored_utc(row[end]))
 
 
 def _linked_group(conn: Connection, account_ids: Collection[int]) -> set[int]:
@@ -204,7 +195,7 @@ class _PersonRecords:
                             self._other_crm = _AccountInCrm(self.conn)
                         account_crm_id = self._other_crm.find(account_id, crm)
                 match = MatchValues(decision, account_crm_id, confidence, reason)
-            score = ScoreValues(*row[1:end - 1], _utc(row[end - 1]))
+            score = ScoreValues(*row[1:end - 1], stored_utc(row[end - 1]))
             records.append(TargetRecord(row[0], score, match))  # the inner join: a score
         return records
 
