@@ -9,7 +9,7 @@ from __future__ import annotations
 from config.matching import MatchingConfig
 from matching import link_accounts
 from matching.engine import Matcher
-from matching.link import Linker
+from matching.link import Linker, salesforce_linker
 from store.ids import to_18
 from store.records import AccountRecord
 
@@ -85,19 +85,18 @@ def test_no_salesforce_accounts_means_no_links() -> None:
     assert link_accounts([hs(1, None)], SALESFORCE, CONFIG) == []
 
 
-def test_a_linker_lent_another_matchers_features_links_alike() -> None:
-    """The match stage lends its matcher's Salesforce features to the linker rather than reading them twice."""
+def test_a_linker_over_the_match_stages_matcher_links_as_one_over_the_salesforce_accounts() -> None:
+    """The match stage lends its matcher (both CRMs' accounts) rather than index the Salesforce accounts again."""
     companies = [
         hs(1, "ACME Inc.", domain="acme.com", country="United States"),
         hs(2, "Umbrella Pharma LLC", country="US"),
         hs(3, "Initech", country="US"),
+        hs(4, "Totally Different Name", linked_salesforce_id="001000000000002"),
+        hs(5, "Acme Widgets", domain="acmewidgets.io"),
     ]
-    # the stage's matcher holds both CRMs, and its Salesforce index features are those of the same records
-    stage = Matcher([*SALESFORCE, *companies], CONFIG, keep_features=True)
-    index = stage.indexes["salesforce"]
-    assert index.features is not None and stage.indexes["hubspot"].features is not None
-    lent = dict(zip((a.id for a in index.accounts), index.features, strict=True))
-    linker = Linker(SALESFORCE, CONFIG, lent)
-    assert linker.index.features is None  # kept only on request
-    assert [linker.link(c) for c in companies] == [Linker(SALESFORCE, CONFIG).link(c) for c in companies]
-    assert [link.account_id for link in filter(None, (linker.link(c) for c in companies))] == [1001, 1002]
+    stage = Linker(Matcher([*SALESFORCE, *companies], CONFIG))
+    alone = salesforce_linker([*SALESFORCE, *companies], CONFIG)  # the HubSpot companies are left out of its index
+    assert set(alone.matcher.indexes) == {"salesforce"}
+    assert [stage.link(c) for c in companies] == [alone.link(c) for c in companies]
+    assert [(link.account_id, link.method) for link in filter(None, (stage.link(c) for c in companies))] == [
+        (1001, "domain+name"), (1002, "name"), (1004, "salesforceaccountid")]

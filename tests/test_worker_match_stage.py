@@ -154,6 +154,38 @@ def test_incremental_rematches_a_changed_person_only_when_a_matching_field_chang
     assert run_match_stage(engine, MatchingConfig(), incremental=True).people == 0  # bob's new key is stored
 
 
+def test_incremental_keeps_the_links_of_companies_by_the_salesforce_id_they_name(engine: Engine) -> None:
+    """A company linked by the Salesforce id it names is not tested against changed accounts: the id wins."""
+    ids = _seed(engine)
+    with engine.begin() as conn:
+        upsert(conn, Account.__table__, [{"crm": "hubspot", "object": "companies", "crm_id": "903", "name": "Initech",
+                                          "domain": "initech.example", "country": "US",
+                                          "linked_salesforce_id": SF_GLOBEX}])
+        named = conn.execute(select(Account.id).where(Account.crm_id == "903")).scalar_one()
+    run_match_stage(engine, MatchingConfig())
+
+    def link() -> tuple[int, str]:
+        with engine.connect() as conn:
+            return conn.execute(select(AccountLink.canonical_account_id, AccountLink.method)
+                                .where(AccountLink.account_id == named)).one()
+
+    assert link() == (ids[SF_GLOBEX], "salesforceaccountid")
+    _record_match_run(engine)
+    with engine.begin() as conn:  # pointed elsewhere, to tell a kept link from one computed again
+        conn.execute(update(AccountLink).where(AccountLink.account_id == named).values(
+            canonical_account_id=ids[SF_ACME]))
+        # a new account its name and domain would offer it, were it not linked by its id
+        upsert(conn, Account.__table__, [{"crm": "salesforce", "object": "Account", "crm_id": "001000000000003AAA",
+                                          "name": "Initech", "domain": "initech.example", "country": "US"}])
+    outcome = run_match_stage(engine, MatchingConfig(), incremental=True)
+    assert link() == (ids[SF_ACME], "salesforceaccountid") and named not in outcome.relinked_accounts
+    _record_match_run(engine)
+    with engine.begin() as conn:  # the account it names changes: linked again
+        conn.execute(update(Account).where(Account.crm_id == SF_GLOBEX).values(name="Globex AG", changed_at=utcnow()))
+    run_match_stage(engine, MatchingConfig(), incremental=True)
+    assert link() == (ids[SF_GLOBEX], "salesforceaccountid")
+
+
 def test_incremental_relinks_only_the_companies_a_changed_account_can_affect(engine: Engine) -> None:
     ids = _seed(engine)
     with engine.begin() as conn:
