@@ -18,6 +18,7 @@ import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields
+from multiprocessing.pool import IMapIterator
 from typing import TYPE_CHECKING, Any
 
 from matching.types import MatchResult, Pin, PreviousMatch
@@ -63,21 +64,47 @@ _bounds: list[tuple[int, int]] | None = None
 _next: Any = None
 
 
-def _claim() -> int:
-    """The next unclaimed slice's index (len(_bounds) and beyond when none is left)."""
-    with _next.get_lock():
-        claimed = _next.value
-        _next.value = claimed + 1
+def claim(counter: Any) -> int:
+    """The next slice index no process has claimed from ``counter`` (a shared ``multiprocessing.Value``),
+    claimed: the caller and its forked pool each take the next one when they are free."""
+    with counter.get_lock():
+        claimed = counter.value
+        counter.value = claimed + 1
     return claimed
 
 
 def _match_claimed(_task: int) -> tuple[int, list[tuple]] | None:
     """One pool task: match the next unclaimed slice, if any is left."""
     assert _bounds is not None, "a worker started without the slices"
-    claimed = _claim()
+    claimed = claim(_next)
     if claimed >= len(_bounds):
         return None
     return claimed, _match_slice_as_tuples(_bounds[claimed])
+
+
+class PoolAnswers:
+    """The answers of a forked pool's tasks, one per slice: ``(slice index, what it built)`` for a slice the task
+    claimed, None when the caller had claimed them all. Whatever came in waits in ``ready`` by slice index until
+    the caller yields it in order."""
+
+    def __init__(self, pending: IMapIterator, tasks: int) -> None:
+        self.pending = pending  # the pool's imap_unordered
+        self.tasks = tasks
+        self.answered = 0
+        self.ready: dict[int, Any] = {}
+
+    def collect(self, block: bool) -> None:
+        """Take in the answers already there; ``block``: wait for one (unless all are in)."""
+        while self.answered < self.tasks:
+            try:
+                done = self.pending.next(timeout=None if block else 0)
+            except multiprocessing.TimeoutError:
+                return
+            self.answered += 1
+            if done is not None:
+                self.ready[done[0]] = done[1]
+            if block:
+                return
 
 
 def match_in_processes(
@@ -129,33 +156,18 @@ def iter_in_processes(
     try:
         with collector_paused(), results_read_promptly(), \
                 context.Pool(workers - 1, initializer=forked_pool_started) as pool:
-            pending = pool.imap_unordered(_match_claimed, range(len(bounds)), chunksize=1)
-            ready: dict[int, list[MatchResult] | list[tuple]] = {}
-            done_tasks = 0
+            answers = PoolAnswers(pool.imap_unordered(_match_claimed, range(len(bounds)), chunksize=1), len(bounds))
+            ready: dict[int, list[MatchResult] | list[tuple]] = answers.ready
             emitted = 0  # slices yielded so far: the next one to yield
-
-            def collect(block: bool) -> None:
-                nonlocal done_tasks
-                while done_tasks < len(bounds):
-                    try:
-                        done = pending.next(timeout=None if block else 0)
-                    except multiprocessing.TimeoutError:
-                        return
-                    done_tasks += 1
-                    if done is not None:
-                        ready[done[0]] = done[1]
-                    if block:
-                        return
-
-            while (claimed := _claim()) < len(bounds):
+            while (claimed := claim(_next)) < len(bounds):
                 ready[claimed] = _match_slice(bounds[claimed])
-                collect(block=False)
+                answers.collect(block=False)
                 while emitted in ready:
                     yield from _results(ready.pop(emitted))
                     emitted += 1
             while emitted < len(bounds):
                 while emitted not in ready:
-                    collect(block=True)
+                    answers.collect(block=True)
                 yield from _results(ready.pop(emitted))
                 emitted += 1
     finally:

@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from matching.parallel import forked_pool_started
+from matching.parallel import PoolAnswers, claim, forked_pool_started
 
 Build = Callable[[int, int], list[Any]]
 
@@ -42,24 +42,18 @@ _ahead: Any = None  # a semaphore: a slice built by the forked process holds one
 AHEAD = 8
 
 
-def _claim() -> int:
-    with _next.get_lock():
-        claimed = _next.value
-        _next.value = claimed + 1
-    return claimed
-
-
-def _build_claimed(_task: int) -> int | None:
-    """One pool task: build the next unclaimed slice, if any is left, into its file; the slice's index."""
+def _build_claimed(_task: int) -> tuple[int, None] | None:
+    """One pool task: build the next unclaimed slice, if any is left, into its file; the slice's index (and None:
+    its items wait in the file)."""
     assert _build is not None and _bounds is not None and _folder is not None, "a forked builder without its work"
     _ahead.acquire()
-    claimed = _claim()
+    claimed = claim(_next)
     if claimed >= len(_bounds):
         _ahead.release()
         return None
     with open(_slice_file(_folder, claimed), "wb") as file:
         pickle.dump(_build(*_bounds[claimed]), file, protocol=pickle.HIGHEST_PROTOCOL)
-    return claimed
+    return claimed, None
 
 
 def _slice_file(folder: str, index: int) -> str:
@@ -109,33 +103,19 @@ def iter_built(build: Build, total: int, *, forked: bool = True, slice_size: int
         _ahead = context.Semaphore(AHEAD)
         try:
             with context.Pool(1, initializer=forked_pool_started) as pool:
-                pending = pool.imap_unordered(_build_claimed, range(len(bounds)), chunksize=1)
+                answers = PoolAnswers(pool.imap_unordered(_build_claimed, range(len(bounds)), chunksize=1),
+                                      len(bounds))
                 # slices built here, or None: built by the forked process, in its file until yielded
-                ready: dict[int, list[Any] | None] = {}
-                answered = 0  # pool tasks answered: one per slice, whether it found one to build or not
-
-                def collect(block: bool) -> None:
-                    nonlocal answered
-                    while answered < len(bounds):
-                        try:
-                            done = pending.next(timeout=None if block else 0)
-                        except multiprocessing.TimeoutError:
-                            return
-                        answered += 1
-                        if done is not None:
-                            ready[done] = None
-                        if block:
-                            return
-
+                ready: dict[int, list[Any] | None] = answers.ready
                 for emitted in range(len(bounds)):
-                    collect(block=False)
+                    answers.collect(block=False)
                     # build here only while the next slice is not ready: the caller's own work on the items
                     # (the writes) comes first, and the forked process keeps building meanwhile
-                    while emitted not in ready and (claimed := _claim()) < len(bounds):
+                    while emitted not in ready and (claimed := claim(_next)) < len(bounds):
                         ready[claimed] = build(*bounds[claimed])
-                        collect(block=False)
+                        answers.collect(block=False)
                     while emitted not in ready:
-                        collect(block=True)
+                        answers.collect(block=True)
                     items = ready.pop(emitted)
                     if items is None:
                         items = _read_slice(folder, emitted)
