@@ -3,7 +3,7 @@ stop rules and the parsing of per-record results."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
@@ -122,7 +122,11 @@ def test_values_reader_formats_as_desired_values() -> None:
     moment = datetime(2026, 3, 1, 8, 0, 0, 987654, tzinfo=UTC)
     scores = [ScoreValues(), ScoreValues(57.25, 0.04, -0.04, 88.05, 3, float("nan"), "rising", "aligned",
                                          " x " * 200, moment),
-              ScoreValues(100, 12.345, float("inf"), 0.0, 1, 99.95, None, None, "   ", moment)]
+              ScoreValues(100, 12.345, float("inf"), 0.0, 1, 99.95, None, None, "   ", moment),
+              # values equal to ones read before, of another type or sign, or the same moment in another zone: the
+              # reader formats each value once and must not hand one's text to another that formats otherwise
+              ScoreValues(100.0, 12.345, -0.0, -0.0, 1.0, float("nan"), "rising", "aligned", "x",
+                          moment.astimezone(timezone(timedelta(hours=5))))]
     matches = [None, MatchValues("review", "001A", 0.72, "name only"), MatchValues("auto", "001B", None, None),
                MatchValues("crm", None, 0.999, "the CRM says so")]
     for crm in ("salesforce", "hubspot"):

@@ -133,8 +133,10 @@ def _source_reader(source: str) -> Callable[[TargetRecord], Any]:
 
 # Texts remembered per field so that equal values share one string (see field_reader); past this many, it starts over.
 _SHARED_TEXTS = 1 << 16
-# Text sources whose values repeat across records (the scoring time, an account's id on its people): shared too.
+# Text sources whose values repeat across records (the scoring time, an account's id on its people): each value is
+# formatted once and its text shared. Equal values format alike (times in any zone are written in UTC).
 _REPEATING_SOURCES = frozenset({"scored_at", "matched_account", "trend", "alignment"})
+_UNSEEN: Any = object()
 
 
 def field_reader(field: CatalogueField) -> ValueReader:
@@ -163,17 +165,24 @@ def field_reader(field: CatalogueField) -> ValueReader:
         if field.source not in _REPEATING_SOURCES:
             return lambda record: canonical(field, read(record))
 
+        texts: dict[Any, str | None] = {}  # value -> its text: one run's records share a few values
+
         def repeating(record: TargetRecord) -> str | None:
-            text = canonical(field, read(record))
-            return None if text is None else shared(text)
+            value = read(record)
+            text = texts.get(value, _UNSEEN)
+            if text is _UNSEEN:
+                text = canonical(field, value)
+                if len(texts) >= _SHARED_TEXTS:
+                    texts.clear()
+                text = texts[value] = None if text is None else shared(text)
+            return text
 
         return repeating
     scale = field.spec.scale
     spec, factor = f".{scale}f", 10**scale
 
-    def number(record: TargetRecord) -> str | None:
+    def text_of(value: Any) -> str | None:
         # number_text, with the format spec and the scale's power of ten made once
-        value = read(record)
         if value is None:
             return None
         number = float(value)
@@ -187,6 +196,19 @@ def field_reader(field: CatalogueField) -> ValueReader:
         if found is not None:
             return found
         return shared(number_text(number, scale) if text[0] == "-" else text)  # "-0.0" is written "0.0"
+
+    # The store keeps scores rounded to what people see (worker.score_store.visible): a few thousand values,
+    # each formatted once.
+    formatted: dict[Any, str | None] = {}
+
+    def number(record: TargetRecord) -> str | None:
+        value = read(record)
+        text = formatted.get(value, _UNSEEN)
+        if text is _UNSEEN:
+            if len(formatted) >= _SHARED_TEXTS:
+                formatted.clear()
+            text = formatted[value] = text_of(value)
+        return text
 
     return number
 
