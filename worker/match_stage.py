@@ -461,7 +461,7 @@ def run_match_stage(
                     results = match_in_processes(matcher, people, previous, pins, workers=workers)
                     keys = {p.id: match_inputs_key(p) for p in people}
                     outcome.add(write_matches(conn, results, stored, pins, keys))
-                del matcher  # the links job holds it where it runs here, once its result is asked for (no fork)
+                del matcher  # the links job keeps its own reference (without fork it runs when its result is asked)
         outcome.started_at = started_at
         outcome.incremental = only_people is not None
         if outcome.incremental:
