@@ -103,13 +103,15 @@ def score_rows(
     cols = _columns(scores, population, kind, rows)
     writer = ReasonWriter(scores, population, config)
     explain = writer.account if kind == ACCOUNT else writer.person
-    ids = entity_ids.tolist()
+    # the ids of the rows wanted only: the save builds a million people's rows 2,000 at a time, and listing every
+    # id for each slice cost 57 ms a slice (3.8 s of an L increment's 132,000 rescored people)
+    ids = (entity_ids if rows is None else entity_ids[rows]).tolist()
     index = range(len(ids)) if rows is None else rows.tolist()
     for j, i in enumerate(index):
         reasons = explain(i)
         yield {
             "entity_kind": kind,
-            "entity_id": ids[i],
+            "entity_id": ids[j],
             **{name: values[j] for name, values in cols.items()},
             "reasons_text": reasons.text,
             "breakdown": _json_text(reasons.breakdown),
