@@ -283,14 +283,27 @@ def _smaps(pid: int) -> dict[str, float] | None:
             "uss": values.get("Private_Clean", 0.0) + values.get("Private_Dirty", 0.0)}
 
 
+# Whether the kernel lists each thread's children (CONFIG_PROC_CHILDREN): a few small files to read per sample.
+_THREAD_CHILDREN = os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children")
+
+
 def _children(pid: int) -> list[int]:
-    found = []
+    """The direct children of ``pid``: from its threads' ``children`` lists where the kernel has them, else by
+    reading every process's ``stat`` (about 10 ms a sample on a busy machine: 3 s of CPU over an L pipeline run,
+    taken from the run it measures)."""
+    found: set[int] = set()
+    if _THREAD_CHILDREN:
+        with contextlib.suppress(OSError):
+            for thread in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{thread}/children") as f:
+                    found.update(int(child) for child in f.read().split())  # a thread that ended meanwhile has none
+        return sorted(found)
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{entry}/stat") as f:
                 if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry))
-    return found
+                    found.add(int(entry))
+    return sorted(found)
 
 
 class MemorySampler(threading.Thread):
