@@ -25,7 +25,7 @@ from connectors.hubspot.ratelimit import HubSpotRateLimiter, RollingWindowLimite
 from connectors.hubspot.record_pull import list_is_faster, sweep_pages
 from connectors.hubspot.search_plan import SearchOrderError, SearchPosition, next_position, search_body
 from connectors.hubspot.sink import PageSink
-from connectors.hubspot.sync import plan_objects
+from connectors.hubspot.sync import lanes, plan_objects
 from connectors.result import ObjectCounts, UnknownObjects
 from store import migrate
 from store.db import make_engine
@@ -174,6 +174,16 @@ def test_activity_rules_come_from_the_activities_config() -> None:
     assert plan_objects(["web_events", "Notes"], RULES) == ["notes", "web_events"]
     with pytest.raises(UnknownObjects, match="unknown HubSpot object"):
         plan_objects(["tickets"], RULES)
+
+
+def test_event_feeds_start_first_in_lanes_of_their_own() -> None:
+    names = plan_objects(None, RULES)
+    # beside three record objects: the feeds are paced by the general window, not by search
+    assert lanes(names, 3) == (["email_events", "web_events", "companies", "contacts", "deals", "calls", "emails",
+                                "meetings"], 5)
+    assert lanes(["contacts", "web_events"], 2) == (["web_events", "contacts"], 3)
+    assert lanes(["companies", "contacts"], 3) == (["companies", "contacts"], 3)
+    assert lanes(names, 1) == (names, 1)  # one object at a time: plan order, nothing beside it
 
 
 def test_marketing_events_map_to_marketing_activities() -> None:

@@ -75,7 +75,7 @@ class HubSpotSyncTuning:
     email_events_page_size: int = 1000  # the email events API's maximum
     web_events_page_size: int = 100  # the largest page any description of /events/v3/events states
     flush_rows: int = 2000
-    concurrent_objects: int = 3  # objects pulled side by side (see connectors.hubspot.sync.run_concurrently)
+    concurrent_objects: int = 3  # record objects pulled side by side, the event feeds beside them (sync.lanes)
     list_when_faster: bool = True  # list an object most of which changed rather than search it (list_is_faster)
 
 

@@ -51,6 +51,24 @@ def plan_objects(objects: Sequence[str] | None, rules: HubSpotActivities) -> lis
             if (SPECS[name].table != "activities" if name in SPECS else False) or rules.pulls(name)]
 
 
+EVENT_FEEDS = (EMAIL_EVENTS, WEB_EVENTS)
+
+
+def lanes(names: Sequence[str], concurrent_objects: int) -> tuple[list[str], int]:
+    """The order to start ``names`` in and how many to pull at once: the event feeds first, each in a lane of
+    its own beside ``concurrent_objects`` record objects (unless that is 1: then one object at a time, in plan
+    order).
+
+    The feeds are paced by the general 10-second window, the record objects by search's per-second limit:
+    started last, behind the searches, the feeds ran alone at the end of the L org's 1% increment (6.4 s of
+    its 36 s pull, while search had been done for 3 s); in their own lanes they read beside the searches.
+    """
+    if concurrent_objects <= 1:
+        return list(names), 1
+    feeds = [name for name in names if name in EVENT_FEEDS]
+    return feeds + [name for name in names if name not in EVENT_FEEDS], concurrent_objects + len(feeds)
+
+
 def run_concurrently(work: Callable[[str], None], names: Sequence[str], workers: int) -> None:
     """``work(name)`` for every name, up to ``workers`` at once, started in ``names``' order.
 
@@ -142,7 +160,7 @@ def pull_hubspot(
 
         for name in names:
             result.counts(name)  # in plan order, before any thread adds its own
-        run_concurrently(pull_object, names, tuning.concurrent_objects)
+        run_concurrently(pull_object, *lanes(names, tuning.concurrent_objects))
         if EMAIL_EVENTS in names or "contacts" in names:
             with engine.begin() as conn:
                 store_ops.link_email_events(conn, EMAIL_EVENTS)
