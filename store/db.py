@@ -21,6 +21,13 @@ def redact_url(url: str) -> str:
         return url.split(":", 1)[0] + ":***"
 
 
+# Page cache per connection, in KiB. SQLite's default (2 MB) holds a few hundred of the index pages an upsert walks:
+# inserting the L org's new touches (five indexes a row, in random places of a table of millions) read most pages
+# again from the file, at 91 µs a row in transactions of 5,000; with 64 MB, 67 µs (256 MB: 61). The cache fills
+# only as pages are read, and only the connections that touch many pages fill it.
+SQLITE_CACHE_KIB = 64 * 1024
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the admin page read while a run writes; NORMAL is durable across app
@@ -29,6 +36,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 
