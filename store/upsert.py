@@ -101,10 +101,10 @@ def _indexed_update(table: Table, columns: Sequence[str], key: Sequence[str],
 
 def _conflict_clause(
     insert_stmt: Any, table: Table, columns: Sequence[str], key: Sequence[str], insert_only: frozenset[str],
-    set_later: Sequence[str] = (),
+    set_later: Sequence[str] = (), changed_when: tuple[str, ...] | None = None,
 ) -> Any:
     """The conflict update; ``set_later``: columns (and what is resolved from them) it leaves to a second
-    statement."""
+    statement; ``changed_when``: the columns whose change alone rewrites a row (default: every one it sets)."""
     excluded = insert_stmt.excluded
     update_columns = _update_columns(columns, key, insert_only)
     compared = _compared(update_columns)
@@ -119,7 +119,7 @@ def _conflict_clause(
     if "changed_at" in set_ and content:
         content_changed = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in content))
         set_["changed_at"] = case((content_changed, excluded["changed_at"]), else_=table.c.changed_at)
-    changed_any = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in compared))
+    changed_any = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in (changed_when or compared)))
     return insert_stmt.on_conflict_do_update(index_elements=list(key), set_=set_, where=changed_any)
 
 
@@ -170,6 +170,7 @@ def _converters(table: Table, columns: Sequence[str], dialect: str) -> list[Call
 @lru_cache(maxsize=64)
 def _sqlite_statement(dialect: Dialect, table: Table, columns: tuple[str, ...], key: tuple[str, ...],
                       insert_only: frozenset[str], indexed_apart: bool = True,
+                      changed_when: tuple[str, ...] | None = None,
                       ) -> tuple[str, list[str], tuple[str, list[int]] | None]:
     """The SQLite upsert's text and its bound columns in order, and the update of the indexed columns
     with the positions of its parameters in those (None when no indexed column is set), compiled once
@@ -178,7 +179,7 @@ def _sqlite_statement(dialect: Dialect, table: Table, columns: tuple[str, ...], 
     later = _indexed_update(table, columns, key, insert_only) if indexed_apart else []
     if set(later) >= set(_update_columns(columns, key, insert_only)):
         later = []  # every column to update is indexed (a match's account and decision): one statement sets them
-    stmt = _conflict_clause(sqlite.insert(table), table, columns, key, insert_only, later)
+    stmt = _conflict_clause(sqlite.insert(table), table, columns, key, insert_only, later, changed_when)
     compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
     ordered = list(compiled.positiontup)
     assert sorted(ordered) == sorted(columns), "compiled upsert does not bind every column once"
@@ -221,16 +222,19 @@ class _Writer:
         key: Sequence[str],
         insert_only: frozenset[str] = frozenset(),
         indexed_apart: bool = True,
+        changed_when: tuple[str, ...] | None = None,
     ) -> None:
         self.conn = conn
         self.table = table
         self.columns = columns
+        self.key = tuple(key)
+        self.key_of = itemgetter(*key)
         self.dialect = conn.dialect.name
         ordered: list[str] = list(columns)
         self.indexed: tuple[str, Callable[[list[Any]], tuple[Any, ...]]] | None = None
         if self.dialect == "sqlite":
             self.sql, ordered, indexed = _sqlite_statement(conn.dialect, table, columns, tuple(key), insert_only,
-                                                           indexed_apart)
+                                                           indexed_apart, changed_when)
             if indexed is not None:
                 indexed_sql, positions = indexed
                 self.indexed = indexed_sql, itemgetter(*positions)
@@ -246,7 +250,9 @@ class _Writer:
             )
             stage_table = table_clause(self.stage, *(column(c) for c in columns))
             stmt = postgresql.insert(table).from_select(list(columns), select(*(stage_table.c[c] for c in columns)))
-            self.sql = str(_conflict_clause(stmt, table, columns, key, insert_only).compile(dialect=conn.dialect))
+            self.sql = str(_conflict_clause(stmt, table, columns, key, insert_only, changed_when=changed_when)
+                           .compile(dialect=conn.dialect))
+            self.returning_sql = f"{self.sql} RETURNING {', '.join(_quoted(k) for k in key)}"
             self.copy_sql = f'COPY "{self.stage}" ({stage_columns}) FROM STDIN'
         else:
             raise ValueError(f"upserts support SQLite and PostgreSQL, not {self.dialect}")
@@ -269,6 +275,37 @@ class _Writer:
         added = cursor.execute(f"SELECT count(*) FROM {_quoted(self.table.name)} WHERE rowid > ?", (last_id,))
         return added.fetchone()[0]
 
+    def _write_telling(self, raw: Any, rows: list[dict[str, Any]], values: list[list[Any]],
+                       written_keys: list[Any]) -> int:
+        """:meth:`write`, adding the keys of the rows written to ``written_keys``: on SQLite a statement per row,
+        each followed by the connection's count of changes (``executemany`` tells only the total: 1.1 µs a row
+        more), on PostgreSQL the statement's ``RETURNING``."""
+        if self.dialect == "sqlite":
+            if self.indexed is not None:
+                raise ValueError("written keys are told only by upserts that set their indexed columns at once "
+                                 "(indexed_apart=False)")
+            cursor = raw.cursor()
+            try:
+                before = len(written_keys)
+                execute, sql, key_of = cursor.execute, self.sql, self.key_of
+                last = raw.total_changes
+                for row, row_values in zip(rows, values, strict=True):
+                    execute(sql, row_values)
+                    if raw.total_changes != last:
+                        last = raw.total_changes
+                        written_keys.append(key_of(row))
+                return len(written_keys) - before
+            finally:
+                cursor.close()
+        with raw.cursor() as cursor:
+            cursor.execute(f'TRUNCATE "{self.stage}"')
+            with cursor.copy(self.copy_sql) as copy:
+                for row_values in values:
+                    copy.write_row(row_values)
+            found = cursor.execute(self.returning_sql).fetchall()
+            written_keys.extend(found if len(self.key) > 1 else [k for (k,) in found])
+            return len(found)
+
     def _driver_values(self, rows: list[dict[str, Any]]) -> list[list[Any]]:
         values_of, conversions = self.values_of, self.conversions
         # Many rows share one value object in a column (the run's timestamp in synced_at and
@@ -290,9 +327,13 @@ class _Writer:
             out.append(values)
         return out
 
-    def write(self, rows: list[dict[str, Any]]) -> int:
+    def write(self, rows: list[dict[str, Any]], written_keys: list[Any] | None = None) -> int:
+        """Write the rows; ``written_keys``: where to add the keys of the rows added or changed (a tuple each when
+        the key has several columns)."""
         values = self._driver_values(rows)
         raw = self.conn.connection.driver_connection
+        if written_keys is not None:
+            return self._write_telling(raw, rows, values, written_keys)
         if self.dialect == "sqlite":
             cursor = raw.cursor()
             try:
@@ -332,6 +373,8 @@ def upsert(
     now: datetime | None = None,
     batch_size: int = 10_000,
     indexed_apart: bool = True,
+    changed_when: Sequence[str] | None = None,
+    written_keys: list[Any] | None = None,
 ) -> int:
     """Insert or update ``rows`` (dicts with the same keys) in ``table``; return rows written.
 
@@ -343,6 +386,12 @@ def upsert(
     ``indexed_apart=False`` keeps the indexed columns in the conflict update (see the module
     docstring), for rows that each change an indexed column anyway (a match's ``matched_at``, a
     score's ``scored_at``): there the second statement would only add a lookup per row.
+
+    ``changed_when`` names the columns whose change alone rewrites an existing row (a score's visible values,
+    not its ``scored_at``, which is new on every row): the others are set only along with them, and the rows
+    written (the count returned) are those added and those where one of them changed.
+
+    ``written_keys`` (a list) gets the key of each row written, a tuple when the key has several columns.
     """
     now = now or utcnow()
     has_sync_columns = "changed_at" in table.c and "synced_at" in table.c
@@ -358,7 +407,7 @@ def upsert(
         if not pending:
             return 0
         assert writer is not None
-        count = writer.write(list(pending.values()))
+        count = writer.write(list(pending.values()), written_keys)
         pending.clear()
         return count
 
@@ -378,8 +427,13 @@ def upsert(
             if unknown:
                 raise ValueError(f"upsert into {table.name}: no such column(s) {unknown}")
             column_set = set(columns)
+            not_set = sorted(set(changed_when or ()) - set(_update_columns(columns, key, insert_only)))
+            if not_set:
+                raise ValueError(f"upsert into {table.name}: changed_when names column(s) the rows do not update: "
+                                 f"{not_set}")
             id_columns = [c for c in columns if _is_salesforce_id_column(c)]
-            writer = _Writer(conn, table, columns, key, insert_only, indexed_apart)
+            writer = _Writer(conn, table, columns, key, insert_only, indexed_apart,
+                             tuple(changed_when) if changed_when is not None else None)
         elif defaults:
             row = {**defaults, **row}
         if row.keys() != column_set:

@@ -371,3 +371,43 @@ def test_rows_whose_every_updated_column_is_indexed_are_inserted_and_updated(eng
         stored = dict(conn.execute(select(schema.Match.person_id, schema.Match.decision)).all())
     assert (first, again) == (2, 2)
     assert stored == {people[0]: "none", people[1]: "review", people[2]: "auto"}
+
+
+def test_an_upsert_can_rewrite_rows_only_when_named_columns_change_and_tell_which_it_wrote(engine: Engine) -> None:
+    """A score row's ``scored_at`` is new on every save: it rides along with a change of the visible values and
+    never rewrites a row alone; the keys of the rows written come back (single and composite keys alike)."""
+    def match(person: int, decision: str, confidence: float) -> dict:
+        return {"person_id": person, "account_id": None, "decision": decision, "confidence": confidence}
+
+    with engine.begin() as conn:
+        upsert(conn, schema.Person.__table__, [{"crm": "salesforce", "object": "Lead", "crm_id": f"00Q{n:015d}",
+                                                "kind": "lead"} for n in range(4)])
+        people = conn.execute(select(schema.Person.id).order_by(schema.Person.id)).scalars().all()
+        written: list = []
+        assert upsert(conn, schema.Match.__table__, [match(p, "none", 0.1) for p in people[:3]], key=("person_id",),
+                      indexed_apart=False, changed_when=("decision",), written_keys=written) == 3
+        assert written == people[:3]
+        written.clear()
+        again = upsert(conn, schema.Match.__table__, [
+            match(people[0], "none", 0.1),  # as it was
+            match(people[1], "none", 0.9),  # only a column that does not count: left as it was
+            match(people[2], "review", 0.5),  # changed
+            match(people[3], "auto", 0.8)], key=("person_id",), indexed_apart=False,  # new
+            changed_when=("decision",), written_keys=written)
+        assert (again, written) == (2, [people[2], people[3]])
+        stored = {p: (d, c) for p, d, c in conn.execute(select(schema.Match.person_id, schema.Match.decision,
+                                                                schema.Match.confidence))}
+        assert stored == {people[0]: ("none", 0.1), people[1]: ("none", 0.1), people[2]: ("review", 0.5),
+                          people[3]: ("auto", 0.8)}
+        scores: list = []
+        row = {"entity_kind": "account", "entity_id": 7, "engagement": 1.0, "scored_at": T0}
+        upsert(conn, schema.Score.__table__, [row, {**row, "entity_id": 8}], key=("entity_kind", "entity_id"),
+               indexed_apart=False, changed_when=("engagement",), written_keys=scores)
+        upsert(conn, schema.Score.__table__, [{**row, "scored_at": T0 + timedelta(hours=1)},
+                                              {**row, "entity_id": 8, "engagement": 2.0}],
+               key=("entity_kind", "entity_id"), indexed_apart=False, changed_when=("engagement",),
+               written_keys=scores)
+        assert [tuple(k) for k in scores] == [("account", 7), ("account", 8), ("account", 8)]
+        with pytest.raises(ValueError, match="changed_when names column"):
+            upsert(conn, schema.Match.__table__, [match(people[0], "none", 0.1)], key=("person_id",),
+                   changed_when=("pinned_by",))

@@ -66,16 +66,16 @@ def test_scores_are_saved_with_reasons_and_unchanged_scores_are_not_rewritten(en
         assert days == 2 and conn.execute(select(func.count()).select_from(ScoreHistory)).scalar_one() == 6
 
 
-def _rows(n: int, engagement: float) -> list[dict]:
+def _rows(n: int, engagement: float, scored_at: datetime = NOW) -> list[dict]:
     return [{"entity_kind": "person", "entity_id": i, "engagement": engagement, "sales_activity": 1.0,
              "marketing": 2.0, "fit": 0.5, "grade": 2, "predictive": None, "breadth": None, "velocity": 0.0,
              "trend": "steady", "alignment": "aligned", "reasons_text": f"Person {i}: a reason long enough to count",
-             "breakdown": {}, "model_version": None, "scored_at": NOW} for i in range(1, n + 1)]
+             "breakdown": {}, "model_version": None, "scored_at": scored_at} for i in range(1, n + 1)]
 
 
-def test_saving_everyones_scores_reads_the_stored_rows_a_batch_at_a_time(engine: Engine) -> None:
-    """An L org's daily rescore of everyone compared 1.7 million people against all their stored rows
-    held at once (0.9 GB); batches hold only a batch's. Same changes found either way."""
+def test_saving_scores_writes_exactly_the_rows_whose_visible_values_changed(engine: Engine) -> None:
+    """The database compares each row with the stored one: nothing is read back to decide, a batch is held at a
+    time, and the rows written (and returned) are the new ones and those whose visible values changed."""
     import tracemalloc
 
     from worker.score_store import save_scores
@@ -83,9 +83,12 @@ def test_saving_everyones_scores_reads_the_stored_rows_a_batch_at_a_time(engine:
     n, batch = 6_000, 500
     with engine.begin() as conn:
         assert len(save_scores(conn, "person", _rows(n, 1.0), batch_size=batch)) == n
-    rows = _rows(n, 1.0)
+    later = NOW + timedelta(hours=1)
+    rows = _rows(n, 1.0, later)
     for row in rows[::7]:
         row["engagement"] = 3.0
+    rows[1]["breakdown"] = {"engagement": {"score": 1.0}}  # the breakdown follows the scores: alone, not written
+    rows[2]["engagement"] = 1.004  # visibly the same once rounded
     with engine.begin() as conn:
         tracemalloc.start()
         try:
@@ -94,14 +97,16 @@ def test_saving_everyones_scores_reads_the_stored_rows_a_batch_at_a_time(engine:
         finally:
             tracemalloc.stop()
     assert changed == {row["entity_id"] for row in rows[::7]}
-    stored_all = n * 500  # bytes the stored rows of everyone take held together (about 540 B a row)
-    assert peak < stored_all / 2, f"peak {peak:,} B: the stored rows of everyone were held at once"
-    with engine.begin() as conn:  # a subset (an incremental run) finds its changes too
-        subset = rows[100:400]
+    assert peak < n * 250, f"peak {peak:,} B: more than a batch of rows was held"
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(Score.entity_id, Score.scored_at)).all())
+        assert {i for i, at in stored.items() if at == later} == changed  # the others keep when they last changed
+        assert conn.execute(select(Score.breakdown).where(Score.entity_id == 2)).scalar_one() == {}
+    with engine.begin() as conn:  # a subset (an incremental run) finds its changes too, and only them
+        subset = [dict(row, scored_at=NOW + timedelta(hours=2)) for row in rows[100:400]]
         for row in subset[:10]:
             row["engagement"] = 4.0
-        ids = [row["entity_id"] for row in subset]
-        assert save_scores(conn, "person", subset, ids, batch_size=batch) == set(ids[:10])
+        assert save_scores(conn, "person", subset, batch_size=batch) == {row["entity_id"] for row in subset[:10]}
 
 
 @pytest.mark.parametrize("rows_per_slice", [1, 2, 5])  # 2 and 5: slices holding accounts and people
