@@ -39,6 +39,9 @@ ROWS_PER_SLICE = 2_000
 
 
 _DIGITS = {"predictive": 4}
+# The number columns of COMPARED and the decimals people see of each (score_rows rounds them as it builds rows).
+VISIBLE_DIGITS = {column: _DIGITS.get(column, 2) for column in
+                  ("engagement", "sales_activity", "marketing", "fit", "predictive", "breadth", "velocity")}
 
 
 def visible(row: dict[str, Any]) -> dict[str, Any]:
@@ -90,11 +93,12 @@ def save_scores(conn: Connection, kind: str, rows: Iterable[dict[str, Any]], *, 
     return {entity_id for _, entity_id in written}
 
 
-def save_history(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    """Upsert today's snapshot rows (a rerun the same day refreshes the day, never duplicates it)."""
+def save_history(conn: Connection, rows: list[dict[str, Any]], *, rounded: bool = False) -> int:
+    """Upsert today's snapshot rows (a rerun the same day refreshes the day, never duplicates it). ``rounded``:
+    the rows are :func:`visible` already."""
     written = 0
     for begin in range(0, len(rows), _BATCH):
-        batch = [visible(r) for r in rows[begin:begin + _BATCH]]
+        batch = rows[begin:begin + _BATCH] if rounded else [visible(r) for r in rows[begin:begin + _BATCH]]
         written += upsert(conn, ScoreHistory.__table__, batch, key=("entity_kind", "entity_id", "day"))
     return written
 
@@ -122,8 +126,8 @@ def save_score_set(
         wanted = np.arange(len(ids), dtype=np.int64) if only is None else np.asarray(only, dtype=np.int64)
 
         def build(start: int, end: int) -> list[dict[str, Any]]:
-            return [visible(row) for row in score_rows(scores, population, ids, config, now, kind=kind,
-                                                       only=wanted[start:end], model_version=model_version)]
+            return list(score_rows(scores, population, ids, config, now, kind=kind, only=wanted[start:end],
+                                   model_version=model_version, round_to=VISIBLE_DIGITS))
 
         return len(wanted), build
 
@@ -141,7 +145,7 @@ def save_score_set(
         accounts = save_scores(conn, ACCOUNT, islice(rows, n_accounts), rounded=True)
         people = save_scores(conn, PERSON, rows, rounded=True)
     history = save_history(conn, history_rows(scores, population, account_ids, now.date(), kind=ACCOUNT,
-                                              only=only_accounts))
+                                              only=only_accounts, round_to=VISIBLE_DIGITS), rounded=True)
     return SavedScores(len(accounts), len(people), history, frozenset(accounts), frozenset(people))
 
 
