@@ -4,7 +4,8 @@ Accounts and deals are read as records (hundreds of thousands at most, and scori
 fields); people (millions) as columns of the driver's tuples, with times turned into epoch seconds
 by the database (see :class:`scoring.inputs.PeopleColumns`), or from the copy of them kept between
 runs and the people changed since (:mod:`worker.kept_people`, with their titles' persona codes in
-:mod:`worker.kept_titles`); the match table as columns (:class:`scoring.inputs.MatchColumns`).
+:mod:`worker.kept_titles`); the match table as columns (:class:`scoring.inputs.MatchColumns`), kept between
+runs too (:mod:`worker.kept_matches`).
 Touches can be tens of millions, so they are streamed in batches straight from the driver's cursor
 (:mod:`store.cursor_rows`) into numpy columns of 29 bytes a touch (:mod:`worker.kept_touches`, which
 also keeps them between runs): the database turns timestamps into epoch seconds, and the store ids
@@ -28,7 +29,6 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from itertools import repeat
-from operator import itemgetter
 from typing import Literal, Protocol
 
 import numpy as np
@@ -41,14 +41,15 @@ from scoring.inputs import EntityIndex, MatchColumns, PeopleColumns, ScoringInpu
 from scoring.outcomes import NEVER
 from store.cursor_rows import driver_batches
 from store.records import AccountRecord, OpportunityRecord
-from store.schema import AccountLink, Activity, Match, Opportunity, Person
+from store.schema import AccountLink, Activity, Opportunity, Person
+from worker import kept_matches
 from worker.gc_pause import cyclic_gc_paused
 from worker.kept_people import current_people
 from worker.kept_titles import classify_titles
 from worker.kept_touches import TouchRows, current_touches, read_touches
 from worker.match_stage import load_accounts
 
-TIED = ("auto", "pinned", "crm")
+TIED = kept_matches.TIED
 # Where the touches and the people come from (see worker.kept_touches, worker.kept_people): the tables alone
 # ("ignore"); the tables, and copies kept of them ("refresh", a full run); the kept copies and what changed since
 # ("reuse", an incremental run).
@@ -305,30 +306,21 @@ def load_scored_people(conn: Connection, batch_rows: int = PARTITION_ROWS) -> Pe
     )
 
 
-def _matches(conn: Connection, canonical: Mapping[int, int]) -> MatchColumns:
+def _matches(conn: Connection, canonical: Mapping[int, int], kept: KeptUse) -> MatchColumns:
     """The match table as columns: each person and the (canonical) account it ties them to (-1: nothing).
 
-    Column by column from the driver's tuples: as a dict, an L org's 1.8 million matches took 2.3 s to read, and
-    1.2 s more to look everyone up in."""
-    # The decision read as the account it ties to, by the database: no string per row (0.9 s of reading less).
-    tied = case((Match.decision.in_(TIED), func.coalesce(Match.account_id, -1)), else_=-1)
-    people, accounts = [], []
-    for rows in driver_batches(conn, select(Match.person_id, tied), PARTITION_ROWS):
-        n = len(rows)
-        people.append(np.fromiter(map(itemgetter(0), rows), dtype=np.int64, count=n))
-        accounts.append(np.fromiter(map(itemgetter(1), rows), dtype=np.int64, count=n))
-    if not people:
-        return MatchColumns(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
-    person, account = np.concatenate(people), np.concatenate(accounts)
-    if canonical:  # a linked company's matches count for its canonical account
+    Column by column from the driver's tuples (see :mod:`worker.kept_matches`, which keeps a copy between runs):
+    as a dict, an L org's 1.8 million matches took 2.3 s to read, and 1.2 s more to look everyone up in."""
+    if kept == "ignore":
+        person, account = kept_matches.read_all(conn)
+    else:
+        person, account = kept_matches.current_matches(conn, reuse=kept == "reuse")
+    if canonical and len(account):  # a linked company's matches count for its canonical account
         linked = np.fromiter(canonical.keys(), dtype=np.int64, count=len(canonical))
         order = np.argsort(linked)
         linked, target = linked[order], np.fromiter(canonical.values(), dtype=np.int64, count=len(canonical))[order]
         at = np.minimum(np.searchsorted(linked, account), len(linked) - 1)
         account = np.where(linked[at] == account, target[at], account)
-    if (person[1:] < person[:-1]).any():  # PostgreSQL's heap order
-        order = np.argsort(person, kind="stable")
-        person, account = person[order], account[order]
     return MatchColumns(person, account)
 
 
@@ -345,7 +337,7 @@ def load_score_inputs(
         canonical = dict(conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)).all())
         aliases = {(a.crm, a.crm_id): canonical[a.id] for a in accounts if a.id in canonical}
         scored = [a for a in accounts if a.id not in canonical]
-        matches = _matches(conn, canonical)
+        matches = _matches(conn, canonical, kept)
         if kept == "ignore":
             people = load_scored_people(conn)
         else:
