@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {len(acts) / wall:,.0f} activities/s")
     n = min(args.reasons, args.accounts)
     writer = ReasonWriter(scores, population, config)
-    texts = [writer.account(i).text for i in range(n)]
+    texts = [reasons.text for reasons in writer.accounts(np.arange(n, dtype=np.int64))]
     t4 = time.perf_counter()
     print(f"reasons text + breakdown for {n:,} accounts: {t4 - t3:.1f} s ({len(texts):,} texts)")
     print(f"grade 4 accounts: {int((scores.grade == 4).sum()):,}; surging: {int((scores.trend == 3).sum()):,}")

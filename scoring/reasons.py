@@ -8,8 +8,11 @@ on the 0-100 scale and add up exactly to the engagement score.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from config.scoring import PERSONAS, ScoringConfig
 from scoring.catalogue import TYPE_NAMES, Catalogue
@@ -84,6 +87,9 @@ def _top_types(points: list[float], types: list[int], n: int) -> list[int]:
     return sorted([t for t in types if points[t] > 0], key=points.__getitem__, reverse=True)[:n]
 
 
+READ_ROWS = 2_000  # rows whose score arrays are read at once (as lists: a few MB)
+
+
 class ReasonWriter:
     """Reasons for rows of one :class:`ScoreSet`; built once, called per entity being saved.
 
@@ -120,109 +126,129 @@ class ReasonWriter:
 
     def account(self, i: int) -> Reasons:
         """Text and breakdown for account ``i``."""
-        s, pop, config, agg = self.scores, self.population, self.config, self.scores.agg
-        tp = agg.account_type_points[i].tolist()
-        eng_raw = float(s.engagement_raw[i])
-        eng = float(s.engagement[i])
-        scored, engagement_types, raw_parts = self._scored(tp)
-        new_people = int(agg.account_new_people[i])
-        bonus = config.engagement.new_person_points * new_people
-        if bonus:
-            raw_parts["new_people"] = bonus
-        eng_parts = _scaled(raw_parts, eng, eng_raw)
-        scale = eng / eng_raw if eng_raw > 0 else 0.0
-
-        name = pop.account_names[i] or "this account"
-        type_people = agg.account_type_people[i].tolist()
-        phrases: list[str] = []
-        for t in _top_types(tp, engagement_types, config.reasons.top_n):
-            people = type_people[t]
-            who = f"{people} people from {name}" if people > 1 else (f"1 person from {name}" if people else name)
-            phrases.append(f"{who} {PHRASES[TYPE_NAMES[t]]} (+{tp[t] * scale:.0f})")
-        key_person = int(s.key_person[i])
-        if (
-            key_person >= 0
-            and pop.person_titles[key_person]
-            and PERSONAS[pop.personas.persona[key_person]] in ("decision_maker", "influencer")
-        ):
-            phrases.append(f"{pop.person_titles[key_person]} engaged")
-        trend = TRENDS[s.trend[i]]
-        ratio = float(s.velocity[i])
-        if trend in ("surging", "rising", "cooling"):
-            phrases.append(f"{trend}: {ratio:.1f}x the previous {config.velocity.window_days} days")
-        fit_parts = s.fit.parts[i].tolist()
-        fit_text = self._fit_text(i, fit_parts)
-        if fit_text:
-            phrases.append(fit_text)
-
-        persona_people = agg.account_persona_people[i].tolist()
-        persona_alignment = s.persona_alignment[i].tolist()
-        breakdown: dict[str, Any] = {
-            "engagement": {"score": eng, "raw_points": eng_raw, "parts": eng_parts, "raw_parts": raw_parts},
-            "sales": {"score": float(s.sales[i]), "parts": self._parts(tp, scored, self._is_sales)},
-            "marketing": {"score": float(s.marketing[i]), "parts": self._parts(tp, scored, self._is_marketing)},
-            "breadth": {
-                "people": int(agg.account_people[i]),
-                "personas": {PERSONAS[p]: persona_people[p] for p in range(4)},
-                "committee_coverage": float(s.committee_coverage[i]),
-            },
-            "velocity": {
-                "ratio": ratio,
-                "trend": trend,
-                "recent_points": float(agg.account_recent[i]),
-                "previous_points": float(agg.account_previous[i]),
-                "new_people": new_people,
-                "window_days": config.velocity.window_days,
-            },
-            "fit": {
-                "score": float(s.fit.fit[i]),
-                "mode": s.fit.mode,
-                "parts": {
-                    DIMENSIONS[d]: {"value": pop.segments.label(i, d), "contribution": fit_parts[d]}
-                    for d in range(len(DIMENSIONS))
-                },
-            },
-            "grade": {"grade": int(s.grade[i]), "basis": self._basis, "rules_score": float(s.grade_score[i])},
-            "alignment": {
-                "account": ALIGNMENTS[s.alignment[i]],
-                "personas": {PERSONAS[p]: ALIGNMENTS[persona_alignment[p]] for p in range(4)},
-            },
-        }
-        if s.predictive is not None:
-            breakdown["predictive"] = float(s.predictive[i])
-        return Reasons(_join(phrases, config.reasons.max_chars), breakdown)
+        return next(self.accounts(np.array([i], dtype=np.int64)))
 
     def person(self, i: int) -> Reasons:
         """Text and breakdown for person ``i``."""
+        return next(self.people(np.array([i], dtype=np.int64)))
+
+    def accounts(self, rows: np.ndarray) -> Iterator[Reasons]:
+        """Text and breakdown for the accounts ``rows`` (indexes), in order. Each score array is read for
+        ``READ_ROWS`` rows at once (one ``tolist`` each): read element by element, they cost a third of the text."""
+        for start in range(0, len(rows), READ_ROWS):
+            yield from self._accounts(rows[start:start + READ_ROWS])
+
+    def people(self, rows: np.ndarray) -> Iterator[Reasons]:
+        """Text and breakdown for the people ``rows`` (indexes), in order (read as :meth:`accounts` reads)."""
+        for start in range(0, len(rows), READ_ROWS):
+            yield from self._people(rows[start:start + READ_ROWS])
+
+    def _accounts(self, rows: np.ndarray) -> Iterator[Reasons]:
+        s, pop, config, agg = self.scores, self.population, self.config, self.scores.agg
+        columns = [v[rows].tolist() for v in (
+            agg.account_type_points, s.engagement_raw, s.engagement, agg.account_new_people, agg.account_type_people,
+            s.key_person, s.trend, s.velocity, s.fit.parts, agg.account_persona_people, s.persona_alignment, s.sales,
+            s.marketing, agg.account_people, s.committee_coverage, agg.account_recent, agg.account_previous, s.fit.fit,
+            s.grade, s.grade_score, s.alignment)]
+        predictive = s.predictive[rows].tolist() if s.predictive is not None else None
+        names, titles, personas = pop.account_names, pop.person_titles, pop.personas.persona
+        for j, i in enumerate(rows.tolist()):
+            (tp, eng_raw, eng, new_people, type_people, key_person, trend_code, ratio, fit_parts, persona_people,
+             persona_alignment, sales, marketing, people, coverage, recent, previous, fit, grade, rules_score,
+             alignment_code) = (column[j] for column in columns)
+            scored, engagement_types, raw_parts = self._scored(tp)
+            bonus = config.engagement.new_person_points * new_people
+            if bonus:
+                raw_parts["new_people"] = bonus
+            eng_parts = _scaled(raw_parts, eng, eng_raw)
+            scale = eng / eng_raw if eng_raw > 0 else 0.0
+
+            name = names[i] or "this account"
+            phrases: list[str] = []
+            for t in _top_types(tp, engagement_types, config.reasons.top_n):
+                n = type_people[t]
+                who = f"{n} people from {name}" if n > 1 else (f"1 person from {name}" if n else name)
+                phrases.append(f"{who} {PHRASES[TYPE_NAMES[t]]} (+{tp[t] * scale:.0f})")
+            if key_person >= 0 and titles[key_person] and PERSONAS[personas[key_person]] in ("decision_maker",
+                                                                                                "influencer"):
+                phrases.append(f"{titles[key_person]} engaged")
+            trend = TRENDS[trend_code]
+            if trend in ("surging", "rising", "cooling"):
+                phrases.append(f"{trend}: {ratio:.1f}x the previous {config.velocity.window_days} days")
+            fit_text = self._fit_text(i, fit_parts)
+            if fit_text:
+                phrases.append(fit_text)
+
+            breakdown: dict[str, Any] = {
+                "engagement": {"score": eng, "raw_points": eng_raw, "parts": eng_parts, "raw_parts": raw_parts},
+                "sales": {"score": sales, "parts": self._parts(tp, scored, self._is_sales)},
+                "marketing": {"score": marketing, "parts": self._parts(tp, scored, self._is_marketing)},
+                "breadth": {
+                    "people": people,
+                    "personas": {PERSONAS[p]: persona_people[p] for p in range(4)},
+                    "committee_coverage": coverage,
+                },
+                "velocity": {
+                    "ratio": ratio,
+                    "trend": trend,
+                    "recent_points": recent,
+                    "previous_points": previous,
+                    "new_people": new_people,
+                    "window_days": config.velocity.window_days,
+                },
+                "fit": {
+                    "score": fit,
+                    "mode": s.fit.mode,
+                    "parts": {
+                        DIMENSIONS[d]: {"value": pop.segments.label(i, d), "contribution": fit_parts[d]}
+                        for d in range(len(DIMENSIONS))
+                    },
+                },
+                "grade": {"grade": int(grade), "basis": self._basis, "rules_score": rules_score},
+                "alignment": {
+                    "account": ALIGNMENTS[alignment_code],
+                    "personas": {PERSONAS[p]: ALIGNMENTS[persona_alignment[p]] for p in range(4)},
+                },
+            }
+            if predictive is not None:
+                breakdown["predictive"] = predictive[j]
+            yield Reasons(_join(phrases, config.reasons.max_chars), breakdown)
+
+    def _people(self, rows: np.ndarray) -> Iterator[Reasons]:
         s, config = self.scores, self.config
-        tp = s.agg.person_type_points[i].tolist()
-        raw = float(s.person_engagement_raw[i])
-        eng = float(s.person_engagement[i])
-        scored, engagement_types, raw_parts = self._scored(tp)
-        eng_parts = _scaled(raw_parts, eng, raw)
-        scale = eng / raw if raw > 0 else 0.0
-        phrases = [
-            f"{PHRASES[TYPE_NAMES[t]]} (+{tp[t] * scale:.0f})"
-            for t in _top_types(tp, engagement_types, config.reasons.top_n)
-        ]
-        persona = PERSONAS[self.population.personas.persona[i]]
-        if persona != "other":
-            phrases.append(persona.replace("_", " "))
-        trend = TRENDS[s.person_trend[i]]
-        if trend in ("surging", "rising", "cooling"):
-            phrases.append(trend)
-        breakdown: dict[str, Any] = {
-            "engagement": {"score": eng, "raw_points": raw, "parts": eng_parts, "raw_parts": raw_parts},
-            "sales": {"score": float(s.person_sales[i]), "parts": self._parts(tp, scored, self._is_sales)},
-            "marketing": {"score": float(s.person_marketing[i]), "parts": self._parts(tp, scored, self._is_marketing)},
-            "persona": persona,
-            "velocity": {"ratio": float(s.person_velocity[i]), "trend": trend},
-            "grade": int(s.person_grade[i]),
-            "alignment": ALIGNMENTS[s.person_alignment[i]],
-        }
-        if s.person_predictive is not None:
-            breakdown["predictive"] = float(s.person_predictive[i])
-        return Reasons(_join(phrases, config.reasons.max_chars), breakdown)
+        columns = [v[rows].tolist() for v in (
+            s.agg.person_type_points, s.person_engagement_raw, s.person_engagement, self.population.personas.persona,
+            s.person_trend, s.person_sales, s.person_marketing, s.person_velocity, s.person_grade,
+            s.person_alignment)]
+        predictive = s.person_predictive[rows].tolist() if s.person_predictive is not None else None
+        for j in range(len(rows)):
+            tp, raw, eng, persona_code, trend_code, sales, marketing, ratio, grade, alignment_code = (
+                column[j] for column in columns)
+            scored, engagement_types, raw_parts = self._scored(tp)
+            eng_parts = _scaled(raw_parts, eng, raw)
+            scale = eng / raw if raw > 0 else 0.0
+            phrases = [
+                f"{PHRASES[TYPE_NAMES[t]]} (+{tp[t] * scale:.0f})"
+                for t in _top_types(tp, engagement_types, config.reasons.top_n)
+            ]
+            persona = PERSONAS[persona_code]
+            if persona != "other":
+                phrases.append(persona.replace("_", " "))
+            trend = TRENDS[trend_code]
+            if trend in ("surging", "rising", "cooling"):
+                phrases.append(trend)
+            breakdown: dict[str, Any] = {
+                "engagement": {"score": eng, "raw_points": raw, "parts": eng_parts, "raw_parts": raw_parts},
+                "sales": {"score": sales, "parts": self._parts(tp, scored, self._is_sales)},
+                "marketing": {"score": marketing, "parts": self._parts(tp, scored, self._is_marketing)},
+                "persona": persona,
+                "velocity": {"ratio": ratio, "trend": trend},
+                "grade": int(grade),
+                "alignment": ALIGNMENTS[alignment_code],
+            }
+            if predictive is not None:
+                breakdown["predictive"] = predictive[j]
+            yield Reasons(_join(phrases, config.reasons.max_chars), breakdown)
 
 
 def account_reasons(scores: ScoreSet, population: Population, i: int, config: ScoringConfig) -> Reasons:

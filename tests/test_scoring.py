@@ -317,5 +317,25 @@ def test_reasons_add_up_and_fit_the_field() -> None:
     assert len(short.account(0).text) <= 60
 
 
+def test_reasons_of_many_rows_read_at_once_are_each_rows_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The save asks for the reasons of thousands of rows at once (their score arrays read a slice at a time):
+    each is the reason of that row alone, across slice boundaries and in the order asked."""
+    from scoring import reasons
+
+    accounts = [account(i, name=f"Company {i}") for i in range(1, 6)]
+    people = [person(i, t, acc=1 + i % 5) for i, t in enumerate(["VP Finance", "Analyst", "CFO", "IT Manager",
+                                                                 "Head of Sales", "Engineer", "CEO"], start=1)]
+    acts = [act(kind, AS_OF - DAY * (p + d), p=p) for p in range(1, 8) for d, kind in
+            enumerate(["webinar_attended", "demo", "email_sent", "pricing_page_visit"][: 1 + p % 4])]
+    inputs, s = run(accounts, people, acts)
+    writer = ReasonWriter(s, inputs.population, ScoringConfig())
+    monkeypatch.setattr(reasons, "READ_ROWS", 2)
+    rows = np.array([4, 0, 2, 3, 1], dtype=np.int64)
+    assert list(writer.accounts(rows)) == [writer.account(i) for i in rows.tolist()]
+    assert len({r.text for r in writer.accounts(rows)}) > 1
+    rows = np.array([6, 5, 0, 1, 2, 3, 4], dtype=np.int64)
+    assert list(writer.people(rows)) == [writer.person(i) for i in rows.tolist()]
+
+
 def test_every_type_has_a_phrase() -> None:
     assert set(PHRASES) == set(TYPE_NAMES)
