@@ -204,3 +204,36 @@ def test_searches_go_on_while_a_batchs_associations_are_read(hs: SandboxHandle, 
     [held] = [e for e in hs.request_log.entries("POST", "^/crm/v4/associations/contacts/") if e.fault]
     searches = hs.request_log.entries("POST", "/crm/v3/objects/contacts/search$")
     assert len(searches) >= 5 and min(e.seq for e in searches[2:]) < held.seq
+
+
+def test_web_events_read_ahead_of_their_write_are_read_again_after_a_pause(hs: SandboxHandle, store: Engine,
+                                                                           tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Web event pages are written a few at a time with the cursor past them: a run paused between two writes
+    keeps what it wrote, and the next one reads the pages after it again and loses nothing."""
+    from connectors.hubspot import event_pull
+
+    seed_portal(hs, contacts=40, engagements=0, events=120)
+    config = hubspot_config(hs, tmp_path, sync=SyncOptions(max_api_share=1.0))
+    tuning = HubSpotSyncTuning(web_events_page_size=10)
+    monkeypatch.setattr(event_pull, "WEB_EVENTS_PER_WRITE", 25)  # a write every third page
+    undisturbed = make_store(tmp_path / "undisturbed.db")
+    assert not quick_pull(undisturbed, config, objects=["web_events"], tuning=tuning).paused
+    expected = store_snapshot(undisturbed)
+    pages = hs.request_log.count("GET", r"/events/v3/events")
+    undisturbed.dispose()
+    assert pages >= 5 and len(expected["activities"]) >= 40
+
+    hs.hubspot_limits.reset()
+    hs.request_log.clear()
+    hs.hubspot_limits.configure(daily=5)  # five pages: three written, two read ahead and lost with the pause
+    paused = quick_pull(store, config, objects=["web_events"], tuning=tuning)
+    assert paused.paused and not paused.objects["web_events"].done
+    assert len(store_snapshot(store)["activities"]) == 30
+    hs.hubspot_limits.configure(daily=1_000_000)
+    hs.hubspot_limits.reset()
+    hs.request_log.clear()
+    resumed = quick_pull(store, config, objects=["web_events"], tuning=tuning)
+    assert not resumed.paused and store_snapshot(store) == expected
+    # from the last page written on: the pages read ahead are read again, none of those written before
+    assert hs.request_log.count("GET", r"/events/v3/events") == pages - 3
