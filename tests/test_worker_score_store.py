@@ -139,3 +139,20 @@ def test_rows_built_in_a_forked_process_save_what_rows_built_here_save(engine: E
         assert saved(forked=True, only=only) == saved(forked=False, only=only)
     counts, stored, _ = saved(forked=True, only=True)
     assert len(stored) == 4 and (counts.accounts_changed, counts.people_changed) == (2, 2)  # accounts 0 and 2, etc.
+
+
+def test_rows_rounded_as_they_are_built_are_the_visible_rows() -> None:
+    """The save has score_rows round the number columns as it builds them (VISIBLE_DIGITS): the same rows
+    ``visible`` makes of unrounded ones, so what is compared and stored does not depend on the path."""
+    from scoring.rows import score_rows
+    from worker.score_store import VISIBLE_DIGITS, visible
+
+    inputs, scores = _scored(extra_calls=4)
+    moved = 0
+    for kind, ids in (("account", inputs.account_ids), ("person", inputs.person_ids)):
+        unrounded = list(score_rows(scores, inputs.population, ids, ScoringConfig(), NOW, kind=kind))
+        rounded = list(score_rows(scores, inputs.population, ids, ScoringConfig(), NOW, kind=kind,
+                                  round_to=VISIBLE_DIGITS))
+        assert rounded == [visible(row) for row in unrounded]
+        moved += sum(a[c] != b[c] for a, b in zip(unrounded, rounded, strict=True) for c in VISIBLE_DIGITS)
+    assert moved  # some values had more decimals than people see
