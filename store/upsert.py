@@ -298,10 +298,7 @@ class _Writer:
             finally:
                 cursor.close()
         with raw.cursor() as cursor:
-            cursor.execute(f'TRUNCATE "{self.stage}"')
-            with cursor.copy(self.copy_sql) as copy:
-                for row_values in values:
-                    copy.write_row(row_values)
+            self._stage_rows(cursor, values)
             found = cursor.execute(self.returning_sql).fetchall()
             written_keys.extend(found if len(self.key) > 1 else [k for (k,) in found])
             return len(found)
@@ -348,12 +345,16 @@ class _Writer:
             finally:
                 cursor.close()
         with raw.cursor() as cursor:
-            cursor.execute(f'TRUNCATE "{self.stage}"')
-            with cursor.copy(self.copy_sql) as copy:
-                for row_values in values:
-                    copy.write_row(row_values)
+            self._stage_rows(cursor, values)
             cursor.execute(self.sql)
             return cursor.rowcount
+
+    def _stage_rows(self, cursor: Any, values: list[list[Any]]) -> None:
+        """PostgreSQL: the rows into the staging table (emptied first), which the upsert then reads."""
+        cursor.execute(f'TRUNCATE "{self.stage}"')
+        with cursor.copy(self.copy_sql) as copy:
+            for row_values in values:
+                copy.write_row(row_values)
 
 
 def _scalar_defaults(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,16 +9,21 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from sqlalchemy import Engine, insert, update
-from test_scoring_store import kept_header, org, store_org, stored  # noqa: F401 (org, stored: fixtures)
+from test_scoring_store import (  # noqa: F401 (org, stored: fixtures)
+    kept_header,
+    mark_of_another_format,
+    org,
+    reused_from_the_copies,
+    store_org,
+    stored,
+)
 from test_scoring_store import load_kept as load
 
 from matching.types import MatchResult
 from scoring.inputs import ScoringInputs
-from store.schema import KeptCopy, Match, Person
+from store.schema import Match, Person
 from worker import kept_matches
 from worker.match_stage import write_matches
-
-MATCHES = KeptCopy.name == kept_matches.NAME
 
 
 @pytest.fixture(autouse=True)
@@ -59,9 +64,7 @@ def test_incremental_read_equals_the_table_after_every_kind_of_match(
     match(engine, reviewed, accounts[5].id, "auto")  # now tied
     match(engine, unmatched[0].id, accounts[7].id, "crm")  # first matched
     match(engine, unmatched[1].id, accounts[8].id, "review")  # names an account, ties to nothing
-    with caplog.at_level(logging.WARNING, logger="abm.scoring"):
-        reused = load(engine, "reuse")
-    assert not caplog.records  # read from the copy and what was written since, not from the whole table again
+    reused = reused_from_the_copies(engine, caplog)
     assert_same(reused, load(engine, "ignore"))
     assert not np.array_equal(reused.population.person_account, first.population.person_account)
 
@@ -91,7 +94,7 @@ def test_the_copy_is_what_is_read_and_is_dropped_when_not_of_the_table(
     # A copy in another format is not read.
     with engine.begin() as conn:
         conn.execute(update(Match).where(Match.person_id == tied).values(decision="auto"))
-        conn.execute(update(KeptCopy).where(MATCHES, KeptCopy.part == 0).values(header={**header(engine), "format": 0}))
+    mark_of_another_format(engine, kept_matches.NAME)
     assert_same(load(engine, "reuse"), load(engine, "ignore"))
 
 

@@ -12,17 +12,23 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, update
 from test_scoring_predictive import AS_OF
-from test_scoring_store import kept_header, org, rows, store_org, stored  # noqa: F401 (org, stored: fixtures)
+from test_scoring_store import (  # noqa: F401 (org, stored: fixtures)
+    kept_header,
+    mark_of_another_format,
+    org,
+    reused_from_the_copies,
+    rows,
+    store_org,
+    stored,
+)
 from test_scoring_store import load_kept as load
 
 from scoring.inputs import ScoringInputs
 from store.records import PersonRecord
-from store.schema import KeptCopy, Person
+from store.schema import Person
 from store.types import utcnow
 from store.upsert import upsert
 from worker import kept_people
-
-PEOPLE = KeptCopy.name == kept_people.NAME
 
 
 @pytest.fixture(autouse=True)
@@ -73,9 +79,7 @@ def test_incremental_read_equals_the_table_after_every_kind_of_change(
                               account_crm_id=other_account.crm_id))
     with engine.begin() as conn:  # a deletion, as the pulls record it
         conn.execute(update(Person).where(Person.id == hubspot[4].id).values(is_deleted=True, changed_at=utcnow()))
-    with caplog.at_level(logging.WARNING, logger="abm.scoring"):
-        reused = load(engine, "reuse")
-    assert not caplog.records  # read from the copy and what changed since, not from the whole table again
+    reused = reused_from_the_copies(engine, caplog)
     assert_same(reused, load(engine, "ignore"))
     assert len(reused.person_ids) == len(first.person_ids)  # one new, one deleted
     assert 70_000 in reused.person_ids and hubspot[4].id not in reused.person_ids
@@ -103,7 +107,7 @@ def test_the_copy_is_what_is_read_and_is_dropped_when_not_of_the_table(
     # A copy in another format is not read.
     with engine.begin() as conn:
         conn.execute(update(Person).where(Person.id == people[1].id).values(title="Head of Marketing"))
-        conn.execute(update(KeptCopy).where(PEOPLE, KeptCopy.part == 0).values(header={**header(engine), "format": 0}))
+    mark_of_another_format(engine, kept_people.NAME)
     assert_same(load(engine, "reuse"), load(engine, "ignore"))
 
 

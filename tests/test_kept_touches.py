@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, func, select, update
 from test_scoring_predictive import AS_OF
-from test_scoring_store import kept_header, org, rows, store_org, stored  # noqa: F401 (org, stored: fixtures)
+from test_scoring_store import (  # noqa: F401 (org, stored: fixtures)
+    kept_header,
+    mark_of_another_format,
+    org,
+    reused_from_the_copies,
+    rows,
+    store_org,
+    stored,
+)
 from test_scoring_store import load_kept as load
 
 from store import migrate
@@ -80,9 +88,7 @@ def test_incremental_read_equals_the_table_after_every_kind_of_change(
     resolve_touch_refs(engine)  # resolves the early touch's person without marking the touch changed
     with engine.connect() as conn:
         assert conn.execute(select(Activity.person_ref).where(Activity.id == early.id)).scalar_one() == 50_000
-    with caplog.at_level(logging.WARNING, logger="abm.scoring"):
-        reused = load(engine, "reuse")
-    assert not caplog.records  # read from the copy and what changed since, not from the whole table again
+    reused = reused_from_the_copies(engine, caplog)
     assert_same(reused, load(engine, "ignore"))
     assert len(reused.activities) == len(first.activities) + 2 - 1  # new; the latecomer's; one deleted
     assert not np.array_equal(reused.activities.type_code, first.activities.type_code)
@@ -110,8 +116,7 @@ def test_the_copy_is_what_is_read_and_is_dropped_when_not_of_the_table(
     # A copy in another format is not read.
     with engine.begin() as conn:
         conn.execute(update(Activity).where(Activity.id == acts[1].id).values(occurred_at=AS_OF - timedelta(hours=2)))
-        kept = conn.execute(select(KeptCopy.header).where(TOUCHES, KeptCopy.part == 0)).scalar_one()
-        conn.execute(update(KeptCopy).where(TOUCHES, KeptCopy.part == 0).values(header={**kept, "format": 0}))
+    mark_of_another_format(engine, kept_touches.NAME)
     assert_same(load(engine, "reuse"), load(engine, "ignore"))
 
 

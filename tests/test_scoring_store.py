@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, replace
 from datetime import timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 from test_scoring_predictive import AS_OF, synthetic_history
 
 from config.scoring import ScoringConfig
@@ -97,6 +98,22 @@ def kept_header(engine: Engine, name: str) -> dict:
     """The header of the kept copy ``name``."""
     with engine.connect() as conn:
         return conn.execute(select(KeptCopy.header).where(KeptCopy.name == name, KeptCopy.part == 0)).scalar_one()
+
+
+def reused_from_the_copies(engine: Engine, caplog: pytest.LogCaptureFixture) -> ScoringInputs:
+    """The inputs as a run that reuses the kept copies loads them: read from the copies and what changed since,
+    not from the whole tables again (which a copy found not of its table warns about)."""
+    with caplog.at_level(logging.WARNING, logger="abm.scoring"):
+        reused = load_kept(engine, "reuse")
+    assert not caplog.records, caplog.text
+    return reused
+
+
+def mark_of_another_format(engine: Engine, name: str) -> None:
+    """Make the kept copy ``name`` one of another format, which no run reads."""
+    header = {**kept_header(engine, name), "format": 0}
+    with engine.begin() as conn:
+        conn.execute(update(KeptCopy).where(KeptCopy.name == name, KeptCopy.part == 0).values(header=header))
 
 
 @pytest.mark.parametrize(("resolved", "keys_apart"), [(False, True), (False, False), (True, True)],
