@@ -3,7 +3,6 @@ from the matches written since is exactly what reading the table gives, on SQLit
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 import numpy as np
@@ -13,6 +12,7 @@ from test_scoring_store import (  # noqa: F401 (org, stored: fixtures)
     kept_header,
     mark_of_another_format,
     org,
+    read_again_from_the_tables,
     reused_from_the_copies,
     store_org,
     stored,
@@ -87,9 +87,7 @@ def test_the_copy_is_what_is_read_and_is_dropped_when_not_of_the_table(
                                                  "account_crm_id": accounts[1].crm_id}])
         conn.execute(insert(Match.__table__), [{"person_id": last + 1, "account_id": accounts[1].id,
                                                 "decision": "auto"}])
-    with caplog.at_level(logging.WARNING, logger="abm.scoring"):
-        assert_same(load(engine, "reuse"), load(engine, "ignore"))
-    assert "not of the table" in caplog.text
+    assert_same(*read_again_from_the_tables(engine, caplog))
     assert header(engine)["rows"] == len(matches) + 1  # read again and kept
     # A copy in another format is not read.
     with engine.begin() as conn:

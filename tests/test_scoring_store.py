@@ -109,6 +109,15 @@ def reused_from_the_copies(engine: Engine, caplog: pytest.LogCaptureFixture) -> 
     return reused
 
 
+def read_again_from_the_tables(engine: Engine, caplog: pytest.LogCaptureFixture) -> tuple[ScoringInputs, ScoringInputs]:
+    """What a run that reuses the kept copies loads when one is not of its table any more (it says so and reads
+    that table again), and what reading every table gives."""
+    with caplog.at_level(logging.WARNING, logger="abm.scoring"):
+        reused = load_kept(engine, "reuse")
+    assert "not of the table" in caplog.text
+    return reused, load_kept(engine, "ignore")
+
+
 def mark_of_another_format(engine: Engine, name: str) -> None:
     """Make the kept copy ``name`` one of another format, which no run reads."""
     header = {**kept_header(engine, name), "format": 0}
