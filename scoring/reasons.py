@@ -91,7 +91,8 @@ READ_ROWS = 2_000  # rows whose score arrays are read at once (as lists: a few M
 
 
 class ReasonWriter:
-    """Reasons for rows of one :class:`ScoreSet`; built once, called per entity being saved.
+    """Reasons for rows of one :class:`ScoreSet`; built once, asked for the entities being saved a slice at a time
+    (:meth:`accounts`, :meth:`people`; :meth:`account` and :meth:`person` for one).
 
     Rows are read with ``tolist()`` and handled as Python floats: per-element numpy access
     costs more than the whole text.
