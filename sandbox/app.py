@@ -97,6 +97,7 @@ class Sandbox:
                                  ADMIN_PREFIX)
 
     def close(self) -> None:
+        self.salesforce.jobs.wait_processed()
         self.storage.close()
 
 

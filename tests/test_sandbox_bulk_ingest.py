@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -40,12 +41,24 @@ def ingest(sf: Salesforce, obj: str, operation: str, data: str, **extra: Any) ->
     headers = {**sf.headers, "Content-Type": "text/csv"}
     put = sf.session.put(f"{sf.bulk2_url}ingest/{job['id']}/batches", data=data.encode(), headers=headers)
     assert put.status_code == 201, put.text
-    sf.restful(f"jobs/ingest/{job['id']}", method="PATCH", json={"state": "UploadComplete"})
-    out: dict[str, Any] = {"info": sf.restful(f"jobs/ingest/{job['id']}")}
+    closed = sf.restful(f"jobs/ingest/{job['id']}", method="PATCH", json={"state": "UploadComplete"})
+    assert closed["state"] == "UploadComplete"
+    out: dict[str, Any] = {"info": finished(sf, job["id"])}
     for kind in ("successfulResults", "failedResults", "unprocessedrecords"):
         response = sf.session.get(f"{sf.bulk2_url}ingest/{job['id']}/{kind}/", headers=sf.headers)
         out[kind] = list(csv.reader(io.StringIO(response.text)))
     return out
+
+
+def finished(sf: Salesforce, job_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    """The job's info once it is done: the sandbox processes a closed job in the background, as Salesforce does."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        info = sf.restful(f"jobs/ingest/{job_id}")
+        if info["state"] in ("JobComplete", "Failed", "Aborted"):
+            return info
+        assert time.monotonic() < deadline, f"job {job_id} still {info['state']} after {timeout_s} s"
+        time.sleep(0.01)
 
 
 def to_csv(rows: list[list[str]]) -> str:
@@ -191,6 +204,37 @@ def test_insert_job_reports_each_record(sf: Salesforce, chunk: int) -> None:
                                                                          "INVALID_EMAIL_ADDRESS"]
     created = {r["Id"] for r in sf.query_all(f"SELECT Id FROM Contact WHERE LastName LIKE '{tag}-%'")["records"]}
     assert created == {r[0] for r in result["successfulResults"][1:]}
+
+
+def test_a_closed_job_is_processed_in_the_background_and_an_abort_stops_it_between_chunks(
+    clean_sandbox: SandboxHandle, sf: Salesforce, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk2, "PROCESS_CHUNK", 2)
+    tag = uuid.uuid4().hex[:8]
+    ids = contacts(sf, 6, tag)
+    rows = [[record_id, f"Title {n}"] for n, record_id in enumerate(ids)]
+    job = sf.restful("jobs/ingest", method="POST", json={"object": "Contact", "operation": "update",
+                                                          "contentType": "CSV", "lineEnding": "LF"})
+    headers = {**sf.headers, "Content-Type": "text/csv"}
+    sf.session.put(f"{sf.bulk2_url}ingest/{job['id']}/batches", data=to_csv([["Id", "Title"], *rows]).encode(),
+                   headers=headers)
+    with clean_sandbox.sandbox.storage.batched():  # the job cannot write a record until this block ends
+        closed = sf.restful(f"jobs/ingest/{job['id']}", method="PATCH", json={"state": "UploadComplete"})
+        waiting = sf.restful(f"jobs/ingest/{job['id']}")
+        aborted = sf.restful(f"jobs/ingest/{job['id']}", method="PATCH", json={"state": "Aborted"})
+    info = finished(sf, job["id"])
+
+    assert closed["state"] == "UploadComplete"  # answered at once, not once the records are written
+    assert (waiting["state"], waiting["numberRecordsProcessed"]) in (("UploadComplete", 0), ("InProgress", 0))
+    assert aborted["state"] == info["state"] == "Aborted"
+    written = [r[2:] for r in csv.reader(io.StringIO(sf.session.get(
+        f"{sf.bulk2_url}ingest/{job['id']}/successfulResults/", headers=sf.headers).text))][1:]
+    left = list(csv.reader(io.StringIO(sf.session.get(
+        f"{sf.bulk2_url}ingest/{job['id']}/unprocessedrecords/", headers=sf.headers).text)))[1:]
+    assert len(written) in (0, 2)  # at most the chunk under way when the abort came
+    assert written + left == rows  # every record either written or listed as unprocessed, in upload order
+    titles = {record_id: r["Title"] for record_id, r in stored(sf, ids).items()}
+    assert titles == {record_id: title if [record_id, title] in written else None for record_id, title in rows}
 
 
 # -- the pieces -----------------------------------------------------------------------------

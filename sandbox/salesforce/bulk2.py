@@ -2,8 +2,10 @@
 
 Query jobs snapshot their result (rowids) when created, like the rest of the query engine,
 and are complete as soon as anyone looks at them. Ingest jobs take one CSV upload (PUT,
-201), are processed when closed with ``UploadComplete`` and then offer successful, failed
-and unprocessed result CSVs with Salesforce's ``sf__Id`` / ``sf__Created`` / ``sf__Error``.
+201) and, once closed with ``UploadComplete``, are processed in the background as Salesforce
+processes them (``InProgress``, then ``JobComplete``: clients poll the job), so a big job
+does not hold up the requests the sandbox serves meanwhile; they then offer successful,
+failed and unprocessed result CSVs with Salesforce's ``sf__Id`` / ``sf__Created`` / ``sf__Error``.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ class BulkJobs:
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._failing_query_jobs = 0
+        self._processing: set[threading.Thread] = set()
 
     def _get(self, job_id: str, is_query: bool) -> Job:
         with self._lock:
@@ -120,6 +123,7 @@ class BulkJobs:
         return job
 
     def clear(self) -> None:
+        self.wait_processed()
         with self._lock:
             self._jobs.clear()
             self._failing_query_jobs = 0
@@ -220,8 +224,10 @@ class BulkJobs:
         if state == "Aborted":
             if job.state in ("JobComplete", "Failed", "Aborted"):
                 raise SalesforceError(400, "INVALIDJOBSTATE", f"Job {job_id} is already {job.state}")
-            job.state = "Aborted"
-            if job.upload is not None and not job.is_query:
+            with self._lock:
+                processing = job.state in ("UploadComplete", "InProgress")
+                job.state = "Aborted"  # a job queued or being processed lists its unprocessed records itself
+            if job.upload is not None and not job.is_query and not processing:
                 job.columns, rows = self._rows(job)
                 job.unprocessed = rows
             return job
@@ -230,8 +236,34 @@ class BulkJobs:
         if job.state != "Open":
             raise SalesforceError(400, "INVALIDJOBSTATE", f"Job {job_id} is {job.state}, not Open")
         job.state = "UploadComplete"
-        self._process(job)
+        thread = threading.Thread(target=self._process_queued, args=(job,), name=f"bulk-ingest-{job.id}", daemon=True)
+        with self._lock:
+            self._processing.add(thread)
+        thread.start()
         return job
+
+    def wait_processed(self, timeout_s: float | None = None) -> None:
+        """Wait for the closed jobs being processed (a reset or a shutdown must not cut one in half)."""
+        with self._lock:
+            running = list(self._processing)
+        for thread in running:
+            thread.join(timeout_s)
+
+    def _process_queued(self, job: Job) -> None:
+        try:
+            with self._lock:  # an abort sets its state under the same lock
+                started = job.state == "UploadComplete"
+                if started:
+                    job.state = "InProgress"
+            if started:
+                self._process(job)
+            elif job.upload is not None:  # aborted before its turn: every record is unprocessed
+                job.columns, job.unprocessed = self._rows(job)
+        except Exception as exc:  # noqa: BLE001 - a job that cannot be processed fails, as Salesforce's do
+            job.state, job.error_message = "Failed", f"InternalServerError : {type(exc).__name__}: {exc}"
+        finally:
+            with self._lock:
+                self._processing.discard(threading.current_thread())
 
     def _rows(self, job: Job) -> tuple[list[str], list[list[str]]]:
         text = (job.upload or b"").decode("utf-8-sig")
@@ -263,6 +295,9 @@ class BulkJobs:
         writer = BulkWriter(org, obj, job.created_by)
         id_keys = [n for n in header if n.lower() == "id"]
         for start in range(0, len(rows), PROCESS_CHUNK):
+            if job.state == "Aborted":
+                job.unprocessed = rows[start:]
+                return
             chunk = rows[start : start + PROCESS_CHUNK]
             # one transaction per chunk (a commit per record costs more than the record); the lock it
             # holds keeps other threads' writes out of the chunk, so the records read at its start stay current
@@ -271,7 +306,9 @@ class BulkJobs:
                     writer.load(row[id_col] for row in chunk if len(row) == len(header))
                 for row in chunk:
                     self._process_row(job, obj, writer, header, id_col, id_keys, row)
-        job.state = "JobComplete"
+        with self._lock:
+            if job.state == "InProgress":  # not aborted meanwhile
+                job.state = "JobComplete"
 
     def _process_row(self, job: Job, obj: Any, writer: BulkWriter, header: list[str], id_col: int | None,
                      id_keys: list[str], row: list[str]) -> None:
