@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select, update
 
 from config.matching import MatchingConfig
 from store.runs import StageReport, create_run, finish_run, record_stage
-from store.schema import Account, AccountLink, Match, Person, Run
+from store.schema import Account, AccountLink, Activity, Match, Person, Run
 from store.types import utcnow
 from store.upsert import upsert
-from worker.match_stage import last_match_start, run_match_stage
+from worker.match_stage import last_activity_by_account, last_match_start, load_accounts, run_match_stage
 
 SF_ACME = "001000000000001AAA"
 SF_GLOBEX = "001000000000002AAA"
@@ -236,3 +236,29 @@ def test_matching_in_chunks_writes_what_one_pass_writes(engine: Engine, monkeypa
     assert (chunked.people, chunked.by_decision, chunked.changed_people) == (
         whole.people, whole.by_decision, whole.changed_people)
     assert got[ids["003000000000001AAA"]] == (ids[SF_GLOBEX], "crm", "crm")
+
+
+def test_the_last_activity_of_each_live_account_counts_its_own_live_touches(engine: Engine) -> None:
+    ids = _seed(engine)
+    day = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+    def touch(n: int, crm: str, account: str | None, days: int, deleted: bool = False) -> dict:
+        crm_id = f"00T{n:012d}AAA" if crm == "salesforce" else f"T{n}"
+        return {"crm": crm, "object": "Task", "crm_id": crm_id, "activity_type": "call", "account_crm_id": account,
+                "occurred_at": day + timedelta(days=days), "is_deleted": deleted}
+
+    with engine.begin() as conn:
+        upsert(conn, Account.__table__, [{"crm": "salesforce", "object": "Account", "crm_id": "001000000000009AAA",
+                                          "name": "Gone Ltd", "is_deleted": True}])
+        upsert(conn, Activity.__table__, [
+            touch(1, "salesforce", SF_ACME, 1), touch(2, "salesforce", SF_ACME, 5),
+            touch(3, "salesforce", SF_ACME, 9, deleted=True),    # deleted: not Acme's latest
+            touch(4, "hubspot", SF_ACME, 20),                    # another CRM's record with that id
+            touch(5, "hubspot", "901", 3), touch(6, "salesforce", None, 30),
+            touch(7, "salesforce", "001000000000009AAA", 40),    # a deleted account's
+        ])
+        accounts = load_accounts(conn)
+        last = last_activity_by_account(conn, accounts)
+    assert {a.crm_id for a in accounts} == {SF_ACME, SF_GLOBEX, "901"}
+    assert last == {
+        ids[SF_ACME]: day + timedelta(days=5), ids["901"]: day + timedelta(days=3)}

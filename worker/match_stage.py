@@ -240,8 +240,17 @@ def last_activity_by_account(conn: Connection, accounts: Sequence[AccountRecord]
     """Most recent touch per account id, for the recent-activity tie-breaker.
 
     Read from the ``ix_activities_account_last`` index alone (its columns and condition are this query's):
-    scanning the touches themselves took 4 of a large org's 6 seconds here.
+    scanning the touches themselves took 4 of a large org's 6 seconds here. On SQLite, each account's latest
+    is one descent of that index (0.7 s for the L org's 197,000 accounts) rather than a pass over all its 7
+    million entries grouped by account (1.9 s); PostgreSQL keeps the grouped pass, which it runs as one scan.
     """
+    if conn.dialect.name == "sqlite":
+        latest = (select(func.max(Activity.occurred_at))
+                  .where(Activity.crm == Account.crm, Activity.account_crm_id == Account.crm_id, ACCOUNT_TOUCHES)
+                  .correlate(Account).scalar_subquery())
+        live = {a.id for a in accounts}
+        return {account_id: last for account_id, last in conn.execute(select(Account.id, latest))
+                if last is not None and account_id in live}
     ids = {(a.crm, a.crm_id): a.id for a in accounts}
     rows = conn.execute(
         select(Activity.crm, Activity.account_crm_id, func.max(Activity.occurred_at))
