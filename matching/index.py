@@ -131,6 +131,17 @@ def account_features(accounts: Sequence[AccountRecord], normalizer: NameNormaliz
     return out
 
 
+def sorted_intersection(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """The values of ``mine`` also in ``theirs``, both sorted and without repeats (a name word's postings), in order.
+
+    ``np.intersect1d`` sorts both together: with a rare word's few accounts against a common word's tens of
+    thousands, looking each up in the longer one is 35 times faster (7 against 247 µs for 50 in 50,000)."""
+    if len(theirs) == 0:
+        return mine[:0]
+    at = np.searchsorted(theirs, mine)
+    at[at == len(theirs)] = 0  # past the end: larger than all of theirs, so unequal to theirs[0]
+    return mine[theirs[at] == mine]
+
 class AccountIndex:
     """Normalized features of a set of accounts plus the blocking indexes over them."""
 
@@ -300,7 +311,7 @@ class AccountIndex:
             for token in usable[1:]:
                 if len(current) <= limit:
                     break
-                narrowed = np.intersect1d(current, postings[token], assume_unique=True)
+                narrowed = sorted_intersection(current, postings[token])
                 if len(narrowed):
                     current = narrowed
             if len(current) > limit:
