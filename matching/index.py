@@ -142,6 +142,7 @@ def sorted_intersection(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     at[at == len(theirs)] = 0  # past the end: larger than all of theirs, so unequal to theirs[0]
     return mine[theirs[at] == mine]
 
+
 class AccountIndex:
     """Normalized features of a set of accounts plus the blocking indexes over them."""
 
