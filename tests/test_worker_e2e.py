@@ -108,6 +108,8 @@ def test_both_pulls_of_a_run_run_at_once_and_commit_everything(crm, fresh_store)
     assert all(n > 0 for n in (*_stored(engine, "salesforce"), *_stored(engine, "hubspot")))
     # each pull resolved its touches to the people and accounts they name, as it ended
     assert all(p["detail"]["touches_resolved"]["person"] > 0 for p in pulls.values()), pulls
+    # ...and recorded how long that took, a part of the stage's time
+    assert all(0 < p["detail"]["touches_resolved"]["seconds"] < p["seconds"] for p in pulls.values()), pulls
     with engine.connect() as conn:
         named = select(Person.id).where(Person.crm == Activity.crm, Person.crm_id == Activity.person_crm_id)
         left = select(func.count()).select_from(Activity).where(Activity.person_ref.is_(None), named.exists())

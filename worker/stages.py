@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from contextlib import suppress
 from functools import partial
@@ -59,8 +60,12 @@ def pull_stage(crm: str) -> Stage:
         report = result.stage_report(f"pull:{crm}")
         if result.paused:
             report.state = "paused"
+        # part of the stage, and of its time: the L org's 1% increment spent 2 s here after its Salesforce pull
+        started = time.perf_counter()
         people, accounts = resolve_touch_refs(ctx.engine, crm)
-        report.detail["touches_resolved"] = {"person": people, "account": accounts}
+        resolving = time.perf_counter() - started
+        report.seconds += resolving
+        report.detail["touches_resolved"] = {"person": people, "account": accounts, "seconds": round(resolving, 3)}
         return report
 
     return Stage(f"pull:{crm}", run, crm=crm)
