@@ -98,6 +98,7 @@ class Sandbox:
 
     def close(self) -> None:
         self.salesforce.jobs.wait_processed()
+        self.hubspot.imports.wait_processed()
         self.storage.close()
 
 

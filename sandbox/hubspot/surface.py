@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox.faults import FaultInjector
-from sandbox.hubspot import associations_api, events, objects, properties, search
+from sandbox.hubspot import associations_api, events, imports, objects, properties, search
 from sandbox.hubspot.auth import DEFAULT_ACCESS_TOKEN_TTL, HubSpotAuth, HubSpotCredentials, OAuthTokenError
 from sandbox.hubspot.context import HubSpotContext
 from sandbox.hubspot.errors import render_fault
@@ -42,6 +42,7 @@ class HubSpotSurface:
             HubSpotAuth(PORTAL_ID, access_token_ttl),
             HubSpotLimits(requests_per_ten_seconds, daily_requests, search_per_second),
         )
+        self.imports = imports.ImportJobs(self.context)
 
     @property
     def portal(self) -> HubSpotPortal:
@@ -76,8 +77,9 @@ class HubSpotSurface:
         self.context.limits.exhaust_daily()
 
     def reset(self) -> None:
-        """Fresh rate-limit windows and daily budget; the data stays (tests create their own records)."""
+        """Fresh rate-limit windows and daily budget, no imports; the data stays (tests create their own records)."""
         self.context.limits.reset()
+        self.imports.clear()
 
     render_fault = staticmethod(render_fault)
 
@@ -106,4 +108,5 @@ class HubSpotSurface:
             *properties.routes(self.context),
             *associations_api.routes(self.context),
             *events.routes(self.context, self.events),
+            *imports.routes(self.context, self.imports),
         ]
