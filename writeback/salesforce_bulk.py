@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 from simple_salesforce.util import call_salesforce
 
+from writeback.polling import poll_waits
 from writeback.retry import RetryPolicy, WritebackStopped
 
 FINAL_STATES = ("JobComplete", "Failed", "Aborted")
@@ -43,23 +44,6 @@ def bulk_error(text: str) -> tuple[str, str]:
     if not message:
         message, fields = fields, ""
     return code, message + (f" (fields: {fields})" if fields else "")
-
-
-POLL_WAIT_MAX_S = 30.0
-
-
-def poll_waits(first: float, longest: float = POLL_WAIT_MAX_S) -> Iterator[float]:
-    """The waits before each status check of a closed job: ``first``, then doubling, at most ``longest``.
-
-    Doubling from a short first wait finds a job that completes within a second or two (a small one) at
-    once, and costs no more checks than a slower start for the jobs that take a minute:
-    from 0.5 s, a job done after 30 s is seen at 31.5 s with 6 checks; from 2 s growing by half,
-    at 41.6 s with as many.
-    """
-    delay = first
-    while True:
-        yield delay
-        delay = min(delay * 2, longest)
 
 
 class BulkUpdate:
