@@ -5,8 +5,10 @@ holds the records; this process creates the catalogue's fields over HTTPS, puts 
 temporary SQLite store, then writes each CRM in full, once more with nothing changed, and once
 after a share of the scores moved. For every pass it prints the API calls against the
 floor (the fewest calls the APIs allow: one Bulk API 2.0 job of four calls or one sObject
-Collections call per 200 records on Salesforce, one batch call per 100 records on HubSpot), the
-wall time, and for HubSpot the request rate against the portal's 10-second limit.
+Collections call per 200 records on Salesforce, one batch call per 100 records on HubSpot, or past
+``writeback.hubspot_import_threshold`` one import: its upload, a status check and its errors' read),
+the wall time, and for HubSpot's batches the request rate against the portal's 10-second limit
+(``--hubspot-import-threshold 0`` sends every HubSpot change by batch).
 
     python -m benchmarks.writeback [--salesforce 100000] [--hubspot 100000] [--hubspot-per-10s 190]
 
@@ -111,6 +113,11 @@ def move_scores(engine: Engine, ids: list[int], share: float) -> int:
     return len(chosen)
 
 
+def hubspot_floor(changed: int, import_threshold: int) -> int:
+    """A batch call per 100 records, or past the threshold one import: upload, one status check, errors."""
+    return 3 if import_threshold and changed > import_threshold else math.ceil(changed / 100)
+
+
 def salesforce_floor(changed: int, threshold: int) -> int:
     if changed == 0:
         return 0
@@ -134,6 +141,8 @@ def main() -> None:
                         help="the portal's (and the limiter's) requests per 10 s: 100 (the default tier) to 190")
     parser.add_argument("--change-share", type=float, default=0.01, help="share of scores moved for the last pass")
     parser.add_argument("--hubspot-concurrency", type=int, default=4, help="HubSpot batch calls in flight")
+    parser.add_argument("--hubspot-import-threshold", type=int, default=WritebackConfig().hubspot_import_threshold,
+                        help="HubSpot changes of one object past which they go as one import (0: always batches)")
     args = parser.parse_args()
     config = WritebackConfig.model_validate({"fields": {"matched_account": {"type": "text", "length": 18}}})
     catalogue = Catalogue(config)
@@ -159,7 +168,8 @@ def main() -> None:
             print(f"{'pass':<26}{'written':>9}{'calls':>7}{'floor':>7}{'seconds':>9}{'records/s':>11}"
                   f"{'writer CPU s':>14}")
             sf = SalesforceWriter(sf_client, catalogue, bulk_threshold=config.bulk_threshold, bulk_poll_seconds=0.5)
-            hs = HubSpotWriter(hs_client, catalogue, limiter=limiter, concurrency=args.hubspot_concurrency)
+            hs = HubSpotWriter(hs_client, catalogue, limiter=limiter, concurrency=args.hubspot_concurrency,
+                               import_threshold=args.hubspot_import_threshold)
             for label, writer, ids in (("salesforce", sf, sf_ids), ("hubspot", hs, hs_ids)):
                 for step in ("full", "unchanged", "changed") if ids else ():
                     changed = len(ids) if step == "full" else 0
@@ -167,12 +177,12 @@ def main() -> None:
                         changed = move_scores(engine, ids, args.change_share)
                     written, calls, seconds, cpu = measure(engine, config, writer)
                     floor = (salesforce_floor(changed, config.bulk_threshold) if label == "salesforce"
-                             else math.ceil(changed / 100))
+                             else hubspot_floor(changed, args.hubspot_import_threshold))
                     rows.append((label, step, written, calls, floor, seconds))
                     rate = written / seconds if seconds else 0.0
                     print(f"{label + ' ' + step:<26}{written:>9,}{calls:>7,}{floor:>7,}{seconds:>9.1f}{rate:>11,.0f}"
                           f"{cpu:>14.1f}")
-                    if label == "hubspot" and step == "full":
+                    if label == "hubspot" and step == "full" and hs.mode(changed) == "batch":
                         allowed = args.hubspot_per_10s / 10
                         achieved = calls / seconds
                         print(f"  HubSpot: {achieved:.1f} requests/s = {achieved / allowed:.0%} of the portal's "

@@ -186,6 +186,12 @@ class WritebackConfig(BaseModel):
     bulk_poll_seconds: float = Field(0.5, gt=0, le=60, description="wait before a Bulk job's first status check "
                                      "(each later wait doubles, up to 30 s)")
     hubspot_concurrency: int = Field(4, ge=1, le=16, description="HubSpot batch calls in flight at once")
+    hubspot_import_threshold: int = Field(
+        10_000, ge=0, description="changed records of one HubSpot object above which they are sent as one CRM "
+        "import instead of batch calls (needs the crm.import scope; 0: always batch calls)")
+    hubspot_import_timeout_minutes: float = Field(
+        60.0, gt=0, description="a HubSpot import still running after this is canceled (its records are sent "
+        "again by the next run)")
     retry_base_minutes: float = Field(15.0, ge=0, description="a failed record is retried after this, doubling")
     retry_max_hours: float = Field(24.0, gt=0, description="longest wait before retrying a failed record")
     max_rate_limit_wait_seconds: float = Field(

@@ -68,7 +68,8 @@ def hubspot_writer(config: AbmConfig, limiter: HubSpotRateLimiter | None = None)
     return HubSpotWriter(hubspot_sdk(config, tokens), Catalogue(options), limiter=limiter or hubspot_limiter(config),
                          retry=_retry(config), max_rate_limit_wait_s=options.max_rate_limit_wait_seconds,
                          budget=ApiBudget("hubspot", config.hubspot.sync.max_api_share), tokens=tokens,
-                         concurrency=options.hubspot_concurrency)
+                         concurrency=options.hubspot_concurrency, import_threshold=options.hubspot_import_threshold,
+                         import_timeout_s=options.hubspot_import_timeout_minutes * 60)
 
 
 def writers(config: AbmConfig, crms: Sequence[str]) -> list[Writer]:

@@ -145,7 +145,8 @@ def write_mode(config: WritebackConfig, crm: str, count: int) -> str:
     if count == 0:
         return "none"
     if crm == "hubspot":
-        return "batch"
+        imports = config.hubspot_import_threshold
+        return "import" if imports and count > imports else "batch"
     return "bulk" if count > config.bulk_threshold else "collections"
 
 
