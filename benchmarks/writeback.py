@@ -6,7 +6,8 @@ temporary SQLite store, then writes each CRM in full, once more with nothing cha
 after a share of the scores moved. For every pass it prints the API calls against the
 floor (the fewest calls the APIs allow: one Bulk API 2.0 job of four calls or one sObject
 Collections call per 200 records on Salesforce, one batch call per 100 records on HubSpot, or past
-``writeback.hubspot_import_threshold`` one import: its upload, a status check and its errors' read),
+``writeback.hubspot_import_threshold`` one import: its upload, a status check and its errors' read;
+a job or an import still being processed at its first status check costs one call per further check),
 the wall time, and for HubSpot's batches the request rate against the portal's 10-second limit
 (``--hubspot-import-threshold 0`` sends every HubSpot change by batch).
 
@@ -195,7 +196,8 @@ def main() -> None:
         server.join(timeout=30)
     off = [f"{label} {step}: {calls} calls, floor {floor}" for label, step, _, calls, floor, _ in rows
            if calls != floor]
-    print("calls equal the floor in every pass" if not off else "calls above the floor: " + "; ".join(off))
+    print("calls equal the floor in every pass" if not off else "calls above the floor (each a further status check of "
+          "a Bulk job or an import the CRM was still processing; see writeback/polling.py): " + "; ".join(off))
     print(f"peak RSS of the writing process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
           "(the sandbox runs in another process)")
 
