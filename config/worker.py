@@ -63,10 +63,10 @@ class WorkerConfig(BaseModel):
         600, ge=0, description="on SIGTERM, how long the current run may take to finish its batch and record itself"
     )
     stage_processes: bool = Field(
-        True, description="write back to the two CRMs in processes of their own (started by a fork server), so "
-                          "each has a core rather than a share of one interpreter; false keeps them on threads of "
-                          "the worker's process, as they always are where no fork server is available (Windows, "
-                          "macOS) and on an in-memory SQLite database",
+        True, description="pull from and write back to the two CRMs in processes of their own (started by a fork "
+                          "server), so each has a core rather than a share of one interpreter; false keeps them on "
+                          "threads of the worker's process, as they always are where no fork server is available "
+                          "(Windows, macOS) and on an in-memory SQLite database",
     )
     numpy_huge_pages: bool = Field(
         False, description="let numpy back its large arrays with transparent huge pages during a run (numpy's own "

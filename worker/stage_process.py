@@ -1,10 +1,11 @@
 """A stage run in a process of its own, beside the other stages of its step.
 
-The two writebacks of a run go at the same time, but on threads they share one interpreter: planning,
-encoding and recording are Python work, and on an L org's increment HubSpot's batch calls went at 16 a
-second, below the portal's 19, while Salesforce's job took the GIL. In processes of their own each CRM gets
-a core (the L org's increment: Salesforce 25.7 s on a thread, 22.8 and 21.3 s in a process of its own;
-HubSpot 27.6 s, then 26.6 s twice, its batch calls at 17-18 a second).
+The two pulls of a run go at the same time, and so do the two writebacks, but on threads they share one
+interpreter: planning, encoding and recording are Python work, and on an L org's increment HubSpot's batch
+calls went at 16 a second, below the portal's 19, while Salesforce's job took the GIL. In processes of their
+own each CRM gets a core (the L org's increment: the Salesforce writeback 25.7 s on a thread, 22.8 and
+21.3 s in a process of its own; HubSpot's 27.6 s, then 26.6 s twice, its batch calls at 17-18 a second; the
+pulls, Salesforce's 28.9 s and HubSpot's 26.6 s on threads, 24.3 and 21.2 s in processes).
 
 The processes come from a fork server (``multiprocessing``'s ``forkserver``), not from the worker itself.
 SQLite keeps the locks of a process's connections in the process's memory, and a child forked from the

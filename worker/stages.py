@@ -46,29 +46,32 @@ class StopBetweenBatches(Exception):
 
 
 def pull_stage(crm: str) -> Stage:
-    def run(ctx: RunContext) -> StageReport:
-        def between_batches(_event: object) -> None:
-            if ctx.stop.is_set():
-                raise StopBetweenBatches(crm)
+    """Pull ``crm``, then resolve its new touches' people and accounts. It runs in a process of its own beside
+    the other CRM's pull (worker.stage_process), so its ``run`` pickles."""
+    return Stage(f"pull:{crm}", partial(pull, crm), crm=crm, own_process=True)
 
-        try:
-            result = pull_for(crm)(ctx.engine, ctx.config, run_id=ctx.run_id, full=ctx.options.full,
-                                   progress=between_batches)
-        except StopBetweenBatches:
-            return StageReport(f"pull:{crm}", state="cancelled",
-                               detail={"reason": "stop requested: committed pages kept, the next run resumes"})
-        report = result.stage_report(f"pull:{crm}")
-        if result.paused:
-            report.state = "paused"
-        # part of the stage, and of its time: the L org's 1% increment spent 2 s here after its Salesforce pull
-        started = time.perf_counter()
-        people, accounts = resolve_touch_refs(ctx.engine, crm)
-        resolving = time.perf_counter() - started
-        report.seconds += resolving
-        report.detail["touches_resolved"] = {"person": people, "account": accounts, "seconds": round(resolving, 3)}
-        return report
 
-    return Stage(f"pull:{crm}", run, crm=crm)
+def pull(crm: str, ctx: RunContext) -> StageReport:
+    def between_batches(_event: object) -> None:
+        if ctx.stop.is_set():
+            raise StopBetweenBatches(crm)
+
+    try:
+        result = pull_for(crm)(ctx.engine, ctx.config, run_id=ctx.run_id, full=ctx.options.full,
+                               progress=between_batches)
+    except StopBetweenBatches:
+        return StageReport(f"pull:{crm}", state="cancelled",
+                           detail={"reason": "stop requested: committed pages kept, the next run resumes"})
+    report = result.stage_report(f"pull:{crm}")
+    if result.paused:
+        report.state = "paused"
+    # part of the stage, and of its time: the L org's 1% increment spent 2 s here after its Salesforce pull
+    started = time.perf_counter()
+    people, accounts = resolve_touch_refs(ctx.engine, crm)
+    resolving = time.perf_counter() - started
+    report.seconds += resolving
+    report.detail["touches_resolved"] = {"person": people, "account": accounts, "seconds": round(resolving, 3)}
+    return report
 
 
 def match_stage(ctx: RunContext) -> StageReport:
