@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import signal
 import threading
 import time
@@ -21,6 +22,7 @@ from store.runs import StageReport, claim_run, create_run, get_run, list_runs
 from store.schema import Run
 from worker.pipeline import RunContext, Stage, run_stages
 from worker.stage_process import fork_available, processes_possible
+from worker.stages import build_plan
 from worker.triggers import RunOptions
 
 pytestmark = pytest.mark.skipif(not fork_available(), reason="stages run in processes of their own only here")
@@ -67,6 +69,19 @@ def test_each_stage_of_a_step_runs_in_a_process_of_its_own_commits_logs_and_is_r
     # the parent's connections were left alone: it still reads and writes through its pool
     with engine.connect() as conn:
         assert conn.execute(select(Run.state).where(Run.id == ctx.run_id)).scalar_one() == "running"
+
+
+def test_a_runs_pulls_and_writebacks_go_to_processes_of_their_own_and_pickle() -> None:
+    """Each CRM's pull and writeback is Python work beside the other CRM's: on threads they would share one
+    interpreter (the L org's increment: pulls 28.9 and 26.6 s on threads, 24.3 and 21.2 s in processes)."""
+    config = AbmConfig.model_validate({"salesforce": {"enabled": True}, "hubspot": {"enabled": True}})
+    steps = build_plan(config, RunOptions())
+    pairs = [step for step in steps if isinstance(step, tuple)]
+    assert [[s.name for s in pair] for pair in pairs] == [["pull:salesforce", "pull:hubspot"],
+                                                          ["writeback:salesforce", "writeback:hubspot"]]
+    for stage in (s for pair in pairs for s in pair):
+        assert stage.own_process
+        assert pickle.loads(pickle.dumps(stage)).name == stage.name
 
 
 def test_with_stage_processes_off_a_stage_alone_or_an_in_memory_database_it_runs_here(engine: Engine) -> None:
