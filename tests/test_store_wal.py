@@ -15,6 +15,8 @@ from store.wal import (
     checkpoint,
     copy_log,
     empty_now,
+    leave_log_copy_to_watcher,
+    log_watched,
     next_wait,
     wal_kept_small,
     wal_path,
@@ -147,6 +149,25 @@ def test_while_the_watcher_runs_commits_leave_the_copy_of_the_log_to_it(tmp_path
     _write(engine, rows=20_000)
     assert database.stat().st_size > 8_000_000  # without the watcher, the commit copies the log itself
     engine.dispose()
+
+
+def test_a_stage_process_leaves_the_copy_of_the_log_to_the_workers_watcher(tmp_path: Path) -> None:
+    """A stage in a process of its own opens the database again: its commits must not copy the log that the
+    worker's watcher copies each second."""
+    database = tmp_path / "abm.db"
+    worker = _engine(tmp_path)
+    stage = make_engine(f"sqlite:///{database}")  # as the stage's process opens it
+    assert not log_watched(worker)
+    with wal_kept_small(worker, every=60):
+        assert log_watched(worker) and not log_watched(stage)
+        leave_log_copy_to_watcher(stage)
+        with stage.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 0
+        _write(stage, rows=20_000)
+        assert database.stat().st_size < 1_000_000  # the rows are all in the log still
+    assert database.stat().st_size > 4_000_000  # copied by the worker's watcher as the run ended
+    stage.dispose()
+    worker.dispose()
 
 
 def test_the_watcher_copies_the_log_each_time_it_comes_round(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from config import AbmConfig
 from store.db import make_engine
 from store.runs import StageReport, claim_run, create_run, get_run, list_runs
 from store.schema import Run
+from store.wal import wal_kept_small
 from worker.pipeline import RunContext, Stage, run_stages
 from worker.stage_process import fork_available, processes_possible
 from worker.stages import build_plan
@@ -69,6 +70,27 @@ def test_each_stage_of_a_step_runs_in_a_process_of_its_own_commits_logs_and_is_r
     # the parent's connections were left alone: it still reads and writes through its pool
     with engine.connect() as conn:
         assert conn.execute(select(Run.state).where(Run.id == ctx.run_id)).scalar_one() == "running"
+
+
+def _log_copy(name: str, ctx: RunContext) -> StageReport:
+    with ctx.engine.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() if conn.dialect.name == "sqlite" else 0
+    return StageReport(name, detail={"autocheckpoint": pages})
+
+
+def test_stages_in_processes_leave_the_logs_copy_to_the_workers_watcher(engine: Engine) -> None:
+    ctx = _ctx(engine)
+    step = tuple(Stage(n, partial(_log_copy, n), crm=n.split(":")[1], own_process=True)
+                 for n in ("pull:salesforce", "pull:hubspot"))
+    with wal_kept_small(engine, every=60):
+        assert run_stages(ctx, [step]) == "succeeded"
+    first = ctx.run_id
+    ctx = _ctx(engine)
+    assert run_stages(ctx, [step]) == "succeeded"  # no watcher: their commits copy the log, as SQLite's do
+    watched, alone = (get_run(engine, run_id)["stages"] for run_id in (first, ctx.run_id))
+    if engine.dialect.name == "sqlite":
+        assert [watched[n]["detail"]["autocheckpoint"] for n in ("pull:salesforce", "pull:hubspot")] == [0, 0]
+        assert [alone[n]["detail"]["autocheckpoint"] for n in ("pull:salesforce", "pull:hubspot")] == [1000, 1000]
 
 
 def test_a_runs_pulls_and_writebacks_go_to_processes_of_their_own_and_pickle() -> None:

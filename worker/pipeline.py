@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 
 from config import AbmConfig
 from store.runs import StageReport, record_stage
+from store.wal import log_watched
 from worker.executor import StopToken, describe_error
 from worker.huge_pages import numpy_huge_pages
 from worker.memory import RssSampler
@@ -150,11 +151,15 @@ class StageJob:
     run_id: int
     options: RunOptions
     paused_crms: frozenset[str]
+    log_watched: bool = False  # the worker copies SQLite's write-ahead log meanwhile (store.wal)
 
     def __call__(self, stop: StopToken) -> tuple[StageReport, BaseException | None]:
         from store.db import make_engine
+        from store.wal import leave_log_copy_to_watcher
 
         engine = make_engine(self.database_url)
+        if self.log_watched:
+            leave_log_copy_to_watcher(engine)
         try:
             ctx = RunContext(engine, self.config, self.run_id, self.options, stop, set(self.paused_crms))
             with numpy_huge_pages(self.config.worker.numpy_huge_pages):
@@ -179,7 +184,8 @@ def _start_processes(ctx: RunContext, group: Sequence[Stage]) -> dict[str, Stage
     for stage in group:
         if not stage.own_process:
             continue
-        job = StageJob(stage, url, ctx.config, ctx.run_id, ctx.options, frozenset(ctx.paused_crms))
+        job = StageJob(stage, url, ctx.config, ctx.run_id, ctx.options, frozenset(ctx.paused_crms),
+                       log_watched(ctx.engine))
         try:
             processes[stage.name] = StageProcess(stage.name, job)
         except OSError as exc:  # no process to be had (memory, process limit): the stage runs on a thread
