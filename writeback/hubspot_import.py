@@ -37,8 +37,9 @@ from writeback.state import OnBatch, RecordOutcome
 OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3"}
 RECORD_ID = "Record ID"
 FINISHED = frozenset({"DONE", "FAILED", "CANCELED"})
-# An import larger than this is cut into several: HubSpot reads at most 1,048,576 rows of a file.
-MAX_ROWS = 1_000_000
+# An import larger than this is cut into several: HubSpot reads at most 1,048,576 rows and 512 MB of a file, and
+# a row of scores and reasons can pass 1 KB.
+MAX_ROWS = 250_000
 ERRORS_PAGE = 100
 
 

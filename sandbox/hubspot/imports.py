@@ -50,6 +50,7 @@ RECORD_ID_COLUMN = "HUBSPOT_OBJECT_ID"
 # back between chunks so the portal's other requests are served while an import runs.
 PROCESS_CHUNK = 500
 TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
+MAX_FILE_BYTES = 512 * 2**20  # HubSpot's limit for an import file on paid tiers
 _ids = itertools.count(40_000_001)
 
 
@@ -306,7 +307,7 @@ class ImportJobs:
 async def _form(request: Request) -> tuple[dict[str, Any], dict[str, bytes]]:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise validation("an import is sent as multipart/form-data (importRequest and files)")
-    form = await request.form(max_files=10, max_fields=10, max_part_size=64 * 1024 * 1024)
+    form = await request.form(max_files=10, max_fields=10)  # files are spooled to disk, whatever their size
     try:
         raw = form.get("importRequest")
         if not isinstance(raw, str):
@@ -320,7 +321,11 @@ async def _form(request: Request) -> tuple[dict[str, Any], dict[str, bytes]]:
         files: dict[str, bytes] = {}
         for upload in form.getlist("files"):
             if isinstance(upload, UploadFile):
-                files[upload.filename or ""] = await upload.read()
+                data = await upload.read()
+                if len(data) > MAX_FILE_BYTES:
+                    raise validation(f"{upload.filename} is {len(data) / 2**20:.0f} MB: an import file may hold "
+                                     f"{MAX_FILE_BYTES // 2**20} MB at most")
+                files[upload.filename or ""] = data
         if not files:
             raise validation("no file was uploaded in the files form field")
         return request_json, files
