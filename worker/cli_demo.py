@@ -31,6 +31,9 @@ def demo_command(
     fresh: bool = typer.Option(True, "--fresh/--reuse", help="Start from a new org and an empty store."),
 ) -> None:
     """Run the whole pipeline against the built-in sandbox and show what reps would see."""
+    from worker.stage_process import start_server_early
+
+    start_server_early(True)  # its imports overlap the seeding (the demo's config keeps stage processes on)
     from config import AbmConfig
     from sandbox.runner import run_sandbox
     from store import migrate

@@ -40,6 +40,11 @@ def stage_table(run: dict) -> Table:
 
 
 def execute(ctx: typer.Context, options: RunOptions, wait: float, show: bool) -> None:
+    from worker.stage_process import start_server_early
+
+    cli = get_context(ctx)
+    config = cli.config
+    start_server_early(config.worker.stage_processes)
     # The pipeline pulls in scikit-learn and the CRM clients: imported here, so `abm --help` stays instant.
     from worker.executor import Executor, LockBusy
     from worker.lock import LeaseLock
@@ -47,8 +52,6 @@ def execute(ctx: typer.Context, options: RunOptions, wait: float, show: bool) ->
     from worker.rep_view import print_rep_view
     from worker.stages import build_plan
 
-    cli = get_context(ctx)
-    config = cli.config
     engine = cli.engine()
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -28,6 +28,11 @@ def serve_command(
     schedule: bool = typer.Option(True, "--schedule/--no-schedule", help="Run on the configured schedule."),
 ) -> None:
     """Run abm-sync as a service: scheduled runs, triggered runs, and the admin page and API."""
+    from worker.stage_process import start_server_early
+
+    cli = get_context(ctx)
+    config = cli.config
+    start_server_early(config.worker.stage_processes)  # ready for the first run's pulls
     import uvicorn  # the service's machinery is imported when serving, so `abm --help` stays instant
 
     from worker.admin.app import create_admin_app
@@ -37,8 +42,6 @@ def serve_command(
     from worker.scheduler import build_scheduler
     from worker.stages import build_plan
 
-    cli = get_context(ctx)
-    config = cli.config
     engine = cli.engine()
     stop = threading.Event()
     lock = LeaseLock(engine, lease=timedelta(seconds=config.worker.lease_seconds))

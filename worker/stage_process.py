@@ -31,6 +31,7 @@ ends with it (nobody would record its report, and the lock it ran under expires)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import multiprocessing
@@ -88,6 +89,15 @@ def start_server() -> None:
 
     _context()
     forkserver.ensure_running()
+
+
+def start_server_early(stage_processes: bool) -> None:
+    """Start the fork server as a command that runs the pipeline starts, before its own imports and set-up: the
+    run's first stages (the pulls) run in its processes, and its imports (2.6 s) would otherwise delay them.
+    A failure here is left to the run, which tries again (and runs its stages on threads if it fails again)."""
+    if stage_processes and fork_available():
+        with contextlib.suppress(OSError):
+            start_server()
 
 
 class ChildStop:
