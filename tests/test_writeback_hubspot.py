@@ -358,6 +358,17 @@ def test_an_import_the_portal_refuses_goes_by_batch_and_the_writer_stops_asking(
     assert by_object(again)["companies"].written == 150 and handle.request_log.count("POST", IMPORT) == 0
 
 
+def test_a_spent_daily_limit_stops_an_import_cleanly(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
+    seeded = seed_hubspot(handle, engine, n_companies=150)
+    handle.exhaust_hubspot_daily_limit()
+    report = run(engine, fast_writer(hs, import_threshold=100))
+    assert "daily API limit" in (by_object(report)["companies"].stopped or "")
+    assert handle.request_log.count("POST", IMPORT) == 1 and handle.request_log.count("POST", BATCH_UPDATE) == 0
+    handle.reset()
+    assert by_object(run(engine, fast_writer(hs, import_threshold=100)))["companies"].written == 150
+    assert_crm_equals_store(hs, engine, "companies", list(seeded.accounts))
+
+
 def test_an_import_that_fails_as_a_whole_goes_by_batch(handle: SandboxHandle, hs: HubSpot, engine: Engine) -> None:
     seeded = seed_hubspot(handle, engine, n_companies=250)
     handle.sandbox.hubspot.imports.fail_imports(1)

@@ -38,6 +38,7 @@ from writeback.hubspot_import import (
     FINISHED,
     MAX_ROWS,
     OBJECT_TYPE_IDS,
+    RowFailure,
     SplitRecords,
     import_file,
     import_outcomes,
@@ -78,6 +79,10 @@ def _body(exc: BaseException) -> dict[str, Any]:
 
 def is_daily_limit(exc: BaseException) -> bool:
     return api_status(exc) == 429 and str(_body(exc).get("policyName", "")).upper() == "DAILY"
+
+
+def daily_limit_spent() -> WritebackStopped:
+    return WritebackStopped(CRM, "the portal's daily API limit is spent; the rest is written after it resets")
 
 
 class _TokenRenewed(Exception):
@@ -278,8 +283,7 @@ class HubSpotWriter:
             _, body = self.policy.call(lambda: self._send(obj, batch), f"updating {len(batch)} {obj}")
         except ApiException as exc:
             if is_daily_limit(exc):
-                raise WritebackStopped(self.crm, "the portal's daily API limit is spent; the rest is written after "
-                                       "it resets") from exc
+                raise daily_limit_spent() from exc
             code, message = error_text(exc)
             if "PROPERTY_DOESNT_EXIST" in message or "does not exist" in message:
                 raise WritebackStopped(self.crm, f"{obj}: {message} (run `abm init` to create the properties)",
@@ -353,8 +357,7 @@ class HubSpotWriter:
 
     def _import_refused(self, obj: str, exc: ImportApiException) -> None:
         if is_daily_limit(exc):
-            raise WritebackStopped(self.crm, "the portal's daily API limit is spent; the rest is written after "
-                                   "it resets") from exc
+            raise daily_limit_spent() from exc
         code, message = error_text(exc)
         if exc.status in (401, 403):
             # most likely the private app lacks the crm.import scope: batches need only the objects' write scopes
@@ -387,9 +390,9 @@ class HubSpotWriter:
                                           _request_timeout=TIMEOUT_S), f"canceling import {import_id}")
                 return "CANCELED"
 
-    def _import_failures(self, import_id: str) -> list[Any]:
+    def _import_failures(self, import_id: str) -> list[RowFailure]:
         """The rows a finished import did not write, page by page."""
-        failures = []
+        failures: list[RowFailure] = []
         paging: dict[str, str] = {}
         while True:
             _, body = self._import_call(partial(
@@ -410,8 +413,7 @@ class HubSpotWriter:
             return self.policy.call(lambda: self._request(lambda extra: call(**extra)), what)
         except ImportApiException as exc:
             if is_daily_limit(exc):
-                raise WritebackStopped(self.crm, "the portal's daily API limit is spent; the rest is written after "
-                                       "it resets") from exc
+                raise daily_limit_spent() from exc
             code, message = error_text(exc)
             raise WritebackStopped(self.crm, f"{what}: HubSpot answered {exc.status} ({code}: {message})") from exc
         except HubSpotAuthError as exc:
