@@ -57,12 +57,17 @@ async def json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw:
         raise validation("Invalid input JSON: the request body is empty")
+    return decoded_object(raw, "Invalid input JSON on line 1, column 1", "Invalid input JSON: expected a JSON object")
+
+
+def decoded_object(raw: str | bytes, not_json: str, not_object: str) -> dict[str, Any]:
+    """A JSON object sent as text; a validation error (400) saying ``not_json`` or ``not_object`` otherwise."""
     try:
         body = json.loads(raw)
     except ValueError as exc:
-        raise validation(f"Invalid input JSON on line 1, column 1: {exc}") from None
+        raise validation(f"{not_json}: {exc}") from None
     if not isinstance(body, dict):
-        raise validation("Invalid input JSON: expected a JSON object")
+        raise validation(not_object)
     return body
 
 

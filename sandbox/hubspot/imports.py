@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +37,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.hubspot.batch_records import BatchRecords, plain_id
-from sandbox.hubspot.context import HubSpotContext, api_endpoint, json_response, query_bool, query_int
+from sandbox.hubspot.context import (
+    HubSpotContext,
+    api_endpoint,
+    decoded_object,
+    json_response,
+    query_bool,
+    query_int,
+)
 from sandbox.hubspot.errors import not_found, validation
 from sandbox.hubspot.portal import InputError
 from sandbox.hubspot.schema import HsObjectType, now_ms
@@ -312,12 +318,7 @@ async def _form(request: Request) -> tuple[dict[str, Any], dict[str, bytes]]:
         raw = form.get("importRequest")
         if not isinstance(raw, str):
             raise validation("the importRequest form field (the import's JSON) is missing")
-        try:
-            request_json = json.loads(raw)
-        except ValueError as exc:
-            raise validation(f"importRequest is not valid JSON: {exc}") from None
-        if not isinstance(request_json, dict):
-            raise validation("importRequest must be a JSON object")
+        request_json = decoded_object(raw, "importRequest is not valid JSON", "importRequest must be a JSON object")
         files: dict[str, bytes] = {}
         for upload in form.getlist("files"):
             if isinstance(upload, UploadFile):
