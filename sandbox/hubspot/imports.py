@@ -165,8 +165,10 @@ class ImportJobs:
             return sorted(self._imports.values(), key=lambda i: (i.created_at, i.id), reverse=True)
 
     # -- accepting -------------------------------------------------------------------------
-    def start(self, request_json: dict[str, Any], files: dict[str, bytes]) -> Import:
-        """Validate the request against its file and queue it; 400 (nothing written) when it cannot be run."""
+    def start(self, request_json: dict[str, Any], files: dict[str, bytes]) -> tuple[Import, dict[str, Any]]:
+        """Validate the request against its file and queue it: the import, and its answer as it stood when
+        accepted (``STARTED``: a small file may be written before the answer leaves). 400 (nothing written)
+        when it cannot be run."""
         specs = request_json.get("files")
         if not isinstance(specs, list) or len(specs) != 1 or not isinstance(specs[0], dict):
             raise validation("importRequest.files must list exactly one file (the sandbox emulates single-file "
@@ -206,8 +208,9 @@ class ImportJobs:
                 job.doomed = True
             self._imports[job.id] = job
             self._processing.add(thread)
+        accepted = job.to_json()
         thread.start()
-        return job
+        return job, accepted
 
     def _mapping(self, mappings: list[Any]) -> tuple[HsObjectType, int, list[str | None]]:
         types: set[str] = set()
@@ -337,9 +340,9 @@ async def _form(request: Request) -> tuple[dict[str, Any], dict[str, bytes]]:
 def routes(ctx: HubSpotContext, jobs: ImportJobs) -> list[Route]:
     async def create(request: Request) -> Response:
         request_json, files = await _form(request)
-        job = jobs.start(request_json, files)
+        job, accepted = jobs.start(request_json, files)
         request.state.fields_written = sorted(p for p in job.properties if p)
-        return json_response(job.to_json())
+        return json_response(accepted)
 
     async def get_one(request: Request) -> Response:
         return json_response(jobs.get(request.path_params["importId"]).to_json())
