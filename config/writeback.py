@@ -182,9 +182,12 @@ class WritebackConfig(BaseModel):
                         description="prepended to every field name (lower-cased on HubSpot)")
     hubspot_group: str = Field("abm_scoring", pattern=r"^[a-z][a-z0-9_]*$", description="HubSpot property group")
     hubspot_group_label: str = Field("ABM scoring", min_length=1)
-    bulk_threshold: int = Field(10_000, ge=1, description="records per object above which Bulk API 2.0 is used")
+    bulk_threshold: int = Field(
+        2_000, ge=1, description="records per object above which Bulk API 2.0 is used (Salesforce advises it past "
+        "2,000 records, and sObject Collections below)")
     bulk_poll_seconds: float = Field(0.5, gt=0, le=60, description="wait before a Bulk job's first status check "
-                                     "(each later wait doubles, up to 30 s)")
+                                     "(then every second for 20 s, every 2 s until a minute, then doubling up "
+                                     "to 30 s)")
     hubspot_concurrency: int = Field(4, ge=1, le=16, description="HubSpot batch calls in flight at once")
     hubspot_import_threshold: int = Field(
         10_000, ge=0, description="changed records of one HubSpot object above which they are sent as one CRM "
