@@ -230,6 +230,10 @@ def report(title: str, run: dict[str, Any], wall_s: float) -> None:
             print(f"    {detail['scope']}")
         if detail.get("phase_seconds"):
             print("    " + ", ".join(f"{phase} {s:,.1f} s" for phase, s in detail["phase_seconds"].items()))
+        objects = {key: value for key, value in detail.items() if isinstance(value, dict) and "timings" in value}
+        if objects:  # a write-back: when each object was planned, first sent and done, into the stage
+            print("    " + "; ".join(f"{key.partition('.')[2]} {o['mode']} " + ", ".join(
+                f"{step} {s:,.1f}" for step, s in o["timings"].items()) for key, o in objects.items()) + " (s)")
         if stage.get("error"):
             print(f"    error: {stage['error'].splitlines()[0]}")
 

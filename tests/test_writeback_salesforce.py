@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from itertools import accumulate, islice
 from typing import Any
 
@@ -33,6 +34,7 @@ from writeback.provision_salesforce import provision_salesforce
 from writeback.report import WritebackReport
 from writeback.run import preview_writeback, run_writeback
 from writeback.salesforce import SalesforceWriter
+from writeback.state import OnBatch
 
 CONFIG = writeback_config()
 CATALOGUE = Catalogue(CONFIG)
@@ -286,6 +288,49 @@ def test_account_and_contact_jobs_run_one_after_another_lead_jobs_beside(
     for obj, ids in (("Account", seeded.accounts), ("Lead", seeded.people["Lead"]),
                      ("Contact", seeded.people["Contact"])):
         assert_crm_equals_store(sf, engine, obj, list(ids))
+
+
+class _RecordingWriter(SalesforceWriter):
+    """The real writer, noting the order in which objects' writes start. A plan ends with asking the mode of
+    its changes: the Contacts' (``contacts`` changes) is held until the Account write has ended, as on an
+    increment, where the Account job is done long before the Contacts are diffed."""
+
+    def __init__(self, sf: Salesforce, contacts: int, **options: Any) -> None:
+        super().__init__(sf, CATALOGUE, bulk_poll_seconds=0.05, retry=FAST_RETRY, **options)
+        self.contacts = contacts
+        self.started: list[str] = []
+        self.account_written = threading.Event()
+
+    def mode(self, count: int) -> str:
+        if count == self.contacts:
+            assert self.account_written.wait(30)
+        return super().mode(count)
+
+    def write(self, obj: str, changes: Sequence[RecordChange], on_batch: OnBatch) -> None:
+        self.started.append(obj)
+        super().write(obj, changes, on_batch)
+        if obj == "Account":
+            self.account_written.set()
+
+
+def test_contacts_are_planned_and_sent_before_the_leads_when_the_account_job_is_done(
+    handle: SandboxHandle, sf: Salesforce, engine: Engine
+) -> None:
+    """The Contact write waits for the Account write and for its own plan; the Leads, written beside,
+    wait for nothing. With the Account job over by the time the Contacts are planned, planning the Leads
+    first would only delay the Contacts: they go first, the Leads after."""
+    seed_salesforce(handle, engine, n_accounts=150, n_leads=120, n_contacts=110)
+    writer = _RecordingWriter(sf, contacts=110, bulk_threshold=100)
+    report = run(engine, writer)
+    assert writer.started == ["Account", "Contact", "Lead"]
+    assert [o.object for o in report.objects] == ["Account", "Lead", "Contact"]  # the catalogue's order
+    at = {o.object: o.timings for o in report.objects}  # seconds into the write-back, in the run record too
+    assert at["Account"]["planned"] <= at["Account"]["sent"] <= at["Account"]["done"] <= at["Contact"]["sent"]
+    assert at["Contact"]["planned"] <= at["Lead"]["planned"] <= at["Lead"]["sent"] <= at["Lead"]["done"]
+    assert report.stage_report().detail["salesforce.Contact"]["timings"] == {
+        step: round(s, 3) for step, s in at["Contact"].items()}
+    assert {o: (r.mode, r.written, r.failed) for o, r in by_object(report).items()} == {
+        "Account": ("bulk", 150, 0), "Lead": ("bulk", 120, 0), "Contact": ("bulk", 110, 0)}
 
 
 # -- faults ---------------------------------------------------------------------------------

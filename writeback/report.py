@@ -44,6 +44,9 @@ class ObjectReport:
     samples: list[Sample] = field(default_factory=list)
     failures: list[RecordOutcome] = field(default_factory=list)  # the first few, with the CRM's message
     stopped: str | None = None
+    # Seconds into the CRM's write-back at which the object was planned, its first write sent and its last
+    # write done: which object a slow write-back waited for (its plan, the CRM, or the object before it).
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def unchanged(self) -> int:
@@ -54,6 +57,7 @@ class ObjectReport:
             "records": self.records, "changed": self.changed, "deferred": self.deferred, "written": self.written,
             "failed": self.failed, "mode": self.mode, "stopped": self.stopped,
             "failures": [{"crm_id": f.crm_id, "code": f.code, "message": f.message} for f in self.failures],
+            "timings": {name: round(seconds, 3) for name, seconds in self.timings.items()},
         }
 
 
