@@ -293,35 +293,53 @@ def test_account_and_contact_jobs_run_one_after_another_lead_jobs_beside(
 class _RecordingWriter(SalesforceWriter):
     """The real writer, noting the order in which objects' writes start. A plan ends with asking the mode of
     its changes: the Contacts' (``contacts`` changes) is held until the Account write has ended, as on an
-    increment, where the Account job is done long before the Contacts are diffed."""
+    increment, where the Account job is done long before the Contacts are diffed; the Leads' (``leads``)
+    until the Contact write has started, which it does at once only if it does not wait for their plan."""
 
-    def __init__(self, sf: Salesforce, contacts: int, **options: Any) -> None:
+    def __init__(self, sf: Salesforce, contacts: int, leads: int, account_outlasts_contact_plan: bool = False,
+                 **options: Any) -> None:
         super().__init__(sf, CATALOGUE, bulk_poll_seconds=0.05, retry=FAST_RETRY, **options)
-        self.contacts = contacts
+        self.contacts, self.leads = contacts, leads
+        self.account_outlasts_contact_plan = account_outlasts_contact_plan
         self.started: list[str] = []
         self.account_written = threading.Event()
+        self.contacts_planned = threading.Event()
+        self.contact_started = threading.Event()
+        self.held: dict[str, bool] = {}
 
     def mode(self, count: int) -> str:
-        if count == self.contacts:
-            assert self.account_written.wait(30)
+        if count == self.contacts and "Contact" not in self.held:
+            self.held["Contact"] = self.account_outlasts_contact_plan or self.account_written.wait(30)
+            self.contacts_planned.set()
+        elif count == self.leads and "Lead" not in self.held:
+            self.held["Lead"] = self.contact_started.wait(10)
         return super().mode(count)
 
     def write(self, obj: str, changes: Sequence[RecordChange], on_batch: OnBatch) -> None:
         self.started.append(obj)
+        if obj == "Contact":
+            self.contact_started.set()
+        if obj == "Account" and self.account_outlasts_contact_plan:
+            assert self.contacts_planned.wait(30)
         super().write(obj, changes, on_batch)
         if obj == "Account":
             self.account_written.set()
 
 
-def test_contacts_are_planned_and_sent_before_the_leads_when_the_account_job_is_done(
-    handle: SandboxHandle, sf: Salesforce, engine: Engine
+@pytest.mark.parametrize("account_outlasts_contact_plan", [False, True], ids=["account-done-first", "account-busy"])
+def test_contacts_are_planned_first_and_sent_at_once_behind_the_account_job(
+    handle: SandboxHandle, sf: Salesforce, engine: Engine, account_outlasts_contact_plan: bool
 ) -> None:
     """The Contact write waits for the Account write and for its own plan; the Leads, written beside,
     wait for nothing. With the Account job over by the time the Contacts are planned, planning the Leads
-    first would only delay the Contacts: they go first, the Leads after."""
+    first would only delay the Contacts: they are sent as soon as they are planned, the Leads after. With the
+    Account job still running once the Contacts are planned, the Contacts are queued behind it at once, and
+    start the moment it ends, whatever the Leads' plan still takes."""
     seed_salesforce(handle, engine, n_accounts=150, n_leads=120, n_contacts=110)
-    writer = _RecordingWriter(sf, contacts=110, bulk_threshold=100)
+    writer = _RecordingWriter(sf, contacts=110, leads=120, bulk_threshold=100,
+                              account_outlasts_contact_plan=account_outlasts_contact_plan)
     report = run(engine, writer)
+    assert writer.held == {"Contact": True, "Lead": True}  # the Contact write started before the Leads' plan ended
     assert writer.started == ["Account", "Contact", "Lead"]
     assert [o.object for o in report.objects] == ["Account", "Lead", "Contact"]  # the catalogue's order
     at = {o.object: o.timings for o in report.objects}  # seconds into the write-back, in the run record too

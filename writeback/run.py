@@ -195,78 +195,48 @@ def run_writeback(
 def _write_whole(pool: ThreadPoolExecutor, engine: Engine, config: WritebackConfig, catalogue: Catalogue,
                  writer: Writer, report: WritebackReport, now: datetime, force: bool, run_id: int | None,
                  account_ids: Collection[int] | None, changed_since: datetime | None, began: float) -> None:
-    """Each object planned whole, then written on ``pool`` while the next one is planned: how a writer
+    """Each object planned whole, then queued to be written while the next one is planned: how a writer
     whose way of sending depends on how many records changed (Salesforce: Bulk API or collections) works.
 
-    Objects are written one after the other, except the writer's ``independent_objects`` (their updates
-    lock no other object's records: Salesforce's Leads), each written on a thread of its own as soon as it
-    is planned, beside the others: on the L org's increment, the 8,000 Leads' 42 collection calls took
-    10 s between the Account and the Contact jobs.
+    Objects are written one after the other on ``pool``'s one thread, except the writer's
+    ``independent_objects`` (their updates lock no other object's records: Salesforce's Leads), each written
+    on a thread of its own as soon as it is planned, beside the others: on the L org's increment, the 8,000
+    Leads' 42 collection calls took 10 s between the Account and the Contact jobs.
 
-    The objects that wait for one another are planned first, the independent ones when the CRM is still
-    busy with the previous object once the next one is planned, else last. The Contact job waits for the
-    Account job and for its own plan: on the L org's increment the Account job took 3.5-6.2 s and the
-    Contacts' plan 5.4-6.6 s, and planning the Leads before the Contacts (1.6-1.8 s) delayed the Contact job
-    by as much whenever the Account job had ended first, where a Lead job waits for nothing and ends beside
-    the Contact job. On a full run the Account job outlasts the Contacts' plan, and the Leads are planned and
-    written meanwhile. Reports keep the catalogue's order. An object planned once a write stopped the whole
-    CRM is not attempted.
+    The objects written one after the other are planned first, and each is queued as soon as it is planned,
+    so the Contact write starts the moment the Account write ends, or its own plan does: planning the Leads
+    between them (1.6-1.8 s of the L org's increment, where the Account job took 3.5-6.2 s and the Contacts'
+    plan 5.4-6.6 s) delayed the Contact job, and a Lead job waits for nothing and ends beside it. Reports keep
+    the catalogue's order. A queued write is not attempted once a write stopped the whole CRM (see
+    :class:`_Gate`), nor is an object planned after that.
     """
     independent = getattr(writer, "independent_objects", frozenset())
     catalogue_order = catalogue.objects(writer.crm)
     first_report = len(report.objects)
-    stopped: str | None = None
-    writing: _Writing | None = None
-    beside: list[_Writing] = []
-
-    def plan(obj: str) -> tuple[WritebackLedger, ObjectReport, Plan]:
-        ledger = WritebackLedger(engine, writer.crm, obj, _backoff(config), run_id)
-        obj_report, whole = _object_report(engine, config, catalogue, writer.crm, obj, ledger, now, force,
-                                           account_ids, changed_since)
-        obj_report.mode = writer.mode(len(whole.due))
-        obj_report.timings["planned"] = time.perf_counter() - began
-        report.objects.append(obj_report)
-        return ledger, obj_report, whole
-
-    def send(planned: tuple[WritebackLedger, ObjectReport, Plan], alone: bool) -> None:
-        nonlocal stopped, writing
-        ledger, obj_report, whole = planned
-        if writing is not None and (not alone or writing.future.done()):
-            stopped = _finish(writing, stopped)
-            writing = None
-        for done in [w for w in beside if w.future.done()]:
-            beside.remove(done)
-            stopped = _finish(done, stopped)
-        if stopped is not None:
-            obj_report.stopped = f"not attempted: {stopped}"
-            return
-        if not whole.due:
-            return
-        send_all = _timed(writer.write, obj_report, began)
-        future = (lanes if alone else pool).submit(contextvars.copy_context().run, send_all, obj_report.object,
-                                                    whole.due, _recorder(ledger, obj_report, now))
-        if alone:
-            beside.append(_Writing(future, obj_report))
-        else:
-            writing = _Writing(future, obj_report)
-
-    later = [obj for obj in catalogue_order if obj in independent]
+    gate = _Gate()
+    futures: list[Future[None]] = []
     with ThreadPoolExecutor(max(len(independent), 1), thread_name_prefix=f"abm-{writer.crm}-beside") as lanes:
-        for obj in catalogue_order:
-            if obj in independent:
+        for obj in sorted(catalogue_order, key=lambda o: o in independent):  # stable: in order within each
+            ledger = WritebackLedger(engine, writer.crm, obj, _backoff(config), run_id)
+            obj_report, plan = _object_report(engine, config, catalogue, writer.crm, obj, ledger, now, force,
+                                              account_ids, changed_since)
+            obj_report.mode = writer.mode(len(plan.due))
+            obj_report.timings["planned"] = time.perf_counter() - began
+            report.objects.append(obj_report)
+            if gate.error is not None:
+                break
+            if gate.stopped is not None:
+                obj_report.stopped = f"not attempted: {gate.stopped}"
                 continue
-            planned = plan(obj)
-            if writing is not None and not writing.future.done():  # the CRM is still on the previous object
-                while later:
-                    send(plan(later.pop(0)), alone=True)
-            send(planned, alone=False)
-        for obj in later:
-            send(plan(obj), alone=True)
-        stopped = _finish(writing, stopped)
-        for other in beside:
-            stopped = _finish(other, stopped)
+            if plan.due:
+                futures.append((lanes if obj in independent else pool).submit(
+                    contextvars.copy_context().run, _timed(gate.send, obj_report, began), writer, obj, plan.due,
+                    _recorder(ledger, obj_report, now), obj_report))
+        wait(futures)
     report.objects[first_report:] = sorted(report.objects[first_report:],
                                            key=lambda r: catalogue_order.index(r.object))
+    if gate.error is not None:
+        raise gate.error
 
 
 # Records planned per part by a writer that sends each part as soon as it is planned: its first call then
@@ -275,8 +245,8 @@ STREAMED_CHUNK = 5_000
 
 
 class _Gate:
-    """What the parts queued on a CRM's writer thread look at before sending: the object or the CRM a
-    part stopped (budget spent, properties missing), or an error the run must fail with."""
+    """What the writes queued for a CRM (objects, or parts of one) look at before sending: the object or the
+    CRM a write stopped (budget spent, properties missing), or an error the run must fail with."""
 
     def __init__(self) -> None:
         self.stopped_objects: set[str] = set()
@@ -287,7 +257,9 @@ class _Gate:
     def send(self, writer: Writer, obj: str, changes: Sequence[RecordChange], on_batch: OnBatch,
              obj_report: ObjectReport) -> None:
         if self.error is not None or self.stopped is not None or obj in self.stopped_objects:
-            return  # the objects after a stop of the CRM are reported not attempted once all parts are done
+            if self.stopped is not None and obj_report.stopped is None:  # queued after a stop of the CRM
+                obj_report.stopped = f"not attempted: {self.stopped}"
+            return
         try:
             writer.write(obj, changes, on_batch)
         except WritebackStopped as exc:
@@ -350,31 +322,6 @@ def _timed(send: Callable[..., None], obj_report: ObjectReport, began: float) ->
             obj_report.timings["done"] = time.perf_counter() - began
 
     return timed
-
-
-@dataclass(frozen=True)
-class _Writing:
-    """One object's write, running on the CRM's writer thread."""
-
-    future: Future[None]
-    report: ObjectReport
-
-
-def _finish(writing: _Writing | None, stopped: str | None) -> str | None:
-    """Wait for ``writing`` to end; the reason the CRM's later objects are not attempted, if any.
-
-    A :class:`WritebackStopped` is the object's outcome (its batches so far are recorded); any
-    other error is raised, as it would have been from the write itself.
-    """
-    if writing is None:
-        return stopped
-    try:
-        writing.future.result()
-    except WritebackStopped as exc:
-        writing.report.stopped = exc.reason
-        if exc.whole_crm:
-            return exc.reason
-    return stopped
 
 
 def _recorder(ledger: WritebackLedger, obj_report: ObjectReport, now: datetime) -> OnBatch:
