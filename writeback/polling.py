@@ -16,7 +16,7 @@ def poll_waits(first: float, longest: float = POLL_WAIT_MAX_S,
 
     The run waits on the job: a check that comes late is time lost by the whole run. Doubling all the
     way found a job done after 8.1 s at 15.5 s (the L org's Account job). An incremental run's jobs are
-    done within seconds (the L org's 1% increment: 34,000 Accounts in about 3.5 s, then 46,000 Contacts),
+    done within seconds (the L org's 1% increment: 34,000 Accounts in 3.5-6.2 s, then 46,000 Contacts),
     and the Contact job waits for the Account job: checked every 2 s, each is seen a second after its end
     on average; checked every second, half a second. That costs a call a second while it lasts (Salesforce counts
     calls per day, in the hundreds of thousands; HubSpot allows 100-190 per 10 s). A job that takes minutes

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import Engine
 
@@ -213,7 +213,7 @@ def _write_whole(pool: ThreadPoolExecutor, engine: Engine, config: WritebackConf
     independent = getattr(writer, "independent_objects", frozenset())
     catalogue_order = catalogue.objects(writer.crm)
     first_report = len(report.objects)
-    gate = _Gate()
+    gate = _Gate(began)
     futures: list[Future[None]] = []
     with ThreadPoolExecutor(max(len(independent), 1), thread_name_prefix=f"abm-{writer.crm}-beside") as lanes:
         for obj in sorted(catalogue_order, key=lambda o: o in independent):  # stable: in order within each
@@ -230,7 +230,7 @@ def _write_whole(pool: ThreadPoolExecutor, engine: Engine, config: WritebackConf
                 continue
             if plan.due:
                 futures.append((lanes if obj in independent else pool).submit(
-                    contextvars.copy_context().run, _timed(gate.send, obj_report, began), writer, obj, plan.due,
+                    contextvars.copy_context().run, gate.send, writer, obj, plan.due,
                     _recorder(ledger, obj_report, now), obj_report))
         wait(futures)
     report.objects[first_report:] = sorted(report.objects[first_report:],
@@ -246,9 +246,12 @@ STREAMED_CHUNK = 5_000
 
 class _Gate:
     """What the writes queued for a CRM (objects, or parts of one) look at before sending: the object or the
-    CRM a write stopped (budget spent, properties missing), or an error the run must fail with."""
+    CRM a write stopped (budget spent, properties missing), or an error the run must fail with. It also notes
+    in each object's ``timings`` when its first write was sent and its last one done, seconds after
+    ``began`` (writes it does not attempt are not timed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, began: float) -> None:
+        self.began = began
         self.stopped_objects: set[str] = set()
         self.stopped: str | None = None  # the whole CRM's stop reason
         self.stopped_by: str | None = None  # and the object whose part stopped it
@@ -260,6 +263,7 @@ class _Gate:
             if self.stopped is not None and obj_report.stopped is None:  # queued after a stop of the CRM
                 obj_report.stopped = f"not attempted: {self.stopped}"
             return
+        obj_report.timings.setdefault("sent", time.perf_counter() - self.began)
         try:
             writer.write(obj, changes, on_batch)
         except WritebackStopped as exc:
@@ -270,6 +274,8 @@ class _Gate:
         except BaseException as exc:
             self.error = exc
             raise
+        finally:
+            obj_report.timings["done"] = time.perf_counter() - self.began
 
 
 def _write_streamed(pool: ThreadPoolExecutor, engine: Engine, config: WritebackConfig, catalogue: Catalogue,
@@ -285,7 +291,7 @@ def _write_streamed(pool: ThreadPoolExecutor, engine: Engine, config: WritebackC
     stops the object or the CRM stops those queued after it, and an object planned after a stop of the
     CRM is reported not attempted, as when objects are written whole.
     """
-    gate = _Gate()
+    gate = _Gate(began)
     planned: list[ObjectReport] = []
     futures: list[Future[None]] = []
     for obj in catalogue.objects(writer.crm):
@@ -299,8 +305,8 @@ def _write_streamed(pool: ThreadPoolExecutor, engine: Engine, config: WritebackC
                                    changed_since, obj_report, STREAMED_CHUNK):
             due += len(part.due)
             if part.due:
-                futures.append(pool.submit(contextvars.copy_context().run, _timed(gate.send, obj_report, began),
-                                           writer, obj, part.due, recorder, obj_report))
+                futures.append(pool.submit(contextvars.copy_context().run, gate.send, writer, obj, part.due,
+                                           recorder, obj_report))
         obj_report.mode = writer.mode(due)
         obj_report.timings["planned"] = time.perf_counter() - began
     wait(futures)
@@ -310,18 +316,6 @@ def _write_streamed(pool: ThreadPoolExecutor, engine: Engine, config: WritebackC
         objects = [o.object for o in planned]
         for later in planned[objects.index(gate.stopped_by) + 1:]:
             later.stopped = f"not attempted: {gate.stopped}"
-
-
-def _timed(send: Callable[..., None], obj_report: ObjectReport, began: float) -> Callable[..., None]:
-    """``send``, noting in ``obj_report.timings`` when its first call started and its last one ended."""
-    def timed(*args: Any) -> None:
-        obj_report.timings.setdefault("sent", time.perf_counter() - began)
-        try:
-            send(*args)
-        finally:
-            obj_report.timings["done"] = time.perf_counter() - began
-
-    return timed
 
 
 def _recorder(ledger: WritebackLedger, obj_report: ObjectReport, now: datetime) -> OnBatch:
