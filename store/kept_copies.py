@@ -54,17 +54,24 @@ class Kept:
 TEXT = "text"  # the dtype of a column of strings (or None), kept as a JSON array per part
 
 
-def save(conn: Connection, name: str, fmt: int, columns: Sequence[Any], dtypes: Sequence[str],
-         header: Mapping[str, Any], part_rows: int = PART_ROWS) -> None:
-    """Keep ``columns`` (one length, stored as ``dtypes``) as the copy ``name``, in place of any earlier one.
+@dataclass(frozen=True)
+class Encoded:
+    """A copy ready to be kept: its header and its parts' bytes (see :func:`encode`). Encoding is most of what
+    keeping a copy costs (a million titles to JSON), and needs no database: a process reading the table beside
+    a stage can encode the copy, and the stage then only writes it (:func:`write`)."""
 
-    Numbers go into parts 1..P, a part's columns one after the other; each ``TEXT`` column then into P parts
-    of its own, after them."""
-    conn.execute(delete(KeptCopy).where(KeptCopy.name == name))
+    name: str
+    header: dict[str, Any]
+    parts: list[bytes]
+
+
+def encode(name: str, fmt: int, columns: Sequence[Any], dtypes: Sequence[str], header: Mapping[str, Any],
+           part_rows: int = PART_ROWS) -> Encoded:
+    """``columns`` (one length, kept as ``dtypes``) as the copy ``name``: numbers in parts 1..P, a part's columns
+    one after the other; each ``TEXT`` column then in P parts of its own, after them."""
     rows = len(columns[0]) if len(columns) else 0
     parts = (rows + part_rows - 1) // part_rows
     full = {**header, "format": fmt, "revision": head_revision(), "rows": rows, "parts": parts}
-    conn.execute(insert(KeptCopy), [{"name": name, "part": 0, "header": full, "data": b""}])
     numbers = [(c, d) for c, d in zip(columns, dtypes, strict=True) if d != TEXT]
     texts = [c for c, d in zip(columns, dtypes, strict=True) if d == TEXT]
     windows = [slice(part * part_rows, (part + 1) * part_rows) for part in range(parts)]
@@ -72,8 +79,22 @@ def save(conn: Connection, name: str, fmt: int, columns: Sequence[Any], dtypes: 
              for window in windows]
     blobs += [json.dumps(list(column[window]), ensure_ascii=False).encode("utf-8", "surrogatepass")
               for column in texts for window in windows]
-    for part, blob in enumerate(blobs, start=1):
-        conn.execute(insert(KeptCopy), [{"name": name, "part": part, "header": None, "data": blob}])
+    return Encoded(name, full, blobs)
+
+
+def write(conn: Connection, copy: Encoded) -> None:
+    """Keep ``copy`` in place of any earlier copy of its name."""
+    conn.execute(delete(KeptCopy).where(KeptCopy.name == copy.name))
+    conn.execute(insert(KeptCopy), [{"name": copy.name, "part": 0, "header": copy.header, "data": b""}])
+    for part, blob in enumerate(copy.parts, start=1):
+        conn.execute(insert(KeptCopy), [{"name": copy.name, "part": part, "header": None, "data": blob}])
+
+
+def save(conn: Connection, name: str, fmt: int, columns: Sequence[Any], dtypes: Sequence[str],
+         header: Mapping[str, Any], part_rows: int = PART_ROWS) -> None:
+    """Keep ``columns`` (one length, stored as ``dtypes``) as the copy ``name``, in place of any earlier one
+    (see :func:`encode`)."""
+    write(conn, encode(name, fmt, columns, dtypes, header, part_rows))
 
 
 def load(conn: Connection, name: str, fmt: int, dtypes: Sequence[str]) -> Kept | None:

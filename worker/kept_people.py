@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import itemgetter
 
@@ -105,11 +106,21 @@ def _live(columns: list[np.ndarray], crms: list[str], kinds: list[str]) -> Peopl
         created_at=created_at[live])
 
 
-def current_people(conn: Connection, seconds: Seconds, *, reuse: bool = True) -> PeopleColumns:
+@dataclass(frozen=True)
+class CurrentPeople:
+    """Every live person as the score stage reads them (see :func:`read_current`), and the copy to keep in place
+    of the stored one when it was not read or has grown stale (None: the stored copy stays)."""
+
+    people: PeopleColumns
+    rewrite: kept_copies.Encoded | None
+
+
+def read_current(conn: Connection, seconds: Seconds, *, reuse: bool = True) -> CurrentPeople:
     """Every live person as the score stage reads them, in id order: from the kept copy and the people changed
-    since when ``reuse`` and a copy is there to be read, else from the table; the copy is written again when it
-    was not read or has grown stale (see the module docstring). ``seconds``: a time column as whole seconds
-    since the epoch, computed by the database."""
+    since when ``reuse`` and a copy is there to be read, else from the table; with the copy to keep when it is
+    due (see the module docstring). Writes nothing, so a process beside the stage can read them
+    (:mod:`worker.score_prefetch`). ``seconds``: a time column as whole seconds since the epoch, computed by the
+    database."""
     started = utcnow()
     kept = kept_copies.load(conn, NAME, FORMAT, _DTYPES) if reuse else None
     if kept is not None:
@@ -119,17 +130,29 @@ def current_people(conn: Connection, seconds: Seconds, *, reuse: bool = True) ->
         columns = kept_copies.merge(kept.columns, changed)
         kept_through = int(kept.columns[0][-1]) if len(kept.columns[0]) else -1
         if kept_copies.holds_every_added(conn, Person.__table__.c.id, kept_through, columns[0]):
-            if len(changed[0]) > REWRITE_SHARE * len(columns[0]):
-                _save(conn, columns, crms, kinds, started)
-            return _live(columns, list(crms), list(kinds))
+            due = len(changed[0]) > REWRITE_SHARE * len(columns[0])
+            return CurrentPeople(_live(columns, list(crms), list(kinds)),
+                                 _encode(columns, crms, kinds, started) if due else None)
         log.warning("the kept copy of the people (%d) is not of the table any more: everyone is read again",
                     len(columns[0]))
     crms, kinds = Codes(), Codes()
     columns = _read(conn, seconds, crms, kinds)
-    _save(conn, columns, crms, kinds, started)
-    return _live(columns, list(crms), list(kinds))
+    return CurrentPeople(_live(columns, list(crms), list(kinds)), _encode(columns, crms, kinds, started))
 
 
-def _save(conn: Connection, columns: list[np.ndarray], crms: Codes, kinds: Codes, cutoff: datetime) -> None:
+def keep(conn: Connection, current: CurrentPeople) -> PeopleColumns:
+    """The people of ``current``, its copy kept first when one is due."""
+    if current.rewrite is not None:
+        kept_copies.write(conn, current.rewrite)
+    return current.people
+
+
+def current_people(conn: Connection, seconds: Seconds, *, reuse: bool = True) -> PeopleColumns:
+    """Every live person as the score stage reads them, in id order (see :func:`read_current`), the copy written
+    again when it was not read or has grown stale."""
+    return keep(conn, read_current(conn, seconds, reuse=reuse))
+
+
+def _encode(columns: list[np.ndarray], crms: Codes, kinds: Codes, cutoff: datetime) -> kept_copies.Encoded:
     header = {"cutoff": cutoff.isoformat(), "crms": list(crms), "kinds": list(kinds)}
-    kept_copies.save(conn, NAME, FORMAT, columns, _DTYPES, header, PART_ROWS)
+    return kept_copies.encode(NAME, FORMAT, columns, _DTYPES, header, PART_ROWS)

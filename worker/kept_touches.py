@@ -170,10 +170,10 @@ def _load_copy(conn: Connection) -> _Copy | None:
     return _Copy(TouchRows.of(kept.columns, kept.header["types"]), datetime.fromisoformat(kept.header["cutoff"]))
 
 
-def save_copy(conn: Connection, rows: TouchRows, cutoff: datetime) -> None:
-    """Keep ``rows`` (every touch, as of ``cutoff``) in place of any earlier copy."""
+def encode_copy(rows: TouchRows, cutoff: datetime) -> kept_copies.Encoded:
+    """``rows`` (every touch, as of ``cutoff``) as the copy to keep."""
     header = {"cutoff": cutoff.isoformat(), "types": list(rows.types)}
-    kept_copies.save(conn, NAME, FORMAT, rows.arrays(), _DTYPES, header, PART_ROWS)
+    return kept_copies.encode(NAME, FORMAT, rows.arrays(), _DTYPES, header, PART_ROWS)
 
 
 def _of_table(conn: Connection, kept_through: int, rows: TouchRows) -> bool:
@@ -199,12 +199,21 @@ def _stale(rows: TouchRows, unresolved: Unresolved) -> np.ndarray:
     return np.union1d(*stale)
 
 
-def current_touches(conn: Connection, epoch_seconds: ColumnElement,
-                    unresolved: Unresolved, *, reuse: bool = True) -> TouchRows:
-    """Every touch in the table as it is now, in id order: from the kept copy and what changed since
-    when ``reuse`` and a copy is there to be read, else from the table; the copy is written again when
-    it was not read or has grown stale (see the module docstring). ``unresolved``: the ids of the
-    touches whose person, and whose account, are unresolved now."""
+@dataclass(frozen=True)
+class CurrentTouches:
+    """Every touch as it is now (see :func:`read_current`), and the copy to keep in place of the stored one when
+    it was not read or has grown stale (None: the stored copy stays)."""
+
+    rows: TouchRows
+    rewrite: kept_copies.Encoded | None
+
+
+def read_current(conn: Connection, epoch_seconds: ColumnElement, unresolved: Unresolved, *,
+                 reuse: bool = True) -> CurrentTouches:
+    """Every touch in the table as it is now, in id order: from the kept copy and what changed since when
+    ``reuse`` and a copy is there to be read, else from the table; with the copy to keep when it is due (see the
+    module docstring). Writes nothing, so a process beside the stage can read them (:mod:`worker.score_prefetch`).
+    ``unresolved``: the ids of the touches whose person, and whose account, are unresolved now."""
     started = utcnow()
     copy = _load_copy(conn) if reuse else None
     if copy is not None:
@@ -214,11 +223,23 @@ def current_touches(conn: Connection, epoch_seconds: ColumnElement,
         if _of_table(conn, int(copy.rows.id[-1]) if len(copy.rows) else -1, rows):
             stale = _stale(rows, unresolved)
             rows = merge(rows, _read_ids(conn, epoch_seconds, unresolved, stale.tolist()))
-            if len(changed) + len(stale) > REWRITE_SHARE * len(rows):
-                save_copy(conn, rows, started)
-            return rows
+            due = len(changed) + len(stale) > REWRITE_SHARE * len(rows)
+            return CurrentTouches(rows, encode_copy(rows, started) if due else None)
         log.warning("the kept copy of the touches (%d) is not of the table any more: every touch is read again",
                     len(rows))
     rows = read_touches(conn, epoch_seconds, unresolved)
-    save_copy(conn, rows, started)
-    return rows
+    return CurrentTouches(rows, encode_copy(rows, started))
+
+
+def keep(conn: Connection, current: CurrentTouches) -> TouchRows:
+    """The touches of ``current``, its copy kept first when one is due."""
+    if current.rewrite is not None:
+        kept_copies.write(conn, current.rewrite)
+    return current.rows
+
+
+def current_touches(conn: Connection, epoch_seconds: ColumnElement,
+                    unresolved: Unresolved, *, reuse: bool = True) -> TouchRows:
+    """Every touch in the table as it is now, in id order (see :func:`read_current`), the copy written again when
+    it was not read or has grown stale."""
+    return keep(conn, read_current(conn, epoch_seconds, unresolved, reuse=reuse))
