@@ -64,9 +64,11 @@ class WorkerConfig(BaseModel):
     )
     stage_processes: bool = Field(
         True, description="pull from and write back to the two CRMs in processes of their own (started by a fork "
-                          "server), so each has a core rather than a share of one interpreter; false keeps them on "
-                          "threads of the worker's process, as they always are where no fork server is available "
-                          "(Windows, macOS) and on an in-memory SQLite database",
+                          "server), so each has a core rather than a share of one interpreter, and read what an "
+                          "incremental score stage reads of everyone in one beside the match stage; false keeps "
+                          "the pulls and writebacks on threads of the worker's process and leaves that read to the "
+                          "score stage, as where no fork server is available (Windows, macOS) and on an in-memory "
+                          "SQLite database",
     )
     numpy_huge_pages: bool = Field(
         False, description="let numpy back its large arrays with transparent huge pages during a run (numpy's own "

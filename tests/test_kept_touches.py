@@ -33,7 +33,7 @@ from store.touch_refs import resolve_touch_refs
 from store.types import utcnow
 from store.upsert import upsert
 from worker import kept_touches
-from worker.score_inputs import _epoch_seconds
+from worker.score_inputs import epoch_seconds
 
 TOUCHES = KeptCopy.name == kept_touches.NAME
 
@@ -155,7 +155,7 @@ def test_the_changed_touches_are_found_through_their_index(tmp_path: Path) -> No
     engine = make_engine(f"sqlite:///{tmp_path / 'plans.db'}")
     migrate.upgrade(engine)
     with engine.connect() as conn:
-        query = kept_touches._query(_epoch_seconds(conn), [Activity.__table__.c.changed_at >= utcnow()])
+        query = kept_touches._query(epoch_seconds(conn), [Activity.__table__.c.changed_at >= utcnow()])
         sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
         plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
     assert "ix_activities_changed_at" in plan, plan

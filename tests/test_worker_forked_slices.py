@@ -51,7 +51,7 @@ def test_an_iteration_left_early_ends_the_forked_process() -> None:
     assert [next(items)[0] for _ in range(25)] == list(range(25))
     items.close()
     assert forked_slices._build is None
-    assert not list(Path(forked_slices._memory_folder() or tempfile.gettempdir()).glob("abm-slices-*"))  # no files left
+    assert not list(Path(forked_slices.memory_folder() or tempfile.gettempdir()).glob("abm-slices-*"))  # no files left
     assert [i for i, _ in iter_built(_build, 40, slice_size=10)] == list(range(40))
 
 
@@ -62,7 +62,7 @@ def test_nothing_to_build_yields_nothing() -> None:
 def test_the_forked_process_builds_only_a_few_slices_ahead_of_what_was_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     """A caller slower than the builder (a full rescore's writes) must not find every slice built and held."""
     monkeypatch.setattr(forked_slices, "AHEAD", 3)
-    folder = Path(forked_slices._memory_folder() or tempfile.gettempdir())
+    folder = Path(forked_slices.memory_folder() or tempfile.gettempdir())
     items = iter_built(_build, 400, slice_size=10)
     next(items)
     time.sleep(0.5)  # time for the forked process to build every slice, were it not held back
@@ -74,5 +74,5 @@ def test_the_forked_process_builds_only_a_few_slices_ahead_of_what_was_taken(mon
 def test_slices_go_through_the_disk_when_the_memory_folder_is_small(monkeypatch: pytest.MonkeyPatch) -> None:
     """A container's /dev/shm is 64 MB by default: filling it would fail the stage."""
     monkeypatch.setattr(forked_slices, "MEMORY_FOLDER_FREE_BYTES", 2**62)
-    assert forked_slices._memory_folder() is None
+    assert forked_slices.memory_folder() is None
     assert [i for i, _ in iter_built(_build, 50, slice_size=10)] == list(range(50))

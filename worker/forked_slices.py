@@ -73,7 +73,7 @@ def _read_slice(folder: str, index: int) -> list[Any]:
 MEMORY_FOLDER_FREE_BYTES = 256 * 1024 * 1024
 
 
-def _memory_folder() -> str | None:
+def memory_folder() -> str | None:
     """Where slices pass from the forked process: in memory where the system has a memory file system with room
     to spare, else None (the default temporary folder)."""
     folder = "/dev/shm"
@@ -98,7 +98,7 @@ def iter_built(build: Build, total: int, *, forked: bool = True, slice_size: int
         return
     global _build, _bounds, _next, _folder, _ahead
     context = multiprocessing.get_context("fork")
-    with tempfile.TemporaryDirectory(prefix="abm-slices-", dir=_memory_folder()) as folder:
+    with tempfile.TemporaryDirectory(prefix="abm-slices-", dir=memory_folder()) as folder:
         _build, _bounds, _next, _folder = build, bounds, context.Value("i", 0), folder
         _ahead = context.Semaphore(AHEAD)
         try:

@@ -29,7 +29,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from itertools import repeat
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, and_, case, cast, extract, func, or_, select
@@ -42,12 +42,15 @@ from scoring.outcomes import NEVER
 from store.cursor_rows import driver_batches
 from store.records import AccountRecord, OpportunityRecord
 from store.schema import AccountLink, Activity, Opportunity, Person
-from worker import kept_matches
+from worker import kept_matches, kept_people, kept_touches
 from worker.gc_pause import cyclic_gc_paused
 from worker.kept_people import current_people
 from worker.kept_titles import classify_titles
 from worker.kept_touches import TouchRows, current_touches, read_touches
 from worker.match_stage import load_accounts
+
+if TYPE_CHECKING:
+    from worker.score_prefetch import Prefetched
 
 TIED = kept_matches.TIED
 # Where the touches and the people come from (see worker.kept_touches, worker.kept_people): the tables alone
@@ -85,7 +88,7 @@ class KeyLookup:
         return np.fromiter(map(self._get, zip(crm, crm_id, strict=True), repeat(-1, n)), dtype=np.int64, count=n)
 
 
-def _epoch_seconds(conn: Connection, column: ColumnElement | None = None) -> ColumnElement:
+def epoch_seconds(conn: Connection, column: ColumnElement | None = None) -> ColumnElement:
     """``column`` (default ``activities.occurred_at``) as whole seconds since the epoch, computed by
     the database (NULL stays NULL)."""
     column = Activity.__table__.c.occurred_at if column is None else column
@@ -189,7 +192,10 @@ def _resolved_columns(rows: list[tuple], keys: _Lookups, ids: tuple[IdLookup, Id
     return _columns(kind, ts, person, account, report)
 
 
-def _unresolved_keys(conn: Connection) -> tuple[dict[int, tuple[str, str]], dict[int, tuple[str, str]]] | None:
+UnresolvedKeys = tuple[dict[int, tuple[str, str]], dict[int, tuple[str, str]]]
+
+
+def unresolved_keys(conn: Connection) -> UnresolvedKeys | None:
     """Touch id -> (crm, key) of the touches whose person, and whose account, the store has not resolved to an
     id (:mod:`store.touch_refs`; read through the partial indexes that hold exactly them); None when there are
     more than ``UNRESOLVED_APART`` of either (a store whose touches were never resolved)."""
@@ -232,15 +238,16 @@ def _kept_columns(touches: TouchRows, apart: tuple[Mapping[int, tuple[str, str]]
 
 def stream_activity_columns(
     conn: Connection, index: EntityIndex, ids: tuple[IdLookup, IdLookup], report: LoadReport,
-    partition_rows: int = PARTITION_ROWS, kept: KeptUse = "ignore",
+    partition_rows: int = PARTITION_ROWS, kept: KeptUse = "ignore", prefetched: Prefetched | None = None,
 ) -> ActivityColumns:
     """Every live touch with a timestamp, as columns, in store id order; what cannot be used is counted in
     ``report``.
 
     ``ids`` (accounts, people): store id -> position, for the touches the store resolved to ids
     (:mod:`store.touch_refs`), read as integers; only the others are read by their string keys (apart, see
-    :func:`_unresolved_keys`), found in ``index``. Those integers come from the table, or from the kept copy of
-    every touch and what changed since (``kept``, see :mod:`worker.kept_touches`). A store with too many touches
+    :func:`unresolved_keys`), found in ``index``. Those integers come from the table, or from the kept copy of
+    every touch and what changed since (``kept``, see :mod:`worker.kept_touches`), as ``prefetched`` read them
+    where they are still what the store holds (:mod:`worker.score_prefetch`). A store with too many touches
     unresolved to read their keys apart is read from the driver's cursor, ``partition_rows`` at a time, with the
     keys inline.
     """
@@ -252,17 +259,19 @@ def stream_activity_columns(
     report.rows += report.no_timestamp
     keys = _Lookups(index)
     timed = table.c.occurred_at.is_not(None)
-    apart = _unresolved_keys(conn)
+    apart = unresolved_keys(conn)
     if apart is not None:  # integers only: the key columns cost the L org's 6 million rows 2 of their 8 seconds
         unresolved = (apart[0].keys(), apart[1].keys())
-        if kept == "ignore":
-            touches = read_touches(conn, _epoch_seconds(conn), unresolved)
+        if kept == "reuse" and prefetched is not None and prefetched.unresolved == apart:
+            touches = kept_touches.keep(conn, prefetched.touches)
+        elif kept == "ignore":
+            touches = read_touches(conn, epoch_seconds(conn), unresolved)
         else:
-            touches = current_touches(conn, _epoch_seconds(conn), unresolved, reuse=kept == "reuse")
+            touches = current_touches(conn, epoch_seconds(conn), unresolved, reuse=kept == "reuse")
         return _kept_columns(touches, apart, keys, ids, report)
     person_open, account_open = table.c.person_ref.is_(None), table.c.account_ref.is_(None)
     query = select(
-        case((or_(person_open, account_open), table.c.crm)), table.c.activity_type, _epoch_seconds(conn),
+        case((or_(person_open, account_open), table.c.crm)), table.c.activity_type, epoch_seconds(conn),
         func.coalesce(table.c.person_ref, -1), func.coalesce(table.c.account_ref, -1),
         case((person_open, table.c.person_crm_id)), case((account_open, table.c.account_crm_id)),
     ).where(live, timed)
@@ -282,8 +291,8 @@ def load_scored_people(conn: Connection, batch_rows: int = PARTITION_ROWS) -> Pe
     table = Person.__table__
     query = select(
         table.c.id, table.c.crm, table.c.crm_id, table.c.kind, table.c.title, table.c.account_crm_id,
-        table.c.is_converted, _epoch_seconds(conn, table.c.converted_at), table.c.converted_account_crm_id,
-        _epoch_seconds(conn, table.c.created_at),
+        table.c.is_converted, epoch_seconds(conn, table.c.converted_at), table.c.converted_account_crm_id,
+        epoch_seconds(conn, table.c.created_at),
     ).where(table.c.is_deleted.is_(False)).order_by(table.c.id)
     columns: list[list] = [[] for _ in range(10)]
     for rows in driver_batches(conn, query, batch_rows):
@@ -326,11 +335,15 @@ def _matches(conn: Connection, canonical: Mapping[int, int], kept: KeptUse) -> M
 
 def load_score_inputs(
     conn: Connection, config: ScoringConfig, *, partition_rows: int = PARTITION_ROWS, kept: KeptUse = "ignore",
-    accounts: list[AccountRecord] | None = None,
+    accounts: list[AccountRecord] | None = None, prefetched: Prefetched | None = None,
 ) -> ScoringInputs:
     """Everything scoring needs, with the match table and cross-CRM links applied (built with the
     cyclic garbage collector paused: see :mod:`worker.gc_pause`). ``kept``: where the touches and the people
-    come from; ``accounts``: every live account as just read (by the run's match stage), else read here."""
+    come from; ``accounts``: every live account as just read (by the run's match stage), else read here;
+    ``prefetched``: the touches and people as read beside the match stage, which the store still holds as they
+    were read (:func:`worker.score_prefetch.still_current`), used with ``kept="reuse"``."""
+    if kept != "reuse":
+        prefetched = None
     with cyclic_gc_paused():
         if accounts is None:
             accounts = load_accounts(conn)
@@ -338,10 +351,12 @@ def load_score_inputs(
         aliases = {(a.crm, a.crm_id): canonical[a.id] for a in accounts if a.id in canonical}
         scored = [a for a in accounts if a.id not in canonical]
         matches = _matches(conn, canonical, kept)
-        if kept == "ignore":
+        if prefetched is not None:
+            people = kept_people.keep(conn, prefetched.people)
+        elif kept == "ignore":
             people = load_scored_people(conn)
         else:
-            people = current_people(conn, partial(_epoch_seconds, conn), reuse=kept == "reuse")
+            people = current_people(conn, partial(epoch_seconds, conn), reuse=kept == "reuse")
         opportunities = list(_records(conn, OpportunityRecord, _OPPORTUNITY_COLUMNS, Opportunity.is_deleted.is_(False)))
         index = EntityIndex.build(scored, people, aliases)
         report = LoadReport()
@@ -350,6 +365,6 @@ def load_score_inputs(
         ids = (IdLookup([a.id for a in scored] + linked,
                         [*range(len(scored)), *(index.account_pos[canonical[i]] for i in linked)]),
                IdLookup(people.id, np.arange(len(people))))
-        activities = stream_activity_columns(conn, index, ids, report, partition_rows, kept)
+        activities = stream_activity_columns(conn, index, ids, report, partition_rows, kept, prefetched)
         personas = None if kept == "ignore" else classify_titles(conn, config, people.title, reuse=kept == "reuse")
         return assemble_inputs(scored, people, activities, report, opportunities, config, index, matches, personas)

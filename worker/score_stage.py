@@ -39,7 +39,8 @@ breakdown can differ in the last bits of a float (a rounded value only if it sit
 boundary to the last bit).
 With no stored state, a state computed under other ``scoring:`` settings, a model still to be
 trained, or more than ``SUBSET_MAX_SHARE`` of the accounts or people touched, the stage reads
-everyone as before (and stores the state).
+everyone as before (and stores the state). Everyone's touches and people are then usually read
+already, by a process beside the match stage (:mod:`worker.score_prefetch`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from worker.forked import Forked
 from worker.gc_pause import cyclic_gc_paused
 from worker.models import ActiveModel, active_model, save_model
 from worker.score_inputs import load_score_inputs
+from worker.score_prefetch import Prefetched, ScorePrefetch, still_current
 from worker.score_scope import Scope, Touched, dirty_scope, touched_since
 from worker.score_store import SavedScores, load_population_state, save_population_state, save_score_set
 from worker.score_subset import load_subset_inputs
@@ -101,6 +103,7 @@ class ScoreOutcome:
     dirty_accounts: int | None = None  # saved (compared) by an incremental run; None: everyone
     dirty_people: int | None = None
     loaded: str = "everyone"  # or "dirty entities": what the stage read (see the module docstring)
+    prefetch: str | None = None  # whether what was read beside the match stage was used, or why not
 
     def counts(self) -> dict[str, int]:
         return {"scored": self.accounts + self.people, "upserted": self.saved.accounts_changed
@@ -205,7 +208,7 @@ def _stored(conn: Connection, config: ScoringConfig) -> _Stored | None:
 SUBSET_MAX_SHARE = 0.05
 
 
-def _touched_little(conn: Connection, touched: Touched) -> bool:
+def touched_little(conn: Connection, touched: Touched) -> bool:
     """Whether the entities new data touched are few enough to read alone (see SUBSET_MAX_SHARE)."""
     accounts = conn.execute(select(func.count()).select_from(Account).where(Account.is_deleted.is_(False)))
     people = conn.execute(select(func.count()).select_from(Person).where(Person.is_deleted.is_(False)))
@@ -281,6 +284,24 @@ def _final_scores(inputs: ScoringInputs, config: ScoringConfig, as_of: int, rule
                             state=state)
 
 
+def _prefetched(conn: Connection, prefetch: ScorePrefetch | None, outcome: ScoreOutcome) -> Prefetched | None:
+    """What the process beside the match stage read for this stage, where the store still holds it as read
+    (:mod:`worker.score_prefetch`), with a note in ``outcome`` of whether it was used, and why not."""
+    if prefetch is None:
+        return None
+    started = time.perf_counter()
+    result = prefetch.result()
+    outcome.phase_seconds["prefetched"] = time.perf_counter() - started  # the wait for it, and its reading
+    if isinstance(result, str):
+        outcome.prefetch = f"not used: {result}"
+        return None
+    if not still_current(conn, result):
+        outcome.prefetch = "not used: the store changed after it was read"
+        return None
+    outcome.prefetch = "used"
+    return result
+
+
 def _report_skipped(inputs: ScoringInputs, outcome: ScoreOutcome) -> None:
     report = inputs.load_report
     outcome.skipped_activities = sum(report.unknown_type.values()) + report.no_timestamp + report.unattributed
@@ -289,11 +310,13 @@ def _report_skipped(inputs: ScoringInputs, outcome: ScoreOutcome) -> None:
 
 
 def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, retrain: bool = False,
-                    incremental: Incremental | None = None,
-                    accounts: list[AccountRecord] | None = None) -> ScoreOutcome:
+                    incremental: Incremental | None = None, accounts: list[AccountRecord] | None = None,
+                    prefetch: ScorePrefetch | None = None) -> ScoreOutcome:
     """Score as of ``now`` and save what changed, in one transaction: every account and person,
     or (``incremental``) those new data touched since the last successful score stage. ``accounts``:
-    every live account, when the run's match stage has just read them (else read here)."""
+    every live account, when the run's match stage has just read them (else read here); ``prefetch``: the
+    process reading everyone's touches and people for an incremental stage (:mod:`worker.score_prefetch`),
+    taken if the stage reads everyone."""
     as_of = int(now.timestamp())
     outcome = ScoreOutcome()
     phases = outcome.phase_seconds
@@ -310,14 +333,18 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
             started = time.perf_counter()
             touched = touched_since(conn, incremental.since)
             phases["scope"] = time.perf_counter() - started
-            if _touched_little(conn, touched):
+            if touched_little(conn, touched):
+                if prefetch is not None:  # read for a stage that reads everyone: not waited for
+                    outcome.prefetch = "not used: the stage read the few entities touched alone"
                 _score_dirty(conn, config, now, incremental, stored, touched, outcome)
                 return outcome
             outcome.loaded = "everyone (too many touched to read them alone)"
         scope = None
         started = time.perf_counter()
+        prefetched = _prefetched(conn, prefetch, outcome) if incremental is not None else None
         inputs = existing_at(load_score_inputs(conn, config, kept="refresh" if incremental is None else "reuse",
-                                               accounts=accounts), as_of)
+                                               accounts=accounts, prefetched=prefetched), as_of)
+        del prefetched
         del accounts  # in the inputs now, as records or columns
         phases["load"] = time.perf_counter() - started
         if incremental is not None:

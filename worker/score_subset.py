@@ -42,9 +42,9 @@ from worker.score_inputs import (
     PARTITION_ROWS,
     TIED,
     KeyLookup,
-    _epoch_seconds,
     _Lookups,
     columns_from_arrays,
+    epoch_seconds,
 )
 from worker.score_scope import Touched
 
@@ -194,7 +194,7 @@ class _Touches:
         self.people_done: set[Key] = set()
         self.accounts_done: set[Key] = set()
         table = Activity.__table__
-        self._select = select(table.c.id, table.c.crm, table.c.activity_type, _epoch_seconds(conn),
+        self._select = select(table.c.id, table.c.crm, table.c.activity_type, epoch_seconds(conn),
                               func.coalesce(table.c.person_crm_id, ""),
                               func.coalesce(table.c.account_crm_id, "")).where(
             table.c.is_deleted.is_(False), table.c.occurred_at.is_not(None))

@@ -77,7 +77,8 @@ def processes_possible(engine: Engine) -> bool:
     return database not in ("", ":memory:") and "mode=memory" not in database
 
 
-def _context() -> Any:
+def server_context() -> Any:
+    """The fork server's context: processes started from it begin from the server's clean state (see above)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     return context
@@ -87,7 +88,7 @@ def start_server() -> None:
     """Start the fork server now, if it is not running: its imports then overlap what the run does first."""
     from multiprocessing import forkserver
 
-    _context()
+    server_context()
     forkserver.ensure_running()
 
 
@@ -124,7 +125,7 @@ class StageProcess:
     """``work`` (picklable) started now in a process of its own; :meth:`wait` returns its report and error."""
 
     def __init__(self, name: str, work: StageWork) -> None:
-        context = _context()
+        context = server_context()
         self.name = name
         self._stop = context.Event()
         self._reader, writer = context.Pipe(duplex=False)

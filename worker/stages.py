@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from contextlib import suppress
+from datetime import datetime
 from functools import partial
 
 from sqlalchemy import or_, select
@@ -32,6 +33,7 @@ from store.touch_refs import resolve_touch_refs
 from store.types import utcnow
 from worker.match_stage import run_match_stage
 from worker.pipeline import RunContext, Stage, Step
+from worker.score_prefetch import ScorePrefetch, start_prefetch
 from worker.score_scope import everyone_due, last_stage_start
 from worker.score_stage import Incremental, run_score_stage
 from worker.triggers import RunOptions
@@ -75,7 +77,18 @@ def pull(crm: str, ctx: RunContext) -> StageReport:
 
 
 def match_stage(ctx: RunContext) -> StageReport:
-    outcome = run_match_stage(ctx.engine, ctx.config.matching, incremental=not ctx.options.full)
+    # What an incremental score stage reads of everyone is read beside the matching (worker.score_prefetch).
+    since, refresh = _score_since(ctx)
+    prefetch = (start_prefetch(ctx.engine, since, ctx.config.worker.stage_processes)
+                if since is not None and not refresh else None)
+    try:
+        outcome = run_match_stage(ctx.engine, ctx.config.matching, incremental=not ctx.options.full)
+    except BaseException:
+        if prefetch is not None:
+            prefetch.close()
+        raise
+    if prefetch is not None:
+        ctx.shared["score_prefetch"] = prefetch
     ctx.shared["match_left_accounts"] = outcome.left_accounts | outcome.relinked_accounts
     if outcome.accounts is not None:
         ctx.shared["live_accounts"] = outcome.accounts
@@ -102,14 +115,29 @@ def _account_ids(ctx: RunContext) -> list[int]:
     return account_ids
 
 
+def _score_since(ctx: RunContext) -> tuple[datetime | None, bool]:
+    """The start of the last successful score stage, which a scoped run's score stage rescores from (None: it
+    scores everyone), and whether the rescore of everyone is due instead (time decay, grades)."""
+    if not scoped(ctx.options):
+        return None, False
+    with ctx.engine.connect() as conn:
+        since = last_stage_start(conn, "score")
+        refresh = since is not None and everyone_due(conn, utcnow(), ctx.config.worker.schedule.rescore_everyone_hours)
+    return since, refresh
+
+
 def score_stage(ctx: RunContext) -> StageReport:
-    incremental = since = None
-    refresh = False
-    if scoped(ctx.options):
-        with ctx.engine.connect() as conn:
-            since = last_stage_start(conn, "score")
-            refresh = since is not None and everyone_due(conn, utcnow(),
-                                                         ctx.config.worker.schedule.rescore_everyone_hours)
+    prefetch: ScorePrefetch | None = ctx.shared.pop("score_prefetch", None)
+    try:
+        return _score(ctx, prefetch)
+    finally:
+        if prefetch is not None:
+            prefetch.close()
+
+
+def _score(ctx: RunContext, prefetch: ScorePrefetch | None) -> StageReport:
+    incremental = None
+    since, refresh = _score_since(ctx)
     if refresh:
         since = None
     if since is not None:  # else no score stage recorded: score everyone
@@ -117,7 +145,8 @@ def score_stage(ctx: RunContext) -> StageReport:
             since, extra_accounts=frozenset(ctx.shared.get("match_left_accounts", ())),
             resync_accounts=frozenset(_account_ids(ctx) if ctx.options.accounts else ()))
     outcome = run_score_stage(ctx.engine, ctx.config.scoring, utcnow(), retrain=ctx.options.full,
-                              incremental=incremental, accounts=ctx.shared.pop("live_accounts", None))
+                              incremental=incremental, accounts=ctx.shared.pop("live_accounts", None),
+                              prefetch=prefetch)
     detail: dict[str, object] = {"accounts": outcome.accounts, "people": outcome.people,
                                  "activities": outcome.activities, "models": outcome.models,
                                  "history_rows": outcome.saved.history_rows,
@@ -131,6 +160,8 @@ def score_stage(ctx: RunContext) -> StageReport:
     else:
         detail["scope"] = f"touched since {outcome.since.isoformat()}"
         detail["dirty"] = {"accounts": outcome.dirty_accounts, "people": outcome.dirty_people}
+    if outcome.prefetch is not None:
+        detail["prefetch"] = outcome.prefetch
     if outcome.unknown_types:
         detail["unknown_activity_types"] = outcome.unknown_types
     return StageReport("score", counts=outcome.counts(), detail=detail)

@@ -1,0 +1,141 @@
+"""What an incremental score stage reads of everyone, read beforehand in a process of its own
+(worker.score_prefetch): the same touches and people as the stage reads itself, the copies due written by the
+stage only, and nothing used once the store changed; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+from test_kept_people import assert_same as assert_same_people
+from test_kept_touches import assert_same, exact_clock  # noqa: F401 (exact_clock: an autouse fixture)
+from test_scoring_predictive import AS_OF
+from test_scoring_store import load_kept, org, rows, stored  # noqa: F401 (org, stored: fixtures)
+
+from config.scoring import ScoringConfig
+from store.records import PersonRecord
+from store.schema import Activity, KeptCopy, Person
+from store.touch_refs import resolve_touch_refs
+from store.types import utcnow
+from store.upsert import upsert
+from worker import kept_people, kept_touches, score_prefetch
+from worker.score_inputs import load_score_inputs
+from worker.score_prefetch import Prefetched, ScorePrefetch, read_prefetch, still_current
+from worker.score_stage import Incremental, run_score_stage
+
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)  # everything is new since: the score stage reads everyone
+
+
+@pytest.fixture(autouse=True)
+def people_exact_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One process's clock for the people's copy too (the touches': ``exact_clock``)."""
+    monkeypatch.setattr(kept_people, "CLOCK_MARGIN", timedelta(0))
+
+
+def kept_parts(engine: Engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(KeptCopy.name, KeptCopy.part, KeptCopy.header, KeptCopy.data)
+                                               .order_by(KeptCopy.name, KeptCopy.part))]
+
+
+def change_a_few(engine: Engine, org) -> None:  # noqa: F811
+    """Writes the pulls make: a touch edited, a person's title changed, a new person."""
+    _accounts, people, acts, _opps, _matches = org
+    with engine.begin() as conn:
+        upsert(conn, Activity.__table__, rows([replace(acts[0], activity_type="meeting_completed",
+                                                       occurred_at=AS_OF - timedelta(hours=3))], lambda a: "Task"))
+        upsert(conn, Person.__table__, rows([replace(people[0], title="Chief Revenue Officer"),
+                                             PersonRecord(id=60_000, crm="hubspot", crm_id="NEWCOMER", kind="contact",
+                                                          title="VP Marketing")], lambda p: "contacts"))
+    resolve_touch_refs(engine)
+
+
+def test_what_is_read_beside_the_match_stage_is_what_the_score_stage_reads(
+    engine: Engine, stored, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    for module in (kept_touches, kept_people):  # any change makes a copy due
+        monkeypatch.setattr(module, "REWRITE_SHARE", 0.0)
+    load_kept(engine, "refresh")  # the copies a run before kept
+    change_a_few(engine, stored)
+    before = kept_parts(engine)
+    with engine.connect() as conn:
+        prefetched = read_prefetch(conn, LONG_AGO)
+    assert isinstance(prefetched, Prefetched)
+    assert kept_parts(engine) == before  # it writes nothing: the copies due come back encoded
+    assert prefetched.touches.rewrite is not None and prefetched.people.rewrite is not None
+
+    with engine.begin() as conn:
+        assert still_current(conn, prefetched)
+        taken = load_score_inputs(conn, ScoringConfig(), kept="reuse", prefetched=prefetched)
+    from_tables = load_kept(engine, "ignore")
+    assert_same(taken, from_tables)
+    assert_same_people(taken, from_tables)
+    after = kept_parts(engine)
+    assert after != before  # the stage wrote the copies that were due
+    assert_same(load_kept(engine, "reuse"), taken)  # and a later run reads them back
+
+
+def test_nothing_read_is_used_once_the_store_changed(engine: Engine, stored) -> None:  # noqa: F811
+    load_kept(engine, "refresh")
+    with engine.connect() as conn:
+        prefetched = read_prefetch(conn, LONG_AGO)
+    assert isinstance(prefetched, Prefetched)
+    change_a_few(engine, stored)
+    with engine.connect() as conn:
+        assert not still_current(conn, prefetched)
+
+
+def test_a_touch_resolved_since_voids_what_was_read(engine: Engine, stored) -> None:  # noqa: F811
+    _accounts, _people, acts, _opps, _matches = stored
+    load_kept(engine, "refresh")
+    with engine.begin() as conn:  # a touch and its person, the touch not resolved to the person yet
+        upsert(conn, Person.__table__, rows([PersonRecord(id=70_001, crm="hubspot", crm_id="LATE", kind="contact")],
+                                            lambda p: "contacts"))
+        upsert(conn, Activity.__table__, rows([replace(acts[0], id=70_000, crm_id="EARLY", person_crm_id="LATE")],
+                                              lambda a: "Task"))
+    with engine.connect() as conn:
+        prefetched = read_prefetch(conn, LONG_AGO)
+    assert isinstance(prefetched, Prefetched) and 70_000 in prefetched.unresolved[0]
+    resolve_touch_refs(engine)  # moves no change stamp
+    with engine.connect() as conn:
+        assert score_prefetch.store_mark(conn) == prefetched.mark
+        assert not still_current(conn, prefetched)
+
+
+def test_few_touched_reads_nothing(engine: Engine, stored) -> None:  # noqa: F811
+    with engine.connect() as conn:
+        assert read_prefetch(conn, utcnow()) == "few entities touched: the score stage reads them alone"
+
+
+def test_the_score_stage_takes_it_from_the_process_and_scores_as_without_it(engine: Engine, stored) -> None:  # noqa: F811
+    load_kept(engine, "refresh")
+    change_a_few(engine, stored)
+    prefetch = ScorePrefetch(engine, LONG_AGO)
+    folder = prefetch._folder
+    outcome = run_score_stage(engine, ScoringConfig(), AS_OF, incremental=Incremental(LONG_AGO), prefetch=prefetch)
+    assert outcome.prefetch == "used", outcome.prefetch
+    assert outcome.loaded == "everyone" and outcome.dirty_people
+    assert not os.path.exists(folder)  # its file is gone once read
+
+    again = run_score_stage(engine, ScoringConfig(), AS_OF, incremental=Incremental(LONG_AGO))
+    assert again.prefetch is None
+    assert (again.saved.accounts_changed, again.saved.people_changed) == (0, 0)  # the same scores without it
+
+
+def test_a_process_that_cannot_read_says_why(tmp_path) -> None:
+    from store.db import make_engine
+
+    missing = make_engine(f"sqlite:///{tmp_path / 'nowhere' / 'abm.db'}")
+    prefetch = ScorePrefetch(missing, LONG_AGO)
+    assert prefetch.result().startswith("failed: OperationalError")
+
+
+def test_closing_stops_the_process_and_removes_its_file(engine: Engine, stored) -> None:  # noqa: F811
+    prefetch = ScorePrefetch(engine, LONG_AGO)
+    folder, process = prefetch._folder, prefetch._process
+    prefetch.close()
+    assert not os.path.exists(folder) and not process.is_alive()
+    prefetch.close()  # twice is fine

@@ -1,0 +1,195 @@
+"""What an incremental score stage reads of the pulled data, read by a process of its own beside the match stage.
+
+An incremental run that touched too many entities to read them alone rescores from everyone's touches and people,
+read from the copies kept between runs and what changed since (:mod:`worker.kept_touches`,
+:mod:`worker.kept_people`), and encodes those copies again once they have grown stale, on one core. The match stage
+before it keeps one core busy for 18 seconds and leaves the other idle most of that time, and neither read depends
+on what it writes (matches, cross-CRM links): the touches and the people are what the pulls left. So the match
+stage starts this process, which reads them and encodes the copies that are due, writing nothing, and the score
+stage takes the result and only writes those copies. On the L org's 1% increment the process works 8-9 CPU
+seconds beside the match stage, and the score stage's reading went from 7.5-7.8 s to 6.4-6.5 s (0.9 s of it
+taking the result).
+
+The result is used only where it is what the score stage would read itself:
+
+- the store's touches and people are as they were when the process read them: the highest id and the latest
+  ``changed_at`` of both tables are the same before its reads, after them, and when the score stage takes them
+  (every write of what the copies keep adds a row or moves ``changed_at``, see :mod:`worker.kept_touches`);
+- the touches whose person or account is not resolved to a store id are the same ones (resolving one moves no
+  ``changed_at``; :mod:`store.touch_refs`);
+- the score stage reads everyone from the kept copies (not a full run, not the daily rescore of everyone, nor an
+  incremental run that reads its few dirty entities alone: the process itself reads nothing when the pulls
+  touched that few, see :data:`worker.score_stage.SUBSET_MAX_SHARE`).
+
+Otherwise, or when the process failed or could not start, the score stage reads them itself, as before.
+
+The process comes from the run's fork server (:mod:`worker.stage_process`: a child forked from the worker would
+inherit its SQLite connections' lock bookkeeping) and opens its own engine. Its result crosses in a file (in
+memory, under /dev/shm, where there is room: see :func:`worker.forked_slices.memory_folder`), about 500 MB on the
+L org, read once by the score stage and removed, as it is when the run ends without a score stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select
+
+from store.schema import Activity, Person
+from worker import kept_people, kept_touches
+from worker.forked_slices import memory_folder
+from worker.score_inputs import UnresolvedKeys, epoch_seconds, unresolved_keys
+from worker.score_scope import touched_since
+from worker.stage_process import processes_possible, server_context
+
+log = logging.getLogger("abm.scoring")
+
+
+@dataclass(frozen=True)
+class StoreMark:
+    """The highest id and the latest ``changed_at`` of the touches and of the people: equal marks, same rows."""
+
+    touches: tuple[Any, Any]
+    people: tuple[Any, Any]
+
+
+def store_mark(conn: Connection) -> StoreMark:
+    """The mark of the store now (four index lookups: one aggregate a query, which SQLite reads off an index)."""
+    def mark(table: Any) -> tuple[Any, Any]:
+        return (conn.execute(select(func.max(table.id))).scalar_one(),
+                conn.execute(select(func.max(table.changed_at))).scalar_one())
+
+    return StoreMark(mark(Activity), mark(Person))
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """Every touch and every live person as the score stage reads them, with what they were read against."""
+
+    mark: StoreMark
+    unresolved: UnresolvedKeys  # the touches whose person, and whose account, were not resolved to store ids
+    touches: kept_touches.CurrentTouches
+    people: kept_people.CurrentPeople
+
+
+def read_prefetch(conn: Connection, since: datetime) -> Prefetched | str:
+    """The touches and people an incremental score stage scoring from ``since`` reads of everyone, or why there is
+    nothing to read for it. Writes nothing."""
+    from worker.score_stage import touched_little  # the stage imports this module
+
+    mark = store_mark(conn)
+    if touched_little(conn, touched_since(conn, since)):
+        return "few entities touched: the score stage reads them alone"
+    unresolved = unresolved_keys(conn)
+    if unresolved is None:
+        return "too many touches not resolved to store ids: the score stage reads their keys inline"
+    ids = (unresolved[0].keys(), unresolved[1].keys())
+    touches = kept_touches.read_current(conn, epoch_seconds(conn), ids, reuse=True)
+    people = kept_people.read_current(conn, partial(epoch_seconds, conn), reuse=True)
+    if store_mark(conn) != mark:
+        return "the store changed while they were read"
+    return Prefetched(mark, unresolved, touches, people)
+
+
+def still_current(conn: Connection, prefetched: Prefetched) -> bool:
+    """Whether the store's touches and people are still as ``prefetched`` read them."""
+    return store_mark(conn) == prefetched.mark and unresolved_keys(conn) == prefetched.unresolved
+
+
+class _Collected(logging.Handler):
+    """The process's log records, sent back with its result and handled by the worker (its handlers, masking)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args = record.getMessage(), None  # arguments may not pickle
+        record.exc_info = None
+        self.records.append(record)
+
+
+def _child_main(url: str, path: str, since: datetime) -> None:
+    from store.db import make_engine
+
+    collected = _Collected()
+    logging.getLogger().addHandler(collected)
+    outcome: Prefetched | str
+    try:
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                outcome = read_prefetch(conn, since)
+        finally:
+            engine.dispose()
+    except Exception as exc:  # the score stage reads everything itself: say why, in the worker's log
+        outcome = f"failed: {type(exc).__name__}: {exc}"
+    partial_path = f"{path}.part"
+    with open(partial_path, "wb") as file:
+        pickle.dump((outcome, collected.records), file, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(partial_path, path)  # whole or absent: a process killed while writing leaves no result
+
+
+def _discard(process: Any, folder: str) -> None:
+    if process.is_alive():
+        process.terminate()
+    process.join()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class ScorePrefetch:
+    """The process reading what the score stage scoring from ``since`` will read (see the module docstring)."""
+
+    def __init__(self, engine: Engine, since: datetime) -> None:
+        self._folder = tempfile.mkdtemp(prefix="abm-prefetch-", dir=memory_folder())
+        self._path = os.path.join(self._folder, "prefetched.pickle")
+        url = engine.url.render_as_string(hide_password=False)
+        self._process = server_context().Process(target=_child_main, args=(url, self._path, since),
+                                                 name="score-prefetch", daemon=True)
+        try:
+            self._process.start()
+        except BaseException:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            raise
+        # the result file goes with this object, whether or not a score stage takes it
+        self._discard = weakref.finalize(self, _discard, self._process, self._folder)
+
+    def result(self) -> Prefetched | str:
+        """What the process read (waiting for it), or why there is nothing to use; the process and its file go."""
+        self._process.join()
+        try:
+            with open(self._path, "rb") as file:
+                outcome, records = pickle.load(file)
+        except (OSError, EOFError, pickle.UnpicklingError):
+            return f"its process ended (exit code {self._process.exitcode}) without a result"
+        finally:
+            self.close()
+        for record in records:
+            logging.getLogger(record.name).handle(record)
+        return outcome
+
+    def close(self) -> None:
+        """Stop the process if it still runs and remove its file."""
+        self._discard()
+
+
+def start_prefetch(engine: Engine, since: datetime, stage_processes: bool) -> ScorePrefetch | None:
+    """The process reading for an incremental score stage scoring from ``since``, where stages can run in
+    processes of their own (``stage_processes``, the worker setting; see :mod:`worker.stage_process`); None where
+    not, or when it cannot start (the score stage then reads everything itself)."""
+    if not stage_processes or not processes_possible(engine):
+        return None
+    try:
+        return ScorePrefetch(engine, since)
+    except OSError as exc:
+        log.warning("the score stage's reads could not start beside the match stage: %s", exc)
+        return None
