@@ -167,9 +167,9 @@ def test_a_scheduled_run_after_new_activity_rewrites_exactly_the_affected_accoun
     queue_scheduled_run(engine, RunOptions())
     [(run_id, state)] = _executor(engine, config).drain()
     assert state == "succeeded", get_run(engine, run_id)
-    # Beside the match stage, a process read for a score stage that reads everyone: not this one (two touches).
+    # Beside the match stage, a process read what the pulls touched (two touches: nothing of everyone).
     score = get_run(engine, run_id)["stages"]["score"]["detail"]
-    assert score["prefetch"] == "not used: the stage read the few entities touched alone", score
+    assert score["prefetch"] == "used: what the pulls touched (the few entities touched read alone)", score
 
     written = _written_since(engine, since)
     with engine.connect() as conn:

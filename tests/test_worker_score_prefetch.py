@@ -15,18 +15,20 @@ from test_kept_touches import assert_same, exact_clock  # noqa: F401 (exact_cloc
 from test_scoring_predictive import AS_OF
 from test_scoring_store import load_kept, org, rows, stored  # noqa: F401 (org, stored: fixtures)
 
-from config.scoring import ScoringConfig
+from config.scoring import PredictiveConfig, ScoringConfig
 from store.records import PersonRecord
 from store.schema import Activity, KeptCopy, Person
 from store.touch_refs import resolve_touch_refs
 from store.types import utcnow
 from store.upsert import upsert
-from worker import kept_people, kept_touches, score_prefetch
+from worker import kept_people, kept_touches, score_stage
 from worker.score_inputs import load_score_inputs
-from worker.score_prefetch import Prefetched, ScorePrefetch, read_prefetch, still_current
+from worker.score_prefetch import Prefetched, ScorePrefetch, read_prefetch, resolved_alike, still_current
+from worker.score_scope import touched_by_matching, touched_since
 from worker.score_stage import Incremental, run_score_stage
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)  # everything is new since: the score stage reads everyone
+NO_MODELS = ScoringConfig(predictive=PredictiveConfig(enabled=False))  # a stored state, then, is all it needs
 
 
 @pytest.fixture(autouse=True)
@@ -63,13 +65,15 @@ def test_what_is_read_beside_the_match_stage_is_what_the_score_stage_reads(
     before = kept_parts(engine)
     with engine.connect() as conn:
         prefetched = read_prefetch(conn, LONG_AGO)
-    assert isinstance(prefetched, Prefetched)
+    assert isinstance(prefetched, Prefetched) and prefetched.everyone is not None
     assert kept_parts(engine) == before  # it writes nothing: the copies due come back encoded
-    assert prefetched.touches.rewrite is not None and prefetched.people.rewrite is not None
+    assert prefetched.everyone.touches.rewrite is not None and prefetched.everyone.people.rewrite is not None
+    with engine.connect() as conn:
+        assert touched_by_matching(conn, LONG_AGO, prefetched.touched) == touched_since(conn, LONG_AGO)
 
     with engine.begin() as conn:
-        assert still_current(conn, prefetched)
-        taken = load_score_inputs(conn, ScoringConfig(), kept="reuse", prefetched=prefetched)
+        assert still_current(conn, prefetched) and resolved_alike(conn, prefetched.everyone)
+        taken = load_score_inputs(conn, ScoringConfig(), kept="reuse", prefetched=prefetched.everyone)
     from_tables = load_kept(engine, "ignore")
     assert_same(taken, from_tables)
     assert_same_people(taken, from_tables)
@@ -98,16 +102,22 @@ def test_a_touch_resolved_since_voids_what_was_read(engine: Engine, stored) -> N
                                               lambda a: "Task"))
     with engine.connect() as conn:
         prefetched = read_prefetch(conn, LONG_AGO)
-    assert isinstance(prefetched, Prefetched) and 70_000 in prefetched.unresolved[0]
+    assert isinstance(prefetched, Prefetched) and prefetched.everyone is not None
+    assert 70_000 in prefetched.everyone.unresolved[0]
     resolve_touch_refs(engine)  # moves no change stamp
     with engine.connect() as conn:
-        assert score_prefetch.store_mark(conn) == prefetched.mark
-        assert not still_current(conn, prefetched)
+        assert still_current(conn, prefetched)  # what the pulls touched is still what they touched
+        assert not resolved_alike(conn, prefetched.everyone)
 
 
-def test_few_touched_reads_nothing(engine: Engine, stored) -> None:  # noqa: F811
+def test_few_touched_reads_only_what_they_are(engine: Engine, stored) -> None:  # noqa: F811
+    since = utcnow()
+    change_a_few(engine, stored)
     with engine.connect() as conn:
-        assert read_prefetch(conn, utcnow()) == "few entities touched: the score stage reads them alone"
+        prefetched = read_prefetch(conn, since)
+        assert isinstance(prefetched, Prefetched) and prefetched.everyone is None
+        assert prefetched.touched.person_ids and prefetched.touched.account_ids
+        assert touched_by_matching(conn, since, prefetched.touched) == touched_since(conn, since)
 
 
 def test_the_score_stage_takes_it_from_the_process_and_scores_as_without_it(engine: Engine, stored) -> None:  # noqa: F811
@@ -116,13 +126,35 @@ def test_the_score_stage_takes_it_from_the_process_and_scores_as_without_it(engi
     prefetch = ScorePrefetch(engine, LONG_AGO)
     folder = prefetch._folder
     outcome = run_score_stage(engine, ScoringConfig(), AS_OF, incremental=Incremental(LONG_AGO), prefetch=prefetch)
-    assert outcome.prefetch == "used", outcome.prefetch
+    assert outcome.prefetch == "used: what the pulls touched, everyone's touches and people", outcome.prefetch
     assert outcome.loaded == "everyone" and outcome.dirty_people
     assert not os.path.exists(folder)  # its file is gone once read
 
     again = run_score_stage(engine, ScoringConfig(), AS_OF, incremental=Incremental(LONG_AGO))
     assert again.prefetch is None
     assert (again.saved.accounts_changed, again.saved.people_changed) == (0, 0)  # the same scores without it
+
+
+def test_a_stage_that_reads_its_few_touched_alone_takes_what_the_pulls_touched(
+    engine: Engine, stored, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    monkeypatch.setattr(score_stage, "SUBSET_MAX_SHARE", 1.0)  # a tiny org: read the dirty entities alone anyway
+    run_score_stage(engine, NO_MODELS, AS_OF)  # the stored state the stage scores the few against
+    since = utcnow()
+    change_a_few(engine, stored)
+    with_it = run_score_stage(engine, NO_MODELS, AS_OF, incremental=Incremental(since),
+                              prefetch=ScorePrefetch(engine, since))
+    assert with_it.prefetch == "used: what the pulls touched (the few entities touched read alone)"
+    assert with_it.loaded == "dirty entities" and with_it.dirty_people
+    without = run_score_stage(engine, NO_MODELS, AS_OF, incremental=Incremental(since))
+    assert (without.dirty_accounts, without.dirty_people) == (with_it.dirty_accounts, with_it.dirty_people)
+    assert (without.saved.accounts_changed, without.saved.people_changed) == (0, 0)
+
+
+def test_what_was_read_from_another_start_is_not_used(engine: Engine, stored) -> None:  # noqa: F811
+    outcome = run_score_stage(engine, ScoringConfig(), AS_OF, incremental=Incremental(LONG_AGO),
+                              prefetch=ScorePrefetch(engine, LONG_AGO + timedelta(days=1)))
+    assert outcome.prefetch == "not used: the store changed after it was read"
 
 
 def test_a_process_that_cannot_read_says_why(tmp_path) -> None:

@@ -50,7 +50,7 @@ from worker.kept_touches import TouchRows, current_touches, read_touches
 from worker.match_stage import load_accounts
 
 if TYPE_CHECKING:
-    from worker.score_prefetch import Prefetched
+    from worker.score_prefetch import Everyone
 
 TIED = kept_matches.TIED
 # Where the touches and the people come from (see worker.kept_touches, worker.kept_people): the tables alone
@@ -238,7 +238,7 @@ def _kept_columns(touches: TouchRows, apart: tuple[Mapping[int, tuple[str, str]]
 
 def stream_activity_columns(
     conn: Connection, index: EntityIndex, ids: tuple[IdLookup, IdLookup], report: LoadReport,
-    partition_rows: int = PARTITION_ROWS, kept: KeptUse = "ignore", prefetched: Prefetched | None = None,
+    partition_rows: int = PARTITION_ROWS, kept: KeptUse = "ignore", prefetched: Everyone | None = None,
 ) -> ActivityColumns:
     """Every live touch with a timestamp, as columns, in store id order; what cannot be used is counted in
     ``report``.
@@ -335,13 +335,13 @@ def _matches(conn: Connection, canonical: Mapping[int, int], kept: KeptUse) -> M
 
 def load_score_inputs(
     conn: Connection, config: ScoringConfig, *, partition_rows: int = PARTITION_ROWS, kept: KeptUse = "ignore",
-    accounts: list[AccountRecord] | None = None, prefetched: Prefetched | None = None,
+    accounts: list[AccountRecord] | None = None, prefetched: Everyone | None = None,
 ) -> ScoringInputs:
     """Everything scoring needs, with the match table and cross-CRM links applied (built with the
     cyclic garbage collector paused: see :mod:`worker.gc_pause`). ``kept``: where the touches and the people
     come from; ``accounts``: every live account as just read (by the run's match stage), else read here;
     ``prefetched``: the touches and people as read beside the match stage, which the store still holds as they
-    were read (:func:`worker.score_prefetch.still_current`), used with ``kept="reuse"``."""
+    were read (see :mod:`worker.score_prefetch`), used with ``kept="reuse"``."""
     if kept != "reuse":
         prefetched = None
     with cyclic_gc_paused():

@@ -1,12 +1,14 @@
 """What an incremental score stage reads of the pulled data, read by a process of its own beside the match stage.
 
-An incremental run that touched too many entities to read them alone rescores from everyone's touches and people,
-read from the copies kept between runs and what changed since (:mod:`worker.kept_touches`,
-:mod:`worker.kept_people`), and encodes those copies again once they have grown stale, on one core. The match stage
-before it keeps one core busy for 18 seconds and leaves the other idle most of that time, and neither read depends
-on what it writes (matches, cross-CRM links): the touches and the people are what the pulls left. So the match
-stage starts this process, which reads them and encodes the copies that are due, writing nothing, and the score
-stage takes the result and only writes those copies. On the L org's 1% increment the process works 8-9 CPU
+An incremental score stage first finds what changed since the last one (:mod:`worker.score_scope`), and when that
+touched too many entities to read them alone, it rescores from everyone's touches and people, read from the copies
+kept between runs and what changed since (:mod:`worker.kept_touches`, :mod:`worker.kept_people`), encoding those
+copies again once they have grown stale. All of that on one core, after the match stage, which keeps one core busy
+for 18 seconds of the L org's 1% increment and leaves the other idle most of that time. Most of it does not depend
+on what the match stage writes (matches, cross-CRM links): what the pulls touched (:func:`touched_by_pulls`, to
+which the score stage adds what the matching did), the touches and the people are what the pulls left. So the
+match stage starts this process, which reads them and encodes the copies that are due, writing nothing, and the
+score stage takes the result and only writes those copies. On the L org's 1% increment the process works 8-9 CPU
 seconds beside the match stage, and the score stage's reading went from 7.5-7.8 s to 6.4-6.5 s (0.9 s of it
 taking the result).
 
@@ -14,12 +16,13 @@ The result is used only where it is what the score stage would read itself:
 
 - the store's touches and people are as they were when the process read them: the highest id and the latest
   ``changed_at`` of both tables are the same before its reads, after them, and when the score stage takes them
-  (every write of what the copies keep adds a row or moves ``changed_at``, see :mod:`worker.kept_touches`);
-- the touches whose person or account is not resolved to a store id are the same ones (resolving one moves no
-  ``changed_at``; :mod:`store.touch_refs`);
-- the score stage reads everyone from the kept copies (not a full run, not the daily rescore of everyone, nor an
-  incremental run that reads its few dirty entities alone: the process itself reads nothing when the pulls
-  touched that few, see :data:`worker.score_stage.SUBSET_MAX_SHARE`).
+  (every write of what the copies keep adds a row or moves ``changed_at``, see :mod:`worker.kept_touches`), and it
+  read from the same start of the last score stage;
+- for everyone's touches, the touches whose person or account is not resolved to a store id are the same ones
+  (resolving one moves no ``changed_at``; :mod:`store.touch_refs`);
+- everyone's touches and people are read only when the pulls touched too many entities for the score stage to read
+  them alone (the match stage only adds to what they touched, see
+  :data:`worker.score_stage.SUBSET_MAX_SHARE`).
 
 Otherwise, or when the process failed or could not start, the score stage reads them itself, as before.
 
@@ -48,7 +51,7 @@ from store.schema import Activity, Person
 from worker import kept_people, kept_touches
 from worker.forked_slices import memory_folder
 from worker.score_inputs import UnresolvedKeys, epoch_seconds, unresolved_keys
-from worker.score_scope import touched_since
+from worker.score_scope import Touched, touched_by_pulls
 from worker.stage_process import processes_possible, server_context
 
 log = logging.getLogger("abm.scoring")
@@ -72,37 +75,56 @@ def store_mark(conn: Connection) -> StoreMark:
 
 
 @dataclass(frozen=True)
-class Prefetched:
-    """Every touch and every live person as the score stage reads them, with what they were read against."""
+class Everyone:
+    """Every touch and every live person as the score stage reads them, with the touches not resolved to store
+    ids they were read with."""
 
-    mark: StoreMark
-    unresolved: UnresolvedKeys  # the touches whose person, and whose account, were not resolved to store ids
+    unresolved: UnresolvedKeys
     touches: kept_touches.CurrentTouches
     people: kept_people.CurrentPeople
 
 
+@dataclass(frozen=True)
+class Prefetched:
+    """What the pulls touched since the last score stage, everyone's touches and people when the score stage will
+    read everyone (None: few entities touched), and the mark of the store they were read from."""
+
+    mark: StoreMark
+    since: datetime
+    touched: Touched  # by the pulls only: the match stage adds its own (worker.score_scope.touched_by_matching)
+    everyone: Everyone | None
+
+
 def read_prefetch(conn: Connection, since: datetime) -> Prefetched | str:
-    """The touches and people an incremental score stage scoring from ``since`` reads of everyone, or why there is
-    nothing to read for it. Writes nothing."""
+    """What an incremental score stage scoring from ``since`` reads of the pulls' data, or why it cannot be read
+    now. Writes nothing."""
     from worker.score_stage import touched_little  # the stage imports this module
 
     mark = store_mark(conn)
-    if touched_little(conn, touched_since(conn, since)):
-        return "few entities touched: the score stage reads them alone"
-    unresolved = unresolved_keys(conn)
-    if unresolved is None:
-        return "too many touches not resolved to store ids: the score stage reads their keys inline"
-    ids = (unresolved[0].keys(), unresolved[1].keys())
-    touches = kept_touches.read_current(conn, epoch_seconds(conn), ids, reuse=True)
-    people = kept_people.read_current(conn, partial(epoch_seconds, conn), reuse=True)
+    touched = touched_by_pulls(conn, since)
+    everyone = None
+    if not touched_little(conn, touched):  # the match stage only adds to these: the stage will read everyone
+        unresolved = unresolved_keys(conn)
+        if unresolved is not None:  # else the stage reads the touches with their keys inline
+            ids = (unresolved[0].keys(), unresolved[1].keys())
+            touches = kept_touches.read_current(conn, epoch_seconds(conn), ids, reuse=True)
+            people = kept_people.read_current(conn, partial(epoch_seconds, conn), reuse=True)
+            everyone = Everyone(unresolved, touches, people)
     if store_mark(conn) != mark:
-        return "the store changed while they were read"
-    return Prefetched(mark, unresolved, touches, people)
+        return "the store changed while it was read"
+    return Prefetched(mark, since, touched, everyone)
 
 
 def still_current(conn: Connection, prefetched: Prefetched) -> bool:
-    """Whether the store's touches and people are still as ``prefetched`` read them."""
-    return store_mark(conn) == prefetched.mark and unresolved_keys(conn) == prefetched.unresolved
+    """Whether the store's touches and people are still as ``prefetched`` read them (the touches not resolved to
+    store ids aside: see :func:`resolved_alike`)."""
+    return store_mark(conn) == prefetched.mark
+
+
+def resolved_alike(conn: Connection, everyone: Everyone) -> bool:
+    """Whether the touches not resolved to store ids are still those ``everyone`` was read with (resolving one
+    moves no change stamp, see :mod:`store.touch_refs`)."""
+    return unresolved_keys(conn) == everyone.unresolved
 
 
 class _Collected(logging.Handler):

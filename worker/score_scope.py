@@ -80,7 +80,12 @@ class Touched:
 
 
 def touched_since(conn: Connection, since: datetime) -> Touched:
-    """What changed in the store after ``since`` (see the module docstring).
+    """What changed in the store after ``since`` (see the module docstring)."""
+    return touched_by_matching(conn, since, touched_by_pulls(conn, since))
+
+
+def touched_by_pulls(conn: Connection, since: datetime) -> Touched:
+    """What the pulls changed after ``since``: touches, people, deals and accounts, and the accounts they name.
 
     Keys are matched with ``(crm, crm_id) IN (subquery)``, not joins: the only index on those
     columns starts with ``object``, so SQLite planned a join as one scan of every person of a CRM
@@ -95,12 +100,19 @@ def touched_since(conn: Connection, since: datetime) -> Touched:
     accounts = named(Account, Activity.crm, Activity.account_crm_id, changed_acts)
     changed_people = Person.changed_at > since
     people |= set(conn.execute(select(Person.id).where(changed_people)).scalars())
-    # A changed (or deleted) person's account: the match table's, else the CRM's own link.
-    accounts |= set(conn.execute(select(Match.account_id).join(Person, Person.id == Match.person_id)
-                                 .where(changed_people, Match.account_id.is_not(None))).scalars())
     accounts |= named(Account, Person.crm, Person.account_crm_id, changed_people)
     accounts |= named(Account, Opportunity.crm, Opportunity.account_crm_id, Opportunity.changed_at > since)
     refit = set(conn.execute(select(Account.id).where(Account.changed_at > since)).scalars())
+    return Touched(accounts | refit, people, refit)
+
+
+def touched_by_matching(conn: Connection, since: datetime, by_pulls: Touched) -> Touched:
+    """``by_pulls`` (:func:`touched_by_pulls` from the same ``since``) with what the match table and the cross-CRM
+    links say changed after ``since``: a changed (or deleted) person's matched account, the people matched since
+    and their accounts, both sides of a link made since."""
+    accounts, people = set(by_pulls.account_ids), set(by_pulls.person_ids)
+    accounts |= set(conn.execute(select(Match.account_id).join(Person, Person.id == Match.person_id)
+                                 .where(Person.changed_at > since, Match.account_id.is_not(None))).scalars())
     for person_id, account_id in conn.execute(select(Match.person_id, Match.account_id)
                                               .where(Match.matched_at > since)):
         people.add(person_id)
@@ -109,7 +121,7 @@ def touched_since(conn: Connection, since: datetime) -> Touched:
     for a, c in conn.execute(select(AccountLink.account_id, AccountLink.canonical_account_id)
                              .where(AccountLink.linked_at > since)):
         accounts |= {a, c}
-    return Touched(accounts | refit, people, refit)
+    return Touched(accounts, people, set(by_pulls.refit_account_ids))
 
 
 def positions(ids: np.ndarray, wanted: Iterable[int]) -> np.ndarray:

@@ -68,8 +68,8 @@ from worker.forked import Forked
 from worker.gc_pause import cyclic_gc_paused
 from worker.models import ActiveModel, active_model, save_model
 from worker.score_inputs import load_score_inputs
-from worker.score_prefetch import Prefetched, ScorePrefetch, still_current
-from worker.score_scope import Scope, Touched, dirty_scope, touched_since
+from worker.score_prefetch import Prefetched, ScorePrefetch, resolved_alike, still_current
+from worker.score_scope import Scope, Touched, dirty_scope, touched_by_matching, touched_since
 from worker.score_store import SavedScores, load_population_state, save_population_state, save_score_set
 from worker.score_subset import load_subset_inputs
 
@@ -284,9 +284,10 @@ def _final_scores(inputs: ScoringInputs, config: ScoringConfig, as_of: int, rule
                             state=state)
 
 
-def _prefetched(conn: Connection, prefetch: ScorePrefetch | None, outcome: ScoreOutcome) -> Prefetched | None:
+def _prefetched(conn: Connection, prefetch: ScorePrefetch | None, since: datetime,
+                outcome: ScoreOutcome) -> Prefetched | None:
     """What the process beside the match stage read for this stage, where the store still holds it as read
-    (:mod:`worker.score_prefetch`), with a note in ``outcome`` of whether it was used, and why not."""
+    (:mod:`worker.score_prefetch`), with a note in ``outcome`` of what was used, and why not."""
     if prefetch is None:
         return None
     started = time.perf_counter()
@@ -295,11 +296,24 @@ def _prefetched(conn: Connection, prefetch: ScorePrefetch | None, outcome: Score
     if isinstance(result, str):
         outcome.prefetch = f"not used: {result}"
         return None
-    if not still_current(conn, result):
+    if result.since != since or not still_current(conn, result):
         outcome.prefetch = "not used: the store changed after it was read"
         return None
-    outcome.prefetch = "used"
+    if result.everyone is None:
+        outcome.prefetch = "used: what the pulls touched (few: everyone's touches and people not read)"
+    elif not resolved_alike(conn, result.everyone):
+        outcome.prefetch = "used: what the pulls touched (everyone's touches not: one was resolved since)"
+        return replace(result, everyone=None)
+    else:
+        outcome.prefetch = "used: what the pulls touched, everyone's touches and people"
     return result
+
+
+def _touched(conn: Connection, since: datetime, prefetched: Prefetched | None) -> Touched:
+    """What changed after ``since``: what the pulls touched as read beside the match stage, when it was."""
+    if prefetched is None:
+        return touched_since(conn, since)
+    return touched_by_matching(conn, since, prefetched.touched)
 
 
 def _report_skipped(inputs: ScoringInputs, outcome: ScoreOutcome) -> None:
@@ -328,22 +342,24 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
     phases["resolve"] = time.perf_counter() - started
     with engine.begin() as conn, cyclic_gc_paused():
         stored = _stored(conn, config) if incremental is not None else None
+        prefetched = _prefetched(conn, prefetch, incremental.since, outcome) if incremental is not None else None
         touched = None
-        if incremental is not None and stored is not None:
+        if incremental is not None:
             started = time.perf_counter()
-            touched = touched_since(conn, incremental.since)
+            touched = _touched(conn, incremental.since, prefetched)
             phases["scope"] = time.perf_counter() - started
-            if touched_little(conn, touched):
-                if prefetch is not None:  # read for a stage that reads everyone: not waited for
-                    outcome.prefetch = "not used: the stage read the few entities touched alone"
-                _score_dirty(conn, config, now, incremental, stored, touched, outcome)
-                return outcome
-            outcome.loaded = "everyone (too many touched to read them alone)"
+            if stored is not None:
+                if touched_little(conn, touched):
+                    if prefetched is not None:
+                        outcome.prefetch = "used: what the pulls touched (the few entities touched read alone)"
+                    _score_dirty(conn, config, now, incremental, stored, touched, outcome)
+                    return outcome
+                outcome.loaded = "everyone (too many touched to read them alone)"
         scope = None
         started = time.perf_counter()
-        prefetched = _prefetched(conn, prefetch, outcome) if incremental is not None else None
         inputs = existing_at(load_score_inputs(conn, config, kept="refresh" if incremental is None else "reuse",
-                                               accounts=accounts, prefetched=prefetched), as_of)
+                                               accounts=accounts,
+                                               prefetched=prefetched.everyone if prefetched else None), as_of)
         del prefetched
         del accounts  # in the inputs now, as records or columns
         phases["load"] = time.perf_counter() - started
