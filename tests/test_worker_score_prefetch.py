@@ -165,6 +165,13 @@ def test_a_process_that_cannot_read_says_why(tmp_path) -> None:
     assert prefetch.result().startswith("failed: OperationalError")
 
 
+def test_a_process_still_reading_is_not_waited_for_past_its_time(engine: Engine, stored) -> None:  # noqa: F811
+    prefetch = ScorePrefetch(engine, LONG_AGO)
+    folder = prefetch._folder
+    assert prefetch.result(timeout_s=0.0) == "still reading after 0 s"
+    assert not os.path.exists(folder) and not prefetch._process.is_alive()
+
+
 def test_closing_stops_the_process_and_removes_its_file(engine: Engine, stored) -> None:  # noqa: F811
     prefetch = ScorePrefetch(engine, LONG_AGO)
     folder, process = prefetch._folder, prefetch._process

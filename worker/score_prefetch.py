@@ -56,6 +56,10 @@ from worker.stage_process import processes_possible, server_context
 
 log = logging.getLogger("abm.scoring")
 
+# How long the score stage waits for the process (which on the L org is done 10 s before the stage starts): a
+# process stuck for any reason must not hold up the run, whose stage then reads everything itself.
+WAIT_SECONDS = 600.0
+
 
 @dataclass(frozen=True)
 class StoreMark:
@@ -185,9 +189,13 @@ class ScorePrefetch:
         # the result file goes with this object, whether or not a score stage takes it
         self._discard = weakref.finalize(self, _discard, self._process, self._folder)
 
-    def result(self) -> Prefetched | str:
-        """What the process read (waiting for it), or why there is nothing to use; the process and its file go."""
-        self._process.join()
+    def result(self, timeout_s: float = WAIT_SECONDS) -> Prefetched | str:
+        """What the process read (waiting for it at most ``timeout_s``), or why there is nothing to use; the process
+        and its file go."""
+        self._process.join(timeout_s)
+        if self._process.is_alive():
+            self.close()
+            return f"still reading after {timeout_s:.0f} s"
         try:
             with open(self._path, "rb") as file:
                 outcome, records = pickle.load(file)

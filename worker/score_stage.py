@@ -329,8 +329,8 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
     """Score as of ``now`` and save what changed, in one transaction: every account and person,
     or (``incremental``) those new data touched since the last successful score stage. ``accounts``:
     every live account, when the run's match stage has just read them (else read here); ``prefetch``: the
-    process reading everyone's touches and people for an incremental stage (:mod:`worker.score_prefetch`),
-    taken if the stage reads everyone."""
+    process reading, beside the match stage, what the pulls touched and (when they touched many) everyone's
+    touches and people, taken by an incremental stage (:mod:`worker.score_prefetch`)."""
     as_of = int(now.timestamp())
     outcome = ScoreOutcome()
     phases = outcome.phase_seconds
