@@ -26,6 +26,9 @@ The result is used only where it is what the score stage would read itself:
 
 Otherwise, or when the process failed or could not start, the score stage reads them itself, as before.
 
+The process runs at a lower priority (``NICENESS``): it works on what the match stage leaves idle, and the
+stage's index build and matching, which take both cores for a few seconds each, go first.
+
 The process comes from the run's fork server (:mod:`worker.stage_process`: a child forked from the worker would
 inherit its SQLite connections' lock bookkeeping) and opens its own engine. Its result crosses in a file (in
 memory, under /dev/shm, where there is room: see :func:`worker.forked_slices.memory_folder`), about 500 MB on the
@@ -34,6 +37,7 @@ L org, read once by the score stage and removed, as it is when the run ends with
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -144,9 +148,16 @@ class _Collected(logging.Handler):
         self.records.append(record)
 
 
+# The process's niceness: it works on what the match stage leaves idle, and must not slow the stage's own
+# processes (the index build and the matching take both cores for a few seconds each).
+NICENESS = 10
+
+
 def _child_main(url: str, path: str, since: datetime) -> None:
     from store.db import make_engine
 
+    with contextlib.suppress(OSError):  # a system refusing it: the process runs at the worker's priority
+        os.nice(NICENESS)
     collected = _Collected()
     logging.getLogger().addHandler(collected)
     outcome: Prefetched | str
