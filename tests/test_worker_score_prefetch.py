@@ -4,6 +4,7 @@ stage only, and nothing used once the store changed; on SQLite and PostgreSQL.""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -157,12 +158,15 @@ def test_what_was_read_from_another_start_is_not_used(engine: Engine, stored) ->
     assert outcome.prefetch == "not used: the store changed after it was read"
 
 
-def test_a_process_that_cannot_read_says_why(tmp_path) -> None:
+def test_a_process_that_cannot_read_says_why(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
     from store.db import make_engine
 
     missing = make_engine(f"sqlite:///{tmp_path / 'nowhere' / 'abm.db'}")
     prefetch = ScorePrefetch(missing, LONG_AGO)
-    assert prefetch.result().startswith("failed: OperationalError")
+    with caplog.at_level(logging.WARNING, logger="abm.scoring"):
+        why = prefetch.result()
+    assert why == "failed: OperationalError: (sqlite3.OperationalError) unable to open database file", why
+    assert "reads beside the match stage failed: OperationalError" in caplog.text  # the whole error, in the log
 
 
 def test_a_process_still_reading_is_not_waited_for_past_its_time(engine: Engine, stored) -> None:  # noqa: F811

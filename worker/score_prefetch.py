@@ -53,6 +53,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from store.schema import Activity, Person
 from worker import kept_people, kept_touches
+from worker.executor import describe_error
 from worker.forked_slices import memory_folder
 from worker.score_inputs import UnresolvedKeys, epoch_seconds, unresolved_keys
 from worker.score_scope import Touched, touched_by_pulls
@@ -168,8 +169,9 @@ def _child_main(url: str, path: str, since: datetime) -> None:
                 outcome = read_prefetch(conn, since)
         finally:
             engine.dispose()
-    except Exception as exc:  # the score stage reads everything itself: say why, in the worker's log
-        outcome = f"failed: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # the score stage reads everything itself: why, in the run record and the worker's log
+        log.warning("the score stage's reads beside the match stage failed: %s", describe_error(exc))
+        outcome = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     partial_path = f"{path}.part"
     with open(partial_path, "wb") as file:
         pickle.dump((outcome, collected.records), file, protocol=pickle.HIGHEST_PROTOCOL)
