@@ -9,6 +9,7 @@ import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, select
 from test_kept_people import assert_same as assert_same_people
@@ -65,10 +66,11 @@ def test_what_is_read_beside_the_match_stage_is_what_the_score_stage_reads(
     change_a_few(engine, stored)
     before = kept_parts(engine)
     with engine.connect() as conn:
-        prefetched = read_prefetch(conn, LONG_AGO)
+        prefetched = read_prefetch(conn, LONG_AGO, ScoringConfig())
     assert isinstance(prefetched, Prefetched) and prefetched.everyone is not None
     assert kept_parts(engine) == before  # it writes nothing: the copies due come back encoded
     assert prefetched.everyone.touches.rewrite is not None and prefetched.everyone.people.rewrite is not None
+    assert prefetched.everyone.personas.rewrite is not None  # the new titles' codes, to keep
     with engine.connect() as conn:
         assert touched_by_matching(conn, LONG_AGO, prefetched.touched) == touched_since(conn, LONG_AGO)
 
@@ -83,10 +85,25 @@ def test_what_is_read_beside_the_match_stage_is_what_the_score_stage_reads(
     assert_same(load_kept(engine, "reuse"), taken)  # and a later run reads them back
 
 
+def test_persona_codes_classified_under_other_rules_are_not_used(engine: Engine, stored) -> None:  # noqa: F811
+    load_kept(engine, "refresh")
+    with engine.connect() as conn:
+        prefetched = read_prefetch(conn, LONG_AGO, ScoringConfig())
+    assert isinstance(prefetched, Prefetched) and prefetched.everyone is not None
+    defaults = ScoringConfig().personas
+    everyone_other = {seniority: "other" for seniority in defaults.persona_of_seniority}
+    other = ScoringConfig(personas=defaults.model_copy(update={"persona_of_seniority": everyone_other}))
+    with engine.begin() as conn:
+        taken = load_score_inputs(conn, other, kept="reuse", prefetched=prefetched.everyone)
+        mine = load_score_inputs(conn, other, kept="reuse")
+    assert_same_people(taken, mine)  # classified under the stage's rules, not the process's
+    assert not np.array_equal(mine.population.personas.persona, prefetched.everyone.personas.columns.persona)
+
+
 def test_nothing_read_is_used_once_the_store_changed(engine: Engine, stored) -> None:  # noqa: F811
     load_kept(engine, "refresh")
     with engine.connect() as conn:
-        prefetched = read_prefetch(conn, LONG_AGO)
+        prefetched = read_prefetch(conn, LONG_AGO, ScoringConfig())
     assert isinstance(prefetched, Prefetched)
     change_a_few(engine, stored)
     with engine.connect() as conn:
@@ -102,7 +119,7 @@ def test_a_touch_resolved_since_voids_what_was_read(engine: Engine, stored) -> N
         upsert(conn, Activity.__table__, rows([replace(acts[0], id=70_000, crm_id="EARLY", person_crm_id="LATE")],
                                               lambda a: "Task"))
     with engine.connect() as conn:
-        prefetched = read_prefetch(conn, LONG_AGO)
+        prefetched = read_prefetch(conn, LONG_AGO, ScoringConfig())
     assert isinstance(prefetched, Prefetched) and prefetched.everyone is not None
     assert 70_000 in prefetched.everyone.unresolved[0]
     resolve_touch_refs(engine)  # moves no change stamp
@@ -115,7 +132,7 @@ def test_few_touched_reads_only_what_they_are(engine: Engine, stored) -> None:  
     since = utcnow()
     change_a_few(engine, stored)
     with engine.connect() as conn:
-        prefetched = read_prefetch(conn, since)
+        prefetched = read_prefetch(conn, since, ScoringConfig())
         assert isinstance(prefetched, Prefetched) and prefetched.everyone is None
         assert prefetched.touched.person_ids and prefetched.touched.account_ids
         assert touched_by_matching(conn, since, prefetched.touched) == touched_since(conn, since)
@@ -124,7 +141,7 @@ def test_few_touched_reads_only_what_they_are(engine: Engine, stored) -> None:  
 def test_the_score_stage_takes_it_from_the_process_and_scores_as_without_it(engine: Engine, stored) -> None:  # noqa: F811
     load_kept(engine, "refresh")
     change_a_few(engine, stored)
-    prefetch = ScorePrefetch(engine, LONG_AGO)
+    prefetch = ScorePrefetch(engine, LONG_AGO, ScoringConfig())
     folder = prefetch._folder
     outcome = run_score_stage(engine, ScoringConfig(), AS_OF, incremental=Incremental(LONG_AGO), prefetch=prefetch)
     assert outcome.prefetch == "used: what the pulls touched, everyone's touches and people", outcome.prefetch
@@ -144,7 +161,7 @@ def test_a_stage_that_reads_its_few_touched_alone_takes_what_the_pulls_touched(
     since = utcnow()
     change_a_few(engine, stored)
     with_it = run_score_stage(engine, NO_MODELS, AS_OF, incremental=Incremental(since),
-                              prefetch=ScorePrefetch(engine, since))
+                              prefetch=ScorePrefetch(engine, since, NO_MODELS))
     assert with_it.prefetch == "used: what the pulls touched (the few entities touched read alone)"
     assert with_it.loaded == "dirty entities" and with_it.dirty_people
     without = run_score_stage(engine, NO_MODELS, AS_OF, incremental=Incremental(since))
@@ -154,7 +171,7 @@ def test_a_stage_that_reads_its_few_touched_alone_takes_what_the_pulls_touched(
 
 def test_what_was_read_from_another_start_is_not_used(engine: Engine, stored) -> None:  # noqa: F811
     outcome = run_score_stage(engine, ScoringConfig(), AS_OF, incremental=Incremental(LONG_AGO),
-                              prefetch=ScorePrefetch(engine, LONG_AGO + timedelta(days=1)))
+                              prefetch=ScorePrefetch(engine, LONG_AGO + timedelta(days=1), ScoringConfig()))
     assert outcome.prefetch == "not used: the store changed after it was read"
 
 
@@ -162,7 +179,7 @@ def test_a_process_that_cannot_read_says_why(tmp_path, caplog: pytest.LogCapture
     from store.db import make_engine
 
     missing = make_engine(f"sqlite:///{tmp_path / 'nowhere' / 'abm.db'}")
-    prefetch = ScorePrefetch(missing, LONG_AGO)
+    prefetch = ScorePrefetch(missing, LONG_AGO, ScoringConfig())
     with caplog.at_level(logging.WARNING, logger="abm.scoring"):
         why = prefetch.result()
     assert why == "failed: OperationalError: (sqlite3.OperationalError) unable to open database file", why
@@ -170,14 +187,14 @@ def test_a_process_that_cannot_read_says_why(tmp_path, caplog: pytest.LogCapture
 
 
 def test_a_process_still_reading_is_not_waited_for_past_its_time(engine: Engine, stored) -> None:  # noqa: F811
-    prefetch = ScorePrefetch(engine, LONG_AGO)
+    prefetch = ScorePrefetch(engine, LONG_AGO, ScoringConfig())
     folder = prefetch._folder
     assert prefetch.result(timeout_s=0.0) == "still reading after 0 s"
     assert not os.path.exists(folder) and not prefetch._process.is_alive()
 
 
 def test_closing_stops_the_process_and_removes_its_file(engine: Engine, stored) -> None:  # noqa: F811
-    prefetch = ScorePrefetch(engine, LONG_AGO)
+    prefetch = ScorePrefetch(engine, LONG_AGO, ScoringConfig())
     folder, process = prefetch._folder, prefetch._process
     prefetch.close()
     assert not os.path.exists(folder) and not process.is_alive()

@@ -42,7 +42,7 @@ from scoring.outcomes import NEVER
 from store.cursor_rows import driver_batches
 from store.records import AccountRecord, OpportunityRecord
 from store.schema import AccountLink, Activity, Opportunity, Person
-from worker import kept_matches, kept_people, kept_touches
+from worker import kept_matches, kept_people, kept_titles, kept_touches
 from worker.gc_pause import cyclic_gc_paused
 from worker.kept_people import current_people
 from worker.kept_titles import classify_titles
@@ -366,5 +366,8 @@ def load_score_inputs(
                         [*range(len(scored)), *(index.account_pos[canonical[i]] for i in linked)]),
                IdLookup(people.id, np.arange(len(people))))
         activities = stream_activity_columns(conn, index, ids, report, partition_rows, kept, prefetched)
-        personas = None if kept == "ignore" else classify_titles(conn, config, people.title, reuse=kept == "reuse")
+        if prefetched is not None and prefetched.personas.fingerprint == kept_titles.fingerprint(config):
+            personas = kept_titles.keep(conn, prefetched.personas)
+        else:
+            personas = None if kept == "ignore" else classify_titles(conn, config, people.title, reuse=kept == "reuse")
         return assemble_inputs(scored, people, activities, report, opportunities, config, index, matches, personas)

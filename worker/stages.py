@@ -79,7 +79,7 @@ def pull(crm: str, ctx: RunContext) -> StageReport:
 def match_stage(ctx: RunContext) -> StageReport:
     # What an incremental score stage reads of everyone is read beside the matching (worker.score_prefetch).
     since, refresh = _score_since(ctx)
-    prefetch = (start_prefetch(ctx.engine, since, ctx.config.worker.stage_processes)
+    prefetch = (start_prefetch(ctx.engine, since, ctx.config.scoring, ctx.config.worker.stage_processes)
                 if since is not None and not refresh else None)
     try:
         outcome = run_match_stage(ctx.engine, ctx.config.matching, incremental=not ctx.options.full)
