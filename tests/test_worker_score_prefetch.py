@@ -1,6 +1,7 @@
-"""What an incremental score stage reads of everyone, read beforehand in a process of its own
-(worker.score_prefetch): the same touches and people as the stage reads itself, the copies due written by the
-stage only, and nothing used once the store changed; on SQLite and PostgreSQL."""
+"""What an incremental score stage reads of the pulls' data, read beforehand in a process of its own
+(worker.score_prefetch): the same touched entities, touches, people and persona codes as the stage reads itself,
+the copies due written by the stage only, and nothing used once the store changed or under other rules; on SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 
