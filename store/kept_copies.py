@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, select
@@ -27,6 +27,7 @@ from store.migrate import head_revision
 from store.schema import KeptCopy
 
 PART_ROWS = 1_000_000
+T = TypeVar("T")
 
 
 class Codes(dict[Any, int]):
@@ -63,6 +64,23 @@ class Encoded:
     name: str
     header: dict[str, Any]
     parts: list[bytes]
+
+
+@dataclass(frozen=True)
+class Current(Generic[T]):
+    """What a stage reads of a kept table as it is now (``value``), and the copy to keep in place of the stored one
+    when it was not read or has grown stale (None: the stored copy stays). Read without writing, so a process
+    beside the stage can read it (:mod:`worker.score_prefetch`); :func:`keep` then writes the copy."""
+
+    value: T
+    rewrite: Encoded | None
+
+
+def keep(conn: Connection, current: Current[T]) -> T:
+    """The value of ``current``, its copy kept first when one is due."""
+    if current.rewrite is not None:
+        write(conn, current.rewrite)
+    return current.value
 
 
 def encode(name: str, fmt: int, columns: Sequence[Any], dtypes: Sequence[str], header: Mapping[str, Any],

@@ -98,7 +98,7 @@ def test_persona_codes_classified_under_other_rules_are_not_used(engine: Engine,
         taken = load_score_inputs(conn, other, kept="reuse", prefetched=prefetched.everyone)
         mine = load_score_inputs(conn, other, kept="reuse")
     assert_same_people(taken, mine)  # classified under the stage's rules, not the process's
-    assert not np.array_equal(mine.population.personas.persona, prefetched.everyone.personas.columns.persona)
+    assert not np.array_equal(mine.population.personas.persona, prefetched.everyone.personas.value.persona)
 
 
 def test_nothing_read_is_used_once_the_store_changed(engine: Engine, stored) -> None:  # noqa: F811

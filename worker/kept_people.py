@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import itemgetter
 
@@ -106,16 +105,7 @@ def _live(columns: list[np.ndarray], crms: list[str], kinds: list[str]) -> Peopl
         created_at=created_at[live])
 
 
-@dataclass(frozen=True)
-class CurrentPeople:
-    """Every live person as the score stage reads them (see :func:`read_current`), and the copy to keep in place
-    of the stored one when it was not read or has grown stale (None: the stored copy stays)."""
-
-    people: PeopleColumns
-    rewrite: kept_copies.Encoded | None
-
-
-def read_current(conn: Connection, seconds: Seconds, *, reuse: bool = True) -> CurrentPeople:
+def read_current(conn: Connection, seconds: Seconds, *, reuse: bool = True) -> kept_copies.Current[PeopleColumns]:
     """Every live person as the score stage reads them, in id order: from the kept copy and the people changed
     since when ``reuse`` and a copy is there to be read, else from the table; with the copy to keep when it is
     due (see the module docstring). Writes nothing, so a process beside the stage can read them
@@ -131,26 +121,19 @@ def read_current(conn: Connection, seconds: Seconds, *, reuse: bool = True) -> C
         kept_through = int(kept.columns[0][-1]) if len(kept.columns[0]) else -1
         if kept_copies.holds_every_added(conn, Person.__table__.c.id, kept_through, columns[0]):
             due = len(changed[0]) > REWRITE_SHARE * len(columns[0])
-            return CurrentPeople(_live(columns, list(crms), list(kinds)),
-                                 _encode(columns, crms, kinds, started) if due else None)
+            return kept_copies.Current(_live(columns, list(crms), list(kinds)),
+                                       _encode(columns, crms, kinds, started) if due else None)
         log.warning("the kept copy of the people (%d) is not of the table any more: everyone is read again",
                     len(columns[0]))
     crms, kinds = Codes(), Codes()
     columns = _read(conn, seconds, crms, kinds)
-    return CurrentPeople(_live(columns, list(crms), list(kinds)), _encode(columns, crms, kinds, started))
-
-
-def keep(conn: Connection, current: CurrentPeople) -> PeopleColumns:
-    """The people of ``current``, its copy kept first when one is due."""
-    if current.rewrite is not None:
-        kept_copies.write(conn, current.rewrite)
-    return current.people
+    return kept_copies.Current(_live(columns, list(crms), list(kinds)), _encode(columns, crms, kinds, started))
 
 
 def current_people(conn: Connection, seconds: Seconds, *, reuse: bool = True) -> PeopleColumns:
     """Every live person as the score stage reads them, in id order (see :func:`read_current`), the copy written
     again when it was not read or has grown stale."""
-    return keep(conn, read_current(conn, seconds, reuse=reuse))
+    return kept_copies.keep(conn, read_current(conn, seconds, reuse=reuse))
 
 
 def _encode(columns: list[np.ndarray], crms: Codes, kinds: Codes, cutoff: datetime) -> kept_copies.Encoded:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,18 +34,8 @@ def fingerprint(config: ScoringConfig) -> str:
     return hashlib.sha256(rules + Path(personas.__file__).read_bytes()).hexdigest()
 
 
-@dataclass(frozen=True)
-class ClassifiedTitles:
-    """Everyone's persona codes (see :func:`read_classified`), under the rules ``fingerprint`` names, and the copy
-    of the codes to keep when a title was classified anew (None: the stored copy stays)."""
-
-    columns: PersonaColumns
-    fingerprint: str
-    rewrite: kept_copies.Encoded | None
-
-
 def read_classified(conn: Connection, config: ScoringConfig, titles: Sequence[str | None], *,
-                    reuse: bool = True) -> ClassifiedTitles:
+                    reuse: bool = True) -> kept_copies.Current[PersonaColumns]:
     """Everyone's persona codes, with the kept codes of the titles seen before when ``reuse``, and the codes to
     keep when any title was classified anew. Writes nothing, so a process beside the stage can classify them
     (:mod:`worker.score_prefetch`)."""
@@ -64,18 +53,11 @@ def read_classified(conn: Connection, config: ScoringConfig, titles: Sequence[st
         distinct[:] = result.titles
         rewrite = kept_copies.encode(NAME, FORMAT, [distinct, result.persona, result.seniority, result.department],
                                      _DTYPES, {"fingerprint": stamp})
-    return ClassifiedTitles(result.columns, stamp, rewrite)
-
-
-def keep(conn: Connection, classified: ClassifiedTitles) -> PersonaColumns:
-    """The codes of ``classified``, its copy kept first when one is due."""
-    if classified.rewrite is not None:
-        kept_copies.write(conn, classified.rewrite)
-    return classified.columns
+    return kept_copies.Current(result.columns, rewrite)
 
 
 def classify_titles(conn: Connection, config: ScoringConfig, titles: Sequence[str | None], *,
                     reuse: bool = True) -> PersonaColumns:
     """Everyone's persona codes, with the kept codes of the titles seen before when ``reuse``; the codes are kept
     again when any title was classified anew."""
-    return keep(conn, read_classified(conn, config, titles, reuse=reuse))
+    return kept_copies.keep(conn, read_classified(conn, config, titles, reuse=reuse))

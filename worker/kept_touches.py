@@ -199,17 +199,8 @@ def _stale(rows: TouchRows, unresolved: Unresolved) -> np.ndarray:
     return np.union1d(*stale)
 
 
-@dataclass(frozen=True)
-class CurrentTouches:
-    """Every touch as it is now (see :func:`read_current`), and the copy to keep in place of the stored one when
-    it was not read or has grown stale (None: the stored copy stays)."""
-
-    rows: TouchRows
-    rewrite: kept_copies.Encoded | None
-
-
 def read_current(conn: Connection, epoch_seconds: ColumnElement, unresolved: Unresolved, *,
-                 reuse: bool = True) -> CurrentTouches:
+                 reuse: bool = True) -> kept_copies.Current[TouchRows]:
     """Every touch in the table as it is now, in id order: from the kept copy and what changed since when
     ``reuse`` and a copy is there to be read, else from the table; with the copy to keep when it is due (see the
     module docstring). Writes nothing, so a process beside the stage can read them (:mod:`worker.score_prefetch`).
@@ -224,22 +215,15 @@ def read_current(conn: Connection, epoch_seconds: ColumnElement, unresolved: Unr
             stale = _stale(rows, unresolved)
             rows = merge(rows, _read_ids(conn, epoch_seconds, unresolved, stale.tolist()))
             due = len(changed) + len(stale) > REWRITE_SHARE * len(rows)
-            return CurrentTouches(rows, encode_copy(rows, started) if due else None)
+            return kept_copies.Current(rows, encode_copy(rows, started) if due else None)
         log.warning("the kept copy of the touches (%d) is not of the table any more: every touch is read again",
                     len(rows))
     rows = read_touches(conn, epoch_seconds, unresolved)
-    return CurrentTouches(rows, encode_copy(rows, started))
-
-
-def keep(conn: Connection, current: CurrentTouches) -> TouchRows:
-    """The touches of ``current``, its copy kept first when one is due."""
-    if current.rewrite is not None:
-        kept_copies.write(conn, current.rewrite)
-    return current.rows
+    return kept_copies.Current(rows, encode_copy(rows, started))
 
 
 def current_touches(conn: Connection, epoch_seconds: ColumnElement,
                     unresolved: Unresolved, *, reuse: bool = True) -> TouchRows:
     """Every touch in the table as it is now, in id order (see :func:`read_current`), the copy written again when
     it was not read or has grown stale."""
-    return keep(conn, read_current(conn, epoch_seconds, unresolved, reuse=reuse))
+    return kept_copies.keep(conn, read_current(conn, epoch_seconds, unresolved, reuse=reuse))

@@ -39,10 +39,11 @@ from scoring.catalogue import TYPE_CODE
 from scoring.columns import ActivityColumns, LoadReport
 from scoring.inputs import EntityIndex, MatchColumns, PeopleColumns, ScoringInputs, assemble_inputs
 from scoring.outcomes import NEVER
+from store import kept_copies
 from store.cursor_rows import driver_batches
 from store.records import AccountRecord, OpportunityRecord
 from store.schema import AccountLink, Activity, Opportunity, Person
-from worker import kept_matches, kept_people, kept_titles, kept_touches
+from worker import kept_matches, kept_titles
 from worker.gc_pause import cyclic_gc_paused
 from worker.kept_people import current_people
 from worker.kept_titles import classify_titles
@@ -263,7 +264,7 @@ def stream_activity_columns(
     if apart is not None:  # integers only: the key columns cost the L org's 6 million rows 2 of their 8 seconds
         unresolved = (apart[0].keys(), apart[1].keys())
         if kept == "reuse" and prefetched is not None and prefetched.unresolved == apart:
-            touches = kept_touches.keep(conn, prefetched.touches)
+            touches = kept_copies.keep(conn, prefetched.touches)
         elif kept == "ignore":
             touches = read_touches(conn, epoch_seconds(conn), unresolved)
         else:
@@ -352,7 +353,7 @@ def load_score_inputs(
         scored = [a for a in accounts if a.id not in canonical]
         matches = _matches(conn, canonical, kept)
         if prefetched is not None:
-            people = kept_people.keep(conn, prefetched.people)
+            people = kept_copies.keep(conn, prefetched.people)
         elif kept == "ignore":
             people = load_scored_people(conn)
         else:
@@ -366,8 +367,8 @@ def load_score_inputs(
                         [*range(len(scored)), *(index.account_pos[canonical[i]] for i in linked)]),
                IdLookup(people.id, np.arange(len(people))))
         activities = stream_activity_columns(conn, index, ids, report, partition_rows, kept, prefetched)
-        if prefetched is not None and prefetched.personas.fingerprint == kept_titles.fingerprint(config):
-            personas = kept_titles.keep(conn, prefetched.personas)
+        if prefetched is not None and prefetched.personas_rules == kept_titles.fingerprint(config):
+            personas = kept_copies.keep(conn, prefetched.personas)
         else:
             personas = None if kept == "ignore" else classify_titles(conn, config, people.title, reuse=kept == "reuse")
         return assemble_inputs(scored, people, activities, report, opportunities, config, index, matches, personas)

@@ -53,10 +53,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from config.scoring import ScoringConfig
+from scoring.inputs import PeopleColumns
+from scoring.personas import PersonaColumns
+from store.kept_copies import Current
 from store.schema import Activity, Person
 from worker import kept_people, kept_titles, kept_touches
 from worker.executor import describe_error
 from worker.forked_slices import memory_folder
+from worker.kept_touches import TouchRows
 from worker.score_inputs import UnresolvedKeys, epoch_seconds, unresolved_keys
 from worker.score_scope import Touched, touched_by_pulls
 from worker.stage_process import processes_possible, server_context
@@ -91,9 +95,10 @@ class Everyone:
     ids they were read with."""
 
     unresolved: UnresolvedKeys
-    touches: kept_touches.CurrentTouches
-    people: kept_people.CurrentPeople
-    personas: kept_titles.ClassifiedTitles  # the people's, under the scoring settings the process was given
+    touches: Current[TouchRows]
+    people: Current[PeopleColumns]
+    personas: Current[PersonaColumns]  # the people's, classified under the rules ``personas_rules`` names
+    personas_rules: str  # kept_titles.fingerprint of the scoring settings the process was given
 
 
 @dataclass(frozen=True)
@@ -121,8 +126,8 @@ def read_prefetch(conn: Connection, since: datetime, config: ScoringConfig) -> P
             ids = (unresolved[0].keys(), unresolved[1].keys())
             touches = kept_touches.read_current(conn, epoch_seconds(conn), ids, reuse=True)
             people = kept_people.read_current(conn, partial(epoch_seconds, conn), reuse=True)
-            personas = kept_titles.read_classified(conn, config, people.people.title, reuse=True)
-            everyone = Everyone(unresolved, touches, people, personas)
+            personas = kept_titles.read_classified(conn, config, people.value.title, reuse=True)
+            everyone = Everyone(unresolved, touches, people, personas, kept_titles.fingerprint(config))
     if store_mark(conn) != mark:
         return "the store changed while it was read"
     return Prefetched(mark, since, touched, everyone)
