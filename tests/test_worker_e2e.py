@@ -167,7 +167,10 @@ def test_a_scheduled_run_after_new_activity_rewrites_exactly_the_affected_accoun
     queue_scheduled_run(engine, RunOptions())
     [(run_id, state)] = _executor(engine, config).drain()
     assert state == "succeeded", get_run(engine, run_id)
-    # Beside the match stage, a process read what the pulls touched (two touches: nothing of everyone).
+    # The accounts and contacts were read beside the pulls, and beside the match stage, a process read what the
+    # pulls touched (two touches: nothing of everyone).
+    match = get_run(engine, run_id)["stages"]["match"]["detail"]
+    assert match["read_ahead"].startswith("every account and contact read beside the pulls in "), match
     score = get_run(engine, run_id)["stages"]["score"]["detail"]
     assert score["prefetch"] == "used: what the pulls touched (the few entities touched read alone)", score
 

@@ -11,6 +11,7 @@ import pickle
 import signal
 import threading
 import time
+from datetime import datetime
 from functools import partial
 
 import pytest
@@ -253,3 +254,43 @@ def test_numpy_huge_pages_hold_in_the_stages_processes_too(engine: Engine, huge_
     for name in ("writeback:salesforce", "writeback:hubspot"):
         assert stages[name]["detail"]["pid"] != os.getpid()
         assert stages[name]["detail"]["huge_pages"] is huge_pages
+
+
+def _read_runs(ctx: RunContext, mark: datetime) -> tuple[datetime, str, int]:
+    """A reading ahead: its mark, its thread, and how many runs the store held as it read."""
+    with ctx.engine.connect() as conn:
+        return mark, threading.current_thread().name, len(conn.execute(select(Run.id)).all())
+
+
+def _broken_reading(ctx: RunContext, mark: datetime) -> None:
+    raise RuntimeError("the disk is gone")
+
+
+def _take_reading(ctx: RunContext) -> StageReport:
+    reading = ctx.read_ahead.pop("match", None)
+    value = reading.result() if reading is not None else None
+    return StageReport("match", detail={"reading": None if value is None else
+                                        [value[0].isoformat(), value[1], value[2]]})
+
+
+def test_a_stage_reads_ahead_on_a_thread_here_while_the_step_before_runs_in_processes(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    ctx = _ctx(engine)
+    pulls = (_marking("pull:salesforce"), _marking("pull:hubspot"))
+    assert run_stages(ctx, [pulls, Stage("match", _take_reading, read_ahead=_read_runs)]) == "succeeded"
+    reading = get_run(engine, ctx.run_id)["stages"]["match"]["detail"]["reading"]
+    mark = datetime.fromisoformat(reading[0])
+    markers = [r for r in list_runs(engine, limit=100) if r["kind"].startswith("marker:")]
+    assert len(markers) == 10 and all(mark <= datetime.fromisoformat(r["created_at"]) for r in markers)
+    assert reading[1] == "read-ahead-match"  # on a thread of its own, beside the pulls
+    assert not ctx.read_ahead  # taken by its stage
+
+    with caplog.at_level(logging.WARNING, logger="abm.pipeline"):  # a reading that failed: the stage reads itself
+        ctx = _ctx(engine)
+        assert run_stages(ctx, [pulls, Stage("match", _take_reading, read_ahead=_broken_reading)]) == "succeeded"
+    assert get_run(engine, ctx.run_id)["stages"]["match"]["detail"]["reading"] is None
+    assert "reading ahead failed" in caplog.text and "the disk is gone" in caplog.text
+
+    ctx = _ctx(engine, processes=False)  # pulls on threads here: the interpreter is theirs, no reading ahead
+    assert run_stages(ctx, [pulls, Stage("match", _take_reading, read_ahead=_read_runs)]) == "succeeded"
+    assert get_run(engine, ctx.run_id)["stages"]["match"]["detail"]["reading"] is None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import itemgetter
 
@@ -121,21 +122,56 @@ def _empty() -> _Readings:
     return _Readings([np.empty(0, dtype=dtype) for dtype in _DTYPES], [], [])
 
 
-def contact_domains(conn: Connection, config: MatchingConfig, *, reuse: bool = True) -> list[ContactDomainCount]:
+@dataclass
+class KeptReadings:
+    """The kept copy read back, with the people changed since its cutoff read on top (nothing written)."""
+
+    readings: _Readings
+    kept_through: int  # the highest person id the copy held
+    changed: int  # people read on top of it
+    fingerprint: str
+
+
+def read_kept(conn: Connection, config: MatchingConfig) -> KeptReadings | None:
+    """The kept copy and the people changed since its cutoff; None when there is no copy read under these
+    settings. Whether it still holds every person is for :func:`contact_domains` to tell."""
+    fingerprint = feature_cache.fingerprint(config).hex()
+    kept = kept_copies.load(conn, NAME, FORMAT, _DTYPES)
+    if kept is None or kept.header.get("fingerprint") != fingerprint:
+        return None
+    readings = _Readings(kept.columns, [tuple(key) for key in kept.header["accounts"]], kept.header["domains"])
+    kept_through = int(readings.ids[-1]) if len(readings.ids) else -1
+    cutoff = datetime.fromisoformat(kept.header["cutoff"]) - CLOCK_MARGIN
+    changed = readings.read(conn, _reader(config), [Person.__table__.c.changed_at >= cutoff])
+    return KeptReadings(readings, kept_through, changed, fingerprint)
+
+
+def _reader(config: MatchingConfig) -> ContactDomainReader:
+    return ContactDomainReader(FreeMail(config.extra_free_mail_domains))
+
+
+def contact_domains(conn: Connection, config: MatchingConfig, *, reuse: bool = True,
+                    ahead: KeptReadings | None = None, changed_since: datetime | None = None,
+                    ) -> list[ContactDomainCount]:
     """How many of its live contacts each account's key has under each company email domain ('' for none),
     as reading every contact now gives: from the kept copy and the people changed since when ``reuse`` and a
-    copy is there to be read, else from every person (see the module docstring)."""
+    copy is there to be read, else from every person (see the module docstring).
+
+    ``ahead``: what :func:`read_kept` gave earlier, when every person written since then is stamped at or after
+    ``changed_since`` (by the pulls that ran meanwhile): only those are read again.
+    """
     started = utcnow()
     fingerprint = feature_cache.fingerprint(config).hex()
-    reader = ContactDomainReader(FreeMail(config.extra_free_mail_domains))
-    kept = kept_copies.load(conn, NAME, FORMAT, _DTYPES) if reuse else None
-    if kept is not None and kept.header.get("fingerprint") == fingerprint:
-        readings = _Readings(kept.columns, [tuple(key) for key in kept.header["accounts"]], kept.header["domains"])
-        kept_through = int(readings.ids[-1]) if len(readings.ids) else -1
-        cutoff = datetime.fromisoformat(kept.header["cutoff"]) - CLOCK_MARGIN
-        changed = readings.read(conn, reader, [Person.__table__.c.changed_at >= cutoff])
-        if kept_copies.holds_every_added(conn, Person.__table__.c.id, kept_through, readings.ids):
-            if changed > REWRITE_SHARE * len(readings.ids):
+    reader = _reader(config)
+    if ahead is not None and changed_since is not None and ahead.fingerprint == fingerprint:
+        kept = ahead
+        kept.changed += kept.readings.read(conn, reader, [Person.__table__.c.changed_at >= changed_since])
+    else:
+        kept = read_kept(conn, config) if reuse else None
+    if kept is not None:
+        readings = kept.readings
+        if kept_copies.holds_every_added(conn, Person.__table__.c.id, kept.kept_through, readings.ids):
+            if kept.changed > REWRITE_SHARE * len(readings.ids):
                 readings.save(conn, started, fingerprint)
             return readings.counts()
         log.warning("the kept reading of the contacts (%d people) is not of the table any more: every contact is "

@@ -6,7 +6,7 @@ The matcher reads every account's features to build its index; most of them are 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, select
@@ -43,14 +43,38 @@ def load_kept_features(conn: Connection, accounts: Sequence[AccountRecord], conf
     valid: dict[int, Features] = {}
     query = select(MatchFeatures.account_id, MatchFeatures.digest, MatchFeatures.features)
     for rows in driver_batches(conn, query, _READ_BATCH):
-        for account_id, digest, kept in rows:
-            if digests.get(account_id) != digest:
-                continue
-            try:
-                valid[account_id] = feature_cache.restore(kept)
-            except (ValueError, TypeError, IndexError):
-                continue  # unreadable (edited by hand, cut short): read again, kept anew below
+        _keep_valid(rows, digests, valid)
     return KeptFeatures(digests, valid)
+
+
+def _keep_valid(rows: Iterable[tuple[int, str, str]], digests: Mapping[int, str], valid: dict[int, Features]) -> None:
+    """Into ``valid``, the kept features of these rows whose digest is the account's."""
+    for account_id, digest, kept in rows:
+        if digests.get(account_id) != digest:
+            continue
+        try:
+            valid[account_id] = feature_cache.restore(kept)
+        except (ValueError, TypeError, IndexError):
+            continue  # unreadable (edited by hand, cut short): read again, kept anew by keep_new_features
+
+
+def refresh_kept_features(conn: Connection, kept: KeptFeatures, changed: Sequence[AccountRecord],
+                          gone: Iterable[int], config: MatchingConfig) -> None:
+    """Bring ``kept`` (what :func:`load_kept_features` gave for earlier records of the accounts) to the accounts
+    as they are now: those ``changed`` since (live, new ones among them) and those ``gone`` (no longer live)."""
+    for account_id in gone:
+        kept.digests.pop(account_id, None)
+        kept.valid.pop(account_id, None)
+    key = feature_cache.fingerprint(config)
+    digests: dict[int, str] = {}
+    for account in changed:
+        digests[account.id] = kept.digests[account.id] = feature_cache.inputs_digest(key, account)
+        kept.valid.pop(account.id, None)
+    ids = sorted(digests)
+    query = select(MatchFeatures.account_id, MatchFeatures.digest, MatchFeatures.features)
+    for start in range(0, len(ids), _WRITE_BATCH):
+        _keep_valid(conn.execute(query.where(MatchFeatures.account_id.in_(ids[start:start + _WRITE_BATCH]))),
+                    digests, kept.valid)
 
 
 def keep_new_features(conn: Connection, matcher: Matcher, kept: KeptFeatures) -> int:

@@ -29,6 +29,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, func, select
 
@@ -47,10 +48,13 @@ from store.types import utcnow
 from store.upsert import upsert
 from worker.forked import Forked
 from worker.gc_pause import cyclic_gc_paused
-from worker.kept_contacts import contact_domains
-from worker.match_features import features_by_account, keep_new_features, load_kept_features
+from worker.kept_contacts import KeptReadings, contact_domains
+from worker.match_features import KeptFeatures, features_by_account, keep_new_features, load_kept_features
 
-_ACCOUNT_COLUMNS = [Account.__table__.c[f] for f in AccountRecord.__dataclass_fields__]
+if TYPE_CHECKING:
+    from worker.match_read_ahead import MatchReadAhead
+
+ACCOUNT_COLUMNS = [Account.__table__.c[f] for f in AccountRecord.__dataclass_fields__]
 _PERSON_COLUMNS = [Person.__table__.c[f] for f in PersonRecord.__dataclass_fields__]
 _WRITE_BATCH = 10_000
 _READ_BATCH = 50_000
@@ -80,6 +84,7 @@ class MatchOutcome:
     links: int = 0
     changed_links: int = 0
     features_read: int = 0  # accounts whose matching features were read anew (not kept from an earlier run)
+    read_ahead: bool = False  # the accounts and contacts read while the pulls ran were taken
     # Every live account as the stage read them (None: not read), for the score stage after it: nothing in
     # between writes accounts, and reading them again cost the L org's increment 1.9 s.
     accounts: list[AccountRecord] | None = None
@@ -112,7 +117,7 @@ class MatchOutcome:
 def load_accounts(conn: Connection) -> list[AccountRecord]:
     # Columns are selected in the record's field order: positional construction is 10x faster
     # than looking each field up by name, which matters at a million people.
-    rows = conn.execute(select(*_ACCOUNT_COLUMNS).where(Account.is_deleted.is_(False)).order_by(Account.id))
+    rows = conn.execute(select(*ACCOUNT_COLUMNS).where(Account.is_deleted.is_(False)).order_by(Account.id))
     return [AccountRecord(*r) for r in rows]
 
 
@@ -412,13 +417,16 @@ def write_links(conn: Connection, links: Sequence[AccountLinkResult]) -> tuple[i
 
 
 def run_match_stage(
-    engine: Engine, config: MatchingConfig, *, only_people: Iterable[int] | None = None, incremental: bool = False
+    engine: Engine, config: MatchingConfig, *, only_people: Iterable[int] | None = None, incremental: bool = False,
+    ahead: MatchReadAhead | None = None,
 ) -> MatchOutcome:
     """Match people and refresh cross-CRM links, in one transaction.
 
     Everyone by default; ``only_people``; or, ``incremental``, those whose match can have moved
     since the last successful match stage (everyone when there was none), with the cross-CRM
-    links recomputed only when an account changed.
+    links recomputed only when an account changed. ``ahead``: the accounts and contacts read while the pulls
+    ran (:mod:`worker.match_read_ahead`), of which only what changed since is read again (not in a rematch of
+    everyone, which reads every contact).
     """
     started_at = utcnow()
     outcome = MatchOutcome()
@@ -435,17 +443,27 @@ def run_match_stage(
                 if since is not None:
                     only_people, changed_accounts = people_to_rematch(conn, since)
                     relink = bool(changed_accounts)
+        wanted = None if only_people is None else sorted(set(only_people))
+        if wanted is None:
+            ahead = None
+        outcome.read_ahead = ahead is not None
         with phase("read"):
             read = only_people is None or bool(only_people) or relink
-            accounts = load_accounts(conn) if read else []
-            outcome.accounts = accounts if read else None
-        wanted = None if only_people is None else sorted(set(only_people))
+            kept_read: KeptFeatures | None = None
+            contacts_read: KeptReadings | None = None
+            if ahead is not None:
+                accounts, kept_read, contacts_read = ahead.take(conn, config)
+            else:
+                accounts = load_accounts(conn) if read else []
+            outcome.accounts = accounts if read or ahead is not None else None
         features: Mapping[int, Features] | None = None
         if wanted is None or wanted or changed_accounts:
             with phase("read"):
                 # everyone's reading of them kept between runs: only a full rematch reads every contact again
-                contacts = contact_domains(conn, config, reuse=wanted is not None)
-                kept = load_kept_features(conn, accounts, config)
+                contacts = contact_domains(conn, config, reuse=wanted is not None, ahead=contacts_read,
+                                           changed_since=ahead.changed_since if ahead is not None else None)
+                kept = kept_read if kept_read is not None else load_kept_features(conn, accounts, config)
+                del kept_read, contacts_read
                 last_activity = last_activity_by_account(conn, accounts)
             with phase("index"):
                 matcher = Matcher(accounts, config, contact_domains=contacts, workers=WORKERS,

@@ -23,6 +23,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine
@@ -33,6 +35,7 @@ from store.wal import log_watched
 from worker.executor import StopToken, describe_error
 from worker.huge_pages import numpy_huge_pages
 from worker.memory import RssSampler
+from worker.read_ahead import ReadAhead
 from worker.stage_process import StageProcess, processes_possible, start_server
 from worker.triggers import RunOptions
 
@@ -50,6 +53,7 @@ class RunContext:
     stop: StopToken
     paused_crms: set[str] = field(default_factory=set)
     shared: dict[str, Any] = field(default_factory=dict)
+    read_ahead: dict[str, ReadAhead[Any]] = field(default_factory=dict)  # stage name -> its reading started
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,10 @@ class Stage:
     # Run in a process of its own when its step runs it beside others (worker.stage_process): it sees no notes
     # in ``RunContext.shared`` and leaves none, and ``run`` must pickle (a module-level function or a partial).
     own_process: bool = False
+    # What the stage can read while the step before it runs in processes of their own (worker.read_ahead):
+    # called on a thread with the run's context and the time mark, it returns what the stage takes from
+    # ``RunContext.read_ahead``.
+    read_ahead: Callable[[RunContext, datetime], Any] | None = None
 
 
 def _log_stage(run_id: int, report: StageReport) -> None:
@@ -209,9 +217,26 @@ def run_stages(ctx: RunContext, steps: Sequence[Step]) -> str:
     """Run ``steps`` in order and return the run's final state (raises if a stage failed).
 
     A step is a stage or a tuple of independent stages run concurrently (the two pulls, the two
-    writebacks), so a run costs the slower of them rather than their sum.
+    writebacks), so a run costs the slower of them rather than their sum. While a step's stages run in
+    processes of their own, the next step's readings ahead (:attr:`Stage.read_ahead`) run on threads here.
     """
-    for step in steps:
+    try:
+        return _run_steps(ctx, steps)
+    finally:
+        for ahead in ctx.read_ahead.values():  # left by a run that ended before their stage
+            ahead.close()
+        ctx.read_ahead.clear()
+
+
+def _start_reading_ahead(ctx: RunContext, step: Step) -> None:
+    """Start the readings ahead of ``step``'s stages (see :class:`Stage`)."""
+    for stage in step if isinstance(step, tuple) else (step,):
+        if stage.read_ahead is not None:
+            ctx.read_ahead[stage.name] = ReadAhead(stage.name, partial(stage.read_ahead, ctx))
+
+
+def _run_steps(ctx: RunContext, steps: Sequence[Step]) -> str:
+    for index, step in enumerate(steps):
         group = step if isinstance(step, tuple) else (step,)
         if ctx.stop.is_set():
             for stage in group:
@@ -229,6 +254,8 @@ def run_stages(ctx: RunContext, steps: Sequence[Step]) -> str:
             _log_stage(ctx.run_id, report)
         if not to_run:
             continue
+        if index + 1 < len(steps) and uses_processes(ctx, to_run):  # this interpreter only waits for them
+            _start_reading_ahead(ctx, steps[index + 1])
         outcomes = _run_group(ctx, to_run)
         errors = [error for _stage, _report, error in outcomes if error is not None]
         if errors:
