@@ -36,6 +36,7 @@ class Claims:
         # as wide as the matcher's own name lookup (see Matcher._name_ranking)
         self.limit = matcher.config.blocking.max_candidates * 5
         self._by_name: dict[tuple[str, str], bool] = {}  # a company's people type its name alike
+        self._by_normalized: dict[tuple[str, str], bool] = {}
 
     def may_claim(self, crm: str, email: str | None, website: str | None, company: str | None) -> bool:
         """Whether blocking would offer any of the accounts to a person with these fields."""
@@ -51,6 +52,22 @@ class Claims:
         if known is None:
             known = self._named(crm, positions, self.matcher.normalizer.normalize(company))
             self._by_name[(crm, company)] = known
+        return known
+
+    def may_claim_person_read(self, crm: str, email_host: str, website: str | None, normalized_name: str) -> bool:
+        """:meth:`may_claim` for a person read beforehand: the host of their email (``email_domain``) and their
+        company's name as the matcher's normalizer gives it (``normalize``), which spares reading them again."""
+        positions = self.positions.get(crm)
+        if not positions:
+            return False
+        domains = self.matcher.corporate_domains(email_host or None, website)
+        if domains and self._by_domain(crm, positions, [reg for _, reg in domains]):
+            return True
+        if not normalized_name:
+            return False
+        known = self._by_normalized.get((crm, normalized_name))
+        if known is None:
+            known = self._by_normalized[(crm, normalized_name)] = self._named(crm, positions, normalized_name)
         return known
 
     def may_claim_read(self, crm: str, registrable_domains: Iterable[str], normalized_name: str) -> bool:

@@ -7,6 +7,7 @@ import random
 from config.matching import MatchingConfig
 from matching import match
 from matching.claims import Claims
+from matching.domains import email_domain
 from matching.engine import Matcher
 from store.records import AccountRecord
 from tests.test_matching_accuracy import small_org
@@ -78,3 +79,18 @@ def test_a_record_already_read_is_claimed_as_its_raw_fields_are() -> None:
         assert claims.may_claim_read("salesforce", (reg,), name) == raw, account
         answers.append(raw)
     assert any(answers) and not all(answers)
+
+
+def test_a_person_read_beforehand_is_claimed_as_from_their_record() -> None:
+    """The email host and normalized company read ahead of the stage (worker.match_read_ahead) give what the
+    record itself gives, on every lead of a generated org."""
+    accounts, leads, _, _ = small_org(3)
+    matcher = Matcher(accounts, MatchingConfig())
+    changed = random.Random(11).sample([a.id for a in accounts], len(accounts) // 10)
+    from_records, read_before = Claims(matcher, changed), Claims(matcher, changed)
+    normalize = matcher.normalizer.normalize
+    flags = [(from_records.may_claim(p.crm, p.email, p.website, p.company),
+              read_before.may_claim_person_read(p.crm, email_domain(p.email), p.website,
+                                                normalize(p.company) if p.company else ""))
+             for p in leads]
+    assert all(a == b for a, b in flags) and 100 < sum(a for a, _ in flags) < len(flags)

@@ -31,14 +31,16 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, func, select
 
 from config.matching import MatchingConfig
 from matching.claims import Claims
+from matching.domains import email_domain
 from matching.engine import Matcher
 from matching.index import Features
 from matching.inputs_key import match_inputs_key
 from matching.link import Linker, named_salesforce_id, salesforce_linker
+from matching.names import NameNormalizer
 from matching.parallel import match_in_processes
 from matching.types import AccountLinkResult, MatchResult, Pin, PreviousMatch
 from store.cursor_rows import driver_batches
@@ -195,16 +197,48 @@ def people_to_rematch(conn: Connection, since: datetime) -> tuple[list[int], lis
     return sorted(ids), changed_accounts
 
 
-def claimable_people(conn: Connection, matcher: Matcher, account_ids: Sequence[int]) -> set[int]:
-    """The people no account holds (review and none decisions) whom these accounts could claim."""
+UNHELD = ("review", "none")  # the decisions that tie a person to no account
+# What the claims read of an unheld person: CRM, email host, website, normalized company name.
+UnheldPerson = tuple[str, str, str | None, str]
+
+
+def claimable_people(conn: Connection, matcher: Matcher, account_ids: Sequence[int],
+                     unheld: Mapping[int, UnheldPerson] | None = None) -> set[int]:
+    """The people no account holds (review and none decisions) whom these accounts could claim. ``unheld``: those
+    people as read beforehand (:func:`read_unheld`), rather than read here."""
     if not account_ids:
         return set()
     claims = Claims(matcher, account_ids)
-    unheld = select(Person.id, Person.crm, Person.email, Person.website, Person.company).join(
-        Match, Match.person_id == Person.id).where(Person.is_deleted.is_(False),
-                                                   Match.decision.in_(("review", "none")))
-    return {pid for rows in driver_batches(conn, unheld, _READ_BATCH) for pid, crm, email, website, company in rows
+    if unheld is not None:
+        return {pid for pid, (crm, host, website, name) in unheld.items()
+                if claims.may_claim_person_read(crm, host, website, name)}
+    query = select(Person.id, Person.crm, Person.email, Person.website, Person.company).join(
+        Match, Match.person_id == Person.id).where(Person.is_deleted.is_(False), Match.decision.in_(UNHELD))
+    return {pid for rows in driver_batches(conn, query, _READ_BATCH) for pid, crm, email, website, company in rows
             if claims.may_claim(crm, email, website, company)}
+
+
+def read_unheld(conn: Connection, config: MatchingConfig, where: Sequence[ColumnElement[bool]] = (),
+                into: dict[int, UnheldPerson] | None = None) -> dict[int, UnheldPerson]:
+    """The people no account holds, as :func:`claimable_people` reads them, into ``into`` (a new map by default).
+    ``where`` limits the people read: then those of them held by an account now, or deleted, leave ``into``."""
+    unheld: dict[int, UnheldPerson] = {} if into is None else into
+    normalizer = NameNormalizer(config.extra_legal_terms, config.abbreviations)  # the matcher's (Matcher.__init__)
+    names: dict[str | None, str] = {}  # a company's people type its name alike
+    query = select(Person.id, Person.crm, Person.email, Person.website, Person.company, Person.is_deleted,
+                   Match.decision).join(Match, Match.person_id == Person.id).where(*where)
+    if not where:
+        query = query.where(Person.is_deleted.is_(False), Match.decision.in_(UNHELD))
+    for rows in driver_batches(conn, query, _READ_BATCH):
+        for pid, crm, email, website, company, deleted, decision in rows:
+            if deleted or decision not in UNHELD:
+                unheld.pop(pid, None)
+                continue
+            name = names.get(company)
+            if name is None:
+                name = names[company] = normalizer.normalize(company) if company else ""
+            unheld[pid] = (crm, email_domain(email), website, name)
+    return unheld
 
 
 def decision_counts(conn: Connection) -> dict[str, int]:
@@ -451,8 +485,9 @@ def run_match_stage(
             read = only_people is None or bool(only_people) or relink
             kept_read: KeptFeatures | None = None
             contacts_read: KeptReadings | None = None
+            unheld: dict[int, UnheldPerson] | None = None
             if ahead is not None:
-                accounts, kept_read, contacts_read = ahead.take(conn, config)
+                accounts, kept_read, contacts_read, unheld = ahead.take(conn, config)
             else:
                 accounts = load_accounts(conn) if read else []
             outcome.accounts = accounts if read or ahead is not None else None
@@ -480,7 +515,8 @@ def run_match_stage(
                 del job
             if wanted is not None and changed_accounts:
                 with phase("claims"):
-                    wanted = sorted(set(wanted) | claimable_people(conn, matcher, changed_accounts))
+                    wanted = sorted(set(wanted) | claimable_people(conn, matcher, changed_accounts, unheld))
+            del unheld
             with phase("match"):
                 for people in _people_chunks(conn, wanted):
                     previous, pins, stored = load_previous(conn, [p.id for p in people])
