@@ -9,8 +9,11 @@ highest value seen: that one belongs to the stage (and to stages running next to
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import resource
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 _PAGE_MB = resource.getpagesize() / (1024 * 1024)
@@ -19,6 +22,28 @@ _PAGE_MB = resource.getpagesize() / (1024 * 1024)
 def peak_rss_mb() -> float:
     """The process's peak resident set since it started, in MB (``ru_maxrss`` is KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def return_freed_memory() -> bool:
+    """Give the memory malloc holds free back to the system (glibc's ``malloc_trim``); False where there is none.
+
+    glibc serves each thread from an arena of its own and returns what is freed in those arenas only when
+    asked. A stage's reading ahead (worker.read_ahead) reads on a thread of its own, and what the stage frees of
+    it stayed resident through the stages after it: the L org's increment peaked at 2,951 MB instead of 2,697 MB
+    (measured with one arena for every thread, ``MALLOC_ARENA_MAX=1``).
+    """
+    trim = _malloc_trim()
+    return trim is not None and bool(trim(0))
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return None
 
 
 def current_rss_mb() -> float | None:

@@ -34,7 +34,7 @@ from store.runs import StageReport, record_stage
 from store.wal import log_watched
 from worker.executor import StopToken, describe_error
 from worker.huge_pages import numpy_huge_pages
-from worker.memory import RssSampler
+from worker.memory import RssSampler, return_freed_memory
 from worker.read_ahead import ReadAhead
 from worker.stage_process import StageProcess, processes_possible, start_server
 from worker.triggers import RunOptions
@@ -254,9 +254,12 @@ def _run_steps(ctx: RunContext, steps: Sequence[Step]) -> str:
             _log_stage(ctx.run_id, report)
         if not to_run:
             continue
+        read_ahead = [stage.name for stage in to_run if stage.name in ctx.read_ahead]
         if index + 1 < len(steps) and uses_processes(ctx, to_run):  # this interpreter only waits for them
             _start_reading_ahead(ctx, steps[index + 1])
         outcomes = _run_group(ctx, to_run)
+        if read_ahead:  # what they freed of it was allocated on the reading's thread (see return_freed_memory)
+            return_freed_memory()
         errors = [error for _stage, _report, error in outcomes if error is not None]
         if errors:
             raise errors[0]
