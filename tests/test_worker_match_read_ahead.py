@@ -132,3 +132,17 @@ def test_the_match_stage_takes_the_reading_ahead_rather_than_read_every_account(
         held = dict(conn.execute(select(Match.person_id, Match.account_id).where(Match.person_id.in_([21, 22]))).all())
     assert outcome.people > 0 and outcome.features_read == 3  # Acme's and both Hooli's, read from their records
     assert held == {21: HOOLI.id, 22: HOOLI.id}  # claimed by the new account, as read ahead and brought up to date
+
+
+def test_a_person_read_again_counts_once_towards_writing_the_copy_again(
+    org: Engine, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    earlier_run(org)
+    store(org, replace(PEOPLE[0], email="ann@acme.io"))  # after the copy: read on top of it by the reading ahead
+    reading = read_ahead(org, CONFIG, utcnow())
+    monkeypatch.setattr(match_read_ahead, "CLOCK_MARGIN", timedelta(hours=1))  # the stage reads everyone again
+    with org.begin() as conn:
+        _accounts, _features, contacts, _unheld = reading.take(conn, CONFIG)
+    assert contacts is not None and list(contacts.changed) == [PEOPLE[0].id]
+    assert counts(org, ahead=contacts, changed_since=reading.changed_since) == every_contact(org)
+    assert len(contacts.changed) == len(PEOPLE) + len(UNHELD)  # Ann once

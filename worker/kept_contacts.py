@@ -62,8 +62,9 @@ class _Readings:
     def ids(self) -> np.ndarray:
         return self.columns[0]
 
-    def read(self, conn: Connection, reader: ContactDomainReader, where: Iterable[ColumnElement] = ()) -> int:
-        """Read the people ``where`` selects (everyone by default) on top, in these codes; returns how many."""
+    def read(self, conn: Connection, reader: ContactDomainReader, where: Iterable[ColumnElement] = ()) -> np.ndarray:
+        """Read the people ``where`` selects (everyone by default) on top, in these codes; returns their ids
+        (sorted)."""
         table = Person.__table__
         # Every selected person's id, then the readings of the live contacts with an account among them;
         # everyone else counts for nothing (-1).
@@ -88,7 +89,7 @@ class _Readings:
         account[at] = accounts
         domain[at] = domains
         self.columns = kept_copies.merge(self.columns, [everyone, account, domain])
-        return len(everyone)
+        return everyone
 
     def counts(self) -> list[ContactDomainCount]:
         """How many contacts each (account, domain) has."""
@@ -128,7 +129,7 @@ class KeptReadings:
 
     readings: _Readings
     kept_through: int  # the highest person id the copy held
-    changed: int  # people read on top of it
+    changed: np.ndarray  # the ids of the people read on top of it (sorted, no repeats)
     fingerprint: str
 
 
@@ -165,13 +166,14 @@ def contact_domains(conn: Connection, config: MatchingConfig, *, reuse: bool = T
     reader = _reader(config)
     if ahead is not None and changed_since is not None and ahead.fingerprint == fingerprint:
         kept = ahead
-        kept.changed += kept.readings.read(conn, reader, [Person.__table__.c.changed_at >= changed_since])
+        again = kept.readings.read(conn, reader, [Person.__table__.c.changed_at >= changed_since])
+        kept.changed = np.union1d(kept.changed, again)  # counted once: the margin reads some of them again
     else:
         kept = read_kept(conn, config) if reuse else None
     if kept is not None:
         readings = kept.readings
         if kept_copies.holds_every_added(conn, Person.__table__.c.id, kept.kept_through, readings.ids):
-            if kept.changed > REWRITE_SHARE * len(readings.ids):
+            if len(kept.changed) > REWRITE_SHARE * len(readings.ids):
                 readings.save(conn, started, fingerprint)
             return readings.counts()
         log.warning("the kept reading of the contacts (%d people) is not of the table any more: every contact is "
