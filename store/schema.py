@@ -71,6 +71,7 @@ class Account(CrmRecord, Base):
     __table_args__ = (
         UniqueConstraint("crm", "object", "crm_id", name="uq_accounts_key"),
         Index("ix_accounts_crm_key", "crm", "crm_id"),  # a touch's account_crm_id names no object
+        Index("ix_accounts_changed_at", "changed_at"),  # the accounts the match stage reads again
     )
 
     name: Mapped[str | None] = mapped_column(Text)
@@ -320,7 +321,10 @@ class ScoreHistory(ScoreColumns, Base):
     """A daily snapshot, for trends and the history chart."""
 
     __tablename__ = "score_history"
-    __table_args__ = (UniqueConstraint("entity_kind", "entity_id", "day", name="uq_score_history_day"),)
+    __table_args__ = (
+        UniqueConstraint("entity_kind", "entity_id", "day", name="uq_score_history_day"),
+        Index("ix_score_history_day", "day"),  # the snapshots past their keeping, deleted by each score stage
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     entity_kind: Mapped[str] = mapped_column(String(16))

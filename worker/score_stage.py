@@ -51,17 +51,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from config.scoring import ScoringConfig
 from scoring import predictive as pred
 from scoring.features import existing_at, reusable, scores_as_of, with_predictions
 from scoring.fit import with_display_names
-from scoring.history import prune_before
 from scoring.inputs import ScoringInputs
 from scoring.scores import PopulationState, ScoreSet, population_state, score
 from store.records import AccountRecord
-from store.schema import Account, AccountLink, Person, ScoreHistory
+from store.schema import Account, AccountLink, Person
 from store.touch_refs import resolve_touch_refs
 from store.types import utcnow
 from worker.forked import Forked
@@ -70,7 +69,13 @@ from worker.models import ActiveModel, active_model, save_model
 from worker.score_inputs import load_score_inputs
 from worker.score_prefetch import Prefetched, ScorePrefetch, resolved_alike, still_current
 from worker.score_scope import Scope, Touched, dirty_scope, touched_by_matching, touched_since
-from worker.score_store import SavedScores, load_population_state, save_population_state, save_score_set
+from worker.score_store import (
+    SavedScores,
+    load_population_state,
+    prune_history,
+    save_population_state,
+    save_score_set,
+)
 from worker.score_subset import load_subset_inputs
 
 log = logging.getLogger("abm.scoring")
@@ -254,7 +259,7 @@ def _score_dirty(conn: Connection, config: ScoringConfig, now: datetime, increme
     started = time.perf_counter()
     outcome.saved = save_score_set(conn, scores, population, inputs.account_ids, inputs.person_ids, config, now,
                                    model_version, only_accounts=subset.account_rows, only_people=subset.person_rows)
-    conn.execute(delete(ScoreHistory).where(ScoreHistory.day < prune_before(now.date(), config.history)))
+    prune_history(conn, now.date(), config.history)
     phases["save"] = time.perf_counter() - started
     outcome.since, outcome.loaded = incremental.since, "dirty entities"
     outcome.dirty_accounts, outcome.dirty_people = len(subset.account_rows), len(subset.person_rows)
@@ -398,7 +403,7 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
         outcome.saved = save_score_set(conn, scores, population, inputs.account_ids, inputs.person_ids, config, now,
                                        model_version, only_accounts=None if scope is None else scope.account_rows,
                                        only_people=None if scope is None else scope.person_rows)
-        conn.execute(delete(ScoreHistory).where(ScoreHistory.day < prune_before(now.date(), config.history)))
+        prune_history(conn, now.date(), config.history)
         # Everyone was scored: keep what the population taught, for the next incremental runs.
         save_population_state(conn, population_state(scores, population, inputs.opportunities, config), config,
                               now, as_of)

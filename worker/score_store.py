@@ -14,14 +14,15 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from itertools import islice
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, select
 
-from config.scoring import ScoringConfig
+from config.scoring import HistoryConfig, ScoringConfig
+from scoring.history import prune_before
 from scoring.rows import ACCOUNT, PERSON, history_rows, score_rows
 from scoring.scores import Population, PopulationState, ScoreSet
 from store.schema import Score, ScoreHistory, ScoreState
@@ -147,6 +148,12 @@ def save_score_set(
     history = save_history(conn, history_rows(scores, population, account_ids, now.date(), kind=ACCOUNT,
                                               only=only_accounts, round_to=VISIBLE_DIGITS), rounded=True)
     return SavedScores(len(accounts), len(people), history, frozenset(accounts), frozenset(people))
+
+
+def prune_history(conn: Connection, today: date, config: HistoryConfig) -> None:
+    """Delete the snapshots past ``config.keep_days``, found by their day (``ix_score_history_day``): each score
+    stage asks, and two years of an L org's daily snapshots are a hundred million rows."""
+    conn.execute(delete(ScoreHistory).where(ScoreHistory.day < prune_before(today, config)))
 
 
 POPULATION = "population"
