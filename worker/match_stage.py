@@ -166,8 +166,17 @@ def last_match_start(conn: Connection, recent_runs: int = 200) -> datetime | Non
     return None
 
 
-def people_to_rematch(conn: Connection, since: datetime) -> tuple[list[int], list[int]]:
-    """The people whose match can have moved since ``since``, and the accounts that changed.
+def unmatched_people(conn: Connection, where: Sequence[ColumnElement[bool]] = ()) -> set[int]:
+    """The live people with no match (new since the last match stage), among those ``where`` selects."""
+    query = select(Person.id).outerjoin(Match, Match.person_id == Person.id).where(
+        Person.is_deleted.is_(False), Match.person_id.is_(None), *where)
+    return set(conn.execute(query).scalars())
+
+
+def people_to_rematch(conn: Connection, since: datetime,
+                      unmatched: set[int] | None = None) -> tuple[list[int], list[int]]:
+    """The people whose match can have moved since ``since``, and the accounts that changed. ``unmatched``: the
+    people with no match, as :func:`unmatched_people` gives them now, rather than read here.
 
     - people never matched (new), and people whose own record changed (``changed_at``: a CRM
       stamp bumped by our own writeback is not a change) in a field the matcher reads (their
@@ -183,8 +192,7 @@ def people_to_rematch(conn: Connection, since: datetime) -> tuple[list[int], lis
     """
     live = Person.is_deleted.is_(False)
     changed_accounts = list(conn.execute(select(Account.id).where(Account.changed_at > since)).scalars())
-    unmatched = select(Person.id).outerjoin(Match, Match.person_id == Person.id).where(live, Match.person_id.is_(None))
-    ids = set(conn.execute(unmatched).scalars())
+    ids = set(unmatched_people(conn) if unmatched is None else unmatched)
     changed = select(*_PERSON_COLUMNS, Match.inputs_key).join(Match, Match.person_id == Person.id).where(
         live, Person.changed_at > since)
     for row in conn.execute(changed):
@@ -475,7 +483,9 @@ def run_match_stage(
             if incremental and only_people is None:
                 since = last_match_start(conn)
                 if since is not None:
-                    only_people, changed_accounts = people_to_rematch(conn, since)
+                    unmatched = ahead.unmatched_now(conn) if ahead is not None else None
+                    only_people, changed_accounts = people_to_rematch(conn, since, unmatched)
+                    del unmatched
                     relink = bool(changed_accounts)
         wanted = None if only_people is None else sorted(set(only_people))
         if wanted is None:
