@@ -4,12 +4,14 @@ org or with time (SQLite's plans: PostgreSQL chooses by its statistics)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, event
 
 from config.scoring import HistoryConfig
+from store import migrate
+from store.db import make_engine
 from worker.match_stage import people_to_rematch
 from worker.score_store import prune_history
 
@@ -27,12 +29,13 @@ def _plans(engine: Engine, table: str) -> list[str]:
     return plans
 
 
-def test_old_snapshots_and_changed_accounts_are_found_by_index(engine: Engine) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's plans")
+def test_old_snapshots_and_changed_accounts_are_found_by_index(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'abm.db'}")
+    migrate.upgrade(engine)
     history, accounts = _plans(engine, "score_history"), _plans(engine, "accounts")
     with engine.begin() as conn:
         prune_history(conn, date(2026, 12, 6), HistoryConfig())
         people_to_rematch(conn, datetime(2026, 12, 6, tzinfo=UTC))
     assert history and all("ix_score_history_day" in plan for plan in history), history
     assert accounts and all("ix_accounts_changed_at" in plan for plan in accounts), accounts
+    engine.dispose()
