@@ -22,6 +22,7 @@ from store.db import make_engine
 from store.runs import StageReport, claim_run, create_run, get_run, list_runs
 from store.schema import Run
 from store.wal import wal_kept_small
+from worker import read_ahead
 from worker.pipeline import RunContext, Stage, run_stages
 from worker.stage_process import fork_available, processes_possible
 from worker.stages import build_plan
@@ -256,10 +257,11 @@ def test_numpy_huge_pages_hold_in_the_stages_processes_too(engine: Engine, huge_
         assert stages[name]["detail"]["huge_pages"] is huge_pages
 
 
-def _read_runs(ctx: RunContext, mark: datetime) -> tuple[datetime, str, int]:
-    """A reading ahead: its mark, its thread, and how many runs the store held as it read."""
+def _read_runs(ctx: RunContext, mark: datetime) -> tuple[datetime, str, int, int]:
+    """A reading ahead: its mark, its thread and the thread's niceness, and how many runs the store held."""
     with ctx.engine.connect() as conn:
-        return mark, threading.current_thread().name, len(conn.execute(select(Run.id)).all())
+        return (mark, threading.current_thread().name, len(conn.execute(select(Run.id)).all()),
+                os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
 
 
 def _broken_reading(ctx: RunContext, mark: datetime) -> None:
@@ -270,7 +272,8 @@ def _take_reading(ctx: RunContext) -> StageReport:
     reading = ctx.read_ahead.pop("match", None)
     value = reading.result() if reading is not None else None
     return StageReport("match", detail={"reading": None if value is None else
-                                        [value[0].isoformat(), value[1], value[2]]})
+                                        [value[0].isoformat(), *value[1:]],
+                                        "niceness": os.getpriority(os.PRIO_PROCESS, threading.get_native_id())})
 
 
 def test_a_stage_reads_ahead_on_a_thread_here_while_the_step_before_runs_in_processes(
@@ -283,6 +286,8 @@ def test_a_stage_reads_ahead_on_a_thread_here_while_the_step_before_runs_in_proc
     markers = [r for r in list_runs(engine, limit=100) if r["kind"].startswith("marker:")]
     assert len(markers) == 10 and all(mark <= datetime.fromisoformat(r["created_at"]) for r in markers)
     assert reading[1] == "read-ahead-match"  # on a thread of its own, beside the pulls
+    detail = get_run(engine, ctx.run_id)["stages"]["match"]["detail"]
+    assert reading[3] == read_ahead.NICENESS + detail["niceness"]  # niced, the stage's own thread not
     assert not ctx.read_ahead  # taken by its stage
 
     with caplog.at_level(logging.WARNING, logger="abm.pipeline"):  # a reading that failed: the stage reads itself
