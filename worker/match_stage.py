@@ -166,10 +166,10 @@ def last_match_start(conn: Connection, recent_runs: int = 200) -> datetime | Non
     return None
 
 
-def unmatched_people(conn: Connection, where: Sequence[ColumnElement[bool]] = ()) -> set[int]:
-    """The live people with no match (new since the last match stage), among those ``where`` selects."""
+def unmatched_people(conn: Connection) -> set[int]:
+    """The live people with no match (new since the last match stage)."""
     query = select(Person.id).outerjoin(Match, Match.person_id == Person.id).where(
-        Person.is_deleted.is_(False), Match.person_id.is_(None), *where)
+        Person.is_deleted.is_(False), Match.person_id.is_(None))
     return set(conn.execute(query).scalars())
 
 
