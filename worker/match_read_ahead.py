@@ -1,18 +1,18 @@
 """What the match stage reads of every account and contact, read while the pulls run (:mod:`worker.read_ahead`).
 
 An incremental match stage reads every live account, their kept index features (:mod:`worker.match_features`),
-the kept reading of the contacts with the people changed since it was kept (:mod:`worker.kept_contacts`), the
-people no account holds, with their companies' names normalized, for the changed accounts' claims, and the
-people with no match yet: about 7 of its 20 seconds on the L org's 1% increment, while the pulls before it had
-left a core idle for about 17 seconds. Read during the pulls, from the store as it stands then, and afterwards
-the stage reads again only the accounts and people stamped at or after the mark taken before the pulls started
-(less ``CLOCK_MARGIN``, for a clock set back meanwhile): 2,000 accounts and 13,000 people of that increment.
+the kept reading of the contacts with the people changed since it was kept (:mod:`worker.kept_contacts`) and
+the people no account holds, with their companies' names normalized, for the changed accounts' claims: about
+6 of its 20 seconds on the L org's 1% increment, while the pulls before it had left a core idle for about
+17 seconds. Read during the pulls, from the store as it stands then, and afterwards the stage reads again
+only the accounts and people stamped at or after the mark taken before the pulls started (less
+``CLOCK_MARGIN``, for a clock set back meanwhile): 2,000 accounts and 13,000 people of that increment.
 
 Why that is exact: every write that changes what is read of an account or a person moves its ``changed_at``
 (:mod:`store.upsert`; a deletion too), nothing but the run's pulls writes accounts or people while they run
 (the run lock keeps other runs out), and kept features are written by the match stage alone. A row not
 stamped since the mark is as the reading found it, whenever it read it; a row stamped since is read again.
-Matches (who is held, who is matched at all) are written by the match stage alone, after the reading.
+Matches (who is held) are written by the match stage alone, after the reading.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from sqlalchemy import Connection, Engine, select
 
 from config.matching import MatchingConfig
 from store.records import AccountRecord
-from store.schema import Account, Match, Person
+from store.schema import Account, Person
 from worker.kept_contacts import KeptReadings, read_kept
 from worker.match_features import KeptFeatures, load_kept_features, refresh_kept_features
-from worker.match_stage import ACCOUNT_COLUMNS, UnheldPerson, load_accounts, read_unheld, unmatched_people
+from worker.match_stage import ACCOUNT_COLUMNS, UnheldPerson, load_accounts, read_unheld
 
 CLOCK_MARGIN = timedelta(minutes=2)
 
@@ -43,25 +43,11 @@ class MatchReadAhead:
     features: KeptFeatures
     contacts: KeptReadings | None  # None: no kept reading under these settings (the stage reads every contact)
     unheld: dict[int, UnheldPerson]  # the people no account holds, as the claims read them (match_stage.read_unheld)
-    unmatched: set[int]  # the live people with no match (match_stage.unmatched_people)
 
     @property
     def changed_since(self) -> datetime:
         """Rows stamped at or after this are read again."""
         return self.mark - CLOCK_MARGIN
-
-    def unmatched_now(self, conn: Connection) -> set[int]:
-        """The live people with no match now, as ``unmatched_people`` reads them, reading again only the people
-        stamped since the mark. Taken once."""
-        unmatched, self.unmatched = self.unmatched, set()
-        query = select(Person.id, Person.is_deleted, Match.person_id).outerjoin(
-            Match, Match.person_id == Person.id).where(Person.changed_at >= self.changed_since)
-        for person_id, deleted, match in conn.execute(query):
-            if deleted or match is not None:
-                unmatched.discard(person_id)
-            else:
-                unmatched.add(person_id)
-        return unmatched
 
     def take(self, conn: Connection, config: MatchingConfig) -> Taken:
         """Every live account as ``load_accounts`` reads it now and their kept features still valid, and the people
@@ -105,5 +91,4 @@ def read_ahead(engine: Engine, config: MatchingConfig, mark: datetime) -> MatchR
         features = load_kept_features(conn, accounts, config)
         contacts = read_kept(conn, config)
         unheld = read_unheld(conn, config)
-        unmatched = unmatched_people(conn)
-    return MatchReadAhead(mark, accounts, features, contacts, unheld, unmatched)
+    return MatchReadAhead(mark, accounts, features, contacts, unheld)

@@ -166,17 +166,8 @@ def last_match_start(conn: Connection, recent_runs: int = 200) -> datetime | Non
     return None
 
 
-def unmatched_people(conn: Connection) -> set[int]:
-    """The live people with no match (new since the last match stage)."""
-    query = select(Person.id).outerjoin(Match, Match.person_id == Person.id).where(
-        Person.is_deleted.is_(False), Match.person_id.is_(None))
-    return set(conn.execute(query).scalars())
-
-
-def people_to_rematch(conn: Connection, since: datetime,
-                      unmatched: set[int] | None = None) -> tuple[list[int], list[int]]:
-    """The people whose match can have moved since ``since``, and the accounts that changed. ``unmatched``: the
-    people with no match, as :func:`unmatched_people` gives them now, rather than read here.
+def people_to_rematch(conn: Connection, since: datetime) -> tuple[list[int], list[int]]:
+    """The people whose match can have moved since ``since``, and the accounts that changed.
 
     - people never matched (new), and people whose own record changed (``changed_at``: a CRM
       stamp bumped by our own writeback is not a change) in a field the matcher reads (their
@@ -192,7 +183,8 @@ def people_to_rematch(conn: Connection, since: datetime,
     """
     live = Person.is_deleted.is_(False)
     changed_accounts = list(conn.execute(select(Account.id).where(Account.changed_at > since)).scalars())
-    ids = set(unmatched_people(conn) if unmatched is None else unmatched)
+    unmatched = select(Person.id).outerjoin(Match, Match.person_id == Person.id).where(live, Match.person_id.is_(None))
+    ids = set(conn.execute(unmatched).scalars())
     changed = select(*_PERSON_COLUMNS, Match.inputs_key).join(Match, Match.person_id == Person.id).where(
         live, Person.changed_at > since)
     for row in conn.execute(changed):
@@ -483,9 +475,7 @@ def run_match_stage(
             if incremental and only_people is None:
                 since = last_match_start(conn)
                 if since is not None:
-                    unmatched = ahead.unmatched_now(conn) if ahead is not None else None
-                    only_people, changed_accounts = people_to_rematch(conn, since, unmatched)
-                    del unmatched
+                    only_people, changed_accounts = people_to_rematch(conn, since)
                     relink = bool(changed_accounts)
         wanted = None if only_people is None else sorted(set(only_people))
         if wanted is None:
