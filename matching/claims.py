@@ -35,24 +35,18 @@ class Claims:
                 self.positions[crm] = found
         # as wide as the matcher's own name lookup (see Matcher._name_ranking)
         self.limit = matcher.config.blocking.max_candidates * 5
-        self._by_name: dict[tuple[str, str], bool] = {}  # a company's people type its name alike
-        self._by_normalized: dict[tuple[str, str], bool] = {}
+        self._normalized: dict[str, str] = {}  # a company's people type its name alike
+        self._by_name: dict[tuple[str, str], bool] = {}  # (crm, normalized name) -> whether blocking offers one
 
     def may_claim(self, crm: str, email: str | None, website: str | None, company: str | None) -> bool:
         """Whether blocking would offer any of the accounts to a person with these fields."""
-        positions = self.positions.get(crm)
-        if not positions:
+        if crm not in self.positions:
             return False
-        domains = self.matcher.corporate_domains(email_domain(email) or None, website)
-        if domains and self._by_domain(crm, positions, [reg for _, reg in domains]):
-            return True
-        if not company:
-            return False
-        known = self._by_name.get((crm, company))
-        if known is None:
-            known = self._named(crm, positions, self.matcher.normalizer.normalize(company))
-            self._by_name[(crm, company)] = known
-        return known
+        name = ""
+        if company:
+            known = self._normalized.get(company)
+            name = self._normalized[company] = self.matcher.normalizer.normalize(company) if known is None else known
+        return self.may_claim_person_read(crm, email_domain(email), website, name)
 
     def may_claim_person_read(self, crm: str, email_host: str, website: str | None, normalized_name: str) -> bool:
         """:meth:`may_claim` for a person read beforehand: the host of their email (``email_domain``) and their
@@ -65,9 +59,9 @@ class Claims:
             return True
         if not normalized_name:
             return False
-        known = self._by_normalized.get((crm, normalized_name))
+        known = self._by_name.get((crm, normalized_name))
         if known is None:
-            known = self._by_normalized[(crm, normalized_name)] = self._named(crm, positions, normalized_name)
+            known = self._by_name[(crm, normalized_name)] = self._named(crm, positions, normalized_name)
         return known
 
     def may_claim_read(self, crm: str, registrable_domains: Iterable[str], normalized_name: str) -> bool:
