@@ -65,7 +65,8 @@ class WorkerConfig(BaseModel):
     stage_processes: bool = Field(
         True, description="pull from and write back to the two CRMs in processes of their own (started by a fork "
                           "server), so each has a core rather than a share of one interpreter, read what an "
-                          "incremental score stage reads of everyone in one beside the match stage, and what the "
+                          "incremental score stage reads of everyone in one beside the match stage (started with the "
+                          "pulls, to decode the kept copies meanwhile), and what the "
                           "match stage reads of every account and contact while the pulls run; false keeps the "
                           "pulls and writebacks on threads of the worker's process and leaves those reads to their "
                           "stages, as where no fork server is available (Windows, macOS) and on an in-memory "

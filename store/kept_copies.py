@@ -11,11 +11,16 @@ own). Parts hold ``PART_ROWS`` rows each, well inside any blob limit.
 A copy is read only by the code that wrote it: its header names the schema revision and the format of its
 owner, and a copy of another revision, format or shape is ignored (the owner reads the table instead and
 keeps a new copy).
+
+A copy can be read early, while other tables are still being written (:class:`Spec`, ``ahead``): decoding one is
+most of what reading it costs, and it stands apart from the table it copies. Every copy written gets an id of its
+own in its header, so a copy read early is used only while it is still the one stored.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -89,7 +94,8 @@ def encode(name: str, fmt: int, columns: Sequence[Any], dtypes: Sequence[str], h
     one after the other; each ``TEXT`` column then in P parts of its own, after them."""
     rows = len(columns[0]) if len(columns) else 0
     parts = (rows + part_rows - 1) // part_rows
-    full = {**header, "format": fmt, "revision": head_revision(), "rows": rows, "parts": parts}
+    full = {**header, "format": fmt, "revision": head_revision(), "rows": rows, "parts": parts,
+            "copy": uuid.uuid4().hex}
     numbers = [(c, d) for c, d in zip(columns, dtypes, strict=True) if d != TEXT]
     texts = [c for c, d in zip(columns, dtypes, strict=True) if d == TEXT]
     windows = [slice(part * part_rows, (part + 1) * part_rows) for part in range(parts)]
@@ -118,7 +124,7 @@ def save(conn: Connection, name: str, fmt: int, columns: Sequence[Any], dtypes: 
 def load(conn: Connection, name: str, fmt: int, dtypes: Sequence[str]) -> Kept | None:
     """The copy ``name``, or None when there is none or it is not one of this format and schema revision.
     ``TEXT`` columns come back as numpy arrays of objects."""
-    header = conn.execute(select(KeptCopy.header).where(KeptCopy.name == name, KeptCopy.part == 0)).scalar_one_or_none()
+    header = stored_header(conn, name)
     if not header or header.get("format") != fmt or header.get("revision") != head_revision():
         return None
     blobs = [bytes(blob) for blob in conn.execute(select(KeptCopy.data).where(KeptCopy.name == name, KeptCopy.part > 0)
@@ -141,6 +147,38 @@ def load(conn: Connection, name: str, fmt: int, dtypes: Sequence[str]) -> Kept |
     if any(len(column) != header.get("rows") for column in columns):
         return None
     return Kept(header, columns)
+
+
+ReadEarlier = Mapping[str, Kept]
+"""Copies read before they are wanted, by name (see :meth:`Spec.load`)."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What one owner keeps under its name: the format it reads and the kind of each column."""
+
+    name: str
+    fmt: int
+    dtypes: tuple[str, ...]
+
+    def load(self, conn: Connection, ahead: ReadEarlier | None = None) -> Kept | None:
+        """The copy as :func:`load` reads it: the one in ``ahead`` when that is still the copy stored (the stored
+        header, a row, is all that is read then), else read now."""
+        early = ahead.get(self.name) if ahead is not None else None
+        if early is not None and still_stored(conn, self.name, early):
+            return early
+        return load(conn, self.name, self.fmt, self.dtypes)
+
+
+def stored_header(conn: Connection, name: str) -> dict[str, Any] | None:
+    """The header of the copy ``name`` as stored, or None when there is none."""
+    return conn.execute(select(KeptCopy.header).where(KeptCopy.name == name, KeptCopy.part == 0)).scalar_one_or_none()
+
+
+def still_stored(conn: Connection, name: str, kept: Kept) -> bool:
+    """Whether ``kept``, read earlier, is still the copy ``name`` stored: the id every copy is written with
+    (:func:`encode`; a copy written before ids were given is never taken for another)."""
+    return kept.header.get("copy") is not None and stored_header(conn, name) == kept.header
 
 
 def _unpack(blob: bytes, dtypes: Sequence[str]) -> list[np.ndarray]:

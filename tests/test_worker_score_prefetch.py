@@ -9,6 +9,7 @@ import logging
 import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import numpy as np
 import pytest
@@ -19,14 +20,15 @@ from test_scoring_predictive import AS_OF
 from test_scoring_store import load_kept, org, rows, stored  # noqa: F401 (org, stored: fixtures)
 
 from config.scoring import PredictiveConfig, ScoringConfig
+from store import kept_copies
 from store.records import PersonRecord
 from store.schema import Activity, KeptCopy, Person
 from store.touch_refs import resolve_touch_refs
 from store.types import utcnow
 from store.upsert import upsert
 from worker import kept_people, kept_touches, score_stage
-from worker.score_inputs import load_score_inputs
-from worker.score_prefetch import Prefetched, ScorePrefetch, read_prefetch, resolved_alike, still_current
+from worker.score_inputs import epoch_seconds, load_score_inputs
+from worker.score_prefetch import Prefetched, ScorePrefetch, read_copies, read_prefetch, resolved_alike, still_current
 from worker.score_scope import touched_by_matching, touched_since
 from worker.score_stage import Incremental, run_score_stage
 
@@ -200,3 +202,63 @@ def test_closing_stops_the_process_and_removes_its_file(engine: Engine, stored) 
     prefetch.close()
     assert not os.path.exists(folder) and not process.is_alive()
     prefetch.close()  # twice is fine
+
+
+def test_copies_read_before_the_pulls_end_are_used_while_they_are_still_those_stored(engine: Engine, stored) -> None:  # noqa: F811
+    load_kept(engine, "refresh")  # the copies a run before kept
+    with engine.connect() as conn:
+        ahead = read_copies(conn)
+    assert set(ahead) == {"touches", "people", "titles"}
+    change_a_few(engine, stored)  # the pulls write on
+    with engine.connect() as conn:
+        assert kept_people.COPY.load(conn, ahead) is ahead["people"]
+    with engine.begin() as conn:  # the people's copy kept again meanwhile
+        rewrite = kept_people.read_current(conn, partial(epoch_seconds, conn), reuse=False).rewrite
+        assert rewrite is not None
+        kept_copies.write(conn, rewrite)
+    with engine.connect() as conn:
+        assert kept_people.COPY.load(conn, ahead) is not ahead["people"]  # read again: it is not the one stored
+        prefetched = read_prefetch(conn, LONG_AGO, ScoringConfig(), ahead)
+    assert isinstance(prefetched, Prefetched) and prefetched.everyone is not None
+    assert prefetched.copies_ahead == ("touches", "titles")
+    with engine.begin() as conn:
+        taken = load_score_inputs(conn, ScoringConfig(), kept="reuse", prefetched=prefetched.everyone)
+    from_tables = load_kept(engine, "ignore")
+    assert_same(taken, from_tables)
+    assert_same_people(taken, from_tables)
+
+
+def test_a_copy_kept_before_copies_had_ids_is_never_taken_for_the_one_stored(engine: Engine, stored) -> None:  # noqa: F811
+    load_kept(engine, "refresh")
+    with engine.connect() as conn:
+        ahead = {name: kept_copies.Kept({k: v for k, v in kept.header.items() if k != "copy"}, kept.columns)
+                 for name, kept in read_copies(conn).items()}
+        assert kept_people.COPY.load(conn, ahead) is not ahead["people"]
+
+
+def test_a_process_started_with_the_pulls_reads_the_copies_then_what_they_wrote_once_set_going(
+    engine: Engine, stored,  # noqa: F811
+) -> None:
+    load_kept(engine, "refresh")
+    prefetch = ScorePrefetch(engine, None, ScoringConfig())  # the pulls start
+    change_a_few(engine, stored)
+    prefetch.begin(LONG_AGO)  # they are done
+    with pytest.raises(RuntimeError, match="already set going"):
+        prefetch.begin(LONG_AGO)
+    outcome = run_score_stage(engine, ScoringConfig(), AS_OF, incremental=Incremental(LONG_AGO), prefetch=prefetch)
+    assert outcome.prefetch == ("used: what the pulls touched, everyone's touches and people (kept copies read "
+                                "beside the pulls: touches, people, titles)"), outcome.prefetch
+    again = run_score_stage(engine, ScoringConfig(), AS_OF, incremental=Incremental(LONG_AGO))
+    assert (again.saved.accounts_changed, again.saved.people_changed) == (0, 0)  # the same scores without it
+
+
+def test_a_process_never_set_going_reads_nothing_and_goes(engine: Engine, stored) -> None:  # noqa: F811
+    prefetch = ScorePrefetch(engine, None, ScoringConfig())
+    folder, process = prefetch._folder, prefetch._process
+    assert prefetch.result() == "never set going"
+    assert not os.path.exists(folder) and not process.is_alive()
+
+    waiting = ScorePrefetch(engine, None, ScoringConfig())
+    process = waiting._process
+    waiting.close()  # a run that ended during its pulls
+    assert not process.is_alive()

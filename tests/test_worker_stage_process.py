@@ -11,6 +11,7 @@ import pickle
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
@@ -299,3 +300,54 @@ def test_a_stage_reads_ahead_on_a_thread_here_while_the_step_before_runs_in_proc
     ctx = _ctx(engine, processes=False)  # pulls on threads here: the interpreter is theirs, no reading ahead
     assert run_stages(ctx, [pulls, Stage("match", _take_reading, read_ahead=_read_runs)]) == "succeeded"
     assert get_run(engine, ctx.run_id)["stages"]["match"]["detail"]["reading"] is None
+
+
+class _Held:
+    """A reading that holds something to let go of (as the score stage's holds its process)."""
+
+    def __init__(self, name: str, closed: list[str]) -> None:
+        self.name, self._closed = name, closed
+
+    def close(self) -> None:
+        self._closed.append(self.name)
+
+
+def _taking(name: str) -> Callable[[RunContext], StageReport]:
+    def run(ctx: RunContext) -> StageReport:
+        reading = ctx.read_ahead.pop(name, None)
+        value = reading.result() if reading is not None else None
+        return StageReport(name, detail={"took": None if value is None else value.name})
+
+    return run
+
+
+def test_every_later_stage_reads_ahead_once_from_the_first_step_in_processes_and_what_is_left_is_closed(
+        engine: Engine) -> None:
+    started: list[str] = []
+    closed: list[str] = []
+
+    def holding(name: str) -> Callable[[RunContext, datetime], _Held]:
+        def read(ctx: RunContext, mark: datetime) -> _Held:
+            started.append(name)
+            return _Held(name, closed)
+
+        return read
+
+    pulls = (_marking("pull:salesforce"), _marking("pull:hubspot"))
+    writebacks = (_marking("writeback:salesforce"), _marking("writeback:hubspot"))
+    ctx = _ctx(engine)
+    plan = [pulls, Stage("match", _taking("match"), read_ahead=holding("match")),
+            Stage("score", _taking("score"), read_ahead=holding("score")), writebacks]
+    assert run_stages(ctx, plan) == "succeeded"
+    stages = get_run(engine, ctx.run_id)["stages"]
+    assert stages["match"]["detail"]["took"] == "match" and stages["score"]["detail"]["took"] == "score"
+    assert sorted(started) == ["match", "score"]  # both with the pulls, neither again with the writebacks
+    assert closed == [] and not ctx.read_ahead  # each taken by its stage
+
+    def broken(ctx: RunContext) -> StageReport:
+        raise RuntimeError("the match stage failed")
+
+    ctx = _ctx(engine)
+    with pytest.raises(RuntimeError, match="the match stage failed"):
+        run_stages(ctx, [pulls, Stage("match", broken), Stage("score", _taking("score"), read_ahead=holding("score"))])
+    assert closed == ["score"] and not ctx.read_ahead  # the run ended before the stage: its reading let go

@@ -50,6 +50,7 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("converted_at", "<i8"), ("created_at", "<i8"), ("crm_id", TEXT), ("title", TEXT), ("account_crm_id", TEXT),
     ("converted_account_crm_id", TEXT))
 _DTYPES = [dtype for _, dtype in _COLUMNS]
+COPY = kept_copies.Spec(NAME, FORMAT, tuple(_DTYPES))
 
 Seconds = Callable[[ColumnElement], ColumnElement]
 
@@ -105,14 +106,15 @@ def _live(columns: list[np.ndarray], crms: list[str], kinds: list[str]) -> Peopl
         created_at=created_at[live])
 
 
-def read_current(conn: Connection, seconds: Seconds, *, reuse: bool = True) -> kept_copies.Current[PeopleColumns]:
+def read_current(conn: Connection, seconds: Seconds, *, reuse: bool = True,
+                 ahead: kept_copies.ReadEarlier | None = None) -> kept_copies.Current[PeopleColumns]:
     """Every live person as the score stage reads them, in id order: from the kept copy and the people changed
     since when ``reuse`` and a copy is there to be read, else from the table; with the copy to keep when it is
     due (see the module docstring). Writes nothing, so a process beside the stage can read them
     (:mod:`worker.score_prefetch`). ``seconds``: a time column as whole seconds since the epoch, computed by the
-    database."""
+    database. ``ahead``: the copy as read earlier, used while it is still the one stored."""
     started = utcnow()
-    kept = kept_copies.load(conn, NAME, FORMAT, _DTYPES) if reuse else None
+    kept = COPY.load(conn, ahead) if reuse else None
     if kept is not None:
         crms, kinds = Codes.of(kept.header["crms"]), Codes.of(kept.header["kinds"])
         cutoff = datetime.fromisoformat(kept.header["cutoff"]) - CLOCK_MARGIN

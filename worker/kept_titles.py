@@ -26,6 +26,7 @@ from store import kept_copies
 NAME = "titles"  # in kept_copies
 FORMAT = 1
 _DTYPES = [kept_copies.TEXT, "|i1", "|i1", "<i2"]  # title, persona, seniority, department
+COPY = kept_copies.Spec(NAME, FORMAT, tuple(_DTYPES))
 
 
 def fingerprint(config: ScoringConfig) -> str:
@@ -35,12 +36,14 @@ def fingerprint(config: ScoringConfig) -> str:
 
 
 def read_classified(conn: Connection, config: ScoringConfig, titles: Sequence[str | None], *,
-                    reuse: bool = True) -> kept_copies.Current[PersonaColumns]:
+                    reuse: bool = True, ahead: kept_copies.ReadEarlier | None = None,
+                    ) -> kept_copies.Current[PersonaColumns]:
     """Everyone's persona codes, with the kept codes of the titles seen before when ``reuse``, and the codes to
     keep when any title was classified anew. Writes nothing, so a process beside the stage can classify them
-    (:mod:`worker.score_prefetch`)."""
+    (:mod:`worker.score_prefetch`). ``ahead``: the kept codes as read earlier, used while they are still those
+    stored."""
     stamp = fingerprint(config)
-    kept = kept_copies.load(conn, NAME, FORMAT, _DTYPES) if reuse else None
+    kept = COPY.load(conn, ahead) if reuse else None
     known = {}
     if kept is not None and kept.header.get("fingerprint") == stamp:
         title, persona, seniority, department = kept.columns

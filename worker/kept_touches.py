@@ -58,6 +58,7 @@ NO_KEY, UNRESOLVED = -1, -2  # person and account columns: no key at all; a key 
 _COLUMNS: tuple[tuple[str, str], ...] = (("id", "<i8"), ("type", "<i4"), ("ts", "<i8"), ("usable", "|b1"),
                                          ("person", "<i4"), ("account", "<i4"))
 _DTYPES = [dtype for _, dtype in _COLUMNS]
+COPY = kept_copies.Spec(NAME, FORMAT, tuple(_DTYPES))
 
 
 @dataclass(frozen=True)
@@ -162,9 +163,10 @@ class _Copy:
     cutoff: datetime
 
 
-def _load_copy(conn: Connection) -> _Copy | None:
-    """The kept copy, or None when there is none or it is not one this code can read."""
-    kept = kept_copies.load(conn, NAME, FORMAT, _DTYPES)
+def _load_copy(conn: Connection, ahead: kept_copies.ReadEarlier | None) -> _Copy | None:
+    """The kept copy (``ahead``'s while it is still the one stored), or None when there is none or it is not one
+    this code can read."""
+    kept = COPY.load(conn, ahead)
     if kept is None:
         return None
     return _Copy(TouchRows.of(kept.columns, kept.header["types"]), datetime.fromisoformat(kept.header["cutoff"]))
@@ -200,13 +202,14 @@ def _stale(rows: TouchRows, unresolved: Unresolved) -> np.ndarray:
 
 
 def read_current(conn: Connection, epoch_seconds: ColumnElement, unresolved: Unresolved, *,
-                 reuse: bool = True) -> kept_copies.Current[TouchRows]:
+                 reuse: bool = True, ahead: kept_copies.ReadEarlier | None = None) -> kept_copies.Current[TouchRows]:
     """Every touch in the table as it is now, in id order: from the kept copy and what changed since when
     ``reuse`` and a copy is there to be read, else from the table; with the copy to keep when it is due (see the
     module docstring). Writes nothing, so a process beside the stage can read them (:mod:`worker.score_prefetch`).
-    ``unresolved``: the ids of the touches whose person, and whose account, are unresolved now."""
+    ``unresolved``: the ids of the touches whose person, and whose account, are unresolved now. ``ahead``: the copy
+    as read earlier, used while it is still the one stored."""
     started = utcnow()
-    copy = _load_copy(conn) if reuse else None
+    copy = _load_copy(conn, ahead) if reuse else None
     if copy is not None:
         changed = read_touches(conn, epoch_seconds, unresolved,
                                [Activity.__table__.c.changed_at >= copy.cutoff - CLOCK_MARGIN])

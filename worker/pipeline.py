@@ -65,9 +65,9 @@ class Stage:
     # Run in a process of its own when its step runs it beside others (worker.stage_process): it sees no notes
     # in ``RunContext.shared`` and leaves none, and ``run`` must pickle (a module-level function or a partial).
     own_process: bool = False
-    # What the stage can read while the step before it runs in processes of their own (worker.read_ahead):
-    # called on a thread with the run's context and the time mark, it returns what the stage takes from
-    # ``RunContext.read_ahead``.
+    # What the stage can read while an earlier step runs in processes of their own (worker.read_ahead), started
+    # with the first such step: called on a thread with the run's context and the time mark, it returns what the
+    # stage (or, for a later stage, the one before it) takes from ``RunContext.read_ahead``.
     read_ahead: Callable[[RunContext, datetime], Any] | None = None
 
 
@@ -218,7 +218,8 @@ def run_stages(ctx: RunContext, steps: Sequence[Step]) -> str:
 
     A step is a stage or a tuple of independent stages run concurrently (the two pulls, the two
     writebacks), so a run costs the slower of them rather than their sum. While a step's stages run in
-    processes of their own, the next step's readings ahead (:attr:`Stage.read_ahead`) run on threads here.
+    processes of their own, the readings ahead of the stages after it (:attr:`Stage.read_ahead`) not started yet
+    run on threads here.
     """
     try:
         return _run_steps(ctx, steps)
@@ -228,14 +229,17 @@ def run_stages(ctx: RunContext, steps: Sequence[Step]) -> str:
         ctx.read_ahead.clear()
 
 
-def _start_reading_ahead(ctx: RunContext, step: Step) -> None:
-    """Start the readings ahead of ``step``'s stages (see :class:`Stage`)."""
-    for stage in step if isinstance(step, tuple) else (step,):
-        if stage.read_ahead is not None:
-            ctx.read_ahead[stage.name] = ReadAhead(stage.name, partial(stage.read_ahead, ctx))
+def _start_reading_ahead(ctx: RunContext, steps: Sequence[Step], started: set[str]) -> None:
+    """Start the readings ahead of ``steps``' stages not ``started`` yet (see :class:`Stage`), noting them there."""
+    for step in steps:
+        for stage in step if isinstance(step, tuple) else (step,):
+            if stage.read_ahead is not None and stage.name not in started:
+                started.add(stage.name)
+                ctx.read_ahead[stage.name] = ReadAhead(stage.name, partial(stage.read_ahead, ctx))
 
 
 def _run_steps(ctx: RunContext, steps: Sequence[Step]) -> str:
+    reading_started: set[str] = set()  # a stage's reading ahead starts once a run, even once taken
     for index, step in enumerate(steps):
         group = step if isinstance(step, tuple) else (step,)
         if ctx.stop.is_set():
@@ -256,7 +260,7 @@ def _run_steps(ctx: RunContext, steps: Sequence[Step]) -> str:
             continue
         read_ahead = [stage.name for stage in to_run if stage.name in ctx.read_ahead]
         if index + 1 < len(steps) and uses_processes(ctx, to_run):  # this interpreter only waits for them
-            _start_reading_ahead(ctx, steps[index + 1])
+            _start_reading_ahead(ctx, steps[index + 1:], reading_started)
         outcomes = _run_group(ctx, to_run)
         if read_ahead:  # what they freed of it was allocated on the reading's thread (see return_freed_memory)
             return_freed_memory()

@@ -81,5 +81,10 @@ class ReadAhead(Generic[T]):
         return value
 
     def close(self) -> None:
-        """Wait for the reading to end (a run that ended before its stage leaves it to finish, not to run on)."""
+        """Wait for the reading to end (a run that ended before its stage leaves it to finish, not to run on), and
+        let go of what it holds (a reading with a ``close``, such as a process it started, is closed)."""
         self._thread.join()
+        value, self._value = self._value, None
+        close = getattr(value, "close", None)
+        if close is not None:
+            close()

@@ -27,6 +27,13 @@ The result is used only where it is what the score stage would read itself:
 
 Otherwise, or when the process failed or could not start, the score stage reads them itself, as before.
 
+Where the pulls run in processes of their own, the process starts with them (the score stage's reading ahead, see
+:mod:`worker.read_ahead`) and reads the kept copies meanwhile (:func:`read_copies`): decoding them was half its
+work, and the pulls leave a core idle where the match stage needs both. It then waits for the match stage to set
+it going (:meth:`ScorePrefetch.begin`) and reads what the pulls wrote. A copy read early is used only while it is
+still the copy stored (each copy written has an id of its own, :func:`store.kept_copies.still_stored`), which the
+score stage's detail says (``kept copies read beside the pulls``).
+
 The process runs at a lower priority (``NICENESS``): it works on what the match stage leaves idle, and the
 stage's index build and matching, which take both cores for a few seconds each, go first.
 
@@ -55,6 +62,7 @@ from sqlalchemy import Connection, Engine, func, select
 from config.scoring import ScoringConfig
 from scoring.inputs import PeopleColumns
 from scoring.personas import PersonaColumns
+from store import kept_copies
 from store.kept_copies import Current
 from store.schema import Activity, Person
 from worker import kept_people, kept_titles, kept_touches
@@ -110,27 +118,44 @@ class Prefetched:
     since: datetime
     touched: Touched  # by the pulls only: the match stage adds its own (worker.score_scope.touched_by_matching)
     everyone: Everyone | None
+    copies_ahead: tuple[str, ...] = ()  # the kept copies read while the pulls ran that were used
 
 
-def read_prefetch(conn: Connection, since: datetime, config: ScoringConfig) -> Prefetched | str:
+# The kept copies the process reads before the pulls end (see read_copies).
+COPIES = (kept_touches.COPY, kept_people.COPY, kept_titles.COPY)
+
+
+def read_copies(conn: Connection) -> dict[str, kept_copies.Kept]:
+    """The kept copies of the touches, the people and their titles' persona codes, as stored now: read while the
+    pulls run, as they copy none of the tables the pulls write. Decoding them was half the process's work on the
+    L org's 1% increment (8 of its 16 CPU seconds), done while the match stage needed both cores."""
+    copies = {spec.name: spec.load(conn) for spec in COPIES}
+    return {name: kept for name, kept in copies.items() if kept is not None}
+
+
+def read_prefetch(conn: Connection, since: datetime, config: ScoringConfig,
+                  ahead: kept_copies.ReadEarlier | None = None) -> Prefetched | str:
     """What an incremental score stage scoring from ``since`` under ``config`` reads of the pulls' data, or why it
-    cannot be read now. Writes nothing."""
+    cannot be read now. Writes nothing. ``ahead``: the kept copies as read earlier (:func:`read_copies`), each used
+    while it is still the one stored."""
     from worker.score_stage import touched_little  # the stage imports this module
 
     mark = store_mark(conn)
     touched = touched_by_pulls(conn, since)
     everyone = None
+    used: tuple[str, ...] = ()
     if not touched_little(conn, touched):  # the match stage only adds to these: the stage will read everyone
         unresolved = unresolved_keys(conn)
         if unresolved is not None:  # else the stage reads the touches with their keys inline
             ids = (unresolved[0].keys(), unresolved[1].keys())
-            touches = kept_touches.read_current(conn, epoch_seconds(conn), ids, reuse=True)
-            people = kept_people.read_current(conn, partial(epoch_seconds, conn), reuse=True)
-            personas = kept_titles.read_classified(conn, config, people.value.title, reuse=True)
+            used = tuple(name for name, kept in (ahead or {}).items() if kept_copies.still_stored(conn, name, kept))
+            touches = kept_touches.read_current(conn, epoch_seconds(conn), ids, reuse=True, ahead=ahead)
+            people = kept_people.read_current(conn, partial(epoch_seconds, conn), reuse=True, ahead=ahead)
+            personas = kept_titles.read_classified(conn, config, people.value.title, reuse=True, ahead=ahead)
             everyone = Everyone(unresolved, touches, people, personas, kept_titles.fingerprint(config))
     if store_mark(conn) != mark:
         return "the store changed while it was read"
-    return Prefetched(mark, since, touched, everyone)
+    return Prefetched(mark, since, touched, everyone, used)
 
 
 def still_current(conn: Connection, prefetched: Prefetched) -> bool:
@@ -163,7 +188,18 @@ class _Collected(logging.Handler):
 NICENESS = 10
 
 
-def _child_main(url: str, path: str, since: datetime, config: ScoringConfig) -> None:
+def _copies_ahead(engine: Engine) -> dict[str, kept_copies.Kept]:
+    """:func:`read_copies` in a transaction of its own, ended before the process waits: an open SQLite reader
+    would keep the pulls' writes in the WAL file. None read when that fails (logged): they are read later."""
+    try:
+        with engine.connect() as conn:
+            return read_copies(conn)
+    except Exception as exc:
+        log.warning("the score stage's kept copies could not be read beside the pulls: %s", describe_error(exc))
+        return {}
+
+
+def _child_main(url: str, path: str, since: datetime | None, go: Any, config: ScoringConfig) -> None:
     from store.db import make_engine
 
     with contextlib.suppress(OSError):  # a system refusing it: the process runs at the worker's priority
@@ -174,8 +210,18 @@ def _child_main(url: str, path: str, since: datetime, config: ScoringConfig) -> 
     try:
         engine = make_engine(url)
         try:
+            ahead = {}
+            if since is None:  # to be set going: the copies first, while the pulls run
+                ahead = _copies_ahead(engine)
+                try:
+                    since = go.recv()  # from ScorePrefetch.begin, once the pulls are done
+                except EOFError:  # the worker let go of it without setting it going (or is gone): nothing to read
+                    return
+                finally:
+                    go.close()
             with engine.connect() as conn:
-                outcome = read_prefetch(conn, since, config)
+                outcome = read_prefetch(conn, since, config, ahead)
+            del ahead
         finally:
             engine.dispose()
     except Exception as exc:  # the score stage reads everything itself: why, in the run record and the worker's log
@@ -187,7 +233,9 @@ def _child_main(url: str, path: str, since: datetime, config: ScoringConfig) -> 
     os.replace(partial_path, path)  # whole or absent: a process killed while writing leaves no result
 
 
-def _discard(process: Any, folder: str) -> None:
+def _discard(process: Any, folder: str, go: Any) -> None:
+    if go is not None:
+        go.close()
     if process.is_alive():
         process.terminate()
     process.join()
@@ -196,25 +244,53 @@ def _discard(process: Any, folder: str) -> None:
 
 class ScorePrefetch:
     """The process reading what the score stage scoring from ``since`` under ``config`` will read (see the module
-    docstring)."""
+    docstring).
 
-    def __init__(self, engine: Engine, since: datetime, config: ScoringConfig) -> None:
+    Without ``since``, the process first reads the kept copies (:func:`read_copies`), then waits to be set going
+    (:meth:`begin`): a pipeline starts it with the pulls, and the match stage sets it going once they are done.
+    """
+
+    def __init__(self, engine: Engine, since: datetime | None, config: ScoringConfig) -> None:
         self._folder = tempfile.mkdtemp(prefix="abm-prefetch-", dir=memory_folder())
         self._path = os.path.join(self._folder, "prefetched.pickle")
         url = engine.url.render_as_string(hide_password=False)
-        self._process = server_context().Process(target=_child_main, args=(url, self._path, since, config),
-                                                 name="score-prefetch", daemon=True)
+        context = server_context()
+        receiver, self._go = context.Pipe(duplex=False) if since is None else (None, None)
+        self._begun = since is not None
+        self._process = context.Process(target=_child_main, args=(url, self._path, since, receiver, config),
+                                        name="score-prefetch", daemon=True)
         try:
             self._process.start()
         except BaseException:
+            if self._go is not None:
+                self._go.close()
             shutil.rmtree(self._folder, ignore_errors=True)
             raise
+        finally:
+            if receiver is not None:
+                receiver.close()  # the process has its own
         # the result file goes with this object, whether or not a score stage takes it
-        self._discard = weakref.finalize(self, _discard, self._process, self._folder)
+        self._discard = weakref.finalize(self, _discard, self._process, self._folder, self._go)
+
+    def begin(self, since: datetime) -> None:
+        """Set the process, started without ``since``, reading for a score stage scoring from ``since``, now that
+        the pulls are done. A process already gone says so in :meth:`result`."""
+        if self._begun or self._go is None:
+            raise RuntimeError("the score stage's reading was already set going")
+        self._begun = True
+        try:
+            self._go.send(since)
+        except OSError:
+            pass
+        finally:
+            self._go.close()
 
     def result(self, timeout_s: float = WAIT_SECONDS) -> Prefetched | str:
         """What the process read (waiting for it at most ``timeout_s``), or why there is nothing to use; the process
         and its file go."""
+        if not self._begun:
+            self.close()
+            return "never set going"
         self._process.join(timeout_s)
         if self._process.is_alive():
             self.close()
@@ -235,11 +311,12 @@ class ScorePrefetch:
         self._discard()
 
 
-def start_prefetch(engine: Engine, since: datetime, config: ScoringConfig,
+def start_prefetch(engine: Engine, since: datetime | None, config: ScoringConfig,
                    stage_processes: bool) -> ScorePrefetch | None:
-    """The process reading for an incremental score stage scoring from ``since`` under ``config``, where stages
-    can run in processes of their own (``stage_processes``, the worker setting; see :mod:`worker.stage_process`);
-    None where not, or when it cannot start (the score stage then reads everything itself)."""
+    """The process reading for an incremental score stage scoring from ``since`` under ``config`` (None: from the
+    ``since`` given to :meth:`ScorePrefetch.begin` later), where stages can run in processes of their own
+    (``stage_processes``, the worker setting; see :mod:`worker.stage_process`); None where not, or when it cannot
+    start (the score stage then reads everything itself)."""
     if not stage_processes or not processes_possible(engine):
         return None
     try:

@@ -311,6 +311,8 @@ def _prefetched(conn: Connection, prefetch: ScorePrefetch | None, since: datetim
         return replace(result, everyone=None)
     else:
         outcome.prefetch = "used: what the pulls touched, everyone's touches and people"
+        if result.copies_ahead:
+            outcome.prefetch += f" (kept copies read beside the pulls: {', '.join(result.copies_ahead)})"
     return result
 
 

@@ -83,11 +83,34 @@ def read_match_inputs(ctx: RunContext, mark: datetime) -> MatchReadAhead | None:
     return None if ctx.options.full else read_ahead(ctx.engine, ctx.config.matching, mark)
 
 
+def start_score_reading(ctx: RunContext, mark: datetime) -> ScorePrefetch | None:
+    """The score stage's process (worker.score_prefetch), started with the pulls so that it reads the kept copies
+    while they run; the match stage sets it going. None where the score stage will not take it."""
+    since, refresh = _score_since(ctx)
+    if since is None or refresh:
+        return None
+    return start_prefetch(ctx.engine, None, ctx.config.scoring, ctx.config.worker.stage_processes)
+
+
+def _score_prefetch(ctx: RunContext) -> ScorePrefetch | None:
+    """The process reading for an incremental score stage beside the matching (worker.score_prefetch), set going:
+    the one started with the pulls (:func:`start_score_reading`), else one started now."""
+    since, refresh = _score_since(ctx)
+    reading = ctx.read_ahead.pop("score", None)
+    early: ScorePrefetch | None = reading.result() if reading is not None else None
+    if since is None or refresh:
+        if early is not None:
+            early.close()
+        return None
+    if early is None:
+        return start_prefetch(ctx.engine, since, ctx.config.scoring, ctx.config.worker.stage_processes)
+    early.begin(since)
+    return early
+
+
 def match_stage(ctx: RunContext) -> StageReport:
     # What an incremental score stage reads of everyone is read beside the matching (worker.score_prefetch).
-    since, refresh = _score_since(ctx)
-    prefetch = (start_prefetch(ctx.engine, since, ctx.config.scoring, ctx.config.worker.stage_processes)
-                if since is not None and not refresh else None)
+    prefetch = _score_prefetch(ctx)
     reading = ctx.read_ahead.pop("match", None)
     try:
         ahead = reading.result() if reading is not None else None
@@ -229,5 +252,5 @@ def build_plan(config: AbmConfig, options: RunOptions) -> list[Step]:
     do the writebacks (neither depends on the other CRM's), so each pair costs the slower one."""
     crms = config.chosen_crms(options.crms)
     return [tuple(pull_stage(crm) for crm in crms), Stage("match", match_stage, read_ahead=read_match_inputs),
-            Stage("score", score_stage),
+            Stage("score", score_stage, read_ahead=start_score_reading),
             tuple(writeback_stage(crm) for crm in crms)]
