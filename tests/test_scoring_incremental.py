@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from unittest.mock import patch
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.scoring import ScoringConfig
+from scoring import engine
+from scoring.catalogue import Catalogue
 from scoring.columns import ActivityColumns
 from scoring.engine import Aggregates
 from scoring.fit import AccountSegments
@@ -192,3 +195,27 @@ def test_percentile_cutoffs_grade_a_subset_as_the_ranking_of_everyone_did() -> N
     some = rng.choice(1000, 37, replace=False)
     assert np.array_equal(grades(fit[some], engagement[some], config, cutoffs=cutoffs), everyone[some])
     assert not np.array_equal(grades(fit[some], engagement[some], config), everyone[some])  # ranked alone
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n_acc=st.integers(1, 25), n_people=st.integers(0, 60),
+       n_acts=st.integers(0, 800), window_days=st.sampled_from([7, 30]))
+def test_touches_aggregated_in_halves_add_up_to_the_whole(seed, n_acc, n_people, n_acts, window_days) -> None:
+    """Daily caps bite (bursts on a few days), touches without a person or with an account of their own: the
+    halves on two threads give every count and every person's sum exactly, every account's sum up to its last
+    bits."""
+    rng = np.random.default_rng(seed)
+    pop = population(rng, n_acc, n_people)
+    acts = activities(rng, n_acts, n_acc, n_people, T0 - 420 * DAY, T0)
+    kwargs = {"person_account": pop.person_account, "persona": pop.personas.persona,
+              "catalogue": Catalogue.from_config(ScoringConfig()), "as_of": T0, "window_days": window_days,
+              "n_accounts": n_acc}
+    whole = engine._aggregate(acts, **kwargs, people=(0, n_people))
+    with patch.object(engine, "HALVED_TOUCHES", 0):
+        halved = engine.aggregate(acts, **kwargs)
+    for f in fields(Aggregates):
+        a, b = getattr(halved, f.name), getattr(whole, f.name)
+        if f.name.startswith("account_") and a.dtype.kind == "f":
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=f.name)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=f.name)
