@@ -95,9 +95,14 @@ def start_score_reading(ctx: RunContext, mark: datetime) -> ScorePrefetch | None
 def _score_prefetch(ctx: RunContext) -> ScorePrefetch | None:
     """The process reading for an incremental score stage beside the matching (worker.score_prefetch), set going:
     the one started with the pulls (:func:`start_score_reading`), else one started now."""
-    since, refresh = _score_since(ctx)
     reading = ctx.read_ahead.pop("score", None)
     early: ScorePrefetch | None = reading.result() if reading is not None else None
+    try:
+        since, refresh = _score_since(ctx)
+    except BaseException:
+        if early is not None:
+            early.close()
+        raise
     if since is None or refresh:
         if early is not None:
             early.close()
