@@ -134,10 +134,9 @@ def aggregate(
     largest arrays of a scoring (an L org's 1.8 million people by 28 types, 400 MB).
     """
     n_people = len(person_account)
-    kwargs = {"person_account": person_account, "persona": persona, "catalogue": catalogue, "as_of": as_of,
-              "window_days": window_days, "n_accounts": n_accounts}
+    rollup = _Rollup(person_account, persona, catalogue, as_of, window_days, n_accounts)
     if len(acts) < HALVED_TOUCHES:
-        return _aggregate(acts, **kwargs, people=(0, n_people))
+        return _aggregate(acts, rollup, (0, n_people))
     split = n_people // 2
     first = np.where(acts.person >= 0, acts.person < split, (acts.account & 1) == 0)
     halves = ((acts.take(first), (0, split)), (acts.take(~first), (split, n_people)))
@@ -148,7 +147,7 @@ def aggregate(
              "person_recent": np.empty(n_people), "person_previous": np.empty(n_people)}
 
     def aggregate_half(half: tuple[ActivityColumns, tuple[int, int]]) -> Aggregates:
-        part = _aggregate(half[0], **kwargs, people=half[1])
+        part = _aggregate(half[0], rollup, half[1])
         start, end = half[1]
         for name in _PERSON_FIELDS:
             whole[name][start:end] = getattr(part, name)
@@ -159,23 +158,27 @@ def aggregate(
     return replace(low, **{name: getattr(low, name) + getattr(high, name) for name in _ACCOUNT_FIELDS}, **whole)
 
 
-def _aggregate(
-    acts: ActivityColumns,
-    *,
-    person_account: np.ndarray,
-    persona: np.ndarray,
-    catalogue: Catalogue,
-    as_of: int,
-    window_days: int,
-    n_accounts: int,
-    people: tuple[int, int],
-) -> Aggregates:
+@dataclass(frozen=True)
+class _Rollup:
+    """What :func:`aggregate` reads besides the touches (see there)."""
+
+    person_account: np.ndarray
+    persona: np.ndarray
+    catalogue: Catalogue
+    as_of: int
+    window_days: int
+    n_accounts: int
+
+
+def _aggregate(acts: ActivityColumns, rollup: _Rollup, people: tuple[int, int]) -> Aggregates:
     """:func:`aggregate` on one thread, of touches whose people all lie in ``people`` (``[start, end)``), whose
     arrays it returns."""
+    person_account, persona, catalogue = rollup.person_account, rollup.persona, rollup.catalogue
+    as_of, n_accounts = rollup.as_of, rollup.n_accounts
     n_people = len(person_account)
     start, end = people
     n_types = catalogue.n_types
-    window = window_days * DAY
+    window = rollup.window_days * DAY
 
     age_all = as_of - acts.ts
     in_range = (age_all > 0) & (age_all <= catalogue.lookback_seconds)

@@ -210,7 +210,7 @@ def test_touches_aggregated_in_halves_add_up_to_the_whole(seed, n_acc, n_people,
     kwargs = {"person_account": pop.person_account, "persona": pop.personas.persona,
               "catalogue": Catalogue.from_config(ScoringConfig()), "as_of": T0, "window_days": window_days,
               "n_accounts": n_acc}
-    whole = engine._aggregate(acts, **kwargs, people=(0, n_people))
+    whole = engine._aggregate(acts, engine._Rollup(**kwargs), (0, n_people))
     with patch.object(engine, "HALVED_TOUCHES", 0):
         halved = engine.aggregate(acts, **kwargs)
     for f in fields(Aggregates):
