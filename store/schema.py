@@ -210,8 +210,9 @@ ACCOUNT_TOUCHES = and_(Activity.account_crm_id.is_not(None), Activity.is_deleted
 Index("ix_activities_account_last", Activity.crm, Activity.account_crm_id, Activity.occurred_at,
       sqlite_where=ACCOUNT_TOUCHES, postgresql_where=ACCOUNT_TOUCHES)
 
-# The deleted people, few: what the match stage takes off the count of every match per decision (see
-# worker.match_stage.decision_counts, whose condition this must stay for the index to serve it).
+# The deleted people, few: what the match stage takes off the count of every match per decision, and the score
+# stage off the count of every person (see worker.match_stage.decision_counts and worker.score_subset.live_people,
+# whose condition this must stay for the index to serve them).
 DELETED_PEOPLE = Person.is_deleted.is_(True)
 Index("ix_people_deleted", Person.id, sqlite_where=DELETED_PEOPLE, postgresql_where=DELETED_PEOPLE)
 

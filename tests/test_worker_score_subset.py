@@ -246,3 +246,13 @@ def test_when_many_are_touched_the_stage_reads_everyone(engine: Engine, monkeypa
     _touch(engine, "00T000000000011AAA", "call_connected", VP, None, NOW + timedelta(days=2))
     assert run_score_stage(engine, NO_MODELS, NOW + timedelta(days=2),
                            incremental=Incremental(since)).loaded == "dirty entities"
+
+
+def test_the_people_counted_live_leave_the_deleted_ones_out(engine: Engine) -> None:
+    _seed(engine)
+    with engine.connect() as conn:
+        assert score_subset.live_people(conn) == 2
+    with engine.begin() as conn:
+        conn.execute(update(Person).where(Person.crm_id == "51").values(is_deleted=True))
+    with engine.connect() as conn:
+        assert score_subset.live_people(conn) == 1

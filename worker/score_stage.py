@@ -60,7 +60,7 @@ from scoring.fit import with_display_names
 from scoring.inputs import ScoringInputs
 from scoring.scores import PopulationState, ScoreSet, population_state, score
 from store.records import AccountRecord
-from store.schema import Account, AccountLink, Person
+from store.schema import Account, AccountLink
 from store.touch_refs import resolve_touch_refs
 from store.types import utcnow
 from worker.forked import Forked
@@ -76,7 +76,7 @@ from worker.score_store import (
     save_population_state,
     save_score_set,
 )
-from worker.score_subset import load_subset_inputs
+from worker.score_subset import live_people, load_subset_inputs
 
 log = logging.getLogger("abm.scoring")
 
@@ -216,9 +216,8 @@ SUBSET_MAX_SHARE = 0.05
 def touched_little(conn: Connection, touched: Touched) -> bool:
     """Whether the entities new data touched are few enough to read alone (see SUBSET_MAX_SHARE)."""
     accounts = conn.execute(select(func.count()).select_from(Account).where(Account.is_deleted.is_(False)))
-    people = conn.execute(select(func.count()).select_from(Person).where(Person.is_deleted.is_(False)))
     return (len(touched.account_ids) <= SUBSET_MAX_SHARE * accounts.scalar_one()
-            and len(touched.person_ids) <= SUBSET_MAX_SHARE * people.scalar_one())
+            and len(touched.person_ids) <= SUBSET_MAX_SHARE * live_people(conn))
 
 
 def _score_dirty(conn: Connection, config: ScoringConfig, now: datetime, incremental: Incremental,

@@ -36,7 +36,7 @@ from scoring.columns import LoadReport
 from scoring.inputs import EntityIndex, ScoringInputs, assemble_inputs
 from store.cursor_rows import driver_batches, in_lists
 from store.records import AccountRecord, OpportunityRecord, PersonRecord
-from store.schema import Account, AccountLink, Activity, Match, Opportunity, Person
+from store.schema import DELETED_PEOPLE, Account, AccountLink, Activity, Match, Opportunity, Person
 from worker.score_inputs import (
     _SCORED_PERSON_FIELDS,
     PARTITION_ROWS,
@@ -288,7 +288,7 @@ def load_subset_inputs(
     # What their scores read.
     dirty_keys = accounts.keys(dirty_accounts)
     known = dirty_people | people.tied_to(dirty_accounts)
-    if len(known) > SCAN_SHARE * _live_people(conn):
+    if len(known) > SCAN_SHARE * live_people(conn):
         touches.scan({people.rows[p][1:3] for p in known}, dirty_keys)
     else:
         touches.of_people({people.rows[p][1:3] for p in known})
@@ -329,8 +329,12 @@ def _person(row: tuple) -> PersonRecord:
                         converted_account_crm_id=converted_account_crm_id, created_at=created)
 
 
-def _live_people(conn: Connection) -> int:
-    return conn.execute(select(func.count()).select_from(Person).where(Person.is_deleted.is_(False))).scalar_one()
+def live_people(conn: Connection) -> int:
+    """How many people are not deleted: every person, counted off the smallest index, less the deleted ones, few and
+    indexed apart (``ix_people_deleted``). Testing every person's flag read the whole table: 0.39 s on the L org's
+    1.8 million people, against 0.04 s."""
+    everyone = conn.execute(select(func.count()).select_from(Person)).scalar_one()
+    return everyone - conn.execute(select(func.count()).select_from(Person).where(DELETED_PEOPLE)).scalar_one()
 
 
 def _rows(ids: np.ndarray, wanted: Collection[int]) -> np.ndarray:
