@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SALESFORCE_OBJECTS = ("User", "Account", "Campaign", "Lead", "Contact", "Opportunity", "Task", "Event",
                       "CampaignMember")
-"""Pulled in this order: parents first, so activities can look up their campaign and opportunity."""
+"""Pulled in this order (in two lanes, see ``connectors.salesforce.pull.lanes``): parents first, so activities
+can look up their campaign and opportunity."""
 
 SalesforceObject = Literal["User", "Account", "Campaign", "Lead", "Contact", "Opportunity", "Task", "Event",
                            "CampaignMember"]
@@ -28,6 +29,9 @@ class SalesforcePullOptions(BaseModel):
     extra_fields: dict[SalesforceObject, list[str]] = Field(
         default_factory=dict, description="more fields to read per object, kept in each record's extra"
     )
+    activities_beside_records: bool = Field(
+        True, description="pull the activities (after the campaigns and opportunities they name) in a thread of "
+        "their own, beside the users, accounts, leads and contacts; false: one object at a time")
     bulk: bool = Field(True, description="use Bulk API 2.0 for full pulls and large increments")
     bulk_page_records: int = Field(250_000, ge=1_000, le=5_000_000)
     bulk_poll_seconds: float = Field(2.0, gt=0, le=60)

@@ -15,7 +15,8 @@ replaces the local estimate with the server's figure.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 
 class BudgetExhausted(Exception):
@@ -34,6 +35,8 @@ class ApiBudget:
     used: int | None = None  # org-wide calls used today, as last reported (plus ours since)
     total: int | None = None  # the org's daily allowance
     calls: int = 0  # calls this run sent
+    # a pull's objects may call from several threads (connectors.concurrency): each call is counted once
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.max_share <= 1:
@@ -41,7 +44,8 @@ class ApiBudget:
 
     def observe(self, used: int, total: int) -> None:
         """A usage report from the CRM (it already counts the call that carried it)."""
-        self.used, self.total = int(used), int(total)
+        with self._lock:
+            self.used, self.total = int(used), int(total)
 
     @property
     def ceiling(self) -> int | None:
@@ -64,6 +68,10 @@ class ApiBudget:
 
     def before_call(self, what: str = "API call") -> None:
         """Count one call, or raise :class:`BudgetExhausted` if it would pass the ceiling."""
+        with self._lock:
+            self._count(what)
+
+    def _count(self, what: str) -> None:
         allowance = self.allowance
         if allowance is not None and allowance < 1:
             share = round(self.max_share * 100)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from config.salesforce_pull import SALESFORCE_OBJECTS
 from connectors.budget import ApiBudget, BudgetExhausted
 from connectors.cursor import Cursor, CursorError, Window
 from connectors.retry import RetrySettings, parse_retry_after, retrying
+from connectors.salesforce.pull import lanes
 from connectors.salesforce.soql import window_query
 from connectors.salesforce.values import converter, soql_datetime
 
@@ -118,3 +121,17 @@ def test_rest_and_bulk_values_convert_alike() -> None:
     assert converter("date")("2025-03-01") == date(2025, 3, 1)
     assert converter("string")("") is None and converter("picklist")("Open") == "Open"
     assert soql_datetime(datetime(2025, 3, 1, 13, 0, tzinfo=UTC)) == "2025-03-01T13:00:00.000Z"
+
+
+def test_activities_are_pulled_in_a_lane_of_their_own_after_the_parents_they_look_up() -> None:
+    assert lanes(list(SALESFORCE_OBJECTS)) == [["Campaign", "Opportunity", "Task", "Event", "CampaignMember"],
+                                               ["User", "Account", "Lead", "Contact"]]
+    assert lanes(["Task"]) == [["Task"]]
+    assert lanes(["Account", "Contact"]) == [["Account", "Contact"]]
+
+
+def test_the_budget_counts_every_call_made_from_several_threads() -> None:
+    budget = ApiBudget("salesforce", 1.0, used=0, total=100_000)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: [budget.before_call() for _ in range(2_000)], range(4)))
+    assert budget.calls == 8_000 and budget.used == 8_000

@@ -8,17 +8,16 @@ was read, and the next run continues from the saved cursors.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import Engine
 
 from config.model import AbmConfig
 from connectors.budget import BudgetExhausted
+from connectors.concurrency import run_concurrently
 from connectors.hubspot import store_ops
 from connectors.hubspot.activities import EMAIL_EVENTS, WEB_EVENTS, HubSpotActivities
 from connectors.hubspot.client import CRM, HubSpotApi, HubSpotApiError
@@ -67,39 +66,6 @@ def lanes(names: Sequence[str], concurrent_objects: int) -> tuple[list[str], int
         return list(names), 1
     feeds = [name for name in names if name in EVENT_FEEDS]
     return feeds + [name for name in names if name not in EVENT_FEEDS], concurrent_objects + len(feeds)
-
-
-def run_concurrently(work: Callable[[str], None], names: Sequence[str], workers: int) -> None:
-    """``work(name)`` for every name, up to ``workers`` at once, started in ``names``' order.
-
-    Why: an incremental pull is paced by search's per-second limit, and each object's search pages
-    wait on it while its association reads, archived listings and event pages (the general
-    10-second window) could be going: objects pulled side by side overlap the two. Objects do not
-    depend on each other's rows (links are by CRM id; email events whose contact arrives later are
-    linked at the end of the pull), and each commits its own pages with its own cursor.
-
-    When one fails the others still finish (what they commit is valid) and not-yet-started ones are
-    skipped; the first error is raised after all have ended, a paused budget
-    (:class:`BudgetExhausted`) before any other.
-    """
-    if workers <= 1 or len(names) <= 1:
-        for name in names:
-            work(name)
-        return
-    errors: list[BaseException] = []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hubspot-pull") as pool:
-        for name in names:
-            def guarded(name: str = name) -> None:
-                if errors:
-                    return
-                try:
-                    work(name)
-                except BaseException as exc:  # re-raised below, once every object has ended
-                    errors.append(exc)
-
-            pool.submit(contextvars.copy_context().run, guarded)
-    if errors:
-        raise next((e for e in errors if isinstance(e, BudgetExhausted)), errors[0])
 
 
 def pull_hubspot(
@@ -160,7 +126,7 @@ def pull_hubspot(
 
         for name in names:
             result.counts(name)  # in plan order, before any thread adds its own
-        run_concurrently(pull_object, *lanes(names, tuning.concurrent_objects))
+        run_concurrently(pull_object, *lanes(names, tuning.concurrent_objects), name="hubspot-pull")
         if EMAIL_EVENTS in names or "contacts" in names:
             with engine.begin() as conn:
                 store_ops.link_email_events(conn, EMAIL_EVENTS)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -97,7 +98,10 @@ class SalesforceClient:
         self.retry = RetrySettings(options.retry_attempts, options.retry_initial_seconds, options.retry_max_seconds)
         self.session = requests_session(config)
         self.session.hooks["response"].append(self._observe)
-        self._retry_after: float | None = None
+        # the Retry-After of the last 429/503, per thread: a pull's lanes call at once (connectors.concurrency),
+        # and the response hook runs in the thread that sent the request
+        self._waits = threading.local()
+        self._signing_in = threading.Lock()
         self.sf: Salesforce = self._sign_in()
 
     # -- session -------------------------------------------------------------------------------
@@ -115,7 +119,7 @@ class SalesforceClient:
         if usage:
             self.budget.observe(int(usage.group(1)), int(usage.group(2)))
         if response.status_code in (429, 503):
-            self._retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            self._waits.retry_after = parse_retry_after(response.headers.get("Retry-After"))
 
     # -- calls ---------------------------------------------------------------------------------
     def call(self, what: str, fn: Callable[[Salesforce], T]) -> T:
@@ -128,13 +132,16 @@ class SalesforceClient:
 
     def _once(self, what: str, fn: Callable[[Salesforce], T]) -> T:
         self.budget.before_call(what)
-        self._retry_after = None
+        self._waits.retry_after = None
         try:
+            sf = self.sf
             try:
-                return fn(self.sf)
+                return fn(sf)
             except SalesforceExpiredSession:
-                log.info("Salesforce session expired during %s; signing in again", what)
-                self.sf = self._sign_in()
+                with self._signing_in:
+                    if self.sf is sf:  # else another lane signed in again meanwhile: its session is new
+                        log.info("Salesforce session expired during %s; signing in again", what)
+                        self.sf = self._sign_in()
                 self.budget.before_call(what)
                 try:
                     return fn(self.sf)
@@ -162,7 +169,7 @@ class SalesforceClient:
 
     def _take_retry_after(self, error: BaseException) -> float | None:
         if isinstance(error, SalesforceGeneralError) and error.status in (429, 503):
-            return self._retry_after
+            return getattr(self._waits, "retry_after", None)
         return None
 
     # -- the calls the connector makes ---------------------------------------------------------

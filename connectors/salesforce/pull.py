@@ -1,9 +1,10 @@
 """``pull_salesforce``: a full or incremental pull of the configured objects into the store.
 
-One run: one ``/limits`` call (the budget), then per object, parents first: its field list
-(describe, cached for a day), its next window (see :mod:`connectors.salesforce.reader`) and,
-at most once per ``hard_delete_check_minutes``, the ``deleted/`` window for hard deletes. An
-incremental run that finds nothing costs one query per object plus the limits call.
+One run: one ``/limits`` call (the budget), then per object, parents first (the activities in a
+lane of their own beside the others, see :func:`lanes`): its field list (describe, cached for a
+day), its next window (see :mod:`connectors.salesforce.reader`) and, at most once per
+``hard_delete_check_minutes``, the ``deleted/`` window for hard deletes. An incremental run that
+finds nothing costs one query per object plus the limits call.
 
 The run ends ``paused`` (not failed) when the API budget is spent; every committed page has
 its cursor saved with it, so the next run continues where this one stopped.
@@ -24,6 +25,7 @@ from config.model import AbmConfig
 from config.salesforce_pull import SALESFORCE_OBJECTS
 from connectors.activity_rules import ActivityClassifier
 from connectors.budget import ApiBudget, BudgetExhausted
+from connectors.concurrency import run_concurrently, stopped
 from connectors.cursor import Cursor, Window, load_cursor, save_cursor, set_state_datetime, state_datetime
 from connectors.result import (
     ObjectCounts,
@@ -130,6 +132,24 @@ def pull_salesforce(
 
 
 
+# Objects whose stored rows the activities look up as they are mapped (a campaign's type, an opportunity's account).
+ACTIVITY_PARENTS = frozenset({"Campaign", "Opportunity"})
+
+
+def lanes(names: Sequence[str]) -> list[list[str]]:
+    """``names`` in two lanes pulled side by side: the activities after the parents they look up, and the
+    other objects (users, accounts, people); each lane keeps the pull order.
+
+    An incremental run's activities are most of its records: on the L org's 1% increment, 126,000 Tasks read
+    through a Bulk job, which the Salesforce pull waited 4-5 s for after reading the accounts and people, and
+    then stored for 15 s. In a lane of their own they start at once, and the accounts and people are read
+    and stored beside them.
+    """
+    activities = [n for n in names if n in ACTIVITY_PARENTS or SPECS[n].is_activity]
+    others = [n for n in names if n not in activities]
+    return [lane for lane in (activities, others) if lane]
+
+
 class _Pull:
     def __init__(self, ctx: PullContext, classifier: ActivityClassifier, prefix: str) -> None:
         self.ctx = ctx
@@ -144,6 +164,14 @@ class _Pull:
         bulk_jobs = (limits.get("DailyBulkV2QueryJobs") or {}).get("Remaining")
         self.ctx.bulk_ok = self.ctx.options.bulk and (bulk_jobs is None or int(bulk_jobs) > 0)
         for name in names:
+            self.ctx.result.counts(name)  # in pull order, before a lane adds its own
+        object_lanes = lanes(names) if self.ctx.options.activities_beside_records else [list(names)]
+        run_concurrently(self.lane, object_lanes, len(object_lanes), name="salesforce-pull")
+
+    def lane(self, names: list[str]) -> None:
+        for name in names:
+            if stopped():  # the other lane failed: end as a sequential pull would have
+                return
             self.object(SPECS[name])
 
     def object(self, spec: ObjectSpec) -> None:
