@@ -63,25 +63,25 @@ def _pending_errors(crm: str, obj: str) -> Any:
 def _rescored(kind: str, changed_since: datetime) -> Select:
     """Ids of the ``kind`` entities whose visible score changed after ``changed_since``.
 
-    Read through ``ix_scores_rescored``: the changed records of an incremental run are found by
-    what changed, not by testing every record of the object. On the L store, reading the five
-    objects' targets took 2.6 s with nothing changed (0.04 s now), 5.6 s after a 1% change (4.1 s).
+    Read through ``ix_scores_rescored``: a set the object's records are tested against (see
+    :func:`_of_object`), not a score read per record.
     """
     return select(Score.entity_id).where(Score.entity_kind == kind, Score.scored_at > changed_since)
 
 
-def _of_object(table: Any, crm: str, obj: str, changed_since: datetime | None) -> list[Any]:
-    """The terms keeping one CRM object's records.
+def _of_object(table: Any, crm: str, obj: str) -> list[Any]:
+    """The terms keeping one CRM object's records: they lead every pass, full or incremental, through the
+    object's unique index in ``crm_id`` order.
 
-    A full pass walks the object in ``crm_id`` order through its unique index. An incremental pass is
-    led by the changed ids instead, and these terms must not lead it: with no statistics, SQLite's
-    planner takes an equality on crm and object for a few rows and walks the whole object through
-    that index, testing each record against the changed ids. ``|| ''`` keeps a term from any index
-    (SQLite's idiom for it) and means the same in PostgreSQL.
+    An incremental pass so walks the object's index entries and tests each one's id against the changed ids
+    (the entries hold the id: no record is read for that), then reads the changed records it keeps, already
+    in order. Led by the changed ids instead (the terms kept from any index with SQLite's ``|| ''`` idiom),
+    it read every changed entity's score of every object of the kind, once per object, then sorted: on the
+    L org's 1% increment (170,000 people changed, 97,000 of them Salesforce Contacts) the three people
+    objects' queries took 2.06 s that way, 1.70 s this way, and the two account objects' 0.83 s against
+    0.73 s. With nothing changed, walking the 500,000 Contacts' entries costs 0.05 s, the five objects' 0.2 s.
     """
-    if changed_since is None:
-        return [table.crm == crm, table.object == obj]
-    return [table.crm.concat("") == crm, table.object.concat("") == obj]
+    return [table.crm == crm, table.object == obj]
 
 
 def _accounts_query(crm: str, obj: str, changed_since: datetime | None) -> Select:
@@ -94,7 +94,7 @@ def _accounts_query(crm: str, obj: str, changed_since: datetime | None) -> Selec
         .outerjoin(AccountLink, AccountLink.account_id == Account.id)
         .outerjoin(own, and_(own.entity_kind == "account", own.entity_id == Account.id))
         .outerjoin(canon, and_(canon.entity_kind == "account", canon.entity_id == AccountLink.canonical_account_id))
-        .where(*_of_object(Account, crm, obj, changed_since), Account.is_deleted.is_(False),
+        .where(*_of_object(Account, crm, obj), Account.is_deleted.is_(False),
                Account.merged_into.is_(None), or_(own.id.isnot(None), canon.id.isnot(None)))
         .order_by(Account.crm_id)
     )
@@ -153,7 +153,7 @@ def _people_query(crm: str, obj: str, changed_since: datetime | None) -> Select:
         .join(Score, and_(Score.entity_kind == "person", Score.entity_id == Person.id))
         .outerjoin(Match, Match.person_id == Person.id)
         .outerjoin(matched, matched.id == Match.account_id)
-        .where(*_of_object(Person, crm, obj, changed_since), Person.is_deleted.is_(False),
+        .where(*_of_object(Person, crm, obj), Person.is_deleted.is_(False),
                Person.merged_into.is_(None), Person.is_converted.is_(False))
         .order_by(Person.crm_id)
     )
