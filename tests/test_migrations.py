@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
@@ -50,4 +53,31 @@ def test_out_of_date_schema_is_refused_with_the_fixing_command(database_url: str
     migrate.downgrade(engine, "base")
     with pytest.raises(SchemaOutOfDate, match="abm db upgrade"):
         migrate.require_current(engine)
+    engine.dispose()
+
+
+def test_a_migration_that_fails_midway_leaves_the_schema_as_it_was(database_url: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upgrade is one transaction on SQLite too (whose driver runs DDL outside any by default): a step that
+    fails after some of its DDL keeps none of it, nor any earlier step's, and upgrading again works."""
+    engine = make_engine(database_url)
+    migrate.upgrade(engine, "0011")
+    before = inspect(engine).get_indexes("accounts")
+    create_index = Operations.create_index
+
+    def created_then_failed(self: Operations, index_name: str, *args: Any, **kwargs: Any) -> Any:
+        create_index(self, index_name, *args, **kwargs)
+        if index_name == "ix_accounts_changed_at":  # 0013's first index
+            raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Operations, "create_index", created_then_failed)
+    with pytest.raises(RuntimeError, match="disk full"):
+        migrate.upgrade(engine)
+    engine.dispose()
+    assert migrate.current_revision(engine) == "0011"
+    assert inspect(engine).get_indexes("accounts") == before
+    assert "ix_matches_decision" not in {i["name"] for i in inspect(engine).get_indexes("matches")}  # 0012's
+    monkeypatch.undo()
+    migrate.upgrade(engine)
+    assert migrate.status(engine).up_to_date
     engine.dispose()
