@@ -194,8 +194,8 @@ def main(argv: list[str] | None = None) -> None:
 
     timers = StepTimers()
     if args.timers:
-        timers.wrap_iterator(writeback_run, "iter_targets", "read targets")
-        timers.wrap(state.WritebackLedger, "baseline", "read baseline")
+        timers.wrap_iterator(writeback_run, "iter_targets_with_baseline", "read targets and their baseline")
+        timers.wrap(state.WritebackLedger, "baseline", "read baseline (of outcomes not planned here)")
         timers.wrap(writeback_run, "plan_changes", "diff")
         timers.wrap(state.WritebackLedger, "record", "record outcomes")
         timers.wrap(salesforce_bulk.BulkUpdate, "_close", "Bulk close (the server processes the job)")

@@ -12,9 +12,10 @@ from test_writeback_support import change_scores, store_records
 
 from store import migrate
 from store.db import make_engine
-from store.schema import AccountLink, Match, WritebackError
+from store.schema import AccountLink, Match, WritebackError, WritebackState
 from store.types import utcnow
 from writeback import source
+from writeback.state import Backoff, WritebackLedger
 
 
 def _targets(engine: Engine, crm: str, obj: str, kind: str, since) -> list[str]:
@@ -84,3 +85,25 @@ def test_records_past_the_first_chunk_read_as_the_first_ones_do(engine: Engine) 
         assert [r for chunk in chunks for r in chunk] == whole
         assert all(r.score.scored_at is not None and r.score.scored_at.utcoffset() == timedelta(0) for r in whole)
         assert any(r.match is not None for r in whole) or kind == "account"
+
+
+def test_each_chunk_comes_with_its_records_baseline(engine: Engine) -> None:
+    """The baseline read with the targets is what the ledger holds for them, past the first chunk too (there the
+    drivers' own values: SQLite's JSON text, PostgreSQL's decoded JSON); a record never written has none."""
+    accounts = [("Account", f"001{n:015d}") for n in range(1, 8)]
+    leads = [("lead", f"00Q{n:015d}", accounts[n % 3][1]) for n in range(1, 8)]
+    store_records(engine, "salesforce", accounts, {"Lead": leads})
+    written = {"Account": [a[1] for a in accounts[::2]], "Lead": [lead[1] for lead in leads[1::3]]}
+    with engine.begin() as conn:
+        conn.execute(insert(WritebackState), [
+            {"crm": "salesforce", "object": obj, "crm_id": crm_id, "written_at": utcnow(),
+             "field_values": {"ABM_Grade__c": str(n), "ABM_Trend__c": None, "ABM_Reasons__c": "é \u2028 \"q\""}}
+            for obj, ids in written.items() for n, crm_id in enumerate(ids)])
+    for obj, kind in (("Account", "account"), ("Lead", "person")):
+        ledger = WritebackLedger(engine, "salesforce", obj, Backoff(timedelta(minutes=1), timedelta(hours=1)))
+        chunks = list(source.iter_targets_with_baseline(engine, "salesforce", obj, kind, chunk=2))
+        assert [[r.crm_id for r in records] for records, _ in chunks] == [
+            [r.crm_id for r in records] for records in source.iter_targets(engine, "salesforce", obj, kind, chunk=2)]
+        for records, baseline in chunks:
+            assert baseline == ledger.baseline([r.crm_id for r in records])
+        assert sorted(k for _, baseline in chunks for k in baseline) == sorted(written[obj])

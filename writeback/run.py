@@ -24,7 +24,7 @@ from writeback.catalogue import Catalogue, CatalogueField
 from writeback.diff import RecordChange, differ
 from writeback.report import ObjectReport, Sample, WritebackReport
 from writeback.retry import WritebackStopped
-from writeback.source import iter_targets
+from writeback.source import iter_targets_with_baseline
 from writeback.state import Backoff, OnBatch, PendingError, RecordOutcome, WritebackLedger
 from writeback.values import TargetRecord, values_reader
 
@@ -81,10 +81,8 @@ def _planned_parts(engine: Engine, config: WritebackConfig, catalogue: Catalogue
     chunk (a full pass would otherwise hold every record and its baseline)."""
     fields = catalogue.fields(crm, obj)
     errors = ledger.errors()
-    for targets in iter_targets(engine, crm, obj, catalogue.kind(crm, obj), account_ids, changed_since, chunk):
-        # by ids, even in a full pass: reading all 500,000 Contacts' baseline so costs about what one scan
-        # does (see WritebackLedger.baseline), and only a chunk's is held
-        baseline = ledger.baseline([r.crm_id for r in targets])
+    for targets, baseline in iter_targets_with_baseline(engine, crm, obj, catalogue.kind(crm, obj), account_ids,
+                                                        changed_since, chunk):
         part = plan_changes(targets, fields, baseline, errors, now, force)
         ledger.keep(part.due, baseline)
         report.samples += [Sample.of(c, baseline.get(c.crm_id, {}))
