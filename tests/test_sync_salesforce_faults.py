@@ -144,6 +144,17 @@ def test_a_failed_bulk_job_falls_back_to_rest(org: SandboxHandle, engine: Engine
     assert store_snapshot(engine) == expected
 
 
+def test_query_jobs_that_take_time_are_polled_until_complete(org: SandboxHandle, engine: Engine, tmp_path) -> None:
+    expected = undisturbed(org, tmp_path)
+    org.sandbox.salesforce.jobs.query_job_seconds = 0.3  # as Salesforce takes time to run a query
+    result = pull_salesforce(engine, sf_config(org, tmp_path), full=True)
+    assert all(result.objects[o].method == "bulk" for o in OBJECTS)
+    jobs = org.request_log.count("POST", r"/jobs/query$")
+    statuses = [e.status for e in org.request_log.entries() if e.method == "GET" and e.endpoint.endswith("{job}")]
+    assert jobs == len(OBJECTS) and len(statuses) > jobs and set(statuses) == {200}  # InProgress, then done
+    assert store_snapshot(engine) == expected
+
+
 def test_bulk_refused_to_the_user_means_rest_for_every_object(org: SandboxHandle, engine: Engine, tmp_path) -> None:
     expected = undisturbed(org, tmp_path)
     org.faults.fail(403, "POST", r"/jobs/query$", times=None, body=[

@@ -1,7 +1,8 @@
 """Bulk API 2.0: query jobs (CSV results paged by ``Sforce-Locator``) and ingest jobs.
 
 Query jobs snapshot their result (rowids) when created, like the rest of the query engine,
-and are complete as soon as anyone looks at them. Ingest jobs take one CSV upload (PUT,
+and are complete as soon as anyone looks at them (or, to make clients wait as Salesforce does
+while it runs a query, ``query_job_seconds`` after they were created). Ingest jobs take one CSV upload (PUT,
 201) and, once closed with ``UploadComplete``, are processed in the background as Salesforce
 processes them (``InProgress``, then ``JobComplete``: clients poll the job), so a big job
 does not hold up the requests the sandbox serves meanwhile; they then offer successful,
@@ -15,6 +16,7 @@ import csv
 import io
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +65,7 @@ class Job:
     processed: int = 0
     failed: int = 0
     error_message: str | None = None
+    ready_at: float = 0.0  # a query job's result is served from then on (time.monotonic)
     columns: list[str] = field(default_factory=list)
     successes: list[list[str]] = field(default_factory=list)
     failures: list[list[str]] = field(default_factory=list)
@@ -110,6 +113,9 @@ class BulkJobs:
     def __init__(self, ctx: SalesforceContext) -> None:
         self.ctx = ctx
         self.max_upload_bytes = MAX_UPLOAD_BYTES  # tests lower it to see uploads cut into jobs
+        # How long a query job stays InProgress once created. Salesforce takes seconds to minutes to run one; the
+        # sandbox has its result at once (0, the default), unless told to make clients wait as they would there.
+        self.query_job_seconds = 0.0
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._failing_query_jobs = 0
@@ -128,6 +134,7 @@ class BulkJobs:
             self._jobs.clear()
             self._failing_query_jobs = 0
             self.max_upload_bytes = MAX_UPLOAD_BYTES
+            self.query_job_seconds = 0.0
 
     def fail_query_jobs(self, times: int = 1) -> None:
         """Fault: the next ``times`` query jobs end ``Failed``, as Salesforce's do when a query times out."""
@@ -150,7 +157,7 @@ class BulkJobs:
             raise SalesforceError(403, "REQUEST_LIMIT_EXCEEDED",
                                   "Max bulk v2 query jobs per 24 hrs has been reached")
         job = Job(_job_id(), operation, result.obj.name, call.user_id, now_stamp(), call.version, delimiter,
-                  ending, "UploadComplete", result=result)
+                  ending, "UploadComplete", result=result, ready_at=time.monotonic() + self.query_job_seconds)
         with self._lock:
             if self._failing_query_jobs:
                 self._failing_query_jobs -= 1
@@ -160,9 +167,12 @@ class BulkJobs:
 
     def query_info(self, job_id: str) -> Job:
         job = self._get(job_id, True)
-        if job.state == "UploadComplete" and job.result is not None:
-            # results were snapshotted at creation: the job is done once anyone looks
-            job.state, job.processed = "JobComplete", job.result.total
+        if job.state in ("UploadComplete", "InProgress") and job.result is not None:
+            # results were snapshotted at creation: the job is done once anyone looks, after query_job_seconds
+            if time.monotonic() < job.ready_at:
+                job.state = "InProgress"
+            else:
+                job.state, job.processed = "JobComplete", job.result.total
         elif job.state == "UploadComplete":
             job.state, job.error_message = "Failed", "InternalServerError : the query timed out (sandbox fault)"
         return job
