@@ -161,7 +161,8 @@ def test_bulk_refused_to_the_user_means_rest_for_every_object(org: SandboxHandle
         {"errorCode": "API_DISABLED_FOR_ORG", "message": "Bulk API is not enabled for this user"}])
     result = pull_salesforce(engine, sf_config(org, tmp_path), full=True)
     assert not result.paused and {c.method for c in result.objects.values()} == {"rest"}
-    assert org.request_log.count("POST", r"/jobs/query$") == 1  # asked once, then REST for the rest of the run
+    # asked once per lane at most (both may ask before the first refusal), then REST for the rest of the run
+    assert org.request_log.count("POST", r"/jobs/query$") in (1, 2)
     assert store_snapshot(engine) == expected
 
 
