@@ -43,9 +43,19 @@ class ApiBudget:
             raise ValueError(f"max_share must be in (0, 1], got {self.max_share}")
 
     def observe(self, used: int, total: int) -> None:
-        """A usage report from the CRM (it already counts the call that carried it)."""
+        """A usage report from the CRM (it already counts the call that carried it).
+
+        A report below the local estimate by no more than the calls this run sent is the CRM not having
+        counted some of them yet (calls in flight from other threads when it answered): the estimate stays,
+        or the guard would let the run pass its share by as many calls. A larger drop (the daily count
+        starting over) is taken.
+        """
+        used, total = int(used), int(total)
         with self._lock:
-            self.used, self.total = int(used), int(total)
+            lagging = self.used is not None and self.total == total and 0 < self.used - used <= self.calls
+            if not lagging:
+                self.used = used
+            self.total = total
 
     @property
     def ceiling(self) -> int | None:

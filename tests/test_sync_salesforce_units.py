@@ -69,6 +69,25 @@ def test_budget_guard_leaves_the_configured_share() -> None:
     assert budget.calls == 6 and budget.used == 80
 
 
+def test_a_report_that_has_not_counted_the_calls_in_flight_does_not_lower_the_estimate() -> None:
+    budget = ApiBudget("salesforce", 0.8)
+    budget.before_call()
+    budget.observe(used=20, total=30)  # ceiling 24
+    for _ in range(3):
+        budget.before_call()  # three calls in flight, from several threads: 23 by the local count
+    budget.observe(used=21, total=30)  # the first one's answer: the CRM has counted only it
+    assert budget.used == 23
+    budget.before_call()
+    with pytest.raises(BudgetExhausted):
+        budget.before_call()  # the 25th call would pass the share, whatever the late reports said
+    budget.observe(used=26, total=30)  # other integrations called meanwhile: the CRM's figure, higher, wins
+    assert budget.used == 26
+    budget.observe(used=3, total=30)  # the daily count started over: a drop larger than this run's calls
+    assert budget.used == 3 and budget.allowance == 21
+    budget.observe(used=2, total=50)  # another allowance: taken as is
+    assert (budget.used, budget.total) == (2, 50)
+
+
 def test_retry_waits_retry_after_else_backoff_and_never_retries_validation_errors() -> None:
     class Throttled(Exception):
         retry_after = 3.0

@@ -126,6 +126,10 @@ def pull_hubspot(
 
         for name in names:
             result.counts(name)  # in plan order, before any thread adds its own
+        # An incremental pull is paced by search's per-second limit: objects pulled side by side overlap one
+        # object's searches with another's association reads, archived listings and event pages (the general
+        # 10-second window). They do not depend on each other's rows (links are by CRM id; email events whose
+        # contact arrives later are linked below), and each commits its own pages with its own cursor.
         run_concurrently(pull_object, *lanes(names, tuning.concurrent_objects), name="hubspot-pull")
         if EMAIL_EVENTS in names or "contacts" in names:
             with engine.begin() as conn:

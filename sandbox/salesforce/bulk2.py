@@ -2,10 +2,10 @@
 
 Query jobs snapshot their result (rowids) when created, like the rest of the query engine,
 and are complete as soon as anyone looks at them (or, to make clients wait as Salesforce does
-while it runs a query, ``query_job_seconds`` after they were created). Ingest jobs take one CSV upload (PUT,
-201) and, once closed with ``UploadComplete``, are processed in the background as Salesforce
-processes them (``InProgress``, then ``JobComplete``: clients poll the job), so a big job
-does not hold up the requests the sandbox serves meanwhile; they then offer successful,
+while it runs a query, ``query_job_seconds`` after they were created). Ingest jobs take one
+CSV upload (PUT, 201) and, once closed with ``UploadComplete``, are processed in the background
+as Salesforce processes them (``InProgress``, then ``JobComplete``: clients poll the job), so a
+big job does not hold up the requests the sandbox serves meanwhile; they then offer successful,
 failed and unprocessed result CSVs with Salesforce's ``sf__Id`` / ``sf__Created`` / ``sf__Error``.
 """
 
