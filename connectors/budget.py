@@ -8,8 +8,9 @@ the next run continues.
 
 Usage is the org's, not ours: the CRM reports it on responses (Salesforce's
 ``Sforce-Limit-Info``, HubSpot's ``X-HubSpot-RateLimit-Daily-Remaining``) and on limits
-endpoints. Between two reports each call we send is counted locally, and every report
-replaces the local estimate with the server's figure.
+endpoints. Between two reports each call we send is counted locally, and a report replaces
+the local estimate with the server's figure, unless the server has only not counted yet the
+calls our other threads have in flight (see :meth:`ApiBudget.observe`).
 """
 
 from __future__ import annotations
