@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
 
     timers = StepTimers()
     if args.timers:
-        timers.wrap_iterator(writeback_run, "iter_targets_with_baseline", "read targets and their baseline")
+        timers.wrap_iterator(writeback_run, "iter_targets", "read targets and their baseline")
         timers.wrap(state.WritebackLedger, "baseline", "read baseline (of outcomes not planned here)")
         timers.wrap(writeback_run, "plan_changes", "diff")
         timers.wrap(state.WritebackLedger, "record", "record outcomes")

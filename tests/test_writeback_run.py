@@ -134,7 +134,7 @@ def _hubspot_contact(handle: SandboxHandle) -> str:
 @pytest.mark.usefixtures("chunk")
 def test_scoped_pass_and_dropped_baseline(handle: SandboxHandle, engine: Engine) -> None:
     seeded = seed_salesforce(handle, engine, n_accounts=40, n_leads=10)
-    chunks = list(source.iter_targets(engine, "salesforce", "Account", "account", chunk=7))
+    chunks = [records for records, _ in source.iter_targets(engine, "salesforce", "Account", "account", chunk=7)]
     assert [len(c) for c in chunks] == [7] * 5 + [5]
     assert sorted(r.crm_id for c in chunks for r in c) == sorted(seeded.accounts)
     run_writeback(engine, CONFIG, writers(handle))

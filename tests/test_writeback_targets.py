@@ -19,7 +19,7 @@ from writeback.state import Backoff, WritebackLedger
 
 
 def _targets(engine: Engine, crm: str, obj: str, kind: str, since) -> list[str]:
-    return [r.crm_id for chunk in source.iter_targets(engine, crm, obj, kind, changed_since=since) for r in chunk]
+    return [r.crm_id for chunk, _ in source.iter_targets(engine, crm, obj, kind, changed_since=since) for r in chunk]
 
 
 def test_an_incremental_pass_reads_what_changed_and_nothing_else(engine: Engine) -> None:
@@ -79,8 +79,8 @@ def test_records_past_the_first_chunk_read_as_the_first_ones_do(engine: Engine) 
     sf = store_records(engine, "salesforce", accounts, {"Lead": leads})
     change_scores(engine, "person", list(sf.people["Lead"].values())[:3], scored_at=utcnow())
     for obj, kind in (("Account", "account"), ("Lead", "person")):
-        whole = [r for chunk in source.iter_targets(engine, "salesforce", obj, kind, chunk=1000) for r in chunk]
-        chunks = list(source.iter_targets(engine, "salesforce", obj, kind, chunk=2))
+        whole = [r for chunk, _ in source.iter_targets(engine, "salesforce", obj, kind, chunk=1000) for r in chunk]
+        chunks = [records for records, _ in source.iter_targets(engine, "salesforce", obj, kind, chunk=2)]
         assert [len(c) for c in chunks] == [2, 2, 2, 1]
         assert [r for chunk in chunks for r in chunk] == whole
         assert all(r.score.scored_at is not None and r.score.scored_at.utcoffset() == timedelta(0) for r in whole)
@@ -101,9 +101,8 @@ def test_each_chunk_comes_with_its_records_baseline(engine: Engine) -> None:
             for obj, ids in written.items() for n, crm_id in enumerate(ids)])
     for obj, kind in (("Account", "account"), ("Lead", "person")):
         ledger = WritebackLedger(engine, "salesforce", obj, Backoff(timedelta(minutes=1), timedelta(hours=1)))
-        chunks = list(source.iter_targets_with_baseline(engine, "salesforce", obj, kind, chunk=2))
-        assert [[r.crm_id for r in records] for records, _ in chunks] == [
-            [r.crm_id for r in records] for records in source.iter_targets(engine, "salesforce", obj, kind, chunk=2)]
+        chunks = list(source.iter_targets(engine, "salesforce", obj, kind, chunk=2))
+        assert [len(records) for records, _ in chunks] == [2, 2, 2, 1]
         for records, baseline in chunks:
             assert baseline == ledger.baseline([r.crm_id for r in records])
         assert sorted(k for _, baseline in chunks for k in baseline) == sorted(written[obj])

@@ -24,7 +24,7 @@ from writeback.catalogue import Catalogue, CatalogueField
 from writeback.diff import RecordChange, differ
 from writeback.report import ObjectReport, Sample, WritebackReport
 from writeback.retry import WritebackStopped
-from writeback.source import iter_targets_with_baseline
+from writeback.source import iter_targets
 from writeback.state import Backoff, OnBatch, PendingError, RecordOutcome, WritebackLedger
 from writeback.values import TargetRecord, values_reader
 
@@ -81,8 +81,8 @@ def _planned_parts(engine: Engine, config: WritebackConfig, catalogue: Catalogue
     chunk (a full pass would otherwise hold every record and its baseline)."""
     fields = catalogue.fields(crm, obj)
     errors = ledger.errors()
-    for targets, baseline in iter_targets_with_baseline(engine, crm, obj, catalogue.kind(crm, obj), account_ids,
-                                                        changed_since, chunk):
+    for targets, baseline in iter_targets(engine, crm, obj, catalogue.kind(crm, obj), account_ids, changed_since,
+                                          chunk):
         part = plan_changes(targets, fields, baseline, errors, now, force)
         ledger.keep(part.due, baseline)
         report.samples += [Sample.of(c, baseline.get(c.crm_id, {}))

@@ -201,34 +201,40 @@ class _PersonRecords:
         return records
 
 
+Baseline = dict[str, dict[str, "str | None"]]
+
+
 def iter_targets(engine: Engine, crm: str, obj: str, kind: str, account_ids: Collection[int] | None = None,
-                 changed_since: datetime | None = None, chunk: int | None = None) -> Iterator[list[TargetRecord]]:
+                 changed_since: datetime | None = None,
+                 chunk: int | None = None) -> Iterator[tuple[list[TargetRecord], Baseline]]:
     """The records of one CRM object to write, whichever kind of record it holds, in lists of at most
-    ``chunk`` records (default ``TARGET_CHUNK``) in ``crm_id`` order, read as the query streams them.
+    ``chunk`` records (default ``TARGET_CHUNK``) in ``crm_id`` order, read as the query streams them, each
+    list with its records' baseline (``crm_id`` -> the values last written to the record; a record never
+    written has none), read by the same query.
 
     ``account_ids`` (store ids) keeps the accounts among them and their linked records, or the people
     matched to them. A full pass over the L org's 500,000 Contacts held every row and every record at
     once, with their baseline: the writeback's peak memory. Chunks keep one slice of each.
-    """
-    for records, _ in _target_chunks(engine, crm, obj, kind, account_ids, changed_since, chunk, baseline=False):
-        yield records
-
-
-Baseline = dict[str, dict[str, "str | None"]]
-
-
-def iter_targets_with_baseline(engine: Engine, crm: str, obj: str, kind: str,
-                               account_ids: Collection[int] | None = None, changed_since: datetime | None = None,
-                               chunk: int | None = None) -> Iterator[tuple[list[TargetRecord], Baseline]]:
-    """:func:`iter_targets`, each chunk with its records' baseline (``crm_id`` -> the values last written to
-    the record; a record never written has none), read by the same query.
 
     Read apart, by the chunk's ids (:meth:`writeback.state.WritebackLedger.baseline`), the baselines of the
     L org's 1% increment cost the planning 1.0 s of its 3.5 s for the 98,000 Salesforce Contacts, most of it
     in the IN lists' statements and their result rows; joined, each is one more lookup of a row the query
     reads anyway, decoded here.
     """
-    yield from _target_chunks(engine, crm, obj, kind, account_ids, changed_since, chunk, baseline=True)
+    if kind == "account":
+        query = _with_baseline(_accounts_query(crm, obj, changed_since), crm, obj, Account.crm_id)
+    else:
+        query = _with_baseline(_people_query(crm, obj, changed_since), crm, obj, Person.crm_id)
+    with engine.connect() as conn:
+        if account_ids is not None:
+            scope = sorted(_linked_group(conn, account_ids))
+            query = query.where(Account.id.in_(scope) if kind == "account" else Match.account_id.in_(scope))
+        convert = ((lambda rows: [_account_record(row) for row in rows]) if kind == "account"
+                   else _PersonRecords(conn, crm))
+        # the driver's rows: SQLAlchemy's result rows and its SQLite timestamp parsing took 4.5 s of the L org's 1%
+        # increment's write-back (py-spy), beside its 3 s of running the queries
+        for rows in driver_batches(conn, query, chunk or TARGET_CHUNK):
+            yield convert(rows), _baseline_of(rows)
 
 
 def _with_baseline(query: Select, crm: str, obj: str, crm_id: Any) -> Select:
@@ -241,26 +247,3 @@ def _baseline_of(rows: list[tuple]) -> Baseline:
     # SQLite's driver gives the JSON text; PostgreSQL's (and SQLAlchemy, for its first rows) the decoded value
     return {row[0]: (json_loads(values) if isinstance(values, str | bytes) else values)
             for row in rows if (values := row[-1]) is not None}
-
-
-def _target_chunks(engine: Engine, crm: str, obj: str, kind: str, account_ids: Collection[int] | None,
-                   changed_since: datetime | None, chunk: int | None,
-                   baseline: bool) -> Iterator[tuple[list[TargetRecord], Baseline]]:
-    if kind == "account":
-        query = _accounts_query(crm, obj, changed_since)
-        key = Account.crm_id
-    else:
-        query = _people_query(crm, obj, changed_since)
-        key = Person.crm_id
-    if baseline:
-        query = _with_baseline(query, crm, obj, key)
-    with engine.connect() as conn:
-        if account_ids is not None:
-            scope = sorted(_linked_group(conn, account_ids))
-            query = query.where(Account.id.in_(scope) if kind == "account" else Match.account_id.in_(scope))
-        convert = ((lambda rows: [_account_record(row) for row in rows]) if kind == "account"
-                   else _PersonRecords(conn, crm))
-        # the driver's rows: SQLAlchemy's result rows and its SQLite timestamp parsing took 4.5 s of the L org's 1%
-        # increment's write-back (py-spy), beside its 3 s of running the queries
-        for rows in driver_batches(conn, query, chunk or TARGET_CHUNK):
-            yield convert(rows), (_baseline_of(rows) if baseline else {})

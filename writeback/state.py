@@ -81,8 +81,9 @@ class WritebackLedger:
         self._kept_lock = threading.Lock()  # planned on one thread, recorded on the CRM's writer threads
 
     def baseline(self, crm_ids: Sequence[str] | None = None) -> dict[str, dict[str, str | None]]:
-        """crm_id -> {field: last value written}; only of ``crm_ids`` when given (read in chunks),
-        so a scoped pass does not read the baseline of a million records to diff a thousand.
+        """crm_id -> {field: last value written}; only of ``crm_ids`` when given (read in chunks).
+        Planning reads its targets' baseline with them (:func:`writeback.source.iter_targets`); this
+        serves the outcomes of records not planned here, and tools.
 
         Given ids are always read through IN lists on the state key, however many: on the L org
         (measured when the baseline still had a row per field) the lists read 46,000 records'
