@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from admin_support import seed_store, serve
+from admin_support import Seeded, seed_store, serve
 from crm_support import config_for, provisioned_crm
 from sqlalchemy import Engine, func, select
 
@@ -98,7 +98,15 @@ def _admin_with_executor(engine: Engine, config: AbmConfig, pipeline: PipelineFn
 
 
 @pytest.fixture
-def admin_server(engine: Engine, pipeline: PipelineFn, monkeypatch: pytest.MonkeyPatch) -> Iterator[AdminServer]:
+def seeded(engine: Engine) -> Seeded:
+    """The store seeded before the server starts: its executor, once serving, would take the seeded runs (queued
+    for an instant before they are marked running) as its own, or fail them as abandoned."""
+    return seed_store(engine)
+
+
+@pytest.fixture
+def admin_server(engine: Engine, seeded: Seeded, pipeline: PipelineFn,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[AdminServer]:
     monkeypatch.setenv("ABM_ADMIN_TOKEN", TOKEN)
     with _admin_with_executor(engine, AbmConfig(), pipeline) as server:
         yield server
@@ -138,9 +146,8 @@ def _watch_for_problems(page) -> list[str]:
     return problems
 
 
-def test_page_signs_in_triggers_a_resync_and_shows_it_finish(engine: Engine, admin_server: AdminServer,
-                                                             browser) -> None:
-    seeded = seed_store(engine)
+def test_page_signs_in_triggers_a_resync_and_shows_it_finish(engine: Engine, seeded: Seeded,
+                                                             admin_server: AdminServer, browser) -> None:
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     page = context.new_page()
     problems = _watch_for_problems(page)
@@ -211,7 +218,6 @@ def test_run_buttons_wait_for_the_script_that_sends_them(engine: Engine, admin_s
                                                         browser) -> None:
     """Submitted natively, a run form would reload the page and queue nothing; so until the script has taken
     the forms over, their buttons cannot be pressed, and the page says what works without it."""
-    seed_store(engine)
     for scripted in (False, True):
         context = browser.new_context(java_script_enabled=scripted)
         page = context.new_page()
