@@ -197,13 +197,27 @@ def _unpack(blob: bytes, dtypes: Sequence[str]) -> list[np.ndarray]:
 def merge(base: Sequence[np.ndarray], newer: Sequence[np.ndarray]) -> list[np.ndarray]:
     """``base`` with the rows of ``newer`` in place of the rows of the same ids, and after them by id where
     they are new. The first column is the id: ascending in both, distinct in ``newer``; the other columns
-    must already be in ``base``'s codes."""
+    must already be in ``base``'s codes; each column keeps ``base``'s type.
+
+    The tables kept give a new row an id past every earlier one, so what an increment adds comes after the copy:
+    then each column is copied once, with the new rows after it, and the changed rows are written over theirs.
+    Removing the changed rows and inserting the rows where they belong copied every column twice: 0.8-1.0 s of
+    fresh memory for the L org's 10 million touches in the score stage's process, which reads them after the
+    pulls while the match stage runs (0.2 s once the memory is the process's own)."""
     if len(newer[0]) == 0:
         return list(base)
     ids, new_ids = base[0], newer[0]
     at = np.searchsorted(ids, new_ids)
     found = at < len(ids)
     found[found] = ids[at[found]] == new_ids[found]
+    added = ~found
+    if not len(ids) or not added.any() or new_ids[added][0] > ids[-1]:
+        out = [np.concatenate([old, new[added].astype(old.dtype, copy=False)]) for old, new in zip(base, newer,
+                                                                                                    strict=True)]
+        replaced = at[found]
+        for column, new in zip(out, newer, strict=True):
+            column[replaced] = new[found]
+        return out
     kept = np.ones(len(ids), dtype=bool)
     kept[at[found]] = False
     remaining = [column[kept] for column in base]
