@@ -162,7 +162,6 @@ class Activity(CrmRecord, Base):
     __tablename__ = "activities"
     __table_args__ = (
         UniqueConstraint("crm", "object", "crm_id", name="uq_activities_key"),
-        Index("ix_activities_occurred_at", "occurred_at"),
         Index("ix_activities_changed_at", "changed_at"),  # what an incremental score stage rescores
     )
 
@@ -202,6 +201,12 @@ Index("ix_activities_account_unresolved", Activity.account_ref, Activity.crm, Ac
 MEETINGS_SCHEDULED = Activity.activity_type == literal("meeting_scheduled", literal_execute=True)
 Index("ix_activities_meetings_scheduled", Activity.crm, Activity.ends_at,
       sqlite_where=MEETINGS_SCHEDULED, postgresql_where=MEETINGS_SCHEDULED)
+
+# The touches with no time, few: what the score stage counts (they score nothing, see
+# worker.score_inputs.stream_activity_columns, whose condition this must stay for the index to serve it). An index
+# on every touch's time served that count alone: 360 MB of the L org's store, kept up by every touch written.
+UNTIMED = Activity.occurred_at.is_(None)
+Index("ix_activities_untimed", Activity.id, sqlite_where=UNTIMED, postgresql_where=UNTIMED)
 
 # The touches that name an account: what the matcher's recent-activity tie-breaker reads the latest of, from an
 # index alone (see worker.match_stage.last_activity_by_account, whose condition this must stay for the index
