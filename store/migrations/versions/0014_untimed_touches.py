@@ -13,6 +13,7 @@ down_revision = '0013'
 branch_labels = None
 depends_on = None
 
+
 def _untimed() -> sa.ColumnElement[bool]:
     # the condition of worker.score_inputs.stream_activity_columns' count, rendered alike, so the index serves it
     return sa.column('occurred_at').is_(None)
