@@ -76,8 +76,14 @@ def is_japanese(text: str, japan: bool = False) -> bool:
     return bool(_KANA.search(text)) or (japan and bool(_KANJI.search(text)))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _read(run: str) -> str:
-    """A run of Japanese text in Hepburn, long vowels written plainly."""
+    """A run of Japanese text in Hepburn, long vowels written plainly.
+
+    Cached by run: pykakasi takes about half a millisecond a run, and names are made of far fewer runs
+    than there are names (the 7,016 runs of 200,000 generated accounts' Japanese names are 1,529 distinct ones:
+    family and place names, brands), the words between them being read from ``COMPANY_WORDS``.
+    """
     out = []
     for part in _kakasi().convert(run):
         reading = part["hepburn"] or part["orig"]
