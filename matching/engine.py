@@ -9,7 +9,6 @@ margin against the previous match, and the optional roll-up to the ultimate pare
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import operator
 from array import array
@@ -240,6 +239,15 @@ class Matcher:
         phone: str | None = None,
     ) -> Query:
         """What the comparisons read about a company as a person (or another CRM) describes it."""
+        named, geo = self._company_parts(name, country, state, city)
+        normalized, tokens, key, legal, latin, slip_name, slip_legal = named
+        return Query(name=normalized, tokens=tokens, key=key, domains=self.corporate_domains(*domain_values),
+                     legal=legal, latin=latin, country=geo[0], state=geo[1], city=geo[2], phone=phone or "",
+                     slip_name=slip_name, slip_legal=slip_legal)
+
+    def _company_parts(self, name: str | None, country: str | None, state: str | None, city: str | None
+                       ) -> tuple[tuple[str, tuple[str, ...], str, str, bool, str, str], tuple[str, str, str]]:
+        """What a query reads from the typed name, and from the typed place."""
         # each part depends on one or two typed values only, which repeat across people: computed once per value
         named = self._name_parts.get(name)
         if named is None:
@@ -259,30 +267,26 @@ class Matcher:
             if len(self._geo_parts) >= _CACHE_LIMIT:
                 self._geo_parts.clear()
             self._geo_parts[(country, state, city)] = geo
-        normalized, tokens, key, legal, latin, slip_name, slip_legal = named
-        return Query(name=normalized, tokens=tokens, key=key, domains=self.corporate_domains(*domain_values),
-                     legal=legal, latin=latin, country=geo[0], state=geo[1], city=geo[2], phone=phone or "",
-                     slip_name=slip_name, slip_legal=slip_legal)
+        return named, geo
 
     def query_for(self, person: PersonRecord) -> Query:
         # the domain part only: it repeats across a company's people, so its parsing is cached
         email = person.email.rsplit("@", 1)[1] if person.email and "@" in person.email else None
-        q = self.company_query(person.company, (email, person.website), person.country, person.state,
-                               person.city, person.phone)
-        if q.domains and (person.last_name or person.first_name):
-            kept = tuple(d for d in q.domains if not is_personal_domain(d[1], person.first_name, person.last_name))
-            if kept != q.domains:
-                q = dataclasses.replace(q, domains=kept)
-        if not q.country:
+        named, (country, state, city) = self._company_parts(person.company, person.country, person.state,
+                                                            person.city)
+        normalized, tokens, key, legal, latin, slip_name, slip_legal = named
+        domains = self.corporate_domains(email, person.website)
+        if domains and (person.last_name or person.first_name):
+            domains = tuple(d for d in domains if not is_personal_domain(d[1], person.first_name, person.last_name))
+        if not country:
             # no country typed: the phone's country code, else the email's national suffix (web.de, alice.it)
             country = phone_country(person.phone) or mail_country(email)
-            if country:
-                q = dataclasses.replace(q, country=country)
-        if not q.latin and q.name and (q.country == "JP" or any(reg.endswith(".jp") for _, reg in q.domains)):
-            key = reading_key(q.name, japan=True)  # kanji typed in Japan are read in Japanese, not in Chinese
-            if key != q.key:
-                q = dataclasses.replace(q, key=key)
-        return q
+        if not latin and normalized and (country == "JP" or any(reg.endswith(".jp") for _, reg in domains)):
+            key = reading_key(normalized, japan=True)  # kanji typed in Japan are read in Japanese, not in Chinese
+        # built once its parts are known: a dataclasses.replace costs more than the construction itself
+        return Query(name=normalized, tokens=tokens, key=key, domains=domains, legal=legal, latin=latin,
+                     country=country, state=state, city=city, phone=person.phone or "", slip_name=slip_name,
+                     slip_legal=slip_legal)
 
     # -- scoring ---------------------------------------------------------------------------------
     def candidates(self, crm: str, q: Query) -> list[tuple[float, int, dict[str, Signal]]]:
