@@ -41,7 +41,7 @@ from typing import Any
 from rapidfuzz import fuzz, process, utils
 
 from config.matching import MatchingConfig
-from matching import MatchResult, match_iter
+from matching import MatchResult, match_each
 from matching.compiled import running_compiled
 from matching.engine import NOTHING_TO_MATCH
 from sandbox.seed import generate, matching_set
@@ -170,25 +170,31 @@ class Outcomes:
     columns rather than a million MatchResults (~1.1 KB each) held to the end. With ``keep_auto`` the auto
     results of open leads are kept whole too (for --list-wrong)."""
 
-    def __init__(self, keep_auto: bool = False) -> None:
-        self.decision = array("b")
-        self.proposed = array("q")  # the account proposed (before a roll-up), 0 for none
-        self.blank = array("b")  # the lead had nothing to match on
+    def __init__(self, size: int, keep_auto: bool = False) -> None:
+        self.decision = array("b", [-1]) * size  # -1: no result (yet)
+        self.proposed = array("q", [0]) * size  # the account proposed (before a roll-up), 0 for none
+        self.blank = array("b", [0]) * size  # the lead had nothing to match on
         self.auto: dict[int, MatchResult] | None = {} if keep_auto else None
 
     @classmethod
-    def of(cls, leads: Iterable[PersonRecord], results: Iterable[MatchResult]) -> Outcomes:
-        outcomes = cls()
-        for lead, result in zip(leads, results, strict=True):
-            outcomes.add(lead, result)
+    def of(cls, leads: Sequence[PersonRecord], results: Iterable[MatchResult]) -> Outcomes:
+        outcomes = cls(len(leads))
+        for position, (lead, result) in enumerate(zip(leads, results, strict=True)):
+            outcomes.add(position, lead, result)
         return outcomes
 
-    def add(self, lead: PersonRecord, result: MatchResult) -> None:
+    def add(self, position: int, lead: PersonRecord, result: MatchResult) -> None:
+        """The result of the lead at ``position`` among the leads (results may come in any order)."""
         if self.auto is not None and result.decision == "auto" and not lead.is_converted:
-            self.auto[len(self.decision)] = result
-        self.decision.append(_CODE[result.decision])
-        self.proposed.append(result.matched_account_id or result.account_id or 0)
-        self.blank.append(result.reason == NOTHING_TO_MATCH)
+            self.auto[position] = result
+        self.decision[position] = _CODE[result.decision]
+        self.proposed[position] = result.matched_account_id or result.account_id or 0
+        self.blank[position] = result.reason == NOTHING_TO_MATCH
+
+    @property
+    def missing(self) -> int:
+        """Leads the matcher gave no result for (none, unless it lost some)."""
+        return self.decision.count(-1)
 
 
 def evaluate(leads: Sequence[PersonRecord], outcomes: Outcomes, account_crm_id: dict[int, str], truth: Truth,
@@ -438,13 +444,15 @@ def report(title: str, accounts: list[AccountRecord], leads: list[PersonRecord],
     cpu_before = cpu_s(resource.RUSAGE_SELF), cpu_s(resource.RUSAGE_CHILDREN)
     load = os.getloadavg()[0]
     started = time.perf_counter()
-    outcomes = Outcomes(keep_auto=list_wrong > 0)
+    outcomes = Outcomes(len(leads), keep_auto=list_wrong > 0)
     with MemorySampler() as sampler:
-        # counted as they come: the results are not all held (in a pipeline they are written out the same way)
-        for lead, result in zip(leads, match_iter(leads, accounts, config, contacts=contacts, workers=workers),
-                                strict=True):
-            outcomes.add(lead, result)
+        # counted as they come, in the order they are matched: the results are not all held (in a pipeline they
+        # are written out the same way)
+        for position, result in match_each(leads, accounts, config, contacts=contacts, workers=workers):
+            outcomes.add(position, leads[position], result)
     elapsed = time.perf_counter() - started
+    if outcomes.missing:
+        raise SystemExit(f"the matcher gave no result for {outcomes.missing:,} of {len(leads):,} leads")
     own_cpu = cpu_s(resource.RUSAGE_SELF) - cpu_before[0]
     worker_cpu = cpu_s(resource.RUSAGE_CHILDREN) - cpu_before[1]
     rate = len(leads) / elapsed

@@ -26,7 +26,7 @@ from matching.firmographics import compare_industry, compare_size, industry_key
 from matching.geo import city_key, countries_of_cities, country_code, mail_country, phone_country, state_code
 from matching.index import AccountIndex, Features, sift_hash, word_signature
 from matching.names import NameNormalizer, ascii_key, written_in_latin
-from matching.parallel import collector_paused, iter_in_processes
+from matching.parallel import collector_paused, iter_grouped, iter_in_processes, match_in_processes
 from matching.readings import place_free_key, reading_key
 from matching.review import best_supported, telling_alternative
 from matching.score import Query, Scorer, Signal, _one_slip, abbreviated_words, logistic
@@ -730,6 +730,14 @@ class Matcher:
                            "; ".join(p for p in parts if p), extra, matched.id)
 
 
+def _matcher_for(people: Sequence[PersonRecord], accounts: Sequence[AccountRecord], config: MatchingConfig,
+                 contacts: Sequence[PersonRecord] | None, last_activity: Mapping[int, datetime] | None,
+                 workers: int) -> Matcher:
+    """The matcher the module-level functions share; the contacts among ``people`` unless given."""
+    existing = [p for p in people if p.kind == "contact"] if contacts is None else contacts
+    return Matcher(accounts, config, contacts=existing, last_activity=last_activity, workers=workers)
+
+
 def match(
     people: Sequence[PersonRecord],
     accounts: Sequence[AccountRecord],
@@ -747,10 +755,10 @@ def match(
     recent-activity tie-breaker). ``contacts`` are the existing contacts whose email domains and
     counts feed the contact-domain signal and the most-contacts tie-breaker; by default the
     contacts among ``people``. ``workers`` > 1 spreads the people over forked processes (the
-    results are the same).
+    results are the same). Computed as :func:`match_each` does, then put in input order.
     """
-    return list(match_iter(people, accounts, config, previous=previous, pins=pins, last_activity=last_activity,
-                           contacts=contacts, workers=workers))
+    matcher = _matcher_for(people, accounts, config, contacts, last_activity, workers)
+    return match_in_processes(matcher, people, previous or {}, pins or {}, workers)
 
 
 def match_iter(
@@ -769,6 +777,26 @@ def match_iter(
     For callers that write or count results as they come: a million results held at once weigh about
     a gigabyte. The index is built on the first ``next()``; consume the iterator to the end or close it.
     """
-    existing = [p for p in people if p.kind == "contact"] if contacts is None else contacts
-    matcher = Matcher(accounts, config, contacts=existing, last_activity=last_activity, workers=workers)
+    matcher = _matcher_for(people, accounts, config, contacts, last_activity, workers)
     yield from iter_in_processes(matcher, people, previous or {}, pins or {}, workers)
+
+
+def match_each(
+    people: Sequence[PersonRecord],
+    accounts: Sequence[AccountRecord],
+    config: MatchingConfig,
+    *,
+    previous: Mapping[int, PreviousMatch] | None = None,
+    pins: Mapping[int, Pin] | None = None,
+    last_activity: Mapping[int, datetime] | None = None,
+    contacts: Sequence[PersonRecord] | None = None,
+    workers: int = 1,
+) -> Iterator[tuple[int, MatchResult]]:
+    """``(position in people, result)`` for every person, as fast as they can be computed: the people are matched
+    ordered by the company name they typed, so each name's work is done once for all who typed it
+    (:func:`~matching.parallel.grouped_order`), and each slice's results come as soon as it is done.
+
+    For callers that write or count results by person: like :func:`match_iter`, it never holds them all.
+    """
+    matcher = _matcher_for(people, accounts, config, contacts, last_activity, workers)
+    yield from iter_grouped(matcher, people, previous or {}, pins or {}, workers)

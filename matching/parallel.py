@@ -107,6 +107,19 @@ class PoolAnswers:
                 return
 
 
+def grouped_order(people: Sequence[PersonRecord]) -> list[int]:
+    """The positions of ``people``, ordered by the company name each typed.
+
+    What the matcher works out for a typed name (its normalized form, the accounts pre-ranked for it) and for a
+    whole query is kept in caches that are emptied when full, for memory. In input order a name's repeats are
+    scattered over the whole run and mostly come back after the caches were emptied; ordered by the typed name
+    they come one after another, and spellings that read the same once normalized ('Acme', 'Acme Inc') lie
+    close. Sorting a million names takes about a second and saves a quarter of the matching.
+    """
+    companies = [p.company or "" for p in people]
+    return sorted(range(len(people)), key=companies.__getitem__)
+
+
 def match_in_processes(
     matcher: Matcher,
     people: Sequence[PersonRecord],
@@ -114,8 +127,12 @@ def match_in_processes(
     pins: Mapping[int, Pin],
     workers: int,
 ) -> list[MatchResult]:
-    """Results in input order, computed by the calling process and ``workers - 1`` forked ones."""
-    return list(iter_in_processes(matcher, people, previous, pins, workers))
+    """Results in input order, computed by the calling process and ``workers - 1`` forked ones (in
+    :func:`grouped_order`: the list is built whole anyway)."""
+    results: list[MatchResult | None] = [None] * len(people)
+    for position, result in iter_grouped(matcher, people, previous, pins, workers):
+        results[position] = result
+    return results  # type: ignore[return-value]  # every position was filled
 
 
 def iter_in_processes(
@@ -131,13 +148,46 @@ def iter_in_processes(
     every result. One run at a time per process: the forked workers read module globals. Consume it to
     the end (or close it): the pool lives as long as the iteration.
     """
-    global _shared
+    for _, part in _slices_matched(matcher, people, previous, pins, workers, in_order=True):
+        yield from _results(part)
+
+
+def iter_grouped(
+    matcher: Matcher,
+    people: Sequence[PersonRecord],
+    previous: Mapping[int, PreviousMatch],
+    pins: Mapping[int, Pin],
+    workers: int,
+) -> Iterator[tuple[int, MatchResult]]:
+    """``(position in people, result)`` for every person, matched in :func:`grouped_order` and yielded as soon as
+    each slice is done: the fastest way through many people, for a caller that writes or counts results by
+    person rather than in input order. Like :func:`iter_in_processes` otherwise."""
+    order = grouped_order(people)
+    grouped = [people[i] for i in order]
+    for (start, end), part in _slices_matched(matcher, grouped, previous, pins, workers, in_order=False):
+        yield from zip(order[start:end], _results(part), strict=True)
+
+
+def _slices_matched(
+    matcher: Matcher,
+    people: Sequence[PersonRecord],
+    previous: Mapping[int, PreviousMatch],
+    pins: Mapping[int, Pin],
+    workers: int,
+    in_order: bool,
+) -> Iterator[tuple[tuple[int, int], list[MatchResult] | list[tuple]]]:
+    """Each slice's bounds and results, in input order (``in_order``) or as they are done."""
+    global _shared, _bounds, _next
+    # ~100 slices a process: at a million leads one is ~0.7 s of work, the most a process waits for the other at
+    # the end (with 24 a process, ~3 s); a slice's round trip costs well under a millisecond.
+    step = max(1, -(-len(people) // (max(workers, 1) * 96)))
+    bounds = [(start, min(start + step, len(people))) for start in range(0, len(people), step)]
     if workers <= 1 or len(people) < 2 * workers or "fork" not in multiprocessing.get_all_start_methods():
         _shared = (matcher, people, previous, pins)
         try:
             with collector_paused():
-                for p in people:
-                    yield matcher.match_person(p, previous=previous.get(p.id), pin=pins.get(p.id))
+                for part in bounds:
+                    yield part, _match_slice(part)
         finally:
             _shared = None
         return
@@ -146,30 +196,28 @@ def iter_in_processes(
     # other programs share the cores) simply takes fewer slices. Slices are small: a worker holds one
     # slice's results (and their pickle) at a time, and the last slice claimed bounds the wait at the end.
     # Slices are claimed in input order, so the ones finished out of order and waiting to be yielded are few.
-    # ~100 slices a process: at a million leads one is ~0.7 s of work, the most a process waits for the other at
-    # the end (with 24 a process, ~3 s); a slice's round trip costs well under a millisecond.
-    global _bounds, _next
     context = multiprocessing.get_context("fork")
-    step = max(1, -(-len(people) // (workers * 96)))
-    bounds = [(start, min(start + step, len(people))) for start in range(0, len(people), step)]
     _shared, _bounds, _next = (matcher, people, previous, pins), bounds, context.Value("i", 0)
     try:
         with collector_paused(), results_read_promptly(), \
                 context.Pool(workers - 1, initializer=forked_pool_started) as pool:
             answers = PoolAnswers(pool.imap_unordered(_match_claimed, range(len(bounds)), chunksize=1), len(bounds))
             ready: dict[int, list[MatchResult] | list[tuple]] = answers.ready
-            emitted = 0  # slices yielded so far: the next one to yield
-            while (claimed := claim(_next)) < len(bounds):
-                ready[claimed] = _match_slice(bounds[claimed])
-                answers.collect(block=False)
-                while emitted in ready:
-                    yield from _results(ready.pop(emitted))
-                    emitted += 1
-            while emitted < len(bounds):
-                while emitted not in ready:
-                    answers.collect(block=True)
-                yield from _results(ready.pop(emitted))
-                emitted += 1
+            yielded = 0  # slices yielded so far (in input order, the index of the next one to yield)
+            claiming = True
+            while yielded < len(bounds):
+                if claiming and (claimed := claim(_next)) < len(bounds):
+                    ready[claimed] = _match_slice(bounds[claimed])
+                    answers.collect(block=False)
+                else:
+                    claiming = False  # all claimed: what is left comes from the workers
+                    if not ready or (in_order and yielded not in ready):
+                        answers.collect(block=True)
+                        continue
+                while ready and (not in_order or yielded in ready):
+                    done = yielded if in_order else next(iter(ready))
+                    yield bounds[done], ready.pop(done)
+                    yielded += 1
     finally:
         _shared = _bounds = _next = None
 

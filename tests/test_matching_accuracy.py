@@ -21,7 +21,8 @@ from benchmarks.matching import (
     records,
 )
 from config.matching import MatchingConfig
-from matching import match, match_iter
+from matching import match, match_each, match_iter
+from matching.parallel import grouped_order
 from sandbox.seed import generate
 
 
@@ -50,12 +51,28 @@ def test_auto_matches_are_precise_on_small_orgs(seed: int) -> None:
     assert everyone.review > 0  # the review band is used, not only auto and none
 
 
-def test_forked_workers_give_the_same_results() -> None:
+def test_forked_workers_and_the_grouped_order_give_the_same_results() -> None:
     accounts, leads, contacts, _ = small_org(1)
-    alone = match(leads, accounts, MatchingConfig(), contacts=contacts)
+    alone = list(match_iter(leads, accounts, MatchingConfig(), contacts=contacts))  # one process, input order
+    assert match(leads, accounts, MatchingConfig(), contacts=contacts) == alone
     assert match(leads, accounts, MatchingConfig(), contacts=contacts, workers=2) == alone
     assert match(leads[:3], accounts, MatchingConfig(), contacts=contacts, workers=4) == alone[:3]
     assert list(match_iter(leads, accounts, MatchingConfig(), contacts=contacts, workers=2)) == alone
+    for workers in (1, 2):
+        pairs = list(match_each(leads, accounts, MatchingConfig(), contacts=contacts, workers=workers))
+        assert sorted(position for position, _ in pairs) == list(range(len(leads)))  # every person, once
+        assert [result for _, result in sorted(pairs, key=lambda pair: pair[0])] == alone
+        assert [position for position, _ in pairs] != list(range(len(leads)))  # in the grouped order, not input's
+
+
+def test_the_grouped_order_puts_people_who_typed_the_same_company_together() -> None:
+    _, leads, _, _ = small_org(1)
+    order = grouped_order(leads)
+    assert sorted(order) == list(range(len(leads)))
+    typed = [leads[i].company or "" for i in order]
+    runs = [company for n, company in enumerate(typed) if n == 0 or company != typed[n - 1]]
+    assert len(runs) == len(set(typed))  # each company's people in one run
+    assert len(runs) < len(leads)  # the org's leads do repeat company names (else this says nothing)
 
 
 _RESULTS_DIGEST = """
