@@ -367,8 +367,7 @@ class Matcher:
                 unknown = True
                 if len(token) >= 4:
                     # a word no account has: the accounts with a word one slip from it ('dnyara' ~ 'dynara')
-                    for word in known_one_edit_away(token, index.postings):
-                        found_positions.update(index.postings[word][:limit].tolist())
+                    found_positions.update(index.slip_candidates(token, limit))
         if q.slip_name:
             found_positions.update(index.by_key.get(ascii_key(q.slip_name), ())[:limit])
         spelt: list[int] = []  # accounts whose name or domain label is the typed name, spelt right
