@@ -184,6 +184,9 @@ class Scorer:
         self._last_query: tuple[tuple[str, ...], list[float], float] = ((), [], 0.0)
         self._legal_share = legal_form_shares(index.country, index.legal)
         self._brand_cache: dict[tuple[tuple[str, ...], str], str] = {}
+        # the last normalized name's similarity to each account it was compared with: people who typed it come one
+        # after another (matching.parallel.grouped_order), and what else they say leaves it unchanged
+        self._similar_to: tuple[str, dict[int, float]] = ("", {})
 
     def _query_weights(self, q_tokens: tuple[str, ...]) -> tuple[list[float], float]:
         """IDF of each query token and their sum, computed once per query rather than per candidate."""
@@ -195,6 +198,17 @@ class Scorer:
         return cached[1], cached[2]
 
     def name_similarity(self, q_name: str, q_tokens: tuple[str, ...], position: int) -> float:
+        """:meth:`similarity`, kept for the last name asked about (``q_tokens`` are its words)."""
+        name, known = self._similar_to
+        if name != q_name:
+            known = {}
+            self._similar_to = (q_name, known)
+        found = known.get(position)
+        if found is None:
+            found = known[position] = self.similarity(q_name, q_tokens, position)
+        return found
+
+    def similarity(self, q_name: str, q_tokens: tuple[str, ...], position: int) -> float:
         """0-1 similarity: max of character-level, order-free and IDF-weighted token agreement.
 
         The token measures are weighted by inverse document frequency over account names, so
