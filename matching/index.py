@@ -52,7 +52,7 @@ def word_signature(words: Iterable[str]) -> int:
 
 # Fewer accounts than this are normalized in the calling process alone: a fork costs more than it saves.
 _PARALLEL_FROM = 20_000
-# Misspelt words whose candidates are kept (each a list of up to `limit` positions).
+# Misspelt words whose accounts are kept (each an array of up to `limit` positions).
 _MISSPELT_KEPT = 50_000
 
 

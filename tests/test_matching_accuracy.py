@@ -1,8 +1,8 @@
 """The matcher against the org generator's ground truth, on small (S) orgs.
 
 The acceptance figures come from ``benchmarks/matching.py`` on the M and L orgs; this guards
-against a change that quietly costs accuracy, and checks that spreading the work over processes
-changes nothing.
+against a change that quietly costs accuracy, and checks that spreading the work over processes,
+or matching people grouped by the company they typed, changes nothing.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The account index's building blocks, against the numpy operations they stand in for."""
+"""The account index's building blocks, against the numpy operations they stand in for, and its look-ups."""
 
 from __future__ import annotations
 
