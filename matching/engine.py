@@ -39,8 +39,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Name levels under which a domain match settles the query: no name-only candidate can do better.
 _AGREEING_NAMES = frozenset({"exact", "typo", "abbreviated", "high", "prefix", "prefix_country", "domain_label",
                              "other_script", "transliterated"})
-# Query cores remembered for people who share them (same company typed the same way, same domain).
+# What is derived from a typed value (a name's normalized parts and pre-ranked accounts, a domain's parts, a place),
+# remembered for the people who typed it too, in caches emptied when full (Matcher.cache_limit). In input order a
+# value's repeats are scattered over the whole run: a million leads need 100,000 entries to find most of them.
 _CACHE_LIMIT = 100_000
+# Grouped by the typed name they need far fewer (matching.parallel.GROUPED_CACHE_LIMIT).
 # Whole query cores repeat far less (about 5% of a million leads within 100,000 entries, 2% within 20,000) and
 # each entry holds its scored candidates with their signals (2.5 KB): kept fewer, for memory.
 _CORE_CACHE_LIMIT = 20_000
@@ -164,7 +167,9 @@ class Matcher:
         self.scorers = {crm: Scorer(index, config, inferred[crm]) for crm, index in self.indexes.items()}
         self._free_cache: dict[str, bool] = {}
         self._methods: dict[str, str] = {}
-        # pure functions of typed values, filled once the shared domains are known
+        # pure functions of typed values, filled once the shared domains are known; emptied when they hold
+        # ``cache_limit`` entries (set lower while people come grouped by name, see matching.parallel.iter_grouped)
+        self.cache_limit = _CACHE_LIMIT
         self._name_parts: dict[str | None, tuple[str, tuple[str, ...], str, str, bool, str, str]] = {}
         self._geo_parts: dict[tuple[str | None, str | None, str | None], tuple[str, str, str]] = {}
         self._domain_parts: dict[str | None, tuple[str, str] | None] = {}
@@ -217,7 +222,7 @@ class Matcher:
                 reg = registrable_domain(host) if host else ""
                 # the host, not just its registrable domain: lists name providers like x.indevs.in
                 found = (host, reg) if reg and not self._is_free(host) and reg not in self.shared_domains else None
-                if len(self._domain_parts) >= _CACHE_LIMIT:
+                if len(self._domain_parts) >= self.cache_limit:
                     self._domain_parts.clear()
                 self._domain_parts[value] = found
             if found is not None and found not in out:
@@ -257,14 +262,14 @@ class Matcher:
             slip_legal = " ".join(sorted({*legal.split(), *slip_legal.split()})) if slip_name else ""
             named = (normalized, tuple(normalized.split()), reading_key(normalized), legal, written_in_latin(name),
                      slip_name, slip_legal)
-            if len(self._name_parts) >= _CACHE_LIMIT:
+            if len(self._name_parts) >= self.cache_limit:
                 self._name_parts.clear()
             self._name_parts[name] = named
         geo = self._geo_parts.get((country, state, city))
         if geo is None:
             code = country_code(country) or self.city_country.get(city_key(city), "")
             geo = (code, state_code(state, code), city_key(city))
-            if len(self._geo_parts) >= _CACHE_LIMIT:
+            if len(self._geo_parts) >= self.cache_limit:
                 self._geo_parts.clear()
             self._geo_parts[(country, state, city)] = geo
         return named, geo
@@ -395,7 +400,7 @@ class Matcher:
             spelt = self._spelt_right(index, q, limit, [True] * len(q.tokens))
             if spelt:
                 ranked, labelled, containing = self._prerank(index, q, sorted(found_positions | set(spelt)), spelt)
-        if len(self._name_cache) >= _CACHE_LIMIT:
+        if len(self._name_cache) >= self.cache_limit:
             self._name_cache.clear()
         found = self._name_cache[key] = (array("d", [r[0] for r in ranked]), array("i", [r[1] for r in ranked]),
                                          array("i", labelled), array("i", containing))
