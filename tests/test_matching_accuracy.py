@@ -21,8 +21,8 @@ from benchmarks.matching import (
     records,
 )
 from config.matching import MatchingConfig
-from matching import match, match_each, match_iter
-from matching.parallel import grouped_order
+from matching import Matcher, match, match_each, match_iter, parallel
+from matching.parallel import grouped_order, iter_grouped
 from sandbox.seed import generate
 
 
@@ -63,6 +63,21 @@ def test_forked_workers_and_the_grouped_order_give_the_same_results() -> None:
         assert sorted(position for position, _ in pairs) == list(range(len(leads)))  # every person, once
         assert [result for _, result in sorted(pairs, key=lambda pair: pair[0])] == alone
         assert [position for position, _ in pairs] != list(range(len(leads)))  # in the grouped order, not input's
+
+
+def test_the_grouped_order_bounds_the_caches_while_it_lasts(monkeypatch: pytest.MonkeyPatch) -> None:
+    accounts, leads, contacts, _ = small_org(1)
+    alone = list(match_iter(leads, accounts, MatchingConfig(), contacts=contacts))  # input order, large caches
+    matcher = Matcher(accounts, MatchingConfig(), contacts=contacts)
+    bound = matcher.cache_limit
+    monkeypatch.setattr(parallel, "GROUPED_CACHE_LIMIT", 5)  # emptied every 5 names: what a million leads do
+    pairs = iter_grouped(matcher, leads, {}, {}, 1)
+    first = next(pairs)
+    assert matcher.cache_limit == 5
+    grouped = [first, *pairs]
+    assert matcher.cache_limit == bound  # given back, for the input order of a later call
+    assert max(len(matcher._name_parts), len(matcher._name_cache)) <= 5
+    assert [result for _, result in sorted(grouped, key=lambda pair: pair[0])] == alone
 
 
 def test_the_grouped_order_puts_people_who_typed_the_same_company_together() -> None:
