@@ -8,6 +8,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from store.json_codec import loads as json_loads
+from store.write_watch import watch_writes
 
 DEFAULT_DATABASE_URL = "sqlite:///abm.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a SQLite statement waits for another connection's lock
@@ -50,6 +51,7 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        watch_writes(engine)  # one writer at a time: the one that holds the others up is named in the log
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)
