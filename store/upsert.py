@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -35,6 +36,7 @@ from sqlalchemy.sql.visitors import iterate
 
 from store.ids import to_18
 from store.types import JsonText, UTCDateTime, ensure_utc, utcnow
+from store.write_watch import note_write
 
 DEFAULT_KEY = ("crm", "object", "crm_id")
 
@@ -289,11 +291,13 @@ class _Writer:
                 before = len(written_keys)
                 execute, sql, key_of = cursor.execute, self.sql, self.key_of
                 last = raw.total_changes
+                began = time.monotonic()
                 for row, row_values in zip(rows, values, strict=True):
                     execute(sql, row_values)
                     if raw.total_changes != last:
                         last = raw.total_changes
                         written_keys.append(key_of(row))
+                note_write(self.conn, self.table.name, began)
                 return len(written_keys) - before
             finally:
                 cursor.close()
@@ -335,7 +339,9 @@ class _Writer:
             cursor = raw.cursor()
             try:
                 last_id = self._last_id(cursor) if self.indexed is not None else None
+                began = time.monotonic()
                 cursor.executemany(self.sql, values)
+                note_write(self.conn, self.table.name, began)  # the engine's events do not see the driver's cursor
                 written = cursor.rowcount
                 if self.indexed is not None and written > self._added_since(cursor, last_id):
                     # some existing rows changed: after the upsert, whose changed_at reads their old values

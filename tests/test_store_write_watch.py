@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, String, Table, text
 
 import store.write_watch
 from store.db import make_engine
+from store.upsert import upsert
 from store.write_watch import written_table
 
 
@@ -64,3 +65,16 @@ def test_quick_writes_and_reads_log_nothing(tmp_path: Path, caplog: pytest.LogCa
         time.sleep(0.1)
         assert conn.execute(text("SELECT count(*) FROM t")).scalar_one() == 1
     assert not caplog.records
+
+
+def test_an_upsert_sent_to_the_drivers_cursor_counts_as_the_transactions_first_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(store.write_watch, "SLOW_WRITE_S", 0.3)
+    engine = make_engine(f"sqlite:///{tmp_path / 'abm.db'}")
+    table = Table("kv", MetaData(), Column("k", String, primary_key=True), Column("v", Integer))
+    table.metadata.create_all(engine)
+    caplog.set_level(logging.WARNING, logger="store.write_watch")
+    with engine.begin() as conn:
+        assert upsert(conn, table, [{"k": "a", "v": 1}, {"k": "b", "v": 2}], key=("k",)) == 2
+        time.sleep(0.5)  # holding the lock the upsert took, unseen by the engine's events
+    assert [r.getMessage() for r in caplog.records if "1 on kv" in r.getMessage()]
