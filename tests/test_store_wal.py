@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, event, text
 
-from store.db import make_engine
+from store.db import SQLITE_BUSY_TIMEOUT_MS, make_engine
 from store.wal import (
     LOCKED_COPY_MAX_FRAMES,
     MAX_BACKOFF_S,
@@ -45,7 +45,7 @@ def test_a_checkpoint_empties_the_log(tmp_path: Path) -> None:
     assert wal.stat().st_size == 0
     with engine.connect() as conn:  # the data is all in the database file, and the pool's timeout is back
         assert conn.execute(text("SELECT count(*) FROM t")).scalar_one() == 2000
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 30_000
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == SQLITE_BUSY_TIMEOUT_MS
     engine.dispose()
 
 
