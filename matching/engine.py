@@ -26,7 +26,7 @@ from matching.firmographics import compare_industry, compare_size, industry_key
 from matching.geo import city_key, countries_of_cities, country_code, mail_country, phone_country, state_code
 from matching.index import AccountIndex, Features, sift_hash, word_signature
 from matching.names import NameNormalizer, ascii_key, written_in_latin
-from matching.parallel import collector_paused, iter_grouped, iter_in_processes, match_in_processes
+from matching.parallel import collector_paused, iter_grouped, iter_in_processes, match_in_processes, ordered_beside
 from matching.readings import place_free_key, reading_key
 from matching.review import best_supported, telling_alternative
 from matching.score import Query, Scorer, Signal, _one_slip, abbreviated_words, logistic
@@ -761,8 +761,10 @@ def match(
     contacts among ``people``. ``workers`` > 1 spreads the people over forked processes (the
     results are the same). Computed as :func:`match_each` does, then put in input order.
     """
-    matcher = _matcher_for(people, accounts, config, contacts, last_activity, workers)
-    return match_in_processes(matcher, people, previous or {}, pins or {}, workers)
+    with ordered_beside(people, workers) as order:  # worked out beside the index build
+        matcher = _matcher_for(people, accounts, config, contacts, last_activity, workers)
+        grouped = order()
+    return match_in_processes(matcher, people, previous or {}, pins or {}, workers, grouped)
 
 
 def match_iter(
@@ -802,5 +804,7 @@ def match_each(
 
     For callers that write or count results by person: like :func:`match_iter`, it never holds them all.
     """
-    matcher = _matcher_for(people, accounts, config, contacts, last_activity, workers)
-    yield from iter_grouped(matcher, people, previous or {}, pins or {}, workers)
+    with ordered_beside(people, workers) as order:  # worked out beside the index build
+        matcher = _matcher_for(people, accounts, config, contacts, last_activity, workers)
+        grouped = order()
+    yield from iter_grouped(matcher, people, previous or {}, pins or {}, workers, grouped)

@@ -7,6 +7,9 @@ or matching people grouped by the company they typed, changes nothing.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
 import pytest
 
 from benchmarks.matching import (
@@ -24,6 +27,7 @@ from config.matching import MatchingConfig
 from matching import Matcher, match, match_each, match_iter, parallel
 from matching.parallel import grouped_order, iter_grouped
 from sandbox.seed import generate
+from store.records import PersonRecord
 
 
 def small_org(seed: int):
@@ -78,6 +82,32 @@ def test_the_grouped_order_bounds_the_caches_while_it_lasts(monkeypatch: pytest.
     assert matcher.cache_limit == bound  # given back, for the input order of a later call
     assert max(len(matcher._name_parts), len(matcher._name_cache)) <= 5
     assert [result for _, result in sorted(grouped, key=lambda pair: pair[0])] == alone
+
+
+def test_the_grouped_order_is_worked_out_by_a_forked_process_while_the_index_is_built(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    accounts, leads, contacts, _ = small_org(1)
+    alone = list(match_iter(leads, accounts, MatchingConfig(), contacts=contacts))
+    caller, sorted_here = os.getpid(), []
+    real = parallel.grouped_order
+
+    def spied(people: Sequence[PersonRecord]) -> list[int]:
+        if os.getpid() == caller:
+            sorted_here.append(len(people))
+        return real(people)
+
+    monkeypatch.setattr(parallel, "grouped_order", spied)
+    monkeypatch.setattr(parallel, "ORDER_BESIDE_FROM", 1)  # a million people in the benchmark
+    with parallel.ordered_beside(leads, 2) as order:
+        assert order().tolist() == real(leads)
+    pairs = list(match_each(leads, accounts, MatchingConfig(), contacts=contacts, workers=2))
+    assert [result for _, result in sorted(pairs, key=lambda pair: pair[0])] == alone
+    assert sorted(position for position, _ in pairs) == list(range(len(leads)))
+    assert match(leads, accounts, MatchingConfig(), contacts=contacts, workers=2) == alone
+    assert sorted_here == []  # every order above came from the forked process
+    with parallel.ordered_beside(leads, 1) as order:  # one worker: sorted here, when asked
+        assert order().tolist() == real(leads)
+    assert sorted_here == [len(leads)]
 
 
 def test_the_grouped_order_puts_people_who_typed_the_same_company_together() -> None:
