@@ -56,7 +56,7 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        watch_writes(engine)  # one writer at a time: the one that holds the others up is named in the log
+        watch_writes(engine)  # one writer at a time: an upsert kept waiting long is named in the log
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)

@@ -1,5 +1,5 @@
-"""A write transaction that holds SQLite's write lock for long, and a write that waited for it, are named in the
-log (store.write_watch): with one writer at a time, that is what tells which stage held the others up."""
+"""An upsert that waited long for SQLite's write lock is named in the log (store.write_watch): with one writer at
+a time, that is what tells which stage was kept waiting."""
 
 from __future__ import annotations
 
@@ -9,34 +9,34 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, text
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, text
 
 import store.write_watch
 from store.db import make_engine
 from store.upsert import upsert
-from store.write_watch import written_table
+
+_KV = Table("kv", MetaData(), Column("k", String, primary_key=True), Column("v", Integer))
 
 
-def test_the_table_of_a_write_statement_is_read_and_other_statements_have_none() -> None:
-    assert written_table("INSERT INTO activities (crm, crm_id) VALUES (?, ?)") == "activities"
-    assert written_table('  update "scores" SET grade = ?') == "scores"
-    assert written_table("DELETE FROM score_history WHERE day < ?") == "score_history"
-    assert written_table("INSERT OR REPLACE INTO cursors VALUES (?)") == "cursors"
-    assert written_table("SELECT * FROM activities") is None
-    assert written_table("PRAGMA wal_checkpoint(PASSIVE)") is None
+def _engine(tmp_path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path / 'abm.db'}")
+    _KV.metadata.create_all(engine)
+    return engine
 
 
-def test_a_long_write_transaction_and_the_write_that_waited_for_it_are_logged(
+def _watched(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "store.write_watch"]
+
+
+def test_an_upsert_that_waited_for_another_writers_lock_is_logged(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(store.write_watch, "SLOW_WRITE_S", 0.3)
-    engine = make_engine(f"sqlite:///{tmp_path / 'abm.db'}")
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    engine = _engine(tmp_path)
     holding = threading.Event()
 
     def hold() -> None:
         with engine.begin() as conn:
-            conn.execute(text("INSERT INTO t (x) VALUES (1)"))
+            upsert(conn, _KV, [{"k": "a", "v": 1}], key=("k",))
             holding.set()
             time.sleep(0.6)
 
@@ -45,36 +45,22 @@ def test_a_long_write_transaction_and_the_write_that_waited_for_it_are_logged(
     holder.start()
     assert holding.wait(5)
     with engine.begin() as conn:  # waits for the holder's lock (the busy timeout is far longer)
-        conn.execute(text("UPDATE t SET x = 2"))
+        assert upsert(conn, _KV, [{"k": "a", "v": 2}, {"k": "b", "v": 3}], key=("k",)) == 2
     holder.join()
-    messages = [r.getMessage() for r in caplog.records]
-    assert any(m.startswith("a write transaction held the database's write lock for") and "1 on t" in m
-               for m in messages), messages
-    assert any(m.startswith("a write to t took") and "waiting for another writer" in m for m in messages), messages
-    with engine.begin() as conn:
-        assert conn.execute(text("SELECT x FROM t")).scalar_one() == 2
-
-
-def test_quick_writes_and_reads_log_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'abm.db'}")
-    caplog.set_level(logging.WARNING, logger="store.write_watch")
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE t (x INTEGER)"))
-        conn.execute(text("INSERT INTO t (x) VALUES (1)"))
+    messages = _watched(caplog)
+    assert len(messages) == 1 and messages[0].startswith("an upsert into kv took"), messages
+    assert "waiting for another writer" in messages[0]
     with engine.connect() as conn:
-        time.sleep(0.1)
-        assert conn.execute(text("SELECT count(*) FROM t")).scalar_one() == 1
-    assert not [r for r in caplog.records if r.name == "store.write_watch"]
+        assert dict(conn.execute(text("SELECT k, v FROM kv")).all()) == {"a": 2, "b": 3}
 
 
-def test_an_upsert_sent_to_the_drivers_cursor_counts_as_the_transactions_first_write(
+def test_quick_upserts_log_nothing_however_long_their_transaction(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(store.write_watch, "SLOW_WRITE_S", 0.3)
-    engine = make_engine(f"sqlite:///{tmp_path / 'abm.db'}")
-    table = Table("kv", MetaData(), Column("k", String, primary_key=True), Column("v", Integer))
-    table.metadata.create_all(engine)
+    engine = _engine(tmp_path)
     caplog.set_level(logging.WARNING, logger="store.write_watch")
     with engine.begin() as conn:
-        assert upsert(conn, table, [{"k": "a", "v": 1}, {"k": "b", "v": 2}], key=("k",)) == 2
-        time.sleep(0.5)  # holding the lock the upsert took, unseen by the engine's events
-    assert [r.getMessage() for r in caplog.records if "1 on kv" in r.getMessage()]
+        upsert(conn, _KV, [{"k": "a", "v": 1}], key=("k",))
+        time.sleep(0.5)
+        upsert(conn, _KV, [{"k": "b", "v": 2}], key=("k",))
+    assert _watched(caplog) == []
