@@ -14,8 +14,8 @@ DEFAULT_DATABASE_URL = "sqlite:///abm.db"
 # How long a SQLite statement waits for another connection's write lock. SQLite's wait is a poll whose interval
 # grows to 100 ms, so a writer that has waited long asks least often: while the two pulls of a full run keep the
 # lock busy, a Salesforce pull's write waited past 30 s once in four full runs of the L org (the run failed,
-# "database is locked"), and the lease's heartbeat 10.6 and 14.4 s in another (store.write_watch logs such
-# waits). Two minutes leave that a wait, not a failure.
+# "database is locked"), and the lease's heartbeat 10.6 and 14.4 s in another (store.write_watch logs the
+# upserts that wait that long). Two minutes leave that a wait, not a failure.
 SQLITE_BUSY_TIMEOUT_MS = 120_000
 
 

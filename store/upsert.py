@@ -341,7 +341,7 @@ class _Writer:
                 last_id = self._last_id(cursor) if self.indexed is not None else None
                 began = time.monotonic()
                 cursor.executemany(self.sql, values)
-                note_write(self.conn, self.table.name, began)  # the engine's events do not see the driver's cursor
+                note_write(self.conn, self.table.name, began)  # logged when slow (store.write_watch)
                 written = cursor.rowcount
                 if self.indexed is not None and written > self._added_since(cursor, last_id):
                     # some existing rows changed: after the upsert, whose changed_at reads their old values
