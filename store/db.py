@@ -8,7 +8,6 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from store.json_codec import loads as json_loads
-from store.write_watch import watch_writes
 
 DEFAULT_DATABASE_URL = "sqlite:///abm.db"
 # How long a SQLite statement waits for another connection's write lock. SQLite's wait is a poll whose interval
@@ -56,7 +55,6 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        watch_writes(engine)  # one writer at a time: an upsert kept waiting long is named in the log
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)

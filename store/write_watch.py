@@ -17,25 +17,15 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from typing import Any
-
-from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
 SLOW_WRITE_S = 10.0
-_watched: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()  # engine -> its slow_s
-
-
-def watch_writes(engine: Engine, slow_s: float | None = None) -> None:
-    """Report the upserts on ``engine`` that take longer than ``slow_s`` (default ``SLOW_WRITE_S``)."""
-    _watched[engine] = SLOW_WRITE_S if slow_s is None else slow_s
 
 
 def note_write(conn: Any, table: str, began: float) -> None:
     """An upsert into ``table`` through ``conn`` (a SQLAlchemy connection) begun at ``began``
-    (``time.monotonic()``) has ended: logged if it was slow."""
-    slow = _watched.get(conn.engine)
-    if slow is not None and (took := time.monotonic() - began) > slow:
+    (``time.monotonic()``) has ended: logged if it was slow, on SQLite (PostgreSQL has a lock per row)."""
+    if conn.dialect.name == "sqlite" and (took := time.monotonic() - began) > SLOW_WRITE_S:
         log.warning("an upsert into %s took %.1f s (waiting for another writer's lock, or writing)", table, took)
