@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from lock_support import held_by_another_process, kill
 from sqlalchemy import Engine, update
 
 from store.runs import StageReport, claim_run, create_run, get_run, record_stage
@@ -52,21 +53,43 @@ def test_a_second_request_conflicts_unless_queued(engine: Engine) -> None:
     assert get_run(engine, second)["kind"] == "full"
 
 
-def test_a_run_whose_worker_died_does_not_refuse_the_next_trigger(engine: Engine) -> None:
-    """A killed worker leaves its run ``running``; once its lease has run out, asking for a run
-    closes that one as failed instead of answering 'already running' until a scheduled run comes."""
+def test_a_run_whose_worker_died_does_not_refuse_the_next_trigger(engine: Engine, database_url: str) -> None:
+    """A killed worker leaves its run ``running``; once it is known dead (on a SQLite file at once, by its
+    holder file; on PostgreSQL when its lease has run out), asking for a run closes that one as failed instead
+    of answering 'already running' until a scheduled run comes."""
     dead = request_run(engine, RunOptions(), "api")
-    lock = LeaseLock(engine, holder="killed", lease=timedelta(seconds=30))
-    assert lock.acquire(run_id=dead) and claim_run(engine, dead)
-    with pytest.raises(RunConflict) as alive:  # the lease still runs: the worker may be working
-        request_run(engine, RunOptions(), "api")
-    assert alive.value.run_id == dead and alive.value.state == "running"
-    with engine.begin() as conn:  # the worker stops renewing it
-        conn.execute(update(Lock).values(expires_at=utcnow() - timedelta(seconds=1)))
+    with held_by_another_process(database_url, "killed", run_id=dead) as worker:
+        assert claim_run(engine, dead)
+        with pytest.raises(RunConflict) as alive:  # the worker may be working
+            request_run(engine, RunOptions(), "api")
+        assert alive.value.run_id == dead and alive.value.state == "running"
+        kill(worker)
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:  # its lease runs out, as it does 60 s after its last heartbeat
+            conn.execute(update(Lock).values(expires_at=utcnow() - timedelta(seconds=1)))
     fresh = request_run(engine, RunOptions(), "api")
     assert fresh != dead and get_run(engine, fresh)["state"] == "queued"
     closed = get_run(engine, dead)
     assert closed["state"] == "failed" and "no heartbeat" in closed["error"]
+
+
+def test_a_busy_worker_whose_lease_ran_out_keeps_its_run(engine: Engine) -> None:
+    """A stage's long write transaction on SQLite keeps the heartbeat from renewing the lease: a trigger then must
+    not take the live worker's run for a dead one's (it did, and the run's own end then failed to be recorded).
+    On PostgreSQL, where nothing delays a heartbeat, a lease that ran out does mean a dead worker."""
+    run_id = request_run(engine, RunOptions(), "api")
+    lock = LeaseLock(engine, holder="busy", lease=timedelta(seconds=30))
+    assert lock.acquire(run_id=run_id) and claim_run(engine, run_id)
+    with engine.begin() as conn:
+        conn.execute(update(Lock).values(expires_at=utcnow() - timedelta(seconds=1)))
+    if engine.dialect.name == "sqlite":
+        with pytest.raises(RunConflict):
+            request_run(engine, RunOptions(), "api")
+        assert get_run(engine, run_id)["state"] == "running"
+    else:
+        request_run(engine, RunOptions(), "api")
+        assert get_run(engine, run_id)["state"] == "failed"
+    lock.release()
 
 
 def test_executor_runs_the_queue_in_order_and_records_outcomes(engine: Engine) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from lock_support import alive, held_by_another_process, kill
 from sqlalchemy import Engine, update
 
+from store import migrate
+from store.db import make_engine
 from store.runs import (
     RunStateError,
     StageReport,
@@ -24,7 +28,7 @@ from store.runs import (
 )
 from store.schema import Lock, Run
 from store.types import utcnow
-from worker.lock import LeaseLock, LockLost
+from worker.lock import LeaseLock, LockLost, pipeline_lock_alive
 
 
 def test_only_one_of_many_concurrent_acquirers_wins(engine: Engine) -> None:
@@ -47,20 +51,67 @@ def test_only_one_of_many_concurrent_acquirers_wins(engine: Engine) -> None:
     assert info is not None and info.holder == won[0] and not info.expired
 
 
-def test_an_expired_lease_can_be_taken_over_and_the_old_holder_learns_it(engine: Engine) -> None:
-    first = LeaseLock(engine, holder="crashed", lease=timedelta(seconds=30))
-    second = LeaseLock(engine, holder="survivor")
+def test_a_live_holders_lease_that_ran_out(engine: Engine) -> None:
+    """On PostgreSQL the lease decides: run out, it is taken over and the old holder learns it at its next
+    heartbeat. On a SQLite file, where a long write transaction keeps the heartbeat from renewing it, the
+    holder file decides: a holder alive is never taken over, its lease run out or not."""
+    first = LeaseLock(engine, holder="slow", lease=timedelta(seconds=30))
+    second = LeaseLock(engine, holder="newcomer")
     assert first.acquire(run_id=7)
     assert not second.acquire()
-    with engine.begin() as conn:  # the crashed worker's lease runs out
+    with engine.begin() as conn:  # the lease runs out while its holder still works
         conn.execute(update(Lock).values(expires_at=utcnow() - timedelta(seconds=1)))
-    assert second.acquire()
-    with pytest.raises(LockLost):
-        first.heartbeat()
-    first.release()  # releasing someone else's lock does nothing
-    assert second.info().holder == "survivor"
+    if engine.dialect.name == "sqlite":
+        assert first.holder_file is not None and first.holder_file.held
+        assert not second.acquire() and pipeline_lock_alive(engine)
+        first.heartbeat()  # renewed once it can write again
+        assert not first.info().expired and first.info().holder == "slow"
+        first.release()
+        assert second.acquire()
+    else:
+        assert first.holder_file is None
+        assert not pipeline_lock_alive(engine)
+        assert second.acquire()
+        with pytest.raises(LockLost):
+            first.heartbeat()
+        first.release()  # releasing someone else's lock does nothing
+    assert second.info().holder == "newcomer"
     second.release()
-    assert second.info() is None
+    assert second.info() is None and not pipeline_lock_alive(engine)
+
+
+def test_a_killed_holders_lock_is_taken_over(engine: Engine, database_url: str) -> None:
+    """A worker killed outright releases nothing: its row stays. On a SQLite file the kernel drops its holder
+    file with the process, so the lock is free at once; on PostgreSQL, once the lease has run out."""
+    survivor = LeaseLock(engine, holder="survivor")
+    with held_by_another_process(database_url, "killed", run_id=3, lease_seconds=2) as victim:
+        assert not survivor.acquire() and pipeline_lock_alive(engine)
+        kill(victim)
+        if engine.dialect.name == "sqlite":
+            assert not survivor.info().expired  # the row still says "until" ...
+            assert not pipeline_lock_alive(engine)  # ... but nobody holds the file
+            assert survivor.acquire()
+        else:
+            assert survivor.wait_acquire(timeout=10, poll=0.2)
+    info = survivor.info()
+    assert info.holder == "survivor" and info.run_id is None
+    survivor.release()
+
+
+def test_a_forked_child_outliving_a_killed_holder_does_not_keep_the_lock(tmp_path: Path) -> None:
+    """Forked processes (the matching pool, a job beside a stage) inherit the holder's open file, and a flock
+    belongs to the open file: unless they close it, one outliving a killed worker would keep the lock held.
+    SQLite only: on PostgreSQL the lease decides."""
+    url = f"sqlite:///{tmp_path / 'abm.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    with held_by_another_process(url, "parent", fork_child=True) as victim:
+        assert victim.child is not None and pipeline_lock_alive(engine)
+        kill(victim)
+        assert alive(victim.child)
+        assert not pipeline_lock_alive(engine)
+        assert LeaseLock(engine, holder="next").acquire()
+    engine.dispose()
 
 
 def test_reacquiring_our_own_lock_and_waiting_for_a_release(engine: Engine) -> None:

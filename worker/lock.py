@@ -8,10 +8,20 @@ forward (heartbeats) while it works, and anyone may take it over once the lease 
 Both statements that take the lock are atomic on SQLite and PostgreSQL: an ``UPDATE ... WHERE
 expires_at < now`` (PostgreSQL re-checks the condition after waiting on a concurrent updater) and
 an ``INSERT ... ON CONFLICT DO NOTHING``; the row count says who won.
+
+On a SQLite file the lease cannot tell who is alive. SQLite has one writer: a stage's transaction holds the
+write lock for minutes on a big org (the L org's full run: the match stage 286 s, the score stage 666 s), the
+heartbeat cannot renew the lease meanwhile, and the lease ran out under a worker busy at its work: a trigger
+from the admin page then took its run for a dead worker's. So there the holder also holds an exclusive
+``flock`` on a file beside the database (:class:`HolderFile`), which no transaction delays and which the
+kernel drops the moment the holder's process dies. Every process that can open a SQLite database in WAL
+mode runs on its host, so the file speaks for all of them: its flock, not the lease, says whether the
+holder is alive, and the row still says who it is and which run it works on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -22,14 +32,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, or_, select, update
+from sqlalchemy import Engine, delete, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from store.schema import Lock
 from store.types import utcnow
 
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: the lease alone says who holds the lock
+    fcntl = None  # type: ignore[assignment]
+
 PIPELINE_LOCK = "pipeline"
 DEFAULT_LEASE = timedelta(seconds=60)
+# How long taking the holder file retries: another process's check that the holder is alive holds it, shared, for
+# the time of two system calls.
+_TAKE_RETRY_SECONDS = 0.2
 
 
 def default_holder() -> str:
@@ -54,10 +72,103 @@ class LockLost(RuntimeError):
     """The lease ran out (or was taken over) while we believed we held it."""
 
 
+class HolderFile:
+    """An exclusive ``flock`` on a file beside a SQLite database: held while its holder lives.
+
+    Held from :meth:`take` until :meth:`drop` or the end of the process: the kernel releases it when the process
+    dies, however it dies. A process forked from the holder closes its copy (:func:`_forget_in_forked_child`), so
+    a pool's process outliving a killed worker does not keep it held.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    @classmethod
+    def beside(cls, engine: Engine, name: str) -> HolderFile | None:
+        """The holder file of lock ``name`` on ``engine``'s database: None unless it is a SQLite file."""
+        database = engine.url.database
+        if fcntl is None or engine.dialect.name != "sqlite" or not database or database == ":memory:" \
+                or database.startswith("file:"):
+            return None
+        return cls(os.path.abspath(f"{database}-{name}.lock"))
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the file."""
+        return self._fd is not None
+
+    def take(self) -> bool:
+        """Hold the file if no other holder does; True when this object holds it (now or already)."""
+        if self._fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + _TAKE_RETRY_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.01)
+                continue
+            self._fd = fd
+            _held.add(self)
+            return True
+
+    def drop(self) -> None:
+        """Stop holding the file (closing it releases the flock)."""
+        if self._fd is not None:
+            _held.discard(self)
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def held_elsewhere(self) -> bool:
+        """Whether a live holder, in any process (this one included), holds the file."""
+        if self._fd is not None:
+            return True
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False  # nobody ever took it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: two checks at once do not see each other
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # releases the shared flock if it was granted
+        return False
+
+
+_held: set[HolderFile] = set()
+
+
+def _forget_in_forked_child() -> None:
+    """In a forked child: close the inherited holder files, without which the child would keep the parent's
+    flock held after the parent's death (the flock belongs to the open file, which both then share)."""
+    for holder in _held:
+        if holder._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(holder._fd)
+            holder._fd = None
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_forked_child)
+
+
 def pipeline_lock_alive(engine: Engine, name: str = PIPELINE_LOCK) -> bool:
-    """Whether a worker holds the lock and its lease has not run out (it renews it while it lives)."""
-    info = LeaseLock(engine, name).info()
-    return info is not None and not info.expired
+    """Whether a live worker holds the lock: on a SQLite file, whether its holder file is held (see the module's
+    docstring); elsewhere, whether its lease has not run out (the holder renews it while it lives)."""
+    lock = LeaseLock(engine, name)
+    info = lock.info()
+    if info is None:
+        return False
+    if lock.holder_file is not None:
+        return lock.holder_file.held_elsewhere()
+    return not info.expired
 
 
 class LeaseLock:
@@ -75,19 +186,38 @@ class LeaseLock:
         self.name = name
         self.holder = holder or default_holder()
         self.lease = lease
+        self.holder_file = HolderFile.beside(engine, name)
 
     def _insert(self):  # dialect-specific INSERT ... ON CONFLICT DO NOTHING
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         return dialect.insert(Lock)
 
     def acquire(self, run_id: int | None = None) -> bool:
-        """Take the lock if it is free, expired or already ours; True when we hold it now."""
+        """Take the lock if it is free, expired or already ours; True when we hold it now.
+
+        With a holder file, the file decides: whoever the row names is no longer alive once we hold it,
+        whether its lease has run out or not.
+        """
+        file = self.holder_file
+        newly = file is not None and not file.held
+        if file is not None and not file.take():
+            return False
+        won = False
+        try:
+            won = self._take_row(run_id, whoever_holds_it=file is not None)
+        finally:
+            if newly and not won:
+                file.drop()  # type: ignore[union-attr]  # newly implies a file
+        return won
+
+    def _take_row(self, run_id: int | None, whoever_holds_it: bool) -> bool:
         now = utcnow()
         values = {"holder": self.holder, "acquired_at": now, "expires_at": now + self.lease, "run_id": run_id}
         with self.engine.begin() as conn:
             taken = conn.execute(
                 update(Lock)
-                .where(Lock.name == self.name, or_(Lock.expires_at < now, Lock.holder == self.holder))
+                .where(Lock.name == self.name,
+                       true() if whoever_holds_it else or_(Lock.expires_at < now, Lock.holder == self.holder))
                 .values(**values)
             ).rowcount
             if taken == 1:
@@ -124,8 +254,12 @@ class LeaseLock:
             raise LockLost(f"lock {self.name!r} is no longer held by {self.holder}")
 
     def release(self) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(Lock).where(Lock.name == self.name, Lock.holder == self.holder))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(delete(Lock).where(Lock.name == self.name, Lock.holder == self.holder))
+        finally:
+            if self.holder_file is not None:
+                self.holder_file.drop()  # a row left behind names nobody alive: the next holder takes it over
 
     def info(self) -> LockInfo | None:
         """The current holder, expired or not (None when nobody holds the lock)."""
