@@ -454,7 +454,14 @@ def run_match_stage(
     engine: Engine, config: MatchingConfig, *, only_people: Iterable[int] | None = None, incremental: bool = False,
     ahead: MatchReadAhead | None = None,
 ) -> MatchOutcome:
-    """Match people and refresh cross-CRM links, in one transaction.
+    """Match people and refresh cross-CRM links, committed in steps: what the index keeps for later runs, each
+    chunk of people's matches as it is written, then the links.
+
+    On SQLite a transaction holds the store's one write lock from its first write, and everything else that
+    writes (an admin's trigger, the lock's heartbeat) waits for it: in one transaction, the L org's full run held
+    it for 286 s. In steps, it is held while a chunk's matches are written, not while the next chunk is matched.
+    A stage that fails part way loses nothing by it: the next run rematches everyone changed since the last
+    successful match stage, as it would after a rollback, and the chunks committed are right as they are.
 
     Everyone by default; ``only_people``; or, ``incremental``, those whose match can have moved
     since the last successful match stage (everyone when there was none), with the cross-CRM
@@ -467,7 +474,7 @@ def run_match_stage(
     phase = outcome.phase
     # Nothing the stage builds forms a reference cycle, and it builds millions of objects (contacts, the index,
     # results): automatic full collections walking them all cost seconds, on every run.
-    with engine.begin() as conn, cyclic_gc_paused(), ExitStack() as stack:
+    with engine.connect() as conn, cyclic_gc_paused(), ExitStack() as stack:  # what is not committed rolls back
         links_job: Forked[list[AccountLinkResult]] | None = None
         relink = True
         changed_accounts: list[int] = []
@@ -507,6 +514,7 @@ def run_match_stage(
                 outcome.features_read = keep_new_features(conn, matcher, kept)
                 del kept
                 features = features_by_account(matcher) if relink else None
+                conn.commit()  # the features and copies kept: not held through the matching
             if relink:  # computed beside the claims and the matching, which leave a core idle (worker.forked)
                 changed = changed_accounts or None
                 job = partial(link_accounts, accounts, config, changed, matcher,
@@ -524,6 +532,7 @@ def run_match_stage(
                     results = match_in_processes(matcher, people, previous, pins, workers=workers)
                     keys = {p.id: match_inputs_key(p) for p in people}
                     outcome.add(write_matches(conn, results, stored, pins, keys))
+                    conn.commit()
                 del matcher  # the links job keeps its own reference (without fork it runs when its result is asked)
         outcome.started_at = started_at
         outcome.incremental = only_people is not None
@@ -540,5 +549,6 @@ def run_match_stage(
             else:
                 outcome.links = conn.execute(select(func.count()).select_from(AccountLink)).scalar_one()
         committing = time.perf_counter()
+        conn.commit()
     outcome.phase_seconds["commit"] = time.perf_counter() - committing
     return outcome

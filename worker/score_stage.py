@@ -336,7 +336,13 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
     or (``incremental``) those new data touched since the last successful score stage. ``accounts``:
     every live account, when the run's match stage has just read them (else read here); ``prefetch``: the
     process reading, beside the match stage, what the pulls touched and (when they touched many) everyone's
-    touches and people, taken by an incremental stage (:mod:`worker.score_prefetch`)."""
+    touches and people, taken by an incremental stage (:mod:`worker.score_prefetch`).
+
+    What the loading keeps for the next runs (the copies of big tables, :mod:`store.kept_copies`) is committed
+    as soon as it is read, before the models train: on SQLite a transaction holds the store's one write lock from
+    its first write, and everything else that writes (an admin's trigger, the lock's heartbeat) waits for it; the
+    L org's full run held it for 666 s, 566 of them training and predicting. The copies stand on their own (each
+    says what it copies as of when), so the transaction of the models, scores and history loses nothing."""
     as_of = int(now.timestamp())
     outcome = ScoreOutcome()
     phases = outcome.phase_seconds
@@ -346,7 +352,7 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
     started = time.perf_counter()
     resolve_touch_refs(engine)  # what the pulls left: read by id rather than by key from now on
     phases["resolve"] = time.perf_counter() - started
-    with engine.begin() as conn, cyclic_gc_paused():
+    with engine.connect() as conn, cyclic_gc_paused():  # committed in two steps (see above); a failure rolls back
         stored = _stored(conn, config) if incremental is not None else None
         prefetched = _prefetched(conn, prefetch, incremental.since, outcome) if incremental is not None else None
         touched = None
@@ -359,6 +365,7 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
                     if prefetched is not None:
                         outcome.prefetch = "used: what the pulls touched (the few entities touched read alone)"
                     _score_dirty(conn, config, now, incremental, stored, touched, outcome)
+                    conn.commit()
                     return outcome
                 outcome.loaded = "everyone (too many touched to read them alone)"
         scope = None
@@ -368,6 +375,7 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
                                                prefetched=prefetched.everyone if prefetched else None), as_of)
         del prefetched
         del accounts  # in the inputs now, as records or columns
+        conn.commit()  # the kept copies the loading refreshed: not held through the training
         phases["load"] = time.perf_counter() - started
         if incremental is not None:
             started = time.perf_counter()
@@ -408,6 +416,7 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
         # Everyone was scored: keep what the population taught, for the next incremental runs.
         save_population_state(conn, population_state(scores, population, inputs.opportunities, config), config,
                               now, as_of)
+        conn.commit()
         phases["save"] = time.perf_counter() - started
     outcome.accounts, outcome.people = population.n_accounts, population.n_people
     outcome.activities = len(inputs.activities.ts)
