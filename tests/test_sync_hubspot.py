@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, event, select, text
 from typer.testing import CliRunner
 
 from config.connections import HubSpotConfig
@@ -31,7 +31,8 @@ from sandbox.hubspot.associations import ASSOCIATION_TYPES, default_type
 from sandbox.runner import SandboxHandle, run_sandbox
 from store import migrate
 from store.db import make_engine
-from store.schema import CRM_RECORD_TABLES
+from store.schema import CRM_RECORD_TABLES, Activity, Person
+from store.touch_refs import resolve_touch_refs
 from worker.cli import app
 
 DAY_MS = 86_400_000
@@ -471,17 +472,31 @@ def test_a_merge_flags_the_loser_and_moves_what_pointed_at_it(hs: SandboxHandle,
     ids = seed_portal(hs, contacts=20, engagements=30, events=0)
     config = hubspot_config(hs, tmp_path)
     pull_hubspot(store, config)
+    resolve_touch_refs(store)  # as each pull stage does as it ends
     calls = store_rows(store, "activities", "calls")
     loser = next(r["person_crm_id"] for r in calls.values() if r["person_crm_id"])
     winner = next(i for i in ids["contacts"] if i != loser)
     with httpx_client(hs, headers={"Authorization": f"Bearer {hs.hubspot_token}"}) as http:
         http.post("/crm/v3/objects/contacts/merge", json={"primaryObjectId": winner,
                                                           "objectIdToMerge": loser}).raise_for_status()
-    pull_hubspot(store, config)
+    # small flushes: the merge is flagged again by each flush after the winner's, its touches moved once
+    statements: list[str] = []
+    listen = event.listens_for(store, "before_cursor_execute")(
+        lambda conn, cursor, statement, *rest: statements.append(statement))
+    pull_hubspot(store, config, tuning=HubSpotSyncTuning(flush_rows=3))
+    event.remove(store, "before_cursor_execute", listen)
+    assert len([s for s in statements if s.startswith("UPDATE activities SET person_crm_id")]) == 1
     lost = store_rows(store, "people", "contacts", live=False)[loser]
     assert lost["is_deleted"] and lost["merged_into"] == winner
     assert store_rows(store, "people", "contacts")[winner]["extra"]["merged_object_ids"] == [loser]
-    assert not [r for r in store_rows(store, "activities", "calls").values() if r["person_crm_id"] == loser]
+    moved = [r for r in store_rows(store, "activities", "calls").values() if r["person_crm_id"] == winner]
+    assert moved and not [r for r in store_rows(store, "activities", "calls").values()
+                          if r["person_crm_id"] == loser]
+    resolve_touch_refs(store)
+    with store.connect() as conn:
+        person_ids = dict(conn.execute(select(Person.crm_id, Person.id).where(Person.crm == "hubspot")).all())
+        refs = set(conn.execute(select(Activity.person_ref).where(Activity.person_crm_id == winner)).scalars())
+    assert refs == {person_ids[winner]}  # the touches count for the winner now, not for the merged-away loser
     assert_store_matches_portal(hs, store)
 
 
@@ -540,3 +555,4 @@ def test_abm_sync_command(hs: SandboxHandle, tmp_path: Path, monkeypatch: pytest
         runs = conn.execute(text("SELECT kind, state FROM runs ORDER BY id")).all()
     engine.dispose()
     assert [tuple(r) for r in runs] == [("full", "succeeded"), ("incremental", "succeeded")]
+

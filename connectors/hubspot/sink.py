@@ -48,7 +48,8 @@ class PageSink:
         self.warn = warn
         self._rows: dict[str, dict[str, Any]] = {}
         self._not_touches: set[str] = set()
-        self._merges: dict[str, str] = {}  # loser -> winner, re-applied by every flush of this pull
+        self._merges: dict[str, str] = {}  # loser -> winner, flagged again by every flush of this pull
+        self._repointed: set[str] = set()  # losers whose references this pull has moved to their winner
         self._pending_merges = False
 
     def add(self, records: Sequence[Mapping[str, Any]], links: Mapping[str, Links] | None = None) -> None:
@@ -92,8 +93,11 @@ class PageSink:
                 store_ops.flag_deleted(conn, self.spec.table, self.spec.name, sorted(self._not_touches))
             if self._pending_merges:
                 # A loser re-read as a live row in this pull (its winner seen earlier) is flagged again.
-                self.counts.deleted += store_ops.apply_merges(conn, self.spec.table, self.spec.name, self._merges)
+                self.counts.deleted += store_ops.apply_merges(conn, self.spec.table, self.spec.name, self._merges,
+                                                              repointed=self._repointed)
             save_cursor(conn, self.cursor)
+        if self._pending_merges:
+            self._repointed.update(self._merges)  # committed
         self._rows.clear()
         self._not_touches.clear()
         self._pending_merges = False

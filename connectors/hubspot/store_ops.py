@@ -7,10 +7,10 @@ column (a merge's ``merged_into`` survives the archive flag HubSpot also sets on
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, func, select, update
 
 from connectors.hubspot.objects import CRM
 from store.schema import CRM_RECORD_TABLES, Activity, Opportunity, Person
@@ -66,11 +66,16 @@ _REFERENCES: dict[str, list[tuple[Table, str]]] = {
 }
 
 
-def apply_merges(conn: Connection, table_name: str, object_name: str, losers: Mapping[str, str]) -> int:
-    """Flag merged-away records (``loser -> winner``) and repoint the rows that referenced them.
+def apply_merges(conn: Connection, table_name: str, object_name: str, losers: Mapping[str, str],
+                 repointed: Collection[str] = ()) -> int:
+    """Flag merged-away records (``loser -> winner``) and repoint the rows that referenced them; returns the
+    records flagged. ``repointed``: losers whose references this pull already moved (flagging is cheap and done
+    again, as a loser can be re-read as a live row after its winner; the repointing reads a whole table).
 
     HubSpot moves a loser's associations to the winner without touching the records on the
-    other side, so without the repointing those rows would keep a dead id until swept.
+    other side, so without the repointing those rows would keep a dead id until swept. A touch's store id
+    resolved from the key (``person_ref``, ``account_ref``) is voided with it and resolved again
+    (:mod:`store.touch_refs`), or the touch would still count for the merged-away record.
     """
     if not losers:
         return 0
@@ -86,13 +91,16 @@ def apply_merges(conn: Connection, table_name: str, object_name: str, losers: Ma
     pairs = [{"loser": loser, "winner": winner} for loser, winner in sorted(losers.items())]
     for pair in pairs:
         changed += conn.execute(statement, pair).rowcount
+    to_repoint = sorted(set(losers) - set(repointed))
     for ref_table, column in _REFERENCES.get(object_name, []):
-        repoint = (
-            update(ref_table)
-            .where(ref_table.c.crm == CRM, ref_table.c[column] == bindparam("loser"))
-            .values({column: bindparam("winner"), "changed_at": now})
-        )
-        conn.execute(repoint, pairs)
+        key = ref_table.c[column]
+        voided = {c.name: None for c in ref_table.c if c.info.get("resolved_from") == column}
+        # One statement a chunk of losers, not one a loser: the key has no index of its own (an index on every
+        # touch's keys costs each of millions of touches written), so each statement reads the whole table.
+        for part in _chunks(to_repoint):
+            conn.execute(update(ref_table).where(ref_table.c.crm == CRM, key.in_(part))
+                         .values({column: case({loser: losers[loser] for loser in part}, value=key),
+                                  "changed_at": now, **voided}))
     return changed
 
 
