@@ -9,10 +9,11 @@ Both statements that take the lock are atomic on SQLite and PostgreSQL: an ``UPD
 expires_at < now`` (PostgreSQL re-checks the condition after waiting on a concurrent updater) and
 an ``INSERT ... ON CONFLICT DO NOTHING``; the row count says who won.
 
-On a SQLite file the lease cannot tell who is alive. SQLite has one writer: a stage's transaction holds the
-write lock for minutes on a big org (the L org's full run: the match stage 286 s, the score stage 666 s), the
-heartbeat cannot renew the lease meanwhile, and the lease ran out under a worker busy at its work: a trigger
-from the admin page then took its run for a dead worker's. So there the holder also holds an exclusive
+On a SQLite file the lease cannot tell who is alive. SQLite has one writer: a long write transaction holds the
+write lock (on the L org's full run the match and score stages held it 286 and 666 s, before they committed in
+steps; a big pull's writes make the heartbeat wait too), the heartbeat cannot renew the lease meanwhile, and
+the lease runs out under a worker busy at its work: a trigger from the admin page would then close its run as
+a dead worker's (:func:`worker.triggers.request_run`). So there the holder also holds an exclusive
 ``flock`` on a file beside the database (:class:`HolderFile`), which no transaction delays and which the
 kernel drops the moment the holder's process dies. Every process that can open a SQLite database in WAL
 mode runs on its host, so the file speaks for all of them: its flock, not the lease, says whether the
@@ -124,7 +125,7 @@ class HolderFile:
             fd, self._fd = self._fd, None
             os.close(fd)
 
-    def held_elsewhere(self) -> bool:
+    def is_held(self) -> bool:
         """Whether a live holder, in any process (this one included), holds the file."""
         if self._fd is not None:
             return True
@@ -167,7 +168,7 @@ def pipeline_lock_alive(engine: Engine, name: str = PIPELINE_LOCK) -> bool:
     if info is None:
         return False
     if lock.holder_file is not None:
-        return lock.holder_file.held_elsewhere()
+        return lock.holder_file.is_held()
     return not info.expired
 
 
