@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select, update
 
+from config import AbmConfig
 from config.matching import MatchingConfig
 from store.runs import StageReport, create_run, finish_run, record_stage
 from store.schema import Account, AccountLink, Activity, Match, Person, Run
 from store.types import utcnow
 from store.upsert import upsert
 from worker.match_stage import last_activity_by_account, last_match_start, load_accounts, run_match_stage
+from worker.pipeline import RunContext
+from worker.stages import match_stage as match_stage_of_a_run
+from worker.triggers import RunOptions
 
 SF_ACME = "001000000000001AAA"
 SF_GLOBEX = "001000000000002AAA"
@@ -236,6 +241,40 @@ def test_matching_in_chunks_writes_what_one_pass_writes(engine: Engine, monkeypa
     assert (chunked.people, chunked.by_decision, chunked.changed_people) == (
         whole.people, whole.by_decision, whole.changed_people)
     assert got[ids["003000000000001AAA"]] == (ids[SF_GLOBEX], "crm", "crm")
+
+
+def test_a_stop_request_ends_the_matching_after_a_chunk_with_what_it_matched_kept(engine: Engine,
+                                                                                 monkeypatch) -> None:
+    import worker.match_stage as match_stage
+
+    _seed(engine)
+    monkeypatch.setattr(match_stage, "MATCH_CHUNK", 2)  # five people: three chunks
+    stop = threading.Event()
+    stop.set()  # as SIGTERM would, while the first chunk is matched
+    stopped = run_match_stage(engine, MatchingConfig(), stop=stop)
+    assert stopped.stopped and stopped.people == 2
+    assert len(_matches(engine)) == 2  # the first chunk, committed
+    with engine.connect() as conn:
+        assert conn.execute(select(AccountLink.account_id)).all() == []  # the links wait for a stage that ends
+    done = run_match_stage(engine, MatchingConfig(), stop=threading.Event())
+    assert not done.stopped and done.people == 5 and len(_matches(engine)) == 5 and done.links == 1
+
+
+def test_a_match_stage_stopped_part_way_is_recorded_cancelled_and_not_counted_as_done(engine: Engine,
+                                                                                       monkeypatch) -> None:
+    import worker.match_stage as match_stage
+
+    _seed(engine)
+    monkeypatch.setattr(match_stage, "MATCH_CHUNK", 2)
+    run_id = create_run(engine, "full", "cli", state="running")
+    stop = threading.Event()
+    stop.set()
+    report = match_stage_of_a_run(RunContext(engine, AbmConfig(), run_id, RunOptions(full=True), stop))
+    assert report.state == "cancelled" and report.counts["matched"] >= 1 and "stop requested" in report.detail["reason"]
+    record_stage(engine, run_id, report)
+    finish_run(engine, run_id, "cancelled")
+    with engine.connect() as conn:
+        assert last_match_start(conn) is None  # the next run does not take it for a finished one
 
 
 def test_the_last_activity_of_each_live_account_counts_its_own_live_touches(engine: Engine) -> None:

@@ -119,11 +119,20 @@ def match_stage(ctx: RunContext) -> StageReport:
     reading = ctx.read_ahead.pop("match", None)
     try:
         ahead = reading.result() if reading is not None else None
-        outcome = run_match_stage(ctx.engine, ctx.config.matching, incremental=not ctx.options.full, ahead=ahead)
+        outcome = run_match_stage(ctx.engine, ctx.config.matching, incremental=not ctx.options.full, ahead=ahead,
+                                  stop=ctx.stop)
     except BaseException:
         if prefetch is not None:
             prefetch.close()
         raise
+    if outcome.stopped:
+        if prefetch is not None:
+            prefetch.close()
+        return StageReport("match", state="cancelled", counts={"matched": outcome.matched,
+                                                               "upserted": len(outcome.changed_people)},
+                           detail={"reason": "stop requested: the people matched so far were committed; the next "
+                                             "run's match stage works from the last one that finished",
+                                   "people": outcome.people})
     if prefetch is not None:
         ctx.shared["score_prefetch"] = prefetch
     ctx.shared["match_left_accounts"] = outcome.left_accounts | outcome.relinked_accounts
