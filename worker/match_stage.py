@@ -89,7 +89,7 @@ class MatchOutcome:
     features_read: int = 0  # accounts whose matching features were read anew (not kept from an earlier run)
     read_ahead: bool = False  # the accounts and contacts read while the pulls ran were taken
     # A stop request ended the matching between two chunks: the chunks matched are committed, the links were not
-    # refreshed, and the next run's match stage rematches everyone again (this stage did not succeed).
+    # refreshed, and the next run's match stage works from the last one that succeeded (this one did not).
     stopped: bool = False
     # Every live account as the stage read them (None: not read), for the score stage after it: nothing in
     # between writes accounts, and reading them again cost the L org's increment 1.9 s.

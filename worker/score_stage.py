@@ -352,7 +352,7 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
     started = time.perf_counter()
     resolve_touch_refs(engine)  # what the pulls left: read by id rather than by key from now on
     phases["resolve"] = time.perf_counter() - started
-    with engine.connect() as conn, cyclic_gc_paused():  # committed in two steps (see above); a failure rolls back
+    with engine.connect() as conn, cyclic_gc_paused():  # committed in two steps (see above); the rest rolls back
         stored = _stored(conn, config) if incremental is not None else None
         prefetched = _prefetched(conn, prefetch, incremental.since, outcome) if incremental is not None else None
         touched = None
