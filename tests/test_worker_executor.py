@@ -75,7 +75,7 @@ def test_a_run_whose_worker_died_does_not_refuse_the_next_trigger(engine: Engine
 
 def test_a_busy_worker_whose_lease_ran_out_keeps_its_run(engine: Engine) -> None:
     """A stage's long write transaction on SQLite keeps the heartbeat from renewing the lease: a trigger then must
-    not take the live worker's run for a dead one's (it did, and the run's own end then failed to be recorded).
+    not take the live worker's run for a dead one's (closed as failed, the run's own end could not be recorded).
     On PostgreSQL, where nothing delays a heartbeat, a lease that ran out does mean a dead worker."""
     run_id = request_run(engine, RunOptions(), "api")
     lock = LeaseLock(engine, holder="busy", lease=timedelta(seconds=30))

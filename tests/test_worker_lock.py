@@ -84,15 +84,16 @@ def test_a_killed_holders_lock_is_taken_over(engine: Engine, database_url: str) 
     """A worker killed outright releases nothing: its row stays. On a SQLite file the kernel drops its holder
     file with the process, so the lock is free at once; on PostgreSQL, once the lease has run out."""
     survivor = LeaseLock(engine, holder="survivor")
-    with held_by_another_process(database_url, "killed", run_id=3, lease_seconds=2) as victim:
+    sqlite = engine.dialect.name == "sqlite"
+    with held_by_another_process(database_url, "killed", run_id=3, lease_seconds=300 if sqlite else 3) as victim:
         assert not survivor.acquire() and pipeline_lock_alive(engine)
         kill(victim)
-        if engine.dialect.name == "sqlite":
+        if sqlite:
             assert not survivor.info().expired  # the row still says "until" ...
             assert not pipeline_lock_alive(engine)  # ... but nobody holds the file
             assert survivor.acquire()
         else:
-            assert survivor.wait_acquire(timeout=10, poll=0.2)
+            assert survivor.wait_acquire(timeout=30, poll=0.2)
     info = survivor.info()
     assert info.holder == "survivor" and info.run_id is None
     survivor.release()
