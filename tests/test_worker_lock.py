@@ -85,7 +85,7 @@ def test_a_killed_holders_lock_is_taken_over(engine: Engine, database_url: str) 
     file with the process, so the lock is free at once; on PostgreSQL, once the lease has run out."""
     survivor = LeaseLock(engine, holder="survivor")
     sqlite = engine.dialect.name == "sqlite"
-    with held_by_another_process(database_url, "killed", run_id=3, lease_seconds=300 if sqlite else 3) as victim:
+    with held_by_another_process(database_url, "killed", run_id=3, lease_seconds=300 if sqlite else 10) as victim:
         assert not survivor.acquire() and pipeline_lock_alive(engine)
         kill(victim)
         if sqlite:
@@ -93,7 +93,7 @@ def test_a_killed_holders_lock_is_taken_over(engine: Engine, database_url: str) 
             assert not pipeline_lock_alive(engine)  # ... but nobody holds the file
             assert survivor.acquire()
         else:
-            assert survivor.wait_acquire(timeout=30, poll=0.2)
+            assert survivor.wait_acquire(timeout=60, poll=0.2)
     info = survivor.info()
     assert info.holder == "survivor" and info.run_id is None
     survivor.release()
