@@ -103,7 +103,9 @@ class HolderFile:
         """Hold the file if no other holder does; True when this object holds it (now or already)."""
         if self._fd is not None:
             return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        # read-only and readable by all: a flock needs no more, and a file left by another user (an admin's
+        # `abm run` as root beside the service's user) must not lock everyone else out
+        fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
         deadline = time.monotonic() + _TAKE_RETRY_SECONDS
         while True:
             try:
