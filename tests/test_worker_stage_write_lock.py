@@ -50,6 +50,19 @@ def write_lock_free(path: Path) -> bool:
     return True
 
 
+def probe_before_each_call(monkeypatch, module: object, name: str, path: Path) -> list[bool]:
+    """Replace ``module.name`` by itself preceded by :func:`write_lock_free`; the answers, one per call."""
+    real = getattr(module, name)
+    answers: list[bool] = []
+
+    def probing(*args, **kwargs):
+        answers.append(write_lock_free(path))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, probing)
+    return answers
+
+
 def test_the_match_stage_holds_the_write_lock_only_while_it_writes(sqlite_store, monkeypatch) -> None:
     engine, path = sqlite_store
     with engine.connect() as conn:
@@ -57,14 +70,7 @@ def test_the_match_stage_holds_the_write_lock_only_while_it_writes(sqlite_store,
         people = sorted(conn.execute(select(match_stage.Person.id)).scalars())
     match_stage.run_match_stage(engine, MatchingConfig())  # the features and copies kept by a first run
     monkeypatch.setattr(match_stage, "MATCH_CHUNK", 2)  # 5 people: 3 chunks, the first two written before the last
-    real = match_stage.match_in_processes
-    free_while_matching: list[bool] = []
-
-    def probing(*args, **kwargs):
-        free_while_matching.append(write_lock_free(path))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(match_stage, "match_in_processes", probing)
+    free_while_matching = probe_before_each_call(monkeypatch, match_stage, "match_in_processes", path)
     with engine.begin() as conn:  # every match changes, so every chunk writes
         conn.execute(match_stage.Match.__table__.delete())
     outcome = match_stage.run_match_stage(engine, MatchingConfig())
@@ -77,14 +83,7 @@ def test_the_score_stage_commits_its_kept_copies_before_the_models_train(sqlite_
     engine, path = sqlite_store
     seed_touches(engine)
     match_stage.run_match_stage(engine, MatchingConfig())
-    real = score_stage._models
-    free_before_training: list[bool] = []
-
-    def probing(*args, **kwargs):
-        free_before_training.append(write_lock_free(path))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(score_stage, "_models", probing)
+    free_before_training = probe_before_each_call(monkeypatch, score_stage, "_models", path)
     with engine.connect() as conn:
         copies_before = conn.execute(select(func.count()).select_from(KeptCopy)).scalar_one()
     score_stage.run_score_stage(engine, ScoringConfig(), NOW)
