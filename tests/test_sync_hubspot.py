@@ -555,4 +555,3 @@ def test_abm_sync_command(hs: SandboxHandle, tmp_path: Path, monkeypatch: pytest
         runs = conn.execute(text("SELECT kind, state FROM runs ORDER BY id")).all()
     engine.dispose()
     assert [tuple(r) for r in runs] == [("full", "succeeded"), ("incremental", "succeeded")]
-

@@ -65,8 +65,8 @@ def probe_before_each_call(monkeypatch, module: object, name: str, path: Path) -
 
 def test_the_match_stage_holds_the_write_lock_only_while_it_writes(sqlite_store, monkeypatch) -> None:
     engine, path = sqlite_store
+    seed_people(engine)
     with engine.connect() as conn:
-        seed_people(engine)
         people = sorted(conn.execute(select(match_stage.Person.id)).scalars())
     match_stage.run_match_stage(engine, MatchingConfig())  # the features and copies kept by a first run
     monkeypatch.setattr(match_stage, "MATCH_CHUNK", 2)  # 5 people: 3 chunks, the first two written before the last
