@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, islice
 from typing import Any
@@ -66,10 +67,17 @@ def sf(handle: SandboxHandle) -> Salesforce:
 FAST_RETRY = RetrySettings(attempts=5, initial_seconds=0.001, max_seconds=0.01)
 
 
-def fast_writer(sf: Salesforce, **options: Any) -> SalesforceWriter:
-    """A writer whose retry waits are milliseconds, so fault tests stay fast."""
+def fast_writer(handle: SandboxHandle, sf: Salesforce, **options: Any) -> SalesforceWriter:
+    """A writer whose retry and job waits are milliseconds, so fault tests stay fast. After each wait the sandbox
+    finishes the Bulk job it is processing, if any: it processes a closed job on a thread of its own, which a
+    busy machine can leave behind 50 ms, and the tests count the status checks a job done in time needs."""
     options.setdefault("max_rate_limit_wait_s", 60.0)
-    return SalesforceWriter(sf, CATALOGUE, bulk_poll_seconds=0.05, retry=FAST_RETRY, **options)
+
+    def wait(seconds: float) -> None:
+        time.sleep(seconds)
+        handle.sandbox.salesforce.jobs.wait_processed(timeout_s=30)
+
+    return SalesforceWriter(sf, CATALOGUE, bulk_poll_seconds=0.05, retry=FAST_RETRY, sleep=wait, **options)
 
 
 def assert_crm_equals_store(sf: Salesforce, engine: Engine, obj: str, crm_ids: list[str]) -> None:
@@ -96,7 +104,7 @@ def test_writes_every_scored_record_then_nothing_then_only_changes(
     handle: SandboxHandle, sf: Salesforce, engine: Engine
 ) -> None:
     seeded = seed_salesforce(handle, engine, n_accounts=1000, n_leads=450, n_contacts=250)
-    first = run(engine, fast_writer(sf))
+    first = run(engine, fast_writer(handle, sf))
     objects = by_object(first)
     assert {o: (r.records, r.written, r.failed) for o, r in objects.items()} == {
         "Account": (1000, 1000, 0), "Lead": (450, 450, 0), "Contact": (250, 250, 0)}
@@ -107,7 +115,7 @@ def test_writes_every_scored_record_then_nothing_then_only_changes(
         assert_crm_equals_store(sf, engine, obj, ids)
 
     handle.request_log.clear()
-    second = run(engine, fast_writer(sf))
+    second = run(engine, fast_writer(handle, sf))
     assert write_requests(handle) == [] and second.api_calls == {"salesforce": 0}
     assert second.total("changed") == 0
 
@@ -116,7 +124,7 @@ def test_writes_every_scored_record_then_nothing_then_only_changes(
     bump_engagement(engine, "account", account_store_ids[:10], by=5.0)
     bump_engagement(engine, "account", account_store_ids[10:20], by=0.4)
     handle.request_log.clear()
-    third = run(engine, fast_writer(sf))
+    third = run(engine, fast_writer(handle, sf))
     assert by_object(third)["Account"].written == 10
     assert handle.request_log.count("PATCH", COLLECTIONS) == math.ceil(10 / 200)
     sample = by_object(third)["Account"].samples[0]
@@ -126,7 +134,7 @@ def test_writes_every_scored_record_then_nothing_then_only_changes(
 
 def test_grade_always_rewritten_small_moves_are_not(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
     seeded = seed_salesforce(handle, engine, n_accounts=30)
-    run(engine, fast_writer(sf))
+    run(engine, fast_writer(handle, sf))
     ids = list(seeded.accounts.values())
     with engine.begin() as conn:
         current = dict(conn.execute(select(Account.id, Account.crm_id)).all())
@@ -134,7 +142,7 @@ def test_grade_always_rewritten_small_moves_are_not(handle: SandboxHandle, sf: S
     change_scores(engine, "account", ids[3:6], grade=1)
     bump_engagement(engine, "account", ids[6:12], by=0.3)
     handle.request_log.clear()
-    report = run(engine, fast_writer(sf))
+    report = run(engine, fast_writer(handle, sf))
     changed_grades = {crm_id for s in by_object(report)["Account"].samples for crm_id in [s.crm_id]}
     assert by_object(report)["Account"].changed <= 6 and changed_grades <= {current[i] for i in ids[:6]}
     assert_crm_equals_store(sf, engine, "Account", [current[i] for i in ids[:6]])
@@ -149,16 +157,16 @@ def test_force_rewrites_everything_and_dry_run_writes_nothing(
     assert by_object(preview)["Account"].changed == 50 and by_object(preview)["Account"].written == 0
     sample = by_object(preview)["Account"].samples[0]
     assert sample.changes["ABM_Grade__c"][0] == "(unset)"
-    run(engine, fast_writer(sf))
+    run(engine, fast_writer(handle, sf))
     handle.request_log.clear()
-    forced = run(engine, fast_writer(sf), force=True)
+    forced = run(engine, fast_writer(handle, sf), force=True)
     assert by_object(forced)["Account"].written == 50 and by_object(forced)["Lead"].written == 10
     assert handle.request_log.count("PATCH", COLLECTIONS) == 2
 
 
 def test_matched_account_fields_on_people(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
     seeded = seed_salesforce(handle, engine, n_accounts=5, n_leads=9)
-    run(engine, fast_writer(sf))
+    run(engine, fast_writer(handle, sf))
     rows = sf.query_all("SELECT Id, ABM_Matched_Account__c, ABM_Match_Confidence__c, ABM_Match_Reason__c FROM Lead "
                         "WHERE Id IN (" + ", ".join(f"'{i}'" for i in seeded.person_ids("Lead")) + ")")["records"]
     matched = [r for r in rows if r["ABM_Matched_Account__c"]]
@@ -172,7 +180,7 @@ def test_bulk_job_above_threshold_with_record_failures(handle: SandboxHandle, sf
     seeded = seed_salesforce(handle, engine, n_accounts=300)
     ids = list(seeded.accounts)
     handle.faults.reject_writes(ids[:2], message="Region is required for key accounts")
-    report = run(engine, fast_writer(sf, bulk_threshold=100))
+    report = run(engine, fast_writer(handle, sf, bulk_threshold=100))
     account = by_object(report)["Account"]
     assert (account.mode, account.written, account.failed) == ("bulk", 298, 2)
     assert handle.request_log.count("PATCH", COLLECTIONS) == 0
@@ -225,7 +233,7 @@ def test_changes_beyond_one_upload_go_in_as_many_jobs_one_after_another(
     seeded = seed_salesforce(handle, engine, n_accounts=300)
     limit = 12_000
     handle.sandbox.salesforce.jobs.max_upload_bytes = limit
-    report = run(engine, fast_writer(sf, bulk_threshold=100, bulk_max_upload_bytes=limit))
+    report = run(engine, fast_writer(handle, sf, bulk_threshold=100, bulk_max_upload_bytes=limit))
     account = by_object(report)["Account"]
     assert (account.mode, account.written, account.failed) == ("bulk", 300, 0)
     uploads = handle.request_log.entries(method="PUT", path=r"/jobs/ingest/[^/]+/batches$")
@@ -241,7 +249,7 @@ def test_an_upload_over_the_limit_is_refused_by_the_sandbox(handle: SandboxHandl
     """The emulator holds Salesforce's limit, so a writer that ignored it would fail the test above."""
     seed_salesforce(handle, engine, n_accounts=300)
     handle.sandbox.salesforce.jobs.max_upload_bytes = 12_000
-    report = run(engine, fast_writer(sf, bulk_threshold=100))
+    report = run(engine, fast_writer(handle, sf, bulk_threshold=100))
     account = by_object(report)["Account"]
     assert account.written == 0 and "Exceeded max size limit of 12000" in (account.stopped or "")
 
@@ -249,7 +257,7 @@ def test_an_upload_over_the_limit_is_refused_by_the_sandbox(handle: SandboxHandl
 def test_bulk_job_step_failing_once_is_retried_alone(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
     seeded = seed_salesforce(handle, engine, n_accounts=150)
     handle.faults.fail(503, method="GET", path=r"/jobs/ingest/[^/]+$", times=1)  # the status check
-    report = run(engine, fast_writer(sf, bulk_threshold=100))
+    report = run(engine, fast_writer(handle, sf, bulk_threshold=100))
     assert by_object(report)["Account"].written == 150
     assert handle.request_log.count("PUT", r"/batches$") == 1  # not uploaded again
     assert report.api_calls == {"salesforce": 5}  # the clean floor of 4, plus the retried check
@@ -261,7 +269,7 @@ def test_bulk_job_whose_close_answer_is_lost_runs_once(handle: SandboxHandle, sf
     out): the retried close finds the job closed, and the writer waits for it instead of failing."""
     seeded = seed_salesforce(handle, engine, n_accounts=150)
     handle.faults.lose_answer(method="PATCH", path=r"/jobs/ingest/[^/]+$", times=1)
-    report = run(engine, fast_writer(sf, bulk_threshold=100))
+    report = run(engine, fast_writer(handle, sf, bulk_threshold=100))
     account = by_object(report)["Account"]
     assert (account.mode, account.written, account.failed) == ("bulk", 150, 0)
     assert handle.request_log.count("POST", r"/jobs/ingest$") == 1
@@ -278,7 +286,7 @@ def test_account_and_contact_jobs_run_one_after_another_lead_jobs_beside(
     job goes as soon as they are diffed, here while the Account job's close is still being answered."""
     seeded = seed_salesforce(handle, engine, n_accounts=150, n_leads=120, n_contacts=110)
     handle.faults.delay(0.5, method="PATCH", path=r"/jobs/ingest/[^/]+$", times=None)  # every job's close
-    report = run(engine, fast_writer(sf, bulk_threshold=100))
+    report = run(engine, fast_writer(handle, sf, bulk_threshold=100))
     assert {o: (r.mode, r.written, r.failed) for o, r in by_object(report).items()} == {
         "Account": ("bulk", 150, 0), "Lead": ("bulk", 120, 0), "Contact": ("bulk", 110, 0)}
     jobs = {job.object: job.id for job in handle.sandbox.salesforce.jobs.list(is_query=False)}
@@ -373,7 +381,7 @@ def test_partial_failures_deleted_record_and_field_security_are_retried_later(
                                 error_code="INVALID_FIELD_FOR_INSERT_UPDATE")
     sf.Account.delete(deleted)  # deleted in the CRM after scoring, before writing
     handle.request_log.clear()
-    first = run(engine, fast_writer(sf), now=later(0))
+    first = run(engine, fast_writer(handle, sf), now=later(0))
     account = by_object(first)["Account"]
     assert (account.written, account.failed) == (395, 5)
     assert handle.request_log.count("PATCH", COLLECTIONS) == 2  # failures do not block the rest
@@ -388,13 +396,13 @@ def test_partial_failures_deleted_record_and_field_security_are_retried_later(
 
     # before their retry time, failed records wait; nothing else needs writing
     handle.request_log.clear()
-    waiting = run(engine, fast_writer(sf), now=later(0.1))
+    waiting = run(engine, fast_writer(handle, sf), now=later(0.1))
     assert by_object(waiting)["Account"].deferred == 5 and write_requests(handle) == []
 
     # the admin fixes the rule and the field security; the next run after the wait retries only those
     handle.faults.clear()
     handle.request_log.clear()
-    retry = run(engine, fast_writer(sf), now=later(1))
+    retry = run(engine, fast_writer(handle, sf), now=later(1))
     account = by_object(retry)["Account"]
     assert (account.changed, account.written, account.failed) == (5, 4, 1)
     assert handle.request_log.count("PATCH", COLLECTIONS) == 1
@@ -408,7 +416,7 @@ def test_partial_failures_deleted_record_and_field_security_are_retried_later(
     with engine.begin() as conn:
         conn.execute(update(Account).where(Account.crm_id == deleted).values(is_deleted=True))
     handle.request_log.clear()
-    assert by_object(run(engine, fast_writer(sf), now=later(48)))["Account"].changed == 0
+    assert by_object(run(engine, fast_writer(handle, sf), now=later(48)))["Account"].changed == 0
     assert write_requests(handle) == []
 
 
@@ -417,7 +425,7 @@ def test_whole_batch_refused_is_split_to_isolate_records(handle: SandboxHandle, 
     seeded = seed_salesforce(handle, engine, n_accounts=200)
     handle.faults.fail(400, method="PATCH", path=COLLECTIONS, times=1,
                        body=[{"errorCode": "JSON_PARSER_ERROR", "message": "Cannot deserialize instance of double"}])
-    report = run(engine, fast_writer(sf))
+    report = run(engine, fast_writer(handle, sf))
     assert by_object(report)["Account"].written == 200
     assert handle.request_log.count("PATCH", COLLECTIONS) == 3  # the refused 200, then two halves of 100
     assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
@@ -429,7 +437,7 @@ def test_a_single_record_refused_as_a_whole_is_recorded_with_the_message(
     seeded = seed_salesforce(handle, engine, n_accounts=4)
     body = [{"errorCode": "JSON_PARSER_ERROR", "message": "Cannot deserialize instance of double"}]
     handle.faults.fail(400, method="PATCH", path=COLLECTIONS, times=3, body=body)  # 4, then 2 + 2, then 1
-    report = run(engine, fast_writer(sf))
+    report = run(engine, fast_writer(handle, sf))
     account = by_object(report)["Account"]
     assert (account.written, account.failed) == (3, 1)
     assert account.failures[0].code == "JSON_PARSER_ERROR" and "deserialize" in account.failures[0].message
@@ -439,7 +447,7 @@ def test_a_single_record_refused_as_a_whole_is_recorded_with_the_message(
 def test_rate_limit_storm_is_waited_out_not_failed(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
     seeded = seed_salesforce(handle, engine, n_accounts=600)
     handle.faults.fail(429, method="PATCH", path=COLLECTIONS, times=12)
-    writer = fast_writer(sf)
+    writer = fast_writer(handle, sf)
     report = run(engine, writer)
     account = by_object(report)["Account"]
     assert (account.written, account.failed, account.stopped) == (600, 0, None)
@@ -451,7 +459,7 @@ def test_rate_limit_storm_is_waited_out_not_failed(handle: SandboxHandle, sf: Sa
 def test_endless_rate_limiting_stops_the_run_cleanly(handle: SandboxHandle, sf: Salesforce, engine: Engine) -> None:
     seeded = seed_salesforce(handle, engine, n_accounts=300, n_leads=5, n_contacts=5)
     handle.faults.fail(429, method="PATCH", path=COLLECTIONS, times=None)
-    report = run(engine, fast_writer(sf, max_rate_limit_wait_s=0.05))
+    report = run(engine, fast_writer(handle, sf, max_rate_limit_wait_s=0.05))
     objects = by_object(report)
     assert "rate limited" in (objects["Account"].stopped or "")
     assert objects["Contact"].stopped and objects["Contact"].stopped.startswith("not attempted")
@@ -461,7 +469,7 @@ def test_endless_rate_limiting_stops_the_run_cleanly(handle: SandboxHandle, sf: 
     with engine.connect() as conn:
         assert conn.execute(select(WritebackError)).first() is None  # waiting is not a record failure
     handle.faults.clear()
-    after = run(engine, fast_writer(sf))
+    after = run(engine, fast_writer(handle, sf))
     assert [by_object(after)[obj].written for obj in ("Account", "Lead", "Contact")] == [300, 5, 5]
     assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
 
@@ -471,10 +479,10 @@ def test_spent_daily_budget_ends_the_run_and_the_next_one_resumes(
 ) -> None:
     seeded = seed_salesforce(handle, engine, n_accounts=10)
     handle.exhaust_daily_limit()
-    report = run(engine, fast_writer(sf))
+    report = run(engine, fast_writer(handle, sf))
     assert "daily API budget" in (by_object(report)["Account"].stopped or "")
     handle.limits.reset()
-    assert by_object(run(engine, fast_writer(sf)))["Account"].written == 10
+    assert by_object(run(engine, fast_writer(handle, sf)))["Account"].written == 10
     assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
 
 
@@ -491,14 +499,14 @@ def test_connection_lost_halfway_then_next_run_writes_only_the_rest(
                 handle.faults.drop(method="PATCH", path=COLLECTIONS, times=None)
 
     sf.session.hooks["response"].append(cut_after_two_batches)
-    report = run(engine, fast_writer(sf))
+    report = run(engine, fast_writer(handle, sf))
     sf.session.hooks["response"].remove(cut_after_two_batches)
     account = by_object(report)["Account"]
     assert account.written == 400 and account.failed == 0 and "kept failing" in (account.stopped or "")
 
     handle.faults.clear()
     handle.request_log.clear()
-    resumed = run(engine, fast_writer(sf))
+    resumed = run(engine, fast_writer(handle, sf))
     assert by_object(resumed)["Account"].written == 600
     assert handle.request_log.count("PATCH", COLLECTIONS) == math.ceil(600 / 200)
     assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
@@ -509,7 +517,7 @@ def test_untrusted_certificate_stops_at_once_without_retries(handle: SandboxHand
     untrusted = requests.Session()
     untrusted.trust_env = False  # the system's trust store: the sandbox CA is not in it
     sf = Salesforce(instance_url=handle.base_url, session_id=handle.salesforce_session(), session=untrusted)
-    report = run(engine, fast_writer(sf))
+    report = run(engine, fast_writer(handle, sf))
     assert "TLS verification failed" in (by_object(report)["Account"].stopped or "")
     assert handle.request_log.count("PATCH", COLLECTIONS) == 0
 
@@ -520,7 +528,7 @@ def test_guard_refuses_fields_outside_the_catalogue_before_any_request(
 ) -> None:
     seeded = seed_salesforce(handle, engine, n_accounts=1)
     crm_id = next(iter(seeded.accounts))
-    writer = fast_writer(sf)
+    writer = fast_writer(handle, sf)
     for values in ({"Name": "Hijacked"}, {"ABM_Grade__c": "4", "OwnerId": "005000000000001AAA"},
                    {"ABM_Match_Reason__c": "contacts only"}):
         with pytest.raises(FieldNotInCatalogue):
