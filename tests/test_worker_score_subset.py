@@ -63,10 +63,13 @@ def read_alone_whatever_the_share(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(score_stage, "SUBSET_MAX_SHARE", 1.0)
 
 
-@pytest.fixture(params=["by index", "by scan"])
+# Both ways the subset finds touches: IN lists over the indexes, or one scan of the table (SCAN_SHARE).
+TOUCH_READS = {"by index": 1.0, "by scan": 0.0}
+
+
+@pytest.fixture(params=list(TOUCH_READS))
 def touch_reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both ways the subset finds touches: IN lists over the indexes, or one scan of the table."""
-    monkeypatch.setattr(score_subset, "SCAN_SHARE", 1.0 if request.param == "by index" else 0.0)
+    monkeypatch.setattr(score_subset, "SCAN_SHARE", TOUCH_READS[request.param])
     return request.param
 
 
@@ -104,15 +107,19 @@ def test_models_trained_side_by_side_are_the_models_trained_in_turn(engine: Engi
     assert scores_side_by_side == scores_in_turn
 
 
-@pytest.mark.usefixtures("touch_reads")
-@pytest.mark.parametrize("share", [1.0, 0.0], ids=["dirty entities read alone", "everyone read"])
+@pytest.mark.parametrize(("share", "touches_read"), [(1.0, "by index"), (1.0, "by scan"), (0.0, None)],
+                         ids=["dirty entities read alone by index", "dirty entities read alone by scan",
+                              "everyone read"])
 def test_the_dirty_entities_score_as_a_full_scoring_would_with_models_trained(
-        engine: Engine, monkeypatch: pytest.MonkeyPatch, share: float) -> None:
+        engine: Engine, monkeypatch: pytest.MonkeyPatch, share: float, touches_read: str | None) -> None:
     """New touches at a few accounts and an account's own record edited: the incremental run reads
     only what they need and saves, for each dirty account and person, what a scoring of everyone at
     the same moment saves (fit, predictive probabilities and grades included). So does an incremental
-    run that reads everyone (too many touched) and predicts for the dirty entities only."""
+    run that reads everyone (too many touched) and predicts for the dirty entities only (it reads no
+    touches by subset, so it has no second way to read them)."""
     monkeypatch.setattr(score_stage, "SUBSET_MAX_SHARE", share)
+    if touches_read is not None:
+        monkeypatch.setattr(score_subset, "SCAN_SHARE", TOUCH_READS[touches_read])
     config = ScoringConfig()
     _seed_history(engine)
     run_match_stage(engine, MatchingConfig())
