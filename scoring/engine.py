@@ -74,8 +74,11 @@ def _sum_by(index: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
 
 def _time_order(key: np.ndarray, account: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(permutation sorting ``key``, sorted ``key``). Equal keys (the same person, type and second)
-    are ordered by account, so which of them a cap keeps never depends on which other touches
-    were loaded (an incremental rescore loads a subset). Unstable sort: three times faster."""
+    are ordered by account, then as they came, so which of them a cap keeps never depends on which
+    other touches were loaded (an incremental rescore loads a subset, a large scoring splits them in
+    halves): nor, among touches alike in all that, where the kept one sits, so that its entity's sums
+    add the same numbers in the same order, to the last bit. Unstable sort: three times faster; only
+    the tied touches are sorted again."""
     order = np.argsort(key)
     sorted_key = key[order]
     tie = sorted_key[1:] == sorted_key[:-1]
@@ -84,8 +87,8 @@ def _time_order(key: np.ndarray, account: np.ndarray) -> tuple[np.ndarray, np.nd
         in_tie[1:] |= tie
         in_tie[:-1] |= tie
         at = np.flatnonzero(in_tie)
-        tied = order[at]
-        order[at] = tied[np.lexsort((account[tied], sorted_key[at]))]
+        tied = np.sort(order[at])  # as they came: lexsort is stable
+        order[at] = tied[np.lexsort((account[tied], key[tied]))]
     return order, sorted_key
 
 
