@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,43 +33,58 @@ def postgres_admin_url() -> str | None:
     return url
 
 
+Build = Callable[[Engine], None]
+
+
+def _build_key(build: Build | None) -> str:
+    return "migrated" if build is None else f"{build.__module__}.{build.__qualname__}"
+
+
 class _Templates:
-    """One database per backend migrated to head once per test process, copied for each test that asks
-    for ``engine``: a PostgreSQL ``CREATE DATABASE ... TEMPLATE`` takes about 0.1 s where creating and
-    migrating takes 0.45 s, and the suite does it some 300 times per backend."""
+    """Stores built once per backend and test process, copied for each test that asks for ``engine``: migrated to
+    head, then filled by the test's ``store_from`` mark's function if it has one. A PostgreSQL ``CREATE DATABASE
+    ... TEMPLATE`` takes about 0.1 s where creating and migrating takes 0.45 s, and the suite does it some 300
+    times per backend; a store seeded, matched and scored with trained models takes seconds more."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._sqlite: Path | None = None
-        self._postgres: str | None = None
+        self._sqlite: dict[str, Path] = {}
+        self._postgres: dict[str, str] = {}
 
-    def sqlite_file(self) -> Path:
-        if self._sqlite is None:
-            path = self.directory / "template.db"
+    def sqlite_file(self, build: Build | None) -> Path:
+        key = _build_key(build)
+        if key not in self._sqlite:
+            path = self.directory / f"template-{len(self._sqlite)}.db"
             eng = make_engine(f"sqlite:///{path}")
             migrate.upgrade(eng)
+            if build is not None:
+                build(eng)
             eng.dispose()  # the last connection closed: the WAL is checkpointed into the file
-            self._sqlite = path
-        return self._sqlite
+            self._sqlite[key] = path
+        return self._sqlite[key]
 
-    def postgres_name(self, admin: Engine, admin_url: str) -> str:
-        if self._postgres is None:
+    def postgres_name(self, admin: Engine, admin_url: str, build: Build | None) -> str:
+        key = _build_key(build)
+        if key not in self._postgres:
             name = f"abm_tmpl_{uuid.uuid4().hex[:12]}"
             with admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
+            self._postgres[key] = name  # dropped at the end even if the build fails
             eng = make_engine(make_url(admin_url).set(database=name).render_as_string(hide_password=False))
             migrate.upgrade(eng)
+            if build is not None:
+                build(eng)
             eng.dispose()  # a template is copied only while no one is connected to it
-            self._postgres = name
-        return self._postgres
+        return self._postgres[key]
 
     def drop(self) -> None:
-        if self._postgres is None:
+        if not self._postgres:
             return
         admin = create_engine(make_url(postgres_admin_url()).set(drivername="postgresql+psycopg"),
                               isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self._postgres}" WITH (FORCE)'))
+            for name in self._postgres.values():
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
@@ -82,20 +97,22 @@ def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Templates]
 
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path, _templates: _Templates) -> Iterator[str]:
-    """A URL to a database of the requested backend (``backend`` param, default sqlite): empty, or
-    migrated to head when the test also asks for ``engine``."""
+    """A URL to a database of the requested backend (``backend`` param, default sqlite): empty, or, when the
+    test also asks for ``engine``, migrated to head and filled by its ``store_from`` mark's function."""
     backend = getattr(request, "param", "sqlite")
     migrated = "engine" in request.fixturenames
+    marker = request.node.get_closest_marker("store_from")
+    build = marker.kwargs["build"] if marker else None  # a keyword: a lone callable would be decorated
     if backend == "sqlite":
         path = tmp_path / "abm.db"
         if migrated:
-            shutil.copyfile(_templates.sqlite_file(), path)
+            shutil.copyfile(_templates.sqlite_file(build), path)
         yield f"sqlite:///{path}"
         return
     admin_url = postgres_admin_url()
     name = f"abm_t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(make_url(admin_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-    template = f' TEMPLATE "{_templates.postgres_name(admin, admin_url)}"' if migrated else ""
+    template = f' TEMPLATE "{_templates.postgres_name(admin, admin_url, build)}"' if migrated else ""
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"{template}'))
     try:
@@ -108,7 +125,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path, _templates: _Template
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    """An engine on an empty database migrated to head (a copy of the test process's migrated template)."""
+    """An engine on a database migrated to head, empty unless the test's ``store_from`` mark fills it (a copy
+    of the test process's template, see ``_Templates``)."""
     eng = make_engine(database_url)
     yield eng
     eng.dispose()

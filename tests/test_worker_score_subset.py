@@ -51,6 +51,17 @@ def _seed_history(engine: Engine) -> None:
         upsert(conn, Opportunity.__table__, _rows(opps, "deals"))
 
 
+def _seeded_and_matched(engine: Engine) -> None:
+    _seed_history(engine)
+    run_match_stage(engine, MatchingConfig())
+
+
+def _seeded_matched_and_scored_with_models_trained(engine: Engine) -> None:
+    _seeded_and_matched(engine)
+    trained = run_score_stage(engine, ScoringConfig(), AS_OF, retrain=True)
+    assert all(note.startswith("trained") for note in trained.models.values()), trained.models
+
+
 def _scores(engine: Engine) -> dict[tuple[str, int], tuple]:
     columns = [Score.__table__.c[c] for c in COMPARED]
     with engine.connect() as conn:
@@ -73,13 +84,12 @@ def touch_reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     return request.param
 
 
+@pytest.mark.store_from(build=_seeded_and_matched)
 def test_models_trained_side_by_side_are_the_models_trained_in_turn(engine: Engine,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A small org's two models train at once, the lead model's in a forked process: the stored versions, their
     figures and the scores saved with them are those of training one model after the other (a large org's way)."""
     config = ScoringConfig()
-    _seed_history(engine)
-    run_match_stage(engine, MatchingConfig())
 
     def stored() -> tuple[dict[str, tuple], dict[tuple[str, int], tuple]]:
         with engine.connect() as conn:
@@ -107,6 +117,7 @@ def test_models_trained_side_by_side_are_the_models_trained_in_turn(engine: Engi
     assert scores_side_by_side == scores_in_turn
 
 
+@pytest.mark.store_from(build=_seeded_matched_and_scored_with_models_trained)
 @pytest.mark.parametrize(("share", "touches_read"), [(1.0, "by index"), (1.0, "by scan"), (0.0, None)],
                          ids=["dirty entities read alone by index", "dirty entities read alone by scan",
                               "everyone read"])
@@ -121,10 +132,9 @@ def test_the_dirty_entities_score_as_a_full_scoring_would_with_models_trained(
     if touches_read is not None:
         monkeypatch.setattr(score_subset, "SCAN_SHARE", TOUCH_READS[touches_read])
     config = ScoringConfig()
-    _seed_history(engine)
-    run_match_stage(engine, MatchingConfig())
-    trained = run_score_stage(engine, config, AS_OF, retrain=True)
-    assert all(note.startswith("trained") for note in trained.models.values()), trained.models
+    with engine.connect() as conn:
+        assert set(conn.execute(select(PredictiveModel.target).where(PredictiveModel.is_active)).scalars()) == {
+            "account_won", "lead_converts"}
     since = utcnow()
     with engine.begin() as conn:
         contacts = conn.execute(select(Person.crm_id).where(Person.kind == "contact").order_by(Person.id)
