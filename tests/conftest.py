@@ -50,40 +50,44 @@ class _Templates:
         self.directory = directory
         self._sqlite: dict[str, Path] = {}
         self._postgres: dict[str, str] = {}
+        self._created: list[str] = []  # every PostgreSQL template, built or not: dropped at the end
 
     def sqlite_file(self, build: Build | None) -> Path:
         key = _build_key(build)
-        if key not in self._sqlite:
-            path = self.directory / f"template-{len(self._sqlite)}.db"
+        if key not in self._sqlite:  # a build that failed left its file aside: the next test builds afresh
+            path = self.directory / f"template-{uuid.uuid4().hex[:12]}.db"
             eng = make_engine(f"sqlite:///{path}")
             migrate.upgrade(eng)
             if build is not None:
                 build(eng)
-            eng.dispose()  # the last connection closed: the WAL is checkpointed into the file
+            with eng.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # all of it in the file copied
+            eng.dispose()
             self._sqlite[key] = path
         return self._sqlite[key]
 
     def postgres_name(self, admin: Engine, admin_url: str, build: Build | None) -> str:
         key = _build_key(build)
-        if key not in self._postgres:
+        if key not in self._postgres:  # as for SQLite: only a template whose build ended is copied
             name = f"abm_tmpl_{uuid.uuid4().hex[:12]}"
             with admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
-            self._postgres[key] = name  # dropped at the end even if the build fails
+            self._created.append(name)
             eng = make_engine(make_url(admin_url).set(database=name).render_as_string(hide_password=False))
             migrate.upgrade(eng)
             if build is not None:
                 build(eng)
             eng.dispose()  # a template is copied only while no one is connected to it
+            self._postgres[key] = name
         return self._postgres[key]
 
     def drop(self) -> None:
-        if not self._postgres:
+        if not self._created:
             return
         admin = create_engine(make_url(postgres_admin_url()).set(drivername="postgresql+psycopg"),
                               isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            for name in self._postgres.values():
+            for name in self._created:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
