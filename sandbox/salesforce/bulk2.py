@@ -247,9 +247,9 @@ class BulkJobs:
             raise SalesforceError(400, "INVALIDJOBSTATE", f"Job {job_id} is {job.state}, not Open")
         job.state = "UploadComplete"
         thread = threading.Thread(target=self._process_queued, args=(job,), name=f"bulk-ingest-{job.id}", daemon=True)
-        with self._lock:
+        with self._lock:  # started before anyone can see it: wait_processed joins every thread it sees
+            thread.start()
             self._processing.add(thread)
-        thread.start()
         return job
 
     def wait_processed(self, timeout_s: float | None = None) -> None:
