@@ -207,9 +207,9 @@ class ImportJobs:
                 self._failing -= 1
                 job.doomed = True
             self._imports[job.id] = job
+            accepted = job.to_json()  # as accepted, before its thread moves it on
+            thread.start()  # started before anyone can see it: wait_processed joins every thread it sees
             self._processing.add(thread)
-        accepted = job.to_json()
-        thread.start()
         return job, accepted
 
     def _mapping(self, mappings: list[Any]) -> tuple[HsObjectType, int, list[str | None]]:
