@@ -21,6 +21,7 @@ from worker.cli_serve import serve_command
 from worker.cli_sync import sync_command
 from worker.cli_writeback import writeback_command
 from worker.context import CliContext
+from worker.gc_pause import skip_collections_at_exit
 from worker.logs import configure_logging
 
 app = typer.Typer(
@@ -92,6 +93,7 @@ def root(
 
 
 def main() -> None:
+    skip_collections_at_exit()
     app()
 
 
