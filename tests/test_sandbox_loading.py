@@ -12,7 +12,7 @@ import pytest
 
 from sandbox.app import SCRATCH_FILE, Sandbox
 from sandbox.hubspot.portal import AUDIT_PROPERTIES
-from sandbox.hubspot.values import parse_timestamp
+from sandbox.hubspot.values import iso_ms, parse_timestamp
 from sandbox.hubspot.values import python_to_storage as hs_python_to_storage
 from sandbox.org_loader import LARGE_ORG_ROWS, is_large, load_hubspot, load_salesforce
 from sandbox.salesforce.loading import checked_id, converter
@@ -250,3 +250,11 @@ def test_a_failing_hubspot_worker_is_reported(tmp_path: Path) -> None:
     finally:
         sandbox.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sandbox"]
+
+
+@pytest.mark.parametrize(("ms", "text"), [
+    (1714558830123, "2024-05-01T10:20:30.123Z"), (1714521600000, "2024-05-01T00:00:00.000Z"),
+    (-1, "1969-12-31T23:59:59.999Z"), (0, "1970-01-01T00:00:00.000Z"),
+])
+def test_hubspot_timestamps_are_served_in_its_form_and_read_back(ms: int, text: str) -> None:
+    assert iso_ms(ms) == text and parse_timestamp(text) == ms
