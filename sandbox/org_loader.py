@@ -52,11 +52,12 @@ def planned_rows(size: str | OrgSize) -> int:
 def load_generated_org(
     org: SalesforceOrg, seed: int, size: str | OrgSize = "S", as_of: datetime | None = None,
     hubspot: HubSpotSurface | None = None, parallel: bool | None = None, work_dir: Path | None = None,
+    salesforce: bool = True,
 ) -> dict[str, int]:
-    """Generate the org for (``seed``, ``size``) and load it; returns rows loaded per object
-    (empty when the storage already holds an org). ``size`` is S, M, L or an :class:`OrgSize`
-    (tests use small custom orgs). With ``parallel`` (by default for orgs of
-    ``PARALLEL_ORG_ROWS`` records or more), HubSpot is seeded by a worker process meanwhile
+    """Generate the org for (``seed``, ``size``) and load it into ``org`` (unless not ``salesforce``) and
+    ``hubspot`` (if given); returns rows loaded per object (empty when the storage already holds an org).
+    ``size`` is S, M, L or an :class:`OrgSize` (tests use small custom orgs). With ``parallel`` (by default
+    for orgs of ``PARALLEL_ORG_ROWS`` records or more), HubSpot is seeded by a worker process meanwhile
     (``sandbox.parallel_seed``), its file in ``work_dir`` (the system's temporary directory by default)."""
     if isinstance(size, str):
         size = size.upper()
@@ -75,9 +76,10 @@ def load_generated_org(
     generated = seed_module.generate(seed=seed, size=size, as_of=as_of)
     if parallel is None:
         parallel = planned_rows(size) >= PARALLEL_ORG_ROWS
-    background = BackgroundHubSpotSeed(seed, size, as_of, work_dir) if hubspot is not None and parallel else None
+    background = (BackgroundHubSpotSeed(seed, size, as_of, work_dir)
+                  if hubspot is not None and parallel and salesforce else None)
     try:
-        counts = load_salesforce(org, generated)
+        counts = load_salesforce(org, generated) if salesforce else {}
     except BaseException:
         if background is not None:
             background.cancel()

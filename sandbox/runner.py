@@ -161,11 +161,18 @@ def run_sandbox(
     as_of: datetime | None = None,
     daily_api_requests: int | None = None,
     hubspot_requests_per_ten_seconds: int | None = None,
+    crms: tuple[str, ...] = ("salesforce", "hubspot"),
 ) -> Iterator[SandboxHandle]:
     """Serve a sandbox until the block exits. ``seed`` loads the generator's org of ``size``
-    (S, M or L) unless ``state_path`` already holds an org; ``directory`` keeps the TLS and
-    JWT files (a temporary directory by default), and a large org's scratch file when there is
-    no ``state_path`` (see ``org_loader.is_large``)."""
+    (S, M or L) unless ``state_path`` already holds an org, into the ``crms`` named (the others
+    start empty: a test of one CRM's connector need not wait for the other's); ``directory``
+    keeps the TLS and JWT files (a temporary directory by default), and a large org's scratch
+    file when there is no ``state_path`` (see ``org_loader.is_large``)."""
+    if set(crms) - {"salesforce", "hubspot"} or not crms:
+        raise ValueError(f"crms: salesforce, hubspot or both, not {crms!r}")
+    if state_path is not None and len(set(crms)) < 2:
+        raise ValueError("a sandbox kept in a state file is seeded in both CRMs (the file tells seeded from not by its "
+                         "Salesforce org)")
     with tempfile.TemporaryDirectory(prefix="abm-sandbox-") as tmp:
         workdir = directory or Path(tmp)
         tls = make_tls_files(workdir)
@@ -176,8 +183,9 @@ def run_sandbox(
         try:
             seeded: dict[str, int] = {}
             if seed is not None:
-                seeded = load_generated_org(sandbox.salesforce.org, seed, size, as_of, hubspot=sandbox.hubspot,
-                                            work_dir=workdir)
+                seeded = load_generated_org(sandbox.salesforce.org, seed, size, as_of,
+                                            hubspot=sandbox.hubspot if "hubspot" in crms else None,
+                                            work_dir=workdir, salesforce="salesforce" in crms)
             sock = _free_socket(port)
             bound_port = sock.getsockname()[1]
             config = uvicorn.Config(

@@ -258,3 +258,23 @@ def test_a_failing_hubspot_worker_is_reported(tmp_path: Path) -> None:
 ])
 def test_hubspot_timestamps_are_served_in_its_form_and_read_back(ms: int, text: str) -> None:
     assert iso_ms(ms) == text and parse_timestamp(text) == ms
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_a_sandbox_seeded_in_one_crm_leaves_the_other_empty(crm: str) -> None:
+    from sandbox.runner import run_sandbox
+
+    with run_sandbox(seed=4, size=SIZE, as_of=AS_OF, crms=(crm,)) as handle:
+        accounts = handle.sandbox.salesforce.org.storage.fetchone(
+            f'SELECT count(*) FROM "{handle.sandbox.salesforce.org.object("Account").table}"')[0]
+        portal = handle.hubspot_portal
+        companies = len(portal.page(portal.object_type("companies"), 0, 10**9, False)[0])
+    assert (accounts > 0, companies > 0) == (crm == "salesforce", crm == "hubspot")
+
+
+def test_a_sandbox_kept_in_a_file_is_seeded_in_both_crms(tmp_path: Path) -> None:
+    from sandbox.runner import run_sandbox
+
+    with pytest.raises(ValueError, match="seeded in both"), run_sandbox(seed=4, size=SIZE, crms=("hubspot",),
+                                                                         state_path=tmp_path / "state.db"):
+        pass

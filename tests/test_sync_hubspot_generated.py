@@ -67,7 +67,7 @@ def _change_a_little(handle: SandboxHandle) -> dict[str, int]:
 
 
 def _full_then_incremental(seed: int, size: str, engine: Engine, tmp_path) -> None:
-    with run_sandbox(seed=seed, size=size) as handle:
+    with run_sandbox(seed=seed, size=size, crms=("hubspot",)) as handle:
         handle.hubspot_limits.configure(per_ten_seconds=100_000, search_per_second=1_000)
         config = hubspot_config(handle, tmp_path)
         full_start = datetime.now(UTC)

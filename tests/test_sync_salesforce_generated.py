@@ -35,7 +35,7 @@ def _change_a_little(handle: SandboxHandle) -> None:
 
 
 def _full_then_incremental(seed: int, size: str, engine: Engine, tmp_path) -> None:
-    with run_sandbox(seed=seed, size=size) as handle:
+    with run_sandbox(seed=seed, size=size, crms=("salesforce",)) as handle:
         config = sf_config(handle, tmp_path)
         full_start = datetime.now(UTC)
         full = pull_salesforce(engine, config, full=True)
