@@ -35,8 +35,9 @@ def skip_collections_at_exit() -> None:
     pipeline (scikit-learn, SciPy, the CRM clients) they take 1.4-1.6 s, after the command's work is done and
     its output written, and whoever waits for the command waits them out: a shell script, a service manager, a
     test reading the command's output to its end (which the fork server, holding the same output open, delays
-    as long again). They would free nothing the end of the process does not: the objects' memory goes back to
-    the system with it, and files, sockets and database connections are closed by their own exit handlers
-    (logging's, SQLAlchemy's) or by the system. What exit handlers run after the freeze make is still collected.
+    as long again). They would free nothing the end of the process does not: memory, files and sockets go back
+    to the system with it, output is flushed by the interpreter and logging's exit handler, and an SQLite
+    database whose connection a cycle kept open is whole (what was committed is in its write-ahead log, which
+    the next connection reads). Exit handlers still run, and what they make after the freeze is collected.
     """
     atexit.register(gc.freeze)
