@@ -84,6 +84,7 @@ def touch_reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     return request.param
 
 
+@pytest.mark.slow
 @pytest.mark.backends("sqlite")
 @pytest.mark.store_from(build=_seeded_and_matched)
 def test_models_trained_side_by_side_are_the_models_trained_in_turn(engine: Engine,
