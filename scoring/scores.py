@@ -231,6 +231,12 @@ def rescore_incremental(
     catalogue = Catalogue.from_config(config)
     acc = resolve_accounts(acts, population.person_account)
     relevant = gather(dirty_accounts, acc, False) | gather(dirty_people, acts.person, False)
+    # A daily cap counts a person's touches of a type and day wherever they count: whoever touched a dirty account
+    # brings all their touches, or one the cap drops in a scoring of everyone (that person's earlier touch of the
+    # day was at another account) would count here.
+    makers = np.zeros(population.n_people, dtype=bool)
+    makers[acts.person[relevant & (acts.person >= 0)]] = True
+    relevant |= gather(makers, acts.person, False)
     small = compact(acts.take(relevant), population.person_account, population.personas.persona,
                     population.n_accounts, dirty_accounts, dirty_people)
     fresh = aggregate(
