@@ -223,7 +223,8 @@ def rescore_incremental(
     predictive: np.ndarray | None = None,
     person_predictive: np.ndarray | None = None,
 ) -> ScoreSet:
-    """Recompute touches of dirty entities only; ``acts`` must hold at least all of their touches.
+    """Recompute touches of dirty entities only; ``acts`` must hold at least all of their touches, and all the
+    touches of whoever touched a dirty account (daily caps span a person's accounts).
 
     Clean entities are aged analytically; fit, grade and alignment are cheap per-account
     arithmetic and are recomputed for everyone (a new won deal moves fit for a whole segment).
