@@ -15,13 +15,22 @@ from typing import Any
 
 import httpx
 import requests
+import urllib3
 from hubspot import HubSpot
+from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.metadata import SfdcMetadataApi
 
 from sandbox.runner import SandboxHandle
 
 DEFAULT_VERSION = "59.0"
+# The server closes a keep-alive connection after 5 idle seconds (uvicorn's default, as real
+# servers do too). A request sent as it closes finds no one to answer: browsers and urllib3's
+# own default send an idempotent request again on a new connection, requests does not. Only
+# that: no status is retried (tests must see every 429 and 5xx), nor any write.
+STALE_CONNECTION_RETRY = urllib3.Retry(total=1, connect=1, read=1, status=0, other=0, redirect=0,
+                                       allowed_methods=urllib3.Retry.DEFAULT_ALLOWED_METHODS,
+                                       respect_retry_after_header=False, raise_on_status=False)
 
 
 def sandbox_requests_session(ca_path: Path | str) -> requests.Session:
@@ -29,10 +38,12 @@ def sandbox_requests_session(ca_path: Path | str) -> requests.Session:
 
     ``trust_env`` is off because requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``
     override ``session.verify``; a session for a local server needs no proxy settings either.
+    A read (GET, HEAD, ...) cut off before any answer is sent once more (``STALE_CONNECTION_RETRY``).
     """
     session = requests.Session()
     session.verify = str(ca_path)
     session.trust_env = False
+    session.mount("https://", HTTPAdapter(max_retries=STALE_CONNECTION_RETRY))
     return session
 
 

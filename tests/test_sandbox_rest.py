@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import jwt
 import pytest
+import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
+    SalesforceError,
     SalesforceExpiredSession,
     SalesforceMalformedRequest,
     SalesforceResourceNotFound,
@@ -194,6 +196,28 @@ def test_a_cut_connection_is_logged_before_the_client_sees_it_fail(
                 http.patch(f"/services/data/v59.0/sobjects/Account/{record_id}", json={"Industry": "Retail"},
                            headers=headers)
             assert clean_sandbox.request_log.count("PATCH", "/sobjects/Account/") == attempt
+
+
+def test_test_clients_read_again_on_a_cut_connection_but_never_write_again(
+    sf: Salesforce, clean_sandbox: SandboxHandle
+) -> None:
+    # A keep-alive connection the server closes as a request goes out failed a CI run; reads are
+    # sent once more, as urllib3 and browsers do, while writes and error statuses still surface.
+    record_id = sf.Account.create({"Name": tag()})["id"]
+    clean_sandbox.request_log.clear()
+    clean_sandbox.faults.drop(method="GET", path=f"/sobjects/Account/{record_id}")
+    assert sf.Account.get(record_id)["Id"] == record_id
+    assert clean_sandbox.request_log.count("GET", "/sobjects/Account/") == 2
+
+    clean_sandbox.faults.drop(method="PATCH", path="/sobjects/Account/")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        sf.Account.update(record_id, {"Industry": "Retail"})
+    assert clean_sandbox.request_log.count("PATCH", "/sobjects/Account/") == 1
+
+    clean_sandbox.faults.fail(429, method="GET", path=f"/sobjects/Account/{record_id}", retry_after=0)
+    with pytest.raises(SalesforceError):
+        sf.Account.get(record_id)
+    assert clean_sandbox.request_log.count("GET", "/sobjects/Account/") == 3
 
 
 def test_unauthenticated_calls_get_invalid_session(clean_sandbox: SandboxHandle) -> None:
