@@ -12,6 +12,10 @@ isotonic, cross-fitted by snapshot), and the model is refitted on every snapshot
 The model leaves here as bytes (joblib) with its metrics and parameters; the worker keeps
 versions in ``predictive_models`` and can restore any of them with :func:`load`. Blobs are
 pickles: load only blobs this worker wrote to its own store.
+
+scikit-learn and joblib are imported by the functions that train, evaluate and load: with scipy
+they take 2 s to import, which every process that imports the scoring code (a run's stage
+processes, `abm --help`) would otherwise pay, needed or not.
 """
 
 from __future__ import annotations
@@ -20,20 +24,9 @@ import io
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import joblib
 import numpy as np
-import sklearn
-from sklearn.base import ClassifierMixin, clone
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.exceptions import InconsistentVersionWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-from sklearn.model_selection import GroupKFold, StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from config.scoring import PredictiveConfig, ScoringConfig
@@ -49,6 +42,9 @@ from scoring.features import (
 from scoring.inputs import ScoringInputs
 from scoring.outcomes import NEVER
 from scoring.scores import PopulationState, ScoreSet
+
+if TYPE_CHECKING:
+    from sklearn.base import ClassifierMixin
 
 BLOB_FORMAT = 1
 ACCOUNT_WON, ACCOUNT_OPENED, LEAD_CONVERTS = "account_won", "account_opened", "lead_converts"
@@ -193,6 +189,11 @@ def _stack(snapshots: Sequence[Snapshot], limit: int, seed: int) -> tuple[np.nda
 
 
 def _base_estimator(config: PredictiveConfig) -> ClassifierMixin:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     if config.algorithm == "gradient_boosting":
         # Shallow, strongly regularized trees: a few thousand positives at most, and scores
         # that must not swing between nightly retrains.
@@ -216,6 +217,10 @@ def _fit_calibrated(
 ) -> ClassifierMixin:
     """Calibrated model; calibration folds are whole snapshots, so a calibrator never sees the
     rows its model was fitted on (nor the same accounts at the same date)."""
+    from sklearn.base import clone
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
+
     n_groups = len(np.unique(groups))
     n_pos = int(y.sum())
     folds = min(3, n_pos, len(y) - n_pos)
@@ -260,6 +265,8 @@ def _sample(y: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, np.ndarra
 
 def _metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> dict[str, float]:
     """Holdout figures; ``w`` are the sampling weights (rates and AUC as over every row)."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
     total = float(w.sum())
     base = float((w * y).sum() / total) if total else 0.0
     order = np.argsort(-p, kind="stable")
@@ -377,7 +384,7 @@ def evaluate_holdout(
         "features": list(snapshots[0].names),
         "train_snapshots": train_times,
         "holdout_snapshots": holdout_times,
-        "sklearn_version": sklearn.__version__,
+        "sklearn_version": _sklearn_version(),
         "blob_format": BLOB_FORMAT,
     }
     return HoldoutEvaluation(target, metrics, params, predictions, snapshots)
@@ -399,15 +406,23 @@ def train(
     final = _fit_calibrated(X, y, groups, weight, pc)
     names = evaluation.snapshots[0].names
     all_rows, all_positives = _counts(evaluation.snapshots)
-    blob = dumps(PredictiveModel(evaluation.target, names, final, sklearn.__version__, config.predictive.horizon_days))
+    blob = dumps(PredictiveModel(evaluation.target, names, final, _sklearn_version(), config.predictive.horizon_days))
     metrics = {**evaluation.metrics, "all_rows": all_rows, "all_positives": all_positives}
     return TrainedModel(evaluation.target, blob, metrics, evaluation.params)
+
+
+def _sklearn_version() -> str:
+    import sklearn
+
+    return sklearn.__version__
 
 
 # ---------------------------------------------------------------- storage
 
 
 def dumps(model: PredictiveModel) -> bytes:
+    import joblib
+
     buffer = io.BytesIO()
     joblib.dump(
         {
@@ -426,6 +441,9 @@ def dumps(model: PredictiveModel) -> bytes:
 
 def load(blob: bytes) -> PredictiveModel:
     """A stored model, checked against the features this version computes."""
+    import joblib
+    from sklearn.exceptions import InconsistentVersionWarning
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InconsistentVersionWarning)
