@@ -36,7 +36,8 @@ from sqlalchemy import Engine, insert, update
 
 from config.writeback import WritebackConfig
 from connectors.hubspot.ratelimit import HubSpotRateLimiter
-from sandbox.clients import sandbox_requests_session, trust_ca_for_mdapi
+from connectors.salesforce.ca_trust import trust_ca_for_mdapi
+from sandbox.clients import sandbox_requests_session
 from sandbox.runner import run_sandbox
 from store import migrate
 from store.db import make_engine

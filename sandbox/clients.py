@@ -1,10 +1,8 @@
 """Client helpers for code that talks to a running sandbox (tests, benchmarks, demos).
 
-simple-salesforce honours a custom ``requests.Session`` for REST and Bulk 2.0, but its
-Metadata API client (zeep) builds its own session; trusting the sandbox CA there must not
-mean ``verify=False`` nor a process-wide ``REQUESTS_CA_BUNDLE``, so the CA is set on zeep's
-transport session only. Sessions here ignore the environment (``trust_env = False``): requests
-lets ``REQUESTS_CA_BUNDLE`` override ``session.verify``, which would reject the sandbox CA.
+Every client verifies TLS against the sandbox's CA, simple-salesforce's Metadata API client included
+(:mod:`connectors.salesforce.ca_trust`). Sessions here ignore the environment (``trust_env = False``):
+requests lets ``REQUESTS_CA_BUNDLE`` override ``session.verify``, which would reject the sandbox CA.
 """
 
 from __future__ import annotations
@@ -19,8 +17,8 @@ import urllib3
 from hubspot import HubSpot
 from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
-from simple_salesforce.metadata import SfdcMetadataApi
 
+from connectors.salesforce.ca_trust import CaTrustingSalesforce
 from sandbox.runner import SandboxHandle
 
 DEFAULT_VERSION = "59.0"
@@ -47,38 +45,12 @@ def sandbox_requests_session(ca_path: Path | str) -> requests.Session:
     return session
 
 
-def trust_ca_for_mdapi(mdapi: SfdcMetadataApi, ca_path: Path | str) -> None:
-    """Make a Metadata API client verify TLS against ``ca_path`` (zeep ignores ``sf.session``)."""
-    zeep_session = mdapi._client.transport.session
-    zeep_session.verify = str(ca_path)
-    zeep_session.trust_env = False
-
-
-class SandboxSalesforce(Salesforce):
-    """simple-salesforce whose ``mdapi`` trusts the sandbox CA too.
-
-    The Metadata API client parses a 1.5 MB WSDL, so it is still built lazily on first use.
-    """
-
-    def __init__(self, *args: Any, ca_path: Path | str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._sandbox_ca_path = str(ca_path)
-
-    @property
-    def mdapi(self) -> SfdcMetadataApi:
-        fresh = self._mdapi is None
-        api = super().mdapi
-        if fresh:
-            trust_ca_for_mdapi(api, self._sandbox_ca_path)
-        return api
-
-
 def simple_salesforce(
     handle: SandboxHandle, session_id: str | None = None, version: str = DEFAULT_VERSION
 ) -> Salesforce:
     """A simple-salesforce client on the sandbox: REST, bulk2 and mdapi all verify its CA."""
     session = sandbox_requests_session(handle.ca_path)
-    return SandboxSalesforce(
+    return CaTrustingSalesforce(
         instance_url=handle.base_url,
         session_id=session_id or handle.salesforce_session(),
         session=session,

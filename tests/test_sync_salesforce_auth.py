@@ -90,3 +90,15 @@ def test_an_untrusted_certificate_fails_at_once_with_a_hint(clean_sandbox: Sandb
 ])
 def test_jwt_audience(login_url: str, audience: str) -> None:
     assert jwt_audience(login_url) == audience
+
+
+def test_the_metadata_api_is_built_when_used_and_trusts_the_configured_ca_after_a_new_sign_in(
+    clean_sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    client = _signed_in(_config(clean_sandbox, tmp_path))
+    assert client.sf._mdapi is None  # pulls and writebacks never parse its WSDL (0.7 s)
+    first = client.sf
+    clean_sandbox.expire_sessions()
+    assert client.query("SELECT Id FROM User", 200, "query")["totalSize"] >= 1
+    assert client.sf is not first  # signed in again: a new simple-salesforce client, which must trust the CA too
+    assert client.sf.mdapi.CustomField.read("Account.ABM_Nothing__c").fullName is None

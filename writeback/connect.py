@@ -18,7 +18,6 @@ from connectors.hubspot.auth import TokenSource
 from connectors.hubspot.ratelimit import HubSpotRateLimiter, portal_limiter
 from connectors.retry import RetrySettings
 from connectors.salesforce.client import SalesforceClient
-from sandbox.clients import trust_ca_for_mdapi
 from writeback.catalogue import Catalogue
 from writeback.hubspot import HubSpotWriter
 from writeback.provision import ProvisionReport
@@ -29,11 +28,8 @@ from writeback.salesforce import SalesforceWriter
 
 
 def salesforce_client(config: AbmConfig) -> SalesforceClient:
-    """The connector's signed-in client; its Metadata API client trusts the configured CA too."""
-    client = SalesforceClient(config.salesforce, ApiBudget("salesforce", config.salesforce.sync.max_api_share))
-    if config.salesforce.ca_file is not None:
-        trust_ca_for_mdapi(client.sf.mdapi, config.salesforce.ca_file)
-    return client
+    """The connector's signed-in client (its Metadata API client, when used, trusts the configured CA too)."""
+    return SalesforceClient(config.salesforce, ApiBudget("salesforce", config.salesforce.sync.max_api_share))
 
 
 def _retry(config: AbmConfig) -> RetrySettings:

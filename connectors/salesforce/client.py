@@ -34,6 +34,7 @@ from config.connections import SalesforceConfig
 from connectors.budget import ApiBudget, BudgetExhausted
 from connectors.retry import RetrySettings, parse_retry_after, retrying
 from connectors.salesforce.auth import SalesforceAuthError, fetch_token
+from connectors.salesforce.ca_trust import CaTrustingSalesforce
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -107,12 +108,11 @@ class SalesforceClient:
     # -- session -------------------------------------------------------------------------------
     def _sign_in(self) -> Salesforce:
         token = fetch_token(self.config, timeout=self.config.pull.timeout_seconds, retry=self.retry)
-        return Salesforce(
-            instance_url=token.instance_url,
-            session_id=token.token.get_secret_value(),
-            session=self.session,
-            version=self.config.api_version,
-        )
+        signed_in = {"instance_url": token.instance_url, "session_id": token.token.get_secret_value(),
+                     "session": self.session, "version": self.config.api_version}
+        if self.config.ca_file is not None:
+            return CaTrustingSalesforce(**signed_in, ca_path=self.config.ca_file)
+        return Salesforce(**signed_in)
 
     def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         usage = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
