@@ -19,13 +19,13 @@ from sandbox.hubspot.surface import HubSpotSurface
 from sandbox.parallel_seed import BackgroundHubSpotSeed
 from sandbox.salesforce.org import SalesforceOrg
 from sandbox.seed_prefetch import Prefetched
+from sandbox.sizes import SIZES
 from sandbox.storage import quote_ident
 
 if TYPE_CHECKING:  # the generator loads only when an org is seeded
     from sandbox.seed_plan import OrgSize
 
 LOAD_ORDER = ("User", "Account", "Campaign", "Lead", "Contact", "Opportunity", "Task", "Event", "CampaignMember")
-SIZES = ("S", "M", "L")
 # Past this many generated records (L has 6.1 million) an org without --state goes to a scratch file.
 LARGE_ORG_ROWS = 2_000_000
 # From this many (M has 245,000) HubSpot is seeded by a second process while Salesforce loads.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ from typer.testing import CliRunner
 
 from config import ConfigError, load_config
 from config.loader import validate_config
+from connectors.registry import CRMS
 from worker.cli import app
 
 runner = CliRunner()
@@ -135,6 +139,22 @@ def test_version_and_help() -> None:
     assert runner.invoke(app, ["--version"]).output.startswith("abm-sync ")
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "config" in result.output and "db" in result.output
+
+
+def test_the_cli_answers_help_and_mistakes_without_importing_the_product() -> None:
+    """`abm --help`, an unknown option and shell completion run the CLI's import and nothing else: the store,
+    the configuration models, the matcher, the CRM clients and the sandbox load when a command runs
+    (together 1.5-2 s, as long again as the CLI itself)."""
+    script = ("import sys, worker.cli\n"
+              "heavy = ('sqlalchemy', 'pydantic', 'numpy', 'matching', 'config', 'store', 'connectors',\n"
+              "         'writeback', 'scoring', 'sandbox.runner', 'simple_salesforce', 'hubspot', 'yaml')\n"
+              "print([m for m in heavy if m in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    help_text = subprocess.run([sys.executable, "-m", "worker.cli", "sync", "--help"], capture_output=True, text=True,
+                               check=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    assert "salesforce, hubspot" in help_text  # the CRMs the registry knows, listed without loading it
+    assert set(CRMS) == {"salesforce", "hubspot"}
 
 
 def _option_paths(model, prefix: str = "") -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from store.db import redact_url
 from worker.context import get_context
 
 app = typer.Typer(help="Inspect and validate the configuration.", no_args_is_help=True)
@@ -15,6 +14,8 @@ console = Console()
 @app.command("check")
 def check(ctx: typer.Context) -> None:
     """Validate the config file and report every problem at once (exit status 2 if any)."""
+    from store.db import redact_url
+
     cli = get_context(ctx)
     config = cli.config  # exits 2 with every problem listed
     console.print("[green]configuration OK[/green]")

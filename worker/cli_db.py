@@ -5,8 +5,6 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from store import migrate
-from store.db import redact_url
 from worker.context import get_context
 
 app = typer.Typer(help="Create, upgrade and inspect the database schema.", no_args_is_help=True)
@@ -16,6 +14,9 @@ console = Console()
 @app.command("upgrade")
 def upgrade(ctx: typer.Context, revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Bring the database schema to the version this abm-sync needs (safe to run every deploy)."""
+    from store import migrate
+    from store.db import redact_url
+
     cli = get_context(ctx)
     engine = cli.engine(check_schema=False)
     before = migrate.current_revision(engine)
@@ -31,6 +32,8 @@ def upgrade(ctx: typer.Context, revision: str = typer.Argument("head", help="Tar
 @app.command("downgrade")
 def downgrade(ctx: typer.Context, revision: str = typer.Argument(..., help="Target revision, or -1.")) -> None:
     """Step the schema back (before installing an older abm-sync). Dropped tables lose their data."""
+    from store import migrate
+
     cli = get_context(ctx)
     engine = cli.engine(check_schema=False)
     migrate.downgrade(engine, revision)
@@ -40,6 +43,9 @@ def downgrade(ctx: typer.Context, revision: str = typer.Argument(..., help="Targ
 @app.command("status")
 def status(ctx: typer.Context) -> None:
     """Show the schema revision of the database and the one this version needs."""
+    from store import migrate
+    from store.db import redact_url
+
     cli = get_context(ctx)
     state = migrate.status(cli.engine(check_schema=False))
     console.print(f"database: {redact_url(cli.config.database.url)}")

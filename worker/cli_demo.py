@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 
 import typer
-import yaml
 from rich.console import Console
 from rich.rule import Rule
 
-from sandbox.org_loader import SIZES
+from sandbox.sizes import SIZES
 
 console = Console()
 
@@ -34,6 +33,8 @@ def demo_command(
     from worker.stage_process import start_server_early
 
     start_server_early(True)  # its imports overlap the seeding (the demo's config keeps stage processes on)
+    import yaml
+
     from config import AbmConfig
     from sandbox.runner import run_sandbox
     from store import migrate

@@ -10,22 +10,15 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from matching import match as match_people
-from matching.csv_input import (
-    EXPLAIN_COLUMNS,
-    OUTPUT_COLUMNS,
-    CsvFileError,
-    CsvTable,
-    RowProblem,
-    read_accounts,
-    read_people,
-    result_rows,
-)
 from worker.context import EXIT_CONFIG, get_context
+
+if TYPE_CHECKING:
+    from matching.csv_input import CsvTable, RowProblem
 
 console = Console()
 err_console = Console(stderr=True)
@@ -33,6 +26,8 @@ SHOWN_PROBLEMS = 20
 
 
 def _read(path: Path, reader, what: str) -> CsvTable:
+    from matching.csv_input import CsvFileError
+
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -82,6 +77,9 @@ def match_command(
     problems: Path | None = typer.Option(None, "--problems", help="Also write every row problem to this CSV."),
 ) -> None:
     """Match people to accounts from CSV exports and write the matches (see README: Matching an export)."""
+    from matching import match as match_people
+    from matching.csv_input import EXPLAIN_COLUMNS, OUTPUT_COLUMNS, read_accounts, read_people, result_rows
+
     config = get_context(ctx).config.matching
     account_table = _read(accounts, read_accounts, "accounts")
     people_table = _read(people, read_people, "people")

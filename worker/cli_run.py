@@ -10,14 +10,16 @@ from __future__ import annotations
 import signal
 import threading
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from store.runs import finish_run, get_run
 from worker.context import get_context
-from worker.triggers import InvalidRunOptions, RunOptions, request_run
+
+if TYPE_CHECKING:
+    from worker.triggers import RunOptions
 
 console = Console()
 EXIT_FAILED = 1
@@ -45,12 +47,14 @@ def execute(ctx: typer.Context, options: RunOptions, wait: float, show: bool) ->
     cli = get_context(ctx)
     config = cli.config
     start_server_early(config.worker.stage_processes)
-    # The pipeline pulls in scikit-learn and the CRM clients: imported here, so `abm --help` stays instant.
+    # The pipeline and the CRM clients: imported once the fork server is on its way (it imports them too).
+    from store.runs import finish_run, get_run
     from worker.executor import Executor, LockBusy
     from worker.lock import LeaseLock
     from worker.pipeline import Pipeline
     from worker.rep_view import print_rep_view
     from worker.stages import build_plan
+    from worker.triggers import request_run
 
     engine = cli.engine()
     stop = threading.Event()
@@ -93,6 +97,8 @@ def run_command(
     show: bool = typer.Option(True, "--show/--quiet", help="Print what a rep would see after the run."),
 ) -> None:
     """Run the pipeline once, now: pull, match, score, write back."""
+    from worker.triggers import InvalidRunOptions, RunOptions
+
     try:
         options = RunOptions(full=full, crms=tuple(crm))
     except InvalidRunOptions as exc:
@@ -110,6 +116,8 @@ def resync_command(
     wait: float = typer.Option(600.0, "--wait", help=_WAIT_HELP),
 ) -> None:
     """Resync on demand: everything, one CRM, or some accounts; optionally rewrite all fields."""
+    from worker.triggers import InvalidRunOptions, RunOptions
+
     try:
         options = RunOptions(full=full, crms=tuple(crm), accounts=tuple(account), rewrite=rewrite, resync=True)
     except InvalidRunOptions as exc:

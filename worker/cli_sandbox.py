@@ -13,14 +13,15 @@ import signal
 import threading
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-import yaml
 from rich.console import Console
 
-from sandbox.org_loader import SIZES
-from sandbox.runner import SandboxHandle, run_sandbox
+from sandbox.sizes import SIZES
+
+if TYPE_CHECKING:
+    from sandbox.runner import SandboxHandle
 
 app = typer.Typer(help="The built-in CRM sandbox (a local HTTPS emulator of Salesforce and HubSpot).",
                   no_args_is_help=True)
@@ -109,6 +110,10 @@ def serve(
     database_url: str = typer.Option("sqlite:///abm.db", help="Database URL written into --write-config."),
 ) -> None:
     """Serve the sandbox over HTTPS until interrupted, printing its URLs, CA file and credentials."""
+    import yaml
+
+    from sandbox.runner import run_sandbox
+
     size = size.upper()
     if size not in SIZES:
         raise typer.BadParameter(f"expected one of {', '.join(SIZES)}", param_hint="--size")

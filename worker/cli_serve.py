@@ -15,7 +15,6 @@ from datetime import timedelta
 
 import typer
 
-from config.secrets import MissingSecret
 from worker.context import EXIT_CONFIG, err_console, get_context
 
 log = logging.getLogger("abm.serve")
@@ -35,6 +34,7 @@ def serve_command(
     start_server_early(config.worker.stage_processes)  # ready for the first run's pulls
     import uvicorn  # the service's machinery is imported when serving, so `abm --help` stays instant
 
+    from config.secrets import MissingSecret
     from worker.admin.app import create_admin_app
     from worker.executor import Executor
     from worker.lock import LeaseLock

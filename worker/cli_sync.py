@@ -6,15 +6,18 @@ the command, its progress bars and its summary stay the same whichever CRM is pu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connectors.registry import CRMS, pull_for
-from connectors.result import Progress as PullProgress
-from connectors.result import SyncResult, UnknownObjects
 from worker.context import EXIT_CONFIG, err_console, get_context
+
+if TYPE_CHECKING:
+    from connectors.result import Progress as PullProgress
+    from connectors.result import SyncResult
 
 console = Console()
 
@@ -51,11 +54,14 @@ def _summary(result: SyncResult) -> Table:
 
 def sync_command(
     ctx: typer.Context,
-    crm: str = typer.Option(..., "--crm", help=f"The CRM to pull: {', '.join(CRMS)}."),
+    crm: str = typer.Option(..., "--crm", help="The CRM to pull: salesforce, hubspot."),
     full: bool = typer.Option(False, "--full", help="Read everything, not only what changed since the last pull."),
     objects: list[str] | None = typer.Option(None, "--objects", help="Pull only these objects (repeatable)."),
 ) -> None:
     """Pull records from a CRM into the store (incremental unless --full)."""
+    from connectors.registry import CRMS, pull_for
+    from connectors.result import UnknownObjects
+
     if crm.lower() not in CRMS:
         err_console.print(f"[red]error:[/red] unknown CRM {crm!r}; expected one of {', '.join(CRMS)}")
         raise typer.Exit(EXIT_CONFIG)

@@ -7,16 +7,16 @@ recorded as a run of kind ``writeback`` with the same figures it prints.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from store.runs import create_run, finish_run, record_stage
 from worker.context import get_context
-from worker.lock import LeaseLock
-from writeback.report import WritebackReport
-from writeback.run import preview_writeback, run_writeback
+
+if TYPE_CHECKING:
+    from writeback.report import WritebackReport
 
 console = Console()
 EXIT_STOPPED = 1
@@ -60,6 +60,8 @@ def writeback_command(
     crm: list[str] = typer.Option([], "--crm", help="Only this CRM (repeatable): salesforce, hubspot."),
 ) -> None:
     """Write changed scores into abm-sync's CRM fields (only what changed since the last write)."""
+    from writeback.run import preview_writeback, run_writeback
+
     cli = get_context(ctx)
     config = cli.config
     try:
@@ -70,9 +72,10 @@ def writeback_command(
     if dry_run:
         print_report(preview_writeback(engine, config.writeback, crms, force=force))
         return
-    # The CRM clients load here, not at import: `abm --help` should not wait for them.
     from connectors.hubspot.auth import HubSpotAuthError
     from connectors.salesforce.auth import SalesforceAuthError
+    from store.runs import create_run, finish_run, record_stage
+    from worker.lock import LeaseLock
     from writeback.connect import writers
 
     try:
