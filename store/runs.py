@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from store.schema import Run
 from store.types import utcnow
@@ -223,3 +223,27 @@ def run_as_dict(m: Mapping[str, Any]) -> dict[str, Any]:
         "heartbeat_at": _iso(m["heartbeat_at"]),
         "seconds": round(seconds, 3) if seconds is not None else None,
     }
+
+
+# How many of the latest runs are searched for a stage that succeeded.
+RECENT_RUNS = 200
+
+
+def last_stage_start(conn: Connection, stage: str, recent_runs: int = RECENT_RUNS, *,
+                     scope: str | None = None) -> datetime | None:
+    """When ``stage`` last started in a run where it succeeded (its ``started_at`` detail), and had
+    the recorded ``scope`` if one is given; None when no recent run records one, and the caller then
+    works on everything."""
+    rows = conn.execute(select(Run.stages).where(Run.started_at.is_not(None)).order_by(Run.id.desc())
+                        .limit(recent_runs))
+    for (stages,) in rows:
+        record = (stages or {}).get(stage) or {}
+        if record.get("state") != "succeeded":
+            continue
+        detail = record.get("detail") or {}
+        if scope is not None and detail.get("scope") != scope:
+            continue
+        started_at = detail.get("started_at")
+        if started_at:
+            return datetime.fromisoformat(started_at)
+    return None

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from store.runs import StageReport, create_run, record_stage
+from store.runs import StageReport, create_run, last_stage_start, record_stage
 from store.types import utcnow
-from worker.score_scope import everyone_due, last_stage_start
+from worker.score_scope import everyone_due
 
 
 def _score_stage(engine: Engine, scope: str, hours_ago: float, state: str = "succeeded") -> None:

@@ -111,18 +111,20 @@ def test_a_runs_pulls_and_writebacks_go_to_processes_of_their_own_and_pickle() -
         assert pickle.loads(pickle.dumps(stage)).name == stage.name
 
 
-def test_the_fork_server_and_the_cli_start_without_scikit_learn() -> None:
-    """Pulls and writebacks never train nor predict, and the first stage process waits for the fork server's
-    preload: scikit-learn and scipy (2 s to import) come with the first model trained or loaded instead."""
+def test_the_fork_server_preloads_what_pulls_and_writebacks_run_and_no_more() -> None:
+    """The first stage process waits for the fork server's preload. Pulls and writebacks never score: scoring and
+    scikit-learn with scipy (2 s to import alone) load where a model is trained or loaded, and the match and score
+    stages' modules where those stages run."""
     script = ("import importlib, sys\n"
               "from worker.stage_process import PRELOAD\n"
-              "for name in [*PRELOAD, 'worker.cli']: importlib.import_module(name)\n"
-              "print(sorted(m for m in ('sklearn', 'scipy', 'joblib') if m in sys.modules))\n"
+              "for name in PRELOAD: importlib.import_module(name)\n"
+              "heavy = ('sklearn', 'scipy', 'joblib', 'scoring', 'worker.score_stage', 'worker.match_stage')\n"
+              "print([m for m in heavy if m in sys.modules], 'writeback.salesforce' in sys.modules)\n"
               "import scoring.predictive as p, numpy as np\n"
               "p._metrics(np.array([0, 1]), np.array([0.2, 0.7]), np.ones(2))\n"
               "print('sklearn' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert out.split("\n")[:2] == ["[]", "True"]
+    assert out.split("\n")[:2] == ["[] True", "True"]
 
 
 def test_with_stage_processes_off_a_stage_alone_or_an_in_memory_database_it_runs_here(engine: Engine) -> None:

@@ -34,29 +34,8 @@ from sqlalchemy import Connection, select, tuple_
 
 from scoring.columns import ActivityColumns
 from scoring.engine import gather, resolve_accounts
-from store.schema import Account, AccountLink, Activity, Match, Opportunity, Person, Run
-
-RECENT_RUNS = 200
-
-
-def last_stage_start(conn: Connection, stage: str, recent_runs: int = RECENT_RUNS, *,
-                     scope: str | None = None) -> datetime | None:
-    """When ``stage`` last started in a run where it succeeded (its ``started_at`` detail), and had
-    the recorded ``scope`` if one is given; None when no recent run records one, and the caller then
-    works on everything."""
-    rows = conn.execute(select(Run.stages).where(Run.started_at.is_not(None)).order_by(Run.id.desc())
-                        .limit(recent_runs))
-    for (stages,) in rows:
-        record = (stages or {}).get(stage) or {}
-        if record.get("state") != "succeeded":
-            continue
-        detail = record.get("detail") or {}
-        if scope is not None and detail.get("scope") != scope:
-            continue
-        started_at = detail.get("started_at")
-        if started_at:
-            return datetime.fromisoformat(started_at)
-    return None
+from store.runs import last_stage_start
+from store.schema import Account, AccountLink, Activity, Match, Opportunity, Person
 
 
 def everyone_due(conn: Connection, now: datetime, every_hours: int | None) -> bool:

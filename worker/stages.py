@@ -12,6 +12,10 @@
   since that CRM's last successful writeback (see :func:`writeback.run.run_writeback`); scoped to
   some accounts and forced for an account resync; everything, forced, for a rewrite. Writes to a
   CRM whose pull ran out of API budget wait for the next run.
+
+The matching and scoring code is imported by the stages that run it: a run's pulls and writebacks go to
+processes forked from a server that imports this module first (worker.stage_process), and the first pull
+waits for those imports.
 """
 
 from __future__ import annotations
@@ -21,23 +25,23 @@ from collections.abc import Sequence
 from contextlib import suppress
 from datetime import datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select
 
 from config import AbmConfig
 from connectors.registry import pull_for
 from store.ids import InvalidSalesforceId, to_18
-from store.runs import StageReport
+from store.runs import StageReport, last_stage_start
 from store.schema import Account
 from store.touch_refs import resolve_touch_refs
 from store.types import utcnow
-from worker.match_read_ahead import MatchReadAhead, read_ahead
-from worker.match_stage import run_match_stage
 from worker.pipeline import RunContext, Stage, Step
-from worker.score_prefetch import ScorePrefetch, start_prefetch
-from worker.score_scope import everyone_due, last_stage_start
-from worker.score_stage import Incremental, run_score_stage
 from worker.triggers import RunOptions
+
+if TYPE_CHECKING:
+    from worker.match_read_ahead import MatchReadAhead
+    from worker.score_prefetch import ScorePrefetch
 
 
 class StopBetweenBatches(Exception):
@@ -80,12 +84,16 @@ def pull(crm: str, ctx: RunContext) -> StageReport:
 def read_match_inputs(ctx: RunContext, mark: datetime) -> MatchReadAhead | None:
     """The match stage's reading of every account and contact, done while the pulls run (worker.match_read_ahead);
     None for a full run, which reads every contact again."""
+    from worker.match_read_ahead import read_ahead
+
     return None if ctx.options.full else read_ahead(ctx.engine, ctx.config.matching, mark)
 
 
 def start_score_reading(ctx: RunContext, mark: datetime) -> ScorePrefetch | None:
     """The score stage's process (worker.score_prefetch), started with the pulls so that it reads the kept copies
     while they run; the match stage sets it going. None where the score stage will not take it."""
+    from worker.score_prefetch import start_prefetch
+
     since, refresh = _score_since(ctx)
     if since is None or refresh:
         return None
@@ -95,6 +103,8 @@ def start_score_reading(ctx: RunContext, mark: datetime) -> ScorePrefetch | None
 def _score_prefetch(ctx: RunContext) -> ScorePrefetch | None:
     """The process reading for an incremental score stage beside the matching (worker.score_prefetch), set going:
     the one started with the pulls (:func:`start_score_reading`), else one started now."""
+    from worker.score_prefetch import start_prefetch
+
     reading = ctx.read_ahead.pop("score", None)
     early: ScorePrefetch | None = reading.result() if reading is not None else None
     try:
@@ -114,6 +124,8 @@ def _score_prefetch(ctx: RunContext) -> ScorePrefetch | None:
 
 
 def match_stage(ctx: RunContext) -> StageReport:
+    from worker.match_stage import run_match_stage
+
     # What an incremental score stage reads of everyone is read beside the matching (worker.score_prefetch).
     prefetch = _score_prefetch(ctx)
     reading = ctx.read_ahead.pop("match", None)
@@ -166,6 +178,8 @@ def _account_ids(ctx: RunContext) -> list[int]:
 def _score_since(ctx: RunContext) -> tuple[datetime | None, bool]:
     """The start of the last successful score stage, which a scoped run's score stage rescores from (None: it
     scores everyone), and whether the rescore of everyone is due instead (time decay, grades)."""
+    from worker.score_scope import everyone_due
+
     if not scoped(ctx.options):
         return None, False
     with ctx.engine.connect() as conn:
@@ -184,6 +198,8 @@ def score_stage(ctx: RunContext) -> StageReport:
 
 
 def _score(ctx: RunContext, prefetch: ScorePrefetch | None) -> StageReport:
+    from worker.score_stage import Incremental, run_score_stage
+
     incremental = None
     since, refresh = _score_since(ctx)
     if refresh:
