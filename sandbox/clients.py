@@ -29,6 +29,21 @@ DEFAULT_VERSION = "59.0"
 STALE_CONNECTION_RETRY = urllib3.Retry(total=1, connect=1, read=1, status=0, other=0, redirect=0,
                                        allowed_methods=urllib3.Retry.DEFAULT_ALLOWED_METHODS,
                                        respect_retry_after_header=False, raise_on_status=False)
+READS = frozenset(urllib3.Retry.DEFAULT_ALLOWED_METHODS)
+
+
+class ReadAgainTransport(httpx.HTTPTransport):
+    """httpx's transport, sending a read once more on a new connection when the one it went out on closed
+    without an answer, as ``STALE_CONNECTION_RETRY`` does for requests (httpx retries only connections that
+    fail to open)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return super().handle_request(request)
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            if request.method not in READS:
+                raise
+            return super().handle_request(request)
 
 
 def sandbox_requests_session(ca_path: Path | str) -> requests.Session:
@@ -60,9 +75,10 @@ def simple_salesforce(
 
 
 def httpx_client(handle: SandboxHandle, **kwargs: object) -> httpx.Client:
-    """An httpx client on ``handle.base_url`` verifying the sandbox CA."""
+    """An httpx client on ``handle.base_url`` verifying the sandbox CA (reads cut off are sent again)."""
     context = ssl.create_default_context(cafile=str(handle.ca_path))
-    return httpx.Client(base_url=handle.base_url, verify=context, trust_env=False, **kwargs)  # type: ignore[arg-type]
+    return httpx.Client(base_url=handle.base_url, transport=ReadAgainTransport(verify=context), trust_env=False,
+                        **kwargs)  # type: ignore[arg-type]
 
 
 def hubspot_client(handle: SandboxHandle, access_token: str | None = None, **kwargs: Any) -> HubSpot:

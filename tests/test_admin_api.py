@@ -24,6 +24,7 @@ from sqlalchemy import Engine, func, select
 from starlette.routing import Mount, Route
 
 from config import AbmConfig
+from sandbox.clients import ReadAgainTransport
 from store.runs import StageReport, get_run, list_runs, record_stage
 from store.schema import Run
 from worker.admin import create_admin_app
@@ -70,7 +71,8 @@ def base_url(app) -> Iterator[str]:
 
 @pytest.fixture
 def client(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=30, follow_redirects=False) as c:
+    # the server closes a connection idle for 5 s; a read sent as it closes is sent again (see sandbox.clients)
+    with httpx.Client(base_url=base_url, timeout=30, follow_redirects=False, transport=ReadAgainTransport()) as c:
         yield c
 
 

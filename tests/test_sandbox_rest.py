@@ -219,6 +219,11 @@ def test_test_clients_read_again_on_a_cut_connection_but_never_write_again(
         sf.Account.get(record_id)
     assert clean_sandbox.request_log.count("GET", "/sobjects/Account/") == 3
 
+    with httpx_client(clean_sandbox, headers={"Authorization": f"Bearer {clean_sandbox.salesforce_session()}"}) as http:
+        clean_sandbox.faults.drop(method="GET", path=f"/sobjects/Account/{record_id}")
+        assert http.get(f"/services/data/v59.0/sobjects/Account/{record_id}").json()["Id"] == record_id
+        assert clean_sandbox.request_log.count("GET", "/sobjects/Account/") == 5
+
 
 def test_unauthenticated_calls_get_invalid_session(clean_sandbox: SandboxHandle) -> None:
     sf = simple_salesforce(clean_sandbox, session_id="00D000000000000!bogus")
