@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, and_, or_, select, union
@@ -38,12 +39,18 @@ def _score_columns(alias: Any) -> list[Any]:
     return [getattr(alias, name) for name in SCORE_COLUMNS] + [alias.id]
 
 
+# A score's scored_at as stored, parsed once per value: scored_at is the time of the run that last changed the score,
+# so the targets share a few (an increment's are mostly its own run's). Parsed each time: 2.5 µs a target against
+# 0.1, for the 136,000 Salesforce targets of the L org's 1% increment.
+_scored_at = lru_cache(maxsize=4096)(stored_utc)
+
+
 def _score(row: Any, start: int) -> ScoreValues | None:
     # by position: building a row's name mapping costs more than everything else done with it
     if row[start + len(SCORE_COLUMNS)] is None:
         return None
     end = start + len(SCORE_COLUMNS) - 1  # scored_at, last
-    return ScoreValues(*row[start:end], stored_utc(row[end]))
+    return ScoreValues(*row[start:end], _scored_at(row[end]))
 
 
 def _linked_group(conn: Connection, account_ids: Collection[int]) -> set[int]:
@@ -196,7 +203,7 @@ class _PersonRecords:
                             self._other_crm = _AccountInCrm(self.conn)
                         account_crm_id = self._other_crm.find(account_id, crm)
                 match = MatchValues(decision, account_crm_id, confidence, reason)
-            score = ScoreValues(*row[1:end - 1], stored_utc(row[end - 1]))
+            score = ScoreValues(*row[1:end - 1], _scored_at(row[end - 1]))
             records.append(TargetRecord(row[0], score, match))  # the inner join: a score
         return records
 
