@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -125,14 +126,16 @@ SIDE_BY_SIDE_PEOPLE = 500_000
 
 
 def _models(conn: Connection, inputs: ScoringInputs, config: ScoringConfig, as_of: int, retrain: bool,
-            now: datetime, notes: dict[str, str]) -> dict[str, tuple[pred.PredictiveModel, int] | None]:
+            now: datetime, notes: dict[str, str], active: Mapping[str, ActiveModel] | None = None,
+            ) -> dict[str, tuple[pred.PredictiveModel, int] | None]:
     """The account model and the lead model (trained first where needed) with their versions, or None, by target.
+    ``active``: the active models as the stage has already loaded them (an incremental stage's, see :func:`_stored`).
 
     Training is pure (inputs in, a model's bytes out), so the lead model's can run in a forked process while
     this one trains the account model; both are saved here, account model first, as when they trained in turn.
     """
     targets = (pred.account_target(config.predictive), pred.LEAD_CONVERTS)
-    current = {target: active_model(conn, target) for target in targets}
+    current = {target: (active or {}).get(target) or active_model(conn, target) for target in targets}
     to_train = [target for target in targets if current[target] is None or retrain]
     trained: dict[str, pred.TrainedModel | pred.NotTrained] = {}
     if len(to_train) == 2 and inputs.population.n_people <= SIDE_BY_SIDE_PEOPLE:
@@ -387,7 +390,8 @@ def run_score_stage(engine: Engine, config: ScoringConfig, now: datetime, *, ret
         rules = None
         if config.predictive.enabled:
             started = time.perf_counter()
-            models = _models(conn, inputs, config, as_of, retrain, now, outcome.models)
+            models = _models(conn, inputs, config, as_of, retrain, now, outcome.models,
+                             active=stored.models if stored is not None else None)
             account_model, lead_model = models[pred.account_target(config.predictive)], models[pred.LEAD_CONVERTS]
             # The rules-based scores both models read, computed once (see _final_scores), after any
             # training: training's own snapshots are not held alongside them.
