@@ -12,7 +12,8 @@ from store import migrate, schema
 from store.db import make_engine
 from store.ids import InvalidSalesforceId, to_18
 from store.types import NaiveDatetimeError, ensure_utc
-from store.upsert import indexed_columns, upsert
+from store.upsert import PreparedUpsert, indexed_columns, upsert
+from worker.forked import Forked
 
 T0 = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 
@@ -411,3 +412,40 @@ def test_an_upsert_can_rewrite_rows_only_when_named_columns_change_and_tell_whic
         with pytest.raises(ValueError, match="changed_when names column"):
             upsert(conn, schema.Match.__table__, [match(people[0], "none", 0.1)], key=("person_id",),
                    changed_when=("pinned_by",))
+
+
+def test_a_prepared_upsert_writes_rows_converted_apart_as_upsert_would(engine: Engine) -> None:
+    """Rows converted to driver values by another process (a forked one, here) and written by this one end as
+    upsert() would leave them, with the keys written told alike; rows it cannot write as given are refused."""
+    row = {"entity_kind": "account", "entity_id": 7, "engagement": 1.0, "breakdown": {"a": [1, 2]}, "scored_at": T0}
+    first = [row, {**row, "entity_id": 8}]
+    then = [{**row, "scored_at": T0 + timedelta(hours=1)},  # no compared column changed: left as it was
+            {**row, "entity_id": 8, "engagement": 2.0, "scored_at": T0 + timedelta(hours=1)},
+            {**row, "entity_kind": "person", "entity_id": 7}]
+    options = {"key": ("entity_kind", "entity_id"), "indexed_apart": False, "changed_when": ("engagement",)}
+    stored = []
+    for prepared_apart in (False, True):
+        with engine.connect() as conn:
+            written: list = []
+            for rows in (first, then):
+                if prepared_apart:
+                    prepared = PreparedUpsert(conn, schema.Score.__table__, tuple(row), **options)
+                    with Forked(lambda p=prepared, rows=rows: p.driver_values(rows)) as job:  # no connection there
+                        values = job.result()
+                    prepared.write(values, written)
+                else:
+                    upsert(conn, schema.Score.__table__, rows, **options, written_keys=written)
+            stored.append((conn.execute(select(schema.Score.entity_kind, schema.Score.entity_id,
+                                               schema.Score.engagement, schema.Score.breakdown,
+                                               schema.Score.scored_at).order_by(schema.Score.id)).all(),
+                           [tuple(k) for k in written]))
+            conn.rollback()
+    assert stored[1] == stored[0]
+    assert stored[0][1] == [("account", 7), ("account", 8), ("account", 8), ("person", 7)]
+    assert stored[0][0][0] == ("account", 7, 1.0, {"a": [1, 2]}, T0)
+    with engine.connect() as conn:
+        prepared = PreparedUpsert(conn, schema.Score.__table__, tuple(row), **options)
+        with pytest.raises(ValueError, match="every row must have the columns"):
+            prepared.driver_values([{**row, "fit": 3.0}])
+        with pytest.raises(ValueError, match="need upsert"):  # its synced_at and changed_at are filled in there
+            PreparedUpsert(conn, schema.Person.__table__, ("crm", "object", "crm_id"), key=("crm", "object", "crm_id"))

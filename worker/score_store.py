@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime
-from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Connection, delete, select
@@ -26,7 +25,7 @@ from scoring.history import prune_before
 from scoring.rows import ACCOUNT, PERSON, history_rows, score_rows
 from scoring.scores import Population, PopulationState, ScoreSet
 from store.schema import Score, ScoreHistory, ScoreState
-from store.upsert import upsert
+from store.upsert import PreparedUpsert, upsert
 from worker.forked_slices import iter_built
 
 # Columns compared to decide whether a stored score changed (breakdown follows them).
@@ -37,6 +36,7 @@ _BATCH = 10_000
 # thousand rows saves).
 FORKED_ROWS = 20_000
 ROWS_PER_SLICE = 2_000
+T = TypeVar("T")
 
 
 _DIGITS = {"predictive": 4}
@@ -64,8 +64,8 @@ class SavedScores:
     changed_person_ids: frozenset[int] = frozenset()
 
 
-def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
+def _batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for row in rows:
         batch.append(row)
         if len(batch) >= size:
@@ -75,22 +75,26 @@ def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[st
         yield batch
 
 
+def _score_upsert(conn: Connection, columns: Iterable[str]) -> PreparedUpsert:
+    """The upsert of score rows with these columns. The database compares each row with the stored one (the
+    conflict update applies only when a ``COMPARED`` column differs) and tells which it wrote, so nothing is read
+    back to decide: reading the stored rows of an L increment's 190,000 rescored entities to compare them here took
+    3.4 s, for the 99.5% of them that changed. Every row written has a new scored_at, which an index reads (see
+    store.upsert: ``indexed_apart``)."""
+    return PreparedUpsert(conn, Score.__table__, tuple(columns), key=("entity_kind", "entity_id"), indexed_apart=False,
+                          changed_when=COMPARED)
+
+
 def save_scores(conn: Connection, kind: str, rows: Iterable[dict[str, Any]], *, batch_size: int = _BATCH,
                 rounded: bool = False) -> set[int]:
     """Upsert the rows whose visible values changed; returns those entity ids. ``rounded``: the rows are
-    :func:`visible` already.
-
-    The database compares each row with the stored one (the upsert's conflict update applies only when a
-    ``COMPARED`` column differs) and tells which it wrote, so nothing is read back to decide: reading the stored
-    rows of an L increment's 190,000 rescored entities to compare them here took 3.4 s, for the 99.5% of them
-    that changed. A batch of rows is held at a time.
-    """
+    :func:`visible` already. A batch of rows is held at a time."""
     written: list[tuple[str, int]] = []
+    prepared: PreparedUpsert | None = None
     for raw in _batches(rows, batch_size):
         batch = raw if rounded else [visible(row) for row in raw]
-        # every row written has a new scored_at, which an index reads (see store.upsert)
-        upsert(conn, Score.__table__, batch, key=("entity_kind", "entity_id"), indexed_apart=False,
-               changed_when=COMPARED, written_keys=written)
+        prepared = prepared or _score_upsert(conn, batch[0])
+        prepared.write(prepared.driver_values(batch), written)
     return {entity_id for _, entity_id in written}
 
 
@@ -135,16 +139,25 @@ def save_score_set(
     n_accounts, build_accounts = rows_of(ACCOUNT, account_ids, only_accounts)
     n_people, build_people = rows_of(PERSON, person_ids, only_people)
 
-    def build(start: int, end: int) -> list[dict[str, Any]]:  # the accounts' rows, then the people's
+    def build_rows(start: int, end: int) -> list[dict[str, Any]]:  # the accounts' rows, then the people's
         split = min(max(n_accounts, start), end)
         return build_accounts(start, split) + build_people(split - n_accounts, end - n_accounts)
 
-    # Many rows are built by a forked process beside the writes (see worker.forked_slices): one for both kinds,
-    # forking a process of a few GB costs about 0.7 s
     total = n_accounts + n_people
-    with closing(iter_built(build, total, forked=total >= FORKED_ROWS, slice_size=ROWS_PER_SLICE)) as rows:
-        accounts = save_scores(conn, ACCOUNT, islice(rows, n_accounts), rounded=True)
-        people = save_scores(conn, PERSON, rows, rounded=True)
+    written: list[tuple[str, int]] = []
+    if total:
+        prepared = _score_upsert(conn, build_rows(0, 1)[0])
+
+        def build(start: int, end: int) -> list[list[Any]]:
+            return prepared.driver_values(build_rows(start, end))
+
+        # Many rows are built, as the driver takes them, by a forked process beside the writes (see
+        # worker.forked_slices): one for both kinds, forking a process of a few GB costs about 0.7 s
+        with closing(iter_built(build, total, forked=total >= FORKED_ROWS, slice_size=ROWS_PER_SLICE)) as values:
+            for batch in _batches(values, _BATCH):
+                prepared.write(batch, written)
+    accounts = {entity_id for kind, entity_id in written if kind == ACCOUNT}
+    people = {entity_id for kind, entity_id in written if kind == PERSON}
     history = save_history(conn, history_rows(scores, population, account_ids, now.date(), kind=ACCOUNT,
                                               only=only_accounts, round_to=VISIBLE_DIGITS), rounded=True)
     return SavedScores(len(accounts), len(people), history, frozenset(accounts), frozenset(people))
