@@ -65,6 +65,8 @@ class _IdleDroppedAtStop(H11Protocol):
         super().shutdown()
         if self.transport.is_closing():  # it was idle: uvicorn began a graceful close
             self.transport.abort()
+
+
 START_TIMEOUT_S = 30.0
 
 
