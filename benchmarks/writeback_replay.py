@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{report.api_calls.get(crm, 0)}")
         for obj in report.objects:
             print(f"    {obj.object}: {obj.records:,} targets, {obj.written:,} written, {obj.failed:,} failed "
-                  f"({obj.mode}){f', stopped: {obj.stopped}' if obj.stopped else ''}")
+                  f"({obj.mode}){f', stopped: {obj.stopped}' if obj.stopped else ''}; "
+                  + ", ".join(f"{step} {s:.1f}" for step, s in obj.timings.items()) + " s into the writeback")
     for key in sorted(timers.seconds):
         print(f"  {key}: {timers.seconds[key]:.2f} s")
     print(compare_values(before, state_values(db, args.run, crms)))
