@@ -35,7 +35,7 @@ from writeback.provision_salesforce import provision_salesforce
 from writeback.report import WritebackReport
 from writeback.run import preview_writeback, run_writeback
 from writeback.salesforce import SalesforceWriter
-from writeback.state import OnBatch
+from writeback.state import OnBatch, WritebackLedger
 
 CONFIG = writeback_config()
 CATALOGUE = Catalogue(CONFIG)
@@ -364,6 +364,55 @@ def test_contacts_are_planned_first_and_sent_at_once_behind_the_account_job(
         step: round(s, 3) for step, s in at["Contact"].items()}
     assert {o: (r.mode, r.written, r.failed) for o, r in by_object(report).items()} == {
         "Account": ("bulk", 150, 0), "Lead": ("bulk", 120, 0), "Contact": ("bulk", 110, 0)}
+
+
+def test_the_contact_job_starts_while_the_account_outcomes_are_still_being_recorded(
+    handle: SandboxHandle, sf: Salesforce, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outcomes are recorded on a thread of their own: recording the Accounts' (here held until the Contact
+    job exists, and so forever if the Contact job waited for it) does not hold the Contact job back."""
+    seeded = seed_salesforce(handle, engine, n_accounts=150, n_contacts=110)
+    record, contact_job_first = WritebackLedger.record, []
+
+    def held_until_the_contact_job(ledger: WritebackLedger, *args: Any, **kwargs: Any) -> None:
+        if ledger.obj == "Account":
+            deadline = time.monotonic() + 10
+            while handle.request_log.count("POST", r"/jobs/ingest$") < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            contact_job_first.append(handle.request_log.count("POST", r"/jobs/ingest$") == 2)
+        record(ledger, *args, **kwargs)
+
+    monkeypatch.setattr(WritebackLedger, "record", held_until_the_contact_job)
+    report = run(engine, fast_writer(handle, sf, bulk_threshold=100))
+    assert contact_job_first == [True]
+    at = {o.object: o.timings for o in report.objects}
+    assert at["Account"]["done"] <= at["Contact"]["sent"] < at["Account"]["recorded"]
+    assert at["Contact"]["done"] <= at["Contact"]["recorded"]
+    assert {o: (r.written, r.failed) for o, r in by_object(report).items() if r.changed} == {
+        "Account": (150, 0), "Contact": (110, 0)}
+    with engine.connect() as conn:  # every outcome recorded once the run returns
+        assert len(conn.execute(select(WritebackState.crm_id)).scalars().all()) == 260
+    assert_crm_equals_store(sf, engine, "Account", list(seeded.accounts))
+
+
+def test_an_outcome_that_cannot_be_recorded_fails_the_run_and_stops_the_writes_after_it(
+    handle: SandboxHandle, sf: Salesforce, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Accounts' first batch cannot be recorded (the database refuses it): the writer's next batch stops
+    on that error, the Contacts are not attempted, and the run fails with it."""
+    seed_salesforce(handle, engine, n_accounts=450, n_contacts=50)
+    handle.faults.delay(0.3, method="PATCH", path=COLLECTIONS, times=None)  # recording fails between batches
+
+    def refused(ledger: WritebackLedger, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("database or disk is full")
+
+    monkeypatch.setattr(WritebackLedger, "record", refused)
+    with pytest.raises(RuntimeError, match="disk is full"):
+        run(engine, fast_writer(handle, sf, bulk_threshold=1_000))
+    sent = handle.request_log.entries(method="PATCH", path=COLLECTIONS)
+    assert len(sent) == 2  # the first two batches of 200 Accounts: neither the third nor the Contacts' is sent
+    with engine.connect() as conn:
+        assert conn.execute(select(WritebackState.crm_id)).first() is None
 
 
 # -- faults ---------------------------------------------------------------------------------

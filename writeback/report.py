@@ -44,8 +44,9 @@ class ObjectReport:
     samples: list[Sample] = field(default_factory=list)
     failures: list[RecordOutcome] = field(default_factory=list)  # the first few, with the CRM's message
     stopped: str | None = None
-    # Seconds into the CRM's write-back at which the object was planned, its first write sent and its last
-    # write done: which object a slow write-back waited for (its plan, the CRM, or the object before it).
+    # Seconds into the CRM's write-back at which the object was planned, its first write sent, its last write
+    # done by the CRM and its last outcomes recorded: which object a slow write-back waited for (its plan, the
+    # CRM, the object before it, or the database).
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
